@@ -1,0 +1,43 @@
+"""Domain errors: what went wrong, in the domain's words. The graph layer maps them to codes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class DomainError(Exception):
+    """Base of every error a use case raises on purpose."""
+
+
+class Unauthenticated(DomainError):
+    def __init__(self, message: str = "authentication required: send a bearer token") -> None:
+        super().__init__(message)
+
+
+class Forbidden(DomainError):
+    pass
+
+
+class NotFound(DomainError):
+    def __init__(self, kind: str, ident: object) -> None:
+        super().__init__(f"{kind} {ident} not found")
+        self.kind = kind
+
+
+class InvalidInput(DomainError):
+    """Input that fails validation; `fields` maps input paths to messages."""
+
+    def __init__(self, fields: Mapping[str, str], message: str | None = None) -> None:
+        self.fields = dict(fields)
+        summary = "; ".join(f"{path}: {text}" for path, text in self.fields.items())
+        super().__init__(message or f"invalid input: {summary}")
+
+
+class Conflict(DomainError):
+    pass
+
+
+class RateLimited(DomainError):
+    def __init__(self, retry_after_seconds: float) -> None:
+        super().__init__(f"rate limit exceeded; retry after {retry_after_seconds:.0f} s")
+        self.retry_after_seconds = retry_after_seconds

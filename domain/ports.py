@@ -1,0 +1,202 @@
+"""Ports: the Protocols that adapters implement and services depend on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from domain.assets import Asset, AssetStatus
+from domain.events import NewEvent
+from domain.models import JSONValue, Model, ModelDefinition
+from domain.pagination import Page, PageRequest
+from domain.principal import Identity
+from domain.submissions import Prediction, Result, Submission, SubmissionStatus
+from domain.users import User, UserFilter
+
+Clock = Callable[[], datetime]
+
+
+class UserRepository(Protocol):
+    async def upsert_from_identity(self, identity: Identity, now: datetime) -> User:
+        """Insert the user on first sight, refresh profile claims when they changed."""
+        ...
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[User | None]: ...
+    async def list_page(self, request: PageRequest, user_filter: UserFilter) -> Page[User]: ...
+    async def count(self, user_filter: UserFilter) -> int: ...
+    async def save(self, user: User) -> User: ...
+
+
+class AssetRepository(Protocol):
+    async def get_many(self, ids: Sequence[UUID]) -> list[Asset | None]: ...
+    async def add(self, asset: Asset) -> None: ...
+    async def save(self, asset: Asset, *, expected: AssetStatus) -> Asset | None:
+        """Write status and times if the row is still in `expected`; else None."""
+        ...
+
+    async def stale_uploads(self, now: datetime, limit: int) -> list[Asset]:
+        """PENDING_UPLOAD assets whose upload URL expired before `now`."""
+        ...
+
+    async def list_for_owners(
+        self, owner_ids: Sequence[UUID], request: PageRequest, status: AssetStatus | None
+    ) -> list[Page[Asset]]: ...
+    async def count_for_owners(
+        self, owner_ids: Sequence[UUID], status: AssetStatus | None
+    ) -> list[int]: ...
+    async def list_for_submissions(self, submission_ids: Sequence[UUID]) -> list[list[Asset]]: ...
+
+
+class ModelRepository(Protocol):
+    async def get_many(self, ids: Sequence[UUID]) -> list[Model | None]: ...
+    async def list_active(self) -> list[Model]: ...
+    async def register(self, definitions: Sequence[ModelDefinition]) -> list[Model]:
+        """Insert or refresh each (name, version); registered models become active."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    pending: int
+    running: int
+    oldest_pending_age_seconds: float
+
+
+class SubmissionRepository(Protocol):
+    async def get_many(self, ids: Sequence[UUID]) -> list[Submission | None]: ...
+    async def list_for_owners(
+        self, owner_ids: Sequence[UUID], request: PageRequest, status: SubmissionStatus | None
+    ) -> list[Page[Submission]]: ...
+    async def count_for_owners(
+        self, owner_ids: Sequence[UUID], status: SubmissionStatus | None
+    ) -> list[int]: ...
+    async def add(
+        self, submission: Submission, asset_ids: Sequence[UUID]
+    ) -> tuple[Submission, bool]:
+        """Insert; with an idempotency key already used by the owner, return that one, False."""
+        ...
+
+    async def add_many(self, submissions: Sequence[Submission]) -> list[Submission]: ...
+    async def save_state(
+        self, submission: Submission, *, expected: SubmissionStatus
+    ) -> Submission | None:
+        """Write status, error and attempts if the row is still in `expected`; else None."""
+        ...
+
+    async def claim(self, limit: int, now: datetime, lease_until: datetime) -> list[Submission]:
+        """Take up to `limit` due PENDING rows, or RUNNING rows whose lease expired, as RUNNING."""
+        ...
+
+    async def finish(
+        self, claimed: Submission, status: SubmissionStatus, error: str | None, now: datetime
+    ) -> Submission | None:
+        """Leave RUNNING for `status` if this claim (same attempt) still holds the row."""
+        ...
+
+    async def reschedule(
+        self, claimed: Submission, available_at: datetime, error: str, now: datetime
+    ) -> Submission | None:
+        """Back to PENDING until `available_at`, if this claim still holds the row."""
+        ...
+
+    async def queue_stats(self, now: datetime) -> QueueStats: ...
+
+    async def release(self, claimed: Submission, now: datetime) -> None:
+        """Give back an unstarted claim: PENDING again, the attempt not counted."""
+        ...
+
+
+class ResultRepository(Protocol):
+    async def get_many(self, ids: Sequence[UUID]) -> list[Result | None]: ...
+    async def list_for_submissions(self, submission_ids: Sequence[UUID]) -> list[list[Result]]: ...
+    async def add(self, result: Result) -> None: ...
+
+
+class EventRepository(Protocol):
+    async def append(self, events: Sequence[NewEvent]) -> None:
+        """Add to the outbox in the current transaction; listeners hear of it after commit."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction; repositories are valid between enter and exit."""
+
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def assets(self) -> AssetRepository: ...
+    @property
+    def models(self) -> ModelRepository: ...
+    @property
+    def submissions(self) -> SubmissionRepository: ...
+    @property
+    def results(self) -> ResultRepository: ...
+    @property
+    def events(self) -> EventRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class TokenVerifier(Protocol):
+    async def verify(self, token: str) -> Identity:
+        """Return the identity in a valid token; raise Unauthenticated otherwise."""
+        ...
+
+
+JSONObject = Mapping[str, object]
+
+
+class ModelRuntime(Protocol):
+    """Runs predictions for models of one runtime kind ("local", "sagemaker")."""
+
+    async def predict(self, model: Model, inputs: Sequence[JSONValue]) -> list[Prediction]:
+        """One Prediction per input, in order; raise ModelFailure for a failed call."""
+        ...
+
+
+class ModelSource(Protocol):
+    def definitions(self) -> list[ModelDefinition]:
+        """The models a model directory declares (building the defaults on first run)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedUpload:
+    url: str
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+class BlobStore(Protocol):
+    async def presign_upload(
+        self, key: str, *, content_type: str, size_bytes: int, expires_in: int
+    ) -> PresignedUpload:
+        """A URL to PUT exactly size_bytes of content_type at key, with the headers it needs."""
+        ...
+
+    async def presign_download(self, key: str, *, expires_in: int, file_name: str) -> str: ...
+
+    async def size_of(self, key: str) -> int | None:
+        """The stored object's size in bytes, or None when nothing is stored at key."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def check(self) -> None:
+        """Raise when the store is unreachable (for readiness)."""
+        ...

@@ -1,0 +1,47 @@
+"""Who is calling: the verified identity from a token, and the principal built from it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+from uuid import UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Claims of a verified token, independent of who issued it."""
+
+    subject: str
+    email: str
+    name: str
+    groups: tuple[str, ...]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: UUID
+    subject: str
+    groups: tuple[str, ...]
+    is_admin: bool
+
+    def can_read_owned_by(self, owner_id: UUID) -> bool:
+        return self.is_admin or owner_id == self.user_id
+
+
+class Owned(Protocol):
+    @property
+    def owner_id(self) -> UUID: ...
+
+
+OwnedT = TypeVar("OwnedT", bound=Owned)
+
+
+def visible_only(principal: Principal, items: Sequence[OwnedT | None]) -> list[OwnedT | None]:
+    """Keep what the principal may read; what it may not becomes None, as if it did not exist."""
+    return [
+        item if item is not None and principal.can_read_owned_by(item.owner_id) else None
+        for item in items
+    ]

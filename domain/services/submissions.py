@@ -1,0 +1,162 @@
+"""Use cases for submissions: create (once per idempotency key), batch, cancel, retry."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+from domain.assets import AssetStatus
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.events import EventType, NewEvent
+from domain.models import JSONValue, Model
+from domain.ports import Clock, UnitOfWork
+from domain.principal import Principal, visible_only
+from domain.submissions import Submission, SubmissionStatus
+from domain.validation import schema_errors
+
+MAX_BATCH = 1000
+MAX_ASSETS = 20
+MAX_IDEMPOTENCY_KEY = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRequest:
+    model_id: UUID | None  # None: the id named no model
+    input: JSONValue
+    asset_ids: Sequence[UUID] = ()
+    idempotency_key: str | None = None
+
+
+def submission_event(kind: EventType, submission: Submission) -> NewEvent:
+    return NewEvent(
+        type=kind,
+        owner_id=submission.owner_id,
+        subject_id=submission.id,
+        payload={"submissionId": str(submission.id), "status": submission.status.value},
+    )
+
+
+async def _active_model(uow: UnitOfWork, model_id: UUID | None, path: str) -> Model:
+    [model] = await uow.models.get_many([model_id]) if model_id else [None]
+    if model is None or not model.is_active:
+        raise InvalidInput({path: "names no active model"})
+    return model
+
+
+async def _check_assets(
+    uow: UnitOfWork, principal: Principal, asset_ids: Sequence[UUID], path: str
+) -> None:
+    if len(asset_ids) > MAX_ASSETS:
+        raise InvalidInput({path: f"at most {MAX_ASSETS} assets"})
+    if len(set(asset_ids)) != len(asset_ids):
+        raise InvalidInput({path: "names the same asset twice"})
+    assets = visible_only(principal, await uow.assets.get_many(asset_ids))
+    problems = {}
+    for n, (asset_id, asset) in enumerate(zip(asset_ids, assets, strict=True)):
+        if asset is None or asset.owner_id != principal.user_id:
+            problems[f"{path}.{n}"] = f"asset {asset_id} not found"
+        elif asset.status is not AssetStatus.AVAILABLE:
+            problems[f"{path}.{n}"] = f"asset is {asset.status}, not AVAILABLE"
+    if problems:
+        raise InvalidInput(problems)
+
+
+def _new_submission(
+    principal: Principal, model: Model, request: SubmissionRequest, clock: Clock, offset: int = 0
+) -> Submission:
+    # Offsets keep a batch's input order in (created_at, id) keyset order.
+    now = clock() + timedelta(microseconds=offset)
+    return Submission(
+        id=uuid.uuid4(),
+        owner_id=principal.user_id,
+        model_id=model.id,
+        input=request.input,
+        status=SubmissionStatus.PENDING,
+        error=None,
+        attempts=0,
+        idempotency_key=request.idempotency_key,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def create_submission(
+    uow: UnitOfWork, principal: Principal, request: SubmissionRequest, *, clock: Clock
+) -> Submission:
+    """Store a PENDING submission; the same idempotency key returns the first one."""
+    key = request.idempotency_key
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(
+            {"input.idempotencyKey": f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"}
+        )
+    async with uow:
+        model = await _active_model(uow, request.model_id, "input.modelId")
+        problems = schema_errors(model.input_schema, request.input, "input.input")
+        if problems:
+            raise InvalidInput(problems)
+        await _check_assets(uow, principal, request.asset_ids, "input.assetIds")
+        candidate = _new_submission(principal, model, request, clock)
+        submission, created = await uow.submissions.add(candidate, request.asset_ids)
+        if created:
+            await uow.events.append([submission_event(EventType.SUBMISSION_CREATED, submission)])
+            await uow.commit()
+    return submission
+
+
+async def create_batch(
+    uow: UnitOfWork,
+    principal: Principal,
+    model_id: UUID | None,
+    inputs: Sequence[JSONValue],
+    *,
+    clock: Clock,
+) -> list[Submission]:
+    """Validate every input first; store all in one transaction, in input order."""
+    if not 1 <= len(inputs) <= MAX_BATCH:
+        raise InvalidInput({"input.inputs": f"must hold 1 to {MAX_BATCH} items, got {len(inputs)}"})
+    async with uow:
+        model = await _active_model(uow, model_id, "input.modelId")
+        problems: dict[str, str] = {}
+        for n, item in enumerate(inputs):
+            problems.update(schema_errors(model.input_schema, item, f"input.inputs.{n}"))
+        if problems:
+            raise InvalidInput(problems)
+        candidates = [
+            _new_submission(principal, model, SubmissionRequest(model.id, item), clock, n)
+            for n, item in enumerate(inputs)
+        ]
+        stored = await uow.submissions.add_many(candidates)
+        await uow.events.append([submission_event(EventType.SUBMISSION_CREATED, s) for s in stored])
+        await uow.commit()
+    return stored
+
+
+async def _change(
+    uow: UnitOfWork, principal: Principal, submission_id: UUID, retry: bool, clock: Clock
+) -> Submission:
+    async with uow:
+        [found] = visible_only(principal, await uow.submissions.get_many([submission_id]))
+        if found is None:
+            raise NotFound("Submission", submission_id)
+        changed = found.retried(clock()) if retry else found.cancelled(clock())
+        saved = await uow.submissions.save_state(changed, expected=found.status)
+        if saved is None:
+            raise Conflict("the submission changed state meanwhile; read it and try again")
+        await uow.events.append([submission_event(EventType.SUBMISSION_UPDATED, saved)])
+        await uow.commit()
+    return saved
+
+
+async def cancel_submission(
+    uow: UnitOfWork, principal: Principal, submission_id: UUID, *, clock: Clock
+) -> Submission:
+    return await _change(uow, principal, submission_id, retry=False, clock=clock)
+
+
+async def retry_submission(
+    uow: UnitOfWork, principal: Principal, submission_id: UUID, *, clock: Clock
+) -> Submission:
+    return await _change(uow, principal, submission_id, retry=True, clock=clock)

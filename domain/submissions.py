@@ -1,0 +1,83 @@
+"""Submissions (inference requests) and their results, with the state machine that guards them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from domain.errors import Conflict
+from domain.models import JSONValue
+
+
+class SubmissionStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    id: UUID
+    owner_id: UUID
+    model_id: UUID
+    input: JSONValue
+    status: SubmissionStatus
+    error: str | None
+    attempts: int
+    idempotency_key: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    def cancelled(self, now: datetime) -> Submission:
+        if self.status is not SubmissionStatus.PENDING:
+            raise Conflict(f"only a PENDING submission can be cancelled; this one is {self.status}")
+        return replace(self, status=SubmissionStatus.CANCELLED, updated_at=now)
+
+    def retried(self, now: datetime) -> Submission:
+        if self.status is not SubmissionStatus.FAILED:
+            raise Conflict(f"only a FAILED submission can be retried; this one is {self.status}")
+        return replace(
+            self, status=SubmissionStatus.PENDING, error=None, attempts=0, updated_at=now
+        )
+
+
+FINISHED = frozenset(
+    {SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED, SubmissionStatus.CANCELLED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    value: JSONValue
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    id: UUID
+    submission_id: UUID
+    owner_id: UUID
+    prediction: JSONValue
+    confidence: float | None
+    alternatives: tuple[Alternative, ...]
+    model_version: str
+    processing_time_ms: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What a model runtime returns for one input."""
+
+    prediction: JSONValue
+    confidence: float | None
+    alternatives: tuple[Alternative, ...]
+    processing_time_ms: int

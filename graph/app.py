@@ -1,0 +1,177 @@
+"""The Starlette application: /graphql (HTTP and WebSocket), health, readiness, metrics, JWKS."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.extensions import DisableIntrospection
+
+from domain.errors import DomainError, Unauthenticated
+from domain.ports import BlobStore, Clock, TokenVerifier, UnitOfWorkFactory
+from domain.principal import Principal
+from domain.services import users
+from domain.services.assets import UploadPolicy
+from graph import metrics
+from graph.context import Context
+from graph.schema import build_schema
+
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class AppDependencies:
+    uow: UnitOfWorkFactory
+    verifier: TokenVerifier
+    blobs: BlobStore
+    clock: Clock
+    readiness: ReadinessCheck
+    admin_group: str = "admin"
+    download_url_ttl: int = 3600
+    upload_policy: UploadPolicy = field(default_factory=UploadPolicy)
+    run_inference_timeout: float = 30.0
+    graphiql: bool = True
+    introspection: bool = True
+    jwks: Callable[[], dict[str, Any]] | None = None
+    routes: Sequence[BaseRoute] = ()
+    on_startup: Sequence[Callable[[], Awaitable[None]]] = ()
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RequestIdMiddleware:
+    """Honour a well-formed X-Request-ID or make one; expose it to handlers and echo it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
+
+
+class AssayGraphQL(GraphQL[Context, None]):
+    def __init__(self, deps: AppDependencies, **kwargs: Any) -> None:
+        extensions = [] if deps.introspection else [DisableIntrospection]
+        super().__init__(
+            build_schema(extensions),
+            graphql_ide="graphiql" if deps.graphiql else None,
+            **kwargs,
+        )
+        self.deps = deps
+
+    async def authenticate(self, authorization: str | None) -> Principal | DomainError:
+        token = _bearer_token(authorization)
+        if token is None:
+            return Unauthenticated()
+        if not token:
+            return Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        try:
+            identity = await self.deps.verifier.verify(token)
+            principal, _ = await users.authenticate(
+                self.deps.uow(), identity, admin_group=self.deps.admin_group, clock=self.deps.clock
+            )
+        except DomainError as error:
+            return error
+        return principal
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None
+    ) -> Context:
+        return Context(
+            request_id=request.state.request_id,
+            uow=self.deps.uow,
+            clock=self.deps.clock,
+            admin_group=self.deps.admin_group,
+            blobs=self.deps.blobs,
+            download_url_ttl=self.deps.download_url_ttl,
+            upload_policy=self.deps.upload_policy,
+            run_inference_timeout=self.deps.run_inference_timeout,
+            principal_or_error=await self.authenticate(request.headers.get("authorization")),
+            request=request,
+            response=response if isinstance(response, Response) else None,
+        )
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+def create_app(deps: AppDependencies) -> Starlette:
+    graphql = AssayGraphQL(deps)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        failures = await deps.readiness()
+        status = 503 if failures else 200
+        body = {"status": "unavailable" if failures else "ready", "failures": failures}
+        return JSONResponse(body, status_code=status)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        body, content_type = metrics.render()
+        return PlainTextResponse(body, media_type=content_type)
+
+    async def jwks(_: Request) -> Response:
+        assert deps.jwks is not None
+        return JSONResponse(deps.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        *deps.routes,
+    ]
+    if deps.jwks is not None:
+        routes.append(Route("/.well-known/jwks.json", jwks))
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        for start in deps.on_startup:
+            await start()
+        try:
+            yield
+        finally:
+            for stop in deps.on_shutdown:
+                await stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,63 @@
+"""Opaque Relay ids ("Type:uuid", base64url) and keyset cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from uuid import UUID
+
+from domain.errors import InvalidInput
+from domain.pagination import Keyset
+
+NODE_TYPES = frozenset(
+    {"User", "Asset", "Model", "Submission", "Result", "WebhookEndpoint", "WebhookDelivery"}
+)
+
+
+def _b64encode(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def _b64decode(text: str) -> str:
+    padded = text + "=" * (-len(text) % 4)
+    return base64.urlsafe_b64decode(padded.encode()).decode()
+
+
+def to_global_id(type_name: str, ident: UUID) -> str:
+    return _b64encode(f"{type_name}:{ident}")
+
+
+def from_global_id(global_id: str, path: str = "id") -> tuple[str, UUID]:
+    """Split a global id into its type and UUID; a malformed id is BAD_USER_INPUT."""
+    try:
+        type_name, _, raw = _b64decode(global_id).partition(":")
+        ident = UUID(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput({path: f"{global_id!r} is not an Assay id"}) from None
+    if type_name not in NODE_TYPES:
+        raise InvalidInput({path: f"{global_id!r} is not an Assay id"})
+    return type_name, ident
+
+
+def parse_id(global_id: str, expected_type: str, path: str = "id") -> UUID | None:
+    """The UUID inside an id of the expected type; None when the id names another type."""
+    type_name, ident = from_global_id(global_id, path)
+    return ident if type_name == expected_type else None
+
+
+def to_cursor(keyset: Keyset) -> str:
+    return _b64encode(f"{keyset.created_at.isoformat()}|{keyset.id}")
+
+
+def from_cursor(cursor: str | None, path: str = "after") -> Keyset | None:
+    if cursor is None:
+        return None
+    try:
+        created_at, _, raw_id = _b64decode(cursor).partition("|")
+        keyset = Keyset(datetime.fromisoformat(created_at), UUID(raw_id))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput({path: "not a cursor returned by this API"}) from None
+    if keyset.created_at.tzinfo is None:
+        raise InvalidInput({path: "not a cursor returned by this API"})
+    return keyset

@@ -1,0 +1,68 @@
+"""Prometheus metrics: requests and latency by operation, errors by code, SQL statements."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from strawberry.extensions import SchemaExtension
+
+REGISTRY = CollectorRegistry()
+
+REQUESTS = Counter(
+    "assay_graphql_requests_total",
+    "GraphQL operations executed, by operation name, type and outcome.",
+    ["operation", "type", "outcome"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "assay_graphql_request_duration_seconds",
+    "GraphQL operation latency, by operation name.",
+    ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "assay_graphql_errors_total", "GraphQL errors, by code.", ["code"], registry=REGISTRY
+)
+DB_STATEMENTS = Counter("assay_db_statements_total", "SQL statements executed.", registry=REGISTRY)
+JWKS_FETCHES = Counter(
+    "assay_jwks_fetches_total", "JWKS fetches, by outcome.", ["outcome"], registry=REGISTRY
+)
+
+
+def count_statement() -> None:
+    DB_STATEMENTS.inc()
+
+
+def count_jwks_fetch(succeeded: bool) -> None:
+    JWKS_FETCHES.labels("success" if succeeded else "failure").inc()
+
+
+def render() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class OperationMetrics(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        context = self.execution_context
+        # Unknown names would let clients create unbounded label values: bucket them.
+        name = (context.operation_name or "anonymous")[:64]
+        try:
+            kind = context.operation_type.value
+        except RuntimeError:
+            kind = "unknown"
+        errors = context.result.errors if context.result else None
+        for error in errors or []:
+            ERRORS.labels(str((error.extensions or {}).get("code", "INTERNAL"))).inc()
+        REQUESTS.labels(name, kind, "error" if errors else "ok").inc()
+        LATENCY.labels(name).observe(time.perf_counter() - started)

@@ -1,0 +1,39 @@
+"""The Mutation root. Each mutation runs one use case in its own unit of work."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.errors import NotFound
+from domain.services import users
+from graph.ids import parse_id
+from graph.inference_mutations import InferenceMutations
+from graph.types import AppInfo, UserType
+
+
+@strawberry.input
+class UpdateViewerInput:
+    name: str | None = None
+    language: str | None = None
+
+
+@strawberry.type
+class Mutation(InferenceMutations):
+    @strawberry.mutation(description="Change the viewer's display name or language.")
+    async def update_viewer(self, info: AppInfo, input: UpdateViewerInput) -> UserType:
+        ctx = info.context
+        user = await users.update_viewer(
+            ctx.uow(), ctx.principal, name=input.name, language=input.language, clock=ctx.clock
+        )
+        return UserType.from_entity(user)
+
+    @strawberry.mutation(description="Deactivate a user (administrators only).")
+    async def deactivate_user(self, info: AppInfo, id: strawberry.ID) -> UserType:
+        ctx = info.context
+        principal = ctx.principal
+        users.require_admin(principal)
+        user_id = parse_id(id, "User")
+        if user_id is None:
+            raise NotFound("User", id)
+        user = await users.deactivate_user(ctx.uow(), principal, user_id, clock=ctx.clock)
+        return UserType.from_entity(user)

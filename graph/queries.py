@@ -1,0 +1,159 @@
+"""The Query root: lookups by id, the viewer's lists, the admin's user list, the model catalogue."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import strawberry
+
+from domain.assets import AssetStatus
+from domain.errors import NotFound
+from domain.services import owned, users
+from domain.submissions import SubmissionStatus
+from domain.users import UserFilter as UserFilterValue
+from graph.ids import from_global_id, parse_id
+from graph.types import (
+    AppInfo,
+    AssetType,
+    Connection,
+    ModelType,
+    Node,
+    ResultType,
+    SubmissionType,
+    UserType,
+    assets_of,
+    connection,
+    load_user,
+    page_request,
+    submissions_of,
+)
+
+
+@strawberry.input
+class UserFilter:
+    email_contains: str | None = None
+    is_active: bool | None = None
+
+
+async def _load_node(info: AppInfo, type_name: str, ident: UUID) -> Node | None:
+    loaders = info.context.loaders
+    if type_name == "User":
+        user = await loaders.user_by_id.load(ident)
+        return UserType.from_entity(user) if user else None
+    if type_name == "Asset":
+        asset = await loaders.asset_by_id.load(ident)
+        return AssetType.from_entity(asset) if asset else None
+    if type_name == "Submission":
+        submission = await loaders.submission_by_id.load(ident)
+        return SubmissionType.from_entity(submission) if submission else None
+    if type_name == "Result":
+        result = await loaders.result_by_id.load(ident)
+        return ResultType.from_entity(result) if result else None
+    if type_name == "Model":
+        model = await loaders.model_by_id.load(ident)
+        return ModelType.from_entity(model) if model else None
+    return None
+
+
+async def _require(info: AppInfo, global_id: str, expected: str) -> Node:
+    ident = parse_id(global_id, expected)
+    node = await _load_node(info, expected, ident) if ident else None
+    if node is None:
+        raise NotFound(expected, global_id)
+    return node
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Any object by its global id.")
+    async def node(self, info: AppInfo, id: strawberry.ID) -> Node | None:
+        type_name, ident = from_global_id(id)
+        node = await _load_node(info, type_name, ident)
+        if node is None:
+            raise NotFound(type_name, id)
+        return node
+
+    @strawberry.field(description="Objects by global id, null for those the caller cannot see.")
+    async def nodes(self, info: AppInfo, ids: list[strawberry.ID]) -> list[Node | None]:
+        decoded = [from_global_id(i, f"ids.{n}") for n, i in enumerate(ids)]
+        return [await _load_node(info, type_name, ident) for type_name, ident in decoded]
+
+    @strawberry.field(description="The signed-in user.")
+    async def viewer(self, info: AppInfo) -> UserType:
+        return await load_user(info, info.context.principal.user_id)
+
+    @strawberry.field(description="A user: the viewer, or anyone for administrators.")
+    async def user(self, info: AppInfo, id: strawberry.ID) -> UserType | None:
+        node = await _require(info, id, "User")
+        assert isinstance(node, UserType)
+        return node
+
+    @strawberry.field(description="Every user, for administrators.")
+    async def users(
+        self,
+        info: AppInfo,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: UserFilter | None = None,
+    ) -> Connection[UserType]:
+        ctx = info.context
+        value = UserFilterValue(
+            email_contains=filter.email_contains if filter else None,
+            is_active=filter.is_active if filter else None,
+        )
+        page = await users.list_users(ctx.uow(), ctx.principal, page_request(first, after), value)
+        return connection(
+            page,
+            UserType.from_entity,
+            lambda: users.count_users(ctx.uow(), ctx.principal, value),
+        )
+
+    @strawberry.field
+    async def asset(self, info: AppInfo, id: strawberry.ID) -> AssetType | None:
+        node = await _require(info, id, "Asset")
+        assert isinstance(node, AssetType)
+        return node
+
+    @strawberry.field(description="The viewer's assets.")
+    async def assets(
+        self,
+        info: AppInfo,
+        first: int | None = 20,
+        after: str | None = None,
+        status: AssetStatus | None = None,
+    ) -> Connection[AssetType]:
+        return await assets_of(info, info.context.principal.user_id, first, after, status)
+
+    @strawberry.field
+    async def submission(self, info: AppInfo, id: strawberry.ID) -> SubmissionType | None:
+        node = await _require(info, id, "Submission")
+        assert isinstance(node, SubmissionType)
+        return node
+
+    @strawberry.field(description="The viewer's submissions.")
+    async def submissions(
+        self,
+        info: AppInfo,
+        first: int | None = 20,
+        after: str | None = None,
+        status: SubmissionStatus | None = None,
+    ) -> Connection[SubmissionType]:
+        return await submissions_of(info, info.context.principal.user_id, first, after, status)
+
+    @strawberry.field
+    async def result(self, info: AppInfo, id: strawberry.ID) -> ResultType | None:
+        node = await _require(info, id, "Result")
+        assert isinstance(node, ResultType)
+        return node
+
+    @strawberry.field(description="The active models.")
+    async def models(self, info: AppInfo) -> list[ModelType]:
+        ctx = info.context
+        _ = ctx.principal
+        return [ModelType.from_entity(m) for m in await owned.list_active_models(ctx.uow())]
+
+    @strawberry.field
+    async def model(self, info: AppInfo, id: strawberry.ID) -> ModelType | None:
+        node = await _require(info, id, "Model")
+        assert isinstance(node, ModelType)
+        return node

@@ -1,0 +1,54 @@
+"""The Strawberry schema of record, with error codes and request ids on every error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
+
+from graph.context import Context
+from graph.errors import format_error, log_unexpected
+from graph.metrics import OperationMetrics
+from graph.mutations import Mutation
+from graph.queries import Query
+from graph.types import AssetType, ModelType, ResultType, SubmissionType, UserType
+
+
+def _request_id(execution_context: ExecutionContext) -> str:
+    context = execution_context.context
+    return context.request_id if isinstance(context, Context) else "-"
+
+
+class ContractErrors(SchemaExtension):
+    """Give every error the contract's extensions.code and extensions.requestId; mask internals."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            request_id = _request_id(self.execution_context)
+            result.errors = [format_error(e, request_id) for e in result.errors]
+
+
+class AssaySchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Expected (domain, validation) errors are answers, not incidents: log only the rest.
+        log_unexpected(errors, _request_id(execution_context) if execution_context else "-")
+
+
+def build_schema(extra_extensions: Sequence[type[SchemaExtension]] = ()) -> AssaySchema:
+    # OperationMetrics wraps ContractErrors, so it counts errors with their final codes.
+    return AssaySchema(
+        query=Query,
+        mutation=Mutation,
+        types=[UserType, AssetType, ModelType, SubmissionType, ResultType],
+        extensions=[OperationMetrics, ContractErrors, *extra_extensions],
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,290 @@
+"""The submissions and results repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.pagination import Page, PageRequest
+from domain.ports import QueueStats
+from domain.submissions import Alternative, Result, Submission, SubmissionStatus
+from persistence.batching import (
+    Row,
+    any_of,
+    count_per_owner,
+    grouped_in_key_order,
+    page_per_owner,
+    rows_in_key_order,
+)
+from persistence.tables import results, submission_assets, submissions
+
+
+def _submission(row: Row) -> Submission:
+    m = row._mapping
+    return Submission(
+        id=m["id"],
+        owner_id=m["owner_id"],
+        model_id=m["model_id"],
+        input=m["input"],
+        status=SubmissionStatus(m["status"]),
+        error=m["error"],
+        attempts=m["attempts"],
+        idempotency_key=m["idempotency_key"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def _result(row: Row) -> Result:
+    m = row._mapping
+    return Result(
+        id=m["id"],
+        submission_id=m["submission_id"],
+        owner_id=m["owner_id"],
+        prediction=m["prediction"],
+        confidence=m["confidence"],
+        alternatives=tuple(
+            Alternative(value=a["value"], confidence=a["confidence"]) for a in m["alternatives"]
+        ),
+        model_version=m["model_version"],
+        processing_time_ms=m["processing_time_ms"],
+        created_at=m["created_at"],
+    )
+
+
+def _status(status: SubmissionStatus | None) -> list[sa.ColumnElement[bool]]:
+    return [] if status is None else [submissions.c.status == status.value]
+
+
+_results_with_owner = sa.select(results, submissions.c.owner_id).join(
+    submissions, submissions.c.id == results.c.submission_id
+)
+
+
+def _row_values(submission: Submission) -> dict[str, object]:
+    return {
+        "id": submission.id,
+        "owner_id": submission.owner_id,
+        "model_id": submission.model_id,
+        "input": submission.input,
+        "status": submission.status.value,
+        "attempts": submission.attempts,
+        "idempotency_key": submission.idempotency_key,
+        "available_at": submission.created_at,
+        "created_at": submission.created_at,
+        "updated_at": submission.updated_at,
+    }
+
+
+def _held_by(claimed: Submission) -> list[sa.ColumnElement[bool]]:
+    """The fence: the row is still RUNNING under the same attempt that claimed it."""
+    return [
+        submissions.c.id == claimed.id,
+        submissions.c.status == SubmissionStatus.RUNNING.value,
+        submissions.c.attempts == claimed.attempts,
+    ]
+
+
+class SqlSubmissionCommands:
+    """Writes on submissions; mixed into the repository."""
+
+    _conn: AsyncConnection
+
+    async def add(
+        self, submission: Submission, asset_ids: Sequence[UUID]
+    ) -> tuple[Submission, bool]:
+        statement = (
+            insert(submissions)
+            .values(_row_values(submission))
+            .on_conflict_do_nothing(
+                index_elements=[submissions.c.owner_id, submissions.c.idempotency_key],
+                index_where=submissions.c.idempotency_key.is_not(None),
+            )
+            .returning(*submissions.c)
+        )
+        row = (await self._conn.execute(statement)).first()
+        if row is None:  # the key was used before: return the first submission
+            existing = sa.select(submissions).where(
+                submissions.c.owner_id == submission.owner_id,
+                submissions.c.idempotency_key == submission.idempotency_key,
+            )
+            return _submission((await self._conn.execute(existing)).one()), False
+        if asset_ids:
+            await self._conn.execute(
+                sa.insert(submission_assets),
+                [
+                    {"submission_id": submission.id, "asset_id": a, "position": n}
+                    for n, a in enumerate(asset_ids)
+                ],
+            )
+        return _submission(row), True
+
+    async def add_many(self, batch: Sequence[Submission]) -> list[Submission]:
+        await self._conn.execute(sa.insert(submissions), [_row_values(s) for s in batch])
+        return list(batch)
+
+    async def save_state(
+        self, submission: Submission, *, expected: SubmissionStatus
+    ) -> Submission | None:
+        statement = (
+            sa.update(submissions)
+            .where(submissions.c.id == submission.id, submissions.c.status == expected.value)
+            .values(
+                status=submission.status.value,
+                error=submission.error,
+                attempts=submission.attempts,
+                available_at=submission.updated_at,
+                lease_expires_at=None,
+                updated_at=submission.updated_at,
+            )
+            .returning(*submissions.c)
+        )
+        row = (await self._conn.execute(statement)).first()
+        return None if row is None else _submission(row)
+
+    async def claim(self, limit: int, now: datetime, lease_until: datetime) -> list[Submission]:
+        due = sa.or_(
+            sa.and_(
+                submissions.c.status == SubmissionStatus.PENDING.value,
+                submissions.c.available_at <= now,
+            ),
+            sa.and_(
+                submissions.c.status == SubmissionStatus.RUNNING.value,
+                submissions.c.lease_expires_at < now,
+            ),
+        )
+        candidates = (
+            sa.select(submissions.c.id)
+            .where(due)
+            .order_by(submissions.c.available_at, submissions.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        statement = (
+            sa.update(submissions)
+            .where(submissions.c.id.in_(candidates))
+            .values(
+                status=SubmissionStatus.RUNNING.value,
+                attempts=submissions.c.attempts + 1,
+                lease_expires_at=lease_until,
+                updated_at=now,
+            )
+            .returning(*submissions.c)
+        )
+        rows = await self._conn.execute(statement)
+        return sorted((_submission(r) for r in rows), key=lambda s: (s.created_at, s.id))
+
+    async def finish(
+        self, claimed: Submission, status: SubmissionStatus, error: str | None, now: datetime
+    ) -> Submission | None:
+        statement = (
+            sa.update(submissions)
+            .where(*_held_by(claimed))
+            .values(status=status.value, error=error, lease_expires_at=None, updated_at=now)
+            .returning(*submissions.c)
+        )
+        row = (await self._conn.execute(statement)).first()
+        return None if row is None else _submission(row)
+
+    async def reschedule(
+        self, claimed: Submission, available_at: datetime, error: str, now: datetime
+    ) -> Submission | None:
+        statement = (
+            sa.update(submissions)
+            .where(*_held_by(claimed))
+            .values(
+                status=SubmissionStatus.PENDING.value,
+                error=error,
+                available_at=available_at,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(*submissions.c)
+        )
+        row = (await self._conn.execute(statement)).first()
+        return None if row is None else _submission(row)
+
+    async def queue_stats(self, now: datetime) -> QueueStats:
+        unfinished = [SubmissionStatus.PENDING.value, SubmissionStatus.RUNNING.value]
+        statement = sa.select(
+            sa.func.count().filter(submissions.c.status == SubmissionStatus.PENDING.value),
+            sa.func.count().filter(submissions.c.status == SubmissionStatus.RUNNING.value),
+            sa.func.min(submissions.c.created_at).filter(
+                submissions.c.status == SubmissionStatus.PENDING.value
+            ),
+        ).where(submissions.c.status.in_(unfinished))
+        pending, running, oldest = (await self._conn.execute(statement)).one()
+        age = (now - oldest).total_seconds() if oldest is not None else 0.0
+        return QueueStats(pending=pending, running=running, oldest_pending_age_seconds=age)
+
+    async def release(self, claimed: Submission, now: datetime) -> None:
+        await self._conn.execute(
+            sa.update(submissions)
+            .where(*_held_by(claimed))
+            .values(
+                status=SubmissionStatus.PENDING.value,
+                attempts=submissions.c.attempts - 1,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+
+
+class SqlSubmissionRepository(SqlSubmissionCommands):
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[Submission | None]:
+        statement = sa.select(submissions).where(any_of(submissions.c.id, ids))
+        return await rows_in_key_order(self._conn, statement, ids, _submission)
+
+    async def list_for_owners(
+        self, owner_ids: Sequence[UUID], request: PageRequest, status: SubmissionStatus | None
+    ) -> list[Page[Submission]]:
+        return await page_per_owner(
+            self._conn, submissions, owner_ids, request, _status(status), _submission
+        )
+
+    async def count_for_owners(
+        self, owner_ids: Sequence[UUID], status: SubmissionStatus | None
+    ) -> list[int]:
+        return await count_per_owner(self._conn, submissions, owner_ids, _status(status))
+
+
+class SqlResultRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[Result | None]:
+        statement = _results_with_owner.where(any_of(results.c.id, ids))
+        return await rows_in_key_order(self._conn, statement, ids, _result)
+
+    async def list_for_submissions(self, submission_ids: Sequence[UUID]) -> list[list[Result]]:
+        statement = _results_with_owner.where(
+            any_of(results.c.submission_id, submission_ids)
+        ).order_by(results.c.submission_id, results.c.created_at, results.c.id)
+        return await grouped_in_key_order(
+            self._conn, statement, submission_ids, "submission_id", _result
+        )
+
+    async def add(self, result: Result) -> None:
+        await self._conn.execute(
+            sa.insert(results).values(
+                id=result.id,
+                submission_id=result.submission_id,
+                prediction=result.prediction,
+                confidence=result.confidence,
+                alternatives=[
+                    {"value": a.value, "confidence": a.confidence} for a in result.alternatives
+                ],
+                model_version=result.model_version,
+                processing_time_ms=result.processing_time_ms,
+                created_at=result.created_at,
+            )
+        )

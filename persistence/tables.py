@@ -1,0 +1,220 @@
+"""SQLAlchemy Core tables: the one description of the schema that repositories query."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _uuid_pk() -> sa.Column[object]:
+    return sa.Column("id", sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()"))
+
+
+def _timestamps() -> list[sa.Column[object]]:
+    return [
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    ]
+
+
+users = sa.Table(
+    "users",
+    metadata,
+    _uuid_pk(),
+    sa.Column("subject", sa.Text, nullable=False, unique=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("language", sa.Text, nullable=False, server_default="en"),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("groups", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    *_timestamps(),
+    sa.Index("ix_users_created_at_id", "created_at", "id"),
+)
+
+assets = sa.Table(
+    "assets",
+    metadata,
+    _uuid_pk(),
+    sa.Column("owner_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("object_key", sa.Text, nullable=False, unique=True),
+    sa.Column("upload_expires_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.CheckConstraint("status IN ('PENDING_UPLOAD', 'AVAILABLE', 'DELETED')", name="status"),
+    sa.CheckConstraint("size_bytes > 0", name="size_positive"),
+    sa.Index("ix_assets_owner_created", "owner_id", "created_at", "id"),
+    sa.Index(
+        "ix_assets_pending_expiry",
+        "upload_expires_at",
+        postgresql_where=sa.text("status = 'PENDING_UPLOAD'"),
+    ),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    _uuid_pk(),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("input_schema", JSONB, nullable=False),
+    sa.Column("output_schema", JSONB, nullable=False),
+    sa.Column("runtime", sa.Text, nullable=False),
+    sa.Column("runtime_config", JSONB, nullable=False, server_default="{}"),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    *_timestamps(),
+    sa.UniqueConstraint("name", "version"),
+)
+
+submissions = sa.Table(
+    "submissions",
+    metadata,
+    _uuid_pk(),
+    sa.Column("owner_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("model_id", sa.Uuid, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("input", JSONB, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="PENDING"),
+    sa.Column("error", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("idempotency_key", sa.Text),
+    sa.Column(
+        "available_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.CheckConstraint(
+        "status IN ('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')", name="status"
+    ),
+    sa.CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+    sa.Index("ix_submissions_owner_created", "owner_id", "created_at", "id"),
+    sa.Index(
+        "uq_submissions_owner_idempotency_key",
+        "owner_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_submissions_pending_queue",
+        "available_at",
+        "created_at",
+        postgresql_where=sa.text("status = 'PENDING'"),
+    ),
+    sa.Index(
+        "ix_submissions_running_lease",
+        "lease_expires_at",
+        postgresql_where=sa.text("status = 'RUNNING'"),
+    ),
+)
+
+submission_assets = sa.Table(
+    "submission_assets",
+    metadata,
+    sa.Column(
+        "submission_id",
+        sa.Uuid,
+        sa.ForeignKey("submissions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("asset_id", sa.Uuid, sa.ForeignKey("assets.id"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Index("ix_submission_assets_asset_id", "asset_id"),
+)
+
+results = sa.Table(
+    "results",
+    metadata,
+    _uuid_pk(),
+    sa.Column(
+        "submission_id",
+        sa.Uuid,
+        sa.ForeignKey("submissions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("prediction", JSONB, nullable=False),
+    sa.Column("confidence", sa.Float),
+    sa.Column("alternatives", JSONB, nullable=False, server_default="[]"),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("processing_time_ms", sa.Integer, nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint("processing_time_ms >= 0", name="processing_time_non_negative"),
+    sa.Index("ix_results_submission_created", "submission_id", "created_at", "id"),
+)
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    _uuid_pk(),
+    sa.Column("owner_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", ARRAY(sa.Text), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("previous_secret", sa.Text),
+    sa.Column("previous_secret_expires_at", sa.DateTime(timezone=True)),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    *_timestamps(),
+    sa.Index("ix_webhook_endpoints_owner_created", "owner_id", "created_at", "id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("subject_id", sa.Uuid, nullable=False),
+    sa.Column("payload", JSONB, nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _uuid_pk(),
+    sa.Column(
+        "endpoint_id",
+        sa.Uuid,
+        sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("event_id", sa.BigInteger, sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("payload", JSONB, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="PENDING"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.CheckConstraint("status IN ('PENDING', 'SUCCEEDED', 'FAILED', 'DEAD')", name="status"),
+    sa.UniqueConstraint("endpoint_id", "event_id"),
+    sa.Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+    sa.Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status IN ('PENDING', 'FAILED')"),
+    ),
+)

@@ -1,0 +1,68 @@
+"""The unit of work: one connection, one transaction, every repository on it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from persistence.assets import SqlAssetRepository
+from persistence.events import SqlEventRepository
+from persistence.models import SqlModelRepository
+from persistence.submissions import SqlResultRepository, SqlSubmissionRepository
+from persistence.users import SqlUserRepository
+
+
+class SqlUnitOfWork:
+    """Takes a pooled connection on enter; rolls back on exit unless committed."""
+
+    users: SqlUserRepository
+    assets: SqlAssetRepository
+    models: SqlModelRepository
+    submissions: SqlSubmissionRepository
+    results: SqlResultRepository
+    events: SqlEventRepository
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        conn = await self._engine.connect()
+        await conn.begin()
+        self._conn = conn
+        self.users = SqlUserRepository(conn)
+        self.assets = SqlAssetRepository(conn)
+        self.models = SqlModelRepository(conn)
+        self.submissions = SqlSubmissionRepository(conn)
+        self.results = SqlResultRepository(conn)
+        self.events = SqlEventRepository(conn)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                await conn.rollback()
+        finally:
+            await conn.close()
+
+    @property
+    def connection(self) -> AsyncConnection:
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not entered")
+        return self._conn
+
+    async def commit(self) -> None:
+        await self.connection.commit()
+
+    async def rollback(self) -> None:
+        await self.connection.rollback()

@@ -1,0 +1,24 @@
+"""The ASGI application factory that uvicorn (and each of its workers) calls."""
+
+from __future__ import annotations
+
+import gc
+
+from starlette.applications import Starlette
+
+from server.bootstrap import build_app
+from server.logging import configure_logging
+from server.settings import load_settings
+
+
+def create_app() -> Starlette:
+    settings = load_settings()
+    configure_logging(settings)
+    database_url = settings.resolved_database_url()
+    if database_url is None:
+        raise RuntimeError("no DATABASE_URL: start the server with `assay serve`")
+    app = build_app(settings, database_url)
+    # Start-up objects never die: keep them out of the cyclic collector's way.
+    gc.collect()
+    gc.freeze()
+    return app

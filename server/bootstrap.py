@@ -1,0 +1,210 @@
+"""The composition root: settings choose the adapters, which are wired into the application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from auth.jwks import JwksCache, JwksDocument, http_jwks_fetcher
+from auth.local_issuer import LocalIssuer
+from auth.verifier import JwtVerifier, TrustedIssuer
+from domain.ports import BlobStore, ModelRuntime, UnitOfWork, UnitOfWorkFactory
+from domain.services import owned
+from domain.services.assets import UploadPolicy
+from domain.services.inference import WorkerPolicy
+from graph import metrics
+from graph.app import AppDependencies, create_app
+from integrations.blobs.local import LocalBlobStore
+from integrations.blobs.local_routes import blob_routes
+from integrations.blobs.s3 import S3BlobStore
+from integrations.blobs.signing import load_or_create_signing_key
+from integrations.models.directory import ModelDirectory
+from integrations.models.local import LocalModelRuntime
+from integrations.models.sagemaker import SageMakerRuntime
+from persistence import migrate
+from persistence.database import create_engine
+from persistence.unit_of_work import SqlUnitOfWork
+from server.settings import Settings
+from server.workers import BackgroundTasks, SubmissionWorker, upload_sweeper
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+LOCAL_ISSUER = "urn:assay:local-issuer"
+
+
+def local_issuer(settings: Settings) -> LocalIssuer:
+    # Trust comes from the key in the data directory; the name stays the same whatever port
+    # the server listens on, so `assay token` needs no server settings to match.
+    issuer = settings.public_url or LOCAL_ISSUER
+    return LocalIssuer(settings.data_dir / "keys" / "local-issuer.pem", issuer=issuer)
+
+
+def build_verifier(settings: Settings, issuer: LocalIssuer | None) -> JwtVerifier:
+    """Cognito when configured, else the local issuer; one verification path for both."""
+    if settings.uses_cognito:
+        iss = (
+            f"https://cognito-idp.{settings.cognito_region}.amazonaws.com/"
+            f"{settings.cognito_user_pool_id}"
+        )
+        trusted = TrustedIssuer(iss, str(settings.cognito_app_client_id))
+        fetch = http_jwks_fetcher(f"{iss}/.well-known/jwks.json")
+    else:
+        assert issuer is not None
+        trusted = TrustedIssuer(issuer.issuer, issuer.client_id)
+        local = issuer
+
+        async def fetch() -> JwksDocument:
+            return local.jwks()
+
+    keys = JwksCache(
+        fetch,
+        refresh_cooldown_seconds=settings.jwks_refresh_cooldown_seconds,
+        on_fetch=metrics.count_jwks_fetch,
+    )
+    return JwtVerifier(
+        trusted,
+        keys,
+        leeway_seconds=settings.clock_skew_seconds,
+        max_token_bytes=settings.max_token_bytes,
+    )
+
+
+def build_blob_store(settings: Settings) -> tuple[BlobStore, list[BaseRoute]]:
+    if settings.s3_bucket:
+        store = S3BlobStore(
+            settings.s3_bucket, region=settings.s3_region, endpoint_url=settings.s3_endpoint_url
+        )
+        return store, []
+    local = LocalBlobStore(
+        settings.data_dir / "blobs",
+        base_url=settings.base_url,
+        signing_key=load_or_create_signing_key(settings.data_dir / "keys" / "blob-signing.key"),
+        max_bytes=settings.max_asset_bytes,
+    )
+    return local, list(blob_routes(local))
+
+
+def build_engine(settings: Settings, database_url: str) -> AsyncEngine:
+    return create_engine(
+        database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        ssl_mode=settings.db_ssl_mode.value,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        on_statement=metrics.count_statement,
+    )
+
+
+@dataclass(frozen=True)
+class Readiness:
+    engine: AsyncEngine
+    blobs: BlobStore
+
+    async def __call__(self) -> dict[str, str]:
+        failures: dict[str, str] = {}
+        try:
+            current = await migrate.current_revision(self.engine)
+            if current != migrate.head_revision():
+                failures["database"] = f"schema at {current}, expected {migrate.head_revision()}"
+        except Exception as exc:
+            logger.warning("readiness: database unreachable: %s", exc)
+            failures["database"] = "unreachable"
+        try:
+            await self.blobs.check()
+        except Exception as exc:
+            logger.warning("readiness: object store unreachable: %s", exc)
+            failures["objectStore"] = "unreachable"
+        return failures
+
+
+def build_runtimes(settings: Settings) -> dict[str, ModelRuntime]:
+    runtimes: dict[str, ModelRuntime] = {
+        "local": LocalModelRuntime(settings.models_path, max_workers=settings.inference_threads)
+    }
+    if settings.sagemaker_region:
+        runtimes["sagemaker"] = SageMakerRuntime(
+            region=settings.sagemaker_region,
+            timeout_seconds=settings.sagemaker_timeout_seconds,
+            max_attempts=settings.max_attempts,
+        )
+    return runtimes
+
+
+def worker_policy(settings: Settings) -> WorkerPolicy:
+    return WorkerPolicy(
+        batch_size=settings.worker_batch_size,
+        lease_seconds=settings.worker_lease_seconds,
+        max_attempts=settings.max_attempts,
+    )
+
+
+def background_tasks(
+    settings: Settings, uow: UnitOfWorkFactory, blobs: BlobStore, *, concurrency: int | None = None
+) -> BackgroundTasks:
+    worker = SubmissionWorker(
+        uow=uow,
+        runtimes=build_runtimes(settings),
+        policy=worker_policy(settings),
+        clock=utc_now,
+        poll_seconds=settings.worker_poll_seconds,
+        concurrency=concurrency or settings.worker_concurrency,
+    )
+    return BackgroundTasks([worker, upload_sweeper(uow, blobs, utc_now)])
+
+
+def register_models(settings: Settings, database_url: str) -> int:
+    """Build the default models on first run and register the model directory's models."""
+    definitions = ModelDirectory(settings.models_path).definitions()
+
+    async def register() -> int:
+        engine = build_engine(settings, database_url)
+        try:
+            return len(await owned.register_models(SqlUnitOfWork(engine), definitions))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(register())
+
+
+def build_app(settings: Settings, database_url: str) -> Starlette:
+    engine = build_engine(settings, database_url)
+    issuer = None if settings.uses_cognito else local_issuer(settings)
+    blobs, blob_http_routes = build_blob_store(settings)
+
+    def uow() -> UnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    tasks = background_tasks(settings, uow, blobs) if settings.run_workers else None
+    jwks: Any = issuer.jwks if issuer is not None else None
+    deps = AppDependencies(
+        uow=uow,
+        verifier=build_verifier(settings, issuer),
+        blobs=blobs,
+        clock=utc_now,
+        readiness=Readiness(engine, blobs),
+        admin_group=settings.admin_group,
+        download_url_ttl=settings.download_url_ttl_seconds,
+        graphiql=settings.graphiql,
+        introspection=settings.introspection,
+        jwks=jwks,
+        upload_policy=UploadPolicy(
+            max_bytes=settings.max_asset_bytes, url_ttl_seconds=settings.upload_url_ttl_seconds
+        ),
+        run_inference_timeout=settings.run_inference_timeout_seconds,
+        routes=blob_http_routes,
+        on_startup=[tasks.start] if tasks else [],
+        on_shutdown=[*([tasks.stop] if tasks else []), engine.dispose],
+    )
+    return create_app(deps)

@@ -1,0 +1,170 @@
+"""The `assay` command line: serve, worker, seed, migrate, token, schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import uvicorn
+
+from persistence import migrate
+from persistence.database import create_engine
+from persistence.embedded import EmbeddedPostgres
+from server.bootstrap import local_issuer, register_models
+from server.logging import configure_logging
+from server.seed import seed
+from server.settings import Settings, SettingsError, export_for_workers, load_settings
+from server.worker import run_worker
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The configured database URL, or an embedded PostgreSQL started (and stopped) here."""
+    url = settings.resolved_database_url()
+    if url is not None:
+        yield url
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def _exit_on_sigterm() -> None:
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets
+    # the `database` context stop the embedded PostgreSQL instead of dying with it running.
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    _exit_on_sigterm()
+    with database(settings) as url:
+        asyncio.run(_migrate(url))
+        register_models(settings, url)
+        host, port = args.host or settings.host, args.port or settings.port
+        run_workers = settings.run_workers and not args.no_workers
+        export_for_workers(url, host=host, port=port, run_workers=run_workers)
+        uvicorn.run(
+            "server.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers or settings.workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            lifespan="on",
+        )
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    _exit_on_sigterm()
+    with database(settings) as url:
+        asyncio.run(_migrate(url))
+        register_models(settings, url)
+        asyncio.run(run_worker(settings, url, concurrency=args.concurrency))
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
+    with database(settings) as url:
+        asyncio.run(_migrate(url))
+        register_models(settings, url)
+        created = asyncio.run(
+            seed(settings, url, users=args.users, submissions_per_user=args.submissions_per_user)
+        )
+    print(f"seeded {created.users} users and {created.submissions} submissions with results")
+
+
+def cmd_migrate(_: argparse.Namespace, settings: Settings) -> None:
+    with database(settings) as url:
+        asyncio.run(_migrate(url))
+    print(f"database at revision {migrate.head_revision()}")
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> None:
+    if settings.uses_cognito:
+        raise SettingsError("`assay token` signs with the local issuer; Cognito is configured")
+    issuer = local_issuer(settings)
+    print(
+        issuer.issue(
+            email=args.email, name=args.name or "", groups=args.group, expires_in=args.expires_in
+        )
+    )
+
+
+def cmd_schema(_: argparse.Namespace, __: Settings) -> None:
+    from graph.schema import schema
+
+    print(schema.as_str())
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="assay", description="GraphQL API for ML inference")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve", help="run the API server (embedded PostgreSQL if no DATABASE_URL)"
+    )
+    serve.add_argument("--host", help="interface to bind (ASSAY_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (ASSAY_PORT, default 8000)")
+    serve.add_argument("--workers", type=int, help="server processes (ASSAY_WORKERS, default 1)")
+    serve.set_defaults(run=cmd_serve)
+
+    serve.add_argument(
+        "--no-workers", action="store_true", help="do not run inference workers in this process"
+    )
+
+    worker = commands.add_parser("worker", help="run inference workers without the API")
+    worker.add_argument(
+        "--concurrency", type=int, help="claim loops (ASSAY_WORKER_CONCURRENCY, default 2)"
+    )
+    worker.set_defaults(run=cmd_worker)
+
+    seed_cmd = commands.add_parser("seed", help="fill the database with demo data")
+    seed_cmd.add_argument("--users", type=int, default=20)
+    seed_cmd.add_argument("--submissions-per-user", type=int, default=5)
+    seed_cmd.set_defaults(run=cmd_seed)
+
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
+
+    token = commands.add_parser("token", help="print a token from the local issuer")
+    token.add_argument("--email", required=True)
+    token.add_argument("--name", default="")
+    token.add_argument(
+        "--group", action="append", default=[], help="a cognito:groups entry; repeat"
+    )
+    token.add_argument("--expires-in", type=int, default=3600, help="lifetime in seconds")
+    token.set_defaults(run=cmd_token)
+
+    commands.add_parser("schema", help="print the GraphQL SDL").set_defaults(run=cmd_schema)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        sys.exit(f"assay: {error}")
+    configure_logging(settings)
+    try:
+        args.run(args, settings)
+    except SettingsError as error:
+        sys.exit(f"assay: {error}")

@@ -1,0 +1,178 @@
+"""Typed settings, read once from the environment (prefix ASSAY_, plus DATABASE_URL)."""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import quote
+
+import platformdirs
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class DatabaseSslMode(StrEnum):
+    DISABLE = "disable"
+    REQUIRE = "require"
+    VERIFY_FULL = "verify-full"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("assay", appauthor=False))
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSAY_", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    public_url: str | None = None
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "ASSAY_DATABASE_URL")
+    )
+    database_secret: str | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_ssl_mode: DatabaseSslMode = DatabaseSslMode.DISABLE
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+
+    cognito_region: str | None = None
+    cognito_user_pool_id: str | None = None
+    cognito_app_client_id: str | None = None
+    admin_group: str = "admin"
+    clock_skew_seconds: int = Field(default=30, ge=0, le=600)
+    jwks_refresh_cooldown_seconds: float = Field(default=30.0, ge=0)
+    max_token_bytes: int = Field(default=8192, ge=512)
+
+    s3_bucket: str | None = None
+    s3_region: str | None = None
+    s3_endpoint_url: str | None = None
+    max_asset_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    upload_url_ttl_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    download_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    run_workers: bool = True
+    model_dir: Path | None = None
+    run_inference_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    worker_batch_size: int = Field(default=32, ge=1, le=1000)
+    worker_lease_seconds: float = Field(default=60.0, ge=1)
+    worker_poll_seconds: float = Field(default=0.2, gt=0, le=60)
+    inference_threads: int = Field(default=2, ge=1, le=64)
+    sagemaker_region: str | None = None
+    sagemaker_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    graphiql: bool = True
+    introspection: bool = True
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.AUTO
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _cognito_all_or_nothing(self) -> Settings:
+        values = {
+            "ASSAY_COGNITO_REGION": self.cognito_region,
+            "ASSAY_COGNITO_USER_POOL_ID": self.cognito_user_pool_id,
+            "ASSAY_COGNITO_APP_CLIENT_ID": self.cognito_app_client_id,
+        }
+        missing = [name for name, value in values.items() if not value]
+        if 0 < len(missing) < len(values):
+            raise ValueError(f"Cognito needs all three settings; missing {', '.join(missing)}")
+        return self
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
+
+    @property
+    def uses_cognito(self) -> bool:
+        return self.cognito_user_pool_id is not None
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    def resolved_database_url(self) -> str | None:
+        """DATABASE_URL, or one assembled from an RDS-style JSON secret, or None (embedded)."""
+        if self.database_url:
+            return self.database_url
+        if self.database_secret:
+            return database_url_from_secret(self.database_secret)
+        return None
+
+
+def database_url_from_secret(secret_json: str) -> str:
+    """Build a URL from the JSON that Secrets Manager holds for an RDS/Aurora cluster."""
+    try:
+        secret = json.loads(secret_json)
+        user, password = quote(secret["username"], safe=""), quote(secret["password"], safe="")
+        host, port = secret["host"], int(secret.get("port", 5432))
+        dbname = secret.get("dbname", "postgres")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SettingsError(
+            "ASSAY_DATABASE_SECRET: expected JSON with username, password, host, port, dbname"
+        ) from exc
+    return f"postgresql://{user}:{password}@{host}:{port}/{dbname}"
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings; a SettingsError names every bad setting."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            env_name = name if name == "DATABASE_URL" else f"ASSAY_{name}" if name else "settings"
+            problems.append(f"{env_name}: {error['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+def export_for_workers(database_url: str, *, host: str, port: int, run_workers: bool) -> None:
+    """Hand settings decided at start to uvicorn's worker processes, which read them anew."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["ASSAY_HOST"] = host
+    os.environ["ASSAY_PORT"] = str(port)
+    os.environ["ASSAY_RUN_WORKERS"] = "true" if run_workers else "false"

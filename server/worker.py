@@ -1,0 +1,36 @@
+"""`assay worker`: inference workers and periodic jobs without the API, until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from domain.ports import UnitOfWork
+from persistence.unit_of_work import SqlUnitOfWork
+from server.bootstrap import background_tasks, build_blob_store, build_engine
+from server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+async def run_worker(settings: Settings, database_url: str, *, concurrency: int | None) -> None:
+    engine = build_engine(settings, database_url)
+    blobs, _ = build_blob_store(settings)
+
+    def uow() -> UnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    tasks = background_tasks(settings, uow, blobs, concurrency=concurrency)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await tasks.start()
+    logger.info("worker started")
+    try:
+        await stopping.wait()
+        logger.info("stopping: finishing the submissions in hand")
+    finally:
+        await tasks.stop()
+        await engine.dispose()

@@ -1,0 +1,110 @@
+"""Background workers: the inference queue consumer and the stale-upload sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
+from domain.services import assets, inference
+from domain.services.inference import WorkerPolicy
+from domain.submissions import Submission
+
+logger = logging.getLogger(__name__)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+@dataclass
+class SubmissionWorker:
+    """Claims due submissions with SKIP LOCKED, runs them, records the outcome; N loops."""
+
+    uow: UnitOfWorkFactory
+    runtimes: Mapping[str, ModelRuntime]
+    policy: WorkerPolicy
+    clock: Clock
+    poll_seconds: float = 0.2
+    concurrency: int = 2
+    processed: int = field(default=0, init=False)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(self._loop(stop) for _ in range(self.concurrency)))
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                claimed = await inference.claim(self.uow(), self.policy, clock=self.clock)
+            except Exception:
+                logger.exception("claiming submissions failed; retrying")
+                await _sleep_or_stop(stop, self.poll_seconds * 5)
+                continue
+            if not claimed:
+                await _sleep_or_stop(stop, self.poll_seconds)
+                continue
+            await self._process(claimed)
+
+    async def _process(self, claimed: Sequence[Submission]) -> None:
+        try:
+            await inference.process(self.uow, self.runtimes, claimed, self.policy, clock=self.clock)
+            self.processed += len(claimed)
+        except asyncio.CancelledError:
+            # Hand back what was not finished; the fence leaves finished rows alone.
+            await asyncio.shield(inference.release(self.uow(), claimed, clock=self.clock))
+            raise
+        except Exception:
+            # The lease expires and another claim picks these up again.
+            logger.exception("processing %d submissions failed", len(claimed))
+
+
+@dataclass
+class Periodic:
+    """Runs `job` every `interval` seconds until stopped, logging failures."""
+
+    name: str
+    job: Callable[[], Awaitable[object]]
+    interval: float
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.job()
+            except Exception:
+                logger.exception("periodic job %s failed", self.name)
+            await _sleep_or_stop(stop, self.interval)
+
+
+def upload_sweeper(uow: UnitOfWorkFactory, blobs: BlobStore, clock: Clock) -> Periodic:
+    async def sweep() -> int:
+        return await assets.sweep_stale_uploads(uow(), blobs, clock=clock)
+
+    return Periodic("stale-upload-sweeper", sweep, interval=60.0)
+
+
+class BackgroundTasks:
+    """Runs loops on the event loop; stops them gracefully, cancelling after a grace period."""
+
+    def __init__(
+        self, runnables: Sequence[SubmissionWorker | Periodic], grace: float = 20.0
+    ) -> None:
+        self._runnables = runnables
+        self._grace = grace
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(r.run(self._stop)) for r in self._runnables]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=self._grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

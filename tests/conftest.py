@@ -1,0 +1,68 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, migrated once, emptied per test."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from persistence import migrate
+from persistence.database import create_engine
+from persistence.embedded import EmbeddedPostgres
+from persistence.tables import metadata
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    root = Path(tempfile.mkdtemp(prefix="assay-test-pg-"))
+    server = EmbeddedPostgres(root)
+    url = server.start()
+    try:
+        asyncio.run(_migrate(url))
+        yield url
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url, pool_size=1)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+@pytest.fixture(scope="session")
+def statements() -> StatementCounter:
+    return StatementCounter()
+
+
+@pytest.fixture(scope="session")
+async def engine(postgres_url: str, statements: StatementCounter) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(postgres_url, pool_size=5, on_statement=statements)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncEngine:
+    """The engine on an empty database."""
+    names = ", ".join(table.name for table in metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    return engine
