@@ -1,0 +1,172 @@
+"""Runs scikit-learn models from the model directory in a thread pool, one batch per call."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypedDict
+
+import joblib  # type: ignore[import-untyped]  # joblib ships no type hints
+import numpy as np
+from numpy.typing import NDArray
+
+from domain.models import JSONValue, Model, ModelFailure
+from domain.submissions import Alternative, Prediction
+
+ARTIFACT_FILE = "model.joblib"
+TASKS = ("classification", "regression")
+
+
+class LocalRuntimeConfig(TypedDict):
+    """The runtime_config keys a local model's manifest must carry."""
+
+    artifact: str
+    task: str
+    features: list[str]
+    output_key: str
+
+
+class Estimator(Protocol):
+    def predict(self, x: NDArray[np.float64], /) -> NDArray[np.generic]: ...
+
+
+class Classifier(Estimator, Protocol):
+    classes_: NDArray[np.generic]
+
+    def predict_proba(self, x: NDArray[np.float64], /) -> NDArray[np.float64]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    artifact: str
+    task: str
+    features: tuple[str, ...]
+    output_key: str
+
+    @classmethod
+    def of(cls, model: Model) -> _Spec:
+        config = model.runtime_config
+        try:
+            spec = cls(
+                artifact=str(config["artifact"]),
+                task=str(config["task"]),
+                features=tuple(str(name) for name in config["features"]),
+                output_key=str(config["output_key"]),
+            )
+        except (KeyError, TypeError) as error:
+            raise _failure(model, f"runtime_config lacks {error}") from error
+        if spec.task not in TASKS or not isinstance(config["features"], list) or not spec.features:
+            raise _failure(model, "runtime_config has an unknown task or no features")
+        return spec
+
+
+class LocalModelRuntime:
+    """A ModelRuntime for `runtime == "local"` models stored under `directory`."""
+
+    def __init__(self, directory: Path, max_workers: int = 2) -> None:
+        self._directory = directory.resolve()
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="local-model")
+        self._estimators: dict[tuple[str, str], Estimator] = {}
+        self._load_lock = threading.Lock()
+
+    async def predict(self, model: Model, inputs: Sequence[JSONValue]) -> list[Prediction]:
+        if not inputs:
+            return []
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._predict, model, list(inputs))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _predict(self, model: Model, inputs: list[JSONValue]) -> list[Prediction]:
+        spec = _Spec.of(model)
+        estimator = self._estimator(model, spec)
+        started = time.perf_counter()
+        matrix = _matrix(model, spec.features, inputs)
+        if spec.task == "classification":
+            outputs = _classify(model, estimator, matrix, spec.output_key)
+        else:
+            outputs = _regress(estimator, matrix, spec.output_key)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        per_input = max(0, round(elapsed_ms / len(inputs)))
+        return [
+            Prediction(prediction, confidence, alternatives, per_input)
+            for prediction, confidence, alternatives in outputs
+        ]
+
+    def _estimator(self, model: Model, spec: _Spec) -> Estimator:
+        key = (model.name, model.version)
+        with self._load_lock:
+            if key not in self._estimators:
+                self._estimators[key] = self._load(model, spec)
+            return self._estimators[key]
+
+    def _load(self, model: Model, spec: _Spec) -> Estimator:
+        path = (self._directory / model.name / model.version / spec.artifact).resolve()
+        if not path.is_relative_to(self._directory):
+            raise _failure(model, "artifact path leaves the model directory")
+        try:
+            estimator: object = joblib.load(path)
+        except Exception as error:  # a corrupt pickle can raise almost anything
+            raise _failure(model, f"artifact {spec.artifact} is unreadable") from error
+        needed = ("predict", "predict_proba") if spec.task == "classification" else ("predict",)
+        if not all(callable(getattr(estimator, name, None)) for name in needed):
+            raise _failure(model, f"artifact {spec.artifact} is not a {spec.task} model")
+        return estimator  # type: ignore[return-value]  # checked structurally just above
+
+
+_Output = tuple[JSONValue, float | None, tuple[Alternative, ...]]
+
+
+def _classify(
+    model: Model, estimator: Estimator, matrix: NDArray[np.float64], output_key: str
+) -> list[_Output]:
+    classifier: Classifier = estimator  # type: ignore[assignment]  # checked when loaded
+    labels = [_plain(label) for label in classifier.classes_]
+    outputs: list[_Output] = []
+    for row in classifier.predict_proba(matrix):
+        ranked = sorted(zip(labels, (float(p) for p in row), strict=True), key=lambda lp: -lp[1])
+        top_label, top_probability = ranked[0]
+        probabilities = {str(label): p for label, p in zip(labels, row.tolist(), strict=True)}
+        prediction = {output_key: top_label, "probabilities": probabilities}
+        alternatives = tuple(Alternative(label, p) for label, p in ranked)
+        outputs.append((prediction, top_probability, alternatives))
+    return outputs
+
+
+def _regress(estimator: Estimator, matrix: NDArray[np.float64], output_key: str) -> list[_Output]:
+    values = estimator.predict(matrix).astype(np.float64).tolist()
+    return [({output_key: value}, None, ()) for value in values]
+
+
+def _matrix(
+    model: Model, features: tuple[str, ...], inputs: list[JSONValue]
+) -> NDArray[np.float64]:
+    rows = [
+        [_number(model, index, item, name) for name in features]
+        for index, item in enumerate(inputs)
+    ]
+    return np.array(rows, dtype=np.float64)
+
+
+def _number(model: Model, index: int, item: JSONValue, name: str) -> float:
+    value = item.get(name) if isinstance(item, dict) else None
+    # bool is an int subclass, but true/false is never a measurement.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _failure(model, f"input {index}: {name!r} must be a finite number")
+    return float(value)
+
+
+def _plain(value: object) -> JSONValue:
+    """numpy scalars (class labels) as plain JSON values."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _failure(model: Model, reason: str) -> ModelFailure:
+    return ModelFailure(f"model {model.name} {model.version}: {reason}", is_transient=False)

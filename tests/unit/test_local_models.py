@@ -1,0 +1,177 @@
+"""The local runtime on the default scikit-learn models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import jsonschema
+import pytest
+
+from domain.models import JSONValue, Model, ModelDefinition, ModelFailure
+from integrations.models.directory import ModelDirectory
+from integrations.models.local import LocalModelRuntime
+
+IRIS_KEYS = ("sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm")
+# Textbook samples: rows 1, 51 and 101 of Fisher's iris data.
+SETOSA = dict(zip(IRIS_KEYS, (5.1, 3.5, 1.4, 0.2), strict=True))
+VERSICOLOR = dict(zip(IRIS_KEYS, (7.0, 3.2, 4.7, 1.4), strict=True))
+VIRGINICA = dict(zip(IRIS_KEYS, (6.3, 3.3, 6.0, 2.5), strict=True))
+PATIENT = {"age": 50, "sex": 1, "bmi": 26.0, "bp": 94.0, "s1": 189, "s2": 115.0}
+PATIENT |= {"s3": 50.0, "s4": 4.0, "s5": 4.6, "s6": 91}
+
+
+def _model(definition: ModelDefinition) -> Model:
+    return Model(
+        id=uuid4(),
+        name=definition.name,
+        version=definition.version,
+        description=definition.description,
+        input_schema=definition.input_schema,
+        output_schema=definition.output_schema,
+        runtime=definition.runtime,
+        runtime_config=definition.runtime_config,
+    )
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def models(directory: Path) -> dict[str, Model]:
+    return {d.name: _model(d) for d in ModelDirectory(directory).definitions()}
+
+
+@pytest.fixture(scope="module")
+def runtime(directory: Path) -> Iterator[LocalModelRuntime]:
+    runtime = LocalModelRuntime(directory)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def iris(models: dict[str, Model]) -> Model:
+    return models["iris-species"]
+
+
+@pytest.fixture
+def diabetes(models: dict[str, Model]) -> Model:
+    return models["diabetes-progression"]
+
+
+async def test_classifies_textbook_samples(runtime: LocalModelRuntime, iris: Model) -> None:
+    predictions = await runtime.predict(iris, [SETOSA, VERSICOLOR, VIRGINICA])
+
+    species = [p.prediction["species"] for p in predictions]
+    assert species == ["setosa", "versicolor", "virginica"]
+
+
+async def test_classifier_output_is_schema_valid_and_ranked(
+    runtime: LocalModelRuntime, iris: Model
+) -> None:
+    [prediction] = await runtime.predict(iris, [SETOSA])
+
+    jsonschema.validate(prediction.prediction, iris.output_schema)
+    assert prediction.confidence is not None
+    assert 0 < prediction.confidence <= 1
+    confidences = [a.confidence for a in prediction.alternatives]
+    assert confidences == sorted(confidences, reverse=True)
+    assert confidences[0] == prediction.confidence
+    assert sum(confidences) == pytest.approx(1)
+    assert prediction.alternatives[0].value == "setosa"
+    assert {a.value for a in prediction.alternatives} == {"setosa", "versicolor", "virginica"}
+    assert prediction.processing_time_ms >= 0
+
+
+async def test_regressor_returns_a_number_without_confidence(
+    runtime: LocalModelRuntime, diabetes: Model
+) -> None:
+    [prediction] = await runtime.predict(diabetes, [PATIENT])
+
+    jsonschema.validate(prediction.prediction, diabetes.output_schema)
+    assert isinstance(prediction.prediction["progression"], float)
+    assert prediction.confidence is None
+    assert prediction.alternatives == ()
+
+
+async def test_regressor_learned_that_bmi_matters(
+    runtime: LocalModelRuntime, diabetes: Model
+) -> None:
+    lean, heavy = await runtime.predict(
+        diabetes, [PATIENT | {"bmi": 20.0}, PATIENT | {"bmi": 40.0}]
+    )
+
+    assert heavy.prediction["progression"] > lean.prediction["progression"] + 50
+
+
+async def test_a_large_batch_keeps_input_order(runtime: LocalModelRuntime, iris: Model) -> None:
+    samples = [SETOSA, VERSICOLOR, VIRGINICA]
+    inputs: list[JSONValue] = [samples[i % 3] for i in range(1000)]
+
+    predictions = await runtime.predict(iris, inputs)
+
+    assert len(predictions) == 1000
+    expected = ["setosa", "versicolor", "virginica"]
+    assert [p.prediction["species"] for p in predictions] == [expected[i % 3] for i in range(1000)]
+
+
+async def test_an_empty_batch_predicts_nothing(runtime: LocalModelRuntime, iris: Model) -> None:
+    assert await runtime.predict(iris, []) == []
+
+
+@pytest.mark.parametrize(
+    "bad_input",
+    [
+        {k: v for k, v in SETOSA.items() if k != "petal_width_cm"},
+        SETOSA | {"petal_width_cm": "wide"},
+        SETOSA | {"petal_width_cm": True},
+        SETOSA | {"petal_width_cm": float("nan")},
+        [5.1, 3.5, 1.4, 0.2],
+    ],
+)
+async def test_a_bad_input_fails_for_good(
+    runtime: LocalModelRuntime, iris: Model, bad_input: JSONValue
+) -> None:
+    with pytest.raises(
+        ModelFailure, match=r"input 1: 'petal_width_cm' must be a finite number|input 1: 'sepal"
+    ) as raised:
+        await runtime.predict(iris, [SETOSA, bad_input])
+    assert raised.value.is_transient is False
+
+
+async def test_an_unreadable_artifact_fails_for_good(tmp_path: Path, iris: Model) -> None:
+    artifact = tmp_path / iris.name / iris.version / "model.joblib"
+    artifact.parent.mkdir(parents=True)
+    artifact.write_bytes(b"not a pickle")
+    runtime = LocalModelRuntime(tmp_path)
+    try:
+        with pytest.raises(ModelFailure, match="unreadable") as raised:
+            await runtime.predict(iris, [SETOSA])
+    finally:
+        runtime.close()
+    assert raised.value.is_transient is False
+
+
+async def test_a_missing_artifact_fails_for_good(tmp_path: Path, iris: Model) -> None:
+    runtime = LocalModelRuntime(tmp_path)
+    try:
+        with pytest.raises(ModelFailure, match="unreadable") as raised:
+            await runtime.predict(iris, [SETOSA])
+    finally:
+        runtime.close()
+    assert raised.value.is_transient is False
+
+
+async def test_artifacts_are_loaded_once_and_cached(tmp_path: Path, iris: Model) -> None:
+    ModelDirectory(tmp_path).definitions()
+    runtime = LocalModelRuntime(tmp_path)
+    try:
+        [first] = await runtime.predict(iris, [SETOSA])
+        (tmp_path / iris.name / iris.version / "model.joblib").unlink()
+        [second] = await runtime.predict(iris, [SETOSA])
+    finally:
+        runtime.close()
+    assert second.prediction == first.prediction
