@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -17,6 +19,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import DisableIntrospection
 
 from domain.errors import DomainError, Unauthenticated
@@ -27,6 +30,7 @@ from domain.services.assets import UploadPolicy
 from graph import metrics
 from graph.context import Context
 from graph.schema import build_schema
+from graph.subscriptions import EventBroker
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -45,6 +49,8 @@ class AppDependencies:
     download_url_ttl: int = 3600
     upload_policy: UploadPolicy = field(default_factory=UploadPolicy)
     run_inference_timeout: float = 30.0
+    broker: EventBroker | None = None
+    max_subscriptions_per_connection: int = 10
     graphiql: bool = True
     introspection: bool = True
     jwks: Callable[[], dict[str, Any]] | None = None
@@ -95,24 +101,32 @@ class AssayGraphQL(GraphQL[Context, None]):
         )
         self.deps = deps
 
-    async def authenticate(self, authorization: str | None) -> Principal | DomainError:
+    async def authenticate(
+        self, authorization: str | None
+    ) -> tuple[Principal | DomainError, datetime | None]:
+        """The caller and when its token expires, or the error that every resolver will raise."""
         token = _bearer_token(authorization)
         if token is None:
-            return Unauthenticated()
+            return Unauthenticated(), None
         if not token:
-            return Unauthenticated("the Authorization header must be 'Bearer <token>'")
+            return Unauthenticated("the Authorization header must be 'Bearer <token>'"), None
         try:
             identity = await self.deps.verifier.verify(token)
             principal, _ = await users.authenticate(
                 self.deps.uow(), identity, admin_group=self.deps.admin_group, clock=self.deps.clock
             )
         except DomainError as error:
-            return error
-        return principal
+            return error, None
+        return principal, identity.expires_at
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
     ) -> Context:
+        if isinstance(request, WebSocket):
+            # Over WebSocket the token arrives later, in connection_init (on_ws_connect).
+            principal_or_error: Principal | DomainError = Unauthenticated()
+        else:
+            principal_or_error, _ = await self.authenticate(request.headers.get("authorization"))
         return Context(
             request_id=request.state.request_id,
             uow=self.deps.uow,
@@ -122,13 +136,54 @@ class AssayGraphQL(GraphQL[Context, None]):
             download_url_ttl=self.deps.download_url_ttl,
             upload_policy=self.deps.upload_policy,
             run_inference_timeout=self.deps.run_inference_timeout,
-            principal_or_error=await self.authenticate(request.headers.get("authorization")),
+            principal_or_error=principal_or_error,
             request=request,
             response=response if isinstance(response, Response) else None,
+            broker=self.deps.broker,
+            max_subscriptions_per_connection=self.deps.max_subscriptions_per_connection,
         )
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        params = context.connection_params or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        principal_or_error, expires_at = await self.authenticate(
+            authorization if isinstance(authorization, str) else None
+        )
+        if isinstance(principal_or_error, DomainError):
+            raise ConnectionRejectionError({"message": str(principal_or_error)})
+        websocket = context.request
+        assert isinstance(websocket, WebSocket)
+        broker = self.deps.broker
+        if broker is not None:
+            if not broker.connect(principal_or_error.user_id):
+                raise ConnectionRejectionError({"message": "too many connections for this user"})
+            websocket.state.connected_user = principal_or_error.user_id
+        context.principal_or_error = principal_or_error
+        if expires_at is not None:
+            websocket.state.expiry = asyncio.create_task(_close_at(context, expires_at))
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            state = scope.get("state", {})
+            if (expiry := state.get("expiry")) is not None:
+                expiry.cancel()
+            if (user_id := state.get("connected_user")) is not None and self.deps.broker:
+                self.deps.broker.disconnect(user_id)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+
+async def _close_at(context: Context, expires_at: datetime) -> None:
+    delay = (expires_at - context.clock()).total_seconds()
+    await asyncio.sleep(max(0.0, delay))
+    await context.close_socket(4403, "token expired")
 
 
 def create_app(deps: AppDependencies) -> Starlette:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +15,9 @@ from domain.ports import BlobStore, Clock, UnitOfWorkFactory
 from domain.principal import Principal
 from domain.services.assets import UploadPolicy
 from graph.loaders import Loaders
+
+if TYPE_CHECKING:
+    from graph.subscriptions import EventBroker
 
 
 @dataclass
@@ -28,7 +33,16 @@ class Context:
     principal_or_error: Principal | DomainError = field(default_factory=lambda: Unauthenticated())
     request: Request | WebSocket | None = None
     response: Response | None = None
+    broker: EventBroker | None = None
+    max_subscriptions_per_connection: int = 10
+    open_subscriptions: int = 0
+    connection_params: dict[str, object] | None = None
     _loaders: Loaders | None = None
+
+    async def close_socket(self, code: int, reason: str) -> None:
+        if isinstance(self.request, WebSocket):
+            with contextlib.suppress(RuntimeError):
+                await self.request.close(code=code, reason=reason)
 
     @property
     def principal(self) -> Principal:

@@ -14,6 +14,7 @@ from graph.errors import format_error, log_unexpected
 from graph.metrics import OperationMetrics
 from graph.mutations import Mutation
 from graph.queries import Query
+from graph.subscriptions import Subscription
 from graph.types import AssetType, ModelType, ResultType, SubmissionType, UserType
 
 
@@ -46,6 +47,7 @@ def build_schema(extra_extensions: Sequence[type[SchemaExtension]] = ()) -> Assa
     return AssaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[UserType, AssetType, ModelType, SubmissionType, ResultType],
         extensions=[OperationMetrics, ContractErrors, *extra_extensions],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -24,8 +25,11 @@ class SqlUnitOfWork:
     results: SqlResultRepository
     events: SqlEventRepository
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, on_events_committed: Callable[[], None] | None = None
+    ) -> None:
         self._engine = engine
+        self._on_events_committed = on_events_committed
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
@@ -63,6 +67,9 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         await self.connection.commit()
+        if self.events.appended and self._on_events_committed is not None:
+            self.events.appended = False
+            self._on_events_committed()
 
     async def rollback(self) -> None:
         await self.connection.rollback()

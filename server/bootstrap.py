@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from domain.services.assets import UploadPolicy
 from domain.services.inference import WorkerPolicy
 from graph import metrics
 from graph.app import AppDependencies, create_app
+from graph.subscriptions import EventBroker
 from integrations.blobs.local import LocalBlobStore
 from integrations.blobs.local_routes import blob_routes
 from integrations.blobs.s3 import S3BlobStore
@@ -30,9 +32,10 @@ from integrations.models.local import LocalModelRuntime
 from integrations.models.sagemaker import SageMakerRuntime
 from persistence import migrate
 from persistence.database import create_engine
+from persistence.event_bus import EventListener, OutboxNotifier
 from persistence.unit_of_work import SqlUnitOfWork
 from server.settings import Settings
-from server.workers import BackgroundTasks, SubmissionWorker, upload_sweeper
+from server.workers import BackgroundTasks, Runnable, SubmissionWorker, upload_sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +154,12 @@ def worker_policy(settings: Settings) -> WorkerPolicy:
 
 
 def background_tasks(
-    settings: Settings, uow: UnitOfWorkFactory, blobs: BlobStore, *, concurrency: int | None = None
+    settings: Settings,
+    uow: UnitOfWorkFactory,
+    blobs: BlobStore,
+    *,
+    concurrency: int | None = None,
+    extra: Sequence[Runnable] = (),
 ) -> BackgroundTasks:
     worker = SubmissionWorker(
         uow=uow,
@@ -161,7 +169,7 @@ def background_tasks(
         poll_seconds=settings.worker_poll_seconds,
         concurrency=concurrency or settings.worker_concurrency,
     )
-    return BackgroundTasks([worker, upload_sweeper(uow, blobs, utc_now)])
+    return BackgroundTasks([worker, upload_sweeper(uow, blobs, utc_now), *extra])
 
 
 def register_models(settings: Settings, database_url: str) -> int:
@@ -178,15 +186,31 @@ def register_models(settings: Settings, database_url: str) -> int:
     return asyncio.run(register())
 
 
+def unit_of_work_factory(engine: AsyncEngine) -> tuple[UnitOfWorkFactory, OutboxNotifier]:
+    """Units of work that signal listeners after committing events."""
+    notifier = OutboxNotifier(engine)
+
+    def uow() -> UnitOfWork:
+        return SqlUnitOfWork(engine, on_events_committed=notifier.poke)
+
+    return uow, notifier
+
+
 def build_app(settings: Settings, database_url: str) -> Starlette:
     engine = build_engine(settings, database_url)
     issuer = None if settings.uses_cognito else local_issuer(settings)
     blobs, blob_http_routes = build_blob_store(settings)
-
-    def uow() -> UnitOfWork:
-        return SqlUnitOfWork(engine)
-
-    tasks = background_tasks(settings, uow, blobs) if settings.run_workers else None
+    uow, notifier = unit_of_work_factory(engine)
+    broker = EventBroker(
+        queue_size=settings.subscription_queue_size,
+        max_connections_per_user=settings.max_connections_per_user,
+    )
+    listener = EventListener(engine, broker.publish)
+    tasks = (
+        background_tasks(settings, uow, blobs, extra=[listener])
+        if settings.run_workers
+        else BackgroundTasks([listener])
+    )
     jwks: Any = issuer.jwks if issuer is not None else None
     deps = AppDependencies(
         uow=uow,
@@ -203,8 +227,10 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             max_bytes=settings.max_asset_bytes, url_ttl_seconds=settings.upload_url_ttl_seconds
         ),
         run_inference_timeout=settings.run_inference_timeout_seconds,
+        broker=broker,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         routes=blob_http_routes,
-        on_startup=[tasks.start] if tasks else [],
-        on_shutdown=[*([tasks.stop] if tasks else []), engine.dispose],
+        on_startup=[tasks.start],
+        on_shutdown=[tasks.stop, notifier.close, engine.dispose],
     )
     return create_app(deps)

@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from domain.models import JSONValue, Model
-from domain.ports import UnitOfWork, UnitOfWorkFactory
+from domain.ports import UnitOfWorkFactory
 from domain.principal import Identity
 from domain.services import owned, submissions, users
-from persistence.unit_of_work import SqlUnitOfWork
-from server.bootstrap import background_tasks, build_blob_store, build_engine, utc_now
+from server.bootstrap import (
+    background_tasks,
+    build_blob_store,
+    build_engine,
+    unit_of_work_factory,
+    utc_now,
+)
 from server.settings import Settings
 
 
@@ -72,9 +77,7 @@ async def seed(
     """Users user00000@example.com.., each with submissions on the models, run to results."""
     engine = build_engine(settings, database_url)
     blobs, _ = build_blob_store(settings)
-
-    def uow() -> UnitOfWork:
-        return SqlUnitOfWork(engine)
+    uow, notifier = unit_of_work_factory(engine)
 
     rng = random.Random(42)  # noqa: S311 - demo data, reproducible on purpose
     try:
@@ -90,4 +93,5 @@ async def seed(
             await tasks.stop()
         return Seeded(users=users, submissions=total)
     finally:
+        await notifier.close()
         await engine.dispose()

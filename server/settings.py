@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     sagemaker_region: str | None = None
     sagemaker_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    max_subscriptions_per_connection: int = Field(default=10, ge=1, le=1000)
+    max_connections_per_user: int = Field(default=20, ge=1, le=10_000)
+    subscription_queue_size: int = Field(default=256, ge=1, le=100_000)
+
     graphiql: bool = True
     introspection: bool = True
     log_level: str = "INFO"

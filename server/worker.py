@@ -6,9 +6,12 @@ import asyncio
 import logging
 import signal
 
-from domain.ports import UnitOfWork
-from persistence.unit_of_work import SqlUnitOfWork
-from server.bootstrap import background_tasks, build_blob_store, build_engine
+from server.bootstrap import (
+    background_tasks,
+    build_blob_store,
+    build_engine,
+    unit_of_work_factory,
+)
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -17,9 +20,7 @@ logger = logging.getLogger(__name__)
 async def run_worker(settings: Settings, database_url: str, *, concurrency: int | None) -> None:
     engine = build_engine(settings, database_url)
     blobs, _ = build_blob_store(settings)
-
-    def uow() -> UnitOfWork:
-        return SqlUnitOfWork(engine)
+    uow, notifier = unit_of_work_factory(engine)
 
     tasks = background_tasks(settings, uow, blobs, concurrency=concurrency)
     stopping = asyncio.Event()
@@ -33,4 +34,5 @@ async def run_worker(settings: Settings, database_url: str, *, concurrency: int 
         logger.info("stopping: finishing the submissions in hand")
     finally:
         await tasks.stop()
+        await notifier.close()
         await engine.dispose()

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
 from domain.services import assets, inference
@@ -86,12 +87,14 @@ def upload_sweeper(uow: UnitOfWorkFactory, blobs: BlobStore, clock: Clock) -> Pe
     return Periodic("stale-upload-sweeper", sweep, interval=60.0)
 
 
+class Runnable(Protocol):
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
 class BackgroundTasks:
     """Runs loops on the event loop; stops them gracefully, cancelling after a grace period."""
 
-    def __init__(
-        self, runnables: Sequence[SubmissionWorker | Periodic], grace: float = 20.0
-    ) -> None:
+    def __init__(self, runnables: Sequence[Runnable], grace: float = 20.0) -> None:
         self._runnables = runnables
         self._grace = grace
         self._stop = asyncio.Event()

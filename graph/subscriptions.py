@@ -1,0 +1,207 @@
+"""Subscriptions: an in-process broker fed by the event listener, and the Subscription root."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from uuid import UUID
+
+import strawberry
+
+from domain.errors import NotFound
+from domain.events import Event, EventType
+from domain.principal import Principal
+from domain.services import owned
+from graph.errors import AssayGraphQLError
+from graph.ids import parse_id
+from graph.types import AppInfo, AssetType, ResultType, SubmissionType
+
+SUBMISSION_EVENTS = frozenset(
+    {
+        EventType.SUBMISSION_CREATED,
+        EventType.SUBMISSION_UPDATED,
+        EventType.SUBMISSION_SUCCEEDED,
+        EventType.SUBMISSION_FAILED,
+    }
+)
+ASSET_EVENTS = frozenset({EventType.ASSET_AVAILABLE, EventType.ASSET_DELETED})
+SLOW_CONSUMER_CLOSE_CODE = 1013  # "try again later"
+
+
+class SlowConsumer(Exception):
+    pass
+
+
+class Subscriber:
+    def __init__(self, matches: Callable[[Event], bool], queue_size: int) -> None:
+        self.matches = matches
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=queue_size)
+        self.overflowed = False
+
+    def offer(self, event: Event) -> None:
+        if self.overflowed or not self.matches(event):
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # Dropping silently would lose events; growing would lose memory. Cut it off.
+            self.overflowed = True
+            self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            event = await self.queue.get()
+            if event is None:
+                raise SlowConsumer
+            yield event
+
+
+class EventBroker:
+    """Fans events out to this process's subscribers; bounded per subscriber."""
+
+    def __init__(self, queue_size: int = 256, max_connections_per_user: int = 20) -> None:
+        self.queue_size = queue_size
+        self.max_connections_per_user = max_connections_per_user
+        self._subscribers: set[Subscriber] = set()
+        self._connections: Counter[UUID] = Counter()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        for subscriber in list(self._subscribers):
+            for event in events:
+                subscriber.offer(event)
+
+    @contextlib.contextmanager
+    def subscribe(self, matches: Callable[[Event], bool]) -> Iterator[Subscriber]:
+        subscriber = Subscriber(matches, self.queue_size)
+        self._subscribers.add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            self._subscribers.discard(subscriber)
+
+    def connect(self, user_id: UUID) -> bool:
+        if self._connections[user_id] >= self.max_connections_per_user:
+            return False
+        self._connections[user_id] += 1
+        return True
+
+    def disconnect(self, user_id: UUID) -> None:
+        self._connections[user_id] -= 1
+        if self._connections[user_id] <= 0:
+            del self._connections[user_id]
+
+
+def _owned_by(principal: Principal, kinds: frozenset[EventType]) -> Callable[[Event], bool]:
+    return lambda e: e.type in kinds and e.owner_id == principal.user_id
+
+
+def _about(subject_id: UUID, kinds: frozenset[EventType]) -> Callable[[Event], bool]:
+    return lambda e: e.type in kinds and e.subject_id == subject_id
+
+
+def _result_of(submission_id: UUID | None, principal: Principal) -> Callable[[Event], bool]:
+    def matches(e: Event) -> bool:
+        if e.type is not EventType.RESULT_CREATED:
+            return False
+        if submission_id is None:
+            return e.owner_id == principal.user_id
+        return e.payload.get("submissionId") == str(submission_id)
+
+    return matches
+
+
+async def _stream(info: AppInfo, matches: Callable[[Event], bool]) -> AsyncIterator[Event]:
+    ctx = info.context
+    if ctx.broker is None:
+        raise AssayGraphQLError("subscriptions are not available on this server", "INTERNAL")
+    ctx.open_subscriptions += 1
+    try:
+        if ctx.open_subscriptions > ctx.max_subscriptions_per_connection:
+            raise AssayGraphQLError(
+                f"at most {ctx.max_subscriptions_per_connection} subscriptions per connection",
+                "RATE_LIMITED",
+                retryAfterSeconds=0,
+            )
+        with ctx.broker.subscribe(matches) as subscriber:
+            try:
+                async for event in subscriber.events():
+                    yield event
+            except SlowConsumer:
+                await ctx.close_socket(SLOW_CONSUMER_CLOSE_CODE, "subscriber too slow")
+    finally:
+        ctx.open_subscriptions -= 1
+
+
+def _subject(id: strawberry.ID | None, type_name: str) -> UUID | None:
+    if id is None:
+        return None
+    ident = parse_id(id, type_name)
+    if ident is None:
+        raise NotFound(type_name, id)
+    return ident
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Status changes of the viewer's submissions, or one.")
+    async def submission_updated(
+        self, info: AppInfo, id: strawberry.ID | None = None
+    ) -> AsyncGenerator[SubmissionType, None]:
+        ctx = info.context
+        principal = ctx.principal
+        subject = _subject(id, "Submission")
+        if subject is not None:
+            [visible] = await owned.get_visible_submissions(ctx.uow(), principal, [subject])
+            if visible is None:
+                raise NotFound("Submission", id)
+        matches = (
+            _about(subject, SUBMISSION_EVENTS)
+            if subject
+            else _owned_by(principal, SUBMISSION_EVENTS)
+        )
+        async for event in _stream(info, matches):
+            [submission] = await owned.get_visible_submissions(
+                ctx.uow(), principal, [event.subject_id]
+            )
+            if submission is not None:
+                yield SubmissionType.from_entity(submission)
+
+    @strawberry.subscription(description="Results of the viewer's submissions, or of one.")
+    async def result_created(
+        self, info: AppInfo, submission_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[ResultType, None]:
+        ctx = info.context
+        principal = ctx.principal
+        subject = _subject(submission_id, "Submission")
+        if subject is not None:
+            [visible] = await owned.get_visible_submissions(ctx.uow(), principal, [subject])
+            if visible is None:
+                raise NotFound("Submission", submission_id)
+        async for event in _stream(info, _result_of(subject, principal)):
+            [result] = await owned.get_visible_results(ctx.uow(), principal, [event.subject_id])
+            if result is not None:
+                yield ResultType.from_entity(result)
+
+    @strawberry.subscription(description="Changes of the viewer's assets, or of one.")
+    async def asset_updated(
+        self, info: AppInfo, id: strawberry.ID | None = None
+    ) -> AsyncGenerator[AssetType, None]:
+        ctx = info.context
+        principal = ctx.principal
+        subject = _subject(id, "Asset")
+        if subject is not None:
+            [visible] = await owned.get_visible_assets(ctx.uow(), principal, [subject])
+            if visible is None:
+                raise NotFound("Asset", id)
+        matches = _about(subject, ASSET_EVENTS) if subject else _owned_by(principal, ASSET_EVENTS)
+        async for event in _stream(info, matches):
+            [asset] = await owned.get_visible_assets(ctx.uow(), principal, [event.subject_id])
+            if asset is not None:
+                yield AssetType.from_entity(asset)

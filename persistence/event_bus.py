@@ -1,0 +1,181 @@
+"""The outbox's signal path: NOTIFY after commit (coalesced), LISTEN and replay by event id."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.events import Event, EventType
+from persistence.tables import events
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "assay_events"
+EventHandler = Callable[[Sequence[Event]], Awaitable[None]]
+
+
+def _event(row: sa.Row[tuple[object, ...]]) -> Event:
+    m = row._mapping
+    return Event(
+        id=m["id"],
+        type=EventType(m["type"]),
+        owner_id=m["owner_id"],
+        subject_id=m["subject_id"],
+        payload=m["payload"],
+        created_at=m["created_at"],
+    )
+
+
+async def events_after(engine: AsyncEngine, last_id: int, limit: int = 500) -> list[Event]:
+    statement = sa.select(events).where(events.c.id > last_id).order_by(events.c.id).limit(limit)
+    async with engine.connect() as conn:
+        return [_event(row) for row in await conn.execute(statement)]
+
+
+async def events_with_ids(engine: AsyncEngine, ids: Sequence[int]) -> list[Event]:
+    statement = sa.select(events).where(events.c.id.in_(ids)).order_by(events.c.id)
+    async with engine.connect() as conn:
+        return [_event(row) for row in await conn.execute(statement)]
+
+
+async def latest_event_id(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)))
+            ).scalar_one()
+        )
+
+
+class OutboxNotifier:
+    """Coalesces commit signals into at most one NOTIFY per tick, outside any writing transaction.
+
+    A transaction that NOTIFYs takes a database-wide lock at commit; sending the hint
+    from its own tiny statement after the writer committed keeps writers independent.
+    """
+
+    def __init__(self, engine: AsyncEngine, tick_seconds: float = 0.01) -> None:
+        self._engine = engine
+        self._tick = tick_seconds
+        self._wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        self._wanted.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._wanted.is_set():
+            self._wanted.clear()
+            try:
+                async with self._engine.connect() as conn:
+                    await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+                    await conn.commit()
+            except Exception:
+                # Listeners also poll, so a lost hint only delays delivery.
+                logger.warning("NOTIFY failed; listeners will catch up by polling", exc_info=True)
+            await asyncio.sleep(self._tick)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+
+
+def asyncpg_dsn(engine: AsyncEngine) -> str:
+    url = make_url(engine.url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class EventListener:
+    """LISTENs on a dedicated connection and hands each new event, in id order, to `handler`.
+
+    Reconnects after a dropped connection and replays from the last id seen; polls every
+    `poll_seconds` as well, so a lost or merged notification loses nothing.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, handler: EventHandler, *, poll_seconds: float = 1.0
+    ) -> None:
+        self._engine = engine
+        self._handler = handler
+        self._poll = poll_seconds
+        self._wake = asyncio.Event()
+        self.last_id = 0
+        # Ids are taken at insert but become visible at commit, so a smaller id can appear
+        # after a larger one. Skipped ids are re-read until they show up or age out (a
+        # rolled-back insert leaves a permanent hole).
+        self._gaps: dict[int, float] = {}
+        self.gap_timeout_seconds = 120.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.last_id = await latest_event_id(self._engine)
+        while not stop.is_set():
+            try:
+                await self._listen(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                logger.warning("event listener lost its connection (%s); reconnecting", error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(self._engine))
+        try:
+            await conn.add_listener(CHANNEL, self._on_notify)
+            while not stop.is_set() and not conn.is_closed():
+                await self._drain()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                self._wake.clear()
+            if conn.is_closed():
+                raise OSError("listening connection closed")
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _drain(self) -> None:
+        await self._fill_gaps()
+        while True:
+            batch = await events_after(self._engine, self.last_id)
+            if not batch:
+                return
+            self._note_gaps(batch)
+            await self._deliver(batch)
+            self.last_id = batch[-1].id
+
+    def _note_gaps(self, batch: Sequence[Event]) -> None:
+        now = time.monotonic()
+        expected = self.last_id + 1
+        for event in batch:
+            for missing in range(expected, event.id):
+                self._gaps.setdefault(missing, now)
+            expected = event.id + 1
+
+    async def _fill_gaps(self) -> None:
+        if not self._gaps:
+            return
+        late = await events_with_ids(self._engine, list(self._gaps))
+        for event in late:
+            del self._gaps[event.id]
+        cutoff = time.monotonic() - self.gap_timeout_seconds
+        self._gaps = {i: seen for i, seen in self._gaps.items() if seen > cutoff}
+        if late:
+            await self._deliver(late)
+
+    async def _deliver(self, batch: Sequence[Event]) -> None:
+        try:
+            await self._handler(batch)
+        except Exception:
+            logger.exception("event handler failed for events %d..%d", batch[0].id, batch[-1].id)
