@@ -4,7 +4,7 @@
     cd infra && npx aws-cdk synth                      # both stacks, no context needed
     npx aws-cdk deploy Assay-prod -c certificateArn=arn:aws:acm:... -c webOrigin=https://app
 
-See docs/deploy.md for every context key.
+See the Deploy section of README.md for every context key.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -109,10 +110,20 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
-def cmd_schema(_: argparse.Namespace, __: Settings) -> None:
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+
+
+def cmd_schema(args: argparse.Namespace, _: Settings) -> None:
     from graph.schema import schema
 
-    print(schema.as_str())
+    sdl = schema.as_str() + "\n"
+    if args.write:
+        SCHEMA_FILE.write_text(sdl)
+    elif args.check:
+        if not SCHEMA_FILE.exists() or SCHEMA_FILE.read_text() != sdl:
+            sys.exit("schema.graphql is stale: run `assay schema --write`")
+    else:
+        print(sdl, end="")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -153,7 +164,11 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--expires-in", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(run=cmd_token)
 
-    commands.add_parser("schema", help="print the GraphQL SDL").set_defaults(run=cmd_schema)
+    schema_cmd = commands.add_parser("schema", help="print the GraphQL SDL")
+    mode = schema_cmd.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write it to schema.graphql")
+    mode.add_argument("--check", action="store_true", help="fail when schema.graphql differs")
+    schema_cmd.set_defaults(run=cmd_schema)
     return root
 
 
@@ -168,3 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         args.run(args, settings)
     except SettingsError as error:
         sys.exit(f"assay: {error}")
+
+
+if __name__ == "__main__":
+    main()

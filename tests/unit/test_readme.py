@@ -1,0 +1,28 @@
+"""The README stays true: every setting documented, CI runs its test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from server.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def env_name(field: str) -> str:
+    return "DATABASE_URL" if field == "database_url" else f"ASSAY_{field.upper()}"
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", README, flags=re.MULTILINE))
+    expected = {env_name(name) for name in Settings.model_fields}
+    assert expected - documented == set(), "settings missing from the README"
+    assert documented - expected == set(), "README documents settings that do not exist"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    blocks = re.findall(r"```bash\n(.*?)\n```", README, flags=re.DOTALL)
+    test_line = next(b for b in blocks if "python -m tests" in b)
+    assert test_line in (ROOT / ".ci" / "run").read_text().splitlines()
