@@ -72,7 +72,11 @@ async def page_per_owner(
     to_entity: Callable[[Row], K],
 ) -> list[Page[K]]:
     """A keyset page for each owner in one statement: unnest the owners, LATERAL a LIMIT each."""
-    owners = sa.func.unnest(sa.literal(list(owner_ids), ARRAY(sa.Uuid))).table_valued("owner_id")
+    owners = (
+        sa.func.unnest(sa.literal(list(owner_ids), ARRAY(sa.Uuid)))
+        .table_valued("owner_id")
+        .render_derived(name="owners")
+    )
     per_owner = (
         sa.select(table)
         .where(table.c.owner_id == owners.c.owner_id, *where, *after_keyset(table, request))
