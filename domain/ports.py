@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
@@ -16,6 +16,15 @@ from domain.pagination import Page, PageRequest
 from domain.principal import Identity
 from domain.submissions import Prediction, Result, Submission, SubmissionStatus
 from domain.users import User, UserFilter
+from domain.webhooks import (
+    DeliveryAttempt,
+    DeliveryOutcome,
+    DeliveryStatus,
+    DueDelivery,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+)
 
 Clock = Callable[[], datetime]
 
@@ -137,6 +146,8 @@ class UnitOfWork(Protocol):
     def results(self) -> ResultRepository: ...
     @property
     def events(self) -> EventRepository: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -195,8 +206,74 @@ class BlobStore(Protocol):
         """The stored object's size in bytes, or None when nothing is stored at key."""
         ...
 
+    async def confirm(self, key: str) -> None:
+        """Mark the stored object as a completed upload (so storage lifecycle rules keep it)."""
+        ...
+
     async def delete(self, key: str) -> None: ...
 
     async def check(self) -> None:
         """Raise when the store is unreachable (for readiness)."""
+        ...
+
+
+class WebhookRepository(Protocol):
+    """Endpoints (always scoped to their owner), their deliveries, and the dispatcher's queue."""
+
+    async def get_endpoints(
+        self, owner_id: UUID, ids: Sequence[UUID]
+    ) -> list[WebhookEndpoint | None]: ...
+    async def list_endpoints(self, owner_id: UUID) -> list[WebhookEndpoint]: ...
+    async def add_endpoint(self, endpoint: WebhookEndpoint) -> None: ...
+    async def save_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint | None: ...
+    async def delete_endpoint(self, owner_id: UUID, endpoint_id: UUID) -> bool: ...
+
+    async def get_deliveries(
+        self, owner_id: UUID, ids: Sequence[UUID]
+    ) -> list[WebhookDelivery | None]: ...
+    async def list_deliveries_for_endpoints(
+        self, endpoint_ids: Sequence[UUID], request: PageRequest
+    ) -> list[Page[WebhookDelivery]]: ...
+    async def count_deliveries_for_endpoints(self, endpoint_ids: Sequence[UUID]) -> list[int]: ...
+    async def requeue_delivery(
+        self, delivery: WebhookDelivery, *, expected: DeliveryStatus, now: datetime
+    ) -> WebhookDelivery | None:
+        """PENDING and due at delivery.next_attempt_at if the row is still `expected`; else None."""
+        ...
+
+    async def fan_out(self, limit: int, now: datetime, gap_grace: timedelta) -> int:
+        """Turn up to `limit` events after the outbox cursor into deliveries; advance the cursor.
+
+        Returns how many events were looked at. Idempotent per (endpoint, event).
+        """
+        ...
+
+    async def claim_deliveries(
+        self, limit: int, now: datetime, lease_until: datetime
+    ) -> list[DueDelivery]:
+        """Take due deliveries of active endpoints, counting the attempt, leased until then."""
+        ...
+
+    async def finish_attempt(
+        self, claimed: WebhookDelivery, updated: WebhookDelivery, attempt: DeliveryAttempt
+    ) -> bool:
+        """Record the attempt; write `updated` state if this claim still holds the row."""
+        ...
+
+    async def release(self, claimed: WebhookDelivery) -> None:
+        """Give back an unsent claim: the attempt not counted, due again at once."""
+        ...
+
+    async def attempts_for(self, delivery_id: UUID) -> list[DeliveryAttempt]: ...
+
+
+class UrlGuard(Protocol):
+    async def check(self, url: str) -> None:
+        """Raise InvalidInput({"input.url": ...}) when the URL points where webhooks may not go."""
+        ...
+
+
+class WebhookSender(Protocol):
+    async def send(self, message: WebhookMessage) -> DeliveryOutcome:
+        """POST the signed message once; failures are outcomes, not exceptions."""
         ...

@@ -27,6 +27,7 @@ from domain.ports import BlobStore, Clock, TokenVerifier, UnitOfWorkFactory
 from domain.principal import Principal
 from domain.services import users
 from domain.services.assets import UploadPolicy
+from domain.services.webhooks import WebhookPolicy
 from graph import metrics
 from graph.context import Context
 from graph.schema import build_schema
@@ -51,6 +52,7 @@ class AppDependencies:
     run_inference_timeout: float = 30.0
     broker: EventBroker | None = None
     max_subscriptions_per_connection: int = 10
+    webhooks: WebhookPolicy | None = None
     graphiql: bool = True
     introspection: bool = True
     jwks: Callable[[], dict[str, Any]] | None = None
@@ -141,6 +143,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             response=response if isinstance(response, Response) else None,
             broker=self.deps.broker,
             max_subscriptions_per_connection=self.deps.max_subscriptions_per_connection,
+            webhooks=self.deps.webhooks,
         )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
@@ -199,6 +202,8 @@ def create_app(deps: AppDependencies) -> Starlette:
         return JSONResponse(body, status_code=status)
 
     async def metrics_endpoint(_: Request) -> Response:
+        if deps.broker is not None:
+            metrics.OPEN_SUBSCRIPTIONS.set(deps.broker.subscriber_count)
         body, content_type = metrics.render()
         return PlainTextResponse(body, media_type=content_type)
 

@@ -14,6 +14,7 @@ from domain.errors import DomainError, Unauthenticated
 from domain.ports import BlobStore, Clock, UnitOfWorkFactory
 from domain.principal import Principal
 from domain.services.assets import UploadPolicy
+from domain.services.webhooks import WebhookPolicy
 from graph.loaders import Loaders
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class Context:
     max_subscriptions_per_connection: int = 10
     open_subscriptions: int = 0
     connection_params: dict[str, object] | None = None
+    webhooks: WebhookPolicy | None = None
     _loaders: Loaders | None = None
 
     async def close_socket(self, code: int, reason: str) -> None:

@@ -9,6 +9,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -36,6 +37,25 @@ DB_STATEMENTS = Counter("assay_db_statements_total", "SQL statements executed.",
 JWKS_FETCHES = Counter(
     "assay_jwks_fetches_total", "JWKS fetches, by outcome.", ["outcome"], registry=REGISTRY
 )
+
+
+QUEUE_DEPTH = Gauge(
+    "assay_queue_depth", "Submissions waiting or running, by status.", ["status"], registry=REGISTRY
+)
+QUEUE_OLDEST_PENDING_AGE = Gauge(
+    "assay_queue_oldest_pending_age_seconds",
+    "Age of the oldest PENDING submission (0 when none).",
+    registry=REGISTRY,
+)
+OPEN_SUBSCRIPTIONS = Gauge(
+    "assay_open_subscriptions", "Active GraphQL subscriptions in this process.", registry=REGISTRY
+)
+
+
+def record_queue(pending: int, running: int, oldest_pending_age_seconds: float) -> None:
+    QUEUE_DEPTH.labels("PENDING").set(pending)
+    QUEUE_DEPTH.labels("RUNNING").set(running)
+    QUEUE_OLDEST_PENDING_AGE.set(oldest_pending_age_seconds)
 
 
 def count_statement() -> None:

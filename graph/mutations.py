@@ -9,6 +9,7 @@ from domain.services import users
 from graph.ids import parse_id
 from graph.inference_mutations import InferenceMutations
 from graph.types import AppInfo, UserType
+from graph.webhooks import WebhookMutations
 
 
 @strawberry.input
@@ -18,7 +19,7 @@ class UpdateViewerInput:
 
 
 @strawberry.type
-class Mutation(InferenceMutations):
+class Mutation(InferenceMutations, WebhookMutations):
     @strawberry.mutation(description="Change the viewer's display name or language.")
     async def update_viewer(self, info: AppInfo, input: UpdateViewerInput) -> UserType:
         ctx = info.context

@@ -27,6 +27,7 @@ from graph.types import (
     page_request,
     submissions_of,
 )
+from graph.webhooks import WebhookQueries, load_webhook_delivery, load_webhook_endpoint
 
 
 @strawberry.input
@@ -52,6 +53,10 @@ async def _load_node(info: AppInfo, type_name: str, ident: UUID) -> Node | None:
     if type_name == "Model":
         model = await loaders.model_by_id.load(ident)
         return ModelType.from_entity(model) if model else None
+    if type_name == "WebhookEndpoint":
+        return await load_webhook_endpoint(info, ident)
+    if type_name == "WebhookDelivery":
+        return await load_webhook_delivery(info, ident)
     return None
 
 
@@ -64,7 +69,7 @@ async def _require(info: AppInfo, global_id: str, expected: str) -> Node:
 
 
 @strawberry.type
-class Query:
+class Query(WebhookQueries):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: AppInfo, id: strawberry.ID) -> Node | None:
         type_name, ident = from_global_id(id)

@@ -16,6 +16,7 @@ from graph.mutations import Mutation
 from graph.queries import Query
 from graph.subscriptions import Subscription
 from graph.types import AssetType, ModelType, ResultType, SubmissionType, UserType
+from graph.webhooks import WebhookDeliveryType, WebhookEndpointType
 
 
 def _request_id(execution_context: ExecutionContext) -> str:
@@ -48,7 +49,15 @@ def build_schema(extra_extensions: Sequence[type[SchemaExtension]] = ()) -> Assa
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[UserType, AssetType, ModelType, SubmissionType, ResultType],
+        types=[
+            UserType,
+            AssetType,
+            ModelType,
+            SubmissionType,
+            ResultType,
+            WebhookEndpointType,
+            WebhookDeliveryType,
+        ],
         extensions=[OperationMetrics, ContractErrors, *extra_extensions],
     )
 

@@ -218,3 +218,31 @@ webhook_deliveries = sa.Table(
         postgresql_where=sa.text("status IN ('PENDING', 'FAILED')"),
     ),
 )
+
+webhook_delivery_attempts = sa.Table(
+    "webhook_delivery_attempts",
+    metadata,
+    _uuid_pk(),
+    sa.Column(
+        "delivery_id",
+        sa.Uuid,
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Index("ix_webhook_delivery_attempts_delivery_created", "delivery_id", "created_at"),
+)
+
+# How far each outbox consumer has read the events table (by event id).
+outbox_cursors = sa.Table(
+    "outbox_cursors",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("last_event_id", sa.BigInteger, nullable=False, server_default="0"),
+)

@@ -13,6 +13,7 @@ from persistence.events import SqlEventRepository
 from persistence.models import SqlModelRepository
 from persistence.submissions import SqlResultRepository, SqlSubmissionRepository
 from persistence.users import SqlUserRepository
+from persistence.webhooks import SqlWebhookRepository
 
 
 class SqlUnitOfWork:
@@ -24,6 +25,7 @@ class SqlUnitOfWork:
     submissions: SqlSubmissionRepository
     results: SqlResultRepository
     events: SqlEventRepository
+    webhooks: SqlWebhookRepository
 
     def __init__(
         self, engine: AsyncEngine, on_events_committed: Callable[[], None] | None = None
@@ -42,6 +44,7 @@ class SqlUnitOfWork:
         self.submissions = SqlSubmissionRepository(conn)
         self.results = SqlResultRepository(conn)
         self.events = SqlEventRepository(conn)
+        self.webhooks = SqlWebhookRepository(conn)
         return self
 
     async def __aexit__(

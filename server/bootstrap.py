@@ -20,6 +20,8 @@ from domain.ports import BlobStore, ModelRuntime, UnitOfWork, UnitOfWorkFactory
 from domain.services import owned
 from domain.services.assets import UploadPolicy
 from domain.services.inference import WorkerPolicy
+from domain.services.webhooks import WebhookPolicy
+from domain.webhooks import RetrySchedule
 from graph import metrics
 from graph.app import AppDependencies, create_app
 from graph.subscriptions import EventBroker
@@ -30,12 +32,20 @@ from integrations.blobs.signing import load_or_create_signing_key
 from integrations.models.directory import ModelDirectory
 from integrations.models.local import LocalModelRuntime
 from integrations.models.sagemaker import SageMakerRuntime
+from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from persistence import migrate
 from persistence.database import create_engine
 from persistence.event_bus import EventListener, OutboxNotifier
 from persistence.unit_of_work import SqlUnitOfWork
 from server.settings import Settings
-from server.workers import BackgroundTasks, Runnable, SubmissionWorker, upload_sweeper
+from server.webhook_dispatcher import WebhookDispatcher, lease_seconds_for
+from server.workers import (
+    BackgroundTasks,
+    Runnable,
+    SubmissionWorker,
+    metrics_sampler,
+    upload_sweeper,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +179,32 @@ def background_tasks(
         poll_seconds=settings.worker_poll_seconds,
         concurrency=concurrency or settings.worker_concurrency,
     )
-    return BackgroundTasks([worker, upload_sweeper(uow, blobs, utc_now), *extra])
+    dispatcher = webhook_dispatcher(settings, uow)
+    return BackgroundTasks(
+        [
+            worker,
+            upload_sweeper(uow, blobs, utc_now),
+            *dispatcher.runnables(settings.webhook_poll_seconds),
+            *extra,
+        ]
+    )
+
+
+def url_guard(settings: Settings) -> DnsUrlGuard:
+    return DnsUrlGuard(allow_private_networks=settings.webhook_allow_private_networks)
+
+
+def webhook_dispatcher(settings: Settings, uow: UnitOfWorkFactory) -> WebhookDispatcher:
+    sender = HttpWebhookSender(
+        url_guard(settings), timeout_seconds=settings.webhook_timeout_seconds
+    )
+    return WebhookDispatcher(
+        uow=uow,
+        sender=sender,
+        schedule=RetrySchedule(settings.webhook_retry_delays),
+        clock=utc_now,
+        lease_seconds=lease_seconds_for(settings.webhook_timeout_seconds),
+    )
 
 
 def register_models(settings: Settings, database_url: str) -> int:
@@ -205,11 +240,11 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
         queue_size=settings.subscription_queue_size,
         max_connections_per_user=settings.max_connections_per_user,
     )
-    listener = EventListener(engine, broker.publish)
+    always: list[Runnable] = [EventListener(engine, broker.publish), metrics_sampler(uow, utc_now)]
     tasks = (
-        background_tasks(settings, uow, blobs, extra=[listener])
+        background_tasks(settings, uow, blobs, extra=always)
         if settings.run_workers
-        else BackgroundTasks([listener])
+        else BackgroundTasks(always)
     )
     jwks: Any = issuer.jwks if issuer is not None else None
     deps = AppDependencies(
@@ -229,6 +264,7 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
         run_inference_timeout=settings.run_inference_timeout_seconds,
         broker=broker,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        webhooks=WebhookPolicy(guard=url_guard(settings)),
         routes=blob_http_routes,
         on_startup=[tasks.start],
         on_shutdown=[tasks.stop, notifier.close, engine.dispose],

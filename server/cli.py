@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import signal
 import sys
-from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 import uvicorn

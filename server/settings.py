@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     max_connections_per_user: int = Field(default=20, ge=1, le=10_000)
     subscription_queue_size: int = Field(default=256, ge=1, le=100_000)
 
+    webhook_allow_private_networks: bool = False
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+
     graphiql: bool = True
     introspection: bool = True
     log_level: str = "INFO"
@@ -109,6 +114,12 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _retry_schedule(cls, value: str) -> str:
+        parse_retry_schedule(value)
+        return value
 
     @model_validator(mode="after")
     def _cognito_all_or_nothing(self) -> Settings:
@@ -138,6 +149,11 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
 
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """Seconds to wait after each failed webhook attempt; DEAD after the last."""
+        return parse_retry_schedule(self.webhook_retry_schedule)
+
     def resolved_database_url(self) -> str | None:
         """DATABASE_URL, or one assembled from an RDS-style JSON secret, or None (embedded)."""
         if self.database_url:
@@ -145,6 +161,20 @@ class Settings(BaseSettings):
         if self.database_secret:
             return database_url_from_secret(self.database_secret)
         return None
+
+
+def parse_retry_schedule(text: str) -> tuple[float, ...]:
+    """ "5,300,1800" -> (5.0, 300.0, 1800.0); each step a positive number of seconds."""
+    try:
+        delays = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        delays = ()
+    if not delays or not all(0 < d < float("inf") for d in delays):
+        raise ValueError(
+            "ASSAY_WEBHOOK_RETRY_SCHEDULE must be comma-separated positive seconds, "
+            f"e.g. 5,300,1800; got {text!r}"
+        )
+    return delays
 
 
 def database_url_from_secret(secret_json: str) -> str:

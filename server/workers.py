@@ -13,6 +13,7 @@ from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
 from domain.services import assets, inference
 from domain.services.inference import WorkerPolicy
 from domain.submissions import Submission
+from graph import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,16 @@ def upload_sweeper(uow: UnitOfWorkFactory, blobs: BlobStore, clock: Clock) -> Pe
         return await assets.sweep_stale_uploads(uow(), blobs, clock=clock)
 
     return Periodic("stale-upload-sweeper", sweep, interval=60.0)
+
+
+def metrics_sampler(uow: UnitOfWorkFactory, clock: Clock, interval: float = 10.0) -> Periodic:
+    """Samples queue gauges that only the database knows, for /metrics and the alarms."""
+
+    async def sample() -> None:
+        stats = await inference.queue_stats(uow(), clock=clock)
+        metrics.record_queue(stats.pending, stats.running, stats.oldest_pending_age_seconds)
+
+    return Periodic("metrics-sampler", sample, interval=interval)
 
 
 class Runnable(Protocol):

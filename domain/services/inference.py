@@ -14,7 +14,7 @@ from uuid import UUID
 from domain.errors import NotFound
 from domain.events import EventType, NewEvent
 from domain.models import Model, ModelFailure
-from domain.ports import Clock, ModelRuntime, UnitOfWork, UnitOfWorkFactory
+from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal, visible_only
 from domain.services.submissions import submission_event
 from domain.submissions import Prediction, Result, Submission, SubmissionStatus
@@ -159,6 +159,11 @@ async def process(
         else:
             outcomes = await predict(runtimes, model, batch)
         await record(uow(), model, batch, outcomes, policy, clock=clock)
+
+
+async def queue_stats(uow: UnitOfWork, *, clock: Clock) -> QueueStats:
+    async with uow:
+        return await uow.submissions.queue_stats(clock())
 
 
 async def release(uow: UnitOfWork, claimed: Sequence[Submission], *, clock: Clock) -> None:
