@@ -139,6 +139,7 @@ async def complete_upload(
             raise Conflict("nothing has been uploaded yet: PUT the bytes to the upload URL first")
         if stored != asset.size_bytes:
             raise Conflict(f"the upload has {stored} bytes but {asset.size_bytes} were announced")
+        await blobs.confirm(asset.object_key)
         return await _transition(uow, asset, AssetStatus.AVAILABLE, clock)
 
 

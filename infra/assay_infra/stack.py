@@ -277,7 +277,7 @@ class AssayStack(Stack):
                         s3.HttpMethods.HEAD,
                     ],
                     allowed_origins=[ctx.web_origin],
-                    allowed_headers=["content-type", "content-length"],
+                    allowed_headers=["content-type", "content-length", "x-amz-tagging"],
                     exposed_headers=["ETag"],
                     max_age=3000,
                 )
@@ -638,6 +638,7 @@ class AssayStack(Stack):
                     "s3:DeleteObject",
                     # presigned PUTs carry the pending-upload tag, confirmation removes it
                     "s3:PutObjectTagging",
+                    "s3:DeleteObjectTagging",
                 ],
                 resources=[self.bucket.arn_for_objects(f"{ASSETS_PREFIX}*")],
             )

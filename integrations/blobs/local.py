@@ -255,6 +255,9 @@ class LocalBlobStore:
 
         return await asyncio.to_thread(read)
 
+    async def confirm(self, key: str) -> None:
+        """Nothing to do: stale local uploads are removed by the sweeper alone."""
+
     async def size_of(self, key: str) -> int | None:
         path = self.path_for(key)
         try:

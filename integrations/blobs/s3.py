@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
+# The bucket's lifecycle rule expires objects still tagged like this (infra/), which covers
+# uploads that were never confirmed even if the sweeper never runs.
+PENDING_UPLOAD_TAGGING = "assay-status=pending-upload"
+
+
 class S3BlobStore:
     """Objects in one bucket; clients upload and download directly with presigned URLs."""
 
@@ -51,14 +56,22 @@ class S3BlobStore:
                 "Key": key,
                 "ContentType": content_type,
                 "ContentLength": size_bytes,
+                "Tagging": PENDING_UPLOAD_TAGGING,
             },
             ExpiresIn=expires_in,
         )
+        headers = {
+            "Content-Type": content_type,
+            "Content-Length": str(size_bytes),
+            "x-amz-tagging": PENDING_UPLOAD_TAGGING,
+        }
         return PresignedUpload(
-            url=url,
-            headers={"Content-Type": content_type, "Content-Length": str(size_bytes)},
-            expires_at=issued + timedelta(seconds=expires_in),
+            url=url, headers=headers, expires_at=issued + timedelta(seconds=expires_in)
         )
+
+    async def confirm(self, key: str) -> None:
+        """Drop the pending-upload tag, so the bucket's lifecycle rule keeps the object."""
+        await asyncio.to_thread(self._client.delete_object_tagging, Bucket=self._bucket, Key=key)
 
     async def presign_download(self, key: str, *, expires_in: int, file_name: str) -> str:
         return await asyncio.to_thread(

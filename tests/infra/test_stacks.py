@@ -169,7 +169,11 @@ def test_assets_bucket_is_private_encrypted_and_tls_only(
     (cors,) = bucket["Properties"]["CorsConfiguration"]["CorsRules"]
     assert cors["AllowedOrigins"] == [WEB_ORIGIN]
     assert set(cors["AllowedMethods"]) == {"PUT", "GET", "HEAD"}
-    assert {h.lower() for h in cors["AllowedHeaders"]} == {"content-type", "content-length"}
+    assert {h.lower() for h in cors["AllowedHeaders"]} == {
+        "content-type",
+        "content-length",
+        "x-amz-tagging",
+    }
     assert cors["ExposedHeaders"] == ["ETag"]
     expected_policy = "Retain" if env == "prod" else "Delete"
     assert bucket["DeletionPolicy"] == expected_policy
@@ -535,6 +539,7 @@ def test_task_role_permissions_are_scoped(env: str, templates: dict[str, Json]) 
             "s3:PutObject",
             "s3:DeleteObject",
             "s3:PutObjectTagging",
+            "s3:DeleteObjectTagging",
         }
         assert objects["Resource"]["Fn::Join"][1][-1] == "/assets/*"
         sagemaker = statements.get("InvokeModels")

@@ -95,6 +95,11 @@ def _query_signature(url: str, method: str, headers: Mapping[str, str]) -> str:
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+def _tags(store: S3BlobStore, key: str) -> dict[str, str]:
+    response = store._client.get_object_tagging(Bucket=store._bucket, Key=key)
+    return {tag["Key"]: tag["Value"] for tag in response["TagSet"]}
+
+
 async def test_upload_download_delete_roundtrip(store: S3BlobStore) -> None:
     key, body = _new_key(), b"\x89PNG fake image bytes" * 1000
     upload = await store.presign_upload(
@@ -104,6 +109,9 @@ async def test_upload_download_delete_roundtrip(store: S3BlobStore) -> None:
         put = await http.put(upload.url, content=body, headers=upload.headers)
         assert put.status_code == 200, put.text
         assert await store.size_of(key) == len(body)
+        assert _tags(store, key) == {"assay-status": "pending-upload"}
+        await store.confirm(key)
+        assert _tags(store, key) == {}
 
         url = await store.presign_download(key, expires_in=300, file_name="my photo.png")
         got = await http.get(url)
@@ -126,9 +134,13 @@ async def test_upload_url_signs_content_type_and_length(store: S3BlobStore) -> N
     upload = await store.presign_upload(
         _new_key(), content_type="image/png", size_bytes=5, expires_in=300
     )
-    assert upload.headers == {"Content-Type": "image/png", "Content-Length": "5"}
+    assert upload.headers == {
+        "Content-Type": "image/png",
+        "Content-Length": "5",
+        "x-amz-tagging": "assay-status=pending-upload",
+    }
     fields = dict(parse_qsl(urlsplit(upload.url).query))
-    assert fields["X-Amz-SignedHeaders"] == "content-length;content-type;host"
+    assert fields["X-Amz-SignedHeaders"] == "content-length;content-type;host;x-amz-tagging"
     assert fields["X-Amz-Expires"] == "300"
 
     signature = fields["X-Amz-Signature"]
