@@ -7,7 +7,7 @@ import binascii
 from datetime import datetime
 from uuid import UUID
 
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, NotFound
 from domain.pagination import Keyset
 
 NODE_TYPES = frozenset(
@@ -44,6 +44,14 @@ def parse_id(global_id: str, expected_type: str, path: str = "id") -> UUID | Non
     """The UUID inside an id of the expected type; None when the id names another type."""
     type_name, ident = from_global_id(global_id, path)
     return ident if type_name == expected_type else None
+
+
+def required_id(global_id: str, expected_type: str, path: str = "id") -> UUID:
+    """The UUID inside an id of the expected type; an id of another type names nothing."""
+    ident = parse_id(global_id, expected_type, path)
+    if ident is None:
+        raise NotFound(expected_type, global_id)
+    return ident
 
 
 def to_cursor(keyset: Keyset) -> str:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID
 
 import strawberry
 from strawberry.scalars import JSON
 
-from domain.errors import InvalidInput, NotFound
+from domain.errors import InvalidInput
 from domain.services import assets, inference, submissions
 from domain.services.submissions import SubmissionRequest
-from graph.ids import parse_id
+from graph.ids import parse_id, required_id
 from graph.types import AppInfo, AssetType, ResultType, SubmissionType
 
 
@@ -93,13 +92,6 @@ def _request(
     )
 
 
-def _required_id(id: strawberry.ID, type_name: str) -> UUID:
-    ident = parse_id(id, type_name)
-    if ident is None:
-        raise NotFound(type_name, id)
-    return ident
-
-
 @strawberry.type
 class InferenceMutations:
     @strawberry.mutation(description="Reserve an asset and get a URL to PUT its bytes to.")
@@ -128,7 +120,7 @@ class InferenceMutations:
     async def complete_asset_upload(self, info: AppInfo, id: strawberry.ID) -> AssetPayload:
         ctx = info.context
         asset = await assets.complete_upload(
-            ctx.uow(), ctx.blobs, ctx.principal, _required_id(id, "Asset"), clock=ctx.clock
+            ctx.uow(), ctx.blobs, ctx.principal, required_id(id, "Asset"), clock=ctx.clock
         )
         return AssetPayload(asset=AssetType.from_entity(asset))
 
@@ -136,7 +128,7 @@ class InferenceMutations:
     async def delete_asset(self, info: AppInfo, id: strawberry.ID) -> AssetPayload:
         ctx = info.context
         asset = await assets.delete_asset(
-            ctx.uow(), ctx.blobs, ctx.principal, _required_id(id, "Asset"), clock=ctx.clock
+            ctx.uow(), ctx.blobs, ctx.principal, required_id(id, "Asset"), clock=ctx.clock
         )
         return AssetPayload(asset=AssetType.from_entity(asset))
 
@@ -181,7 +173,7 @@ class InferenceMutations:
     async def cancel_submission(self, info: AppInfo, id: strawberry.ID) -> SubmissionPayload:
         ctx = info.context
         submission = await submissions.cancel_submission(
-            ctx.uow(), ctx.principal, _required_id(id, "Submission"), clock=ctx.clock
+            ctx.uow(), ctx.principal, required_id(id, "Submission"), clock=ctx.clock
         )
         return SubmissionPayload(submission=SubmissionType.from_entity(submission))
 
@@ -189,6 +181,6 @@ class InferenceMutations:
     async def retry_submission(self, info: AppInfo, id: strawberry.ID) -> SubmissionPayload:
         ctx = info.context
         submission = await submissions.retry_submission(
-            ctx.uow(), ctx.principal, _required_id(id, "Submission"), clock=ctx.clock
+            ctx.uow(), ctx.principal, required_id(id, "Submission"), clock=ctx.clock
         )
         return SubmissionPayload(submission=SubmissionType.from_entity(submission))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from domain.errors import NotFound
 from domain.services import users
-from graph.ids import parse_id
+from graph.ids import required_id
 from graph.inference_mutations import InferenceMutations
 from graph.types import AppInfo, UserType
 from graph.webhooks import WebhookMutations
@@ -33,8 +32,6 @@ class Mutation(InferenceMutations, WebhookMutations):
         ctx = info.context
         principal = ctx.principal
         users.require_admin(principal)
-        user_id = parse_id(id, "User")
-        if user_id is None:
-            raise NotFound("User", id)
+        user_id = required_id(id, "User")
         user = await users.deactivate_user(ctx.uow(), principal, user_id, clock=ctx.clock)
         return UserType.from_entity(user)

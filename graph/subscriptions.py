@@ -15,7 +15,7 @@ from domain.events import Event, EventType
 from domain.principal import Principal
 from domain.services import owned
 from graph.errors import AssayGraphQLError
-from graph.ids import parse_id
+from graph.ids import required_id
 from graph.types import AppInfo, AssetType, ResultType, SubmissionType
 
 SUBMISSION_EVENTS = frozenset(
@@ -140,12 +140,7 @@ async def _stream(info: AppInfo, matches: Callable[[Event], bool]) -> AsyncItera
 
 
 def _subject(id: strawberry.ID | None, type_name: str) -> UUID | None:
-    if id is None:
-        return None
-    ident = parse_id(id, type_name)
-    if ident is None:
-        raise NotFound(type_name, id)
-    return ident
+    return None if id is None else required_id(id, type_name)
 
 
 @strawberry.type

@@ -14,7 +14,7 @@ from strawberry.types import Info
 from domain.assets import Asset, AssetStatus
 from domain.errors import NotFound
 from domain.models import Model
-from domain.pagination import Page, PageRequest, keyset_of
+from domain.pagination import Keyed, Page, PageRequest, keyset_of
 from domain.submissions import Result, Submission, SubmissionStatus
 from domain.users import User
 from graph.context import Context
@@ -60,7 +60,7 @@ class Connection(Generic[N]):
         return await self.count()
 
 
-E = TypeVar("E", User, Asset, Submission)
+E = TypeVar("E", bound=Keyed)
 
 
 def connection(

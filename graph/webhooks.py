@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import Enum
 from uuid import UUID
@@ -12,12 +11,11 @@ from strawberry.scalars import JSON
 
 from domain.errors import NotFound
 from domain.events import EventType
-from domain.pagination import Page, keyset_of
 from domain.ports import UrlGuard
 from domain.services import webhooks
 from domain.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from graph.ids import parse_id, to_cursor, to_global_id
-from graph.types import AppInfo, Connection, Edge, Node, PageInfo, page_request
+from graph.ids import required_id, to_global_id
+from graph.types import AppInfo, Connection, Node, connection, page_request
 
 strawberry.enum(DeliveryStatus, name="DeliveryStatus")
 
@@ -44,24 +42,6 @@ class WebhookEventType(Enum):
 
 def _domain_events(events: list[WebhookEventType] | None) -> list[EventType] | None:
     return None if events is None else [e.domain for e in events]
-
-
-def _delivery_connection(
-    page: Page[WebhookDelivery],
-    to_node: Callable[[WebhookDelivery], WebhookDeliveryType],
-    count: Callable[[], Awaitable[int]],
-) -> Connection[WebhookDeliveryType]:
-    edges = [Edge(cursor=to_cursor(keyset_of(item)), node=to_node(item)) for item in page.items]
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
-        count=count,
-    )
 
 
 @strawberry.type(name="WebhookEndpoint")
@@ -99,9 +79,7 @@ class WebhookEndpointType(Node):
             [total] = await webhooks.count_deliveries(ctx.uow(), principal, [endpoint.id])
             return total
 
-        return _delivery_connection(
-            page, lambda d: WebhookDeliveryType.from_entity(d, endpoint), count
-        )
+        return connection(page, lambda d: WebhookDeliveryType.from_entity(d, endpoint), count)
 
 
 @strawberry.type(name="WebhookDelivery")
@@ -209,13 +187,6 @@ class DeletePayload:
     deleted_id: strawberry.ID
 
 
-def _required_id(id: strawberry.ID, type_name: str) -> UUID:
-    ident = parse_id(id, type_name)
-    if ident is None:
-        raise NotFound(type_name, id)
-    return ident
-
-
 def _guard(info: AppInfo) -> UrlGuard:
     policy = info.context.webhooks
     if policy is None:
@@ -261,7 +232,7 @@ class WebhookMutations:
             ctx.uow(),
             _guard(info),
             ctx.principal,
-            _required_id(input.id, "WebhookEndpoint"),
+            required_id(input.id, "WebhookEndpoint"),
             url=input.url,
             events=_domain_events(input.events),
             description=input.description,
@@ -273,9 +244,7 @@ class WebhookMutations:
     @strawberry.mutation(description="Delete an endpoint and its deliveries.")
     async def delete_webhook_endpoint(self, info: AppInfo, id: strawberry.ID) -> DeletePayload:
         ctx = info.context
-        await webhooks.delete_endpoint(
-            ctx.uow(), ctx.principal, _required_id(id, "WebhookEndpoint")
-        )
+        await webhooks.delete_endpoint(ctx.uow(), ctx.principal, required_id(id, "WebhookEndpoint"))
         return DeletePayload(deleted_id=id)
 
     @strawberry.mutation(description="A new signing secret; the old one still signs for 24 h.")
@@ -284,7 +253,7 @@ class WebhookMutations:
     ) -> RotateWebhookSecretPayload:
         ctx = info.context
         endpoint = await webhooks.rotate_secret(
-            ctx.uow(), ctx.principal, _required_id(id, "WebhookEndpoint"), clock=ctx.clock
+            ctx.uow(), ctx.principal, required_id(id, "WebhookEndpoint"), clock=ctx.clock
         )
         return RotateWebhookSecretPayload(
             endpoint=WebhookEndpointType.from_entity(endpoint), secret=endpoint.secret
@@ -296,6 +265,6 @@ class WebhookMutations:
     ) -> WebhookDeliveryPayload:
         ctx = info.context
         delivery = await webhooks.redeliver(
-            ctx.uow(), ctx.principal, _required_id(delivery_id, "WebhookDelivery"), clock=ctx.clock
+            ctx.uow(), ctx.principal, required_id(delivery_id, "WebhookDelivery"), clock=ctx.clock
         )
         return WebhookDeliveryPayload(delivery=WebhookDeliveryType.from_entity(delivery))
