@@ -197,6 +197,8 @@ class Subscription:
                 raise NotFound("Asset", id)
         matches = _about(subject, ASSET_EVENTS) if subject else _owned_by(principal, ASSET_EVENTS)
         async for event in _stream(info, matches):
-            [asset] = await owned.get_visible_assets(ctx.uow(), principal, [event.subject_id])
+            [asset] = await owned.get_visible_assets(
+                ctx.uow(), principal, [event.subject_id], include_deleted=True
+            )
             if asset is not None:
                 yield AssetType.from_entity(asset)

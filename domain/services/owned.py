@@ -17,10 +17,14 @@ V = TypeVar("V")
 
 
 async def get_visible_assets(
-    uow: UnitOfWork, principal: Principal, ids: Sequence[UUID]
+    uow: UnitOfWork, principal: Principal, ids: Sequence[UUID], *, include_deleted: bool = False
 ) -> list[Asset | None]:
+    """Assets by id; a DELETED asset is gone unless asked for (its last event, say)."""
     async with uow:
-        return visible_only(principal, await uow.assets.get_many(ids))
+        found = visible_only(principal, await uow.assets.get_many(ids))
+    if include_deleted:
+        return found
+    return [a if a is not None and a.status is not AssetStatus.DELETED else None for a in found]
 
 
 async def get_visible_submissions(

@@ -1,0 +1,142 @@
+"""Page requests and pages; Relay global ids and keyset cursors, including malformed ones."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+
+from domain.errors import InvalidInput
+from domain.pagination import DEFAULT_PAGE_SIZE, Keyset, Page, PageRequest, keyset_of
+from graph.ids import from_cursor, from_global_id, parse_id, to_cursor, to_global_id
+
+NOW = datetime(2026, 1, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Item:
+    created_at: datetime
+    id: UUID
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def test_page_request_defaults_to_the_default_size() -> None:
+    assert PageRequest.checked(None, None) == PageRequest(first=DEFAULT_PAGE_SIZE, after=None)
+
+
+@pytest.mark.parametrize("first", [1, 50, 100])
+def test_page_request_accepts_1_to_100(first: int) -> None:
+    assert PageRequest.checked(first, None).first == first
+
+
+@pytest.mark.parametrize("first", [0, -1, 101])
+def test_page_request_out_of_bounds_is_invalid_input_naming_the_path(first: int) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        PageRequest.checked(first, None, path="submissions.first")
+
+    assert list(raised.value.fields) == ["submissions.first"]
+    assert str(first) in raised.value.fields["submissions.first"]
+
+
+def _items(count: int) -> list[Item]:
+    return [Item(NOW + timedelta(seconds=n), uuid.uuid4()) for n in range(count)]
+
+
+def test_page_from_overfetch_with_one_extra_row_has_a_next_page() -> None:
+    rows = _items(4)
+
+    page = Page.from_overfetch(rows, PageRequest(first=3))
+
+    assert list(page.items) == rows[:3]
+    assert (page.has_next_page, page.has_previous_page) == (True, False)
+
+
+def test_page_from_overfetch_of_exactly_first_rows_has_no_next_page() -> None:
+    rows = _items(3)
+    after = keyset_of(_items(1)[0])
+
+    page = Page.from_overfetch(rows, PageRequest(first=3, after=after))
+
+    assert list(page.items) == rows
+    assert (page.has_next_page, page.has_previous_page) == (False, True)
+
+
+def test_empty_page() -> None:
+    page: Page[Item] = Page.empty()
+
+    assert (list(page.items), page.has_next_page, page.has_previous_page) == ([], False, False)
+
+
+def test_keysets_order_by_time_then_id() -> None:
+    low, high = UUID(int=1), UUID(int=2)
+
+    assert Keyset(NOW, low) < Keyset(NOW, high) < Keyset(NOW + timedelta(microseconds=1), low)
+
+
+@pytest.mark.parametrize("type_name", ["User", "Asset", "Model", "Submission", "Result"])
+def test_global_id_round_trips(type_name: str) -> None:
+    ident = uuid.uuid4()
+
+    encoded = to_global_id(type_name, ident)
+
+    assert from_global_id(encoded) == (type_name, ident)
+    assert "=" not in encoded
+    assert parse_id(encoded, type_name) == ident
+
+
+def test_parse_id_of_another_type_is_none() -> None:
+    assert parse_id(to_global_id("User", uuid.uuid4()), "Submission") is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "not base64 at all!",
+        b64("User"),
+        b64("User:not-a-uuid"),
+        b64(f"Bogus:{uuid.uuid4()}"),
+        b64(f":{uuid.uuid4()}"),
+        base64.urlsafe_b64encode(b"\xff\xfe:\x00").decode(),
+    ],
+)
+def test_malformed_global_id_is_invalid_input_naming_the_path(bad: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        from_global_id(bad, path="input.modelId")
+
+    assert list(raised.value.fields) == ["input.modelId"]
+
+
+def test_cursor_round_trips() -> None:
+    keyset = Keyset(NOW, uuid.uuid4())
+
+    assert from_cursor(to_cursor(keyset)) == keyset
+
+
+def test_no_cursor_is_none() -> None:
+    assert from_cursor(None) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "%%%",
+        b64("2026-01-01T00:00:00+00:00"),
+        b64(f"yesterday|{uuid.uuid4()}"),
+        b64("2026-01-01T00:00:00+00:00|nope"),
+        b64(f"2026-01-01T00:00:00|{uuid.uuid4()}"),  # no time zone
+    ],
+)
+def test_malformed_cursor_is_invalid_input_naming_after(bad: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        from_cursor(bad)
+
+    assert list(raised.value.fields) == ["after"]

@@ -1,0 +1,356 @@
+"""Submission use cases against fakes: schema validation, idempotency, batches, cancel and retry."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from domain.assets import Asset, AssetStatus
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.events import EventType
+from domain.models import Model
+from domain.principal import Principal
+from domain.services import submissions
+from domain.services.submissions import SubmissionRequest
+from domain.submissions import Submission, SubmissionStatus
+from tests.unit.fakes import FakeClock, FakeData, FakeUnitOfWork
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"x": {"type": "number", "minimum": 0}, "label": {"type": "string"}},
+    "required": ["x"],
+    "additionalProperties": False,
+}
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def principal(user_id: UUID | None = None, *, is_admin: bool = False) -> Principal:
+    ident = user_id or uuid.uuid4()
+    return Principal(user_id=ident, subject=f"sub-{ident}", groups=(), is_admin=is_admin)
+
+
+def add_model(data: FakeData, *, is_active: bool = True) -> Model:
+    model = Model(
+        id=uuid.uuid4(),
+        name="m",
+        version="1",
+        description="",
+        input_schema=SCHEMA,
+        output_schema={},
+        runtime="local",
+        is_active=is_active,
+    )
+    data.models[model.id] = model
+    return model
+
+
+def add_asset(data: FakeData, owner: Principal, status: AssetStatus) -> Asset:
+    asset = Asset(
+        id=uuid.uuid4(),
+        owner_id=owner.user_id,
+        file_name="a.png",
+        content_type="image/png",
+        size_bytes=3,
+        status=status,
+        object_key=f"assets/{uuid.uuid4()}",
+        upload_expires_at=None,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    data.assets[asset.id] = asset
+    return asset
+
+
+async def create(data: FakeData, who: Principal, request: SubmissionRequest) -> Submission:
+    return await submissions.create_submission(
+        FakeUnitOfWork(data), who, request, clock=FakeClock()
+    )
+
+
+async def test_create_stores_a_pending_submission_and_its_event() -> None:
+    data, who = FakeData(), principal()
+    model = add_model(data)
+
+    created = await create(data, who, SubmissionRequest(model.id, {"x": 1}))
+
+    assert created.status is SubmissionStatus.PENDING
+    assert (created.owner_id, created.model_id, created.attempts) == (who.user_id, model.id, 0)
+    assert data.submissions[created.id].submission == created
+    assert [e.type for e in data.events] == [EventType.SUBMISSION_CREATED]
+
+
+async def test_create_validates_input_against_the_model_schema() -> None:
+    data, who = FakeData(), principal()
+    model = add_model(data)
+
+    with pytest.raises(InvalidInput) as raised:
+        await create(data, who, SubmissionRequest(model.id, {"x": -1, "label": 3}))
+
+    assert set(raised.value.fields) == {"input.input.x", "input.input.label"}
+    assert data.submissions == {}
+    assert data.events == []
+
+
+async def test_create_names_missing_and_extra_properties_at_the_input_root() -> None:
+    data = FakeData()
+    model = add_model(data)
+
+    with pytest.raises(InvalidInput) as raised:
+        await create(data, principal(), SubmissionRequest(model.id, {"y": 1}))
+
+    assert list(raised.value.fields) == ["input.input"]
+
+
+@pytest.mark.parametrize("model_known", [False, True])
+async def test_create_for_unknown_or_inactive_model_is_invalid_input(model_known: bool) -> None:
+    data = FakeData()
+    model_id = add_model(data, is_active=False).id if model_known else None
+
+    with pytest.raises(InvalidInput) as raised:
+        await create(data, principal(), SubmissionRequest(model_id, {"x": 1}))
+
+    assert list(raised.value.fields) == ["input.modelId"]
+
+
+async def test_same_idempotency_key_returns_the_first_submission() -> None:
+    data, who = FakeData(), principal()
+    model = add_model(data)
+
+    first = await create(data, who, SubmissionRequest(model.id, {"x": 1}, idempotency_key="k"))
+    second = await create(data, who, SubmissionRequest(model.id, {"x": 2}, idempotency_key="k"))
+
+    assert second == first
+    assert len(data.submissions) == 1
+    assert len(data.events) == 1
+
+
+async def test_same_idempotency_key_of_two_callers_gives_two_submissions() -> None:
+    data = FakeData()
+    model = add_model(data)
+    request = SubmissionRequest(model.id, {"x": 1}, idempotency_key="k")
+
+    first = await create(data, principal(), request)
+    second = await create(data, principal(), request)
+
+    assert first.id != second.id
+
+
+@pytest.mark.parametrize("key", ["", "k" * 201])
+async def test_idempotency_key_length_is_checked(key: str) -> None:
+    data = FakeData()
+    model = add_model(data)
+
+    with pytest.raises(InvalidInput) as raised:
+        await create(data, principal(), SubmissionRequest(model.id, {"x": 1}, idempotency_key=key))
+
+    assert list(raised.value.fields) == ["input.idempotencyKey"]
+
+
+async def test_create_links_own_available_assets() -> None:
+    data, who = FakeData(), principal()
+    model = add_model(data)
+    asset = add_asset(data, who, AssetStatus.AVAILABLE)
+
+    created = await create(data, who, SubmissionRequest(model.id, {"x": 1}, [asset.id]))
+
+    assert data.submission_assets[created.id] == [asset.id]
+
+
+async def test_create_refuses_others_missing_and_unavailable_assets_by_position() -> None:
+    data, who = FakeData(), principal()
+    model = add_model(data)
+    ok = add_asset(data, who, AssetStatus.AVAILABLE)
+    others = add_asset(data, principal(), AssetStatus.AVAILABLE)
+    pending = add_asset(data, who, AssetStatus.PENDING_UPLOAD)
+    ids = [ok.id, others.id, pending.id, uuid.uuid4()]
+
+    with pytest.raises(InvalidInput) as raised:
+        await create(data, who, SubmissionRequest(model.id, {"x": 1}, ids))
+
+    assert set(raised.value.fields) == {"input.assetIds.1", "input.assetIds.2", "input.assetIds.3"}
+    assert data.submissions == {}
+
+
+async def test_create_refuses_an_admins_use_of_someone_elses_asset() -> None:
+    data = FakeData()
+    model = add_model(data)
+    others = add_asset(data, principal(), AssetStatus.AVAILABLE)
+
+    with pytest.raises(InvalidInput):
+        await create(
+            data, principal(is_admin=True), SubmissionRequest(model.id, {"x": 1}, [others.id])
+        )
+
+
+async def test_create_refuses_a_repeated_asset() -> None:
+    data, who = FakeData(), principal()
+    model = add_model(data)
+    asset = add_asset(data, who, AssetStatus.AVAILABLE)
+
+    with pytest.raises(InvalidInput):
+        await create(data, who, SubmissionRequest(model.id, {"x": 1}, [asset.id, asset.id]))
+
+
+async def test_batch_stores_all_in_input_order_with_increasing_times() -> None:
+    data, who = FakeData(), principal()
+    model = add_model(data)
+    inputs = [{"x": n} for n in (3, 1, 2)]
+
+    stored = await submissions.create_batch(
+        FakeUnitOfWork(data), who, model.id, inputs, clock=FakeClock()
+    )
+
+    assert [s.input for s in stored] == inputs
+    assert [s.created_at for s in stored] == sorted({s.created_at for s in stored})
+    assert {s.status for s in stored} == {SubmissionStatus.PENDING}
+    assert len(data.submissions) == 3
+    assert len(data.events) == 3
+
+
+async def test_batch_names_each_bad_index_and_stores_nothing() -> None:
+    data = FakeData()
+    model = add_model(data)
+    inputs: list[Any] = [{"x": 1}, {"x": -1}, {"x": 2}, "nope", {"x": 3}]
+
+    with pytest.raises(InvalidInput) as raised:
+        await submissions.create_batch(
+            FakeUnitOfWork(data), principal(), model.id, inputs, clock=FakeClock()
+        )
+
+    assert set(raised.value.fields) == {"input.inputs.1.x", "input.inputs.3"}
+    assert data.submissions == {}
+
+
+@pytest.mark.parametrize("size", [0, 1001])
+async def test_batch_size_must_be_1_to_1000(size: int) -> None:
+    data = FakeData()
+    model = add_model(data)
+
+    with pytest.raises(InvalidInput) as raised:
+        await submissions.create_batch(
+            FakeUnitOfWork(data), principal(), model.id, [{"x": 1}] * size, clock=FakeClock()
+        )
+
+    assert list(raised.value.fields) == ["input.inputs"]
+
+
+async def stored(data: FakeData, who: Principal, status: SubmissionStatus) -> Submission:
+    model = add_model(data)
+    created = await create(data, who, SubmissionRequest(model.id, {"x": 1}))
+    row = data.submissions[created.id]
+    row.submission = replace(row.submission, status=status, attempts=2, error="e")
+    return row.submission
+
+
+async def test_cancel_of_pending_submission_cancels() -> None:
+    data, who = FakeData(), principal()
+    pending = await stored(data, who, SubmissionStatus.PENDING)
+
+    cancelled = await submissions.cancel_submission(
+        FakeUnitOfWork(data), who, pending.id, clock=FakeClock()
+    )
+
+    assert cancelled.status is SubmissionStatus.CANCELLED
+    assert data.submissions[pending.id].submission.status is SubmissionStatus.CANCELLED
+    assert data.events[-1].type is EventType.SUBMISSION_UPDATED
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        SubmissionStatus.RUNNING,
+        SubmissionStatus.SUCCEEDED,
+        SubmissionStatus.FAILED,
+        SubmissionStatus.CANCELLED,
+    ],
+)
+async def test_cancel_of_non_pending_submission_is_conflict(status: SubmissionStatus) -> None:
+    data, who = FakeData(), principal()
+    submission = await stored(data, who, status)
+
+    with pytest.raises(Conflict):
+        await submissions.cancel_submission(
+            FakeUnitOfWork(data), who, submission.id, clock=FakeClock()
+        )
+    assert data.submissions[submission.id].submission.status is status
+
+
+async def test_retry_of_failed_submission_is_pending_without_attempts_or_error() -> None:
+    data, who = FakeData(), principal()
+    failed = await stored(data, who, SubmissionStatus.FAILED)
+
+    retried = await submissions.retry_submission(
+        FakeUnitOfWork(data), who, failed.id, clock=FakeClock()
+    )
+
+    assert (retried.status, retried.attempts, retried.error) == (SubmissionStatus.PENDING, 0, None)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        SubmissionStatus.PENDING,
+        SubmissionStatus.RUNNING,
+        SubmissionStatus.SUCCEEDED,
+        SubmissionStatus.CANCELLED,
+    ],
+)
+async def test_retry_of_non_failed_submission_is_conflict(status: SubmissionStatus) -> None:
+    data, who = FakeData(), principal()
+    submission = await stored(data, who, status)
+
+    with pytest.raises(Conflict):
+        await submissions.retry_submission(
+            FakeUnitOfWork(data), who, submission.id, clock=FakeClock()
+        )
+
+
+async def test_cancel_of_anothers_submission_is_not_found_but_admin_may() -> None:
+    data, owner = FakeData(), principal()
+    pending = await stored(data, owner, SubmissionStatus.PENDING)
+
+    with pytest.raises(NotFound):
+        await submissions.cancel_submission(
+            FakeUnitOfWork(data), principal(), pending.id, clock=FakeClock()
+        )
+    admin = principal(is_admin=True)
+    cancelled = await submissions.cancel_submission(
+        FakeUnitOfWork(data), admin, pending.id, clock=FakeClock()
+    )
+    assert cancelled.status is SubmissionStatus.CANCELLED
+
+
+def _entity(status: SubmissionStatus) -> Submission:
+    return Submission(
+        id=uuid.uuid4(),
+        owner_id=uuid.uuid4(),
+        model_id=uuid.uuid4(),
+        input={},
+        status=status,
+        error="boom" if status is SubmissionStatus.FAILED else None,
+        attempts=3,
+        idempotency_key=None,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_entity_cancel_and_retry_follow_the_state_machine() -> None:
+    later = datetime(2026, 2, 1, tzinfo=UTC)
+
+    cancelled = _entity(SubmissionStatus.PENDING).cancelled(later)
+    retried = _entity(SubmissionStatus.FAILED).retried(later)
+
+    assert (cancelled.status, cancelled.updated_at) == (SubmissionStatus.CANCELLED, later)
+    assert (retried.status, retried.attempts, retried.error) == (SubmissionStatus.PENDING, 0, None)
+    with pytest.raises(Conflict, match="RUNNING"):
+        _entity(SubmissionStatus.RUNNING).cancelled(later)
+    with pytest.raises(Conflict, match="SUCCEEDED"):
+        _entity(SubmissionStatus.SUCCEEDED).retried(later)
+    assert _entity(SubmissionStatus.CANCELLED).is_finished
+    assert not _entity(SubmissionStatus.RUNNING).is_finished
