@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -20,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import DisableIntrospection
+from strawberry.extensions import DisableIntrospection, SchemaExtension
+from strawberry.http import GraphQLRequestData
 
 from domain.errors import DomainError, Unauthenticated
 from domain.ports import BlobStore, Clock, TokenVerifier, UnitOfWorkFactory
@@ -29,10 +31,18 @@ from domain.services import users
 from domain.services.assets import UploadPolicy
 from domain.services.webhooks import WebhookPolicy
 from graph import metrics
+from graph.body_limit import RequestBodyLimit
 from graph.context import Context
+from graph.limits import QueryLimits
+from graph.protection import query_protection
+from graph.rate_limit import RateLimiter
 from graph.schema import build_schema
 from graph.subscriptions import EventBroker
 
+NOT_AN_OPERATION = (
+    "The request body must be a JSON object with a string `query` and an object `variables` "
+    "(or, when batching is on, an array of such objects)."
+)
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -55,6 +65,9 @@ class AppDependencies:
     webhooks: WebhookPolicy | None = None
     graphiql: bool = True
     introspection: bool = True
+    limits: QueryLimits = field(default_factory=QueryLimits)
+    rate_limiter: RateLimiter | None = None
+    max_request_bytes: int = 1024 * 1024
     jwks: Callable[[], dict[str, Any]] | None = None
     routes: Sequence[BaseRoute] = ()
     on_startup: Sequence[Callable[[], Awaitable[None]]] = ()
@@ -95,9 +108,13 @@ def _bearer_token(header: str | None) -> str | None:
 
 class AssayGraphQL(GraphQL[Context, None]):
     def __init__(self, deps: AppDependencies, **kwargs: Any) -> None:
-        extensions = [] if deps.introspection else [DisableIntrospection]
+        extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = (
+            [] if deps.introspection else [DisableIntrospection]
+        )
+        extensions.append(query_protection(deps.limits, deps.rate_limiter))
+        limits = deps.limits
         super().__init__(
-            build_schema(extensions),
+            build_schema(extensions, limits.max_batch_operations if limits.batching else None),
             graphql_ide="graphiql" if deps.graphiql else None,
             **kwargs,
         )
@@ -182,6 +199,25 @@ class AssayGraphQL(GraphQL[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson refuses invalid UTF-8 and lone surrogates with a JSONDecodeError (400), where
+        # json.loads raises UnicodeDecodeError (500) or lets surrogates through to the encoder.
+        return orjson.loads(data)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        try:
+            data = await super().parse_http_body(request)
+        except AttributeError:  # strawberry calls .get() on a JSON body that is not an object
+            raise HTTPException(400, NOT_AN_OPERATION) from None
+        for item in data if isinstance(data, list) else ():
+            if not isinstance(item.query, str | None) or not isinstance(
+                item.variables, dict | None
+            ):
+                raise HTTPException(400, NOT_AN_OPERATION)
+        return data
+
 
 async def _close_at(context: Context, expires_at: datetime) -> None:
     delay = (expires_at - context.clock()).total_seconds()
@@ -233,5 +269,6 @@ def create_app(deps: AppDependencies) -> Starlette:
                 await stop()
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(RequestBodyLimit, max_bytes=deps.max_request_bytes, paths=["/graphql"])
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -54,9 +54,15 @@ def _domain_extensions(error: DomainError) -> dict[str, Any]:
     return extensions
 
 
+def _is_variable_error(error: GraphQLError) -> bool:
+    """A variable that failed coercion: graphql-core keeps the scalar's exception as
+    original_error, but the mistake is the caller's, raised before any resolver."""
+    return error.path is None and error.message.startswith("Variable '$")
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     original = error.original_error
-    if original is None or isinstance(original, DomainError):
+    if original is None or isinstance(original, DomainError) or _is_variable_error(error):
         return False
     return not (isinstance(original, GraphQLError) and original.extensions)
 
@@ -70,6 +76,8 @@ def format_error(error: GraphQLError, request_id: str) -> GraphQLError:
     elif isinstance(original, GraphQLError) and original.extensions:
         extensions = dict(original.extensions)
         message = original.message
+    elif _is_variable_error(error):
+        extensions = {"code": "BAD_USER_INPUT"}
     elif original is not None:
         extensions = {"code": "INTERNAL"}
         message = INTERNAL_MESSAGE

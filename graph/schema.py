@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import BatchingConfig, StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from graph.context import Context
@@ -43,9 +44,17 @@ class AssaySchema(strawberry.Schema):
         log_unexpected(errors, _request_id(execution_context) if execution_context else "-")
 
 
-def build_schema(extra_extensions: Sequence[type[SchemaExtension]] = ()) -> AssaySchema:
-    # OperationMetrics wraps ContractErrors, so it counts errors with their final codes.
+def build_schema(
+    extra_extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
+    max_batch_operations: int | None = None,
+) -> AssaySchema:
+    # OperationMetrics wraps ContractErrors, so it counts errors with their final codes;
+    # extensions after ContractErrors (QueryProtection) finish first, before errors get codes.
+    batching = None
+    if max_batch_operations is not None:
+        batching = BatchingConfig(max_operations=max_batch_operations)
     return AssaySchema(
+        config=StrawberryConfig(batching_config=batching),
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,8 @@ from domain.services.webhooks import WebhookPolicy
 from domain.webhooks import RetrySchedule
 from graph import metrics
 from graph.app import AppDependencies, create_app
+from graph.limits import QueryLimits
+from graph.rate_limit import RateLimiter, RateLimitPolicy, parse_networks
 from graph.subscriptions import EventBroker
 from integrations.blobs.local import LocalBlobStore
 from integrations.blobs.local_routes import blob_routes
@@ -37,7 +39,7 @@ from persistence import migrate
 from persistence.database import create_engine
 from persistence.event_bus import EventListener, OutboxNotifier
 from persistence.unit_of_work import SqlUnitOfWork
-from server.settings import Settings
+from server.settings import Environment, Settings
 from server.webhook_dispatcher import WebhookDispatcher, lease_seconds_for
 from server.workers import (
     BackgroundTasks,
@@ -109,14 +111,23 @@ def build_blob_store(settings: Settings) -> tuple[BlobStore, list[BaseRoute]]:
     return local, list(blob_routes(local))
 
 
-def build_engine(settings: Settings, database_url: str) -> AsyncEngine:
+def build_engine(
+    settings: Settings, database_url: str, *, on_statement: Callable[[], None] | None = None
+) -> AsyncEngine:
+    """The pool; every statement counts in /metrics, and in `on_statement` when given."""
+
+    def count() -> None:
+        metrics.count_statement()
+        if on_statement is not None:
+            on_statement()
+
     return create_engine(
         database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         ssl_mode=settings.db_ssl_mode.value,
         statement_timeout_ms=settings.db_statement_timeout_ms,
-        on_statement=metrics.count_statement,
+        on_statement=count,
     )
 
 
@@ -231,8 +242,37 @@ def unit_of_work_factory(engine: AsyncEngine) -> tuple[UnitOfWorkFactory, Outbox
     return uow, notifier
 
 
-def build_app(settings: Settings, database_url: str) -> Starlette:
-    engine = build_engine(settings, database_url)
+def query_limits(settings: Settings) -> QueryLimits:
+    return QueryLimits(
+        max_document_bytes=settings.max_document_bytes,
+        max_tokens=settings.max_tokens,
+        max_depth=settings.max_depth,
+        max_aliases=settings.max_aliases,
+        max_directives=settings.max_directives,
+        max_root_fields=settings.max_root_fields,
+        max_cost=settings.max_query_cost,
+        hide_suggestions=settings.environment is not Environment.DEVELOPMENT,
+        batching=settings.batching,
+        max_batch_operations=settings.max_batch_operations,
+    )
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    return RateLimiter(
+        RateLimitPolicy(
+            points_per_second=settings.rate_limit_points_per_second,
+            burst=settings.rate_limit_burst,
+            inference_per_second=settings.inference_rate_per_second,
+            inference_burst=settings.inference_burst,
+            trusted_proxies=parse_networks(settings.trusted_proxies),
+        )
+    )
+
+
+def build_app(
+    settings: Settings, database_url: str, *, on_statement: Callable[[], None] | None = None
+) -> Starlette:
+    engine = build_engine(settings, database_url, on_statement=on_statement)
     issuer = None if settings.uses_cognito else local_issuer(settings)
     blobs, blob_http_routes = build_blob_store(settings)
     uow, notifier = unit_of_work_factory(engine)
@@ -257,6 +297,9 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
         download_url_ttl=settings.download_url_ttl_seconds,
         graphiql=settings.graphiql,
         introspection=settings.introspection,
+        limits=query_limits(settings),
+        rate_limiter=rate_limiter(settings),
+        max_request_bytes=settings.max_request_bytes,
         jwks=jwks,
         upload_policy=UploadPolicy(
             max_bytes=settings.max_asset_bytes, url_ttl_seconds=settings.upload_url_ttl_seconds

@@ -12,6 +12,8 @@ import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from graph.rate_limit import parse_networks
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -93,6 +95,22 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_poll_seconds: float = Field(default=0.5, gt=0, le=60)
 
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_document_bytes: int = Field(default=20 * 1024, ge=1024)
+    max_tokens: int = Field(default=2_000, ge=100)
+    max_depth: int = Field(default=10, ge=2, le=100)
+    max_aliases: int = Field(default=30, ge=0)
+    max_directives: int = Field(default=50, ge=0)
+    max_root_fields: int = Field(default=20, ge=1)
+    max_query_cost: int = Field(default=10_000, ge=1)
+    batching: bool = False
+    max_batch_operations: int = Field(default=10, ge=1, le=100)
+    rate_limit_points_per_second: float = Field(default=200.0, gt=0)
+    rate_limit_burst: float = Field(default=20_000.0, ge=1)
+    inference_rate_per_second: float = Field(default=50.0, gt=0)
+    inference_burst: float = Field(default=2_000.0, ge=1)
+    trusted_proxies: str = ""
+
     graphiql: bool = True
     introspection: bool = True
     log_level: str = "INFO"
@@ -120,6 +138,21 @@ class Settings(BaseSettings):
     def _retry_schedule(cls, value: str) -> str:
         parse_retry_schedule(value)
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        parse_networks(value)  # comma-separated IP addresses or CIDR networks
+        return value
+
+    @model_validator(mode="after")
+    def _document_fits_request(self) -> Settings:
+        if self.max_document_bytes > self.max_request_bytes:
+            raise ValueError(
+                "ASSAY_MAX_DOCUMENT_BYTES must not exceed ASSAY_MAX_REQUEST_BYTES "
+                f"({self.max_document_bytes} > {self.max_request_bytes})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cognito_all_or_nothing(self) -> Settings:

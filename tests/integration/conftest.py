@@ -16,19 +16,12 @@ from starlette.applications import Starlette
 from auth.local_issuer import LocalIssuer
 from domain.models import ModelDefinition
 from domain.services import owned
-from domain.services.assets import UploadPolicy
-from graph.app import AppDependencies, create_app
 from graph.ids import to_global_id
 from integrations.models.directory import ModelDirectory
-from persistence.database import create_engine
 from persistence.unit_of_work import SqlUnitOfWork
 from server.bootstrap import (
-    Readiness,
     build_app,
-    build_blob_store,
-    build_verifier,
     local_issuer,
-    utc_now,
 )
 from server.settings import Settings
 
@@ -133,29 +126,9 @@ def app_statements() -> StatementCounter:
 async def app(
     settings: Settings, postgres_url: str, app_statements: StatementCounter
 ) -> AsyncIterator[Starlette]:
-    """The app wired as server.bootstrap.build_app does, on an engine with its own counter."""
-    engine = create_engine(
-        postgres_url, pool_size=settings.db_pool_size, on_statement=app_statements
-    )
-    issuer = local_issuer(settings)
-    blobs, blob_http_routes = build_blob_store(settings)
-    deps = AppDependencies(
-        uow=lambda: SqlUnitOfWork(engine),
-        verifier=build_verifier(settings, issuer),
-        blobs=blobs,
-        clock=utc_now,
-        readiness=Readiness(engine, blobs),
-        admin_group=settings.admin_group,
-        download_url_ttl=settings.download_url_ttl_seconds,
-        upload_policy=UploadPolicy(
-            max_bytes=settings.max_asset_bytes, url_ttl_seconds=settings.upload_url_ttl_seconds
-        ),
-        run_inference_timeout=settings.run_inference_timeout_seconds,
-        jwks=issuer.jwks,
-        routes=blob_http_routes,
-        on_shutdown=[engine.dispose],
-    )
-    async for running in _running(create_app(deps)):
+    """The composition root's app, counting its SQL statements privately as well."""
+    app = build_app(settings, postgres_url, on_statement=app_statements)
+    async for running in _running(app):
         yield running
 
 

@@ -1,0 +1,58 @@
+"""Refuse request bodies over a size limit with 413, counting bytes while they are read."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestBodyLimit:
+    """A body over `max_bytes` on one of `paths` gets 413 (Content-Length is not trusted alone)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, paths: Collection[str]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.paths = frozenset(paths)
+
+    def _too_large(self) -> PlainTextResponse:
+        return PlainTextResponse(
+            f"Request body too large: the limit is {self.max_bytes} bytes", status_code=413
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if response_started:
+                raise
+            await self._too_large()(scope, receive, send)

@@ -1,0 +1,132 @@
+"""The schema extension that enforces query limits and rate limits before anything executes."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
+from starlette.requests import Request
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from domain.errors import RateLimited
+from domain.principal import Principal
+from graph.context import Context
+from graph.errors import AssayGraphQLError, code_for
+from graph.limits import QueryLimits, check_document, check_operation, measure_operation
+from graph.rate_limit import RateLimiter
+
+COST_HEADER = "x-assay-cost"
+_SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
+
+
+def strip_suggestions(message: str) -> str:
+    """Drop graphql-core's "Did you mean ...?" hints, which reveal the schema."""
+    return _SUGGESTION.sub("", message)
+
+
+def rate_limit_key(context: Context, limiter: RateLimiter) -> str:
+    """The caller's user id when authenticated, else its client address."""
+    if isinstance(context.principal_or_error, Principal):
+        return f"user:{context.principal_or_error.user_id}"
+    request = context.request
+    if not isinstance(request, Request):
+        return "ip:unknown"
+    peer = request.client.host if request.client else None
+    return f"ip:{limiter.client_address(peer, request.headers.get('x-forwarded-for'))}"
+
+
+def rate_limited_error(retry_after_seconds: float) -> AssayGraphQLError:
+    return AssayGraphQLError(
+        f"rate limit exceeded; retry after {math.ceil(retry_after_seconds)} s",
+        code_for(RateLimited(retry_after_seconds)),
+        retryAfterSeconds=round(retry_after_seconds, 3),
+    )
+
+
+class QueryProtection(SchemaExtension):
+    """Size and token limits at parse time; depth, aliases, cost and rate limits before execution.
+
+    The errors are results, not exceptions, so ContractErrors still gives them request ids.
+    """
+
+    def __init__(self, limits: QueryLimits, rate_limiter: RateLimiter | None = None) -> None:
+        self.limits = limits
+        self.rate_limiter = rate_limiter
+        self.rejection: GraphQLError | None = None
+        self.cost: int | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None:
+            return
+        if self.rejection is not None:
+            result.data = None
+            result.errors = [self.rejection]
+        elif result.errors:
+            result.errors = [self._for_client(error) for error in result.errors]
+
+    def _for_client(self, error: GraphQLError) -> GraphQLError:
+        if self.limits.hide_suggestions:
+            error.message = strip_suggestions(error.message)
+        return error
+
+    def on_parse(self) -> Iterator[None]:
+        self.rejection = check_document(self.execution_context.query or "", self.limits)
+        # Zero tokens makes the parser stop at once; on_operation swaps in the real error.
+        limit = 0 if self.rejection is not None else self.limits.max_tokens
+        self.execution_context.parse_options["max_tokens"] = limit
+        yield
+
+    def on_execute(self) -> Iterator[None]:
+        error = self._refusal()
+        if error is not None:
+            self.execution_context.result = GraphQLExecutionResult(data=None, errors=[error])
+        yield
+
+    def _refusal(self) -> GraphQLError | None:
+        context = self.execution_context
+        if context.graphql_document is None or context.result is not None:
+            return None
+        if context.operation_type is OperationType.SUBSCRIPTION:
+            return None  # subscriptions do not honour a pre-set result; parse limits apply
+        measure = measure_operation(
+            context.schema._schema,
+            context.graphql_document,
+            context.operation_name,
+            context.variables,
+        )
+        if measure is None:
+            return None
+        if (too_complex := check_operation(measure, self.limits)) is not None:
+            return too_complex
+        if self.rate_limiter is not None and isinstance(context.context, Context):
+            key = rate_limit_key(context.context, self.rate_limiter)
+            wait = self.rate_limiter.acquire(key, measure.cost, measure.inference_requests)
+            if wait > 0:
+                if context.context.response is not None:
+                    context.context.response.headers["Retry-After"] = str(math.ceil(wait))
+                return rate_limited_error(wait)
+        self.cost = measure.cost
+        return None
+
+    def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        if self.cost is None or not isinstance(context, Context):
+            return {}
+        request = context.request
+        if isinstance(request, Request) and request.headers.get(COST_HEADER) == "1":
+            return {"cost": self.cost}
+        return {}
+
+
+def query_protection(
+    limits: QueryLimits, rate_limiter: RateLimiter | None = None
+) -> Callable[[], SchemaExtension]:
+    """A factory for Strawberry, which makes one extension per operation."""
+    return lambda: QueryProtection(limits, rate_limiter)

@@ -1,0 +1,129 @@
+"""Per-caller rate limits: in-process token buckets of cost points and of inference requests."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MonotonicClock = Callable[[], float]
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """ "10.0.0.0/8, 192.168.1.7" -> networks; raises ValueError naming the bad entry."""
+    networks: list[Network] = []
+    for part in text.split(","):
+        entry = part.strip()
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{entry!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
+class BucketPolicy:
+    per_second: float
+    burst: float
+
+
+class TokenBuckets:
+    """One bucket per key, full at first; the least recently used keys are forgotten."""
+
+    def __init__(
+        self, policy: BucketPolicy, clock: MonotonicClock = time.monotonic, max_keys: int = 100_000
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def available(self, key: str) -> float:
+        tokens, last = self._buckets.get(key, (self.policy.burst, self.clock()))
+        elapsed = max(0.0, self.clock() - last)
+        return min(self.policy.burst, tokens + elapsed * self.policy.per_second)
+
+    def wait_for(self, key: str, amount: float) -> float:
+        """Seconds until `amount` can be taken; 0 when it can be now."""
+        # A request larger than the burst is let through on a full bucket (leaving a debt),
+        # so a generous operation is slow rather than impossible.
+        needed = min(amount, self.policy.burst)
+        missing = needed - self.available(key)
+        return max(0.0, missing / self.policy.per_second)
+
+    def take(self, key: str, amount: float) -> None:
+        self._buckets[key] = (self.available(key) - amount, self.clock())
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class RateLimitPolicy:
+    points_per_second: float = 200.0
+    burst: float = 20_000.0
+    inference_per_second: float = 50.0
+    inference_burst: float = 2_000.0
+    trusted_proxies: tuple[Network, ...] = ()
+    max_keys: int = 100_000
+
+
+class RateLimiter:
+    """Cost points for every operation, plus a lower budget for inference requests."""
+
+    def __init__(self, policy: RateLimitPolicy, clock: MonotonicClock = time.monotonic) -> None:
+        self.policy = policy
+        self.points = TokenBuckets(
+            BucketPolicy(policy.points_per_second, policy.burst), clock, policy.max_keys
+        )
+        self.inference = TokenBuckets(
+            BucketPolicy(policy.inference_per_second, policy.inference_burst),
+            clock,
+            policy.max_keys,
+        )
+
+    def acquire(self, key: str, points: int, inference_requests: int = 0) -> float:
+        """Take from the caller's buckets; 0 when granted, else seconds to wait (nothing taken)."""
+        points = max(1, points)  # every operation costs something, even `{ __typename }`
+        wait = self.points.wait_for(key, points)
+        if inference_requests:
+            wait = max(wait, self.inference.wait_for(key, inference_requests))
+        if wait > 0:
+            return wait
+        self.points.take(key, points)
+        if inference_requests:
+            self.inference.take(key, inference_requests)
+        return 0.0
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.policy.trusted_proxies)
+
+    def client_address(self, peer: str | None, forwarded_for: str | None) -> str:
+        """The client: the peer, or when the peer is a trusted proxy, the nearest untrusted hop.
+
+        X-Forwarded-For is read right to left, skipping trusted proxies: entries left of the
+        first untrusted one were written by the client and could be anything.
+        """
+        client = peer or "unknown"
+        if not forwarded_for or not self._is_trusted(client):
+            return client
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            client = hop
+            if not self._is_trusted(hop):
+                break
+        return client
