@@ -6,11 +6,16 @@ import asyncio
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from uuid import UUID
+
+import httpx
 
 from domain.models import JSONValue, Model
-from domain.ports import UnitOfWorkFactory
-from domain.principal import Identity
-from domain.services import owned, submissions, users
+from domain.ports import BlobStore, UnitOfWorkFactory
+from domain.principal import Identity, Principal
+from domain.services import assets, owned, submissions, users
+from domain.services.assets import UploadPolicy
+from integrations.blobs.local import LocalBlobStore
 from server.bootstrap import (
     background_tasks,
     build_blob_store,
@@ -19,6 +24,8 @@ from server.bootstrap import (
     utc_now,
 )
 from server.settings import Settings
+
+SEED_CONCURRENCY = 8  # users seeded at once; below the default pool of 10 connections
 
 
 @dataclass(frozen=True)
@@ -36,14 +43,7 @@ def example_input(model: Model, rng: random.Random) -> JSONValue:
     }
 
 
-async def _seed_user(
-    uow: UnitOfWorkFactory,
-    settings: Settings,
-    models: list[Model],
-    n: int,
-    count: int,
-    rng: random.Random,
-) -> int:
+async def _sign_in(uow: UnitOfWorkFactory, settings: Settings, n: int) -> Principal:
     identity = Identity(
         subject=f"seed-user-{n:05d}",
         email=f"user{n:05d}@example.com",
@@ -54,12 +54,60 @@ async def _seed_user(
     principal, _ = await users.authenticate(
         uow(), identity, admin_group=settings.admin_group, clock=utc_now
     )
-    if count == 0:
+    return principal
+
+
+async def _seed_user(
+    uow: UnitOfWorkFactory,
+    blobs: BlobStore,
+    settings: Settings,
+    principal: Principal,
+    model: Model,
+    n: int,
+    inputs: list[JSONValue],
+) -> int:
+    if not inputs:
         return 0
-    model = models[n % len(models)]
-    inputs = [example_input(model, rng) for _ in range(count)]
-    await submissions.create_batch(uow(), principal, model.id, inputs, clock=utc_now)
-    return count
+    asset_id = await _seed_asset(uow, blobs, settings, principal, n)
+    # create_batch takes no assets: one create_submission each, every one citing the asset.
+    for item in inputs:
+        request = submissions.SubmissionRequest(model.id, item, asset_ids=(asset_id,))
+        await submissions.create_submission(uow(), principal, request, clock=utc_now)
+    return len(inputs)
+
+
+async def _seed_asset(
+    uow: UnitOfWorkFactory, blobs: BlobStore, settings: Settings, principal: Principal, n: int
+) -> UUID:
+    """One AVAILABLE asset, made as a client makes it: request the upload, PUT, complete."""
+    body = f"sample,user\n{n},{n:05d}\n".encode()
+    policy = UploadPolicy(
+        max_bytes=settings.max_asset_bytes, url_ttl_seconds=settings.upload_url_ttl_seconds
+    )
+    asset, upload = await assets.request_upload(
+        uow(),
+        blobs,
+        principal,
+        file_name=f"sample-{n:05d}.csv",
+        content_type="text/csv",
+        size_bytes=len(body),
+        policy=policy,
+        clock=utc_now,
+    )
+    if isinstance(blobs, LocalBlobStore):
+        # Its upload URL is served by `assay serve`, not running here: write as that route does.
+        pending = await blobs.begin_write(asset.object_key, len(body))
+        try:
+            await pending.write(body)
+            await pending.commit(asset.content_type)
+        finally:
+            await pending.abort()
+    else:
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.put(upload.url, headers=upload.headers, content=body)
+            response.raise_for_status()
+    done = await assets.complete_upload(uow(), blobs, principal, asset.id, clock=utc_now)
+    return done.id
 
 
 async def _drain_queue(uow: UnitOfWorkFactory, poll_seconds: float = 0.2) -> None:
@@ -82,12 +130,23 @@ async def seed(
     rng = random.Random(42)  # noqa: S311 - demo data, reproducible on purpose
     try:
         models = await owned.list_active_models(uow())
-        total = 0
-        for n in range(users):
-            total += await _seed_user(uow, settings, models, n, submissions_per_user, rng)
+        # Users one by one, so their (created_at, id) order follows their numbers.
+        principals = [await _sign_in(uow, settings, n) for n in range(users)]
+        chosen = [models[n % len(models)] for n in range(users)]
+        inputs = [[example_input(m, rng) for _ in range(submissions_per_user)] for m in chosen]
         tasks = background_tasks(settings, uow, blobs)
         await tasks.start()
         try:
+            # A few users at a time (within the pool): commits overlap, workers run meanwhile.
+            total = 0
+            for start in range(0, users, SEED_CONCURRENCY):
+                counts = await asyncio.gather(
+                    *(
+                        _seed_user(uow, blobs, settings, principals[n], chosen[n], n, inputs[n])
+                        for n in range(start, min(start + SEED_CONCURRENCY, users))
+                    )
+                )
+                total += sum(counts)
             await _drain_queue(uow)
         finally:
             await tasks.stop()

@@ -1,0 +1,264 @@
+"""Closed-loop HTTP/1.1 load: wrk when it is on PATH, else an asyncio client with keep-alive.
+
+Both report the same `LoadResult`: requests completed in the measured window, latency
+percentiles, errors, and the load generator's own CPU use (to show it was not the limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from bench.procs import HOST
+
+MAX_RESPONSE_HEAD = 64 * 1024
+REQUEST_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    tool: str
+    connections: int
+    duration: float
+    requests: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    client_cpu_seconds: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration if self.duration > 0 else 0.0
+
+    @property
+    def client_cpu_share(self) -> float:
+        """The load generator's CPU, in cores, over the measured window."""
+        return self.client_cpu_seconds / self.duration if self.duration > 0 else 0.0
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def request_bytes(port: int, path: str, body: bytes, token: str | None) -> bytes:
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {HOST}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
+    if token:
+        head.append(f"Authorization: Bearer {token}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    if len(head) > MAX_RESPONSE_HEAD:
+        raise ValueError("response head too large")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = None
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    if length is None:
+        raise ValueError("the load generator needs Content-Length responses")
+    await reader.readexactly(length)
+    return status
+
+
+class _Window:
+    def __init__(self, warmup: float, duration: float) -> None:
+        now = time.perf_counter()
+        self.start = now + warmup
+        self.end = self.start + duration
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.next_body = 0
+
+
+async def _connection(
+    port: int, requests: Sequence[bytes], window: _Window, failures: list[str]
+) -> None:
+    reader, writer = await asyncio.open_connection(HOST, port, limit=2**24)
+    try:
+        while True:
+            began = time.perf_counter()
+            if began >= window.end:
+                return
+            payload = requests[window.next_body % len(requests)]
+            window.next_body += 1
+            writer.write(payload)
+            status = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
+            done = time.perf_counter()
+            if window.start <= began and done <= window.end:
+                window.latencies.append(done - began)
+                if status != 200:
+                    window.errors += 1
+            if status != 200 and len(failures) < 5:
+                failures.append(f"HTTP {status}")
+    finally:
+        writer.close()
+
+
+async def _asyncio_load(
+    port: int, requests: Sequence[bytes], connections: int, warmup: float, duration: float
+) -> tuple[list[float], int]:
+    window = _Window(warmup, duration)
+    failures: list[str] = []
+    await asyncio.gather(
+        *(_connection(port, requests, window, failures) for _ in range(connections))
+    )
+    return window.latencies, window.errors
+
+
+def asyncio_load(
+    port: int,
+    path: str,
+    bodies: Sequence[bytes],
+    token: str | None,
+    connections: int,
+    warmup: float,
+    duration: float,
+) -> LoadResult:
+    requests = [request_bytes(port, path, b, token) for b in bodies]
+    cpu_before = time.process_time()
+    wall_before = time.perf_counter()
+    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        pass
+    with asyncio.Runner(loop_factory=factory) as runner:
+        latencies, errors = runner.run(_asyncio_load(port, requests, connections, warmup, duration))
+    wall = time.perf_counter() - wall_before
+    cpu = (time.process_time() - cpu_before) * duration / wall  # share of the window
+    latencies.sort()
+    return LoadResult(
+        tool="asyncio",
+        connections=connections,
+        duration=duration,
+        requests=len(latencies),
+        errors=errors,
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p95_ms=percentile(latencies, 0.95) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        client_cpu_seconds=cpu,
+    )
+
+
+def _lua_string(text: str) -> str:
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    eq = "=" * level
+    return f"[{eq}[{text}]{eq}]"
+
+
+LUA_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH_RESULT %d %d %d %d %d %d %d %d %d %d\\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def wrk_script(bodies: Sequence[bytes], token: str | None) -> str:
+    lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"']
+    if token:
+        lines.append(f'wrk.headers["Authorization"] = "Bearer {token}"')
+    lines.append("local bodies = {")
+    lines.extend(f"  {_lua_string(b.decode())}," for b in bodies)
+    lines.append("}")
+    lines.append("local n, i = #bodies, 0")
+    lines.append(
+        "request = function()\n  i = i % n + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend"
+    )
+    return "\n".join(lines) + "\n" + LUA_DONE
+
+
+def parse_wrk(output: str) -> tuple[int, float, int, float, float, float]:
+    """(requests, seconds, errors, p50 ms, p95 ms, p99 ms) from the script's result line."""
+    for line in output.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            v = [int(x) for x in line.split()[1:]]
+            return v[0], v[1] / 1e6, sum(v[2:7]), v[7] / 1000, v[8] / 1000, v[9] / 1000
+    raise RuntimeError(f"wrk printed no result line:\n{output[-2000:]}")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wrk_load(
+    port: int,
+    path: str,
+    bodies: Sequence[bytes],
+    token: str | None,
+    connections: int,
+    warmup: float,
+    duration: float,
+) -> LoadResult:
+    wrk = shutil.which("wrk")
+    assert wrk is not None
+    with tempfile.TemporaryDirectory(prefix="assay-bench-wrk-") as tmp:
+        script = Path(tmp) / "load.lua"
+        script.write_text(wrk_script(bodies, token))
+        url = f"http://{HOST}:{port}{path}"
+
+        def call(seconds: float) -> str:
+            argv = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+            argv += ["--timeout", "30s", "-s", str(script), url]
+            done = subprocess.run(
+                argv, capture_output=True, timeout=seconds + 60, check=True, text=True
+            )
+            return done.stdout
+
+        if warmup > 0:
+            call(warmup)
+        cpu_before = _children_cpu()
+        output = call(duration)
+        cpu = _children_cpu() - cpu_before
+    requests, seconds, errors, p50, p95, p99 = parse_wrk(output)
+    return LoadResult("wrk", connections, seconds, requests, errors, p50, p95, p99, cpu)
+
+
+def drive(
+    port: int,
+    bodies: Sequence[bytes],
+    token: str | None,
+    connections: int,
+    warmup: float,
+    duration: float,
+    tool: str = "auto",
+    path: str = "/graphql",
+) -> LoadResult:
+    """Load the server with `bodies` in turn over `connections` keep-alive connections."""
+    use_wrk = tool == "wrk" or (tool == "auto" and shutil.which("wrk") is not None)
+    run = wrk_load if use_wrk else asyncio_load
+    return run(port, path, bodies, token, connections, warmup, duration)
+
+
+def dumps_result(result: LoadResult) -> bytes:
+    return orjson.dumps(result, option=orjson.OPT_SERIALIZE_DATACLASS)

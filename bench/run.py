@@ -1,0 +1,475 @@
+"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W5."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import difflib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from bench import fanout, load, procs, workloads
+from bench.encoding import global_id
+from bench.report import MIB, Report, Row, markdown, write_json
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+HTTP_TIMEOUT = 60.0
+W2_IDS = 1000
+
+
+BENCH_LIMITS = {
+    "ASSAY_MAX_QUERY_COST": "1000000",
+    "ASSAY_RATE_LIMIT_POINTS_PER_SECOND": "1000000000",
+    "ASSAY_RATE_LIMIT_BURST": "1000000000",
+    "ASSAY_INFERENCE_RATE_PER_SECOND": "1000000000",
+    "ASSAY_INFERENCE_BURST": "1000000000",
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    users: int
+    submissions_per_user: int
+    warmup: float
+    duration: float
+    connections: tuple[int, ...]
+    tool: str
+    subscribers: int
+    fanout_events: int
+    batch_size: int
+    workloads: frozenset[str]
+    keep: bool
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="a ~2 minute smoke run")
+    p.add_argument("--users", type=int, help="seeded users (1000; --quick 200)")
+    p.add_argument("--submissions-per-user", type=int, default=10)
+    p.add_argument("--warmup", type=float, help="seconds before each timed run (3; --quick 1)")
+    p.add_argument("--duration", type=float, help="seconds of each timed run (15; --quick 3)")
+    p.add_argument("--connections", default="8,32", help="comma-separated, default 8,32")
+    p.add_argument("--tool", choices=["auto", "wrk", "asyncio"], default="auto")
+    p.add_argument("--subscribers", type=int, default=200)
+    p.add_argument("--fanout-events", type=int, help="W4 submissions (30; --quick 5)")
+    p.add_argument("--batch-size", type=int, default=1000, help="W5 inputs")
+    p.add_argument("--only", default="W1,W2,W3,W4,W5", help="workloads to run")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    a = p.parse_args(argv)
+    quick = bool(a.quick)
+    options = Options(
+        users=a.users or (200 if quick else 1000),
+        submissions_per_user=a.submissions_per_user,
+        warmup=a.warmup if a.warmup is not None else (1.0 if quick else 3.0),
+        duration=a.duration if a.duration is not None else (3.0 if quick else 15.0),
+        connections=tuple(int(c) for c in a.connections.split(",")),
+        tool=a.tool,
+        subscribers=a.subscribers,
+        fanout_events=a.fanout_events or (5 if quick else 30),
+        batch_size=a.batch_size,
+        workloads=frozenset(w.strip().upper() for w in a.only.split(",")),
+        keep=bool(a.keep),
+    )
+    if options.users < workloads.USERS_PAGE:
+        p.error(f"--users must be at least {workloads.USERS_PAGE}")
+    return options
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def database(workdir: Path) -> Iterator[str]:
+    """DATABASE_URL when set (it gets the seed data added), else an embedded PostgreSQL."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    from persistence.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(workdir / "db")
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+
+
+def metric(port: int, name: str) -> float:
+    """The sum of a Prometheus metric's samples (all labels) from GET /metrics."""
+    text = httpx.get(f"http://{procs.HOST}:{port}/metrics", timeout=HTTP_TIMEOUT).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in {" ", "{"}:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def settle(server: Server, quiet: float = 0.5, timeout: float = 120.0) -> None:
+    """Wait (bounded) until the server is idle: requests of a previous run have finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = procs.cpu_seconds(server.child.pid)
+        time.sleep(quiet)
+        if procs.cpu_seconds(server.child.pid) - before < 0.05 * quiet:
+            return
+
+
+class Server:
+    """A started HTTP server: its process, port and (for Assay) the tokens it accepts."""
+
+    def __init__(self, name: str, child: procs.Child, port: int) -> None:
+        self.name, self.child, self.port = name, child, port
+
+    def post(self, body: bytes, token: str | None) -> httpx.Response:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        url = f"http://{procs.HOST}:{self.port}/graphql"
+        return httpx.post(url, content=body, headers=headers, timeout=HTTP_TIMEOUT)
+
+    def graphql(self, body: bytes, token: str | None) -> dict[str, Any]:
+        response = self.post(body, token)
+        data: dict[str, Any] = response.json()
+        if response.status_code != 200 or data.get("errors"):
+            raise RuntimeError(f"{self.name}: HTTP {response.status_code}: {response.text[:2000]}")
+        return data
+
+
+class Bench:
+    def __init__(self, options: Options, workdir: Path, url: str) -> None:
+        self.options, self.workdir, self.url = options, workdir, url
+        self.env = procs.clean_env(
+            {
+                "DATABASE_URL": url,
+                "ASSAY_DATA_DIR": str(workdir / "data"),
+                "ASSAY_LOG_LEVEL": "WARNING",
+                "ASSAY_LOG_FORMAT": "json",
+                # W4 opens 200 sockets as one user; the default allows 20 per user.
+                "ASSAY_MAX_CONNECTIONS_PER_USER": str(max(20, options.subscribers + 10)),
+                # One caller drives all the load: per-caller limits would measure themselves.
+                # W1 weighs 25,400 points under the default cost model (limit 10,000).
+                **BENCH_LIMITS,
+            }
+        )
+        self.report = Report()
+        self.tokens: dict[str, str] = {}
+        self.iris_id = ""
+        self.submission_ids: list[str] = []
+
+    # ------------------------------------------------------------------ set-up
+
+    def assay(self, *args: str, timeout: float = 600) -> str:
+        return procs.run([str(procs.ASSAY), *args], self.env, timeout)
+
+    def prepare(self) -> None:
+        o = self.options
+        log("migrating")
+        self.assay("migrate", timeout=120)
+        log(f"seeding {o.users} users x {o.submissions_per_user} submissions (with results)")
+        started = time.perf_counter()
+        self.assay(
+            "seed", "--users", str(o.users), "--submissions-per-user", str(o.submissions_per_user)
+        )
+        self.report.meta["seed_seconds"] = round(time.perf_counter() - started, 1)
+        log(f"seeded in {self.report.meta['seed_seconds']} s")
+        self.tokens = self.issue_tokens()
+        asyncio.run(self._read_ids())
+
+    def issue_tokens(self) -> dict[str, str]:
+        """`assay token` for each role, run side by side (each start-up takes seconds)."""
+        roles = {"admin": ["--group", "admin"], "writer": [], "fanout": [], "batch": []}
+        children = {
+            role: subprocess.Popen(
+                [str(procs.ASSAY), "token", "--email", f"bench-{role}@example.com",
+                 "--name", f"Bench {role}", *groups, "--expires-in", "14400"],
+                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )
+            for role, groups in roles.items()
+        }  # fmt: skip
+        tokens = {}
+        for role, child in children.items():
+            out, err = child.communicate(timeout=120)
+            if child.returncode != 0:
+                raise RuntimeError(f"assay token failed: {err.decode()[-2000:]}")
+            tokens[role] = out.decode().strip()
+        return tokens
+
+    async def _read_ids(self) -> None:
+        conn = await asyncpg.connect(self.url)
+        try:
+            iris = await conn.fetchval(
+                "SELECT id FROM models WHERE name = 'iris-species' AND is_active "
+                "ORDER BY created_at DESC LIMIT 1"
+            )
+            rows = await conn.fetch(
+                "SELECT id FROM submissions ORDER BY created_at, id LIMIT $1", W2_IDS
+            )
+        finally:
+            await conn.close()
+        if iris is None or not rows:
+            raise RuntimeError("the seed left no iris-species model or no submissions")
+        self.iris_id = global_id("Model", iris)
+        self.submission_ids = [global_id("Submission", r["id"]) for r in rows]
+
+    def start_assay(self) -> Server:
+        port = procs.free_port()
+        argv = [str(procs.ASSAY), "serve", "--no-workers", "--port", str(port)]
+        child = procs.start("assay-serve", argv, self.env, self.workdir)
+        procs.wait_http(child, f"http://{procs.HOST}:{port}/healthz")
+        return Server("assay", child, port)
+
+    def start_baseline(self) -> Server:
+        port = procs.free_port()
+        argv = [sys.executable, "-m", "bench.baseline", "--port", str(port)]
+        child = procs.start("baseline", [*argv, "--database-url", self.url], self.env, self.workdir)
+        procs.wait_http(child, f"http://{procs.HOST}:{port}/healthz")
+        return Server("baseline", child, port)
+
+    # ------------------------------------------------------------ correctness
+
+    def verify(self, assay: Server, baseline: Server) -> None:
+        """Both servers answer W1 and a sample of W2 with the same bytes, or the run stops."""
+        token = self.tokens["admin"]
+        cases = list(workloads.w1().bodies)
+        ids = self.submission_ids
+        sample = sorted({0, 1, len(ids) // 2, len(ids) - 1})
+        cases += [workloads.w2([ids[i]]).bodies[0] for i in sample]
+        for body in cases:
+            ours, theirs = assay.post(body, token), baseline.post(body, token)
+            if ours.content == theirs.content and ours.status_code == 200:
+                continue
+            if b'"errors"' in ours.content or ours.status_code != 200:
+                raise RuntimeError(f"Assay answered with errors: {ours.text[:2000]}")
+            a, b = _canonical(ours.content), _canonical(theirs.content)
+            if a != b:
+                diff = difflib.unified_diff(
+                    a.splitlines(), b.splitlines(), "assay", "baseline", lineterm="", n=2
+                )
+                raise RuntimeError("outputs differ:\n" + "\n".join(list(diff)[:80]))
+            log("same JSON, different byte order (accepted after sorting keys)")
+        w1_bytes = len(assay.post(workloads.w1().bodies[0], token).content)
+        self.report.meta["w1_response_bytes"] = w1_bytes
+        log(f"outputs identical (W1 {w1_bytes:,} bytes, W2 x{len(sample)})")
+
+    # ------------------------------------------------------------- HTTP load
+
+    def timed(
+        self, server: Server, workload: workloads.Workload, token: str | None, connections: int
+    ) -> Row:
+        o = self.options
+        settle(server)
+        gql_errors = metric(server.port, "assay_graphql_errors_total")
+        served = metric(server.port, "assay_graphql_requests_total")
+        cpu = procs.cpu_seconds(server.child.pid)
+        with procs.RssSampler(server.child.pid) as rss:
+            result = load.drive(
+                server.port, workload.bodies, token, connections, o.warmup, o.duration, o.tool
+            )
+        cpu = procs.cpu_seconds(server.child.pid) - cpu
+        gql_errors = metric(server.port, "assay_graphql_errors_total") - gql_errors
+        # Counters and CPU include the warm-up: divide by every request served meanwhile.
+        sent = max(1.0, metric(server.port, "assay_graphql_requests_total") - served)
+        row = Row(
+            workload=workload.name,
+            server=server.name,
+            connections=connections,
+            rps=result.rps,
+            p50_ms=result.p50_ms,
+            p95_ms=result.p95_ms,
+            p99_ms=result.p99_ms,
+            requests=result.requests,
+            errors=result.errors + int(gql_errors),
+            sql_per_request=self.sql_per_request(server, workload, token),
+            cpu_ms_per_request=cpu * 1000 / sent,
+            peak_rss_mib=rss.peak / MIB,
+            client_cpu_cores=result.client_cpu_share,
+            tool=result.tool,
+        )
+        log(
+            f"{workload.name} {server.name} c={connections}: {row.rps:,.1f} req/s, "
+            f"p99 {row.p99_ms:.1f} ms, SQL/req {row.sql_per_request:.2f}"
+        )
+        return row
+
+    def sql_per_request(
+        self, server: Server, workload: workloads.Workload, token: str | None, samples: int = 3
+    ) -> float:
+        """Statements per request, from a few requests sent one at a time on an idle server."""
+        settle(server)
+        before = metric(server.port, "assay_db_statements_total")
+        for body in list(workload.bodies)[:samples]:
+            server.post(body, token)
+        taken = min(samples, len(workload.bodies))
+        return (metric(server.port, "assay_db_statements_total") - before) / taken
+
+    # ----------------------------------------------------------------- W3-W5
+
+    def batch_inference(self, assay: Server) -> None:
+        """W5: batchInference of N inputs, run by `assay worker`; completions per second."""
+        o, token = self.options, self.tokens["batch"]
+        worker = procs.start("assay-worker", [str(procs.ASSAY), "worker"], self.env, self.workdir)
+        try:
+            probe = workloads.body(
+                workloads.W3_MUTATION, "W3", workloads.create_submission_variables(self.iris_id)
+            )
+            assay.graphql(probe, token)
+            self._wait_succeeded(assay, token, 1, worker, timeout=120)
+            cpu = procs.cpu_seconds(worker.pid)
+            started = time.perf_counter()
+            assay.graphql(workloads.w5_body(self.iris_id, o.batch_size), token)
+            accepted = time.perf_counter()
+            finished = self._wait_succeeded(assay, token, 1 + o.batch_size, worker, timeout=600)
+            cpu = procs.cpu_seconds(worker.pid) - cpu
+        finally:
+            worker.stop()
+        elapsed = finished - accepted
+        self.report.extra["W5 batch inference (assay worker, iris-species)"] = {
+            "inputs": o.batch_size,
+            "batch_mutation_seconds": accepted - started,
+            "seconds_from_accept_to_all_succeeded": elapsed,
+            "completed_per_second": o.batch_size / elapsed if elapsed > 0 else 0.0,
+            "worker_cpu_seconds": cpu,
+        }
+        log(f"W5: {o.batch_size} inferences in {elapsed:.1f} s after the mutation")
+
+    def _wait_succeeded(
+        self, assay: Server, token: str, count: int, worker: procs.Child, timeout: float
+    ) -> float:
+        """The perf_counter() at which the viewer's SUCCEEDED count reached `count`."""
+        poll = workloads.body(workloads.W5_POLL, "W5Poll")
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if worker.popen.poll() is not None:
+                raise RuntimeError(f"assay worker exited:\n{worker.tail()}")
+            data = assay.graphql(poll, token)
+            if data["data"]["submissions"]["totalCount"] >= count:
+                return time.perf_counter()
+            time.sleep(0.1)
+        raise RuntimeError(f"{count} submissions did not succeed within {timeout}s")
+
+    def fan_out(self, assay: Server) -> None:
+        o, token = self.options, self.tokens["fanout"]
+        before = metric(assay.port, "assay_db_statements_total")
+        cpu = procs.cpu_seconds(assay.child.pid)
+        create_body = workloads.body(
+            workloads.W3_MUTATION, "W3", workloads.create_submission_variables(self.iris_id)
+        )
+
+        async def create() -> tuple[str, datetime]:
+            async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
+                response = await client.post(
+                    f"http://{procs.HOST}:{assay.port}/graphql",
+                    content=create_body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "Authorization": f"Bearer {token}",
+                    },
+                )
+            node = response.json()["data"]["createSubmission"]["submission"]
+            return str(node["id"]), datetime.fromisoformat(node["createdAt"])
+
+        async def subscribed() -> int:
+            return int(await asyncio.to_thread(metric, assay.port, "assay_open_subscriptions"))
+
+        with procs.RssSampler(assay.child.pid) as rss:
+            result = asyncio.run(
+                fanout.fanout(assay.port, token, create, o.subscribers, o.fanout_events, subscribed)
+            )
+        statements = metric(assay.port, "assay_db_statements_total") - before
+        cpu = procs.cpu_seconds(assay.child.pid) - cpu
+        section = asdict(result)
+        section["latency_from"] = "the submission's createdAt (set just before its INSERT)"
+        section["sql_per_event_incl_mutation_and_connects"] = statements / max(1, result.events)
+        section["server_cpu_seconds"] = cpu
+        section["peak_rss_mib"] = rss.peak / MIB
+        self.report.extra["W4 fan-out (graphql-transport-ws, one user)"] = section
+        log(f"W4: p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, missing {result.missing}")
+
+    # ------------------------------------------------------------------- all
+
+    def run(self) -> None:
+        o = self.options
+        self.prepare()
+        assay = self.start_assay()
+        baseline = self.start_baseline()
+        self.verify(assay, baseline)
+        reads = {"W1": workloads.w1(), "W2": workloads.w2(self.submission_ids)}
+        for name, workload in reads.items():
+            if name not in o.workloads:
+                continue
+            for server in (assay, baseline):
+                for c in o.connections:
+                    self.report.rows.append(self.timed(server, workload, self.tokens["admin"], c))
+        baseline.child.stop()
+        if "W5" in o.workloads:
+            self.batch_inference(assay)
+        if "W3" in o.workloads:
+            w3 = workloads.w3(self.iris_id)
+            for c in o.connections:
+                self.report.rows.append(self.timed(assay, w3, self.tokens["writer"], c))
+        if "W4" in o.workloads:
+            self.fan_out(assay)
+
+
+def _canonical(content: bytes) -> str:
+    return orjson.dumps(
+        orjson.loads(content), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+    ).decode()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = parse_options(argv)
+    started = time.perf_counter()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    workdir = Path(tempfile.mkdtemp(prefix="assay-bench-"))
+    bench: Bench | None = None
+    try:
+        with database(workdir) as url:
+            try:
+                bench = Bench(options, workdir, url)
+                bench.report.meta.update(_meta(options, stamp))
+                bench.run()
+            finally:
+                procs.stop_all()
+    except Exception as error:
+        log(f"FAILED: {error}")
+        log(f"logs kept in {workdir}")
+        raise SystemExit(1) from error
+    assert bench is not None
+    bench.report.meta["total_seconds"] = round(time.perf_counter() - started, 1)
+    path = write_json(bench.report, RESULTS_DIR, stamp)
+    print(markdown(bench.report))
+    log(f"wrote {path}")
+    if not options.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _meta(options: Options, stamp: str) -> dict[str, object]:
+    return {
+        "started": stamp,
+        "cpus": os.cpu_count(),
+        "seed": f"{options.users} users x {options.submissions_per_user} submissions x 1 result",
+        "load": f"{'wrk' if _uses_wrk(options.tool) else 'asyncio'}, warm-up {options.warmup}s, "
+        f"then {options.duration}s",
+        "w2_ids": W2_IDS,
+        "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def _uses_wrk(tool: str) -> bool:
+    return tool == "wrk" or (tool == "auto" and shutil.which("wrk") is not None)
