@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import BatchingConfig, StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.schema.schema import StreamResult
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from graph.context import Context
 from graph.errors import format_error, log_unexpected
 from graph.metrics import OperationMetrics
 from graph.mutations import Mutation
 from graph.queries import Query
+from graph.request_log import RequestLog
 from graph.subscriptions import Subscription
 from graph.types import AssetType, ModelType, ResultType, SubmissionType, UserType
 from graph.webhooks import WebhookDeliveryType, WebhookEndpointType
@@ -36,7 +40,38 @@ class ContractErrors(SchemaExtension):
             result.errors = [format_error(e, request_id) for e in result.errors]
 
 
+async def _with_contract_errors(results: StreamResult, request_id: str) -> StreamResult:
+    """Subscription results bypass on_operation's rewrite: give their errors codes too."""
+    async for result in results:
+        if isinstance(result, ExecutionResult) and result.errors:
+            log_unexpected(result.errors, request_id)
+            result.errors = [format_error(e, request_id) for e in result.errors]
+        yield result
+
+
 class AssaySchema(strawberry.Schema):
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        results = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+        request_id = context_value.request_id if isinstance(context_value, Context) else "-"
+        return _with_contract_errors(results, request_id)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -67,7 +102,7 @@ def build_schema(
             WebhookEndpointType,
             WebhookDeliveryType,
         ],
-        extensions=[OperationMetrics, ContractErrors, *extra_extensions],
+        extensions=[OperationMetrics, RequestLog, ContractErrors, *extra_extensions],
     )
 
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import strawberry
 
+from domain.assets import Asset
 from domain.errors import NotFound
 from domain.events import Event, EventType
-from domain.principal import Principal
+from domain.ports import UnitOfWork
+from domain.principal import Principal, visible_only
 from domain.services import owned
+from domain.submissions import Result, Submission
 from graph.errors import AssayGraphQLError
 from graph.ids import required_id
 from graph.types import AppInfo, AssetType, ResultType, SubmissionType
@@ -28,6 +32,10 @@ SUBMISSION_EVENTS = frozenset(
 )
 ASSET_EVENTS = frozenset({EventType.ASSET_AVAILABLE, EventType.ASSET_DELETED})
 SLOW_CONSUMER_CLOSE_CODE = 1013  # "try again later"
+MEMO_EVENTS = 1024
+T = TypeVar("T")
+Subject = TypeVar("Subject", Submission, Result, Asset)
+Load = Callable[[UnitOfWork, Principal, Sequence[UUID]], Awaitable[list[Subject | None]]]
 
 
 class SlowConsumer(Exception):
@@ -67,6 +75,18 @@ class EventBroker:
         self.max_connections_per_user = max_connections_per_user
         self._subscribers: set[Subscriber] = set()
         self._connections: Counter[UUID] = Counter()
+        self._loads: OrderedDict[int, asyncio.Future[Any]] = OrderedDict()
+
+    async def load_once(self, event_id: int, load: Callable[[], Awaitable[T]]) -> T:
+        """The object an event is about, read once per event for all of this process's
+        subscribers rather than once per subscriber."""
+        future = self._loads.get(event_id)
+        if future is None:
+            future = asyncio.ensure_future(load())
+            self._loads[event_id] = future
+            while len(self._loads) > MEMO_EVENTS:
+                self._loads.popitem(last=False)
+        return cast(T, await asyncio.shield(future))
 
     @property
     def subscriber_count(self) -> int:
@@ -143,6 +163,27 @@ def _subject(id: strawberry.ID | None, type_name: str) -> UUID | None:
     return None if id is None else required_id(id, type_name)
 
 
+async def _assets_with_deleted(
+    uow: UnitOfWork, principal: Principal, ids: Sequence[UUID]
+) -> list[Asset | None]:
+    return await owned.get_visible_assets(uow, principal, ids, include_deleted=True)
+
+
+async def _subject_of(info: AppInfo, event: Event, load: Load[Subject]) -> Subject | None:
+    """What the event is about, as this subscriber may see it."""
+    ctx = info.context
+    principal = ctx.principal
+    assert ctx.broker is not None  # _stream refuses to run without one
+
+    async def read() -> Subject | None:
+        [found] = await load(ctx.uow(), principal, [event.subject_id])
+        return found
+
+    found = await ctx.broker.load_once(event.id, read)
+    [visible] = visible_only(principal, [found])
+    return visible
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(description="Status changes of the viewer's submissions, or one.")
@@ -162,9 +203,7 @@ class Subscription:
             else _owned_by(principal, SUBMISSION_EVENTS)
         )
         async for event in _stream(info, matches):
-            [submission] = await owned.get_visible_submissions(
-                ctx.uow(), principal, [event.subject_id]
-            )
+            submission = await _subject_of(info, event, owned.get_visible_submissions)
             if submission is not None:
                 yield SubmissionType.from_entity(submission)
 
@@ -180,7 +219,7 @@ class Subscription:
             if visible is None:
                 raise NotFound("Submission", submission_id)
         async for event in _stream(info, _result_of(subject, principal)):
-            [result] = await owned.get_visible_results(ctx.uow(), principal, [event.subject_id])
+            result = await _subject_of(info, event, owned.get_visible_results)
             if result is not None:
                 yield ResultType.from_entity(result)
 
@@ -197,8 +236,6 @@ class Subscription:
                 raise NotFound("Asset", id)
         matches = _about(subject, ASSET_EVENTS) if subject else _owned_by(principal, ASSET_EVENTS)
         async for event in _stream(info, matches):
-            [asset] = await owned.get_visible_assets(
-                ctx.uow(), principal, [event.subject_id], include_deleted=True
-            )
+            asset = await _subject_of(info, event, _assets_with_deleted)
             if asset is not None:
                 yield AssetType.from_entity(asset)

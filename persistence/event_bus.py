@@ -131,6 +131,7 @@ class EventListener:
         conn = await asyncpg.connect(asyncpg_dsn(self._engine))
         try:
             await conn.add_listener(CHANNEL, self._on_notify)
+            conn.add_termination_listener(self._on_notify)  # wake up to notice the drop
             while not stop.is_set() and not conn.is_closed():
                 await self._drain()
                 with contextlib.suppress(TimeoutError):

@@ -1,4 +1,4 @@
-"""The `assay` command line: serve, worker, seed, migrate, token, schema."""
+"""The `assay` command line: serve, worker, seed, migrate, token, schema, operations."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from graphql import GraphQLError
 
+from graph.persisted import TrustedDocument, trusted_documents
 from persistence import migrate
 from persistence.database import create_engine
 from persistence.embedded import EmbeddedPostgres
+from persistence.operations import SqlPersistedOperations
 from server.bootstrap import local_issuer, register_models
 from server.logging import configure_logging
 from server.seed import seed
@@ -68,6 +71,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             host=host,
             port=port,
             workers=args.workers or settings.workers,
+            # Generous: a worker process that imports slowly on a busy machine is not hung.
+            timeout_worker_healthcheck=60,
             log_config=None,
             access_log=False,
             proxy_headers=True,
@@ -108,6 +113,35 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> None:
             email=args.email, name=args.name or "", groups=args.group, expires_in=args.expires_in
         )
     )
+
+
+def _read_documents(paths: list[Path]) -> list[tuple[Path, TrustedDocument]]:
+    found = []
+    for path in paths:
+        try:
+            found += [(path, document) for document in trusted_documents(path.read_text())]
+        except (OSError, UnicodeDecodeError, GraphQLError) as error:
+            raise SettingsError(f"{path}: {error}") from None
+    return found
+
+
+async def _register_trusted(url: str, documents: list[TrustedDocument]) -> None:
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        store = SqlPersistedOperations(engine)
+        for document in documents:
+            await store.put(document.sha256, document.document, trusted=True)
+    finally:
+        await engine.dispose()
+
+
+def cmd_operations_add(args: argparse.Namespace, settings: Settings) -> None:
+    found = _read_documents(args.files)  # all files parse, or nothing is registered
+    with database(settings) as url:
+        asyncio.run(_migrate(url))
+        asyncio.run(_register_trusted(url, [document for _, document in found]))
+    for path, document in found:
+        print(f"{document.sha256}  {document.operation_name or '<anonymous>'}  {path}")
 
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
@@ -169,6 +203,14 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--write", action="store_true", help="write it to schema.graphql")
     mode.add_argument("--check", action="store_true", help="fail when schema.graphql differs")
     schema_cmd.set_defaults(run=cmd_schema)
+
+    operations = commands.add_parser("operations", help="manage trusted persisted operations")
+    operations_commands = operations.add_subparsers(dest="operations_command", required=True)
+    add = operations_commands.add_parser(
+        "add", help="register the operations in GraphQL files as trusted; print their hashes"
+    )
+    add.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    add.set_defaults(run=cmd_operations_add)
     return root
 
 

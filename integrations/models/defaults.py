@@ -20,9 +20,8 @@ from sklearn.pipeline import Pipeline, make_pipeline  # type: ignore[import-unty
 from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]  # untyped
 
 from domain.models import JSONValue, ModelDefinition
-from integrations.models.local import ARTIFACT_FILE, LocalRuntimeConfig
+from integrations.models.local import ARTIFACT_FILE, MANIFEST_FILE, LocalRuntimeConfig
 
-MANIFEST_FILE = "model.json"
 VERSION = "1.0.0"
 SEED = 0
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from domain.models import JSONValue, ModelDefinition
-from integrations.models.defaults import MANIFEST_FILE, build_defaults
+from integrations.models.local import MANIFEST_FILE
 
 RUNTIMES = ("local", "sagemaker")
 _TEXT_FIELDS = ("name", "version", "description", "runtime")
@@ -28,7 +28,7 @@ class ModelDirectory:
     half-built directory and the first complete build wins.
     """
 
-    def __init__(self, path: Path, build: Callable[[Path], None] = build_defaults) -> None:
+    def __init__(self, path: Path, build: Callable[[Path], None] | None = None) -> None:
         self._path = path
         self._build = build
 
@@ -45,7 +45,7 @@ class ModelDirectory:
         staging = Path(tempfile.mkdtemp(prefix=f".{self._path.name}.", dir=self._path.parent))
         try:
             staging.chmod(0o755)  # mkdtemp's 0o700 would hide the models from operators
-            self._build(staging)
+            (self._build or _train_defaults)(staging)
             self._install(staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -59,6 +59,13 @@ class ModelDirectory:
                 message = f"cannot install the default models at {self._path}: {error.strerror}"
                 raise RuntimeError(message) from error
             # Another process installed its build first; keep theirs.
+
+
+def _train_defaults(target: Path) -> None:
+    # scikit-learn takes seconds to import; only a first run, with an empty directory, needs it.
+    from integrations.models.defaults import build_defaults
+
+    build_defaults(target)
 
 
 def read_manifest(path: Path) -> ModelDefinition:

@@ -20,6 +20,7 @@ from domain.models import JSONValue, Model, ModelFailure
 from domain.submissions import Alternative, Prediction
 
 ARTIFACT_FILE = "model.joblib"
+MANIFEST_FILE = "model.json"
 TASKS = ("classification", "regression")
 
 

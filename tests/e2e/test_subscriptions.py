@@ -1,0 +1,251 @@
+"""Subscriptions over a real WebSocket: across two server processes, each subscription kind,
+access rules, token expiry and the per-connection and per-user limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from sqlalchemy.ext.asyncio import AsyncEngine
+from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
+
+from tests.e2e.conftest import (
+    AssayProcess,
+    Launcher,
+    agql,
+    base_env,
+    model_id,
+    run_assay,
+    token,
+    truncate_all,
+)
+
+pytestmark = pytest.mark.e2e
+
+PROTOCOL = Subprotocol("graphql-transport-ws")
+ISSUER = "http://assay.test"  # both servers trust the same local issuer
+IRIS = {
+    "sepal_length_cm": 6.0,
+    "sepal_width_cm": 3.0,
+    "petal_length_cm": 5.0,
+    "petal_width_cm": 2.0,
+}
+CREATE = """mutation($m: ID!, $i: JSON!) {
+  createSubmission(input: {modelId: $m, input: $i}) { submission { id } } }"""
+RUN = """mutation($m: ID!, $i: JSON!) {
+  runInference(input: {modelId: $m, input: $i}) { submission { id } result { id } } }"""
+
+
+@dataclass
+class Cluster:
+    first: AssayProcess
+    second: AssayProcess
+    ada: str
+    bob: str
+    iris: str
+
+
+@pytest.fixture(scope="module")
+async def cluster(
+    module_launcher: Launcher, postgres_url: str, shared_models: Path, engine: AsyncEngine
+) -> Cluster:
+    await truncate_all(engine)
+    data_dir = module_launcher.new_data_dir("shared")
+    env = {
+        "ASSAY_MODEL_DIR": str(shared_models),
+        "ASSAY_PUBLIC_URL": ISSUER,
+        "ASSAY_MAX_SUBSCRIPTIONS_PER_CONNECTION": "2",
+        "ASSAY_MAX_CONNECTIONS_PER_USER": "3",
+    }
+    first = module_launcher.serve(data_dir=data_dir, database_url=postgres_url, env=env)
+    second = module_launcher.serve(
+        "--no-workers", data_dir=data_dir, database_url=postgres_url, env=env
+    )
+    ada = token(data_dir, "ada@example.com", public_url=ISSUER)
+    bob = token(data_dir, "bob@example.com", public_url=ISSUER)
+    return Cluster(first, second, ada, bob, model_id(first.base_url, ada))
+
+
+def ws_url(server: AssayProcess) -> str:
+    return server.base_url.replace("http://", "ws://") + "/graphql"
+
+
+@asynccontextmanager
+async def connection(server: AssayProcess, bearer: str) -> AsyncIterator[ClientConnection]:
+    async with websockets.connect(ws_url(server), subprotocols=[PROTOCOL]) as ws:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {bearer}"}}
+        await ws.send(json.dumps(init))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert ack["type"] == "connection_ack", ack
+        yield ws
+
+
+async def subscribe(ws: ClientConnection, ident: str, query: str, **variables: Any) -> None:
+    payload = {"query": query, "variables": variables}
+    await ws.send(json.dumps({"id": ident, "type": "subscribe", "payload": payload}))
+    await asyncio.sleep(0.5)  # let the server register the subscriber
+
+
+async def next_message(ws: ClientConnection, within: float = 15.0) -> dict[str, Any]:
+    while True:
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), within))
+        if message["type"] != "ping":
+            return message
+
+
+def error_code(message: dict[str, Any]) -> str:
+    """An execution error arrives as `next` with errors (validation errors as `error`)."""
+    assert message["type"] in {"next", "error"}, message
+    payload = message["payload"]
+    errors = payload if isinstance(payload, list) else payload["errors"]
+    code: str = errors[0]["extensions"]["code"]
+    return code
+
+
+async def test_a_mutation_on_one_process_reaches_a_subscriber_on_the_other(
+    cluster: Cluster,
+) -> None:
+    async with connection(cluster.second, cluster.ada) as ws:
+        await subscribe(ws, "s", "subscription { submissionUpdated { id status } }")
+        created = await agql(
+            cluster.first.base_url, CREATE, {"m": cluster.iris, "i": IRIS}, cluster.ada
+        )
+        sid = created["createSubmission"]["submission"]["id"]
+        seen: list[str] = []
+        while "SUCCEEDED" not in seen:
+            message = await next_message(ws)
+            assert message["type"] == "next", message
+            update = message["payload"]["data"]["submissionUpdated"]
+            assert update["id"] == sid
+            seen.append(update["status"])
+        # Each message carries the submission as it is when delivered, so a fast worker can
+        # make an early event show a later status, but never an earlier one after a later.
+        order = ["PENDING", "RUNNING", "SUCCEEDED"]
+        assert [order.index(s) for s in seen] == sorted(order.index(s) for s in seen)
+
+
+async def test_result_created_and_asset_updated_arrive(cluster: Cluster) -> None:
+    async with connection(cluster.first, cluster.ada) as ws:
+        await subscribe(ws, "r", "subscription { resultCreated { id submission { id } } }")
+        await subscribe(ws, "a", "subscription { assetUpdated { id status } }")
+        ran = await agql(cluster.first.base_url, RUN, {"m": cluster.iris, "i": IRIS}, cluster.ada)
+        message = await next_message(ws)
+        assert message["id"] == "r"
+        result = message["payload"]["data"]["resultCreated"]
+        assert result["id"] == ran["runInference"]["result"]["id"]
+
+        upload = await agql(
+            cluster.first.base_url,
+            """mutation { requestAssetUpload(input: {fileName: "a.txt", contentType: "text/plain",
+              sizeBytes: 5}) { asset { id } uploadUrl uploadHeaders } }""",
+            token=cluster.ada,
+        )
+        asset = upload["requestAssetUpload"]
+        path = httpx.URL(asset["uploadUrl"]).raw_path.decode()
+        async with httpx.AsyncClient(base_url=cluster.first.base_url) as http:
+            put = await http.put(path, content=b"hello", headers=asset["uploadHeaders"])
+            assert put.status_code in (200, 201), put.text
+        await agql(
+            cluster.first.base_url,
+            "mutation($id: ID!) { completeAssetUpload(id: $id) { asset { id } } }",
+            {"id": asset["asset"]["id"]},
+            cluster.ada,
+        )
+        message = await next_message(ws)
+        assert message["id"] == "a"
+        assert message["payload"]["data"]["assetUpdated"] == {
+            "id": asset["asset"]["id"],
+            "status": "AVAILABLE",
+        }
+
+
+async def test_others_events_never_arrive_and_naming_their_id_is_not_found(
+    cluster: Cluster,
+) -> None:
+    created = await agql(
+        cluster.first.base_url, CREATE, {"m": cluster.iris, "i": IRIS}, cluster.ada
+    )
+    adas = created["createSubmission"]["submission"]["id"]
+    async with connection(cluster.first, cluster.bob) as ws:
+        await subscribe(
+            ws, "named", "subscription($id: ID) { submissionUpdated(id: $id) { id } }", id=adas
+        )
+        assert error_code(await next_message(ws)) == "NOT_FOUND"
+        assert (await next_message(ws)) == {"id": "named", "type": "complete"}
+        await subscribe(ws, "mine", "subscription { submissionUpdated { id } }")
+        await agql(cluster.first.base_url, CREATE, {"m": cluster.iris, "i": IRIS}, cluster.ada)
+        with pytest.raises(TimeoutError):
+            await next_message(ws, within=2.0)
+
+
+async def test_subscriptions_per_connection_are_limited(cluster: Cluster) -> None:
+    async with connection(cluster.first, cluster.ada) as ws:
+        for n in range(2):
+            await subscribe(ws, f"s{n}", "subscription { submissionUpdated { id } }")
+        await subscribe(ws, "third", "subscription { submissionUpdated { id } }")
+        message = await next_message(ws)
+        assert message["id"] == "third"
+        assert error_code(message) == "RATE_LIMITED"
+
+
+async def test_connections_per_user_are_limited(cluster: Cluster) -> None:
+    async with connection(cluster.first, cluster.bob), connection(cluster.first, cluster.bob):
+        async with connection(cluster.first, cluster.bob):
+            pass
+        async with (
+            websockets.connect(ws_url(cluster.first), subprotocols=[PROTOCOL]) as extra_a,
+            websockets.connect(ws_url(cluster.first), subprotocols=[PROTOCOL]) as extra_b,
+        ):
+            init = {
+                "type": "connection_init",
+                "payload": {"Authorization": f"Bearer {cluster.bob}"},
+            }
+            await extra_a.send(json.dumps(init))
+            assert json.loads(await extra_a.recv())["type"] == "connection_ack"
+            await extra_b.send(json.dumps(init))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(extra_b.recv(), 10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4403
+
+
+async def test_a_bad_token_closes_with_4403(cluster: Cluster) -> None:
+    async with websockets.connect(ws_url(cluster.first), subprotocols=[PROTOCOL]) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer x"}})
+        )
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
+
+
+async def test_the_socket_closes_when_the_token_expires(
+    cluster: Cluster, module_launcher: Launcher
+) -> None:
+    data_dir = cluster.first.data_dir
+    short = _token_expiring_in(data_dir, seconds=3)
+    async with connection(cluster.first, short) as ws:
+        await subscribe(ws, "s", "subscription { submissionUpdated { id } }")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await next_message(ws, within=15.0)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
+
+
+def _token_expiring_in(data_dir: Path, seconds: int) -> str:
+    done = run_assay(
+        ["token", "--email", "eve@example.com", "--expires-in", str(seconds)],
+        base_env(data_dir, extra={"ASSAY_PUBLIC_URL": ISSUER}),
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()

@@ -1,0 +1,140 @@
+"""The outbox's signal path on a real PostgreSQL: notify, listen, reconnect, replay, gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.events import Event, EventType
+from persistence.event_bus import EventListener, OutboxNotifier
+from persistence.tables import events
+from tests.factories import make_user
+
+
+class Received:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, batch: Sequence[Event]) -> None:
+        self.events.extend(batch)
+        self.arrived.set()
+
+    async def until(self, count: int, within: float = 10.0) -> None:
+        async with asyncio.timeout(within):
+            while len(self.events) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+async def _append(engine: AsyncEngine, owner: uuid.UUID, count: int) -> None:
+    rows = [
+        {
+            "type": EventType.SUBMISSION_CREATED.value,
+            "owner_id": owner,
+            "subject_id": uuid.uuid4(),
+            "payload": {"n": n},
+        }
+        for n in range(count)
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(sa.insert(events), rows)
+
+
+@pytest.fixture
+async def listening(db: AsyncEngine) -> AsyncIterator[tuple[EventListener, Received]]:
+    received = Received()
+    # A long poll interval: only a NOTIFY (or a reconnect) can wake the listener quickly.
+    listener = EventListener(db, received, poll_seconds=30.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    await asyncio.sleep(0.5)  # connected and LISTENing
+    yield listener, received
+    stop.set()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_a_notify_after_commit_wakes_the_listener(
+    db: AsyncEngine, listening: tuple[EventListener, Received]
+) -> None:
+    _, received = listening
+    owner = await make_user(db)
+    notifier = OutboxNotifier(db)
+    await _append(db, owner, 3)
+    notifier.poke()
+    await received.until(3, within=5.0)
+    assert [e.payload["n"] for e in received.events] == [0, 1, 2]
+    await notifier.close()
+
+
+async def test_many_pokes_coalesce_into_few_notifies(db: AsyncEngine) -> None:
+    notifier = OutboxNotifier(db, tick_seconds=0.05)
+    async with db.connect() as conn:
+        raw = await conn.get_raw_connection()
+        heard: list[str] = []
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.add_listener("assay_events", lambda *args: heard.append(str(args[-1])))
+        for _ in range(100):
+            notifier.poke()
+        await asyncio.sleep(0.5)
+        await notifier.close()
+        await asyncio.sleep(0.2)
+        assert 1 <= len(heard) <= 3
+
+
+async def test_a_dropped_connection_reconnects_and_replays_what_it_missed(
+    db: AsyncEngine, listening: tuple[EventListener, Received]
+) -> None:
+    listener, received = listening
+    owner = await make_user(db)
+    await _append(db, owner, 2)
+    OutboxNotifier(db).poke()
+    await received.until(2)
+    async with db.begin() as conn:
+        killed = await conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+            )
+        )
+        assert killed.all(), "the listener's connection was not found"
+    # Written while the listener is down, and never notified: the replay must find them.
+    await _append(db, owner, 3)
+    await received.until(5, within=10.0)
+    assert [e.payload["n"] for e in received.events] == [0, 1, 0, 1, 2]
+    assert len({e.id for e in received.events}) == 5
+
+
+async def test_an_id_committed_late_is_still_delivered(
+    db: AsyncEngine, listening: tuple[EventListener, Received]
+) -> None:
+    listener, received = listening
+    owner = await make_user(db)
+    notifier = OutboxNotifier(db)
+    async with db.connect() as slow:
+        await slow.begin()
+        await slow.execute(
+            sa.insert(events).values(
+                type=EventType.ASSET_AVAILABLE.value,
+                owner_id=owner,
+                subject_id=uuid.uuid4(),
+                payload={"late": True},
+            )
+        )
+        await _append(db, owner, 1)  # a larger id, committed first
+        notifier.poke()
+        await received.until(1)
+        await slow.commit()
+    notifier.poke()
+    await received.until(2)
+    assert received.events[-1].payload == {"late": True}
+    await notifier.close()
