@@ -15,10 +15,12 @@ from domain.models import Model
 from domain.pagination import Page, PageRequest
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
-from domain.services import owned
+from domain.services import owned, webhooks
 from domain.services.users import get_visible_users
 from domain.submissions import Result, Submission, SubmissionStatus
 from domain.users import User
+from domain.webhooks import WebhookDelivery
+from graph import metrics
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -35,8 +37,10 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
         self._uow = uow
         self._principal = principal
         self._load = load
+        self._name = getattr(load, "__name__", "batch")[:64]
 
     async def batch_load_fn(self, keys: list[K]) -> list[V]:
+        metrics.DATALOADER_BATCH_SIZE.labels(self._name).observe(len(keys))
         return await self._load(self._uow(), self._principal, keys)
 
 
@@ -55,6 +59,7 @@ def grouped_by_arguments(
             values.update(zip(where, loaded, strict=True))
         return [values[p] for p in range(len(keys))]
 
+    batch.__name__ = load.__name__  # the loader's label in /metrics
     return batch
 
 
@@ -92,6 +97,18 @@ async def _submission_counts(
     return await owned.count_submissions_for_owners(uow, principal, owners, status)
 
 
+async def _delivery_pages(
+    uow: UnitOfWork, principal: Principal, endpoints: list[UUID], request: PageRequest
+) -> list[Page[WebhookDelivery]]:
+    return await webhooks.list_deliveries(uow, principal, endpoints, request)
+
+
+async def _delivery_counts(
+    uow: UnitOfWork, principal: Principal, endpoints: list[UUID], _: None
+) -> list[int]:
+    return await webhooks.count_deliveries(uow, principal, endpoints)
+
+
 async def _models(uow: UnitOfWork, _: Principal, ids: Sequence[UUID]) -> list[Model | None]:
     return await owned.get_models(uow, ids)
 
@@ -109,6 +126,8 @@ class Loaders:
     submission_count_by_owner: BatchLoader[tuple[UUID, SubmissionStatus | None], int]
     results_by_submission: BatchLoader[UUID, list[Result]]
     assets_by_submission: BatchLoader[UUID, list[Asset]]
+    delivery_page_by_endpoint: BatchLoader[tuple[UUID, PageRequest], Page[WebhookDelivery]]
+    delivery_count_by_endpoint: BatchLoader[tuple[UUID, None], int]
 
     @classmethod
     def create(cls, uow: UnitOfWorkFactory, principal: Principal) -> Loaders:
@@ -127,4 +146,6 @@ class Loaders:
             submission_count_by_owner=loader(grouped_by_arguments(_submission_counts)),
             results_by_submission=loader(owned.list_results_for_submissions),
             assets_by_submission=loader(owned.list_assets_for_submissions),
+            delivery_page_by_endpoint=loader(grouped_by_arguments(_delivery_pages)),
+            delivery_count_by_endpoint=loader(grouped_by_arguments(_delivery_counts)),
         )

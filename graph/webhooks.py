@@ -70,16 +70,14 @@ class WebhookEndpointType(Node):
     async def deliveries(
         self, info: AppInfo, first: int | None = 20, after: str | None = None
     ) -> Connection[WebhookDeliveryType]:
-        ctx = info.context
-        principal, endpoint = ctx.principal, self.entity
+        loaders, endpoint = info.context.loaders, self.entity
         request = page_request(first, after)
-        [page] = await webhooks.list_deliveries(ctx.uow(), principal, [endpoint.id], request)
-
-        async def count() -> int:
-            [total] = await webhooks.count_deliveries(ctx.uow(), principal, [endpoint.id])
-            return total
-
-        return connection(page, lambda d: WebhookDeliveryType.from_entity(d, endpoint), count)
+        page = await loaders.delivery_page_by_endpoint.load((endpoint.id, request))
+        return connection(
+            page,
+            lambda d: WebhookDeliveryType.from_entity(d, endpoint),
+            lambda: loaders.delivery_count_by_endpoint.load((endpoint.id, None)),
+        )
 
 
 @strawberry.type(name="WebhookDelivery")
