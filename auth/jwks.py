@@ -59,6 +59,14 @@ class JwksCache:
             raise KeyNotFound(f"no signing key with kid {kid!r}")
         return key
 
+    async def ensure_loaded(self) -> None:
+        """Raise unless signing keys are at hand: fetch them when stale, or when missing (at
+        most once per cooldown, so readiness probes cannot hammer the issuer)."""
+        if self._is_stale() or (not self._keys and self._may_force_refresh()):
+            await self._refresh(forced=False)
+        if not self._keys:
+            raise KeyNotFound("no RS256 signing keys could be loaded")
+
     def _is_stale(self) -> bool:
         return self._fetched_at is None or time.monotonic() - self._fetched_at > self._max_age
 

@@ -37,6 +37,10 @@ class JwtVerifier:
         self._leeway = leeway_seconds
         self._max_bytes = max_token_bytes
 
+    async def check_keys(self) -> None:
+        """Raise unless the issuer's signing keys can be loaded (for readiness)."""
+        await self._keys.ensure_loaded()
+
     async def verify(self, token: str) -> Identity:
         if len(token) > self._max_bytes:
             raise Unauthenticated(f"token longer than {self._max_bytes} bytes")

@@ -266,6 +266,10 @@ class WebhookRepository(Protocol):
 
     async def attempts_for(self, delivery_id: UUID) -> list[DeliveryAttempt]: ...
 
+    async def count_deliveries_by_status(self) -> dict[DeliveryStatus, int]:
+        """How many deliveries are in each status (for /metrics)."""
+        ...
+
 
 class UrlGuard(Protocol):
     async def check(self, url: str) -> None:
@@ -277,3 +281,14 @@ class WebhookSender(Protocol):
     async def send(self, message: WebhookMessage) -> DeliveryOutcome:
         """POST the signed message once; failures are outcomes, not exceptions."""
         ...
+
+
+class PersistedOperations(Protocol):
+    """GraphQL documents known by the SHA-256 of their text; trusted ones were registered."""
+
+    async def get(self, sha256: str) -> str | None: ...
+    async def put(self, sha256: str, document: str, trusted: bool = False) -> None:
+        """Store the document (kept if present); `trusted` marks it trusted either way."""
+        ...
+
+    async def is_trusted(self, sha256: str) -> bool: ...

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,10 +23,19 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import DisableIntrospection, SchemaExtension
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
 
 from domain.errors import DomainError, Unauthenticated
-from domain.ports import BlobStore, Clock, TokenVerifier, UnitOfWorkFactory
+from domain.ports import (
+    BlobStore,
+    Clock,
+    PersistedOperations,
+    TokenVerifier,
+    UnitOfWorkFactory,
+)
 from domain.principal import Principal
 from domain.services import users
 from domain.services.assets import UploadPolicy
@@ -33,11 +43,24 @@ from domain.services.webhooks import WebhookPolicy
 from graph import metrics
 from graph.body_limit import RequestBodyLimit
 from graph.context import Context
+from graph.document_cache import CachedDocuments, DocumentCache
+from graph.errors import AssayGraphQLError, format_error
+from graph.graphiql import graphiql_response, graphiql_routes
 from graph.limits import QueryLimits
+from graph.over_http import (
+    GRAPHQL_RESPONSE_JSON,
+    JSON,
+    is_request_error,
+    negotiate,
+    request_error_status,
+)
+from graph.persisted import PersistedQueries, PersistedQueryPolicy
 from graph.protection import query_protection
 from graph.rate_limit import RateLimiter
+from graph.request_log import log_operation
 from graph.schema import build_schema
 from graph.subscriptions import EventBroker
+from graph.websocket_adapter import JsonTextWebSocketAdapter
 
 NOT_AN_OPERATION = (
     "The request body must be a JSON object with a string `query` and an object `variables` "
@@ -62,6 +85,7 @@ class AppDependencies:
     run_inference_timeout: float = 30.0
     broker: EventBroker | None = None
     max_subscriptions_per_connection: int = 10
+    ws_init_timeout: timedelta = timedelta(seconds=10)
     webhooks: WebhookPolicy | None = None
     graphiql: bool = True
     introspection: bool = True
@@ -73,6 +97,9 @@ class AppDependencies:
     on_startup: Sequence[Callable[[], Awaitable[None]]] = ()
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    persisted_operations: PersistedOperations | None = None
+    persisted_queries: PersistedQueryPolicy = field(default_factory=PersistedQueryPolicy)
+    document_cache_size: int = 1000
 
 
 class RequestIdMiddleware:
@@ -107,18 +134,24 @@ def _bearer_token(header: str | None) -> str | None:
 
 
 class AssayGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = JsonTextWebSocketAdapter  # see graph/websocket_adapter.py
+
     def __init__(self, deps: AppDependencies, **kwargs: Any) -> None:
         extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = (
             [] if deps.introspection else [DisableIntrospection]
         )
         extensions.append(query_protection(deps.limits, deps.rate_limiter))
+        documents = DocumentCache(deps.document_cache_size)
+        extensions.append(lambda: CachedDocuments(documents))  # after QueryProtection
         limits = deps.limits
         super().__init__(
             build_schema(extensions, limits.max_batch_operations if limits.batching else None),
             graphql_ide="graphiql" if deps.graphiql else None,
+            connection_init_wait_timeout=deps.ws_init_timeout,
             **kwargs,
         )
         self.deps = deps
+        self.persisted = PersistedQueries(deps.persisted_operations, deps.persisted_queries)
 
     async def authenticate(
         self, authorization: str | None
@@ -185,7 +218,7 @@ class AssayGraphQL(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
-            await super().__call__(scope, receive, send)
+            await self._serve_http(scope, receive, send)
             return
         try:
             await super().__call__(scope, receive, send)
@@ -195,6 +228,100 @@ class AssayGraphQL(GraphQL[Context, None]):
                 expiry.cancel()
             if (user_id := state.get("connected_user")) is not None and self.deps.broker:
                 self.deps.broker.disconnect(user_id)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql_response(request)  # the offline bundle of graph/static/graphiql
+
+    # ------------------------------------------------ GraphQL over HTTP, persisted queries
+
+    async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        metrics.start_request_statements()
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            headers = {"Allow": getattr(error, "allow", "GET, POST")}
+            response = PlainTextResponse(
+                error.reason,
+                status_code=error.status_code,
+                headers=headers if error.status_code == 405 else None,
+            )
+        await response(scope, receive, send)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET of a persisted query has no `query` parameter but is no page view.
+        return super().should_render_graphql_ide(request) and (
+            "extensions" not in request.query_params
+        )
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = negotiate(request.headers.get("accept")) or JSON
+        request.state.sub_response = sub_response
+        return sub_response
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        started = time.perf_counter()
+        principal = context.principal_or_error
+        try:
+            resolved = await self.persisted.resolve(
+                request_data.query,
+                request_data.extensions,
+                is_admin=isinstance(principal, Principal) and principal.is_admin,
+            )
+        except AssayGraphQLError as error:
+            return _refused(context, request_data, error, started)
+        try:
+            result = await super().execute_single(
+                request,
+                request_adapter,
+                sub_response,
+                context,
+                root_value,
+                replace(request_data, query=resolved.document),
+            )
+        except HTTPException as error:
+            if isinstance(error.__cause__, InvalidOperationTypeError) and (
+                request_adapter.method == "GET"
+            ):
+                raise MethodNotAllowed("GET is for queries only: POST mutations") from error
+            raise
+        if (
+            resolved.sha256
+            and resolved.document
+            and not is_request_error(result.data, result.errors)
+        ):
+            await self.persisted.remember(resolved.sha256, resolved.document)
+        return result
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if result.errors and is_request_error(result.data, result.errors):
+            response.pop("data", None)  # nothing executed: the spec's "no data entry"
+            sub_response = getattr(request.state, "sub_response", None)
+            if sub_response is not None and sub_response.media_type == GRAPHQL_RESPONSE_JSON:
+                sub_response.status_code = request_error_status(result.errors)
+        return response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        media_type = sub_response.media_type or JSON
+        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        return response
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -207,6 +334,7 @@ class AssayGraphQL(GraphQL[Context, None]):
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        _check_media_types(request)
         try:
             data = await super().parse_http_body(request)
         except AttributeError:  # strawberry calls .get() on a JSON body that is not an object
@@ -217,6 +345,40 @@ class AssayGraphQL(GraphQL[Context, None]):
             ):
                 raise HTTPException(400, NOT_AN_OPERATION)
         return data
+
+
+class MethodNotAllowed(HTTPException):
+    """405 with the methods that would work (the Allow header)."""
+
+    def __init__(self, reason: str, allow: str = "POST") -> None:
+        super().__init__(405, reason)
+        self.allow = allow
+
+
+def _check_media_types(request: AsyncHTTPRequestAdapter) -> None:
+    """406 when Accept names nothing we serve; 415 for a POST body that is not JSON."""
+    if negotiate(request.headers.get("accept")) is None:
+        raise HTTPException(406, f"Acceptable media types: {GRAPHQL_RESPONSE_JSON}, {JSON}")
+    if request.method == "POST":
+        media_type, _ = parse_content_type(request.content_type or "")
+        if media_type.lower() != JSON:
+            raise HTTPException(415, f"The request body must be {JSON}")
+
+
+def _refused(
+    context: Context, request_data: GraphQLRequestData, error: AssayGraphQLError, started: float
+) -> ExecutionResult:
+    """A request that never reached the schema: the same error shape, metrics and log."""
+    formatted = format_error(error, context.request_id)
+    metrics.ERRORS.labels(str((error.extensions or {}).get("code", "INTERNAL"))).inc()
+    log_operation(
+        context,
+        operation_name=request_data.operation_name,
+        operation_type="unknown",
+        duration_seconds=time.perf_counter() - started,
+        errors=[formatted],
+    )
+    return ExecutionResult(data=None, errors=[formatted])
 
 
 async def _close_at(context: Context, expires_at: datetime) -> None:
@@ -253,6 +415,7 @@ def create_app(deps: AppDependencies) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+        *graphiql_routes(enabled=deps.graphiql),
         *deps.routes,
     ]
     if deps.jwks is not None:

@@ -39,6 +39,7 @@ class Context:
     open_subscriptions: int = 0
     connection_params: dict[str, object] | None = None
     webhooks: WebhookPolicy | None = None
+    cost: int | None = None
     _loaders: Loaders | None = None
 
     async def close_socket(self, code: int, reason: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -50,6 +52,46 @@ QUEUE_OLDEST_PENDING_AGE = Gauge(
 OPEN_SUBSCRIPTIONS = Gauge(
     "assay_open_subscriptions", "Active GraphQL subscriptions in this process.", registry=REGISTRY
 )
+WEBHOOK_DELIVERIES = Gauge(
+    "assay_webhook_deliveries", "Webhook deliveries, by status.", ["status"], registry=REGISTRY
+)
+DATALOADER_BATCH_SIZE = Histogram(
+    "assay_dataloader_batch_size",
+    "Keys per DataLoader batch, by loader.",
+    ["loader"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+    registry=REGISTRY,
+)
+RATE_LIMIT_REFUSALS = Counter(
+    "assay_rate_limit_refusals_total",
+    "Operations refused by a rate limit.",
+    registry=REGISTRY,
+)
+
+
+@dataclass
+class StatementCount:
+    """SQL statements of one request; mutable, so tasks spawned by the request (loader
+    batches run in their own tasks, with a copy of the context) add to the same count."""
+
+    value: int = 0
+
+
+REQUEST_STATEMENTS: ContextVar[StatementCount | None] = ContextVar(
+    "assay_request_statements", default=None
+)
+
+
+def start_request_statements() -> StatementCount:
+    """Count the statements of the request running in the current context from now on."""
+    count = StatementCount()
+    REQUEST_STATEMENTS.set(count)
+    return count
+
+
+def record_webhook_deliveries(counts: Mapping[str, int]) -> None:
+    for status, count in counts.items():
+        WEBHOOK_DELIVERIES.labels(status).set(count)
 
 
 def record_queue(pending: int, running: int, oldest_pending_age_seconds: float) -> None:
@@ -60,6 +102,8 @@ def record_queue(pending: int, running: int, oldest_pending_age_seconds: float) 
 
 def count_statement() -> None:
     DB_STATEMENTS.inc()
+    if (request := REQUEST_STATEMENTS.get()) is not None:
+        request.value += 1
 
 
 def count_jwks_fetch(succeeded: bool) -> None:

@@ -15,6 +15,7 @@ from strawberry.types.graphql import OperationType
 
 from domain.errors import RateLimited
 from domain.principal import Principal
+from graph import metrics
 from graph.context import Context
 from graph.errors import AssayGraphQLError, code_for
 from graph.limits import QueryLimits, check_document, check_operation, measure_operation
@@ -109,10 +110,13 @@ class QueryProtection(SchemaExtension):
             key = rate_limit_key(context.context, self.rate_limiter)
             wait = self.rate_limiter.acquire(key, measure.cost, measure.inference_requests)
             if wait > 0:
+                metrics.RATE_LIMIT_REFUSALS.inc()
                 if context.context.response is not None:
                     context.context.response.headers["Retry-After"] = str(math.ceil(wait))
                 return rate_limited_error(wait)
         self.cost = measure.cost
+        if isinstance(context.context, Context):
+            context.context.cost = measure.cost  # for the request log
         return None
 
     def get_results(self) -> dict[str, Any]:

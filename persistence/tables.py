@@ -246,3 +246,16 @@ outbox_cursors = sa.Table(
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("last_event_id", sa.BigInteger, nullable=False, server_default="0"),
 )
+
+# GraphQL documents by the SHA-256 of their text: automatic persisted queries and, with
+# is_trusted, the documents registered by `assay operations add`.
+persisted_operations = sa.Table(
+    "persisted_operations",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("is_trusted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)

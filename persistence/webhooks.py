@@ -204,6 +204,11 @@ class SqlWebhookDeliveries:
         counts: dict[UUID, int] = {row[0]: row[1] for row in await self._conn.execute(statement)}
         return [counts.get(i, 0) for i in endpoint_ids]
 
+    async def count_deliveries_by_status(self) -> dict[DeliveryStatus, int]:
+        statement = sa.select(_deliveries.c.status, sa.func.count()).group_by(_deliveries.c.status)
+        rows = await self._conn.execute(statement)
+        return {DeliveryStatus(row[0]): row[1] for row in rows}
+
     async def requeue_delivery(
         self, delivery: WebhookDelivery, *, expected: DeliveryStatus, now: datetime
     ) -> WebhookDelivery | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +25,7 @@ from domain.webhooks import RetrySchedule
 from graph import metrics
 from graph.app import AppDependencies, create_app
 from graph.limits import QueryLimits
+from graph.persisted import PersistedQueryPolicy
 from graph.rate_limit import RateLimiter, RateLimitPolicy, parse_networks
 from graph.subscriptions import EventBroker
 from integrations.blobs.local import LocalBlobStore
@@ -38,6 +39,7 @@ from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from persistence import migrate
 from persistence.database import create_engine
 from persistence.event_bus import EventListener, OutboxNotifier
+from persistence.operations import SqlPersistedOperations
 from persistence.unit_of_work import SqlUnitOfWork
 from server.settings import Environment, Settings
 from server.webhook_dispatcher import WebhookDispatcher, lease_seconds_for
@@ -133,11 +135,29 @@ def build_engine(
 
 @dataclass(frozen=True)
 class Readiness:
+    """Every dependency in use: database and migrations, object store, token signing keys,
+    SageMaker endpoints when configured. The answer names each one that failed."""
+
     engine: AsyncEngine
     blobs: BlobStore
+    signing_keys: Callable[[], Awaitable[object]] | None = None
+    sagemaker: SageMakerRuntime | None = None
+    sagemaker_endpoints: Sequence[str] = ()
 
     async def __call__(self) -> dict[str, str]:
         failures: dict[str, str] = {}
+        if self.signing_keys is not None:
+            try:
+                await self.signing_keys()
+            except Exception as exc:
+                logger.warning("readiness: token signing keys unavailable: %s", exc)
+                failures["tokenIssuer"] = "signing keys unavailable"
+        if self.sagemaker is not None and self.sagemaker_endpoints:
+            try:
+                await self.sagemaker.check(self.sagemaker_endpoints)
+            except Exception as exc:
+                logger.warning("readiness: SageMaker: %s", exc)
+                failures["sagemaker"] = str(exc)[:200]
         try:
             current = await migrate.current_revision(self.engine)
             if current != migrate.head_revision():
@@ -151,6 +171,35 @@ class Readiness:
             logger.warning("readiness: object store unreachable: %s", exc)
             failures["objectStore"] = "unreachable"
         return failures
+
+
+def sagemaker_endpoints(settings: Settings) -> list[str]:
+    """The endpoint names that the model directory's SageMaker models call."""
+    names = {
+        definition.runtime_config.get("endpoint_name")
+        for definition in ModelDirectory(settings.models_path).definitions()
+        if definition.runtime == "sagemaker"
+    }
+    return sorted(name for name in names if isinstance(name, str) and name)
+
+
+def build_readiness(
+    settings: Settings, engine: AsyncEngine, blobs: BlobStore, verifier: JwtVerifier
+) -> Readiness:
+    if not settings.sagemaker_region:
+        return Readiness(engine, blobs, signing_keys=verifier.check_keys)
+    runtime = SageMakerRuntime(
+        region=settings.sagemaker_region,
+        timeout_seconds=settings.sagemaker_timeout_seconds,
+        max_attempts=1,
+    )
+    return Readiness(
+        engine,
+        blobs,
+        signing_keys=verifier.check_keys,
+        sagemaker=runtime,
+        sagemaker_endpoints=sagemaker_endpoints(settings),
+    )
 
 
 def build_runtimes(settings: Settings) -> dict[str, ModelRuntime]:
@@ -287,12 +336,13 @@ def build_app(
         else BackgroundTasks(always)
     )
     jwks: Any = issuer.jwks if issuer is not None else None
+    verifier = build_verifier(settings, issuer)
     deps = AppDependencies(
         uow=uow,
-        verifier=build_verifier(settings, issuer),
+        verifier=verifier,
         blobs=blobs,
         clock=utc_now,
-        readiness=Readiness(engine, blobs),
+        readiness=build_readiness(settings, engine, blobs, verifier),
         admin_group=settings.admin_group,
         download_url_ttl=settings.download_url_ttl_seconds,
         graphiql=settings.graphiql,
@@ -307,9 +357,17 @@ def build_app(
         run_inference_timeout=settings.run_inference_timeout_seconds,
         broker=broker,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        ws_init_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
         webhooks=WebhookPolicy(guard=url_guard(settings)),
         routes=blob_http_routes,
         on_startup=[tasks.start],
         on_shutdown=[tasks.stop, notifier.close, engine.dispose],
+        persisted_operations=SqlPersistedOperations(engine),
+        persisted_queries=PersistedQueryPolicy(
+            only_trusted=settings.only_persisted_operations,
+            allow_admin_arbitrary=settings.allow_admin_arbitrary_operations,
+            cache_size=settings.document_cache_size,
+        ),
+        document_cache_size=settings.document_cache_size,
     )
     return create_app(deps)

@@ -111,8 +111,13 @@ class Settings(BaseSettings):
     inference_burst: float = Field(default=2_000.0, ge=1)
     trusted_proxies: str = ""
 
+    ws_init_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+
     graphiql: bool = True
     introspection: bool = True
+    document_cache_size: int = Field(default=1000, ge=0, le=1_000_000)
+    only_persisted_operations: bool = False
+    allow_admin_arbitrary_operations: bool = False
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
 

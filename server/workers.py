@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
-from domain.services import assets, inference
+from domain.services import assets, inference, webhooks
 from domain.services.inference import WorkerPolicy
 from domain.submissions import Submission
 from graph import metrics
@@ -94,6 +94,8 @@ def metrics_sampler(uow: UnitOfWorkFactory, clock: Clock, interval: float = 10.0
     async def sample() -> None:
         stats = await inference.queue_stats(uow(), clock=clock)
         metrics.record_queue(stats.pending, stats.running, stats.oldest_pending_age_seconds)
+        deliveries = await webhooks.delivery_counts(uow())
+        metrics.record_webhook_deliveries({str(k): v for k, v in deliveries.items()})
 
     return Periodic("metrics-sampler", sample, interval=interval)
 

@@ -348,3 +348,10 @@ async def release(uow: UnitOfWork, claimed: Sequence[DueDelivery]) -> None:
         for due in claimed:
             await uow.webhooks.release(due.delivery)
         await uow.commit()
+
+
+async def delivery_counts(uow: UnitOfWork) -> dict[DeliveryStatus, int]:
+    """Deliveries in each status, every status present (for /metrics)."""
+    async with uow:
+        counts = await uow.webhooks.count_deliveries_by_status()
+    return {status: counts.get(status, 0) for status in DeliveryStatus}

@@ -94,7 +94,7 @@ async def test_many_pokes_coalesce_into_few_notifies(db: AsyncEngine) -> None:
 async def test_a_dropped_connection_reconnects_and_replays_what_it_missed(
     db: AsyncEngine, listening: tuple[EventListener, Received]
 ) -> None:
-    listener, received = listening
+    _, received = listening
     owner = await make_user(db)
     await _append(db, owner, 2)
     OutboxNotifier(db).poke()
@@ -117,7 +117,7 @@ async def test_a_dropped_connection_reconnects_and_replays_what_it_missed(
 async def test_an_id_committed_late_is_still_delivered(
     db: AsyncEngine, listening: tuple[EventListener, Received]
 ) -> None:
-    listener, received = listening
+    _, received = listening
     owner = await make_user(db)
     notifier = OutboxNotifier(db)
     async with db.connect() as slow:

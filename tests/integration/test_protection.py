@@ -232,7 +232,7 @@ async def test_batch_runs_each_operation_through_the_limits(
     ("content", "content_type", "status", "message"),
     [
         (b'{"query": ', "application/json", 400, "Unable to parse request body as JSON"),
-        (b"query { viewer { id } }", "text/plain", 400, "Unsupported content type"),
+        (b"query { viewer { id } }", "text/plain", 415, "must be application/json"),
         (b'{"query": "{ __typename }", "variables": [1]}', "application/json", 400, "variables"),
         (b'{"query": 7}', "application/json", 400, "query"),
         (b"\xff\xfe{}", "application/json", 400, "JSON"),

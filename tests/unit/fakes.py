@@ -471,6 +471,12 @@ class FakeWebhookRepository:
         found = [a for a in self._data.attempts if a.delivery_id == delivery_id]
         return sorted(found, key=lambda a: a.attempt)
 
+    async def count_deliveries_by_status(self) -> dict[DeliveryStatus, int]:
+        counts = dict.fromkeys(DeliveryStatus, 0)
+        for delivery in self._data.deliveries.values():
+            counts[delivery.status] += 1
+        return counts
+
 
 class FakeUnitOfWork:
     """One 'transaction' over FakeData: rolled back on exit unless committed."""

@@ -106,6 +106,12 @@ class FakeWebhookRepository:
     async def attempts_for(self, delivery_id: UUID) -> list[DeliveryAttempt]:
         return [a for a in self.attempts if a.delivery_id == delivery_id]
 
+    async def count_deliveries_by_status(self) -> dict[DeliveryStatus, int]:
+        counts = dict.fromkeys(DeliveryStatus, 0)
+        for delivery in self.deliveries.values():
+            counts[delivery.status] += 1
+        return counts
+
 
 class FakeUnitOfWork:
     def __init__(self, webhooks: FakeWebhookRepository | None = None) -> None:

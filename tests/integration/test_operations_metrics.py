@@ -1,0 +1,49 @@
+"""/metrics additions (loader batches, rate-limit refusals, webhook deliveries) and /readyz."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.services import webhooks
+from domain.webhooks import DeliveryStatus
+from graph import metrics
+from persistence.unit_of_work import SqlUnitOfWork
+from server.bootstrap import Readiness
+from tests.integration.conftest import TokenFactory, gql
+
+
+async def test_metrics_show_loader_batch_sizes_and_rate_limit_refusals(
+    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+) -> None:
+    bearer = token("mo@example.com")
+    await gql(client, "{ viewer { submissions { edges { node { id } } } } }", token=bearer)
+    text = (await client.get("/metrics")).text
+    assert 'assay_dataloader_batch_size_count{loader="_submission_pages"}' in text
+    assert "assay_rate_limit_refusals_total" in text
+
+
+async def test_webhook_delivery_counts_cover_every_status(db: AsyncEngine) -> None:
+    counts = await webhooks.delivery_counts(SqlUnitOfWork(db))
+    assert counts == dict.fromkeys(DeliveryStatus, 0)
+    metrics.record_webhook_deliveries({str(k): v for k, v in counts.items()})
+    body, _ = metrics.render()
+    assert b'assay_webhook_deliveries{status="DEAD"} 0.0' in body
+
+
+async def test_readyz_checks_the_token_issuer_keys(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ready", "failures": {}}
+
+
+async def test_readiness_names_signing_keys_that_cannot_be_loaded(db: AsyncEngine) -> None:
+    class Blobs:
+        async def check(self) -> None:
+            return None
+
+    async def no_keys() -> None:
+        raise RuntimeError("JWKS unreachable")
+
+    readiness = Readiness(db, Blobs(), signing_keys=no_keys)  # type: ignore[arg-type]  # only check() is used
+    assert await readiness() == {"tokenIssuer": "signing keys unavailable"}

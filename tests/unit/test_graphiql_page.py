@@ -1,0 +1,61 @@
+"""The GraphiQL page: offline assets, README's operations as tabs, a safe embedded config."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from starlette.routing import Mount
+
+from graph.graphiql import ASSETS_DIR, EXAMPLES, graphiql_page, graphiql_routes
+
+
+def embedded_config(page: str) -> dict[str, object]:
+    match = re.search(r'id="assay-graphiql-config">(.*?)</script>', page, flags=re.DOTALL)
+    assert match is not None
+    config: dict[str, object] = json.loads(match.group(1))
+    return config
+
+
+def test_page_loads_only_its_own_assets() -> None:
+    page = graphiql_page()
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources == ["data:,", "/graphiql/graphiql.css", "/graphiql/graphiql.js"]
+
+
+def test_built_assets_are_in_the_package() -> None:
+    for name in ("graphiql.js", "graphiql.css"):
+        assert (ASSETS_DIR / name).stat().st_size > 10_000, f"run the build in graphiql/: {name}"
+
+
+def test_every_example_is_a_tab_with_the_bearer_template() -> None:
+    config = embedded_config(graphiql_page("/graphql"))
+    tabs = config["tabs"]
+    assert isinstance(tabs, list)
+    assert [tab["query"] for tab in tabs] == [query for query, _ in EXAMPLES]
+    assert all("Bearer <paste a token" in tab["headers"] for tab in tabs)
+    operations = " ".join(tab["query"] for tab in tabs)
+    for field in (
+        "viewer",
+        "models",
+        "runInference",
+        "createSubmission",
+        "submissions(first: 20",
+        "requestAssetUpload",
+        "submissionUpdated",
+    ):
+        assert field in operations
+    assert config["endpoint"] == "/graphql"
+
+
+def test_endpoint_cannot_close_the_script_element() -> None:
+    page = graphiql_page("/graphql</script><script>alert(1)</script>")
+    assert page.count("</script>") == 2
+    assert embedded_config(page)["endpoint"] == "/graphql</script><script>alert(1)</script>"
+
+
+def test_no_asset_routes_when_graphiql_is_off() -> None:
+    assert graphiql_routes(enabled=False) == []
+    [route] = graphiql_routes(enabled=True)
+    assert isinstance(route, Mount)
+    assert route.path == "/graphiql"
