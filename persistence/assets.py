@@ -14,9 +14,9 @@ from domain.pagination import Page, PageRequest
 from persistence.batching import (
     Row,
     any_of,
-    count_per_owner,
+    count_per_parent,
     grouped_in_key_order,
-    page_per_owner,
+    page_per_parent,
     rows_in_key_order,
 )
 from persistence.tables import assets, submission_assets
@@ -92,12 +92,15 @@ class SqlAssetRepository:
     async def list_for_owners(
         self, owner_ids: Sequence[UUID], request: PageRequest, status: AssetStatus | None
     ) -> list[Page[Asset]]:
-        return await page_per_owner(self._conn, assets, owner_ids, request, _status(status), _asset)
+        rows = sa.select(assets).where(*_status(status))
+        return await page_per_parent(
+            self._conn, rows, assets.c.owner_id, owner_ids, request, _asset
+        )
 
     async def count_for_owners(
         self, owner_ids: Sequence[UUID], status: AssetStatus | None
     ) -> list[int]:
-        return await count_per_owner(self._conn, assets, owner_ids, _status(status))
+        return await count_per_parent(self._conn, assets.c.owner_id, owner_ids, _status(status))
 
     async def list_for_submissions(self, submission_ids: Sequence[UUID]) -> list[list[Asset]]:
         statement = (

@@ -63,42 +63,44 @@ async def grouped_in_key_order(
     return [groups.get(k, []) for k in keys]
 
 
-async def page_per_owner(
+async def page_per_parent(
     conn: AsyncConnection,
-    table: sa.Table,
-    owner_ids: Sequence[UUID],
+    rows: sa.Select[Any],
+    parent: sa.Column[UUID],
+    parent_ids: Sequence[UUID],
     request: PageRequest,
-    where: Sequence[sa.ColumnElement[bool]],
     to_entity: Callable[[Row], K],
 ) -> list[Page[K]]:
-    """A keyset page for each owner in one statement: unnest the owners, LATERAL a LIMIT each."""
-    owners = (
-        sa.func.unnest(sa.literal(list(owner_ids), ARRAY(sa.Uuid)))
-        .table_valued("owner_id")
-        .render_derived(name="owners")
+    """A keyset page of `rows` for each parent in one statement: unnest the parent ids, then a
+    LATERAL ... LIMIT each, so every parent's page uses the (parent, created_at, id) index."""
+    table = parent.table
+    assert isinstance(table, sa.Table)
+    parents = (
+        sa.func.unnest(sa.literal(list(parent_ids), ARRAY(sa.Uuid)))
+        .table_valued("parent_id")
+        .render_derived(name="parents")
     )
-    per_owner = (
-        sa.select(table)
-        .where(table.c.owner_id == owners.c.owner_id, *where, *after_keyset(table, request))
+    per_parent = (
+        rows.where(parent == parents.c.parent_id, *after_keyset(table, request))
         .order_by(table.c.created_at, table.c.id)
         .limit(request.first + 1)
         .lateral()
     )
-    statement = sa.select(per_owner).select_from(owners).join(per_owner, sa.true())
-    grouped = await grouped_in_key_order(conn, statement, owner_ids, "owner_id", to_entity)
-    return [Page.from_overfetch(rows, request) for rows in grouped]
+    statement = sa.select(per_parent).select_from(parents).join(per_parent, sa.true())
+    grouped = await grouped_in_key_order(conn, statement, parent_ids, parent.name, to_entity)
+    return [Page.from_overfetch(found, request) for found in grouped]
 
 
-async def count_per_owner(
+async def count_per_parent(
     conn: AsyncConnection,
-    table: sa.Table,
-    owner_ids: Sequence[UUID],
-    where: Sequence[sa.ColumnElement[bool]],
+    parent: sa.Column[UUID],
+    parent_ids: Sequence[UUID],
+    where: Sequence[sa.ColumnElement[bool]] = (),
 ) -> list[int]:
     statement = (
-        sa.select(table.c.owner_id, sa.func.count())
-        .where(any_of(table.c.owner_id, owner_ids), *where)
-        .group_by(table.c.owner_id)
+        sa.select(parent, sa.func.count())
+        .where(any_of(parent, parent_ids), *where)
+        .group_by(parent)
     )
     counts: dict[UUID, int] = {row[0]: row[1] for row in await conn.execute(statement)}
-    return [counts.get(i, 0) for i in owner_ids]
+    return [counts.get(i, 0) for i in parent_ids]

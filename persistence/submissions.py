@@ -16,9 +16,9 @@ from domain.submissions import Alternative, Result, Submission, SubmissionStatus
 from persistence.batching import (
     Row,
     any_of,
-    count_per_owner,
+    count_per_parent,
     grouped_in_key_order,
-    page_per_owner,
+    page_per_parent,
     rows_in_key_order,
 )
 from persistence.tables import results, submission_assets, submissions
@@ -247,14 +247,17 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
     async def list_for_owners(
         self, owner_ids: Sequence[UUID], request: PageRequest, status: SubmissionStatus | None
     ) -> list[Page[Submission]]:
-        return await page_per_owner(
-            self._conn, submissions, owner_ids, request, _status(status), _submission
+        rows = sa.select(submissions).where(*_status(status))
+        return await page_per_parent(
+            self._conn, rows, submissions.c.owner_id, owner_ids, request, _submission
         )
 
     async def count_for_owners(
         self, owner_ids: Sequence[UUID], status: SubmissionStatus | None
     ) -> list[int]:
-        return await count_per_owner(self._conn, submissions, owner_ids, _status(status))
+        return await count_per_parent(
+            self._conn, submissions.c.owner_id, owner_ids, _status(status)
+        )
 
 
 class SqlResultRepository:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.events import EventType
@@ -20,7 +20,13 @@ from domain.webhooks import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from persistence.batching import Row, after_keyset, any_of, grouped_in_key_order, rows_in_key_order
+from persistence.batching import (
+    Row,
+    any_of,
+    count_per_parent,
+    page_per_parent,
+    rows_in_key_order,
+)
 from persistence.tables import (
     events,
     outbox_cursors,
@@ -173,36 +179,17 @@ class SqlWebhookDeliveries:
     async def list_deliveries_for_endpoints(
         self, endpoint_ids: Sequence[UUID], request: PageRequest
     ) -> list[Page[WebhookDelivery]]:
-        """A keyset page per endpoint in one statement: unnest the ids, LATERAL a LIMIT each."""
-        keys = (
-            sa.func.unnest(sa.literal(list(endpoint_ids), ARRAY(sa.Uuid)))
-            .table_valued("endpoint_id")
-            .render_derived(name="endpoint_keys")
+        return await page_per_parent(
+            self._conn,
+            _deliveries_with_owner(),
+            _deliveries.c.endpoint_id,
+            endpoint_ids,
+            request,
+            _delivery,
         )
-        per_endpoint = (
-            _deliveries_with_owner()
-            .where(
-                _deliveries.c.endpoint_id == keys.c.endpoint_id,
-                *after_keyset(_deliveries, request),
-            )
-            .order_by(_deliveries.c.created_at, _deliveries.c.id)
-            .limit(request.first + 1)
-            .lateral()
-        )
-        statement = sa.select(per_endpoint).select_from(keys).join(per_endpoint, sa.true())
-        grouped = await grouped_in_key_order(
-            self._conn, statement, endpoint_ids, "endpoint_id", _delivery
-        )
-        return [Page.from_overfetch(rows, request) for rows in grouped]
 
     async def count_deliveries_for_endpoints(self, endpoint_ids: Sequence[UUID]) -> list[int]:
-        statement = (
-            sa.select(_deliveries.c.endpoint_id, sa.func.count())
-            .where(any_of(_deliveries.c.endpoint_id, endpoint_ids))
-            .group_by(_deliveries.c.endpoint_id)
-        )
-        counts: dict[UUID, int] = {row[0]: row[1] for row in await self._conn.execute(statement)}
-        return [counts.get(i, 0) for i in endpoint_ids]
+        return await count_per_parent(self._conn, _deliveries.c.endpoint_id, endpoint_ids)
 
     async def count_deliveries_by_status(self) -> dict[DeliveryStatus, int]:
         statement = sa.select(_deliveries.c.status, sa.func.count()).group_by(_deliveries.c.status)
