@@ -125,7 +125,10 @@ class SqlSubmissionCommands:
         return _submission(row), True
 
     async def add_many(self, batch: Sequence[Submission]) -> list[Submission]:
-        await self._conn.execute(sa.insert(submissions), [_row_values(s) for s in batch])
+        # Every item is due at once: created_at's offsets only keep the input order.
+        due = min(s.created_at for s in batch)
+        rows = [_row_values(s) | {"available_at": due} for s in batch]
+        await self._conn.execute(sa.insert(submissions), rows)
         return list(batch)
 
     async def save_state(

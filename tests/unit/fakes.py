@@ -271,8 +271,9 @@ class FakeSubmissionRepository:
         return submission, True
 
     async def add_many(self, submissions: Sequence[Submission]) -> list[Submission]:
+        due = min(s.created_at for s in submissions)
         for s in submissions:
-            self._data.submissions[s.id] = QueueRow(s, s.created_at)
+            self._data.submissions[s.id] = QueueRow(s, due)
         return list(submissions)
 
     async def save_state(
