@@ -100,6 +100,8 @@ class AppDependencies:
     persisted_operations: PersistedOperations | None = None
     persisted_queries: PersistedQueryPolicy = field(default_factory=PersistedQueryPolicy)
     document_cache_size: int = 1000
+    # More schema extensions, chosen by the composition root (e.g. slow-resolver spans).
+    schema_extensions: Sequence[Callable[[], SchemaExtension]] = ()
 
 
 class RequestIdMiddleware:
@@ -143,6 +145,7 @@ class AssayGraphQL(GraphQL[Context, None]):
         extensions.append(query_protection(deps.limits, deps.rate_limiter))
         documents = DocumentCache(deps.document_cache_size)
         extensions.append(lambda: CachedDocuments(documents))  # after QueryProtection
+        extensions.extend(deps.schema_extensions)
         limits = deps.limits
         super().__init__(
             build_schema(extensions, limits.max_batch_operations if limits.batching else None),

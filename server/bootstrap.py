@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -42,6 +42,7 @@ from persistence.event_bus import EventListener, OutboxNotifier
 from persistence.operations import SqlPersistedOperations
 from persistence.unit_of_work import SqlUnitOfWork
 from server.settings import Environment, Settings
+from server.tracing import TracingHandles, configure_tracing
 from server.webhook_dispatcher import WebhookDispatcher, lease_seconds_for
 from server.workers import (
     BackgroundTasks,
@@ -50,6 +51,9 @@ from server.workers import (
     metrics_sampler,
     upload_sweeper,
 )
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 logger = logging.getLogger(__name__)
 
@@ -319,9 +323,17 @@ def rate_limiter(settings: Settings) -> RateLimiter:
 
 
 def build_app(
-    settings: Settings, database_url: str, *, on_statement: Callable[[], None] | None = None
+    settings: Settings,
+    database_url: str,
+    *,
+    on_statement: Callable[[], None] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
+    """The application; `tracer_provider` replaces the OTEL_-configured one (tests)."""
+    tracing = configure_tracing(settings, tracer_provider=tracer_provider)
     engine = build_engine(settings, database_url, on_statement=on_statement)
+    if tracing is not None:
+        tracing.instrument_engine(engine)
     issuer = None if settings.uses_cognito else local_issuer(settings)
     blobs, blob_http_routes = build_blob_store(settings)
     uow, notifier = unit_of_work_factory(engine)
@@ -361,7 +373,7 @@ def build_app(
         webhooks=WebhookPolicy(guard=url_guard(settings)),
         routes=blob_http_routes,
         on_startup=[tasks.start],
-        on_shutdown=[tasks.stop, notifier.close, engine.dispose],
+        on_shutdown=[tasks.stop, notifier.close, engine.dispose, *tracing_stop(tracing)],
         persisted_operations=SqlPersistedOperations(engine),
         persisted_queries=PersistedQueryPolicy(
             only_trusted=settings.only_persisted_operations,
@@ -369,5 +381,13 @@ def build_app(
             cache_size=settings.document_cache_size,
         ),
         document_cache_size=settings.document_cache_size,
+        schema_extensions=tracing.schema_extensions() if tracing is not None else (),
     )
-    return create_app(deps)
+    app = create_app(deps)
+    if tracing is not None:
+        tracing.wrap(app)
+    return app
+
+
+def tracing_stop(tracing: TracingHandles | None) -> list[Callable[[], Awaitable[None]]]:
+    return [] if tracing is None else [tracing.shutdown]

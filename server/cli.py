@@ -23,6 +23,7 @@ from server.bootstrap import local_issuer, register_models
 from server.logging import configure_logging
 from server.seed import seed
 from server.settings import Settings, SettingsError, export_for_workers, load_settings
+from server.tracing import check_tracing_available
 from server.worker import run_worker
 
 
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"assay: {error}")
     configure_logging(settings)
     try:
+        check_tracing_available(settings)  # before any server or worker starts
         args.run(args, settings)
     except SettingsError as error:
         sys.exit(f"assay: {error}")

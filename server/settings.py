@@ -113,6 +113,12 @@ class Settings(BaseSettings):
 
     ws_init_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
 
+    tracing: bool = False
+    tracing_resolver_threshold_ms: float = Field(default=20.0, ge=0)
+    # The standard OpenTelemetry variable, read here with the rest; default as the spec's.
+    otel_traces_exporter: str = Field(
+        default="otlp", validation_alias=AliasChoices("OTEL_TRACES_EXPORTER")
+    )
     graphiql: bool = True
     introspection: bool = True
     document_cache_size: int = Field(default=1000, ge=0, le=1_000_000)

@@ -13,12 +13,16 @@ from server.bootstrap import (
     unit_of_work_factory,
 )
 from server.settings import Settings
+from server.tracing import configure_tracing
 
 logger = logging.getLogger(__name__)
 
 
 async def run_worker(settings: Settings, database_url: str, *, concurrency: int | None) -> None:
+    tracing = configure_tracing(settings)  # SQL, webhooks, S3 and SageMaker calls
     engine = build_engine(settings, database_url)
+    if tracing is not None:
+        tracing.instrument_engine(engine)
     blobs, _ = build_blob_store(settings)
     uow, notifier = unit_of_work_factory(engine)
 
@@ -36,3 +40,5 @@ async def run_worker(settings: Settings, database_url: str, *, concurrency: int 
         await tasks.stop()
         await notifier.close()
         await engine.dispose()
+        if tracing is not None:
+            await tracing.shutdown()

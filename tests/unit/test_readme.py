@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pydantic import AliasChoices
+
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -12,7 +14,12 @@ README = (ROOT / "README.md").read_text()
 
 
 def env_name(field: str) -> str:
-    return "DATABASE_URL" if field == "database_url" else f"ASSAY_{field.upper()}"
+    # A setting with its own variable name (DATABASE_URL, OTEL_TRACES_EXPORTER) is
+    # documented under the first name it is read from.
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"ASSAY_{field.upper()}"
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
