@@ -23,7 +23,8 @@ from domain.services.inference import WorkerPolicy
 from domain.services.webhooks import WebhookPolicy
 from domain.webhooks import RetrySchedule
 from graph import metrics
-from graph.app import AppDependencies, create_app
+from graph.app import create_app
+from graph.dependencies import AppDependencies
 from graph.limits import QueryLimits
 from graph.persisted import PersistedQueryPolicy
 from graph.rate_limit import RateLimiter, RateLimitPolicy, parse_networks

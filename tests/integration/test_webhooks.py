@@ -21,7 +21,8 @@ from domain.ports import BlobStore, UnitOfWork
 from domain.principal import Identity
 from domain.services.webhooks import WebhookPolicy
 from domain.webhooks import DeliveryStatus, RetrySchedule
-from graph.app import AppDependencies, create_app
+from graph.app import create_app
+from graph.dependencies import AppDependencies
 from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from persistence import tables
 from persistence.unit_of_work import SqlUnitOfWork

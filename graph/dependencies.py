@@ -1,0 +1,58 @@
+"""What the composition root hands the GraphQL application: adapters, policies, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from starlette.routing import BaseRoute
+from strawberry.extensions import SchemaExtension
+
+from domain.ports import (
+    BlobStore,
+    Clock,
+    PersistedOperations,
+    TokenVerifier,
+    UnitOfWorkFactory,
+)
+from domain.services.assets import UploadPolicy
+from domain.services.webhooks import WebhookPolicy
+from graph.limits import QueryLimits
+from graph.persisted import PersistedQueryPolicy
+from graph.rate_limit import RateLimiter
+from graph.subscriptions import EventBroker
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class AppDependencies:
+    uow: UnitOfWorkFactory
+    verifier: TokenVerifier
+    blobs: BlobStore
+    clock: Clock
+    readiness: ReadinessCheck
+    admin_group: str = "admin"
+    download_url_ttl: int = 3600
+    upload_policy: UploadPolicy = field(default_factory=UploadPolicy)
+    run_inference_timeout: float = 30.0
+    broker: EventBroker | None = None
+    max_subscriptions_per_connection: int = 10
+    ws_init_timeout: timedelta = timedelta(seconds=10)
+    webhooks: WebhookPolicy | None = None
+    graphiql: bool = True
+    introspection: bool = True
+    limits: QueryLimits = field(default_factory=QueryLimits)
+    rate_limiter: RateLimiter | None = None
+    max_request_bytes: int = 1024 * 1024
+    jwks: Callable[[], dict[str, Any]] | None = None
+    routes: Sequence[BaseRoute] = ()
+    on_startup: Sequence[Callable[[], Awaitable[None]]] = ()
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
+    persisted_operations: PersistedOperations | None = None
+    persisted_queries: PersistedQueryPolicy = field(default_factory=PersistedQueryPolicy)
+    document_cache_size: int = 1000
+    # More schema extensions, chosen by the composition root (e.g. slow-resolver spans).
+    schema_extensions: Sequence[Callable[[], SchemaExtension]] = ()

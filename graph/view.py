@@ -1,0 +1,313 @@
+"""The GraphQL view: authentication, HTTP semantics, persisted queries, WebSocket set-up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import DisableIntrospection, SchemaExtension
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+
+from domain.errors import DomainError, Unauthenticated
+from domain.principal import Principal
+from domain.services import users
+from graph import metrics
+from graph.context import Context
+from graph.dependencies import AppDependencies
+from graph.document_cache import CachedDocuments, DocumentCache
+from graph.errors import AssayGraphQLError, format_error
+from graph.graphiql import graphiql_response
+from graph.over_http import (
+    GRAPHQL_RESPONSE_JSON,
+    JSON,
+    is_request_error,
+    negotiate,
+    request_error_status,
+)
+from graph.persisted import PersistedQueries
+from graph.protection import query_protection
+from graph.request_log import log_operation
+from graph.schema import build_schema
+from graph.websocket_adapter import JsonTextWebSocketAdapter
+
+NOT_AN_OPERATION = (
+    "The request body must be a JSON object with a string `query` and an object `variables` "
+    "(or, when batching is on, an array of such objects)."
+)
+
+
+def _bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
+
+
+class AssayGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = JsonTextWebSocketAdapter  # see graph/websocket_adapter.py
+
+    def __init__(self, deps: AppDependencies, **kwargs: Any) -> None:
+        extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = (
+            [] if deps.introspection else [DisableIntrospection]
+        )
+        extensions.append(query_protection(deps.limits, deps.rate_limiter))
+        documents = DocumentCache(deps.document_cache_size)
+        extensions.append(lambda: CachedDocuments(documents))  # after QueryProtection
+        extensions.extend(deps.schema_extensions)
+        limits = deps.limits
+        super().__init__(
+            build_schema(extensions, limits.max_batch_operations if limits.batching else None),
+            graphql_ide="graphiql" if deps.graphiql else None,
+            connection_init_wait_timeout=deps.ws_init_timeout,
+            **kwargs,
+        )
+        self.deps = deps
+        self.persisted = PersistedQueries(deps.persisted_operations, deps.persisted_queries)
+
+    async def authenticate(
+        self, authorization: str | None
+    ) -> tuple[Principal | DomainError, datetime | None]:
+        """The caller and when its token expires, or the error that every resolver will raise."""
+        token = _bearer_token(authorization)
+        if token is None:
+            return Unauthenticated(), None
+        if not token:
+            return Unauthenticated("the Authorization header must be 'Bearer <token>'"), None
+        try:
+            identity = await self.deps.verifier.verify(token)
+            principal, _ = await users.authenticate(
+                self.deps.uow(), identity, admin_group=self.deps.admin_group, clock=self.deps.clock
+            )
+        except DomainError as error:
+            return error, None
+        return principal, identity.expires_at
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None
+    ) -> Context:
+        if isinstance(request, WebSocket):
+            # Over WebSocket the token arrives later, in connection_init (on_ws_connect).
+            principal_or_error: Principal | DomainError = Unauthenticated()
+        else:
+            principal_or_error, _ = await self.authenticate(request.headers.get("authorization"))
+        return Context(
+            request_id=request.state.request_id,
+            uow=self.deps.uow,
+            clock=self.deps.clock,
+            admin_group=self.deps.admin_group,
+            blobs=self.deps.blobs,
+            download_url_ttl=self.deps.download_url_ttl,
+            upload_policy=self.deps.upload_policy,
+            run_inference_timeout=self.deps.run_inference_timeout,
+            principal_or_error=principal_or_error,
+            request=request,
+            response=response if isinstance(response, Response) else None,
+            broker=self.deps.broker,
+            max_subscriptions_per_connection=self.deps.max_subscriptions_per_connection,
+            webhooks=self.deps.webhooks,
+        )
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        params = context.connection_params or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        principal_or_error, expires_at = await self.authenticate(
+            authorization if isinstance(authorization, str) else None
+        )
+        if isinstance(principal_or_error, DomainError):
+            raise ConnectionRejectionError({"message": str(principal_or_error)})
+        websocket = context.request
+        assert isinstance(websocket, WebSocket)
+        broker = self.deps.broker
+        if broker is not None:
+            if not broker.connect(principal_or_error.user_id):
+                raise ConnectionRejectionError({"message": "too many connections for this user"})
+            websocket.state.connected_user = principal_or_error.user_id
+        context.principal_or_error = principal_or_error
+        if expires_at is not None:
+            websocket.state.expiry = asyncio.create_task(_close_at(context, expires_at))
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self._serve_http(scope, receive, send)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            state = scope.get("state", {})
+            if (expiry := state.get("expiry")) is not None:
+                expiry.cancel()
+            if (user_id := state.get("connected_user")) is not None and self.deps.broker:
+                self.deps.broker.disconnect(user_id)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql_response(request)  # the offline bundle of graph/static/graphiql
+
+    # ------------------------------------------------ GraphQL over HTTP, persisted queries
+
+    async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        metrics.start_request_statements()
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            headers = {"Allow": getattr(error, "allow", "GET, POST")}
+            response = PlainTextResponse(
+                error.reason,
+                status_code=error.status_code,
+                headers=headers if error.status_code == 405 else None,
+            )
+        await response(scope, receive, send)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET of a persisted query has no `query` parameter but is no page view.
+        return super().should_render_graphql_ide(request) and (
+            "extensions" not in request.query_params
+        )
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = negotiate(request.headers.get("accept")) or JSON
+        request.state.sub_response = sub_response
+        return sub_response
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        started = time.perf_counter()
+        principal = context.principal_or_error
+        try:
+            resolved = await self.persisted.resolve(
+                request_data.query,
+                request_data.extensions,
+                is_admin=isinstance(principal, Principal) and principal.is_admin,
+            )
+        except AssayGraphQLError as error:
+            return _refused(context, request_data, error, started)
+        try:
+            result = await super().execute_single(
+                request,
+                request_adapter,
+                sub_response,
+                context,
+                root_value,
+                replace(request_data, query=resolved.document),
+            )
+        except HTTPException as error:
+            if isinstance(error.__cause__, InvalidOperationTypeError) and (
+                request_adapter.method == "GET"
+            ):
+                raise MethodNotAllowed("GET is for queries only: POST mutations") from error
+            raise
+        if (
+            resolved.sha256
+            and resolved.document
+            and not is_request_error(result.data, result.errors)
+        ):
+            await self.persisted.remember(resolved.sha256, resolved.document)
+        return result
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if result.errors and is_request_error(result.data, result.errors):
+            response.pop("data", None)  # nothing executed: the spec's "no data entry"
+            sub_response = getattr(request.state, "sub_response", None)
+            if sub_response is not None and sub_response.media_type == GRAPHQL_RESPONSE_JSON:
+                sub_response.status_code = request_error_status(result.errors)
+        return response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        media_type = sub_response.media_type or JSON
+        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        return response
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson refuses invalid UTF-8 and lone surrogates with a JSONDecodeError (400), where
+        # json.loads raises UnicodeDecodeError (500) or lets surrogates through to the encoder.
+        return orjson.loads(data)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        _check_media_types(request)
+        try:
+            data = await super().parse_http_body(request)
+        except AttributeError:  # strawberry calls .get() on a JSON body that is not an object
+            raise HTTPException(400, NOT_AN_OPERATION) from None
+        for item in data if isinstance(data, list) else ():
+            if not isinstance(item.query, str | None) or not isinstance(
+                item.variables, dict | None
+            ):
+                raise HTTPException(400, NOT_AN_OPERATION)
+        return data
+
+
+class MethodNotAllowed(HTTPException):
+    """405 with the methods that would work (the Allow header)."""
+
+    def __init__(self, reason: str, allow: str = "POST") -> None:
+        super().__init__(405, reason)
+        self.allow = allow
+
+
+def _check_media_types(request: AsyncHTTPRequestAdapter) -> None:
+    """406 when Accept names nothing we serve; 415 for a POST body that is not JSON."""
+    if negotiate(request.headers.get("accept")) is None:
+        raise HTTPException(406, f"Acceptable media types: {GRAPHQL_RESPONSE_JSON}, {JSON}")
+    if request.method == "POST":
+        media_type, _ = parse_content_type(request.content_type or "")
+        if media_type.lower() != JSON:
+            raise HTTPException(415, f"The request body must be {JSON}")
+
+
+def _refused(
+    context: Context, request_data: GraphQLRequestData, error: AssayGraphQLError, started: float
+) -> ExecutionResult:
+    """A request that never reached the schema: the same error shape, metrics and log."""
+    formatted = format_error(error, context.request_id)
+    metrics.ERRORS.labels(str((error.extensions or {}).get("code", "INTERNAL"))).inc()
+    log_operation(
+        context,
+        operation_name=request_data.operation_name,
+        operation_type="unknown",
+        duration_seconds=time.perf_counter() - started,
+        errors=[formatted],
+    )
+    return ExecutionResult(data=None, errors=[formatted])
+
+
+async def _close_at(context: Context, expires_at: datetime) -> None:
+    delay = (expires_at - context.clock()).total_seconds()
+    await asyncio.sleep(max(0.0, delay))
+    await context.close_socket(4403, "token expired")
