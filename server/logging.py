@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 
 from server.settings import LogFormat, Settings
 
-# Attributes every LogRecord has; anything else came in through `extra=` and is logged.
+# Attributes every LogRecord has; anything else came in through `extra=` and is logged,
+# except uvicorn's terminal-colour copy of the message.
 _STANDARD_ATTRIBUTES = frozenset(
-    vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}
 )
 
 
