@@ -132,7 +132,10 @@ class EventRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One transaction; repositories are valid between enter and exit."""
+    """One transaction; repositories are valid between enter and exit.
+
+    Entering an entered unit of work again joins its transaction; the outermost exit ends it.
+    """
 
     @property
     def users(self) -> UserRepository: ...

@@ -54,5 +54,8 @@ class AppDependencies:
     persisted_operations: PersistedOperations | None = None
     persisted_queries: PersistedQueryPolicy = field(default_factory=PersistedQueryPolicy)
     document_cache_size: int = 1000
+    # Validated queries the compiler understands run on a plan (graph/execution/).
+    compiled_execution: bool = True
+    compiled_plan_cache_size: int = 500
     # More schema extensions, chosen by the composition root (e.g. slow-resolver spans).
     schema_extensions: Sequence[Callable[[], SchemaExtension]] = ()

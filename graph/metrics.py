@@ -36,6 +36,12 @@ ERRORS = Counter(
     "assay_graphql_errors_total", "GraphQL errors, by code.", ["code"], registry=REGISTRY
 )
 DB_STATEMENTS = Counter("assay_db_statements_total", "SQL statements executed.", registry=REGISTRY)
+EXECUTION_PATH = Counter(
+    "assay_graphql_execution_total",
+    "Query operations by execution path (compiled, fallback) and the reason for a fallback.",
+    ["path", "reason"],
+    registry=REGISTRY,
+)
 JWKS_FETCHES = Counter(
     "assay_jwks_fetches_total", "JWKS fetches, by outcome.", ["outcome"], registry=REGISTRY
 )

@@ -39,6 +39,7 @@ from graph.over_http import (
     negotiate,
     request_error_status,
 )
+from graph.execution.extension import CompiledExecution, CompiledPlans
 from graph.persisted import PersistedQueries
 from graph.protection import query_protection
 from graph.request_log import log_operation
@@ -69,6 +70,8 @@ class AssayGraphQL(GraphQL[Context, None]):
         documents = DocumentCache(deps.document_cache_size)
         extensions.append(lambda: CachedDocuments(documents))  # after QueryProtection
         extensions.extend(deps.schema_extensions)
+        plans = CompiledPlans(deps.compiled_plan_cache_size, is_enabled=deps.compiled_execution)
+        extensions.append(lambda: CompiledExecution(plans))  # last: after the limits' on_execute
         limits = deps.limits
         super().__init__(
             build_schema(extensions, limits.max_batch_operations if limits.batching else None),

@@ -17,7 +17,12 @@ from persistence.webhooks import SqlWebhookRepository
 
 
 class SqlUnitOfWork:
-    """Takes a pooled connection on enter; rolls back on exit unless committed."""
+    """Takes a pooled connection on enter; rolls back on exit unless committed.
+
+    Entering it again while it is entered shares the connection and the transaction: the
+    compiled query path runs several read use cases on one connection that way. Only the
+    outermost exit rolls back and returns the connection.
+    """
 
     users: SqlUserRepository
     assets: SqlAssetRepository
@@ -33,8 +38,12 @@ class SqlUnitOfWork:
         self._engine = engine
         self._on_events_committed = on_events_committed
         self._conn: AsyncConnection | None = None
+        self._depth = 0
 
     async def __aenter__(self) -> Self:
+        if self._conn is not None:
+            self._depth += 1
+            return self
         conn = await self._engine.connect()
         await conn.begin()
         self._conn = conn
@@ -53,6 +62,9 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._depth:
+            self._depth -= 1
+            return
         conn, self._conn = self._conn, None
         if conn is None:
             return

@@ -382,6 +382,8 @@ def build_app(
             cache_size=settings.document_cache_size,
         ),
         document_cache_size=settings.document_cache_size,
+        compiled_execution=settings.compiled_execution,
+        compiled_plan_cache_size=settings.compiled_plan_cache_size,
         schema_extensions=tracing.schema_extensions() if tracing is not None else (),
     )
     app = create_app(deps)

@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     graphiql: bool = True
     introspection: bool = True
     document_cache_size: int = Field(default=1000, ge=0, le=1_000_000)
+    compiled_execution: bool = True
+    compiled_plan_cache_size: int = Field(default=500, ge=0, le=100_000)
     only_persisted_operations: bool = False
     allow_admin_arbitrary_operations: bool = False
     log_level: str = "INFO"

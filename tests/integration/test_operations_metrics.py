@@ -17,10 +17,33 @@ async def test_metrics_show_loader_batch_sizes_and_rate_limit_refusals(
     client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
 ) -> None:
     bearer = token("mo@example.com")
-    await gql(client, "{ viewer { submissions { edges { node { id } } } } }", token=bearer)
+    # webhookEndpoints is not compiled, so this document runs on the reference executor.
+    document = "{ viewer { submissions { edges { node { id } } } } webhookEndpoints { id } }"
+    await gql(client, document, token=bearer)
     text = (await client.get("/metrics")).text
     assert 'assay_dataloader_batch_size_count{loader="_submission_pages"}' in text
     assert "assay_rate_limit_refusals_total" in text
+
+
+def _executions(path: str, reason: str) -> float:
+    labels = {"path": path, "reason": reason}
+    return metrics.REGISTRY.get_sample_value("assay_graphql_execution_total", labels) or 0.0
+
+
+async def test_metrics_count_queries_by_execution_path_and_fallback_reason(
+    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+) -> None:
+    bearer = token("mo@example.com")
+    compiled = _executions("compiled", "")
+    unsupported = _executions("fallback", "field:Query.webhookEndpoints")
+    unauthenticated = _executions("fallback", "unauthenticated")
+    await gql(client, "{ viewer { submissions { edges { node { id } } } } }", token=bearer)
+    await gql(client, "{ webhookEndpoints { id } }", token=bearer)
+    await gql(client, "{ viewer { id } }")
+    await gql(client, 'mutation { updateViewer(input: {name: "Mo"}) { id } }', token=bearer)
+    assert _executions("compiled", "") == compiled + 1
+    assert _executions("fallback", "field:Query.webhookEndpoints") == unsupported + 1
+    assert _executions("fallback", "unauthenticated") == unauthenticated + 1
 
 
 async def test_webhook_delivery_counts_cover_every_status(db: AsyncEngine) -> None:

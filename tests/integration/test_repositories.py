@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -189,3 +190,16 @@ async def test_upsert_from_identity_provisions_name_from_email_when_token_has_no
 
     assert user.name == "zed"
     assert user.is_active
+
+
+async def test_entering_an_entered_unit_of_work_joins_its_transaction(db: AsyncEngine) -> None:
+    uow = SqlUnitOfWork(db)
+    async with uow:
+        outer = uow.connection
+        async with uow:
+            assert uow.connection is outer
+            [user] = await uow.users.get_many([uuid.uuid4()])
+            assert user is None
+        assert uow.connection is outer  # the inner exit left it open
+    with pytest.raises(RuntimeError):
+        _ = uow.connection

@@ -493,8 +493,12 @@ class FakeUnitOfWork:
         self.results = FakeResultRepository(self.data)
         self.events = FakeEventRepository(self.data)
         self.webhooks = FakeWebhookRepository(self.data)
+        self._depth = 0
 
     async def __aenter__(self) -> Self:
+        if self._snapshot is not None:
+            self._depth += 1  # joins the open transaction, as the port says
+            return self
         self._snapshot = copy.deepcopy(self.data)
         return self
 
@@ -504,6 +508,9 @@ class FakeUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._depth:
+            self._depth -= 1
+            return
         if self._snapshot is not None:
             await self.rollback()
         self._snapshot = None

@@ -1,0 +1,390 @@
+"""From a validated query operation to a plan: the loads per level and a response builder.
+
+Field collection is graphql-core's own (`collect_fields`), so response keys, their order,
+fragment merging and @skip/@include mean exactly what they mean on the reference path.
+Names, aliases and argument values from the document enter the plan only as data (dict
+keys, bound values), never as source text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    get_named_type,
+    get_nullable_type,
+    is_list_type,
+    is_non_null_type,
+)
+from graphql.execution.collect_fields import (
+    FieldDetailsList,
+    FragmentDetails,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+
+from domain.pagination import keyset_of
+from graph.execution.catalog import CATALOG
+from graph.execution.outputs import output
+from graph.execution.specs import (
+    Arguments,
+    Embedded,
+    Fallback,
+    FieldSpec,
+    Loaded,
+    LoadFn,
+    Paged,
+    Related,
+    Unsupported,
+    Value,
+)
+from graph.ids import to_cursor
+
+Values = list[Loaded]
+Write = Callable[[Any, Values], Any]
+Build = Callable[[Any, Values], dict[str, Any]]
+
+# Plans past this many response fields are left to the reference executor: the bound that
+# keeps compiling an adversarial (fragment-multiplied) document cheap.
+MAX_PLAN_FIELDS = 5_000
+
+
+@dataclass(eq=False)
+class Relation:
+    """One batched load: for every parent of a selection, at one level of the response."""
+
+    index: int
+    load: LoadFn
+    key: Callable[[Any], Hashable]
+    bind: Callable[[Arguments], Any]
+    gql_field: GraphQLField
+    node: FieldNode
+    flatten: Callable[[Loaded], list[Any]]
+    children: list[Selection] = field(default_factory=list)
+
+    def arguments(self, variables: VariableValues) -> Any:
+        return self.bind(get_argument_values(self.gql_field, self.node, variables))
+
+
+@dataclass(eq=False)
+class Selection:
+    """A selection set on objects of one type: the loads it needs and how to build it."""
+
+    relations: list[Relation]
+    build: Build
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    root: Selection
+    relations: Sequence[Relation]
+
+
+def _build(writers: Sequence[tuple[str, Write]]) -> Build:
+    pairs = tuple(writers)
+
+    def build(obj: Any, values: Values) -> dict[str, Any]:
+        return {key: write(obj, values) for key, write in pairs}
+
+    return build
+
+
+def _constant(value: str) -> Write:
+    return lambda _, __: value
+
+
+def _singles(loaded: Loaded) -> list[Any]:
+    return [v for v in loaded.values() if v is not None]
+
+
+def _lists(loaded: Loaded) -> list[Any]:
+    return [item for items in loaded.values() for item in items]
+
+
+def _pages(loaded: Loaded) -> list[Any]:
+    return [item for page in loaded.values() for item in page.items]
+
+
+def _no_children(_: Loaded) -> list[Any]:
+    return []
+
+
+def _cursor(item: Any) -> str:
+    return to_cursor(keyset_of(item))
+
+
+class Compiler:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDetails],
+        variables: VariableValues,
+        operation: OperationDefinitionNode,
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+        self.operation = operation
+        self.relations: list[Relation] = []
+        self.fields = 0
+
+    def plan(self) -> Plan:
+        query = self.schema.query_type
+        assert query is not None
+        collected = collect_fields(
+            self.schema, self.fragments, self.variables, query, self.operation
+        )
+        root = self._selection(query, collected.grouped_field_set)
+        return Plan(root, tuple(self.relations))
+
+    def _subfields(
+        self, gql_type: GraphQLObjectType, details: FieldDetailsList
+    ) -> dict[str, FieldDetailsList]:
+        collected = collect_subfields(
+            self.schema, self.fragments, self.variables, self.operation, gql_type, details
+        )
+        return collected.grouped_field_set
+
+    def _fields(self, grouped: dict[str, FieldDetailsList]) -> list[tuple[str, FieldDetailsList]]:
+        for details in grouped.values():
+            for detail in details:
+                if detail.defer_usage is not None or detail.fragment_variable_values is not None:
+                    raise Unsupported("directive")
+        self.fields += len(grouped)
+        if self.fields > MAX_PLAN_FIELDS:
+            raise Unsupported("too_large")
+        return list(grouped.items())
+
+    def _selection(
+        self, gql_type: GraphQLObjectType, grouped: dict[str, FieldDetailsList]
+    ) -> Selection:
+        relations: list[Relation] = []
+        specs = CATALOG.get(gql_type.name, {})
+        writers: list[tuple[str, Write]] = []
+        for key, details in self._fields(grouped):
+            name = details[0].node.name.value
+            if name == "__typename":
+                writers.append((key, _constant(gql_type.name)))
+                continue
+            spec = specs.get(name)
+            gql_field = gql_type.fields.get(name)
+            if spec is None or gql_field is None:
+                raise Unsupported(f"field:{gql_type.name}.{name}")
+            writers.append((key, self._field(spec, gql_field, details, relations)))
+        return Selection(relations, _build(writers))
+
+    def _object_type(self, gql_type: GraphQLOutputType) -> GraphQLObjectType:
+        named = get_named_type(gql_type)
+        if not isinstance(named, GraphQLObjectType):
+            raise Unsupported("abstract_type")
+        return named
+
+    def _field(
+        self,
+        spec: FieldSpec,
+        gql_field: GraphQLField,
+        details: FieldDetailsList,
+        relations: list[Relation],
+    ) -> Write:
+        if isinstance(spec, Value):
+            return _value(spec.get, output(gql_field.type))
+        if isinstance(spec, Embedded):
+            child = self._selection(
+                self._object_type(gql_field.type),
+                self._subfields(self._object_type(gql_field.type), details),
+            )
+            if child.relations:
+                raise Unsupported("embedded_load")
+            return _embedded(spec.get, child.build, gql_field.type)
+        if isinstance(spec, Related):
+            return self._related(spec, gql_field, details, relations)
+        return self._connection(spec, gql_field, details, relations)
+
+    def _relation(
+        self,
+        load: LoadFn,
+        key: Callable[[Any], Hashable],
+        bind: Callable[[Arguments], Any],
+        gql_field: GraphQLField,
+        details: FieldDetailsList,
+        flatten: Callable[[Loaded], list[Any]],
+    ) -> Relation:
+        relation = Relation(
+            len(self.relations), load, key, bind, gql_field, details[0].node, flatten
+        )
+        self.relations.append(relation)
+        return relation
+
+    def _related(
+        self,
+        spec: Related,
+        gql_field: GraphQLField,
+        details: FieldDetailsList,
+        relations: list[Relation],
+    ) -> Write:
+        is_list = _is_list(gql_field.type)
+        child_type = get_named_type(gql_field.type)
+        flatten = _lists if is_list else _singles
+        relation = self._relation(spec.load, spec.key, spec.bind, gql_field, details, flatten)
+        relations.append(relation)
+        if not isinstance(child_type, GraphQLObjectType):
+            if is_list:
+                raise Unsupported("type")
+            relation.flatten = _no_children
+            return _loaded_value(relation, output(gql_field.type))
+        child = self._selection(child_type, self._subfields(child_type, details))
+        relation.children.append(child)
+        if is_list:
+            return _loaded_list(relation, child.build)
+        return _loaded_object(relation, child.build, is_non_null_type(gql_field.type))
+
+    def _connection(
+        self,
+        spec: Paged,
+        gql_field: GraphQLField,
+        details: FieldDetailsList,
+        relations: list[Relation],
+    ) -> Write:
+        connection_type = self._object_type(gql_field.type)
+        pages = self._relation(spec.pages, spec.key, spec.bind, gql_field, details, _pages)
+        relations.append(pages)
+        counts: Relation | None = None
+        writers: list[tuple[str, Callable[[Any, Hashable, Values], Any]]] = []
+        for key, subdetails in self._fields(self._subfields(connection_type, details)):
+            name = subdetails[0].node.name.value
+            if name == "__typename":
+                writers.append((key, _connection_constant(connection_type.name)))
+            elif name == "edges":
+                edge_type = self._object_type(connection_type.fields["edges"].type)
+                build_edge = self._edge(edge_type, self._subfields(edge_type, subdetails), pages)
+                writers.append((key, _edges(build_edge)))
+            elif name == "pageInfo":
+                info_type = self._object_type(connection_type.fields["pageInfo"].type)
+                writers.append((key, self._page_info(info_type, subdetails)))
+            elif name == "totalCount":
+                if counts is None:
+                    counts = self._relation(
+                        spec.counts, spec.key, spec.bind, gql_field, details, _no_children
+                    )
+                    relations.append(counts)
+                writers.append((key, _count(counts.index)))
+            else:
+                raise Unsupported(f"field:{connection_type.name}.{name}")
+        return _paged(spec.key, pages.index, writers)
+
+    def _edge(
+        self, edge_type: GraphQLObjectType, grouped: dict[str, FieldDetailsList], pages: Relation
+    ) -> Build:
+        writers: list[tuple[str, Write]] = []
+        for key, details in self._fields(grouped):
+            name = details[0].node.name.value
+            if name == "__typename":
+                writers.append((key, _constant(edge_type.name)))
+            elif name == "cursor":
+                writers.append((key, lambda item, _: _cursor(item)))
+            elif name == "node":
+                node_type = self._object_type(edge_type.fields["node"].type)
+                node = self._selection(node_type, self._subfields(node_type, details))
+                pages.children.append(node)
+                writers.append((key, node.build))
+            else:
+                raise Unsupported(f"field:{edge_type.name}.{name}")
+        return _build(writers)
+
+    def _page_info(
+        self, info_type: GraphQLObjectType, details: FieldDetailsList
+    ) -> Callable[[Any, Hashable, Values], Any]:
+        writers: list[tuple[str, Write]] = []
+        for key, subdetails in self._fields(self._subfields(info_type, details)):
+            name = subdetails[0].node.name.value
+            reader = _PAGE_INFO.get(name)
+            if name == "__typename":
+                writers.append((key, _constant(info_type.name)))
+            elif reader is None:
+                raise Unsupported(f"field:{info_type.name}.{name}")
+            else:
+                writers.append((key, reader))
+        build = _build(writers)
+        return lambda page, _, values: build(page, values)
+
+
+_PAGE_INFO: dict[str, Write] = {
+    "hasNextPage": lambda page, _: page.has_next_page,
+    "hasPreviousPage": lambda page, _: page.has_previous_page,
+    "startCursor": lambda page, _: _cursor(page.items[0]) if page.items else None,
+    "endCursor": lambda page, _: _cursor(page.items[-1]) if page.items else None,
+}
+
+
+def _is_list(gql_type: GraphQLOutputType) -> bool:
+    return is_list_type(get_nullable_type(gql_type))
+
+
+def _value(get: Callable[[Any], Any], serialize: Callable[[Any], Any]) -> Write:
+    return lambda obj, _: serialize(get(obj))
+
+
+def _embedded(get: Callable[[Any], Any], build: Build, gql_type: GraphQLOutputType) -> Write:
+    if _is_list(gql_type):
+        return lambda obj, values: [build(item, values) for item in get(obj)]
+    return lambda obj, values: build(get(obj), values)
+
+
+def _loaded_value(relation: Relation, serialize: Callable[[Any], Any]) -> Write:
+    index, key = relation.index, relation.key
+    return lambda obj, values: serialize(values[index][key(obj)])
+
+
+def _loaded_object(relation: Relation, build: Build, is_required: bool) -> Write:
+    index, key = relation.index, relation.key
+
+    def write(obj: Any, values: Values) -> Any:
+        loaded = values[index][key(obj)]
+        if loaded is None:
+            if is_required:
+                raise Fallback("null")
+            return None
+        return build(loaded, values)
+
+    return write
+
+
+def _loaded_list(relation: Relation, build: Build) -> Write:
+    index, key = relation.index, relation.key
+    return lambda obj, values: [build(item, values) for item in values[index][key(obj)]]
+
+
+def _paged(
+    key: Callable[[Any], Hashable],
+    index: int,
+    writers: Sequence[tuple[str, Callable[[Any, Hashable, Values], Any]]],
+) -> Write:
+    pairs = tuple(writers)
+
+    def write(obj: Any, values: Values) -> dict[str, Any]:
+        parent = key(obj)
+        page = values[index][parent]
+        return {name: writer(page, parent, values) for name, writer in pairs}
+
+    return write
+
+
+def _edges(build: Build) -> Callable[[Any, Hashable, Values], Any]:
+    return lambda page, _, values: [build(item, values) for item in page.items]
+
+
+def _count(index: int) -> Callable[[Any, Hashable, Values], Any]:
+    return lambda _, parent, values: values[index][parent]
+
+
+def _connection_constant(value: str) -> Callable[[Any, Hashable, Values], Any]:
+    return lambda _, __, ___: value

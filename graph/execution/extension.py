@@ -1,0 +1,215 @@
+"""The schema extension that answers query operations from compiled plans when it can.
+
+Runs in on_execute after QueryProtection (limits, cost and rate limits have passed, or a
+refusal is already the result). Setting the execution context's result makes Strawberry
+skip graphql-core's executor; leaving it unset runs the reference path, unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    BooleanValueNode,
+    DirectiveNode,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    get_operation_ast,
+)
+from graphql.execution.collect_fields import FragmentDetails
+from graphql.execution.values import VariableValues, get_variable_values
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType as StrawberryOperationType
+
+from domain.errors import DomainError
+from domain.principal import Principal
+from graph import metrics
+from graph.context import Context
+from graph.document_cache import LruCache
+from graph.execution.compiler import Compiler, Plan
+from graph.execution.runner import execute
+from graph.execution.specs import Fallback, Run, Unsupported
+
+logger = logging.getLogger(__name__)
+
+MAX_PLANS_PER_DOCUMENT = 32  # one per combination of @skip/@include variable values
+CONDITIONS = frozenset({"skip", "include"})
+
+
+@dataclass(eq=False)
+class Template:
+    """One operation of one document: what it needs to compile, and its compiled plans."""
+
+    operation: OperationDefinitionNode | None
+    fragments: dict[str, FragmentDetails]
+    conditions: tuple[str, ...]  # variables that @skip/@include read
+    unsupported: str | None = None
+    plans: dict[tuple[Any, ...], Plan | str] = field(default_factory=dict)
+
+
+def _walk(selection_set: SelectionSetNode | None) -> Iterator[DirectiveNode]:
+    if selection_set is None:
+        return
+    for selection in selection_set.selections:
+        yield from selection.directives or ()
+        if isinstance(selection, FieldNode | InlineFragmentNode):
+            yield from _walk(selection.selection_set)
+
+
+def _conditions(document: DocumentNode, operation: OperationDefinitionNode) -> tuple[str, ...]:
+    """Variables read by @skip/@include; any other executable directive is unsupported."""
+    names: list[str] = []
+    sets = [operation.selection_set] + [
+        d.selection_set for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    ]
+    for selection_set in sets:
+        for directive in _walk(selection_set):
+            if directive.name.value not in CONDITIONS:
+                raise Unsupported("directive")
+            for argument in directive.arguments or ():
+                if isinstance(argument.value, VariableNode):
+                    names.append(argument.value.name.value)
+                elif not isinstance(argument.value, BooleanValueNode):
+                    raise Unsupported("directive")
+    return tuple(sorted(set(names)))
+
+
+def _template(document: DocumentNode, operation_name: str | None) -> Template:
+    operation = get_operation_ast(document, operation_name)
+    fragments = {
+        d.name.value: FragmentDetails(d)
+        for d in document.definitions
+        if isinstance(d, FragmentDefinitionNode)
+    }
+    if operation is None or operation.operation is not OperationType.QUERY:
+        return Template(None, fragments, (), "operation")
+    if any(
+        isinstance(d, FragmentDefinitionNode) and d.variable_definitions
+        for d in document.definitions
+    ):
+        return Template(None, fragments, (), "fragment_variables")
+    try:
+        conditions = _conditions(document, operation)
+    except Unsupported as unsupported:
+        return Template(None, fragments, (), unsupported.reason)
+    return Template(operation, fragments, conditions)
+
+
+_REASONS = {
+    "NotFound": "not_found",
+    "Forbidden": "forbidden",
+    "InvalidInput": "bad_input",
+    "Unauthenticated": "unauthenticated",
+}
+
+
+class CompiledPlans:
+    """The bounded cache of templates and plans, and the decision of which path answers."""
+
+    def __init__(self, maxsize: int, *, is_enabled: bool = True) -> None:
+        self.templates: LruCache[tuple[str, str | None], Template] = LruCache(maxsize)
+        self.is_enabled = is_enabled
+
+    def plan_for(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        key: tuple[str, str | None],
+        variables: dict[str, Any],
+    ) -> tuple[Plan, VariableValues]:
+        template = self.templates.get(key)
+        if template is None:
+            template = _template(document, key[1])
+            self.templates.put(key, template)
+        if template.unsupported is not None or template.operation is None:
+            raise Unsupported(template.unsupported or "operation")
+        coerced = get_variable_values(
+            schema, template.operation.variable_definitions or (), variables, max_errors=1
+        )
+        if isinstance(coerced, list):
+            raise Fallback("variables")
+        condition = tuple(coerced.coerced.get(name) for name in template.conditions)
+        plan = template.plans.get(condition)
+        if plan is None:
+            try:
+                plan = Compiler(schema, template.fragments, coerced, template.operation).plan()
+            except Unsupported as unsupported:
+                plan = unsupported.reason
+            if len(template.plans) < MAX_PLANS_PER_DOCUMENT:
+                template.plans[condition] = plan
+        if isinstance(plan, str):
+            raise Unsupported(plan)
+        return plan, coerced
+
+    async def answer(
+        self,
+        context: Context,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """The response data from a plan, or None when the reference path must answer."""
+        try:
+            if not self.is_enabled:
+                raise Fallback("disabled")
+            principal = context.principal_or_error
+            if not isinstance(principal, Principal):
+                raise Fallback("unauthenticated")
+            plan, coerced = self.plan_for(
+                schema, document, (query, operation_name), variables or {}
+            )
+            run = Run(principal, context.uow(), context.blobs, context.download_url_ttl)
+            data = await execute(plan, run, coerced)
+        except Fallback as fallback:
+            metrics.EXECUTION_PATH.labels("fallback", fallback.reason).inc()
+            return None
+        except DomainError as error:
+            reason = _REASONS.get(type(error).__name__, "domain_error")
+            metrics.EXECUTION_PATH.labels("fallback", reason).inc()
+            return None
+        except Exception:
+            # A bug here must not cost the caller an answer: the reference path gives it.
+            logger.warning("compiled execution failed; falling back", exc_info=True)
+            metrics.EXECUTION_PATH.labels("fallback", "error").inc()
+            return None
+        metrics.EXECUTION_PATH.labels("compiled", "").inc()
+        return data
+
+
+class CompiledExecution(SchemaExtension):
+    def __init__(self, plans: CompiledPlans) -> None:
+        self.plans = plans
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        if (
+            context.result is None
+            and context.graphql_document is not None
+            and context.query is not None
+            and isinstance(context.context, Context)
+            and context.operation_type is StrawberryOperationType.QUERY
+        ):
+            data = await self.plans.answer(
+                context.context,
+                context.schema._schema,
+                context.graphql_document,
+                context.query,
+                context.operation_name,
+                context.variables,
+            )
+            if data is not None:
+                context.result = ExecutionResult(data=data, errors=None)
+        yield

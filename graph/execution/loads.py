@@ -1,0 +1,196 @@
+"""The compiled path's loads: the reference resolvers' domain calls, once per level.
+
+Each function takes the distinct keys of a level and returns a value per key, through the
+same domain services (and so the same access rules) as the DataLoaders of the reference
+path. An answer the reference would give as an error (an id the caller cannot see) raises
+Fallback, so the reference path answers it with the error in its proper place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+from uuid import UUID
+
+from domain.assets import Asset, AssetStatus
+from domain.pagination import PageRequest
+from domain.services import owned, users
+from domain.submissions import SubmissionStatus
+from domain.users import UserFilter
+from graph.execution.specs import ROOT, Arguments, Fallback, Loaded, Run
+from graph.ids import required_id
+from graph.types import page_request
+
+PageArguments = tuple[PageRequest, Any]
+UserPageArguments = tuple[PageRequest, UserFilter]
+
+
+def _by_key(keys: Sequence[Hashable], values: Sequence[Any]) -> Loaded:
+    return dict(zip(keys, values, strict=True))
+
+
+def _the_one(value: Any) -> Loaded:
+    if value is None:
+        raise Fallback("not_found")
+    return {ROOT: value}
+
+
+# ------------------------------------------------------------------ arguments
+
+
+def asset_page_arguments(arguments: Arguments) -> PageArguments:
+    status = arguments.get("status")
+    request = page_request(arguments.get("first"), arguments.get("after"))
+    return request, None if status is None else AssetStatus(status)
+
+
+def submission_page_arguments(arguments: Arguments) -> PageArguments:
+    status = arguments.get("status")
+    request = page_request(arguments.get("first"), arguments.get("after"))
+    return request, None if status is None else SubmissionStatus(status)
+
+
+def user_page_arguments(arguments: Arguments) -> UserPageArguments:
+    given = arguments.get("filter") or {}
+    user_filter = UserFilter(
+        email_contains=given.get("emailContains"), is_active=given.get("isActive")
+    )
+    return page_request(arguments.get("first"), arguments.get("after")), user_filter
+
+
+def id_of(type_name: str) -> Any:
+    def bind(arguments: Arguments) -> UUID:
+        return required_id(arguments["id"], type_name)
+
+    return bind
+
+
+# ----------------------------------------------------------- by id, per level
+
+
+async def users_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
+    return _by_key(ids, await users.get_visible_users(run.uow, run.principal, ids))
+
+
+async def models_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
+    return _by_key(ids, await owned.get_models(run.uow, ids))
+
+
+async def submissions_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
+    return _by_key(ids, await owned.get_visible_submissions(run.uow, run.principal, ids))
+
+
+async def results_of_submissions(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
+    return _by_key(ids, await owned.list_results_for_submissions(run.uow, run.principal, ids))
+
+
+async def latest_results_of_submissions(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
+    lists = await owned.list_results_for_submissions(run.uow, run.principal, ids)
+    return _by_key(ids, [results[-1] if results else None for results in lists])
+
+
+async def assets_of_submissions(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
+    return _by_key(ids, await owned.list_assets_for_submissions(run.uow, run.principal, ids))
+
+
+async def download_urls(run: Run, assets: Sequence[Asset], _: None) -> Loaded:
+    urls: dict[Hashable, str | None] = {}
+    for asset in assets:
+        urls[asset] = (
+            await run.blobs.presign_download(
+                asset.object_key, expires_in=run.download_url_ttl, file_name=asset.file_name
+            )
+            if asset.status is AssetStatus.AVAILABLE
+            else None
+        )
+    return urls
+
+
+# ------------------------------------------------------------- pages, per level
+
+
+async def asset_pages(run: Run, owners: Sequence[UUID], arguments: PageArguments) -> Loaded:
+    pages = await owned.list_assets_for_owners(run.uow, run.principal, owners, *arguments)
+    return _by_key(owners, pages)
+
+
+async def asset_counts(run: Run, owners: Sequence[UUID], arguments: PageArguments) -> Loaded:
+    counts = await owned.count_assets_for_owners(run.uow, run.principal, owners, arguments[1])
+    return _by_key(owners, counts)
+
+
+async def submission_pages(run: Run, owners: Sequence[UUID], arguments: PageArguments) -> Loaded:
+    pages = await owned.list_submissions_for_owners(run.uow, run.principal, owners, *arguments)
+    return _by_key(owners, pages)
+
+
+async def submission_counts(run: Run, owners: Sequence[UUID], arguments: PageArguments) -> Loaded:
+    status = arguments[1]
+    counts = await owned.count_submissions_for_owners(run.uow, run.principal, owners, status)
+    return _by_key(owners, counts)
+
+
+# ------------------------------------------------------------- the Query root
+
+
+async def viewer(run: Run, _: Sequence[str], __: None) -> Loaded:
+    [user] = await users.get_visible_users(run.uow, run.principal, [run.principal.user_id])
+    return _the_one(user)
+
+
+async def user(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
+    [found] = await users.get_visible_users(run.uow, run.principal, [ident])
+    return _the_one(found)
+
+
+async def asset(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
+    [found] = await owned.get_visible_assets(run.uow, run.principal, [ident])
+    return _the_one(found)
+
+
+async def submission(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
+    [found] = await owned.get_visible_submissions(run.uow, run.principal, [ident])
+    return _the_one(found)
+
+
+async def result(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
+    [found] = await owned.get_visible_results(run.uow, run.principal, [ident])
+    return _the_one(found)
+
+
+async def model(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
+    [found] = await owned.get_models(run.uow, [ident])
+    return _the_one(found)
+
+
+async def active_models(run: Run, _: Sequence[str], __: None) -> Loaded:
+    return {ROOT: await owned.list_active_models(run.uow)}
+
+
+async def user_page(run: Run, _: Sequence[str], arguments: UserPageArguments) -> Loaded:
+    return {ROOT: await users.list_users(run.uow, run.principal, *arguments)}
+
+
+async def user_count(run: Run, _: Sequence[str], arguments: UserPageArguments) -> Loaded:
+    return {ROOT: await users.count_users(run.uow, run.principal, arguments[1])}
+
+
+async def viewer_asset_page(run: Run, _: Sequence[str], arguments: PageArguments) -> Loaded:
+    return {
+        ROOT: (await asset_pages(run, [run.principal.user_id], arguments))[run.principal.user_id]
+    }
+
+
+async def viewer_asset_count(run: Run, _: Sequence[str], arguments: PageArguments) -> Loaded:
+    owner = run.principal.user_id
+    return {ROOT: (await asset_counts(run, [owner], arguments))[owner]}
+
+
+async def viewer_submission_page(run: Run, _: Sequence[str], arguments: PageArguments) -> Loaded:
+    owner = run.principal.user_id
+    return {ROOT: (await submission_pages(run, [owner], arguments))[owner]}
+
+
+async def viewer_submission_count(run: Run, _: Sequence[str], arguments: PageArguments) -> Loaded:
+    owner = run.principal.user_id
+    return {ROOT: (await submission_counts(run, [owner], arguments))[owner]}

@@ -1,0 +1,32 @@
+"""Running a plan: the loads level by level on one unit of work, then the response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql.execution.values import VariableValues
+
+from graph.execution.compiler import Plan, Values
+from graph.execution.specs import ROOT, Run
+
+
+async def execute(plan: Plan, run: Run, variables: VariableValues) -> dict[str, Any]:
+    """The response data; raises Fallback or a DomainError where the reference must answer."""
+    arguments = [relation.arguments(variables) for relation in plan.relations]
+    values: Values = [{} for _ in plan.relations]
+    async with run.uow:
+        level: list[tuple[Any, list[Any]]] = [(plan.root, [ROOT])]
+        while level:
+            following: list[tuple[Any, list[Any]]] = []
+            for selection, parents in level:
+                for relation in selection.relations:
+                    keys = list(dict.fromkeys(map(relation.key, parents)))
+                    if not keys:
+                        continue  # no parent, no statement: as the reference path
+                    loaded = await relation.load(run, keys, arguments[relation.index])
+                    values[relation.index] = loaded
+                    if relation.children:
+                        children = relation.flatten(loaded)
+                        following.extend((child, children) for child in relation.children)
+            level = following
+    return plan.root.build(ROOT, values)
