@@ -27,7 +27,7 @@ def _values(*names: str) -> dict[str, FieldSpec]:
     specs: dict[str, FieldSpec] = {}
     for name in names:
         head, *rest = name.split("_")
-        specs[head + "".join(part.title() for part in rest)] = Value(attrgetter(name))
+        specs[head + "".join(part.title() for part in rest)] = Value(attrgetter(name), name)
     return specs
 
 

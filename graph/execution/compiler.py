@@ -34,7 +34,17 @@ from graphql.execution.values import VariableValues, get_argument_values
 
 from domain.pagination import keyset_of
 from graph.execution.catalog import CATALOG
-from graph.execution.outputs import output
+from graph.execution.codegen import (
+    Attribute,
+    Build,
+    Call,
+    Constant,
+    FieldCode,
+    Values,
+    Write,
+    builder,
+)
+from graph.execution.outputs import fast_type, output
 from graph.execution.specs import (
     Arguments,
     Embedded,
@@ -48,10 +58,6 @@ from graph.execution.specs import (
     Value,
 )
 from graph.ids import to_cursor
-
-Values = list[Loaded]
-Write = Callable[[Any, Values], Any]
-Build = Callable[[Any, Values], dict[str, Any]]
 
 # Plans past this many response fields are left to the reference executor: the bound that
 # keeps compiling an adversarial (fragment-multiplied) document cheap.
@@ -87,19 +93,6 @@ class Selection:
 class Plan:
     root: Selection
     relations: Sequence[Relation]
-
-
-def _build(writers: Sequence[tuple[str, Write]]) -> Build:
-    pairs = tuple(writers)
-
-    def build(obj: Any, values: Values) -> dict[str, Any]:
-        return {key: write(obj, values) for key, write in pairs}
-
-    return build
-
-
-def _constant(value: str) -> Write:
-    return lambda _, __: value
 
 
 def _singles(loaded: Loaded) -> list[Any]:
@@ -169,18 +162,18 @@ class Compiler:
     ) -> Selection:
         relations: list[Relation] = []
         specs = CATALOG.get(gql_type.name, {})
-        writers: list[tuple[str, Write]] = []
+        fields: list[tuple[str, FieldCode]] = []
         for key, details in self._fields(grouped):
             name = details[0].node.name.value
             if name == "__typename":
-                writers.append((key, _constant(gql_type.name)))
+                fields.append((key, Constant(gql_type.name)))
                 continue
             spec = specs.get(name)
             gql_field = gql_type.fields.get(name)
             if spec is None or gql_field is None:
                 raise Unsupported(f"field:{gql_type.name}.{name}")
-            writers.append((key, self._field(spec, gql_field, details, relations)))
-        return Selection(relations, _build(writers))
+            fields.append((key, self._field(spec, gql_field, details, relations)))
+        return Selection(relations, builder(fields))
 
     def _object_type(self, gql_type: GraphQLOutputType) -> GraphQLObjectType:
         named = get_named_type(gql_type)
@@ -194,9 +187,12 @@ class Compiler:
         gql_field: GraphQLField,
         details: FieldDetailsList,
         relations: list[Relation],
-    ) -> Write:
+    ) -> FieldCode:
         if isinstance(spec, Value):
-            return _value(spec.get, output(gql_field.type))
+            serialize = output(gql_field.type)
+            if spec.attribute is not None:
+                return Attribute(spec.attribute, fast_type(gql_field.type), serialize)
+            return Call(_value(spec.get, serialize))
         if isinstance(spec, Embedded):
             child = self._selection(
                 self._object_type(gql_field.type),
@@ -204,10 +200,10 @@ class Compiler:
             )
             if child.relations:
                 raise Unsupported("embedded_load")
-            return _embedded(spec.get, child.build, gql_field.type)
+            return Call(_embedded(spec.get, child.build, gql_field.type))
         if isinstance(spec, Related):
-            return self._related(spec, gql_field, details, relations)
-        return self._connection(spec, gql_field, details, relations)
+            return Call(self._related(spec, gql_field, details, relations))
+        return Call(self._connection(spec, gql_field, details, relations))
 
     def _relation(
         self,
@@ -284,36 +280,36 @@ class Compiler:
     def _edge(
         self, edge_type: GraphQLObjectType, grouped: dict[str, FieldDetailsList], pages: Relation
     ) -> Build:
-        writers: list[tuple[str, Write]] = []
+        fields: list[tuple[str, FieldCode]] = []
         for key, details in self._fields(grouped):
             name = details[0].node.name.value
             if name == "__typename":
-                writers.append((key, _constant(edge_type.name)))
+                fields.append((key, Constant(edge_type.name)))
             elif name == "cursor":
-                writers.append((key, lambda item, _: _cursor(item)))
+                fields.append((key, Call(lambda item, _: _cursor(item))))
             elif name == "node":
                 node_type = self._object_type(edge_type.fields["node"].type)
                 node = self._selection(node_type, self._subfields(node_type, details))
                 pages.children.append(node)
-                writers.append((key, node.build))
+                fields.append((key, Call(node.build)))
             else:
                 raise Unsupported(f"field:{edge_type.name}.{name}")
-        return _build(writers)
+        return builder(fields)
 
     def _page_info(
         self, info_type: GraphQLObjectType, details: FieldDetailsList
     ) -> Callable[[Any, Hashable, Values], Any]:
-        writers: list[tuple[str, Write]] = []
+        fields: list[tuple[str, FieldCode]] = []
         for key, subdetails in self._fields(self._subfields(info_type, details)):
             name = subdetails[0].node.name.value
             reader = _PAGE_INFO.get(name)
             if name == "__typename":
-                writers.append((key, _constant(info_type.name)))
+                fields.append((key, Constant(info_type.name)))
             elif reader is None:
                 raise Unsupported(f"field:{info_type.name}.{name}")
             else:
-                writers.append((key, reader))
-        build = _build(writers)
+                fields.append((key, Call(reader)))
+        build = builder(fields)
         return lambda page, _, values: build(page, values)
 
 

@@ -78,6 +78,17 @@ def output(gql_type: GraphQLOutputType) -> Serialize:
     return required(serialize) if is_required else optional(serialize)
 
 
+def fast_type(gql_type: GraphQLOutputType) -> type | None:
+    """The Python type whose values a leaf field returns as they are (see codegen)."""
+    inner = gql_type.of_type if isinstance(gql_type, GraphQLNonNull) else gql_type
+    if isinstance(inner, GraphQLScalarType):
+        return _FAST_TYPES.get(inner.name)
+    return None
+
+
+_FAST_TYPES: dict[str, type] = {"String": str, "ID": str, "Boolean": bool, "Int": int}
+
+
 def required(serialize: Serialize) -> Serialize:
     def run(value: Any) -> Any:
         if value is None:

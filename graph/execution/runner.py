@@ -6,7 +6,8 @@ from typing import Any
 
 from graphql.execution.values import VariableValues
 
-from graph.execution.compiler import Plan, Values
+from graph.execution.codegen import Values
+from graph.execution.compiler import Plan
 from graph.execution.specs import ROOT, Run
 
 

@@ -46,9 +46,10 @@ def no_arguments(_: Arguments) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Value:
-    """A field read from the parent object itself."""
+    """A field read from the parent object itself; `attribute` when it is a plain attribute."""
 
     get: Callable[[Any], Any]
+    attribute: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

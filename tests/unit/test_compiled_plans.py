@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from graphql import parse
 
+from graph.execution.codegen import Attribute, Call, Constant, builder
 from graph.execution.compiler import MAX_PLAN_FIELDS
 from graph.execution.extension import MAX_PLANS_PER_DOCUMENT, CompiledPlans
 from graph.execution.specs import Fallback, Unsupported
@@ -127,3 +129,21 @@ def test_unsupported_reasons_are_cached_with_the_document() -> None:
         with pytest.raises(Unsupported):
             plans.plan_for(GQL, parse(document), (document, None), {})
     assert len(plans.templates) == 1
+
+
+def test_generated_builders_take_keys_as_data_and_only_identifier_attributes() -> None:
+    hostile = "'}; import os; os.system('true'); {'"
+    build = builder(
+        [
+            (hostile, Attribute("name", str, lambda v: v)),
+            ("n", Attribute("size", int, lambda v: -1)),
+            ("c", Constant(hostile)),
+            ("w", Call(lambda obj, values: values[0])),
+        ]
+    )
+    entity = SimpleNamespace(name="x", size=2**40)
+    assert build(entity, ["loaded"]) == {hostile: "x", "n": -1, "c": hostile, "w": "loaded"}
+    with pytest.raises(ValueError, match="not an attribute name"):
+        builder([("k", Attribute("a.b", str, str))])
+    with pytest.raises(ValueError, match="not an attribute name"):
+        builder([("k", Attribute("import", str, str))])
