@@ -2,6 +2,9 @@
 
 Both report the same `LoadResult`: requests completed in the measured window, latency
 percentiles, errors, and the load generator's own CPU use (to show it was not the limit).
+The warm-up is a run of its own. Both call `at_start` after it, just before the measured run,
+and `at_end` just after that run, so the caller can wait for the server to finish the requests
+left in flight and read its counters and CPU time around the measured run alone.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from bench.procs import HOST
 
 MAX_RESPONSE_HEAD = 64 * 1024
 REQUEST_TIMEOUT = 30.0
+
+Hook = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,17 @@ async def _connection(
             payload = requests[window.next_body % len(requests)]
             window.next_body += 1
             writer.write(payload)
-            status = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
+            try:
+                status = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
+            except TimeoutError:
+                # As wrk does: an error; the answer may still come, so use a new connection.
+                if window.start <= began:
+                    window.errors += 1
+                if len(failures) < 5:
+                    failures.append("timeout")
+                writer.close()
+                reader, writer = await asyncio.open_connection(HOST, port, limit=2**24)
+                continue
             done = time.perf_counter()
             if window.start <= began and done <= window.end:
                 window.latencies.append(done - began)
@@ -135,10 +150,10 @@ def asyncio_load(
     connections: int,
     warmup: float,
     duration: float,
+    at_start: Hook | None = None,
+    at_end: Hook | None = None,
 ) -> LoadResult:
     requests = [request_bytes(port, path, b, token) for b in bodies]
-    cpu_before = time.process_time()
-    wall_before = time.perf_counter()
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     try:
         import uvloop
@@ -147,9 +162,16 @@ def asyncio_load(
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         pass
     with asyncio.Runner(loop_factory=factory) as runner:
-        latencies, errors = runner.run(_asyncio_load(port, requests, connections, warmup, duration))
-    wall = time.perf_counter() - wall_before
-    cpu = (time.process_time() - cpu_before) * duration / wall  # share of the window
+        if warmup > 0:
+            runner.run(_asyncio_load(port, requests, connections, 0.0, warmup))
+        if at_start is not None:
+            at_start()
+        cpu_before, wall_before = time.process_time(), time.perf_counter()
+        latencies, errors = runner.run(_asyncio_load(port, requests, connections, 0.0, duration))
+        wall = time.perf_counter() - wall_before
+        cpu = (time.process_time() - cpu_before) * duration / wall  # share of the window
+        if at_end is not None:
+            at_end()
     latencies.sort()
     return LoadResult(
         tool="asyncio",
@@ -219,6 +241,8 @@ def wrk_load(
     connections: int,
     warmup: float,
     duration: float,
+    at_start: Hook | None = None,
+    at_end: Hook | None = None,
 ) -> LoadResult:
     wrk = shutil.which("wrk")
     assert wrk is not None
@@ -237,9 +261,13 @@ def wrk_load(
 
         if warmup > 0:
             call(warmup)
+        if at_start is not None:
+            at_start()
         cpu_before = _children_cpu()
         output = call(duration)
         cpu = _children_cpu() - cpu_before
+        if at_end is not None:
+            at_end()
     requests, seconds, errors, p50, p95, p99 = parse_wrk(output)
     return LoadResult("wrk", connections, seconds, requests, errors, p50, p95, p99, cpu)
 
@@ -253,11 +281,14 @@ def drive(
     duration: float,
     tool: str = "auto",
     path: str = "/graphql",
+    *,
+    at_start: Hook | None = None,
+    at_end: Hook | None = None,
 ) -> LoadResult:
     """Load the server with `bodies` in turn over `connections` keep-alive connections."""
     use_wrk = tool == "wrk" or (tool == "auto" and shutil.which("wrk") is not None)
     run = wrk_load if use_wrk else asyncio_load
-    return run(port, path, bodies, token, connections, warmup, duration)
+    return run(port, path, bodies, token, connections, warmup, duration, at_start, at_end)
 
 
 def dumps_result(result: LoadResult) -> bytes:

@@ -11,17 +11,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
-import psutil
+
+if TYPE_CHECKING:
+    import psutil
 
 HOST = "127.0.0.1"
 STOP_TIMEOUT = 30.0
 ASSAY = Path(sys.executable).with_name("assay")
 ROOT = Path(__file__).resolve().parent.parent  # `python -m bench.baseline` runs from here
+PROC = Path("/proc")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 _running: list[Child] = []
 
@@ -131,24 +137,80 @@ def wait_http(child: Child, url: str, timeout: float = 90.0) -> None:
     raise RuntimeError(f"{child.name} not ready at {url} after {timeout}s:\n{child.tail()}")
 
 
-def process_tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
+@dataclass(frozen=True)
+class ProcStat:
+    """The fields of /proc/<pid>/stat the benchmark uses (see proc(5))."""
+
+    pid: int
+    ppid: int
+    cpu_ticks: int  # utime + stime + cutime + cstime: its own and its reaped children's CPU
+    rss_pages: int
+
+
+def parse_stat(text: str) -> ProcStat:
+    """One /proc/<pid>/stat line; the command name, in parentheses, may hold both."""
+    head, _, tail = text.rpartition(")")
+    pid = int(head.split("(", 1)[0])
+    fields = tail.split()  # fields[0] is field 3 (state): field n is fields[n - 3]
+    ticks = sum(int(fields[n - 3]) for n in (14, 15, 16, 17))
+    return ProcStat(pid=pid, ppid=int(fields[1]), cpu_ticks=ticks, rss_pages=int(fields[24 - 3]))
+
+
+def subtree(root: int, stats: Iterable[ProcStat]) -> list[ProcStat]:
+    """`root` and its descendants, root first; raises ProcessLookupError without `root`."""
+    by_pid = {s.pid: s for s in stats}
+    if root not in by_pid:
+        raise ProcessLookupError(root)
+    children: dict[int, list[ProcStat]] = {}
+    for stat in by_pid.values():
+        children.setdefault(stat.ppid, []).append(stat)
+    out, todo = [], [by_pid[root]]
+    while todo:
+        stat = todo.pop()
+        out.append(stat)
+        todo.extend(c for c in children.get(stat.pid, []) if c.pid != stat.pid)
+    return out
+
+
+def _proc_stats() -> list[ProcStat]:
+    stats = []
+    for entry in os.scandir(PROC):
+        if entry.name.isdigit():
+            try:
+                stats.append(parse_stat((PROC / entry.name / "stat").read_text()))
+            except (OSError, ValueError, IndexError):
+                continue  # exited meanwhile
+    return stats
+
+
+def _psutil_tree(pid: int) -> list[psutil.Process]:
+    import psutil  # only where there is no /proc
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess as error:
+        raise ProcessLookupError(pid) from error
 
 
 def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants (live, and reaped by them)."""
+    if PROC.joinpath("self", "stat").exists():
+        return sum(s.cpu_ticks for s in subtree(pid, _proc_stats())) / CLOCK_TICKS
     total = 0.0
-    for proc in process_tree(pid):
-        with contextlib.suppress(psutil.Error):
-            times = proc.cpu_times()
-            total += times.user + times.system
+    for proc in _psutil_tree(pid):
+        with contextlib.suppress(Exception):
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
     return total
 
 
 def rss_bytes(pid: int) -> int:
+    if PROC.joinpath("self", "stat").exists():
+        return sum(s.rss_pages for s in subtree(pid, _proc_stats())) * PAGE_SIZE
     total = 0
-    for proc in process_tree(pid):
-        with contextlib.suppress(psutil.Error):
+    for proc in _psutil_tree(pid):
+        with contextlib.suppress(Exception):
             total += proc.memory_info().rss
     return total
 
@@ -165,7 +227,7 @@ class RssSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(OSError):
                 self.peak = max(self.peak, rss_bytes(self.pid))
             self._stop.wait(self.interval)
 

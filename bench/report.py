@@ -9,12 +9,23 @@ from typing import Any
 
 import orjson
 
+from bench.measure import compiled_share
+
 MIB = 1024 * 1024
+BASELINE = "baseline"
+# Table order within a workload and connection count; other servers follow, baseline last.
+SERVER_ORDER = ("assay (compiled)", "assay (reference)")
 
 
 @dataclass(frozen=True)
 class Row:
-    """One timed HTTP run: a workload against one server at one connection count."""
+    """One timed HTTP run: a workload against one server at one connection count.
+
+    `cpu_ms_per_request` is the server's CPU time (user + system, process tree) from the end
+    of the warm-up until it is idle after the measured run, divided by `server_requests`, the
+    requests it completed meanwhile;
+    `compiled_operations` / `fallback_operations` are the execution-path counter's growth
+    over the same window (None for a server without the counter)."""
 
     workload: str
     server: str
@@ -30,7 +41,16 @@ class Row:
     peak_rss_mib: float | None
     client_cpu_cores: float
     tool: str
+    server_requests: int | None = None
+    server_cpu_seconds: float | None = None
+    compiled_operations: int | None = None
+    fallback_operations: int | None = None
+    fallback_reasons: Mapping[str, int] = field(default_factory=dict)
     ratio_to_baseline: float | None = None
+
+    @property
+    def compiled_share(self) -> float | None:
+        return compiled_share(self.compiled_operations, self.fallback_operations)
 
 
 @dataclass
@@ -40,14 +60,26 @@ class Report:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_ratios(self) -> list[Row]:
-        """Rows with Assay's req/s divided by the baseline's, same workload and connections."""
-        base = {(r.workload, r.connections): r.rps for r in self.rows if r.server == "baseline"}
+        """Rows with Assay's req/s divided by the baseline's, same workload and connections,
+        in table order: by workload, then connections, then server (baseline last)."""
+        base = {(r.workload, r.connections): r.rps for r in self.rows if r.server == BASELINE}
         out = []
-        for r in self.rows:
+        for r in ordered(self.rows):
             b = base.get((r.workload, r.connections))
-            ratio = r.rps / b if r.server != "baseline" and b else None
+            ratio = r.rps / b if r.server != BASELINE and b else None
             out.append(Row(**{**asdict(r), "ratio_to_baseline": ratio}))
         return out
+
+
+def ordered(rows: Sequence[Row]) -> list[Row]:
+    """Workloads in the order they first ran; within one, by connections, then server."""
+    workloads: dict[str, int] = {}
+    servers: dict[str, int] = {name: i for i, name in enumerate(SERVER_ORDER)}
+    for r in rows:
+        workloads.setdefault(r.workload, len(workloads))
+        servers.setdefault(r.server, len(servers))
+    servers[BASELINE] = len(servers)
+    return sorted(rows, key=lambda r: (workloads[r.workload], r.connections, servers[r.server]))
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -56,21 +88,41 @@ def _num(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-HEADER = (
-    "| workload | server | conns | req/s | p50 ms | p95 ms | p99 ms | SQL/req "
-    "| CPU ms/req | peak RSS MiB | vs baseline | errors | load gen CPU (cores) |"
+def percent(share: float | None) -> str:
+    """100% and 0% only when exact: one fallback in a thousand shows as 99.9%."""
+    if share is None:
+        return "-"
+    if share in (0.0, 1.0):
+        return f"{share:.0%}"
+    return f"{min(max(share, 0.001), 0.999):.1%}"
+
+
+COLUMNS = (
+    "workload", "server", "conns", "req/s", "p50 ms", "p95 ms", "p99 ms", "SQL/req",
+    "CPU ms/req", "peak RSS MiB", "compiled", "vs baseline", "errors", "load gen CPU (cores)",
+)  # fmt: skip
+HEADER = "| " + " | ".join(COLUMNS) + " |"
+NOTES = (
+    "CPU ms/req: the server's user + system CPU time (with its child processes) from the "
+    "end of the warm-up (server idle) until it is idle again after the measured run, divided "
+    "by the requests it completed meanwhile (those wrk left in flight included). "
+    "compiled: the share of query operations the server ran on its compiled execution path "
+    "in that window (assay_graphql_execution_total; - when none was counted). "
+    "SQL/req: statements per request, from a few requests sent one at a time. "
+    "vs baseline: req/s divided by the baseline's at the same connections."
 )
 
 
 def markdown_rows(rows: Sequence[Row]) -> list[str]:
-    lines = [HEADER, "|" + "---|" * 13]
+    lines = [HEADER, "|" + "---|" * len(COLUMNS)]
     for r in rows:
         ratio = f"{r.ratio_to_baseline:.2f}x" if r.ratio_to_baseline is not None else "-"
         lines.append(
             f"| {r.workload} | {r.server} | {r.connections} | {_num(r.rps)} | "
             f"{_num(r.p50_ms, 2)} | {_num(r.p95_ms, 2)} | {_num(r.p99_ms, 2)} | "
             f"{_num(r.sql_per_request, 2)} | {_num(r.cpu_ms_per_request, 2)} | "
-            f"{_num(r.peak_rss_mib)} | {ratio} | {r.errors} | {r.client_cpu_cores:.2f} ({r.tool}) |"
+            f"{_num(r.peak_rss_mib)} | {percent(r.compiled_share)} | {ratio} | {r.errors} | "
+            f"{r.client_cpu_cores:.2f} ({r.tool}) |"
         )
     return lines
 
@@ -79,6 +131,8 @@ def markdown(report: Report) -> str:
     lines = ["## Assay benchmark", ""]
     lines += [f"- {k}: {v}" for k, v in report.meta.items()]
     lines += ["", *markdown_rows(report.with_ratios())]
+    if report.rows:
+        lines += ["", NOTES]
     for name, values in report.extra.items():
         lines += ["", f"### {name}", ""]
         lines += [f"- {k}: {_fmt(v)}" for k, v in values.items()]
@@ -92,7 +146,7 @@ def _fmt(value: object) -> str:
 def to_json(report: Report) -> bytes:
     document: Mapping[str, Any] = {
         "meta": report.meta,
-        "rows": [asdict(r) for r in report.with_ratios()],
+        "rows": [{**asdict(r), "compiled_share": r.compiled_share} for r in report.with_ratios()],
         **report.extra,
     }
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)

@@ -1,4 +1,9 @@
-"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W5."""
+"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W5.
+
+W1 and W2 run on two Assay servers, one after the other on the same database: with
+compiled execution (the default settings) and with the reference executor
+(ASSAY_COMPILED_EXECUTION=false); W3-W5 on the last one started (the compiled one).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,13 +27,20 @@ import asyncpg
 import httpx
 import orjson
 
-from bench import fanout, load, procs, workloads
+from bench import fanout, load, measure, procs, workloads
 from bench.encoding import global_id
 from bench.report import MIB, Report, Row, markdown, write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 HTTP_TIMEOUT = 60.0
 W2_IDS = 1000
+
+# The Assay servers, in the order they run (the last one also runs W3-W5): a name for the
+# table and the settings that make it.
+ASSAY_VARIANTS: Mapping[str, tuple[str, Mapping[str, str]]] = {
+    "reference": ("assay (reference)", {"ASSAY_COMPILED_EXECUTION": "false"}),
+    "compiled": ("assay (compiled)", {}),
+}
 
 
 BENCH_LIMITS = {
@@ -53,6 +65,7 @@ class Options:
     batch_size: int
     workloads: frozenset[str]
     keep: bool
+    executors: tuple[str, ...] = tuple(ASSAY_VARIANTS)
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -60,29 +73,40 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--quick", action="store_true", help="a ~2 minute smoke run")
     p.add_argument("--users", type=int, help="seeded users (1000; --quick 200)")
     p.add_argument("--submissions-per-user", type=int, default=10)
-    p.add_argument("--warmup", type=float, help="seconds before each timed run (3; --quick 1)")
-    p.add_argument("--duration", type=float, help="seconds of each timed run (15; --quick 3)")
-    p.add_argument("--connections", default="8,32", help="comma-separated, default 8,32")
+    p.add_argument("--warmup", type=float, help="seconds before each timed run (2; --quick 1)")
+    p.add_argument("--duration", type=float, help="seconds of each timed run (10; --quick 3)")
+    p.add_argument("--connections", help="comma-separated (8,32; --quick 8)")
     p.add_argument("--tool", choices=["auto", "wrk", "asyncio"], default="auto")
     p.add_argument("--subscribers", type=int, default=200)
     p.add_argument("--fanout-events", type=int, help="W4 submissions (30; --quick 5)")
     p.add_argument("--batch-size", type=int, default=1000, help="W5 inputs")
     p.add_argument("--only", default="W1,W2,W3,W4,W5", help="workloads to run")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument(
+        "--executors",
+        default=",".join(ASSAY_VARIANTS),
+        help="Assay servers for W1-W2: compiled (default settings) and/or reference "
+        "(ASSAY_COMPILED_EXECUTION=false); W3-W5 use the compiled one if listed",
+    )
     a = p.parse_args(argv)
     quick = bool(a.quick)
+    executors = [e.strip().lower() for e in a.executors.split(",") if e.strip()]
+    if not executors or any(e not in ASSAY_VARIANTS for e in executors):
+        p.error(f"--executors takes a comma-separated subset of {', '.join(ASSAY_VARIANTS)}")
+    connections = a.connections or ("8" if quick else "8,32")
     options = Options(
         users=a.users or (200 if quick else 1000),
         submissions_per_user=a.submissions_per_user,
-        warmup=a.warmup if a.warmup is not None else (1.0 if quick else 3.0),
-        duration=a.duration if a.duration is not None else (3.0 if quick else 15.0),
-        connections=tuple(int(c) for c in a.connections.split(",")),
+        warmup=a.warmup if a.warmup is not None else (1.0 if quick else 2.0),
+        duration=a.duration if a.duration is not None else (3.0 if quick else 10.0),
+        connections=tuple(int(c) for c in connections.split(",")),
         tool=a.tool,
         subscribers=a.subscribers,
         fanout_events=a.fanout_events or (5 if quick else 30),
         batch_size=a.batch_size,
         workloads=frozenset(w.strip().upper() for w in a.only.split(",")),
         keep=bool(a.keep),
+        executors=tuple(v for v in ASSAY_VARIANTS if v in executors),
     )
     if options.users < workloads.USERS_PAGE:
         p.error(f"--users must be at least {workloads.USERS_PAGE}")
@@ -109,14 +133,16 @@ def database(workdir: Path) -> Iterator[str]:
         embedded.stop()
 
 
+def scrape(port: int) -> dict[str, dict[measure.Labels, float]]:
+    """Every sample of GET /metrics, by name and labels."""
+    response = httpx.get(f"http://{procs.HOST}:{port}/metrics", timeout=HTTP_TIMEOUT)
+    response.raise_for_status()
+    return measure.parse(response.text)
+
+
 def metric(port: int, name: str) -> float:
     """The sum of a Prometheus metric's samples (all labels) from GET /metrics."""
-    text = httpx.get(f"http://{procs.HOST}:{port}/metrics", timeout=HTTP_TIMEOUT).text
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and line[len(name) : len(name) + 1] in {" ", "{"}:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return measure.total(scrape(port), name)
 
 
 def settle(server: Server, quiet: float = 0.5, timeout: float = 120.0) -> None:
@@ -134,6 +160,10 @@ class Server:
 
     def __init__(self, name: str, child: procs.Child, port: int) -> None:
         self.name, self.child, self.port = name, child, port
+
+    def snapshot(self) -> measure.Snapshot:
+        samples = scrape(self.port)
+        return measure.Snapshot(time.perf_counter(), procs.cpu_seconds(self.child.pid), samples)
 
     def post(self, body: bytes, token: str | None) -> httpx.Response:
         headers = {"Content-Type": "application/json"}
@@ -167,6 +197,7 @@ class Bench:
             }
         )
         self.report = Report()
+        self.sql: dict[tuple[str, str], float] = {}
         self.tokens: dict[str, str] = {}
         self.iris_id = ""
         self.submission_ids: list[str] = []
@@ -226,12 +257,15 @@ class Bench:
         self.iris_id = global_id("Model", iris)
         self.submission_ids = [global_id("Submission", r["id"]) for r in rows]
 
-    def start_assay(self) -> Server:
+    def start_assay(self, variant: str) -> Server:
+        name, settings = ASSAY_VARIANTS[variant]
+        log(f"starting {name}")
         port = procs.free_port()
         argv = [str(procs.ASSAY), "serve", "--no-workers", "--port", str(port)]
-        child = procs.start("assay-serve", argv, self.env, self.workdir)
+        env = {**self.env, **settings}
+        child = procs.start(f"assay-serve-{variant}", argv, env, self.workdir)
         procs.wait_http(child, f"http://{procs.HOST}:{port}/healthz")
-        return Server("assay", child, port)
+        return Server(name, child, port)
 
     def start_baseline(self) -> Server:
         port = procs.free_port()
@@ -249,8 +283,11 @@ class Bench:
         ids = self.submission_ids
         sample = sorted({0, 1, len(ids) // 2, len(ids) - 1})
         cases += [workloads.w2([ids[i]]).bodies[0] for i in sample]
+        before = assay.snapshot()
+        w1_bytes = 0
         for body in cases:
             ours, theirs = assay.post(body, token), baseline.post(body, token)
+            w1_bytes = w1_bytes or len(ours.content)
             if ours.content == theirs.content and ours.status_code == 200:
                 continue
             if b'"errors"' in ours.content or ours.status_code != 200:
@@ -262,9 +299,12 @@ class Bench:
                 )
                 raise RuntimeError("outputs differ:\n" + "\n".join(list(diff)[:80]))
             log("same JSON, different byte order (accepted after sorting keys)")
-        w1_bytes = len(assay.post(workloads.w1().bodies[0], token).content)
+        paths = measure.window(before, assay.snapshot())
         self.report.meta["w1_response_bytes"] = w1_bytes
-        log(f"outputs identical (W1 {w1_bytes:,} bytes, W2 x{len(sample)})")
+        checked = f"W1 + W2 x{len(sample)} identical to the baseline; " + _paths(paths)
+        self.report.meta[f"verified {assay.name}"] = checked
+        log(f"{assay.name}: outputs identical (W1 {w1_bytes:,} bytes, W2 x{len(sample)}), "
+            f"{_paths(paths)}")  # fmt: skip
 
     # ------------------------------------------------------------- HTTP load
 
@@ -273,17 +313,23 @@ class Bench:
     ) -> Row:
         o = self.options
         settle(server)
-        gql_errors = metric(server.port, "assay_graphql_errors_total")
-        served = metric(server.port, "assay_graphql_requests_total")
-        cpu = procs.cpu_seconds(server.child.pid)
+        marks: list[measure.Snapshot] = []
+
+        def mark() -> None:
+            # Before the measured run: the warm-up's requests are done. After it: so are the
+            # ones it left in flight (wrk does not wait for them), and they are counted.
+            settle(server)
+            marks.append(server.snapshot())
+
         with procs.RssSampler(server.child.pid) as rss:
             result = load.drive(
-                server.port, workload.bodies, token, connections, o.warmup, o.duration, o.tool
-            )
-        cpu = procs.cpu_seconds(server.child.pid) - cpu
-        gql_errors = metric(server.port, "assay_graphql_errors_total") - gql_errors
-        # Counters and CPU include the warm-up: divide by every request served meanwhile.
-        sent = max(1.0, metric(server.port, "assay_graphql_requests_total") - served)
+                server.port, workload.bodies, token, connections, o.warmup, o.duration, o.tool,
+                at_start=mark, at_end=mark,
+            )  # fmt: skip
+        if len(marks) != 2:
+            raise RuntimeError(f"the load generator marked {len(marks)} window edges, not 2")
+        # The server's CPU and counters over the measured run and the requests it started.
+        window = measure.window(marks[0], marks[1])
         row = Row(
             workload=workload.name,
             server=server.name,
@@ -293,29 +339,41 @@ class Bench:
             p95_ms=result.p95_ms,
             p99_ms=result.p99_ms,
             requests=result.requests,
-            errors=result.errors + int(gql_errors),
+            errors=result.errors + window.graphql_errors,
             sql_per_request=self.sql_per_request(server, workload, token),
-            cpu_ms_per_request=cpu * 1000 / sent,
+            cpu_ms_per_request=window.cpu_ms_per_request,
             peak_rss_mib=rss.peak / MIB,
             client_cpu_cores=result.client_cpu_share,
             tool=result.tool,
+            server_requests=window.requests,
+            server_cpu_seconds=window.cpu_seconds,
+            compiled_operations=window.compiled,
+            fallback_operations=window.fallback,
+            fallback_reasons=window.fallback_reasons,
         )
+        cpu = row.cpu_ms_per_request
         log(
             f"{workload.name} {server.name} c={connections}: {row.rps:,.1f} req/s, "
-            f"p99 {row.p99_ms:.1f} ms, SQL/req {row.sql_per_request:.2f}"
+            f"p99 {row.p99_ms:.1f} ms, SQL/req {row.sql_per_request:.2f}, "
+            f"CPU ms/req {'-' if cpu is None else f'{cpu:.2f}'}, {_paths(window)}"
         )
         return row
 
     def sql_per_request(
         self, server: Server, workload: workloads.Workload, token: str | None, samples: int = 3
     ) -> float:
-        """Statements per request, from a few requests sent one at a time on an idle server."""
+        """Statements per request, from a few requests sent one at a time on an idle server;
+        measured once per server and workload."""
+        key = (server.name, workload.name)
+        if key in self.sql:
+            return self.sql[key]
         settle(server)
         before = metric(server.port, "assay_db_statements_total")
         for body in list(workload.bodies)[:samples]:
             server.post(body, token)
         taken = min(samples, len(workload.bodies))
-        return (metric(server.port, "assay_db_statements_total") - before) / taken
+        self.sql[key] = (metric(server.port, "assay_db_statements_total") - before) / taken
+        return self.sql[key]
 
     # ----------------------------------------------------------------- W3-W5
 
@@ -402,20 +460,32 @@ class Bench:
 
     # ------------------------------------------------------------------- all
 
+    def time_reads(self, server: Server, reads: Sequence[workloads.Workload]) -> None:
+        for workload in reads:
+            for c in self.options.connections:
+                self.report.rows.append(self.timed(server, workload, self.tokens["admin"], c))
+
     def run(self) -> None:
         o = self.options
         self.prepare()
-        assay = self.start_assay()
+        reads = [
+            w for w in (workloads.w1(), workloads.w2(self.submission_ids)) if w.name in o.workloads
+        ]
+        # One Assay server at a time, on the same data; without W1-W2 only the last one runs.
+        variants = list(o.executors) if reads else list(o.executors[-1:])
         baseline = self.start_baseline()
-        self.verify(assay, baseline)
-        reads = {"W1": workloads.w1(), "W2": workloads.w2(self.submission_ids)}
-        for name, workload in reads.items():
-            if name not in o.workloads:
-                continue
-            for server in (assay, baseline):
-                for c in o.connections:
-                    self.report.rows.append(self.timed(server, workload, self.tokens["admin"], c))
+        assay: Server | None = None
+        for variant in variants:
+            if assay is not None:
+                assay.child.stop()
+            assay = self.start_assay(variant)
+            self.verify(assay, baseline)
+            self.time_reads(assay, reads)
+            settle(assay)  # requests the load generator left behind, before the next runs
+            if variant == variants[0]:
+                self.time_reads(baseline, reads)
         baseline.child.stop()
+        assert assay is not None
         if "W5" in o.workloads:
             self.batch_inference(assay)
         if "W3" in o.workloads:
@@ -424,6 +494,19 @@ class Bench:
                 self.report.rows.append(self.timed(assay, w3, self.tokens["writer"], c))
         if "W4" in o.workloads:
             self.fan_out(assay)
+
+
+def _paths(window: measure.Window) -> str:
+    """The execution paths of the query operations in a window, for the log."""
+    if window.compiled is None or window.fallback is None:
+        return "no execution-path counter"
+    reasons = ", ".join(f"{k or 'no reason'} {v}" for k, v in window.fallback_reasons.items())
+    share = measure.compiled_share(window.compiled, window.fallback)
+    return (
+        f"execution paths: compiled {window.compiled}, fallback {window.fallback}"
+        + (f" ({reasons})" if reasons else "")
+        + (f", {share:.1%} compiled" if share is not None else "")
+    )
 
 
 def _canonical(content: bytes) -> str:
@@ -466,6 +549,11 @@ def _meta(options: Options, stamp: str) -> dict[str, object]:
         "seed": f"{options.users} users x {options.submissions_per_user} submissions x 1 result",
         "load": f"{'wrk' if _uses_wrk(options.tool) else 'asyncio'}, warm-up {options.warmup}s, "
         f"then {options.duration}s",
+        "assay servers": "; ".join(
+            f"{ASSAY_VARIANTS[v][0]}: "
+            + (" ".join(f"{k}={x}" for k, x in ASSAY_VARIANTS[v][1].items()) or "default settings")
+            for v in options.executors
+        ),
         "w2_ids": W2_IDS,
         "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
