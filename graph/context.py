@@ -40,6 +40,7 @@ class Context:
     connection_params: dict[str, object] | None = None
     webhooks: WebhookPolicy | None = None
     cost: int | None = None
+    read_uow: UnitOfWorkFactory | None = None  # for reads alone; `uow` when absent
     _loaders: Loaders | None = None
 
     async def close_socket(self, code: int, reason: str) -> None:

@@ -34,6 +34,7 @@ class AppDependencies:
     blobs: BlobStore
     clock: Clock
     readiness: ReadinessCheck
+    read_uow: UnitOfWorkFactory | None = None  # reads only; `uow` when absent
     admin_group: str = "admin"
     download_url_ttl: int = 3600
     upload_policy: UploadPolicy = field(default_factory=UploadPolicy)

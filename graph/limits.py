@@ -10,6 +10,7 @@ fields cost nothing and do not count towards the depth.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,7 @@ def too_complex(message: str, cost: int, limit: int) -> AssayGraphQLError:
     return AssayGraphQLError(message, QUERY_TOO_COMPLEX, cost=cost, limit=limit)
 
 
+@functools.lru_cache(maxsize=256)  # clients send the same few documents again and again
 def count_tokens(query: str) -> int:
     """Lexical tokens as graphql-core's parser counts them; stops at the first lexing error."""
     lexer = Lexer(Source(query))

@@ -31,6 +31,7 @@ from graph.context import Context
 from graph.dependencies import AppDependencies
 from graph.document_cache import CachedDocuments, DocumentCache
 from graph.errors import AssayGraphQLError, format_error
+from graph.execution.extension import CompiledExecution, CompiledPlans
 from graph.graphiql import graphiql_response
 from graph.over_http import (
     GRAPHQL_RESPONSE_JSON,
@@ -39,7 +40,6 @@ from graph.over_http import (
     negotiate,
     request_error_status,
 )
-from graph.execution.extension import CompiledExecution, CompiledPlans
 from graph.persisted import PersistedQueries
 from graph.protection import query_protection
 from graph.request_log import log_operation
@@ -111,6 +111,7 @@ class AssayGraphQL(GraphQL[Context, None]):
         return Context(
             request_id=request.state.request_id,
             uow=self.deps.uow,
+            read_uow=self.deps.read_uow,
             clock=self.deps.clock,
             admin_group=self.deps.admin_group,
             blobs=self.deps.blobs,

@@ -21,7 +21,8 @@ class SqlUnitOfWork:
 
     Entering it again while it is entered shares the connection and the transaction: the
     compiled query path runs several read use cases on one connection that way. Only the
-    outermost exit rolls back and returns the connection.
+    outermost exit rolls back and returns the connection. A read-only unit of work runs its
+    statements in autocommit mode and refuses to commit.
     """
 
     users: SqlUserRepository
@@ -33,10 +34,15 @@ class SqlUnitOfWork:
     webhooks: SqlWebhookRepository
 
     def __init__(
-        self, engine: AsyncEngine, on_events_committed: Callable[[], None] | None = None
+        self,
+        engine: AsyncEngine,
+        on_events_committed: Callable[[], None] | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         self._engine = engine
         self._on_events_committed = on_events_committed
+        self._read_only = read_only
         self._conn: AsyncConnection | None = None
         self._depth = 0
 
@@ -45,7 +51,11 @@ class SqlUnitOfWork:
             self._depth += 1
             return self
         conn = await self._engine.connect()
-        await conn.begin()
+        if self._read_only:
+            # Reads only: each statement on its own, no BEGIN/ROLLBACK round trips.
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            await conn.begin()
         self._conn = conn
         self.users = SqlUserRepository(conn)
         self.assets = SqlAssetRepository(conn)
@@ -81,6 +91,8 @@ class SqlUnitOfWork:
         return self._conn
 
     async def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         await self.connection.commit()
         if self.events.appended and self._on_events_committed is not None:
             self.events.appended = False

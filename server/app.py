@@ -10,7 +10,6 @@ from server.bootstrap import build_app
 from server.logging import configure_logging
 from server.settings import load_settings
 
-
 GC_THRESHOLDS = (50_000, 20, 100)
 
 

@@ -286,6 +286,11 @@ def register_models(settings: Settings, database_url: str) -> int:
     return asyncio.run(register())
 
 
+def read_unit_of_work_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
+    """Units of work for reads alone (the compiled query path): no transaction round trips."""
+    return lambda: SqlUnitOfWork(engine, read_only=True)
+
+
 def unit_of_work_factory(engine: AsyncEngine) -> tuple[UnitOfWorkFactory, OutboxNotifier]:
     """Units of work that signal listeners after committing events."""
     notifier = OutboxNotifier(engine)
@@ -352,6 +357,7 @@ def build_app(
     verifier = build_verifier(settings, issuer)
     deps = AppDependencies(
         uow=uow,
+        read_uow=read_unit_of_work_factory(engine),
         verifier=verifier,
         blobs=blobs,
         clock=utc_now,

@@ -171,7 +171,8 @@ class CompiledPlans:
             plan, coerced = self.plan_for(
                 schema, document, (query, operation_name), variables or {}
             )
-            run = Run(principal, context.uow(), context.blobs, context.download_url_ttl)
+            uow = (context.read_uow or context.uow)()
+            run = Run(principal, uow, context.blobs, context.download_url_ttl)
             data = await execute(plan, run, coerced)
         except Fallback as fallback:
             metrics.EXECUTION_PATH.labels("fallback", fallback.reason).inc()

@@ -203,3 +203,15 @@ async def test_entering_an_entered_unit_of_work_joins_its_transaction(db: AsyncE
         assert uow.connection is outer  # the inner exit left it open
     with pytest.raises(RuntimeError):
         _ = uow.connection
+
+
+async def test_a_read_only_unit_of_work_reads_without_a_transaction_and_refuses_to_commit(
+    db: AsyncEngine,
+) -> None:
+    uow = SqlUnitOfWork(db, read_only=True)
+    async with uow:
+        assert not uow.connection.in_transaction()
+        [user] = await uow.users.get_many([uuid.uuid4()])
+        assert user is None
+        with pytest.raises(RuntimeError, match="read-only"):
+            await uow.commit()

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from auth.jwks import JwksCache, JwksDocument
 from auth.local_issuer import LocalIssuer
-from auth.verifier import JwtVerifier, TrustedIssuer
+from auth.verifier import VERIFIED_TOKEN_SECONDS, JwtVerifier, TrustedIssuer
 from domain.errors import Unauthenticated
 from domain.principal import Identity
 
@@ -514,3 +514,62 @@ async def test_refusal_messages_never_contain_the_token(
 ) -> None:
     token = REFUSALS[case](keys)
     await refused(verifier, token, ".")
+
+
+# --- verified-token cache ----------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_verified_token_is_trusted_again_only_until_the_cache_bound_and_its_exp(
+    keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = access_claims()
+    clock = Clock(float(claims["iat"]))
+    verifier = JwtVerifier(
+        TrustedIssuer(ISSUER, CLIENT_ID), JwksCache(CountingFetch(keys.issuer.jwks())), clock=clock
+    )
+    token = sign(claims, keys.private_key, kid=keys.kid)
+    first = await verifier.verify(token)
+
+    decodes = 0
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decodes
+        decodes += 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    clock.now += VERIFIED_TOKEN_SECONDS - 1
+    assert await verifier.verify(token) == first
+    assert decodes == 0  # answered from the cache
+    clock.now += 2
+    assert await verifier.verify(token) == first
+    assert decodes == 1  # past the cache bound: checked again
+
+
+async def test_a_token_is_never_answered_from_the_cache_past_its_exp(
+    keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = access_claims()
+    clock = Clock(float(claims["exp"]) - 5)
+    verifier = JwtVerifier(
+        TrustedIssuer(ISSUER, CLIENT_ID), JwksCache(CountingFetch(keys.issuer.jwks())), clock=clock
+    )
+    token = sign(claims, keys.private_key, kid=keys.kid)
+    await verifier.verify(token)
+
+    def expired(*args: Any, **kwargs: Any) -> Any:
+        raise jwt.ExpiredSignatureError
+
+    monkeypatch.setattr(jwt, "decode", expired)  # what PyJWT says once exp has passed
+    clock.now = float(claims["exp"])
+    with pytest.raises(Unauthenticated, match="expired"):
+        await verifier.verify(token)
