@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -169,6 +169,8 @@ class AssayGraphQL(GraphQL[Context, None]):
         metrics.start_request_statements()
         try:
             response = await self.run(request)
+        except ClientDisconnect:
+            return  # the client went away mid-body (a load generator stopping): nobody to answer
         except HTTPException as error:
             headers = {"Allow": getattr(error, "allow", "GET, POST")}
             response = PlainTextResponse(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.types import Message, Scope
 
 from graph.over_http import GRAPHQL_RESPONSE_JSON
 
@@ -141,3 +144,38 @@ async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
         headers={"Content-Type": JSON},
     )
     assert response.status_code == 413
+
+
+async def test_a_client_gone_mid_body_gets_no_answer_and_logs_no_error(
+    app: Starlette, caplog: pytest.LogCaptureFixture
+) -> None:
+    messages: list[Message] = [
+        {"type": "http.request", "body": b'{"query": "{ __typ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+    with caplog.at_level(logging.ERROR):
+        await app(scope, receive, send)
+    assert sent == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
