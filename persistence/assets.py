@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -12,34 +13,95 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.assets import Asset, AssetStatus
 from domain.pagination import Page, PageRequest
 from persistence.batching import (
+    NO_PARAMETERS,
+    Parameters,
     Row,
-    any_of,
-    count_per_parent,
+    Select,
+    any_key,
+    built_once,
+    counts_for_keys,
+    counts_statement,
     grouped_in_key_order,
-    page_per_parent,
-    rows_in_key_order,
+    pages_for_keys,
+    pages_statement,
+    rows_for_keys,
 )
 from persistence.tables import assets, submission_assets
 
+# The columns _asset reads, in the order it unpacks them.
+_COLUMNS = (
+    assets.c.id,
+    assets.c.owner_id,
+    assets.c.file_name,
+    assets.c.content_type,
+    assets.c.size_bytes,
+    assets.c.status,
+    assets.c.object_key,
+    assets.c.upload_expires_at,
+    assets.c.created_at,
+    assets.c.updated_at,
+)
 
-def _asset(row: Row) -> Asset:
-    m = row._mapping
+
+def _asset(row: Sequence[Any]) -> Asset:
+    (
+        id_,
+        owner_id,
+        file_name,
+        content_type,
+        size_bytes,
+        status,
+        object_key,
+        upload_expires_at,
+        created_at,
+        updated_at,
+    ) = row
     return Asset(
-        id=m["id"],
-        owner_id=m["owner_id"],
-        file_name=m["file_name"],
-        content_type=m["content_type"],
-        size_bytes=m["size_bytes"],
-        status=AssetStatus(m["status"]),
-        object_key=m["object_key"],
-        upload_expires_at=m["upload_expires_at"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
+        id=id_,
+        owner_id=owner_id,
+        file_name=file_name,
+        content_type=content_type,
+        size_bytes=size_bytes,
+        status=AssetStatus(status),
+        object_key=object_key,
+        upload_expires_at=upload_expires_at,
+        created_at=created_at,
+        updated_at=updated_at,
     )
 
 
-def _status(status: AssetStatus | None) -> list[sa.ColumnElement[bool]]:
-    return [] if status is None else [assets.c.status == status.value]
+def _linked_asset(row: Row) -> Asset:
+    """An asset of _by_submission, whose last column is the submission it is linked to."""
+    return _asset(row[:-1])
+
+
+def _by_status(filtered: bool) -> list[sa.ColumnElement[bool]]:
+    """The status filter, its value bound as `status` when executed."""
+    return [assets.c.status == sa.bindparam("status")] if filtered else []
+
+
+def _status(status: AssetStatus | None) -> Parameters:
+    return NO_PARAMETERS if status is None else {"status": status.value}
+
+
+_by_id = sa.select(*_COLUMNS).where(any_key(assets.c.id))
+_by_submission = (
+    sa.select(*_COLUMNS, submission_assets.c.submission_id)
+    .join(submission_assets, submission_assets.c.asset_id == assets.c.id)
+    .where(any_key(submission_assets.c.submission_id))
+    .order_by(submission_assets.c.submission_id, submission_assets.c.position)
+)
+
+
+@built_once
+def _owner_pages(filtered: bool, keyset: bool) -> Select:
+    rows = sa.select(*_COLUMNS).where(*_by_status(filtered))
+    return pages_statement(rows, assets.c.owner_id, keyset=keyset)
+
+
+@built_once
+def _owner_counts(filtered: bool) -> Select:
+    return counts_statement(assets.c.owner_id, _by_status(filtered))
 
 
 class SqlAssetRepository:
@@ -47,8 +109,7 @@ class SqlAssetRepository:
         self._conn = conn
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Asset | None]:
-        statement = sa.select(assets).where(any_of(assets.c.id, ids))
-        return await rows_in_key_order(self._conn, statement, ids, _asset)
+        return await rows_for_keys(self._conn, _by_id, ids, _asset)
 
     async def add(self, asset: Asset) -> None:
         await self._conn.execute(
@@ -71,14 +132,14 @@ class SqlAssetRepository:
             sa.update(assets)
             .where(assets.c.id == asset.id, assets.c.status == expected.value)
             .values(status=asset.status.value, updated_at=asset.updated_at)
-            .returning(*assets.c)
+            .returning(*_COLUMNS)
         )
         row = (await self._conn.execute(statement)).first()
         return None if row is None else _asset(row)
 
     async def stale_uploads(self, now: datetime, limit: int) -> list[Asset]:
         statement = (
-            sa.select(assets)
+            sa.select(*_COLUMNS)
             .where(
                 assets.c.status == AssetStatus.PENDING_UPLOAD.value,
                 assets.c.upload_expires_at < now,
@@ -92,23 +153,18 @@ class SqlAssetRepository:
     async def list_for_owners(
         self, owner_ids: Sequence[UUID], request: PageRequest, status: AssetStatus | None
     ) -> list[Page[Asset]]:
-        rows = sa.select(assets).where(*_status(status))
-        return await page_per_parent(
-            self._conn, rows, assets.c.owner_id, owner_ids, request, _asset
+        statement = _owner_pages(status is not None, request.after is not None)
+        return await pages_for_keys(
+            self._conn, statement, owner_ids, "owner_id", request, _asset, _status(status)
         )
 
     async def count_for_owners(
         self, owner_ids: Sequence[UUID], status: AssetStatus | None
     ) -> list[int]:
-        return await count_per_parent(self._conn, assets.c.owner_id, owner_ids, _status(status))
+        statement = _owner_counts(status is not None)
+        return await counts_for_keys(self._conn, statement, owner_ids, _status(status))
 
     async def list_for_submissions(self, submission_ids: Sequence[UUID]) -> list[list[Asset]]:
-        statement = (
-            sa.select(assets, submission_assets.c.submission_id)
-            .join(submission_assets, submission_assets.c.asset_id == assets.c.id)
-            .where(any_of(submission_assets.c.submission_id, submission_ids))
-            .order_by(submission_assets.c.submission_id, submission_assets.c.position)
-        )
         return await grouped_in_key_order(
-            self._conn, statement, submission_ids, "submission_id", _asset
+            self._conn, _by_submission, submission_ids, "submission_id", _linked_asset
         )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -15,7 +16,32 @@ from domain.pagination import Keyed, Page, PageRequest
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Keyed)
-Row = sa.Row[Any]
+S = TypeVar("S")
+P = ParamSpec("P")
+Row = sa.Row[*tuple[Any, ...]]
+Select = sa.Select[*tuple[Any, ...]]
+Parameters = Mapping[str, object]
+
+NO_PARAMETERS: Parameters = {}
+
+
+def built_once(build: Callable[P, S]) -> Callable[P, S]:
+    """Memoize a statement builder per argument tuple, i.e. per variant of the statement.
+
+    SQLAlchemy memoizes a statement's cache key on the statement object: one built once and
+    executed with bound parameters skips construction, coercion and cache-key generation,
+    which a statement built anew pays on every call."""
+    # cast: functools.cache types its wrapper as taking any hashable arguments.
+    return cast("Callable[P, S]", functools.cache(build))
+
+
+def _bound_keys() -> sa.BindParameter[Any]:
+    return sa.bindparam("keys", type_=ARRAY(sa.Uuid))
+
+
+def any_key(column: sa.ColumnElement[UUID]) -> sa.ColumnElement[bool]:
+    """`column = ANY($1)`, the array bound as `keys` when the statement is executed."""
+    return column == sa.any_(_bound_keys())
 
 
 def any_of(column: sa.ColumnElement[UUID], values: Sequence[UUID]) -> sa.ColumnElement[bool]:
@@ -35,72 +61,145 @@ def after_keyset(table: sa.Table, request: PageRequest) -> list[sa.ColumnElement
     ]
 
 
+def _after_bound_keyset(table: sa.Table) -> sa.ColumnElement[bool]:
+    """after_keyset with the keyset bound as `after_created_at` and `after_id`."""
+    return sa.tuple_(table.c.created_at, table.c.id) > sa.tuple_(
+        sa.bindparam("after_created_at", type_=sa.DateTime(timezone=True)),
+        sa.bindparam("after_id", type_=sa.Uuid),
+    )
+
+
+def _key_index(result: sa.CursorResult[Any], key: str) -> int:
+    # Looked up once per result, so each row is read by position, not through `_mapping`.
+    return list(result.keys()).index(key)
+
+
+def _in_key_order(
+    result: sa.CursorResult[Any], ids: Sequence[UUID], key: str, to_entity: Callable[[Row], T]
+) -> list[T | None]:
+    at = _key_index(result, key)
+    by_id = {row[at]: to_entity(row) for row in result}
+    return [by_id.get(i) for i in ids]
+
+
 async def rows_in_key_order(
     conn: AsyncConnection,
-    statement: sa.Select[Any],
+    statement: Select,
     ids: Sequence[UUID],
     to_entity: Callable[[Row], T],
     key: str = "id",
 ) -> list[T | None]:
+    """For a statement built per call, its ids already in it (see any_of)."""
     if not ids:
         return []
-    by_id = {row._mapping[key]: to_entity(row) for row in await conn.execute(statement)}
-    return [by_id.get(i) for i in ids]
+    return _in_key_order(await conn.execute(statement), ids, key, to_entity)
+
+
+async def rows_for_keys(
+    conn: AsyncConnection,
+    statement: Select,
+    ids: Sequence[UUID],
+    to_entity: Callable[[Row], T],
+    key: str = "id",
+) -> list[T | None]:
+    """For a statement built once with any_key: `ids` are bound as `keys` here."""
+    if not ids:
+        return []
+    result = await conn.execute(statement, {"keys": list(ids)})
+    return _in_key_order(result, ids, key, to_entity)
 
 
 async def grouped_in_key_order(
     conn: AsyncConnection,
-    statement: sa.Select[Any],
+    statement: Select,
     keys: Sequence[UUID],
     key: str,
     to_entity: Callable[[Row], T],
+    parameters: Parameters = NO_PARAMETERS,
 ) -> list[list[T]]:
+    """For a statement built once with any_key: `keys` are bound here, with `parameters`."""
     if not keys:
         return []
+    result = await conn.execute(statement, {"keys": list(keys), **parameters})
+    at = _key_index(result, key)
     groups: dict[UUID, list[T]] = defaultdict(list)
-    for row in await conn.execute(statement):
-        groups[row._mapping[key]].append(to_entity(row))
+    for row in result:
+        groups[row[at]].append(to_entity(row))
     return [groups.get(k, []) for k in keys]
+
+
+def pages_statement(rows: Select, parent: sa.Column[UUID], *, keyset: bool) -> Select:
+    """A keyset page of `rows` for each parent in one statement: unnest the parent ids, then a
+    LATERAL ... LIMIT each, so every parent's page uses the (parent, created_at, id) index.
+
+    Bound when executed (pages_for_keys does it): `keys`, `limit` and, with `keyset`,
+    `after_created_at` and `after_id`."""
+    table = parent.table
+    assert isinstance(table, sa.Table)
+    parents = sa.func.unnest(_bound_keys()).table_valued("parent_id").render_derived(name="parents")
+    after = [_after_bound_keyset(table)] if keyset else []
+    per_parent = (
+        rows.where(parent == parents.c.parent_id, *after)
+        .order_by(table.c.created_at, table.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .lateral()
+    )
+    return sa.select(per_parent).select_from(parents).join(per_parent, sa.true())
+
+
+async def pages_for_keys(
+    conn: AsyncConnection,
+    statement: Select,
+    parent_ids: Sequence[UUID],
+    parent_key: str,
+    request: PageRequest,
+    to_entity: Callable[[Row], K],
+    parameters: Parameters = NO_PARAMETERS,
+) -> list[Page[K]]:
+    """Execute a pages_statement built with `keyset=request.after is not None`."""
+    bound: dict[str, object] = {"limit": request.first + 1, **parameters}
+    if request.after is not None:
+        bound["after_created_at"] = request.after.created_at
+        bound["after_id"] = request.after.id
+    grouped = await grouped_in_key_order(conn, statement, parent_ids, parent_key, to_entity, bound)
+    return [Page.from_overfetch(found, request) for found in grouped]
 
 
 async def page_per_parent(
     conn: AsyncConnection,
-    rows: sa.Select[Any],
+    rows: Select,
     parent: sa.Column[UUID],
     parent_ids: Sequence[UUID],
     request: PageRequest,
     to_entity: Callable[[Row], K],
 ) -> list[Page[K]]:
-    """A keyset page of `rows` for each parent in one statement: unnest the parent ids, then a
-    LATERAL ... LIMIT each, so every parent's page uses the (parent, created_at, id) index."""
-    table = parent.table
-    assert isinstance(table, sa.Table)
-    parents = (
-        sa.func.unnest(sa.literal(list(parent_ids), ARRAY(sa.Uuid)))
-        .table_valued("parent_id")
-        .render_derived(name="parents")
-    )
-    per_parent = (
-        rows.where(parent == parents.c.parent_id, *after_keyset(table, request))
-        .order_by(table.c.created_at, table.c.id)
-        .limit(request.first + 1)
-        .lateral()
-    )
-    statement = sa.select(per_parent).select_from(parents).join(per_parent, sa.true())
-    grouped = await grouped_in_key_order(conn, statement, parent_ids, parent.name, to_entity)
-    return [Page.from_overfetch(found, request) for found in grouped]
+    """pages_for_keys for `rows` built per call."""
+    statement = pages_statement(rows, parent, keyset=request.after is not None)
+    return await pages_for_keys(conn, statement, parent_ids, parent.name, request, to_entity)
+
+
+def counts_statement(
+    parent: sa.Column[UUID], where: Iterable[sa.ColumnElement[bool]] = ()
+) -> Select:
+    """The number of rows per parent in `keys`, bound when executed (counts_for_keys)."""
+    return sa.select(parent, sa.func.count()).where(any_key(parent), *where).group_by(parent)
+
+
+async def counts_for_keys(
+    conn: AsyncConnection,
+    statement: Select,
+    parent_ids: Sequence[UUID],
+    parameters: Parameters = NO_PARAMETERS,
+) -> list[int]:
+    result = await conn.execute(statement, {"keys": list(parent_ids), **parameters})
+    counts: dict[UUID, int] = {row[0]: row[1] for row in result}
+    return [counts.get(i, 0) for i in parent_ids]
+
+
+_counts_of = built_once(counts_statement)
 
 
 async def count_per_parent(
-    conn: AsyncConnection,
-    parent: sa.Column[UUID],
-    parent_ids: Sequence[UUID],
-    where: Sequence[sa.ColumnElement[bool]] = (),
+    conn: AsyncConnection, parent: sa.Column[UUID], parent_ids: Sequence[UUID]
 ) -> list[int]:
-    statement = (
-        sa.select(parent, sa.func.count())
-        .where(any_of(parent, parent_ids), *where)
-        .group_by(parent)
-    )
-    counts: dict[UUID, int] = {row[0]: row[1] for row in await conn.execute(statement)}
-    return [counts.get(i, 0) for i in parent_ids]
+    return await counts_for_keys(conn, _counts_of(parent), parent_ids)

@@ -10,24 +10,52 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.models import Model, ModelDefinition
-from persistence.batching import Row, any_of, rows_in_key_order
+from persistence.batching import Row, any_key, rows_for_keys
 from persistence.tables import models
+
+# The columns _model reads, in the order it unpacks them.
+_COLUMNS = (
+    models.c.id,
+    models.c.name,
+    models.c.version,
+    models.c.description,
+    models.c.input_schema,
+    models.c.output_schema,
+    models.c.runtime,
+    models.c.runtime_config,
+    models.c.is_active,
+    models.c.created_at,
+)
 
 
 def _model(row: Row) -> Model:
-    m = row._mapping
+    (
+        id_,
+        name,
+        version,
+        description,
+        input_schema,
+        output_schema,
+        runtime,
+        runtime_config,
+        is_active,
+        created_at,
+    ) = row
     return Model(
-        id=m["id"],
-        name=m["name"],
-        version=m["version"],
-        description=m["description"],
-        input_schema=m["input_schema"],
-        output_schema=m["output_schema"],
-        runtime=m["runtime"],
-        runtime_config=m["runtime_config"],
-        is_active=m["is_active"],
-        created_at=m["created_at"],
+        id=id_,
+        name=name,
+        version=version,
+        description=description,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        runtime=runtime,
+        runtime_config=runtime_config,
+        is_active=is_active,
+        created_at=created_at,
     )
+
+
+_by_id = sa.select(*_COLUMNS).where(any_key(models.c.id))
 
 
 class SqlModelRepository:
@@ -35,8 +63,7 @@ class SqlModelRepository:
         self._conn = conn
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Model | None]:
-        statement = sa.select(models).where(any_of(models.c.id, ids))
-        return await rows_in_key_order(self._conn, statement, ids, _model)
+        return await rows_for_keys(self._conn, _by_id, ids, _model)
 
     async def register(self, definitions: Sequence[ModelDefinition]) -> list[Model]:
         if not definitions:
@@ -65,12 +92,12 @@ class SqlModelRepository:
                 "is_active": True,
                 "updated_at": sa.func.now(),
             },
-        ).returning(*models.c)
+        ).returning(*_COLUMNS)
         return [_model(row) for row in await self._conn.execute(statement)]
 
     async def list_active(self) -> list[Model]:
         statement = (
-            sa.select(models)
+            sa.select(*_COLUMNS)
             .where(models.c.is_active)
             .order_by(models.c.name, models.c.created_at, models.c.id)
         )

@@ -14,55 +14,134 @@ from domain.pagination import Page, PageRequest
 from domain.ports import QueueStats
 from domain.submissions import Alternative, Result, Submission, SubmissionStatus
 from persistence.batching import (
+    NO_PARAMETERS,
+    Parameters,
     Row,
-    any_of,
-    count_per_parent,
+    Select,
+    any_key,
+    built_once,
+    counts_for_keys,
+    counts_statement,
     grouped_in_key_order,
-    page_per_parent,
-    rows_in_key_order,
+    pages_for_keys,
+    pages_statement,
+    rows_for_keys,
 )
 from persistence.tables import results, submission_assets, submissions
 
+# The columns _submission reads, in the order it unpacks them: not the claim's
+# available_at and lease_expires_at.
+_SUBMISSION_COLUMNS = (
+    submissions.c.id,
+    submissions.c.owner_id,
+    submissions.c.model_id,
+    submissions.c.input,
+    submissions.c.status,
+    submissions.c.error,
+    submissions.c.attempts,
+    submissions.c.idempotency_key,
+    submissions.c.created_at,
+    submissions.c.updated_at,
+)
+
 
 def _submission(row: Row) -> Submission:
-    m = row._mapping
+    (
+        id_,
+        owner_id,
+        model_id,
+        input_,
+        status,
+        error,
+        attempts,
+        idempotency_key,
+        created_at,
+        updated_at,
+    ) = row
     return Submission(
-        id=m["id"],
-        owner_id=m["owner_id"],
-        model_id=m["model_id"],
-        input=m["input"],
-        status=SubmissionStatus(m["status"]),
-        error=m["error"],
-        attempts=m["attempts"],
-        idempotency_key=m["idempotency_key"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
+        id=id_,
+        owner_id=owner_id,
+        model_id=model_id,
+        input=input_,
+        status=SubmissionStatus(status),
+        error=error,
+        attempts=attempts,
+        idempotency_key=idempotency_key,
+        created_at=created_at,
+        updated_at=updated_at,
     )
+
+
+# The columns _result reads, in the order it unpacks them.
+_RESULT_COLUMNS = (
+    results.c.id,
+    results.c.submission_id,
+    results.c.prediction,
+    results.c.confidence,
+    results.c.alternatives,
+    results.c.model_version,
+    results.c.processing_time_ms,
+    results.c.created_at,
+    submissions.c.owner_id,
+)
 
 
 def _result(row: Row) -> Result:
-    m = row._mapping
+    (
+        id_,
+        submission_id,
+        prediction,
+        confidence,
+        alternatives,
+        model_version,
+        processing_time_ms,
+        created_at,
+        owner_id,
+    ) = row
     return Result(
-        id=m["id"],
-        submission_id=m["submission_id"],
-        owner_id=m["owner_id"],
-        prediction=m["prediction"],
-        confidence=m["confidence"],
+        id=id_,
+        submission_id=submission_id,
+        owner_id=owner_id,
+        prediction=prediction,
+        confidence=confidence,
         alternatives=tuple(
-            Alternative(value=a["value"], confidence=a["confidence"]) for a in m["alternatives"]
+            Alternative(value=a["value"], confidence=a["confidence"]) for a in alternatives
         ),
-        model_version=m["model_version"],
-        processing_time_ms=m["processing_time_ms"],
-        created_at=m["created_at"],
+        model_version=model_version,
+        processing_time_ms=processing_time_ms,
+        created_at=created_at,
     )
 
 
-def _status(status: SubmissionStatus | None) -> list[sa.ColumnElement[bool]]:
-    return [] if status is None else [submissions.c.status == status.value]
+def _by_status(filtered: bool) -> list[sa.ColumnElement[bool]]:
+    """The status filter, its value bound as `status` when executed."""
+    return [submissions.c.status == sa.bindparam("status")] if filtered else []
 
 
-_results_with_owner = sa.select(results, submissions.c.owner_id).join(
+def _status(status: SubmissionStatus | None) -> Parameters:
+    return NO_PARAMETERS if status is None else {"status": status.value}
+
+
+_submissions_by_id = sa.select(*_SUBMISSION_COLUMNS).where(any_key(submissions.c.id))
+
+
+@built_once
+def _owner_pages(filtered: bool, keyset: bool) -> Select:
+    rows = sa.select(*_SUBMISSION_COLUMNS).where(*_by_status(filtered))
+    return pages_statement(rows, submissions.c.owner_id, keyset=keyset)
+
+
+@built_once
+def _owner_counts(filtered: bool) -> Select:
+    return counts_statement(submissions.c.owner_id, _by_status(filtered))
+
+
+_results_with_owner = sa.select(*_RESULT_COLUMNS).join(
     submissions, submissions.c.id == results.c.submission_id
+)
+_results_by_id = _results_with_owner.where(any_key(results.c.id))
+_results_by_submission = _results_with_owner.where(any_key(results.c.submission_id)).order_by(
+    results.c.submission_id, results.c.created_at, results.c.id
 )
 
 
@@ -105,11 +184,11 @@ class SqlSubmissionCommands:
                 index_elements=[submissions.c.owner_id, submissions.c.idempotency_key],
                 index_where=submissions.c.idempotency_key.is_not(None),
             )
-            .returning(*submissions.c)
+            .returning(*_SUBMISSION_COLUMNS)
         )
         row = (await self._conn.execute(statement)).first()
         if row is None:  # the key was used before: return the first submission
-            existing = sa.select(submissions).where(
+            existing = sa.select(*_SUBMISSION_COLUMNS).where(
                 submissions.c.owner_id == submission.owner_id,
                 submissions.c.idempotency_key == submission.idempotency_key,
             )
@@ -145,7 +224,7 @@ class SqlSubmissionCommands:
                 lease_expires_at=None,
                 updated_at=submission.updated_at,
             )
-            .returning(*submissions.c)
+            .returning(*_SUBMISSION_COLUMNS)
         )
         row = (await self._conn.execute(statement)).first()
         return None if row is None else _submission(row)
@@ -178,7 +257,7 @@ class SqlSubmissionCommands:
                 lease_expires_at=lease_until,
                 updated_at=now,
             )
-            .returning(*submissions.c)
+            .returning(*_SUBMISSION_COLUMNS)
         )
         rows = await self._conn.execute(statement)
         return sorted((_submission(r) for r in rows), key=lambda s: (s.created_at, s.id))
@@ -190,7 +269,7 @@ class SqlSubmissionCommands:
             sa.update(submissions)
             .where(*_held_by(claimed))
             .values(status=status.value, error=error, lease_expires_at=None, updated_at=now)
-            .returning(*submissions.c)
+            .returning(*_SUBMISSION_COLUMNS)
         )
         row = (await self._conn.execute(statement)).first()
         return None if row is None else _submission(row)
@@ -208,7 +287,7 @@ class SqlSubmissionCommands:
                 lease_expires_at=None,
                 updated_at=now,
             )
-            .returning(*submissions.c)
+            .returning(*_SUBMISSION_COLUMNS)
         )
         row = (await self._conn.execute(statement)).first()
         return None if row is None else _submission(row)
@@ -244,23 +323,21 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
         self._conn = conn
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Submission | None]:
-        statement = sa.select(submissions).where(any_of(submissions.c.id, ids))
-        return await rows_in_key_order(self._conn, statement, ids, _submission)
+        return await rows_for_keys(self._conn, _submissions_by_id, ids, _submission)
 
     async def list_for_owners(
         self, owner_ids: Sequence[UUID], request: PageRequest, status: SubmissionStatus | None
     ) -> list[Page[Submission]]:
-        rows = sa.select(submissions).where(*_status(status))
-        return await page_per_parent(
-            self._conn, rows, submissions.c.owner_id, owner_ids, request, _submission
+        statement = _owner_pages(status is not None, request.after is not None)
+        return await pages_for_keys(
+            self._conn, statement, owner_ids, "owner_id", request, _submission, _status(status)
         )
 
     async def count_for_owners(
         self, owner_ids: Sequence[UUID], status: SubmissionStatus | None
     ) -> list[int]:
-        return await count_per_parent(
-            self._conn, submissions.c.owner_id, owner_ids, _status(status)
-        )
+        statement = _owner_counts(status is not None)
+        return await counts_for_keys(self._conn, statement, owner_ids, _status(status))
 
 
 class SqlResultRepository:
@@ -268,15 +345,11 @@ class SqlResultRepository:
         self._conn = conn
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Result | None]:
-        statement = _results_with_owner.where(any_of(results.c.id, ids))
-        return await rows_in_key_order(self._conn, statement, ids, _result)
+        return await rows_for_keys(self._conn, _results_by_id, ids, _result)
 
     async def list_for_submissions(self, submission_ids: Sequence[UUID]) -> list[list[Result]]:
-        statement = _results_with_owner.where(
-            any_of(results.c.submission_id, submission_ids)
-        ).order_by(results.c.submission_id, results.c.created_at, results.c.id)
         return await grouped_in_key_order(
-            self._conn, statement, submission_ids, "submission_id", _result
+            self._conn, _results_by_submission, submission_ids, "submission_id", _result
         )
 
     async def add(self, result: Result) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -13,23 +14,71 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.pagination import Page, PageRequest
 from domain.principal import Identity
 from domain.users import User, UserFilter
-from persistence.batching import Row, after_keyset, any_of, rows_in_key_order
+from persistence.batching import Row, after_keyset, any_key, rows_for_keys
 from persistence.tables import users
+
+# The columns _user reads, in the order it unpacks them.
+_COLUMNS = (
+    users.c.id,
+    users.c.subject,
+    users.c.email,
+    users.c.name,
+    users.c.language,
+    users.c.is_active,
+    users.c.groups,
+    users.c.created_at,
+    users.c.updated_at,
+)
 
 
 def _user(row: Row) -> User:
-    m = row._mapping
+    id_, subject, email, name, language, is_active, groups, created_at, updated_at = row
     return User(
-        id=m["id"],
-        subject=m["subject"],
-        email=m["email"],
-        name=m["name"],
-        language=m["language"],
-        is_active=m["is_active"],
-        groups=tuple(m["groups"]),
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
+        id=id_,
+        subject=subject,
+        email=email,
+        name=name,
+        language=language,
+        is_active=is_active,
+        groups=tuple(groups),
+        created_at=created_at,
+        updated_at=updated_at,
     )
+
+
+_by_id = sa.select(*_COLUMNS).where(any_key(users.c.id))
+_by_subject = sa.select(*_COLUMNS).where(users.c.subject == sa.bindparam("claimed_subject"))
+
+
+def _upsert_from_identity() -> sa.CompoundSelect[Any]:
+    """Write only when a claim changed, else read: one round trip on the hot path.
+
+    Bound: claimed_subject, claimed_email, claimed_name, claimed_groups and now. (A bound
+    name may not be a column's: SQLAlchemy keeps those for the VALUES and SET clauses.)"""
+    email = sa.bindparam("claimed_email", type_=users.c.email.type)
+    groups = sa.bindparam("claimed_groups", type_=users.c.groups.type)
+    now = sa.bindparam("now", type_=users.c.updated_at.type)
+    insert_stmt = insert(users).values(
+        subject=sa.bindparam("claimed_subject", type_=users.c.subject.type),
+        email=email,
+        name=sa.bindparam("claimed_name", type_=users.c.name.type),
+        groups=groups,
+    )
+    changed = sa.or_(
+        users.c.email.is_distinct_from(insert_stmt.excluded.email),
+        users.c.groups.is_distinct_from(insert_stmt.excluded.groups),
+    )
+    upsert = insert_stmt.on_conflict_do_update(
+        index_elements=[users.c.subject],
+        set_={"email": email, "groups": groups, "updated_at": now},
+        where=changed,
+    ).returning(*_COLUMNS)
+    written = upsert.cte("written")
+    unchanged = _by_subject.where(~sa.exists(sa.select(written.c.id)))
+    return sa.select(written).union_all(unchanged)
+
+
+_upsert = _upsert_from_identity()
 
 
 def _filter(user_filter: UserFilter) -> list[sa.ColumnElement[bool]]:
@@ -47,41 +96,25 @@ class SqlUserRepository:
 
     async def upsert_from_identity(self, identity: Identity, now: datetime) -> User:
         name = identity.name or identity.email.split("@")[0]
-        groups = list(identity.groups)
-        insert_stmt = insert(users).values(
-            subject=identity.subject, email=identity.email, name=name, groups=groups
-        )
-        changed = sa.or_(
-            users.c.email.is_distinct_from(insert_stmt.excluded.email),
-            users.c.groups.is_distinct_from(insert_stmt.excluded.groups),
-        )
-        upsert = insert_stmt.on_conflict_do_update(
-            index_elements=[users.c.subject],
-            set_={"email": identity.email, "groups": groups, "updated_at": now},
-            where=changed,
-        ).returning(*users.c)
-        # One round trip on the hot path: write only when a claim changed, else read.
-        written = upsert.cte("written")
-        unchanged = sa.select(users).where(
-            users.c.subject == identity.subject, ~sa.exists(sa.select(written.c.id))
-        )
-        row = (await self._conn.execute(sa.select(written).union_all(unchanged))).first()
+        claims = {
+            "claimed_subject": identity.subject,
+            "claimed_email": identity.email,
+            "claimed_name": name,
+            "claimed_groups": list(identity.groups),
+            "now": now,
+        }
+        row = (await self._conn.execute(_upsert, claims)).first()
         if row is None:  # a concurrent first sign-in committed after this statement's snapshot
-            row = (
-                await self._conn.execute(
-                    sa.select(users).where(users.c.subject == identity.subject)
-                )
-            ).one()
+            subject = {"claimed_subject": identity.subject}
+            row = (await self._conn.execute(_by_subject, subject)).one()
         return _user(row)
 
     async def get_many(self, ids: Sequence[UUID]) -> list[User | None]:
-        return await rows_in_key_order(
-            self._conn, sa.select(users).where(any_of(users.c.id, ids)), ids, _user
-        )
+        return await rows_for_keys(self._conn, _by_id, ids, _user)
 
     async def list_page(self, request: PageRequest, user_filter: UserFilter) -> Page[User]:
         statement = (
-            sa.select(users)
+            sa.select(*_COLUMNS)
             .where(*_filter(user_filter), *after_keyset(users, request))
             .order_by(users.c.created_at, users.c.id)
             .limit(request.first + 1)
@@ -103,6 +136,6 @@ class SqlUserRepository:
                 is_active=user.is_active,
                 updated_at=user.updated_at,
             )
-            .returning(*users.c)
+            .returning(*_COLUMNS)
         )
         return _user((await self._conn.execute(statement)).one())

@@ -1,21 +1,26 @@
-"""Repositories against PostgreSQL: the claim query under concurrency, its fence, user upserts."""
+"""Repositories against PostgreSQL: concurrent claims, the fence, upserts, batched reads."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.assets import AssetStatus
+from domain.pagination import Keyset, Page, PageRequest
 from domain.principal import Identity
-from domain.submissions import Submission, SubmissionStatus
-from persistence.tables import submissions
+from domain.submissions import Alternative, Submission, SubmissionStatus
+from persistence.assets import SqlAssetRepository
+from persistence.submissions import SqlSubmissionRepository
+from persistence.tables import submission_assets, submissions
 from persistence.unit_of_work import SqlUnitOfWork
-from tests.factories import make_model, make_submission, make_user
+from tests.factories import make_asset, make_model, make_result, make_submission, make_user
 
 LEASE = timedelta(minutes=1)
 
@@ -215,3 +220,104 @@ async def test_a_read_only_unit_of_work_reads_without_a_transaction_and_refuses_
         assert user is None
         with pytest.raises(RuntimeError, match="read-only"):
             await uow.commit()
+
+
+async def _owner_pages_and_counts(
+    repo: SqlSubmissionRepository | SqlAssetRepository,
+    owners: list[UUID],
+    rows: list[tuple[UUID, UUID, str, datetime]],
+    statuses: list[Any],
+) -> None:
+    """Each (status, keyset) variant of list_for_owners, and count_for_owners, in a row, so a
+    statement built once for a variant is run with values that differ from its last call."""
+    for status in statuses:
+        kept = [r for r in rows if status is None or r[2] == status.value]
+        # The keyset: after the second row of the status; every owner's page starts past it.
+        for after in (None, Keyset(kept[1][3], kept[1][1])):
+            request = PageRequest(first=2, after=after)
+            pages: list[Page[Any]] = await repo.list_for_owners(owners, request, status)
+            for owner, page in zip(owners, pages, strict=True):
+                expected = [
+                    r[1]
+                    for r in kept
+                    if r[0] == owner and (after is None or r[3] > after.created_at)
+                ]
+                assert [item.id for item in page.items] == expected[:2], (status, after)
+                assert page.has_next_page == (len(expected) > 2)
+                assert page.has_previous_page == (after is not None)
+        counts = await repo.count_for_owners(owners, status)
+        assert counts == [sum(r[0] == owner for r in kept) for owner in owners], status
+
+
+async def test_submissions_per_owner_in_every_variant(db: AsyncEngine) -> None:
+    owners = [await make_user(db), uuid.uuid4(), await make_user(db)]
+    model = await make_model(db)
+    rows: list[tuple[UUID, UUID, str, datetime]] = []
+    for n in range(12):
+        owner, status, created = owners[2 * (n % 2)], ("SUCCEEDED", "FAILED")[n // 2 % 2], _now()
+        ident = await make_submission(db, owner, model, status=status, created_at=created)
+        rows.append((owner, ident, status, created))
+    statuses = [None, SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED, None]
+
+    async with SqlUnitOfWork(db) as uow:
+        await _owner_pages_and_counts(uow.submissions, owners, rows, statuses)
+
+
+async def test_assets_per_owner_in_every_variant(db: AsyncEngine) -> None:
+    owners = [await make_user(db), uuid.uuid4(), await make_user(db)]
+    rows: list[tuple[UUID, UUID, str, datetime]] = []
+    for n in range(12):
+        owner, created = owners[2 * (n % 2)], _now()
+        status = ("AVAILABLE", "PENDING_UPLOAD")[n // 2 % 2]
+        ident = await make_asset(db, owner, status=status, created_at=created)
+        rows.append((owner, ident, status, created))
+    statuses = [AssetStatus.PENDING_UPLOAD, None, AssetStatus.AVAILABLE, AssetStatus.PENDING_UPLOAD]
+
+    async with SqlUnitOfWork(db) as uow:
+        await _owner_pages_and_counts(uow.assets, owners, rows, statuses)
+
+
+async def test_reads_by_key_answer_in_key_order_with_every_field(db: AsyncEngine) -> None:
+    owner, model = await make_user(db, "kay@example.com"), await make_model(db)
+    first = await make_submission(db, owner, model, input={"n": 1}, idempotency_key="k1")
+    second = await make_submission(db, owner, model, status="FAILED", error="boom", attempts=2)
+    alternatives = [{"value": "a", "confidence": 0.5}, {"value": {"b": 1}, "confidence": 0.25}]
+    result = await make_result(db, second, alternatives=alternatives, confidence=None)
+    early, late = await make_asset(db, owner), await make_asset(db, owner, file_name="b.txt")
+    async with db.begin() as conn:  # linked in the opposite order of creation
+        await conn.execute(
+            sa.insert(submission_assets),
+            [
+                {"submission_id": first, "asset_id": late, "position": 0},
+                {"submission_id": first, "asset_id": early, "position": 1},
+            ],
+        )
+    missing = uuid.uuid4()
+
+    async with SqlUnitOfWork(db) as uow:
+        subs = await uow.submissions.get_many([second, missing, first, second])
+        results = await uow.results.list_for_submissions([first, missing, second])
+        [by_id, none] = await uow.results.get_many([result, missing])
+        linked = await uow.assets.list_for_submissions([missing, first])
+        [user] = await uow.users.get_many([owner])
+        [found_model] = await uow.models.get_many([model])
+
+    assert [s.id if s else None for s in subs] == [second, None, first, second]
+    failed = subs[0]
+    assert failed is not None
+    assert (failed.status, failed.error, failed.attempts) == (SubmissionStatus.FAILED, "boom", 2)
+    assert subs[2] is not None
+    assert (subs[2].input, subs[2].idempotency_key) == ({"n": 1}, "k1")
+    assert [[r.id for r in group] for group in results] == [[], [], [result]]
+    assert by_id == results[2][0]
+    assert none is None
+    assert by_id.owner_id == owner
+    assert by_id.confidence is None
+    assert by_id.alternatives == (Alternative("a", 0.5), Alternative({"b": 1}, 0.25))
+    assert [[a.id for a in group] for group in linked] == [[], [late, early]]
+    assert linked[1][0].file_name == "b.txt"
+    assert linked[1][0].status is AssetStatus.AVAILABLE
+    assert user is not None
+    assert (user.email, user.groups) == ("kay@example.com", ())
+    assert found_model is not None
+    assert found_model.name == "iris"
