@@ -1,0 +1,53 @@
+"""The pool checks connections that sat idle, and only those, before handing them out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from persistence.database import create_engine
+
+
+async def _backend_of(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        pid = await conn.scalar(sa.text("select pg_backend_pid()"))
+    assert isinstance(pid, int)
+    return pid
+
+
+async def _terminate(db: AsyncEngine, pid: int) -> None:
+    async with db.connect() as conn:
+        await conn.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": pid})
+        await conn.commit()
+    await asyncio.sleep(0.05)
+
+
+async def test_an_idle_connection_whose_backend_died_is_replaced_before_use(
+    postgres_url: str, db: AsyncEngine
+) -> None:
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0, ping_after_idle_seconds=0.1)
+    try:
+        dead = await _backend_of(engine)
+        await _terminate(db, dead)
+        await asyncio.sleep(0.15)  # now idle for longer than the threshold
+        assert await _backend_of(engine) != dead
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_used_a_moment_ago_is_handed_out_without_a_check(
+    postgres_url: str, db: AsyncEngine
+) -> None:
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0, ping_after_idle_seconds=60)
+    try:
+        dead = await _backend_of(engine)
+        await _terminate(db, dead)
+        # Not checked: the first statement meets the dead backend, and the pool drops it.
+        with pytest.raises(sa.exc.DBAPIError):
+            await _backend_of(engine)
+        assert await _backend_of(engine) != dead
+    finally:
+        await engine.dispose()
