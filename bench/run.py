@@ -28,6 +28,7 @@ import httpx
 import orjson
 
 from bench import fanout, load, measure, procs, workloads
+from bench.compile import compile_times
 from bench.encoding import global_id
 from bench.report import MIB, Report, Row, markdown, write_json
 
@@ -534,6 +535,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log(f"logs kept in {workdir}")
         raise SystemExit(1) from error
     assert bench is not None
+    bench.report.extra["Compile times (in-process, best of 5, fresh plan cache)"] = compile_times()
     bench.report.meta["total_seconds"] = round(time.perf_counter() - started, 1)
     path = write_json(bench.report, RESULTS_DIR, stamp)
     print(markdown(bench.report))

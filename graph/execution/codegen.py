@@ -9,9 +9,11 @@ checked to be identifiers.
 
 from __future__ import annotations
 
+import functools
 import keyword
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any
 
 Values = list[Any]
@@ -63,9 +65,15 @@ def builder(fields: Sequence[tuple[str, FieldCode]]) -> Build:
         lines.append(f"        K[{n}]: {expression},")
     source = "\n".join(["def build(obj, values):", "    return {", *lines, "    }"])
     namespace: dict[str, Any] = {"K": tuple(keys), "F": tuple(functions), "C": tuple(constants)}
-    exec(compile(source, "<assay plan>", "exec"), namespace)  # noqa: S102 - see the module doc
+    exec(_code(source), namespace)  # noqa: S102 - see the module doc
     build: Build = namespace["build"]
     return build
+
+
+@functools.lru_cache(maxsize=1024)
+def _code(source: str) -> CodeType:
+    """Compiled once per shape: the source holds no document data, so shapes repeat."""
+    return compile(source, "<assay plan>", "exec")
 
 
 def _attribute(code: Attribute, n: int, functions: list[Any]) -> str:
