@@ -11,6 +11,8 @@ from operator import attrgetter
 from typing import Any
 
 from graph.execution import loads
+from graph.execution.loads import by_argument_id as by_id
+from graph.execution.loads import for_the_viewer
 from graph.execution.specs import ROOT, Embedded, FieldSpec, Paged, Related, Value
 from graph.ids import to_global_id
 
@@ -40,22 +42,25 @@ _id = attrgetter("id")
 CATALOG: Mapping[str, Mapping[str, FieldSpec]] = {
     "Query": {
         "viewer": Related(loads.viewer, _root),
-        "user": Related(loads.user, _root, loads.id_of("User")),
+        "user": Related(by_id(loads.users_by_id), _root, loads.id_of("User")),
         "users": Paged(loads.user_page, loads.user_count, _root, loads.user_page_arguments),
-        "asset": Related(loads.asset, _root, loads.id_of("Asset")),
+        "asset": Related(by_id(loads.assets_by_id), _root, loads.id_of("Asset")),
         "assets": Paged(
-            loads.viewer_asset_page, loads.viewer_asset_count, _root, loads.asset_page_arguments
+            for_the_viewer(loads.asset_pages, "viewer_asset_page"),
+            for_the_viewer(loads.asset_counts, "viewer_asset_count"),
+            _root,
+            loads.asset_page_arguments,
         ),
-        "submission": Related(loads.submission, _root, loads.id_of("Submission")),
+        "submission": Related(by_id(loads.submissions_by_id), _root, loads.id_of("Submission")),
         "submissions": Paged(
-            loads.viewer_submission_page,
-            loads.viewer_submission_count,
+            for_the_viewer(loads.submission_pages, "viewer_submission_page"),
+            for_the_viewer(loads.submission_counts, "viewer_submission_count"),
             _root,
             loads.submission_page_arguments,
         ),
-        "result": Related(loads.result, _root, loads.id_of("Result")),
+        "result": Related(by_id(loads.results_by_id), _root, loads.id_of("Result")),
         "models": Related(loads.active_models, _root),
-        "model": Related(loads.model, _root, loads.id_of("Model")),
+        "model": Related(by_id(loads.models_by_id), _root, loads.id_of("Model")),
     },
     "User": {
         "id": Value(_global_id("User")),

@@ -216,11 +216,14 @@ class Compiler:
         gql_field: GraphQLField,
         details: FieldDetailsList,
         flatten: Callable[[Loaded], list[Any]],
+        selection: list[Relation],
     ) -> Relation:
+        """A new load, numbered for the plan and run for the parents of `selection`."""
         relation = Relation(
             len(self.relations), load, key, bind, gql_field, details[0].node, flatten
         )
         self.relations.append(relation)
+        selection.append(relation)
         return relation
 
     def _related(
@@ -233,8 +236,9 @@ class Compiler:
         is_list = _is_list(gql_field.type)
         child_type = _named(gql_field.type)
         flatten = _lists if is_list else _singles
-        relation = self._relation(spec.load, spec.key, spec.bind, gql_field, details, flatten)
-        relations.append(relation)
+        relation = self._relation(
+            spec.load, spec.key, spec.bind, gql_field, details, flatten, relations
+        )
         if not isinstance(child_type, GraphQLObjectType):
             if is_list:
                 raise Unsupported("type")
@@ -254,8 +258,9 @@ class Compiler:
         relations: list[Relation],
     ) -> Write:
         connection_type = self._object_type(gql_field.type)
-        pages = self._relation(spec.pages, spec.key, spec.bind, gql_field, details, _pages)
-        relations.append(pages)
+        pages = self._relation(
+            spec.pages, spec.key, spec.bind, gql_field, details, _pages, relations
+        )
         counts: Relation | None = None
         writers: list[tuple[str, Callable[[Any, Hashable, Values], Any]]] = []
         for key, subdetails in self._fields(self._subfields(connection_type, details)):
@@ -272,9 +277,14 @@ class Compiler:
             elif name == "totalCount":
                 if counts is None:
                     counts = self._relation(
-                        spec.counts, spec.key, spec.bind, gql_field, details, _no_children
+                        spec.counts,
+                        spec.key,
+                        spec.bind,
+                        gql_field,
+                        details,
+                        _no_children,
+                        relations,
                     )
-                    relations.append(counts)
                 writers.append((key, _count(counts.index)))
             else:
                 raise Unsupported(f"field:{connection_type.name}.{name}")

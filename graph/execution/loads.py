@@ -17,7 +17,7 @@ from domain.pagination import PageRequest
 from domain.services import owned, users
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter
-from graph.execution.specs import ROOT, Arguments, Fallback, Loaded, Run
+from graph.execution.specs import ROOT, Arguments, Fallback, Loaded, LoadFn, Run
 from graph.ids import required_id
 from graph.types import page_request
 
@@ -74,6 +74,14 @@ async def users_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
 
 async def models_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
     return _by_key(ids, await owned.get_models(run.uow, ids))
+
+
+async def assets_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
+    return _by_key(ids, await owned.get_visible_assets(run.uow, run.principal, ids))
+
+
+async def results_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
+    return _by_key(ids, await owned.get_visible_results(run.uow, run.principal, ids))
 
 
 async def submissions_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
@@ -138,29 +146,13 @@ async def viewer(run: Run, _: Sequence[str], __: None) -> Loaded:
     return _the_one(user)
 
 
-async def user(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
-    [found] = await users.get_visible_users(run.uow, run.principal, [ident])
-    return _the_one(found)
+def by_argument_id(load: LoadFn) -> LoadFn:
+    """A root field by id (`submission(id:)`), through the level load of its type."""
 
+    async def one(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
+        return _the_one((await load(run, [ident], None))[ident])
 
-async def asset(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
-    [found] = await owned.get_visible_assets(run.uow, run.principal, [ident])
-    return _the_one(found)
-
-
-async def submission(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
-    [found] = await owned.get_visible_submissions(run.uow, run.principal, [ident])
-    return _the_one(found)
-
-
-async def result(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
-    [found] = await owned.get_visible_results(run.uow, run.principal, [ident])
-    return _the_one(found)
-
-
-async def model(run: Run, _: Sequence[str], ident: UUID) -> Loaded:
-    [found] = await owned.get_models(run.uow, [ident])
-    return _the_one(found)
+    return one
 
 
 async def active_models(run: Run, _: Sequence[str], __: None) -> Loaded:
@@ -175,22 +167,12 @@ async def user_count(run: Run, _: Sequence[str], arguments: UserPageArguments) -
     return {ROOT: await users.count_users(run.uow, run.principal, arguments[1])}
 
 
-async def viewer_asset_page(run: Run, _: Sequence[str], arguments: PageArguments) -> Loaded:
-    return {
-        ROOT: (await asset_pages(run, [run.principal.user_id], arguments))[run.principal.user_id]
-    }
+def for_the_viewer(load: LoadFn, name: str) -> LoadFn:
+    """A root list of the viewer's own (`submissions`), through the per-owner level load."""
 
+    async def viewers(run: Run, _: Sequence[str], arguments: PageArguments) -> Loaded:
+        owner = run.principal.user_id
+        return {ROOT: (await load(run, [owner], arguments))[owner]}
 
-async def viewer_asset_count(run: Run, _: Sequence[str], arguments: PageArguments) -> Loaded:
-    owner = run.principal.user_id
-    return {ROOT: (await asset_counts(run, [owner], arguments))[owner]}
-
-
-async def viewer_submission_page(run: Run, _: Sequence[str], arguments: PageArguments) -> Loaded:
-    owner = run.principal.user_id
-    return {ROOT: (await submission_pages(run, [owner], arguments))[owner]}
-
-
-async def viewer_submission_count(run: Run, _: Sequence[str], arguments: PageArguments) -> Loaded:
-    owner = run.principal.user_id
-    return {ROOT: (await submission_counts(run, [owner], arguments))[owner]}
+    viewers.__name__ = name  # how plans and their tests name the load
+    return viewers

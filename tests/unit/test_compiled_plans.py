@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from graphql import parse
 
+from bench.compile import multiplied
 from graph.execution.codegen import Attribute, Call, Constant, builder
 from graph.execution.compiler import MAX_PLAN_FIELDS
 from graph.execution.extension import MAX_PLANS_PER_DOCUMENT, CompiledPlans
@@ -99,25 +100,9 @@ def test_the_plan_cache_is_bounded() -> None:
     assert len(plans.templates) == 3
 
 
-def multiplied_document(levels: int) -> str:
-    """Each fragment spreads the next twice under different aliases: 2**levels subtrees."""
-    fragments = [
-        f"fragment F{i} on User {{ id "
-        + " ".join(
-            f"{alias}: submissions(first: 1) {{ edges {{ node {{ owner {{ ...F{i + 1} }} }} }} }}"
-            for alias in ("a", "b")
-        )
-        + " }"
-        for i in range(levels)
-    ]
-    return (
-        "{ viewer { ...F0 } }\n" + "\n".join(fragments) + f"\nfragment F{levels} on User {{ id }}"
-    )
-
-
 def test_a_fragment_multiplied_document_stops_compiling_at_the_field_bound() -> None:
-    assert plan(multiplied_document(3)) is not None
-    assert fallback_reason(multiplied_document(16)) == "too_large"
+    assert plan(multiplied(3)) is not None
+    assert fallback_reason(multiplied(16)) == "too_large"
     wide = " ".join(f"u{i}: viewer {{ id email name }}" for i in range(MAX_PLAN_FIELDS))
     assert fallback_reason("{ " + wide + " }") == "too_large"
 
