@@ -28,7 +28,10 @@ from tests.e2e.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-LEASE_SECONDS = 2
+LEASE_SECONDS = 2  # short, so the second worker reclaims a dead worker's rows quickly
+# Longer than any stall the test can cause (a SIGSTOP, a loaded CI machine): with a 2 s lease, the
+# worker's other claim loop legitimately took over a batch whose lease ran out while frozen.
+GRACEFUL_LEASE_SECONDS = 60
 BATCH_SIZE = 20
 SUBMISSIONS = 300
 GRACE_SECONDS = 20  # BackgroundTasks' default grace before it cancels the work in hand
@@ -98,7 +101,9 @@ async def enqueue(queue: Queue, count: int, seed: int) -> list[UUID]:
     return [ident for ident in ids if ident is not None]
 
 
-def start_worker(launcher: Launcher, queue: Queue) -> AssayProcess:
+def start_worker(
+    launcher: Launcher, queue: Queue, lease_seconds: float = LEASE_SECONDS
+) -> AssayProcess:
     """`assay worker` on the same database, short leases, small batches; not waited for."""
     return launcher.process(
         ["worker"],
@@ -106,7 +111,7 @@ def start_worker(launcher: Launcher, queue: Queue) -> AssayProcess:
         database_url=queue.database_url,
         env={
             "ASSAY_MODEL_DIR": str(queue.models),
-            "ASSAY_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
+            "ASSAY_WORKER_LEASE_SECONDS": str(lease_seconds),
             "ASSAY_WORKER_BATCH_SIZE": str(BATCH_SIZE),
         },
     )
@@ -237,7 +242,7 @@ async def test_sigterm_finishes_or_releases_the_work_in_hand(
     queue: Queue, launcher: Launcher, engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ids = await enqueue(queue, SUBMISSIONS, seed=2)
-    worker = start_worker(launcher, queue)
+    worker = start_worker(launcher, queue, lease_seconds=GRACEFUL_LEASE_SECONDS)
     await freeze_mid_batch(worker, engine, ids)
     in_hand = {r.id for r in await rows(engine, ids) if r.status == "RUNNING"}
     assert in_hand
