@@ -93,8 +93,13 @@ class AssayGraphQL(GraphQL[Context, None]):
             return Unauthenticated("the Authorization header must be 'Bearer <token>'"), None
         try:
             identity = await self.deps.verifier.verify(token)
+            reader = self.deps.read_uow() if self.deps.read_uow is not None else None
             principal, _ = await users.authenticate(
-                self.deps.uow(), identity, admin_group=self.deps.admin_group, clock=self.deps.clock
+                self.deps.uow(),
+                identity,
+                admin_group=self.deps.admin_group,
+                clock=self.deps.clock,
+                reader=reader,
             )
         except DomainError as error:
             return error, None

@@ -26,6 +26,7 @@ from persistence.batching import (
     pages_statement,
     rows_for_keys,
 )
+from persistence.driver import reusable
 from persistence.tables import assets, submission_assets
 
 # The columns _asset reads, in the order it unpacks them.
@@ -84,8 +85,8 @@ def _status(status: AssetStatus | None) -> Parameters:
     return NO_PARAMETERS if status is None else {"status": status.value}
 
 
-_by_id = sa.select(*_COLUMNS).where(any_key(assets.c.id))
-_by_submission = (
+_by_id = reusable(sa.select(*_COLUMNS).where(any_key(assets.c.id)))
+_by_submission = reusable(
     sa.select(*_COLUMNS, submission_assets.c.submission_id)
     .join(submission_assets, submission_assets.c.asset_id == assets.c.id)
     .where(any_key(submission_assets.c.submission_id))

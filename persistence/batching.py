@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.pagination import Keyed, Page, PageRequest
+from persistence.driver import fetch, reusable
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Keyed)
@@ -31,8 +32,13 @@ def built_once(build: Callable[P, S]) -> Callable[P, S]:
     SQLAlchemy memoizes a statement's cache key on the statement object: one built once and
     executed with bound parameters skips construction, coercion and cache-key generation,
     which a statement built anew pays on every call."""
+
+    def once(*args: P.args, **kwargs: P.kwargs) -> S:
+        statement = build(*args, **kwargs)
+        return reusable(statement) if isinstance(statement, sa.Select) else statement
+
     # cast: functools.cache types its wrapper as taking any hashable arguments.
-    return cast("Callable[P, S]", functools.cache(build))
+    return cast("Callable[P, S]", functools.cache(once))
 
 
 def _bound_keys() -> sa.BindParameter[Any]:
@@ -69,16 +75,16 @@ def _after_bound_keyset(table: sa.Table) -> sa.ColumnElement[bool]:
     )
 
 
-def _key_index(result: sa.CursorResult[Any], key: str) -> int:
-    # Looked up once per result, so each row is read by position, not through `_mapping`.
-    return list(result.keys()).index(key)
-
-
 def _in_key_order(
-    result: sa.CursorResult[Any], ids: Sequence[UUID], key: str, to_entity: Callable[[Row], T]
+    rows: Iterable[Any],
+    columns: Sequence[str],
+    ids: Sequence[UUID],
+    key: str,
+    to_entity: Callable[[Row], T],
 ) -> list[T | None]:
-    at = _key_index(result, key)
-    by_id = {row[at]: to_entity(row) for row in result}
+    # The key's position is looked up once, so each row is read by position.
+    at = list(columns).index(key)
+    by_id = {row[at]: to_entity(row) for row in rows}
     return [by_id.get(i) for i in ids]
 
 
@@ -92,7 +98,8 @@ async def rows_in_key_order(
     """For a statement built per call, its ids already in it (see any_of)."""
     if not ids:
         return []
-    return _in_key_order(await conn.execute(statement), ids, key, to_entity)
+    result = await conn.execute(statement)
+    return _in_key_order(result, tuple(result.keys()), ids, key, to_entity)
 
 
 async def rows_for_keys(
@@ -105,8 +112,8 @@ async def rows_for_keys(
     """For a statement built once with any_key: `ids` are bound as `keys` here."""
     if not ids:
         return []
-    result = await conn.execute(statement, {"keys": list(ids)})
-    return _in_key_order(result, ids, key, to_entity)
+    rows, columns = await fetch(conn, statement, {"keys": list(ids)})
+    return _in_key_order(rows, columns, ids, key, to_entity)
 
 
 async def grouped_in_key_order(
@@ -120,10 +127,10 @@ async def grouped_in_key_order(
     """For a statement built once with any_key: `keys` are bound here, with `parameters`."""
     if not keys:
         return []
-    result = await conn.execute(statement, {"keys": list(keys), **parameters})
-    at = _key_index(result, key)
+    rows, columns = await fetch(conn, statement, {"keys": list(keys), **parameters})
+    at = list(columns).index(key)
     groups: dict[UUID, list[T]] = defaultdict(list)
-    for row in result:
+    for row in rows:
         groups[row[at]].append(to_entity(row))
     return [groups.get(k, []) for k in keys]
 
@@ -191,8 +198,8 @@ async def counts_for_keys(
     parent_ids: Sequence[UUID],
     parameters: Parameters = NO_PARAMETERS,
 ) -> list[int]:
-    result = await conn.execute(statement, {"keys": list(parent_ids), **parameters})
-    counts: dict[UUID, int] = {row[0]: row[1] for row in result}
+    rows, _ = await fetch(conn, statement, {"keys": list(parent_ids), **parameters})
+    counts: dict[UUID, int] = {row[0]: row[1] for row in rows}
     return [counts.get(i, 0) for i in parent_ids]
 
 

@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
+from persistence.driver import DRIVER_READS
+
 
 def asyncpg_url(url: str) -> str:
     """Accept postgres://, postgresql:// or postgresql+asyncpg:// and return the asyncpg form."""
@@ -99,11 +101,22 @@ def create_engine(
         connect_args=connect_args,
     )
     _ping_when_idle(engine, ping_after_idle_seconds)
+    callback = on_statement if on_statement is not None else _uncounted
+    # Statements run on the driver (persistence/driver.py) count through the same callback.
+    engine.update_execution_options(**{DRIVER_READS: callback})
     if on_statement is not None:
-        callback = on_statement
 
         @event.listens_for(engine.sync_engine, "before_cursor_execute")
         def _count(*_: object) -> None:
             callback()
 
     return engine
+
+
+def _uncounted() -> None:
+    pass
+
+
+def without_driver_reads(engine: AsyncEngine) -> None:
+    """Every statement through SQLAlchemy, e.g. so its instrumentation sees them all."""
+    engine.update_execution_options(**{DRIVER_READS: None})

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.models import Model, ModelDefinition
 from persistence.batching import Row, any_key, rows_for_keys
+from persistence.driver import reusable
 from persistence.tables import models
 
 # The columns _model reads, in the order it unpacks them.
@@ -55,7 +56,7 @@ def _model(row: Row) -> Model:
     )
 
 
-_by_id = sa.select(*_COLUMNS).where(any_key(models.c.id))
+_by_id = reusable(sa.select(*_COLUMNS).where(any_key(models.c.id)))
 
 
 class SqlModelRepository:

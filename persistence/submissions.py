@@ -27,6 +27,7 @@ from persistence.batching import (
     pages_statement,
     rows_for_keys,
 )
+from persistence.driver import reusable
 from persistence.tables import results, submission_assets, submissions
 
 # The columns _submission reads, in the order it unpacks them: not the claim's
@@ -122,7 +123,7 @@ def _status(status: SubmissionStatus | None) -> Parameters:
     return NO_PARAMETERS if status is None else {"status": status.value}
 
 
-_submissions_by_id = sa.select(*_SUBMISSION_COLUMNS).where(any_key(submissions.c.id))
+_submissions_by_id = reusable(sa.select(*_SUBMISSION_COLUMNS).where(any_key(submissions.c.id)))
 
 
 @built_once
@@ -139,9 +140,11 @@ def _owner_counts(filtered: bool) -> Select:
 _results_with_owner = sa.select(*_RESULT_COLUMNS).join(
     submissions, submissions.c.id == results.c.submission_id
 )
-_results_by_id = _results_with_owner.where(any_key(results.c.id))
-_results_by_submission = _results_with_owner.where(any_key(results.c.submission_id)).order_by(
-    results.c.submission_id, results.c.created_at, results.c.id
+_results_by_id = reusable(_results_with_owner.where(any_key(results.c.id)))
+_results_by_submission = reusable(
+    _results_with_owner.where(any_key(results.c.submission_id)).order_by(
+        results.c.submission_id, results.c.created_at, results.c.id
+    )
 )
 
 

@@ -15,6 +15,7 @@ from domain.pagination import Page, PageRequest
 from domain.principal import Identity
 from domain.users import User, UserFilter
 from persistence.batching import Row, after_keyset, any_key, rows_for_keys
+from persistence.driver import fetch, reusable
 from persistence.tables import users
 
 # The columns _user reads, in the order it unpacks them.
@@ -46,8 +47,10 @@ def _user(row: Row) -> User:
     )
 
 
-_by_id = sa.select(*_COLUMNS).where(any_key(users.c.id))
-_by_subject = sa.select(*_COLUMNS).where(users.c.subject == sa.bindparam("claimed_subject"))
+_by_id = reusable(sa.select(*_COLUMNS).where(any_key(users.c.id)))
+_by_subject = reusable(
+    sa.select(*_COLUMNS).where(users.c.subject == sa.bindparam("claimed_subject"))
+)
 
 
 def _upsert_from_identity() -> sa.CompoundSelect[Any]:
@@ -108,6 +111,10 @@ class SqlUserRepository:
             subject = {"claimed_subject": identity.subject}
             row = (await self._conn.execute(_by_subject, subject)).one()
         return _user(row)
+
+    async def get_by_subject(self, subject: str) -> User | None:
+        rows, _ = await fetch(self._conn, _by_subject, {"claimed_subject": subject})
+        return _user(rows[0]) if rows else None
 
     async def get_many(self, ids: Sequence[UUID]) -> list[User | None]:
         return await rows_for_keys(self._conn, _by_id, ids, _user)

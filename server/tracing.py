@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from strawberry.extensions import SchemaExtension
 
 from graph.tracing import slow_resolver_spans
+from persistence.database import without_driver_reads
 from server.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -136,6 +137,7 @@ class TracingHandles:
         SQLAlchemyInstrumentor().instrument(
             engine=engine.sync_engine, tracer_provider=self.provider, skip_dep_check=True
         )
+        without_driver_reads(engine)  # hot reads on asyncpg itself would have no spans
         self.is_engine_instrumented = True
 
     def schema_extensions(self) -> list[Callable[[], SchemaExtension]]:

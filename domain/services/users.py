@@ -13,12 +13,26 @@ from domain.users import User, UserFilter
 
 
 async def authenticate(
-    uow: UnitOfWork, identity: Identity, *, admin_group: str, clock: Clock
+    uow: UnitOfWork,
+    identity: Identity,
+    *,
+    admin_group: str,
+    clock: Clock,
+    reader: UnitOfWork | None = None,
 ) -> tuple[Principal, User]:
-    """Provision or refresh the user behind a verified identity; refuse deactivated users."""
-    async with uow:
-        user = await uow.users.upsert_from_identity(identity, clock())
-        await uow.commit()
+    """Provision or refresh the user behind a verified identity; refuse deactivated users.
+
+    With a `reader` (a read-only unit of work), a returning user whose claims are unchanged
+    costs one read and no transaction; anyone else gets the upsert, as without one.
+    """
+    user = None
+    if reader is not None:
+        async with reader:
+            user = await reader.users.get_by_subject(identity.subject)
+    if user is None or (user.email, user.groups) != (identity.email, identity.groups):
+        async with uow:
+            user = await uow.users.upsert_from_identity(identity, clock())
+            await uow.commit()
     if not user.is_active:
         raise Forbidden("this account is deactivated")
     principal = Principal(

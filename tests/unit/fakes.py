@@ -81,6 +81,10 @@ class FakeUserRepository:
     def __init__(self, data: FakeData) -> None:
         self._data = data
 
+    async def get_by_subject(self, subject: str) -> User | None:
+        known = self._data.subjects.get(subject)
+        return None if known is None else self._data.users[known]
+
     async def upsert_from_identity(self, identity: Identity, now: datetime) -> User:
         known = self._data.subjects.get(identity.subject)
         if known is None:

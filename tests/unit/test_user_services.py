@@ -82,6 +82,65 @@ async def test_authenticate_refuses_deactivated_user_with_forbidden() -> None:
         await sign_in(data, identity())
 
 
+async def test_returning_user_with_unchanged_claims_is_read_without_a_transaction() -> None:
+    data = FakeData()
+    first = await sign_in(data, identity("ann@example.com", "ops"))
+    uow, reader = FakeUnitOfWork(data), FakeUnitOfWork(data)
+
+    principal, user = await users.authenticate(
+        uow,
+        identity("ann@example.com", "ops"),
+        admin_group=ADMIN_GROUP,
+        clock=FakeClock(),
+        reader=reader,
+    )
+
+    assert (principal.user_id, user) == (first.user_id, data.users[first.user_id])
+    assert (uow.commits, reader.commits) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [("new@example.com", ("ops",)), ("ann@example.com", ("ops", "admin")), None],
+    ids=["email changed", "groups changed", "first sign-in"],
+)
+async def test_reader_hands_changed_claims_and_new_users_to_the_upsert(
+    claims: tuple[str, tuple[str, ...]] | None,
+) -> None:
+    data = FakeData()
+    if claims is not None:
+        await sign_in(data, identity("ann@example.com", "ops"))
+    email, groups = claims or ("ann@example.com", ("ops",))
+    uow = FakeUnitOfWork(data)
+
+    principal, user = await users.authenticate(
+        uow,
+        identity(email, *groups),
+        admin_group=ADMIN_GROUP,
+        clock=FakeClock(),
+        reader=FakeUnitOfWork(data),
+    )
+
+    assert uow.commits == 1
+    assert (data.users[user.id].email, data.users[user.id].groups) == (email, groups)
+    assert principal.is_admin is ("admin" in groups)
+
+
+async def test_reader_still_refuses_a_deactivated_user() -> None:
+    data = FakeData()
+    principal = await sign_in(data, identity())
+    data.users[principal.user_id] = data.users[principal.user_id].deactivated(FakeClock().now)
+
+    with pytest.raises(Forbidden, match="deactivated"):
+        await users.authenticate(
+            FakeUnitOfWork(data),
+            identity(),
+            admin_group=ADMIN_GROUP,
+            clock=FakeClock(),
+            reader=FakeUnitOfWork(data),
+        )
+
+
 async def test_update_viewer_changes_name_and_language() -> None:
     data, clock = FakeData(), FakeClock()
     principal = await sign_in(data, identity())
