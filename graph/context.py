@@ -41,6 +41,7 @@ class Context:
     webhooks: WebhookPolicy | None = None
     cost: int | None = None
     read_uow: UnitOfWorkFactory | None = None  # for reads alone; `uow` when absent
+    compiled_declined: bool = False  # the fast lane tried the compiled path; it fell back
     _loaders: Loaders | None = None
 
     async def close_socket(self, code: int, reason: str) -> None:

@@ -11,11 +11,12 @@ fields cost nothing and do not count towards the depth.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -27,16 +28,22 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionNode,
     SelectionSetNode,
     Undefined,
+    ValueNode,
+    VariableNode,
+    Visitor,
     get_named_type,
     get_nullable_type,
     get_operation_ast,
     is_composite_type,
     is_list_type,
     value_from_ast_untyped,
+    visit,
 )
 from graphql.language import Lexer, Source, TokenKind
 
@@ -202,11 +209,42 @@ class _Analysis:
         return LIST_BOUNDS.get((parent_name, node.name.value), DEFAULT_LIST_BOUND)
 
     def argument(self, node: FieldNode, name: str, default: object) -> object:
+        assert name in MEASURED_ARGUMENTS, name  # measured_variables must know what is read
         for argument in node.arguments or ():
             if argument.name.value == name:
                 value = value_from_ast_untyped(argument.value, self.variables)
                 return default if value is None or value is Undefined else value
         return default
+
+
+# The only arguments whose values a measurement reads (see _Analysis.argument's callers).
+MEASURED_ARGUMENTS = frozenset({"first", "ids", "input"})
+
+
+def measured_variables(document: DocumentNode) -> tuple[str, ...]:
+    """The variables a measurement of any operation in `document` can read: those used in
+    the arguments it reads. Measurements of requests that agree on them are equal."""
+    names: set[str] = set()
+
+    class Collect(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_: object) -> object:
+            if node.name.value in MEASURED_ARGUMENTS:
+                names.update(found.name.value for found in _variables_in(node.value))
+            return self.SKIP
+
+    visit(document, Collect())
+    return tuple(sorted(names))
+
+
+def _variables_in(value: ValueNode) -> Iterator[VariableNode]:
+    if isinstance(value, VariableNode):
+        yield value
+    elif isinstance(value, ListValueNode):
+        for item in value.values:
+            yield from _variables_in(item)
+    elif isinstance(value, ObjectValueNode):
+        for entry in value.fields:
+            yield from _variables_in(entry.value)
 
 
 def _field_definition(parent: GraphQLNamedType | None, name: str) -> GraphQLField | None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from graphql import GraphQLError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -40,6 +41,12 @@ EXECUTION_PATH = Counter(
     "assay_graphql_execution_total",
     "Query operations by execution path (compiled, fallback) and the reason for a fallback.",
     ["path", "reason"],
+    registry=REGISTRY,
+)
+FAST_LANE = Counter(
+    "assay_graphql_fast_lane_total",
+    "POST requests the fast lane answered (answered) or handed to the full pipeline, by reason.",
+    ["outcome"],
     registry=REGISTRY,
 )
 JWKS_FETCHES = Counter(
@@ -125,14 +132,24 @@ class OperationMetrics(SchemaExtension):
         started = time.perf_counter()
         yield
         context = self.execution_context
-        # Unknown names would let clients create unbounded label values: bucket them.
-        name = (context.operation_name or "anonymous")[:64]
         try:
             kind = context.operation_type.value
         except RuntimeError:
             kind = "unknown"
         errors = context.result.errors if context.result else None
-        for error in errors or []:
-            ERRORS.labels(str((error.extensions or {}).get("code", "INTERNAL"))).inc()
-        REQUESTS.labels(name, kind, "error" if errors else "ok").inc()
-        LATENCY.labels(name).observe(time.perf_counter() - started)
+        record_operation(context.operation_name, kind, errors, time.perf_counter() - started)
+
+
+def record_operation(
+    operation_name: str | None,
+    kind: str,
+    errors: Sequence[GraphQLError] | None,
+    duration_seconds: float,
+) -> None:
+    """Count one operation, its errors by code, and its latency."""
+    # Unknown names would let clients create unbounded label values: bucket them.
+    name = (operation_name or "anonymous")[:64]
+    for error in errors or []:
+        ERRORS.labels(str((error.extensions or {}).get("code", "INTERNAL"))).inc()
+    REQUESTS.labels(name, kind, "error" if errors else "ok").inc()
+    LATENCY.labels(name).observe(duration_seconds)

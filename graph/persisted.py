@@ -90,6 +90,30 @@ class PersistedQueries:
             raise AssayGraphQLError("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
         return Resolved(document)
 
+    def resolve_in_memory(
+        self, query: str | None, extensions: Mapping[str, object] | None, *, is_admin: bool
+    ) -> str | None:
+        """What `resolve` would answer from this process's memory alone, with nothing to
+        remember: the document, or None when resolve would ask the store, refuse, or remember
+        (the fast lane then hands the request on to the full pipeline)."""
+        try:
+            sha256 = requested_hash(extensions)
+        except AssayGraphQLError:
+            return None
+        if sha256 is not None and query is not None and document_hash(query) != sha256:
+            return None  # a mismatch, for resolve to refuse
+        if self.policy.only_trusted and not (is_admin and self.policy.allow_admin_arbitrary):
+            if sha256 is None and query is not None:
+                sha256 = document_hash(query)
+            if sha256 is None or not self._trusted.get(sha256):
+                return None
+            return query if query is not None else self._documents.get(sha256)
+        if sha256 is None:
+            return query
+        if query is not None:
+            return query if self._documents.get(sha256) else None  # else: to remember first
+        return self._documents.get(sha256)
+
     async def remember(self, sha256: str, document: str) -> None:
         """Keep a document that ran (only those: garbage is not worth storing)."""
         self._documents.put(sha256, document)

@@ -92,14 +92,20 @@ class RateLimiter:
             policy.max_keys,
         )
 
-    def acquire(self, key: str, points: int, inference_requests: int = 0) -> float:
-        """Take from the caller's buckets; 0 when granted, else seconds to wait (nothing taken)."""
+    def wait(self, key: str, points: int, inference_requests: int = 0) -> float:
+        """Seconds until `acquire` would grant this; 0 when it would now. Takes nothing."""
         points = max(1, points)  # every operation costs something, even `{ __typename }`
         wait = self.points.wait_for(key, points)
         if inference_requests:
             wait = max(wait, self.inference.wait_for(key, inference_requests))
+        return wait
+
+    def acquire(self, key: str, points: int, inference_requests: int = 0) -> float:
+        """Take from the caller's buckets; 0 when granted, else seconds to wait (nothing taken)."""
+        wait = self.wait(key, points, inference_requests)
         if wait > 0:
             return wait
+        points = max(1, points)
         self.points.take(key, points)
         if inference_requests:
             self.inference.take(key, inference_requests)

@@ -31,7 +31,8 @@ from graph.context import Context
 from graph.dependencies import AppDependencies
 from graph.document_cache import CachedDocuments, DocumentCache
 from graph.errors import AssayGraphQLError, format_error
-from graph.execution.extension import CompiledExecution, CompiledPlans
+from graph.execution.extension import CompiledExecution, CompiledPlans, KnownQueries
+from graph.fast_lane import FastLane
 from graph.graphiql import graphiql_response
 from graph.over_http import (
     GRAPHQL_RESPONSE_JSON,
@@ -71,16 +72,34 @@ class AssayGraphQL(GraphQL[Context, None]):
         extensions.append(lambda: CachedDocuments(documents))  # after QueryProtection
         extensions.extend(deps.schema_extensions)
         plans = CompiledPlans(deps.compiled_plan_cache_size, is_enabled=deps.compiled_execution)
-        extensions.append(lambda: CompiledExecution(plans))  # last: after the limits' on_execute
+        # The fast lane answers texts the pipeline accepted and answered compiled before.
+        known = KnownQueries(deps.compiled_plan_cache_size) if deps.compiled_execution else None
+        # Last: after the limits' on_execute.
+        extensions.append(lambda: CompiledExecution(plans, known))
         limits = deps.limits
+        schema = build_schema(extensions, limits.max_batch_operations if limits.batching else None)
         super().__init__(
-            build_schema(extensions, limits.max_batch_operations if limits.batching else None),
+            schema,
             graphql_ide="graphiql" if deps.graphiql else None,
             connection_init_wait_timeout=deps.ws_init_timeout,
             **kwargs,
         )
         self.deps = deps
         self.persisted = PersistedQueries(deps.persisted_operations, deps.persisted_queries)
+        self.fast_lane = (
+            FastLane(
+                schema._schema,
+                plans,
+                known,
+                limits,
+                deps.rate_limiter,
+                self.persisted,
+                authenticate=self._caller,
+                context_for=self._context,
+            )
+            if known is not None
+            else None
+        )
 
     async def authenticate(
         self, authorization: str | None
@@ -105,14 +124,33 @@ class AssayGraphQL(GraphQL[Context, None]):
             return error, None
         return principal, identity.expires_at
 
+    async def _caller(self, authorization: str | None) -> Principal | DomainError:
+        principal_or_error, _ = await self.authenticate(authorization)
+        return principal_or_error
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
     ) -> Context:
+        principal_or_error: Principal | DomainError
         if isinstance(request, WebSocket):
             # Over WebSocket the token arrives later, in connection_init (on_ws_connect).
-            principal_or_error: Principal | DomainError = Unauthenticated()
+            principal_or_error = Unauthenticated()
+        elif (signed_in := getattr(request.state, "principal_or_error", None)) is not None:
+            principal_or_error = signed_in  # the fast lane signed the caller in already
         else:
-            principal_or_error, _ = await self.authenticate(request.headers.get("authorization"))
+            principal_or_error = await self._caller(request.headers.get("authorization"))
+        context = self._context(
+            request, response if isinstance(response, Response) else None, principal_or_error
+        )
+        context.compiled_declined = getattr(request.state, "compiled_declined", False)
+        return context
+
+    def _context(
+        self,
+        request: Request | WebSocket,
+        response: Response | None,
+        principal_or_error: Principal | DomainError,
+    ) -> Context:
         return Context(
             request_id=request.state.request_id,
             uow=self.deps.uow,
@@ -125,7 +163,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             run_inference_timeout=self.deps.run_inference_timeout,
             principal_or_error=principal_or_error,
             request=request,
-            response=response if isinstance(response, Response) else None,
+            response=response,
             broker=self.deps.broker,
             max_subscriptions_per_connection=self.deps.max_subscriptions_per_connection,
             webhooks=self.deps.webhooks,
@@ -173,7 +211,11 @@ class AssayGraphQL(GraphQL[Context, None]):
         request = Request(scope, receive)
         metrics.start_request_statements()
         try:
-            response = await self.run(request)
+            response = None
+            if self.fast_lane is not None and scope["method"] == "POST":
+                response = await self.fast_lane.answer(request)
+            if response is None:
+                response = await self.run(request)
         except ClientDisconnect:
             return  # the client went away mid-body (a load generator stopping): nobody to answer
         except HTTPException as error:

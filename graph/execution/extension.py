@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from graphql import (
     BooleanValueNode,
     DirectiveNode,
@@ -40,6 +41,7 @@ from graph.document_cache import LruCache
 from graph.execution.compiler import Compiler, Plan
 from graph.execution.runner import execute
 from graph.execution.specs import Fallback, Run, Unsupported
+from graph.limits import OperationMeasure, measure_operation, measured_variables
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +192,60 @@ class CompiledPlans:
         return data
 
 
+MAX_MEASURES_PER_QUERY = 64
+
+
+@dataclass(frozen=True)
+class KnownQuery:
+    document: DocumentNode
+    operation_name: str | None  # the operation's own name when the request named none
+    measured: tuple[str, ...]  # the variables its measurement reads (measured_variables)
+    measures: dict[bytes, OperationMeasure] = field(default_factory=dict)
+
+    def measure(
+        self, schema: GraphQLSchema, variables: dict[str, Any] | None
+    ) -> OperationMeasure | None:
+        """measure_operation, remembered per value of the variables it reads."""
+        values = variables or {}
+        key = orjson.dumps([values.get(name) for name in self.measured])
+        measure = self.measures.get(key)
+        if measure is None:
+            measure = measure_operation(schema, self.document, self.operation_name, variables)
+            if measure is not None and len(self.measures) < MAX_MEASURES_PER_QUERY:
+                self.measures[key] = measure
+        return measure
+
+
+class KnownQueries:
+    """Query texts the full pipeline accepted and answered on the compiled path.
+
+    Accepted means parsed within the token limit, validated (introspection policy included)
+    and within the document limits: all that depends on the text alone, so the fast lane
+    need not do it again for the same text. Keyed by (query, operation name) as a request
+    sends them; a document with one operation is also known without a name.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self._known: LruCache[tuple[str, str | None], KnownQuery] = LruCache(maxsize)
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def get(self, query: str, operation_name: str | None) -> KnownQuery | None:
+        return self._known.get((query, operation_name))
+
+    def remember(self, query: str, operation_name: str | None, document: DocumentNode) -> None:
+        known = KnownQuery(document, operation_name, measured_variables(document))
+        self._known.put((query, operation_name), known)
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) == 1:
+            self._known.put((query, None), known)
+
+
 class CompiledExecution(SchemaExtension):
-    def __init__(self, plans: CompiledPlans) -> None:
+    def __init__(self, plans: CompiledPlans, known: KnownQueries | None = None) -> None:
         self.plans = plans
+        self.known = known
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
@@ -201,6 +254,7 @@ class CompiledExecution(SchemaExtension):
             and context.graphql_document is not None
             and context.query is not None
             and isinstance(context.context, Context)
+            and not context.context.compiled_declined
             and context.operation_type is StrawberryOperationType.QUERY
         ):
             data = await self.plans.answer(
@@ -213,4 +267,8 @@ class CompiledExecution(SchemaExtension):
             )
             if data is not None:
                 context.result = ExecutionResult(data=data, errors=None)
+                if self.known is not None:
+                    self.known.remember(
+                        context.query, context.operation_name, context.graphql_document
+                    )
         yield

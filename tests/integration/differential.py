@@ -434,6 +434,14 @@ def execution_counts() -> Counter[tuple[str, str]]:
     return counts
 
 
+def lane_answered() -> float:
+    """Requests the fast lane answered so far (graph/fast_lane.py)."""
+    value = metrics.REGISTRY.get_sample_value(
+        "assay_graphql_fast_lane_total", {"outcome": "answered"}
+    )
+    return value or 0.0
+
+
 def compiled_count() -> float:
     """Query operations answered by a compiled plan so far (None, before any, counts as 0)."""
     value = metrics.REGISTRY.get_sample_value(
@@ -485,6 +493,7 @@ class Exchange:
     paths: Counter[tuple[str, str]]
     reference_paths: Counter[tuple[str, str]]
     reference_attempts: int = 1
+    by_fast_lane: bool = False  # the compiled app answered below Strawberry's view
 
     @property
     def identical(self) -> bool:
@@ -530,9 +539,10 @@ class Pair:
     async def exchange(self, request: Request, principal: str, label: str = "") -> Exchange:
         """Send the same bytes to the compiled app, then to the reference app."""
         body, headers = request.body(), self._headers(principal, request.accept)
-        before = execution_counts()
+        before, lane = execution_counts(), lane_answered()
         compiled = await self.compiled.post("/graphql", content=body, headers=headers)
         between = execution_counts()
+        by_fast_lane = lane_answered() > lane
         reference = first = await self.reference.post("/graphql", content=body, headers=headers)
         attempts = 1
         while not _same(compiled, reference) and attempts <= REFERENCE_RETRIES:
@@ -547,6 +557,7 @@ class Pair:
             paths=between - before,
             reference_paths=execution_counts() - between,
             reference_attempts=attempts,
+            by_fast_lane=by_fast_lane,
         )
 
 

@@ -54,6 +54,19 @@ def test_refused_request_takes_nothing() -> None:
     assert rate.acquire("k", 50) == 0
 
 
+def test_wait_tells_what_acquire_would_answer_and_takes_nothing() -> None:
+    clock = FakeClock()
+    rate = limiter(clock)
+
+    assert rate.wait("k", 100) == 0
+    assert rate.wait("k", 100) == 0  # still a full bucket: nothing was taken
+    assert rate.acquire("k", 100) == 0
+    assert rate.wait("k", 50) == pytest.approx(5.0)
+    assert rate.acquire("k", 50) == pytest.approx(5.0)
+    assert rate.acquire("i", 1, inference_requests=5) == 0
+    assert rate.wait("i", 1, inference_requests=1) == pytest.approx(1.0)
+
+
 def test_keys_are_isolated() -> None:
     rate = limiter(FakeClock())
 

@@ -1,0 +1,58 @@
+"""What the fast lane may skip for a known text: the memo of measurements, and the names."""
+
+from __future__ import annotations
+
+from graphql import parse
+
+from graph.execution.extension import KnownQueries
+from graph.limits import measure_operation, measured_variables
+from graph.schema import schema
+
+PAGES = """
+query Pages($first: Int, $n: Int = 5, $id: ID!, $ids: [ID!]!, $flag: Boolean!) {
+  viewer { submissions(first: $first) @include(if: $flag) { edges { node { id } } } }
+  one: submission(id: $id) { assets(first: $n) { totalCount } }
+  nodes(ids: $ids) { id }
+}
+"""
+
+
+def test_measured_variables_are_those_in_the_arguments_a_measurement_reads() -> None:
+    assert measured_variables(parse(PAGES)) == ("first", "ids", "n")
+    assert measured_variables(parse("query($id: ID!) { submission(id: $id) { id } }")) == ()
+    mutation = (
+        "mutation($in: BatchInferenceInput!) { batchInference(input: $in) { clientMutationId } }"
+    )
+    assert measured_variables(parse(mutation)) == ("in",)
+
+
+def test_a_known_query_measures_as_measure_operation_for_each_value_it_reads() -> None:
+    known = KnownQueries(10)
+    document = parse(PAGES)
+    known.remember(PAGES, "Pages", document)
+    entry = known.get(PAGES, "Pages")
+    assert entry is not None
+    graphql_schema = schema._schema
+    for variables in (
+        {"first": 3, "id": "a", "ids": ["x"], "flag": True},
+        {"first": 3, "id": "b", "ids": ["x"], "flag": False},  # the same measure: memoized
+        {"first": 50, "id": "a", "ids": ["x", "y"], "flag": True},
+        {"first": None, "n": 7, "ids": [], "flag": True},
+        {},
+    ):
+        expected = measure_operation(graphql_schema, document, "Pages", variables)
+        assert entry.measure(graphql_schema, variables) == expected
+        assert entry.measure(graphql_schema, variables) == expected
+    assert len(entry.measures) == 4
+
+
+def test_a_document_of_one_operation_is_also_known_without_its_name() -> None:
+    known = KnownQueries(10)
+    known.remember(PAGES, "Pages", parse(PAGES))
+    two = "query A { viewer { id } } query B { viewer { name } }"
+    known.remember(two, "A", parse(two))
+
+    assert known.get(PAGES, None) is known.get(PAGES, "Pages") is not None
+    assert known.get(two, "A") is not None
+    assert known.get(two, None) is None
+    assert known.get(two, "B") is None
