@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from graphql import GraphQLSchema
@@ -31,6 +32,7 @@ from starlette.responses import Response
 from strawberry.http.parse_content_type import parse_content_type
 
 from domain.errors import DomainError
+from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
 from graph import metrics
 from graph.context import Context
@@ -46,7 +48,7 @@ _REQUEST_KEYS = frozenset({"query", "operationName", "variables", "extensions"})
 _APQ = frozenset({"persistedQuery"})
 
 
-Authenticate = Callable[[str | None], Awaitable[Principal | DomainError]]
+Authenticate = Callable[[str | None, UnitOfWork], Awaitable[Principal | DomainError]]
 ContextFor = Callable[[Request, Response | None, Principal | DomainError], Context]
 
 
@@ -59,6 +61,7 @@ class FastLane:
         limits: QueryLimits,
         rate_limiter: RateLimiter | None,
         persisted: PersistedQueries,
+        reads: UnitOfWorkFactory,
         *,
         authenticate: Authenticate,
         context_for: ContextFor,
@@ -69,6 +72,7 @@ class FastLane:
         self.limits = limits
         self.rate_limiter = rate_limiter
         self.persisted = persisted
+        self.reads = reads
         self.authenticate = authenticate
         self.context_for = context_for
 
@@ -104,8 +108,25 @@ class FastLane:
             and self.known.get(query, operation_name) is None
         ):
             return _hand_on("unknown_document")  # the common case, before any sign-in
+        # One connection for the sign-in and the plan (the unit of work is reentrant); it is
+        # back in the pool before the full pipeline runs, when the request is handed on.
+        reader = self.reads()
+        async with reader:
+            return await self._answer(
+                request, reader, query, operation_name, variables, extensions, media_type
+            )
 
-        principal_or_error = await self.authenticate(headers.get("authorization"))
+    async def _answer(
+        self,
+        request: Request,
+        reader: UnitOfWork,
+        query: str | None,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        extensions: dict[str, Any] | None,
+        media_type: str,
+    ) -> Response | None:
+        principal_or_error = await self.authenticate(request.headers.get("authorization"), reader)
         request.state.principal_or_error = principal_or_error  # no second sign-in
         if not isinstance(principal_or_error, Principal):
             return _hand_on("signed_out")
@@ -120,6 +141,7 @@ class FastLane:
         query = document
         started = time.perf_counter()
         context = self.context_for(request, None, principal_or_error)
+        context.read_uow = lambda: reader
         measure = known.measure(self.schema, variables)
         if measure is None or check_operation(measure, self.limits) is not None:
             return _hand_on("limits")

@@ -24,6 +24,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from domain.errors import DomainError, Unauthenticated
+from domain.ports import UnitOfWork
 from domain.principal import Principal
 from domain.services import users
 from graph import metrics
@@ -94,6 +95,7 @@ class AssayGraphQL(GraphQL[Context, None]):
                 limits,
                 deps.rate_limiter,
                 self.persisted,
+                deps.read_uow or deps.uow,
                 authenticate=self._caller,
                 context_for=self._context,
             )
@@ -102,9 +104,12 @@ class AssayGraphQL(GraphQL[Context, None]):
         )
 
     async def authenticate(
-        self, authorization: str | None
+        self, authorization: str | None, reader: UnitOfWork | None = None
     ) -> tuple[Principal | DomainError, datetime | None]:
-        """The caller and when its token expires, or the error that every resolver will raise."""
+        """The caller and when its token expires, or the error that every resolver will raise.
+
+        `reader`: the read-only unit of work to look a returning user up on (a new one if
+        not given)."""
         token = _bearer_token(authorization)
         if token is None:
             return Unauthenticated(), None
@@ -112,7 +117,8 @@ class AssayGraphQL(GraphQL[Context, None]):
             return Unauthenticated("the Authorization header must be 'Bearer <token>'"), None
         try:
             identity = await self.deps.verifier.verify(token)
-            reader = self.deps.read_uow() if self.deps.read_uow is not None else None
+            if reader is None and self.deps.read_uow is not None:
+                reader = self.deps.read_uow()
             principal, _ = await users.authenticate(
                 self.deps.uow(),
                 identity,
@@ -124,8 +130,10 @@ class AssayGraphQL(GraphQL[Context, None]):
             return error, None
         return principal, identity.expires_at
 
-    async def _caller(self, authorization: str | None) -> Principal | DomainError:
-        principal_or_error, _ = await self.authenticate(authorization)
+    async def _caller(
+        self, authorization: str | None, reader: UnitOfWork | None = None
+    ) -> Principal | DomainError:
+        principal_or_error, _ = await self.authenticate(authorization, reader)
         return principal_or_error
 
     async def get_context(

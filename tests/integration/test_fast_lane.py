@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import Pool
 from starlette.applications import Starlette
 
 from graph import metrics
@@ -215,6 +217,31 @@ async def test_the_lane_adds_no_statement_and_logs_and_counts_like_the_pipeline(
 
     assert statements[0] == statements[1] == 5  # the sign-in read, then one per level
     assert requests._value.get() - before == 2
+
+
+async def test_the_lane_signs_in_and_runs_the_plan_on_one_pooled_connection(
+    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+) -> None:
+    lookup = fresh(LOOKUP)
+    bearer = token("bea@example.com")
+    variables = {"id": await owned_submission(db, client, bearer)}
+    checkouts: list[object] = []
+
+    def checked_out(connection: object, *_: object) -> None:
+        checkouts.append(connection)
+
+    event.listen(Pool, "checkout", checked_out)
+    try:
+        _, pipeline = await post(client, bearer, lookup, variables)
+        pipeline_checkouts = len(checkouts)
+        checkouts.clear()
+        _, lane = await post(client, bearer, lookup, variables)
+    finally:
+        event.remove(Pool, "checkout", checked_out)
+
+    assert (pipeline, lane) == (Counter({"unknown_document": 1}), Counter({"answered": 1}))
+    assert pipeline_checkouts >= 2  # the pipeline: one for the sign-in, one for the plan
+    assert len(checkouts) == 1
 
 
 async def test_a_fallback_is_tried_once_and_answered_by_the_reference_path(
