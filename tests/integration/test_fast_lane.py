@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,7 +28,7 @@ from server.logging import JsonFormatter
 from server.settings import Settings
 from tests.factories import make_model, make_result, make_submission, make_user
 from tests.integration.bootstrapped import BASE_URL, variant
-from tests.integration.conftest import TokenFactory, only_error
+from tests.integration.conftest import StatementCounter, TokenFactory, only_error
 
 LOOKUP = """
 query Lookup($id: ID!) {
@@ -53,19 +54,8 @@ def fresh(document: str) -> str:
     return f"# {uuid.uuid4()}\n{document}"
 
 
-class Counted:
-    """Statements made while a request ran."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self) -> None:
-        if metrics.REQUEST_STATEMENTS.get() is not None:
-            self.count += 1
-
-
 async def _running(
-    settings: Settings, postgres_url: str, counted: Counted, **overrides: Any
+    settings: Settings, postgres_url: str, counted: StatementCounter, **overrides: Any
 ) -> AsyncIterator[Starlette]:
     app = build_app(variant(settings, **overrides), postgres_url, on_statement=counted)
     async with app.router.lifespan_context(app):
@@ -73,13 +63,13 @@ async def _running(
 
 
 @pytest.fixture(scope="module")
-def counted() -> Counted:
-    return Counted()
+def counted() -> StatementCounter:
+    return StatementCounter()
 
 
 @pytest.fixture(scope="module")
 async def lane_app(
-    settings: Settings, postgres_url: str, counted: Counted
+    settings: Settings, postgres_url: str, counted: StatementCounter
 ) -> AsyncIterator[Starlette]:
     # A small cost limit and rate limit, to see the lane hand those refusals on; the rate is
     # slow enough that no bucket refills during a test.
@@ -127,7 +117,7 @@ def path_counts() -> Counter[tuple[str, str]]:
 async def post(
     client: httpx.AsyncClient,
     bearer: str | None,
-    query: str,
+    query: str | None,
     variables: dict[str, Any] | None = None,
     *,
     accept: str | None = None,
@@ -165,13 +155,26 @@ async def owned_submission(db: AsyncEngine, client: httpx.AsyncClient, bearer: s
     return to_global_id("Submission", submission)
 
 
+@dataclass(frozen=True)
+class Caller:
+    bearer: str
+    lookup: str  # a LOOKUP text the app has not seen
+    variables: dict[str, Any]  # LOOKUP's variables: a submission of the caller's
+
+
+@pytest.fixture
+async def ann(client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory) -> Caller:
+    bearer = token("ann@example.com")
+    return Caller(bearer, fresh(LOOKUP), {"id": await owned_submission(db, client, bearer)})
+
+
 @pytest.mark.parametrize("accept", [None, "application/graphql-response+json"])
 async def test_a_known_text_is_answered_by_the_lane_as_the_pipeline_answers_it(
-    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory, accept: str | None
+    client: httpx.AsyncClient,
+    accept: str | None,
+    ann: Caller,
 ) -> None:
-    lookup = fresh(LOOKUP)
-    bearer = token("ann@example.com")
-    variables = {"id": await owned_submission(db, client, bearer)}
+    lookup, bearer, variables = ann.lookup, ann.bearer, ann.variables
 
     first, first_lane = await post(client, bearer, lookup, variables, accept=accept)
     second, second_lane = await post(client, bearer, lookup, variables, accept=accept)
@@ -188,14 +191,11 @@ async def test_a_known_text_is_answered_by_the_lane_as_the_pipeline_answers_it(
 
 async def test_the_lane_adds_no_statement_and_logs_and_counts_like_the_pipeline(
     client: httpx.AsyncClient,
-    db: AsyncEngine,
-    token: TokenFactory,
-    counted: Counted,
+    counted: StatementCounter,
     caplog: pytest.LogCaptureFixture,
+    ann: Caller,
 ) -> None:
-    lookup = fresh(LOOKUP)
-    bearer = token("bo@example.com")
-    variables = {"id": await owned_submission(db, client, bearer)}
+    lookup, bearer, variables = ann.lookup, ann.bearer, ann.variables
     caplog.set_level(logging.INFO, logger="assay.request")
     requests = metrics.REQUESTS.labels("Lookup", "query", "ok")
     statements, before = [], requests._value.get()
@@ -220,11 +220,10 @@ async def test_the_lane_adds_no_statement_and_logs_and_counts_like_the_pipeline(
 
 
 async def test_the_lane_signs_in_and_runs_the_plan_on_one_pooled_connection(
-    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+    client: httpx.AsyncClient,
+    ann: Caller,
 ) -> None:
-    lookup = fresh(LOOKUP)
-    bearer = token("bea@example.com")
-    variables = {"id": await owned_submission(db, client, bearer)}
+    lookup, bearer, variables = ann.lookup, ann.bearer, ann.variables
     checkouts: list[object] = []
 
     def checked_out(connection: object, *_: object) -> None:
@@ -245,11 +244,12 @@ async def test_the_lane_signs_in_and_runs_the_plan_on_one_pooled_connection(
 
 
 async def test_a_fallback_is_tried_once_and_answered_by_the_reference_path(
-    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+    client: httpx.AsyncClient,
+    db: AsyncEngine,
+    token: TokenFactory,
+    ann: Caller,
 ) -> None:
-    lookup = fresh(LOOKUP)
-    bearer = token("cy@example.com")
-    mine = {"id": await owned_submission(db, client, bearer)}
+    lookup, bearer, mine = ann.lookup, ann.bearer, ann.variables
     theirs = {"id": await owned_submission(db, client, token("dee@example.com"))}
     await post(client, bearer, lookup, mine)
 
@@ -263,11 +263,13 @@ async def test_a_fallback_is_tried_once_and_answered_by_the_reference_path(
 
 
 async def test_callers_who_are_not_signed_in_get_the_pipelines_answer_after_one_sign_in(
-    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory, counted: Counted
+    client: httpx.AsyncClient,
+    db: AsyncEngine,
+    token: TokenFactory,
+    counted: StatementCounter,
+    ann: Caller,
 ) -> None:
-    lookup = fresh(LOOKUP)
-    bearer = token("eve@example.com")
-    variables = {"id": await owned_submission(db, client, bearer)}
+    lookup, bearer, variables = ann.lookup, ann.bearer, ann.variables
     await post(client, bearer, lookup, variables)
     gone = token("gone@example.com")
     await make_user(db, "gone@example.com", is_active=False)
@@ -301,11 +303,12 @@ async def test_limits_that_depend_on_variables_still_refuse(
 
 
 async def test_the_rate_limit_charges_each_request_once_whichever_path_answers(
-    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+    client: httpx.AsyncClient,
+    db: AsyncEngine,
+    token: TokenFactory,
+    ann: Caller,
 ) -> None:
-    lookup = fresh(LOOKUP)
-    bearer = token("gus@example.com")
-    mine = {"id": await owned_submission(db, client, bearer)}  # `viewer`: 1 point
+    lookup, bearer, mine = ann.lookup, ann.bearer, ann.variables  # `viewer`: 1 point
     theirs = {"id": await owned_submission(db, client, token("hal@example.com"))}
     # The burst holds 4 lookups; one point went to the sign-in above, so three are left.
     outcomes = []
@@ -314,9 +317,9 @@ async def test_the_rate_limit_charges_each_request_once_whichever_path_answers(
         outcomes.append((response.status_code, lane, error_code(response)))
 
     assert outcomes == [
-        (200, Counter({"unknown_document": 1}), None),  # the pipeline: 5 points
-        (200, Counter({"fallback": 1}), "NOT_FOUND"),  # the lane, then the reference: 5
-        (200, Counter({"answered": 1}), None),  # 5
+        (200, Counter({"unknown_document": 1}), None),  # the pipeline: COST points
+        (200, Counter({"fallback": 1}), "NOT_FOUND"),  # the lane, then the reference: COST
+        (200, Counter({"answered": 1}), None),  # COST
         (200, Counter({"rate_limit": 1}), "RATE_LIMITED"),  # refused by the pipeline
     ]
 
@@ -327,11 +330,10 @@ def error_code(response: httpx.Response) -> str | None:
 
 
 async def test_requests_the_lane_does_not_take_are_answered_by_the_pipeline(
-    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+    client: httpx.AsyncClient,
+    ann: Caller,
 ) -> None:
-    lookup = fresh(LOOKUP)
-    bearer = token("ida@example.com")
-    variables = {"id": await owned_submission(db, client, bearer)}
+    lookup, bearer, variables = ann.lookup, ann.bearer, ann.variables
     known, _ = await post(client, bearer, lookup, variables)
 
     unknown_extension, lane = await post(client, bearer, lookup, variables, extensions={"x": 1})
@@ -354,11 +356,10 @@ def apq(document: str) -> dict[str, Any]:
 
 
 async def test_persisted_queries_the_process_remembers_take_the_lane(
-    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+    client: httpx.AsyncClient,
+    ann: Caller,
 ) -> None:
-    lookup = fresh(LOOKUP)
-    bearer = token("kit@example.com")
-    variables = {"id": await owned_submission(db, client, bearer)}
+    lookup, bearer, variables = ann.lookup, ann.bearer, ann.variables
 
     unknown, unknown_lane = await post(client, bearer, None, variables, extensions=apq(lookup))
     sent, sent_lane = await post(client, bearer, lookup, variables, extensions=apq(lookup))
@@ -382,7 +383,9 @@ async def test_in_trusted_documents_mode_only_trusted_documents_take_the_lane(
     operations = SqlPersistedOperations(db)
     await operations.put(document_hash(lookup), lookup, trusted=True)
     await operations.put(document_hash(untrusted), untrusted)  # APQ-registered, not trusted
-    async for app in _running(settings, postgres_url, Counted(), only_persisted_operations=True):
+    async for app in _running(
+        settings, postgres_url, StatementCounter(), only_persisted_operations=True
+    ):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
             bearer = token("lee@example.com")  # the user, made here: `viewer` is not trusted

@@ -572,3 +572,24 @@ class FakeBlobStore:
 
     async def check(self) -> None:
         return None
+
+
+@dataclass
+class FakeOperations:
+    """An in-memory PersistedOperations that counts its lookups."""
+
+    documents: dict[str, str] = field(default_factory=dict)
+    trusted: set[str] = field(default_factory=set)
+    gets: int = 0
+
+    async def get(self, sha256: str) -> str | None:
+        self.gets += 1
+        return self.documents.get(sha256)
+
+    async def put(self, sha256: str, document: str, trusted: bool = False) -> None:
+        self.documents.setdefault(sha256, document)
+        if trusted:
+            self.trusted.add(sha256)
+
+    async def is_trusted(self, sha256: str) -> bool:
+        return sha256 in self.trusted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from graphql import parse
 
 from graph.execution.extension import KnownQueries
@@ -33,13 +35,14 @@ def test_a_known_query_measures_as_measure_operation_for_each_value_it_reads() -
     entry = known.get(PAGES, "Pages")
     assert entry is not None
     graphql_schema = schema._schema
-    for variables in (
+    cases: list[dict[str, Any]] = [
         {"first": 3, "id": "a", "ids": ["x"], "flag": True},
         {"first": 3, "id": "b", "ids": ["x"], "flag": False},  # the same measure: memoized
         {"first": 50, "id": "a", "ids": ["x", "y"], "flag": True},
         {"first": None, "n": 7, "ids": [], "flag": True},
         {},
-    ):
+    ]
+    for variables in cases:
         expected = measure_operation(graphql_schema, document, "Pages", variables)
         assert entry.measure(graphql_schema, variables) == expected
         assert entry.measure(graphql_schema, variables) == expected

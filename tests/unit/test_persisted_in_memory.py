@@ -10,27 +10,9 @@ import pytest
 from graph.document_cache import document_hash
 from graph.errors import AssayGraphQLError
 from graph.persisted import PersistedQueries, PersistedQueryPolicy
+from tests.unit.fakes import FakeOperations
 
 SEEN, TRUSTED, STORED, NEW = "{ a }", "{ b }", "{ c }", "{ d }"
-
-
-class Store:
-    """An in-memory PersistedOperations."""
-
-    def __init__(self) -> None:
-        self.documents: dict[str, str] = {}
-        self.trusted: set[str] = set()
-
-    async def get(self, sha256: str) -> str | None:
-        return self.documents.get(sha256)
-
-    async def put(self, sha256: str, document: str, trusted: bool = False) -> None:
-        self.documents.setdefault(sha256, document)
-        if trusted:
-            self.trusted.add(sha256)
-
-    async def is_trusted(self, sha256: str) -> bool:
-        return sha256 in self.trusted
 
 
 def extensions(document: str | None) -> dict[str, Any] | None:
@@ -41,7 +23,7 @@ def extensions(document: str | None) -> dict[str, Any] | None:
 
 async def persisted(policy: PersistedQueryPolicy) -> PersistedQueries:
     """SEEN ran here before; TRUSTED is trusted and ran here; STORED is only in the store."""
-    store = Store()
+    store = FakeOperations()
     queries = PersistedQueries(store, policy)
     for document in (SEEN, TRUSTED, STORED):
         await store.put(document_hash(document), document, trusted=document == TRUSTED)

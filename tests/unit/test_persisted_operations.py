@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
 from graphql import GraphQLError
 
@@ -16,27 +14,9 @@ from graph.persisted import (
     PersistedQueryPolicy,
     trusted_documents,
 )
+from tests.unit.fakes import FakeOperations
 
 VIEWER = "{ viewer { id } }"
-
-
-@dataclass
-class FakeOperations:
-    documents: dict[str, str] = field(default_factory=dict)
-    trusted: set[str] = field(default_factory=set)
-    gets: int = 0
-
-    async def get(self, sha256: str) -> str | None:
-        self.gets += 1
-        return self.documents.get(sha256)
-
-    async def put(self, sha256: str, document: str, trusted: bool = False) -> None:
-        self.documents.setdefault(sha256, document)
-        if trusted:
-            self.trusted.add(sha256)
-
-    async def is_trusted(self, sha256: str) -> bool:
-        return sha256 in self.trusted
 
 
 def apq(sha256: str) -> dict[str, object]:
