@@ -173,7 +173,7 @@ class FastLane:
             errors=None,
         )
         metrics.FAST_LANE.labels("answered").inc()
-        return Response(content, headers={"content-type": f"{media_type}; charset=utf-8"})
+        return Response(content, media_type=f"{media_type}; charset=utf-8")
 
 
 def _hand_on(reason: str) -> Response | None:
