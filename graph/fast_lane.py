@@ -36,7 +36,7 @@ from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
 from graph import metrics
 from graph.context import Context
-from graph.execution.extension import CompiledPlans, KnownQueries
+from graph.execution.extension import CompiledPlans, KnownQueries, KnownQuery
 from graph.limits import QueryLimits, check_operation
 from graph.over_http import JSON, negotiate
 from graph.persisted import PersistedQueries
@@ -102,24 +102,24 @@ class FastLane:
             or not (extensions is None or (type(extensions) is dict and extensions.keys() <= _APQ))
         ):
             return _hand_on("not_eligible")
-        if (
-            query is not None
-            and extensions is None
-            and self.known.get(query, operation_name) is None
-        ):
-            return _hand_on("unknown_document")  # the common case, before any sign-in
+        known = None
+        if query is not None and extensions is None:
+            known = self.known.get(query, operation_name)
+            if known is None:
+                return _hand_on("unknown_document")  # the common case, before any sign-in
         # One connection for the sign-in and the plan (the unit of work is reentrant); it is
         # back in the pool before the full pipeline runs, when the request is handed on.
         reader = self.reads()
         async with reader:
             return await self._answer(
-                request, reader, query, operation_name, variables, extensions, media_type
+                request, reader, known, query, operation_name, variables, extensions, media_type
             )
 
     async def _answer(
         self,
         request: Request,
         reader: UnitOfWork,
+        known: KnownQuery | None,
         query: str | None,
         operation_name: str | None,
         variables: dict[str, Any] | None,
@@ -135,9 +135,10 @@ class FastLane:
         )
         if document is None:
             return _hand_on("persisted_query")
-        known = self.known.get(document, operation_name)
-        if known is None:
-            return _hand_on("unknown_document")
+        if known is None:  # named by a persisted query: known by the text it resolved to?
+            known = self.known.get(document, operation_name)
+            if known is None:
+                return _hand_on("unknown_document")
         query = document
         started = time.perf_counter()
         context = self.context_for(request, None, principal_or_error)

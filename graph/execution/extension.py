@@ -235,6 +235,8 @@ class KnownQueries:
         return self._known.get((query, operation_name))
 
     def remember(self, query: str, operation_name: str | None, document: DocumentNode) -> None:
+        if self._known.get((query, operation_name)) is not None:
+            return  # e.g. a GET of a known text: the pipeline answers those every time
         known = KnownQuery(document, operation_name, measured_variables(document))
         self._known.put((query, operation_name), known)
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]

@@ -47,6 +47,8 @@ def test_a_known_query_measures_as_measure_operation_for_each_value_it_reads() -
         assert entry.measure(graphql_schema, variables) == expected
         assert entry.measure(graphql_schema, variables) == expected
     assert len(entry.measures) == 4
+    known.remember(PAGES, "Pages", parse(PAGES))  # the pipeline answering it again (a GET)
+    assert known.get(PAGES, "Pages") is entry  # kept, with what it measured
 
 
 def test_a_document_of_one_operation_is_also_known_without_its_name() -> None:
