@@ -20,7 +20,8 @@ async def _backend_of(engine: AsyncEngine) -> int:
 
 async def _terminate(db: AsyncEngine, pid: int) -> None:
     async with db.connect() as conn:
-        await conn.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": pid})
+        # With a timeout, it returns once the backend has exited (PostgreSQL 14+).
+        await conn.execute(sa.text("select pg_terminate_backend(:pid, 5000)"), {"pid": pid})
         await conn.commit()
     await asyncio.sleep(0.05)
 

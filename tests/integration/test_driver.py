@@ -158,7 +158,8 @@ async def test_a_connection_that_died_is_not_handed_out_again(
     async with SqlUnitOfWork(engine, read_only=True) as uow:
         pid = (await uow.connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
         async with db.connect() as other:
-            await other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            # With a timeout, it returns once the backend has exited (PostgreSQL 14+).
+            await other.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
         with pytest.raises(Exception):  # noqa: B017, PT011  # asyncpg's, whichever it is
             await uow.users.get_by_subject("sub-ann@example.com")
 
