@@ -88,6 +88,20 @@ def _in_key_order(
     return [by_id.get(i) for i in ids]
 
 
+async def _keyed_rows(
+    conn: AsyncConnection,
+    statement: Select,
+    parameters: Parameters,
+    ids: Sequence[UUID],
+    to_entity: Callable[[Row], T],
+    key: str,
+) -> list[T | None]:
+    if not ids:
+        return []
+    rows, columns = await fetch(conn, statement, parameters)
+    return _in_key_order(rows, columns, ids, key, to_entity)
+
+
 async def rows_in_key_order(
     conn: AsyncConnection,
     statement: Select,
@@ -96,10 +110,7 @@ async def rows_in_key_order(
     key: str = "id",
 ) -> list[T | None]:
     """For a statement built per call, its ids already in it (see any_of)."""
-    if not ids:
-        return []
-    result = await conn.execute(statement)
-    return _in_key_order(result, tuple(result.keys()), ids, key, to_entity)
+    return await _keyed_rows(conn, statement, NO_PARAMETERS, ids, to_entity, key)
 
 
 async def rows_for_keys(
@@ -110,10 +121,7 @@ async def rows_for_keys(
     key: str = "id",
 ) -> list[T | None]:
     """For a statement built once with any_key: `ids` are bound as `keys` here."""
-    if not ids:
-        return []
-    rows, columns = await fetch(conn, statement, {"keys": list(ids)})
-    return _in_key_order(rows, columns, ids, key, to_entity)
+    return await _keyed_rows(conn, statement, {"keys": list(ids)}, ids, to_entity, key)
 
 
 async def grouped_in_key_order(
