@@ -20,6 +20,7 @@ ALLOWED_ALGORITHMS = ["RS256"]
 # exp): a key withdrawn from the JWKS stops being honoured within the same bound.
 VERIFIED_TOKEN_SECONDS = 60.0
 VERIFIED_TOKENS_KEPT = 4096
+TIME_CLAIMS_OUT_OF_RANGE = "token time claims (exp, nbf, iat) are out of range"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,9 @@ class JwtVerifier:
             raise Unauthenticated(f"token lacks the {exc.claim} claim") from None
         except jwt.PyJWTError:
             raise Unauthenticated("token signature or claims are invalid") from None
+        except (OverflowError, ValueError, TypeError, OSError):
+            # PyJWT converts the time claims itself: e.g. an infinite exp overflows int().
+            raise Unauthenticated(TIME_CLAIMS_OUT_OF_RANGE) from None
         return claims
 
     def _check_audience(self, claims: dict[str, Any]) -> None:
@@ -134,5 +138,13 @@ def _identity(claims: dict[str, Any]) -> Identity:
         email=str(claims.get("email", "")),
         name=str(claims.get("name", "")),
         groups=tuple(groups),
-        expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=UTC),
+        expires_at=_expiry(claims["exp"]),
     )
+
+
+def _expiry(exp: object) -> datetime:
+    # A correctly signed exp of 1e18 passes PyJWT's checks but is past what a datetime holds.
+    try:
+        return datetime.fromtimestamp(int(exp), tz=UTC)  # type: ignore[call-overload]  # PyJWT checked it is a number
+    except (OverflowError, OSError, ValueError, TypeError):
+        raise Unauthenticated(TIME_CLAIMS_OUT_OF_RANGE) from None

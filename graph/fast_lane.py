@@ -14,7 +14,8 @@ knows what the full pipeline would resolve them to (PersistedQueries.resolve_in_
 Whatever the lane is not sure to answer exactly as the full pipeline would, it hands on,
 untouched and uncharged: another verb or media type, other extensions, the cost header, a
 batch, unknown text, a persisted query to look up or remember, a caller who is not signed
-in, a limit or rate limit that would refuse, or a compiled run that falls back. The full
+in, a limit or rate limit that would refuse, an input the hygiene rule refuses
+(graph/input_hygiene.py), or a compiled run that falls back. The full
 pipeline then answers, reusing the body, the caller and the compiled attempt the lane
 already made (see AssayGraphQL).
 """
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from graphql import GraphQLSchema
+from graphql import GraphQLSchema, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.http.parse_content_type import parse_content_type
@@ -37,6 +38,7 @@ from domain.principal import Principal
 from graph import metrics
 from graph.context import Context
 from graph.execution.extension import CompiledPlans, KnownQueries, KnownQuery
+from graph.input_hygiene import input_problems
 from graph.limits import QueryLimits, check_operation
 from graph.over_http import JSON, negotiate
 from graph.persisted import PersistedQueries
@@ -146,6 +148,8 @@ class FastLane:
         measure = known.measure(self.schema, variables)
         if measure is None or check_operation(measure, self.limits) is not None:
             return _hand_on("limits")
+        if _has_input_problems(self.schema, known, variables, self.limits):
+            return _hand_on("input")  # the pipeline's QueryProtection answers BAD_USER_INPUT
         limiter = self.rate_limiter
         key = rate_limit_key(context, limiter) if limiter is not None else ""
         if limiter is not None and limiter.wait(key, measure.cost, measure.inference_requests):
@@ -175,6 +179,19 @@ class FastLane:
         )
         metrics.FAST_LANE.labels("answered").inc()
         return Response(content, media_type=f"{media_type}; charset=utf-8")
+
+
+def _has_input_problems(
+    schema: GraphQLSchema,
+    known: KnownQuery,
+    variables: dict[str, Any] | None,
+    limits: QueryLimits,
+) -> bool:
+    """The hygiene rule of graph/input_hygiene.py, as QueryProtection applies it."""
+    operation = get_operation_ast(known.document, known.operation_name)
+    return operation is None or bool(
+        input_problems(schema, known.document, operation, variables, limits.inputs)
+    )
 
 
 def _hand_on(reason: str) -> Response | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from domain.errors import InvalidInput, NotFound
@@ -71,6 +71,15 @@ def from_cursor(cursor: str | None, path: str = "after") -> Keyset | None:
         keyset = Keyset(datetime.fromisoformat(created_at), UUID(raw_id))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput({path: "not a cursor returned by this API"}) from None
-    if keyset.created_at.tzinfo is None:
+    if keyset.created_at.tzinfo is None or not _in_range(keyset.created_at):
         raise InvalidInput({path: "not a cursor returned by this API"})
     return keyset
+
+
+def _in_range(moment: datetime) -> bool:
+    # 0001-01-01T00:00:00+14:00 parses, but is in year 0 in UTC: the database cannot hold it.
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
+from graphql import GraphQLError, get_operation_ast
 from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
@@ -18,7 +18,14 @@ from domain.principal import Principal
 from graph import metrics
 from graph.context import Context
 from graph.errors import AssayGraphQLError, code_for
-from graph.limits import QueryLimits, check_document, check_operation, measure_operation
+from graph.input_hygiene import input_problems, invalid_input_error
+from graph.limits import (
+    QueryLimits,
+    check_document,
+    check_operation,
+    measure_operation,
+    too_complex,
+)
 from graph.rate_limit import RateLimiter
 
 COST_HEADER = "x-assay-cost"
@@ -28,6 +35,28 @@ _SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
 def strip_suggestions(message: str) -> str:
     """Drop graphql-core's "Did you mean ...?" hints, which reveal the schema."""
     return _SUGGESTION.sub("", message)
+
+
+# graphql-core's own limits (the parser's token and comment counts, which also count comments,
+# and introspection's list depth) answer as syntax or validation errors: they are limits.
+_PARSER_LIMIT = re.compile(r"^(?:Syntax Error: )?(?:Document|Source) contains more than (\d+) ")
+_INTROSPECTION_DEPTH = "Maximum introspection depth exceeded"
+INTROSPECTION_LIST_DEPTH = 3  # graphql-core's MaxIntrospectionDepthRule.MAX_LIST_DEPTH
+
+
+def parser_limit_error(error: GraphQLError) -> GraphQLError | None:
+    """QUERY_TOO_COMPLEX for an error that is one of graphql-core's limits, else None."""
+    if (match := _PARSER_LIMIT.match(error.message)) is not None:
+        limit = int(match.group(1))
+        return too_complex(error.message, limit + 1, limit)
+    if error.message.startswith(_INTROSPECTION_DEPTH):
+        return too_complex(
+            f"{_INTROSPECTION_DEPTH}: introspection lists nest at most "
+            f"{INTROSPECTION_LIST_DEPTH} deep",
+            INTROSPECTION_LIST_DEPTH + 1,
+            INTROSPECTION_LIST_DEPTH,
+        )
+    return None
 
 
 def rate_limit_key(context: Context, limiter: RateLimiter) -> str:
@@ -73,6 +102,8 @@ class QueryProtection(SchemaExtension):
             result.errors = [self._for_client(error) for error in result.errors]
 
     def _for_client(self, error: GraphQLError) -> GraphQLError:
+        if (refused := parser_limit_error(error)) is not None:
+            return refused
         if self.limits.hide_suggestions:
             error.message = strip_suggestions(error.message)
         return error
@@ -106,6 +137,17 @@ class QueryProtection(SchemaExtension):
             return None
         if (too_complex := check_operation(measure, self.limits)) is not None:
             return too_complex
+        operation = get_operation_ast(context.graphql_document, context.operation_name)
+        if operation is not None and (
+            problems := input_problems(
+                context.schema._schema,
+                context.graphql_document,
+                operation,
+                context.variables,
+                self.limits.inputs,
+            )
+        ):
+            return invalid_input_error(problems)  # refused before the rate limit charges it
         if self.rate_limiter is not None and isinstance(context.context, Context):
             key = rate_limit_key(context.context, self.rate_limiter)
             wait = self.rate_limiter.acquire(key, measure.cost, measure.inference_requests)

@@ -25,6 +25,7 @@ from domain.webhooks import RetrySchedule
 from graph import metrics
 from graph.app import create_app
 from graph.dependencies import AppDependencies
+from graph.input_hygiene import InputBounds
 from graph.limits import QueryLimits
 from graph.persisted import PersistedQueryPolicy
 from graph.rate_limit import RateLimiter, RateLimitPolicy, parse_networks
@@ -313,6 +314,10 @@ def query_limits(settings: Settings) -> QueryLimits:
         hide_suggestions=settings.environment is not Environment.DEVELOPMENT,
         batching=settings.batching,
         max_batch_operations=settings.max_batch_operations,
+        inputs=InputBounds(
+            max_string_bytes=settings.max_string_input_bytes,
+            max_json_bytes=settings.max_json_input_bytes,
+        ),
     )
 
 

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     max_directives: int = Field(default=50, ge=0)
     max_root_fields: int = Field(default=20, ge=1)
     max_query_cost: int = Field(default=10_000, ge=1)
+    max_string_input_bytes: int = Field(default=2048, ge=64, le=1024 * 1024)
+    max_json_input_bytes: int = Field(default=256 * 1024, ge=1024)
     batching: bool = False
     max_batch_operations: int = Field(default=10, ge=1, le=100)
     rate_limit_points_per_second: float = Field(default=200.0, gt=0)

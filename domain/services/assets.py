@@ -39,8 +39,9 @@ class UploadPolicy:
 
 
 def _file_name_problem(name: str) -> str | None:
-    if not 1 <= len(name) <= MAX_FILE_NAME:
-        return f"must be 1 to {MAX_FILE_NAME} characters"
+    # File systems and object stores bound a name's UTF-8 bytes, not its characters.
+    if not 1 <= len(name.encode("utf-8", "surrogatepass")) <= MAX_FILE_NAME:
+        return f"must be 1 to {MAX_FILE_NAME} UTF-8 bytes"
     if "/" in name or "\\" in name:
         return "must not contain path separators"
     if name in {".", ".."} or any(ord(c) < 32 or ord(c) == 127 for c in name):

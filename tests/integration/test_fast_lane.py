@@ -303,6 +303,26 @@ async def test_limits_that_depend_on_variables_still_refuse(
     same(small, again)
 
 
+async def test_the_input_hygiene_rule_refuses_on_the_lane_as_in_the_pipeline(
+    client: httpx.AsyncClient, ann: Caller
+) -> None:
+    lookup, bearer = ann.lookup, ann.bearer
+    await post(client, bearer, lookup, ann.variables)
+    hostile = {"id": ann.variables["id"] + "\x00"}
+
+    refused, refused_lane = await post(client, bearer, lookup, hostile)
+    piped, _ = await post(client, bearer, f"# piped\n{lookup}", hostile)
+
+    assert refused_lane == Counter({"input": 1})
+    error = only_error(refused.json())
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "NUL" in error["extensions"]["fields"]["id"]
+    assert (
+        refused.json()["errors"][0]["extensions"]["fields"]
+        == (piped.json()["errors"][0]["extensions"]["fields"])
+    )
+
+
 async def test_the_rate_limit_charges_each_request_once_whichever_path_answers(
     client: httpx.AsyncClient,
     db: AsyncEngine,

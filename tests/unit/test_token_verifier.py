@@ -417,6 +417,24 @@ async def test_token_with_a_claim_of_the_wrong_type_is_refused(
     await refused(verifier, token, "invalid")
 
 
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [
+        ("exp", 10**18),
+        ("exp", 1e300),
+        ("exp", float("inf")),
+        ("nbf", float("-inf")),
+        ("iat", float("nan")),
+    ],
+)
+async def test_token_with_a_time_claim_out_of_range_is_unauthenticated(
+    verifier: JwtVerifier, keys: Keys, claim: str, value: float
+) -> None:
+    # Correctly signed: only the claim's size is wrong (exp = 1e18 used to raise OSError).
+    token = sign(access_claims(**{claim: value}), keys.private_key, kid=keys.kid)
+    await refused(verifier, token, "out of range|invalid")
+
+
 # --- malformed input -------------------------------------------------------------------------
 
 

@@ -1,0 +1,205 @@
+"""One hygiene rule for every input value, checked once before any resolver runs.
+
+Every argument of the operation (literals, and the variables it uses) is walked against its
+declared type: a string anywhere (a String, an ID, a key or a string inside a JSON value) must
+be valid Unicode without NUL, and within its byte bound; a JSON value must serialise within
+its own bound with finite numbers a 64-bit integer can hold. PostgreSQL refuses NUL in text
+and jsonb, and an oversized value would fail a b-tree index: without this rule both surface
+as INTERNAL from deep inside a mutation. The paths name the argument as the domain does
+(`input.name`, `filter.emailContains`, `input.inputs.3`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLArgument,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    Undefined,
+    get_nullable_type,
+    is_list_type,
+    value_from_ast_untyped,
+)
+from graphql.type.definition import GraphQLNamedType
+
+from graph.errors import AssayGraphQLError
+
+JSON_SCALAR = "JSON"
+MAX_JSON_INTEGER = 2**63 - 1  # what the JSON encoder (orjson) and jsonb round-trip exactly
+MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class InputBounds:
+    max_string_bytes: int = 2048
+    max_json_bytes: int = 256 * 1024
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored as text, or None."""
+    if "\x00" in text:
+        return "must not contain NUL (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (it holds a lone surrogate)"
+    return None
+
+
+def _string_problem(text: str, bounds: InputBounds) -> str | None:
+    problem = text_problem(text)
+    if problem is None and len(text.encode("utf-8")) > bounds.max_string_bytes:
+        problem = f"must be at most {bounds.max_string_bytes} UTF-8 bytes"
+    return problem
+
+
+def _json_items(value: object) -> Iterator[object]:
+    """Every value and key inside a JSON value, without recursion (nesting is unbounded)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        yield item
+        if isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+
+
+def json_problem(value: object, bounds: InputBounds) -> str | None:
+    """Why `value` (a JSON scalar's input) cannot be stored as jsonb, or None."""
+    for item in _json_items(value):
+        if isinstance(item, str):
+            if (problem := text_problem(item)) is not None:
+                return problem
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int) and abs(item) > MAX_JSON_INTEGER:
+            return f"numbers must be between -{MAX_JSON_INTEGER} and {MAX_JSON_INTEGER}"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "numbers must be finite"
+    size = len(orjson.dumps(value))
+    if size > bounds.max_json_bytes:
+        return f"must be at most {bounds.max_json_bytes} bytes of JSON, got {size}"
+    return None
+
+
+class _Walk:
+    def __init__(self, bounds: InputBounds) -> None:
+        self.bounds = bounds
+        self.problems: dict[str, str] = {}
+
+    def value(self, value: object, type_: GraphQLInputType, path: str) -> None:
+        if value is None or value is Undefined or len(self.problems) >= MAX_PROBLEMS:
+            return
+        nullable = get_nullable_type(type_)
+        if is_list_type(nullable):
+            item_type = nullable.of_type
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    self.value(item, item_type, f"{path}.{index}")
+            else:  # a single value coerced into a list of one
+                self.value(value, item_type, path)
+            return
+        if isinstance(nullable, GraphQLInputObjectType):
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    field = nullable.fields.get(key)
+                    if field is not None:
+                        self.value(item, field.type, f"{path}.{key}")
+            return
+        problem = None
+        if isinstance(nullable, GraphQLNamedType) and nullable.name == JSON_SCALAR:
+            problem = json_problem(value, self.bounds)
+        elif isinstance(value, str):
+            problem = _string_problem(value, self.bounds)
+        if problem is not None:
+            self.problems.setdefault(path, problem)
+
+
+def _fields(
+    selection_set: SelectionSetNode | None,
+    parent: GraphQLNamedType | None,
+    schema: GraphQLSchema,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    seen: set[str],
+) -> Iterator[tuple[FieldNode, Mapping[str, GraphQLArgument]]]:
+    """Every field of a selection set with its arguments' definitions, through fragments."""
+    for node in selection_set.selections if selection_set else ():
+        if isinstance(node, FieldNode):
+            definition = getattr(parent, "fields", {}).get(node.name.value)
+            if definition is None:
+                continue  # introspection or unknown: validation's business
+            yield node, definition.args
+            child = _named(definition.type)
+            yield from _fields(node.selection_set, child, schema, fragments, seen)
+        elif isinstance(node, InlineFragmentNode):
+            condition = node.type_condition
+            scope = schema.get_type(condition.name.value) if condition else parent
+            yield from _fields(node.selection_set, scope, schema, fragments, seen)
+        elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
+            seen.add(node.name.value)
+            if (fragment := fragments.get(node.name.value)) is not None:
+                scope = schema.get_type(fragment.type_condition.name.value)
+                yield from _fields(fragment.selection_set, scope, schema, fragments, seen)
+
+
+def _named(type_: Any) -> GraphQLNamedType | None:
+    while hasattr(type_, "of_type"):
+        type_ = type_.of_type
+    return type_ if isinstance(type_, GraphQLNamedType) else None
+
+
+def _variables_with_defaults(
+    operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for definition in operation.variable_definitions or ():
+        if definition.default_value is not None:
+            values[definition.variable.name.value] = value_from_ast_untyped(
+                definition.default_value
+            )
+    values.update(variables or {})
+    return values
+
+
+def input_problems(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any] | None,
+    bounds: InputBounds,
+) -> dict[str, str]:
+    """Argument path -> why its value is refused, for every argument the operation passes."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    values = _variables_with_defaults(operation, variables)
+    walk = _Walk(bounds)
+    root = schema.get_root_type(operation.operation)
+    for node, arguments in _fields(operation.selection_set, root, schema, fragments, set()):
+        for argument in node.arguments or ():
+            definition = arguments.get(argument.name.value)
+            if definition is not None:
+                value = value_from_ast_untyped(argument.value, values)
+                walk.value(value, definition.type, argument.name.value)
+    return walk.problems
+
+
+def invalid_input_error(problems: Mapping[str, str]) -> AssayGraphQLError:
+    summary = "; ".join(f"{path}: {text}" for path, text in problems.items())
+    return AssayGraphQLError(f"invalid input: {summary}", "BAD_USER_INPUT", fields=dict(problems))
