@@ -52,6 +52,16 @@ class AssetRepository(Protocol):
         """PENDING_UPLOAD assets whose upload URL expired before `now`."""
         ...
 
+    async def get_by_object_key(self, object_key: str) -> Asset | None: ...
+    async def deleted_with_expired_grants(self, now: datetime, limit: int) -> list[Asset]:
+        """DELETED assets whose upload URL expired before `now` and whose bytes were not
+        swept since (their upload_expires_at is still set)."""
+        ...
+
+    async def forget_upload_grant(self, asset_id: UUID) -> None:
+        """Clear upload_expires_at: the asset's bytes were swept after its URL expired."""
+        ...
+
     async def list_for_owners(
         self, owner_ids: Sequence[UUID], request: PageRequest, status: AssetStatus | None
     ) -> list[Page[Asset]]: ...

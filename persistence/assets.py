@@ -151,6 +151,29 @@ class SqlAssetRepository:
         )
         return [_asset(row) for row in await self._conn.execute(statement)]
 
+    async def get_by_object_key(self, object_key: str) -> Asset | None:
+        statement = sa.select(*_COLUMNS).where(assets.c.object_key == object_key)
+        row = (await self._conn.execute(statement)).first()
+        return None if row is None else _asset(row)
+
+    async def deleted_with_expired_grants(self, now: datetime, limit: int) -> list[Asset]:
+        statement = (
+            sa.select(*_COLUMNS)
+            .where(
+                assets.c.status == AssetStatus.DELETED.value,
+                assets.c.upload_expires_at < now,
+            )
+            .order_by(assets.c.upload_expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_asset(row) for row in await self._conn.execute(statement)]
+
+    async def forget_upload_grant(self, asset_id: UUID) -> None:
+        await self._conn.execute(
+            sa.update(assets).where(assets.c.id == asset_id).values(upload_expires_at=None)
+        )
+
     async def list_for_owners(
         self, owner_ids: Sequence[UUID], request: PageRequest, status: AssetStatus | None
     ) -> list[Page[Asset]]:

@@ -65,6 +65,11 @@ assets = sa.Table(
         "upload_expires_at",
         postgresql_where=sa.text("status = 'PENDING_UPLOAD'"),
     ),
+    sa.Index(
+        "ix_assets_deleted_grant_expiry",
+        "upload_expires_at",
+        postgresql_where=sa.text("status = 'DELETED' AND upload_expires_at IS NOT NULL"),
+    ),
 )
 
 models = sa.Table(
@@ -257,5 +262,16 @@ persisted_operations = sa.Table(
     sa.Column("is_trusted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    # Who registered an automatic persisted query, for the per-caller quota (NULL: trusted).
+    sa.Column("registered_by", sa.Uuid),
+    sa.Column(
+        "last_used_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Index(
+        "ix_persisted_operations_registered_by_used",
+        "registered_by",
+        "last_used_at",
+        postgresql_where=sa.text("NOT is_trusted"),
     ),
 )

@@ -17,7 +17,7 @@ from auth.jwks import JwksCache, JwksDocument, http_jwks_fetcher
 from auth.local_issuer import LocalIssuer
 from auth.verifier import JwtVerifier, TrustedIssuer
 from domain.ports import BlobStore, ModelRuntime, UnitOfWork, UnitOfWorkFactory
-from domain.services import owned
+from domain.services import assets, owned
 from domain.services.assets import UploadPolicy
 from domain.services.inference import WorkerPolicy
 from domain.services.webhooks import WebhookPolicy
@@ -31,7 +31,7 @@ from graph.persisted import PersistedQueryPolicy
 from graph.rate_limit import RateLimiter, RateLimitPolicy, parse_networks
 from graph.subscriptions import EventBroker
 from integrations.blobs.local import LocalBlobStore
-from integrations.blobs.local_routes import blob_routes
+from integrations.blobs.local_routes import UploadGate, blob_routes
 from integrations.blobs.s3 import S3BlobStore
 from integrations.blobs.signing import load_or_create_signing_key
 from integrations.models.directory import ModelDirectory
@@ -104,7 +104,9 @@ def build_verifier(settings: Settings, issuer: LocalIssuer | None) -> JwtVerifie
     )
 
 
-def build_blob_store(settings: Settings) -> tuple[BlobStore, list[BaseRoute]]:
+def build_blob_store(
+    settings: Settings, may_upload: UploadGate | None = None
+) -> tuple[BlobStore, list[BaseRoute]]:
     if settings.s3_bucket:
         store = S3BlobStore(
             settings.s3_bucket, region=settings.s3_region, endpoint_url=settings.s3_endpoint_url
@@ -116,7 +118,7 @@ def build_blob_store(settings: Settings) -> tuple[BlobStore, list[BaseRoute]]:
         signing_key=load_or_create_signing_key(settings.data_dir / "keys" / "blob-signing.key"),
         max_bytes=settings.max_asset_bytes,
     )
-    return local, list(blob_routes(local))
+    return local, list(blob_routes(local, may_upload))
 
 
 def build_engine(
@@ -346,8 +348,10 @@ def build_app(
     if tracing is not None:
         tracing.instrument_engine(engine)
     issuer = None if settings.uses_cognito else local_issuer(settings)
-    blobs, blob_http_routes = build_blob_store(settings)
     uow, notifier = unit_of_work_factory(engine)
+    blobs, blob_http_routes = build_blob_store(
+        settings, lambda key: assets.accepts_upload(uow(), key)
+    )
     broker = EventBroker(
         queue_size=settings.subscription_queue_size,
         max_connections_per_user=settings.max_connections_per_user,

@@ -155,10 +155,18 @@ async def delete_asset(
     return deleted
 
 
+async def accepts_upload(uow: UnitOfWork, object_key: str) -> bool:
+    """Whether bytes may be stored at `object_key` now: only while its asset awaits them."""
+    async with uow:
+        asset = await uow.assets.get_by_object_key(object_key)
+    return asset is not None and asset.status is AssetStatus.PENDING_UPLOAD
+
+
 async def sweep_stale_uploads(
     uow: UnitOfWork, blobs: BlobStore, *, clock: Clock, limit: int = 100
 ) -> int:
-    """Delete PENDING_UPLOAD assets whose upload URL expired, with any partial bytes."""
+    """Delete PENDING_UPLOAD assets whose upload URL expired, with any partial bytes; then
+    remove the bytes of DELETED assets once their upload URL expired."""
     async with uow:
         stale = await uow.assets.stale_uploads(clock(), limit)
         for asset in stale:
@@ -167,5 +175,20 @@ async def sweep_stale_uploads(
                 replace(asset, status=AssetStatus.DELETED, updated_at=clock()),
                 expected=AssetStatus.PENDING_UPLOAD,
             )
+            await uow.assets.forget_upload_grant(asset.id)  # expired: its bytes are final
         await uow.commit()
-    return len(stale)
+    return len(stale) + await _sweep_deleted_bytes(uow, blobs, clock=clock, limit=limit)
+
+
+async def _sweep_deleted_bytes(
+    uow: UnitOfWork, blobs: BlobStore, *, clock: Clock, limit: int
+) -> int:
+    # A PUT racing deleteAsset, or one to S3 (which cannot ask the asset's status) after it,
+    # can store bytes until the URL expires; after that nothing can, so one delete is final.
+    async with uow:
+        deleted = await uow.assets.deleted_with_expired_grants(clock(), limit)
+        for asset in deleted:
+            await blobs.delete(asset.object_key)
+            await uow.assets.forget_upload_grant(asset.id)
+        await uow.commit()
+    return len(deleted)

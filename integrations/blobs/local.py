@@ -41,6 +41,11 @@ class BodyTooShortError(Exception):
     """The body ended before the size the upload URL promises."""
 
 
+class AlreadyStoredError(Exception):
+    """Bytes are stored at the key already: an upload URL is good for one upload, as S3's
+    conditional write (If-None-Match: *) makes it there."""
+
+
 def _check_key(key: str) -> list[str]:
     if not key or key.startswith("/") or "\\" in key or any(c < " " for c in key):
         raise InvalidKeyError(f"invalid blob key {key!r}")
@@ -226,16 +231,20 @@ class LocalBlobStore:
         return pending
 
     def install(self, key: str, temp: Path, content_type: str) -> None:
-        """Blocking: atomically put a complete, fsynced temp file in place as key."""
-        meta = self._meta_path(key)
+        """Blocking: atomically put a complete, fsynced temp file in place as key; raise
+        AlreadyStoredError when the key holds bytes already (the first upload wins)."""
+        final, meta = self.path_for(key), self._meta_path(key)
         meta_temp, meta_file = _open_temp(meta.parent)
         with meta_file:
             meta_file.write(content_type.encode("ascii"))
             meta_file.flush()
             os.fsync(meta_file.fileno())
         with self._install_lock:
+            if final.exists():
+                _remove_with_empty_parents(meta_temp, self.root / _META_DIR)
+                raise AlreadyStoredError(key)
             _replace_durably(meta_temp, meta)
-            _replace_durably(temp, self.path_for(key))
+            _replace_durably(temp, final)
 
     def _content_type(self, key: str) -> str:
         try:

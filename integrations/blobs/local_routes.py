@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from integrations.blobs.local import (
+    AlreadyStoredError,
     BodyTooLargeError,
     BodyTooShortError,
     InvalidKeyError,
@@ -33,8 +36,18 @@ def _length_problem(request: Request, grant: UploadGrant) -> Response | None:
     return None
 
 
-async def _put(store: LocalBlobStore, request: Request, key: str) -> Response:
+# Whether the key's asset still awaits its bytes (the composition root asks the database).
+UploadGate = Callable[[str], Awaitable[bool]]
+
+
+async def _put(
+    store: LocalBlobStore, request: Request, key: str, may_upload: UploadGate | None
+) -> Response:
     grant = store.authorise_upload(key, request.query_params)
+    if may_upload is not None and not await may_upload(key):
+        return _error(409, "this asset no longer accepts uploads")
+    if await store.size_of(key) is not None:
+        return _error(412, "bytes were uploaded with this URL already; it is good for one upload")
     if grant.size > store.max_bytes:
         return _error(413, "upload larger than this store accepts")
     if request.headers.get("content-type") != grant.content_type:
@@ -51,6 +64,8 @@ async def _put(store: LocalBlobStore, request: Request, key: str) -> Response:
         return _error(413, "body larger than the signed size")
     except BodyTooShortError:
         return _error(400, "body shorter than the signed size")
+    except AlreadyStoredError:
+        return _error(412, "bytes were uploaded with this URL already; it is good for one upload")
     finally:
         await pending.abort()
     return Response(status_code=201, headers={"ETag": f'"{etag}"'})
@@ -70,8 +85,11 @@ async def _get(store: LocalBlobStore, request: Request, key: str) -> Response:
     )
 
 
-def blob_routes(store: LocalBlobStore) -> list[Route]:
-    """The /blobs/{key} route for PUT (upload), GET and HEAD (download) of signed URLs."""
+def blob_routes(store: LocalBlobStore, may_upload: UploadGate | None = None) -> list[Route]:
+    """The /blobs/{key} route for PUT (upload), GET and HEAD (download) of signed URLs.
+
+    A PUT stores bytes once (412 after that), and only while `may_upload` says the key's
+    asset awaits them (409 otherwise)."""
 
     async def endpoint(request: Request) -> Response:
         key = request.path_params["key"]
@@ -80,7 +98,7 @@ def blob_routes(store: LocalBlobStore) -> list[Route]:
         try:
             store.path_for(key)
             if request.method == "PUT":
-                return await _put(store, request, key)
+                return await _put(store, request, key, may_upload)
             return await _get(store, request, key)
         except InvalidKeyError:
             return _error(400, "invalid key")

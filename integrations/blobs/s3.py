@@ -57,6 +57,9 @@ class S3BlobStore:
                 "ContentType": content_type,
                 "ContentLength": size_bytes,
                 "Tagging": PENDING_UPLOAD_TAGGING,
+                # A conditional write: S3 refuses a second PUT to the key (412), so bytes of
+                # a completed asset cannot be replaced with the same URL.
+                "IfNoneMatch": "*",
             },
             ExpiresIn=expires_in,
         )
@@ -64,6 +67,7 @@ class S3BlobStore:
             "Content-Type": content_type,
             "Content-Length": str(size_bytes),
             "x-amz-tagging": PENDING_UPLOAD_TAGGING,
+            "If-None-Match": "*",
         }
         return PresignedUpload(
             url=url, headers=headers, expires_at=issued + timedelta(seconds=expires_in)

@@ -6,10 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graph.ids import to_global_id
+from graph.ids import parse_id, to_global_id
+from persistence.tables import assets
+from server.settings import Settings
 from tests.factories import make_asset, make_user
 from tests.integration.conftest import JSONDict, TokenFactory, gql, local_path, only_error
 
@@ -193,3 +196,49 @@ async def test_complete_with_id_of_another_type_is_not_found(
     body = await gql(client, COMPLETE, {"id": to_global_id("User", amy)}, token("amy@example.com"))
 
     assert only_error(body)["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_put_after_complete_is_refused_and_the_bytes_stay(
+    client: AsyncClient, token: TokenFactory
+) -> None:
+    tok = token("amy@example.com")
+    payload = await _request_upload(client, tok)
+    ident = payload["asset"]["id"]
+    await _put(client, payload)
+    await gql(client, COMPLETE, {"id": ident}, tok)
+
+    replaced = await _put(client, payload, CONTENT.upper())
+
+    assert replaced == 409
+    url = (await gql(client, ASSET, {"id": ident}, tok))["data"]["asset"]["downloadUrl"]
+    assert (await client.get(local_path(url))).content == CONTENT
+
+
+async def test_a_second_put_while_pending_is_refused(
+    client: AsyncClient, token: TokenFactory
+) -> None:
+    payload = await _request_upload(client, token("amy@example.com"))
+
+    first = await _put(client, payload)
+    second = await _put(client, payload, CONTENT.upper())
+
+    assert (first, second) == (201, 412)
+
+
+async def test_put_after_delete_stores_nothing(
+    db: AsyncEngine, client: AsyncClient, token: TokenFactory, settings: Settings
+) -> None:
+    tok = token("amy@example.com")
+    payload = await _request_upload(client, tok)
+    ident = payload["asset"]["id"]
+    await gql(client, DELETE, {"id": ident}, tok)
+
+    status = await _put(client, payload)
+
+    assert status == 409
+    asset_id = parse_id(ident, "Asset")
+    async with db.connect() as conn:
+        key = (
+            await conn.execute(sa.select(assets.c.object_key).where(assets.c.id == asset_id))
+        ).scalar_one()
+    assert not (settings.data_dir / "blobs" / key).exists()

@@ -138,9 +138,12 @@ async def test_upload_url_signs_content_type_and_length(store: S3BlobStore) -> N
         "Content-Type": "image/png",
         "Content-Length": "5",
         "x-amz-tagging": "assay-status=pending-upload",
+        "If-None-Match": "*",
     }
     fields = dict(parse_qsl(urlsplit(upload.url).query))
-    assert fields["X-Amz-SignedHeaders"] == "content-length;content-type;host;x-amz-tagging"
+    assert fields["X-Amz-SignedHeaders"] == (
+        "content-length;content-type;host;if-none-match;x-amz-tagging"
+    )
     assert fields["X-Amz-Expires"] == "300"
 
     signature = fields["X-Amz-Signature"]
@@ -150,6 +153,24 @@ async def test_upload_url_signs_content_type_and_length(store: S3BlobStore) -> N
     html = upload.headers | {"Content-Type": "text/html"}
     assert _query_signature(upload.url, "PUT", html) != signature
     assert _query_signature(upload.url, "PUT", {}) != signature
+
+
+async def test_upload_url_is_good_for_one_put(store: S3BlobStore) -> None:
+    # The conditional write (If-None-Match: *) makes S3 refuse a second PUT to the key, so
+    # a completed asset's bytes cannot be replaced with its upload URL.
+    key = _new_key()
+    upload = await store.presign_upload(
+        key, content_type="text/plain", size_bytes=5, expires_in=300
+    )
+    async with httpx.AsyncClient(timeout=30) as http:
+        first = await http.put(upload.url, content=b"first", headers=upload.headers)
+        second = await http.put(upload.url, content=b"other", headers=upload.headers)
+        url = await store.presign_download(key, expires_in=300, file_name="a.txt")
+        stored = await http.get(url)
+
+    assert (first.status_code, second.status_code) == (200, 412)
+    assert stored.content == b"first"
+    await store.delete(key)
 
 
 async def test_check_passes_for_existing_bucket(store: S3BlobStore) -> None:

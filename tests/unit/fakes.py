@@ -169,6 +169,23 @@ class FakeAssetRepository:
         ]
         return sorted(stale, key=lambda a: (a.upload_expires_at, a.id))[:limit]
 
+    async def get_by_object_key(self, object_key: str) -> Asset | None:
+        return next((a for a in self._data.assets.values() if a.object_key == object_key), None)
+
+    async def deleted_with_expired_grants(self, now: datetime, limit: int) -> list[Asset]:
+        swept = [
+            a
+            for a in self._data.assets.values()
+            if a.status is AssetStatus.DELETED
+            and a.upload_expires_at is not None
+            and a.upload_expires_at < now
+        ]
+        return sorted(swept, key=lambda a: (a.upload_expires_at, a.id))[:limit]
+
+    async def forget_upload_grant(self, asset_id: UUID) -> None:
+        asset = self._data.assets[asset_id]
+        self._data.assets[asset_id] = replace(asset, upload_expires_at=None)
+
     def _owned(self, owner_id: UUID, status: AssetStatus | None) -> list[Asset]:
         return [
             a

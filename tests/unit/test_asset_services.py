@@ -207,6 +207,39 @@ async def test_sweep_deletes_expired_pending_uploads_and_their_bytes_only() -> N
     assert done.object_key in blobs.blobs
 
 
+async def test_sweep_removes_bytes_put_after_delete_once_the_url_expired() -> None:
+    data, blobs, who, clock = FakeData(), FakeBlobStore(), principal(), FakeClock()
+    asset = await request(data, blobs, who, clock=clock)
+    await assets.delete_asset(FakeUnitOfWork(data), blobs, who, asset.id, clock=clock)
+    blobs.blobs[asset.object_key] = b"abc"  # a PUT that raced the delete, or S3's after it
+
+    early = await assets.sweep_stale_uploads(FakeUnitOfWork(data), blobs, clock=clock)
+    clock.advance(seconds=901)
+    swept = await assets.sweep_stale_uploads(FakeUnitOfWork(data), blobs, clock=clock)
+    again = await assets.sweep_stale_uploads(FakeUnitOfWork(data), blobs, clock=clock)
+
+    assert (early, swept, again) == (0, 1, 0)
+    assert asset.object_key not in blobs.blobs
+    assert data.assets[asset.id].upload_expires_at is None
+
+
+async def test_only_a_pending_upload_accepts_bytes() -> None:
+    data, blobs, who, clock = FakeData(), FakeBlobStore(), principal(), FakeClock()
+    pending = await request(data, blobs, who, clock=clock)
+    done = await request(data, blobs, who, clock=clock)
+    blobs.blobs[done.object_key] = b"abc"
+    await assets.complete_upload(FakeUnitOfWork(data), blobs, who, done.id, clock=clock)
+    gone = await request(data, blobs, who, clock=clock)
+    await assets.delete_asset(FakeUnitOfWork(data), blobs, who, gone.id, clock=clock)
+
+    accepted = [
+        await assets.accepts_upload(FakeUnitOfWork(data), key)
+        for key in (pending.object_key, done.object_key, gone.object_key, "assets/none")
+    ]
+
+    assert accepted == [True, False, False, False]
+
+
 async def test_sweep_respects_the_limit() -> None:
     data, blobs, who, clock = FakeData(), FakeBlobStore(), principal(), FakeClock()
     for _ in range(3):
