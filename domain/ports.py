@@ -300,9 +300,22 @@ class WebhookSender(Protocol):
 class PersistedOperations(Protocol):
     """GraphQL documents known by the SHA-256 of their text; trusted ones were registered."""
 
-    async def get(self, sha256: str) -> str | None: ...
-    async def put(self, sha256: str, document: str, trusted: bool = False) -> None:
-        """Store the document (kept if present); `trusted` marks it trusted either way."""
+    async def get(self, sha256: str) -> str | None:
+        """The document, marked as used now (least recently used ones are pruned first)."""
+        ...
+
+    async def put(
+        self,
+        sha256: str,
+        document: str,
+        trusted: bool = False,
+        *,
+        registered_by: UUID | None = None,
+        quota: int | None = None,
+    ) -> None:
+        """Store the document (kept if present); `trusted` marks it trusted either way.
+        With `registered_by` and `quota`, that caller's least recently used documents beyond
+        the quota (trusted ones aside) are deleted."""
         ...
 
     async def is_trusted(self, sha256: str) -> bool: ...

@@ -8,8 +8,9 @@ in-process LRU and in the database, so every process knows it).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from uuid import UUID
 
 from graphql import (
     DocumentNode,
@@ -38,6 +39,9 @@ class PersistedQueryPolicy:
     only_trusted: bool = False  # refuse every document that was not registered as trusted
     allow_admin_arbitrary: bool = False  # ... except from administrators
     cache_size: int = 1000
+    # Automatic persisted queries a signed-in caller may keep registered; beyond it, that
+    # caller's least recently used ones are deleted. Anonymous callers register none.
+    quota_per_caller: int = 200
 
 
 @dataclass(frozen=True)
@@ -73,19 +77,27 @@ class PersistedQueries:
         self._trusted: LruCache[str, bool] = LruCache(policy.cache_size)
 
     async def resolve(
-        self, query: str | None, extensions: Mapping[str, object] | None, *, is_admin: bool
+        self,
+        query: str | None,
+        extensions: Mapping[str, object] | None,
+        *,
+        is_admin: bool,
+        charge: Callable[[], None] | None = None,
     ) -> Resolved:
-        """The document a request means; raises AssayGraphQLError with the contract's code."""
+        """The document a request means; raises AssayGraphQLError with the contract's code.
+
+        `charge` is called before each lookup this process cannot answer from memory (a
+        database statement, often for a hash nobody registered): it raises to refuse."""
         sha256 = requested_hash(extensions)
         if sha256 is not None and query is not None and document_hash(query) != sha256:
             raise _bad_input("the query's SHA-256 does not match extensions.persistedQuery")
         if self.policy.only_trusted and not (is_admin and self.policy.allow_admin_arbitrary):
-            return await self._trusted_document(query, sha256)
+            return await self._trusted_document(query, sha256, charge)
         if sha256 is None:
             return Resolved(query)
         if query is not None:
             return Resolved(query, None if self._documents.get(sha256) else sha256)
-        document = await self._lookup(sha256)
+        document = await self._lookup(sha256, charge)
         if document is None:
             raise AssayGraphQLError("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
         return Resolved(document)
@@ -114,35 +126,49 @@ class PersistedQueries:
             return query if self._documents.get(sha256) else None  # else: to remember first
         return self._documents.get(sha256)
 
-    async def remember(self, sha256: str, document: str) -> None:
-        """Keep a document that ran (only those: garbage is not worth storing)."""
+    async def remember(self, sha256: str, document: str, registered_by: UUID | None) -> None:
+        """Keep a document that ran (only those: garbage is not worth storing), registered by
+        a signed-in caller (anonymous ones could fill the store)."""
+        if registered_by is None:
+            return
         self._documents.put(sha256, document)
         if self.store is not None:
-            await self.store.put(sha256, document)
+            await self.store.put(
+                sha256,
+                document,
+                registered_by=registered_by,
+                quota=self.policy.quota_per_caller,
+            )
 
-    async def _lookup(self, sha256: str) -> str | None:
+    async def _lookup(self, sha256: str, charge: Callable[[], None] | None) -> str | None:
         document = self._documents.get(sha256)
         if document is None and self.store is not None:
+            if charge is not None:
+                charge()
             document = await self.store.get(sha256)
             if document is not None:
                 self._documents.put(sha256, document)
         return document
 
-    async def _trusted_document(self, query: str | None, sha256: str | None) -> Resolved:
+    async def _trusted_document(
+        self, query: str | None, sha256: str | None, charge: Callable[[], None] | None
+    ) -> Resolved:
         if sha256 is None and query is not None:
             sha256 = document_hash(query)
-        if sha256 is None or not await self._is_trusted(sha256):
+        if sha256 is None or not await self._is_trusted(sha256, charge):
             raise AssayGraphQLError(ONLY_TRUSTED, "FORBIDDEN")
-        document = query if query is not None else await self._lookup(sha256)
+        document = query if query is not None else await self._lookup(sha256, charge)
         if document is None:
             raise AssayGraphQLError("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
         return Resolved(document)
 
-    async def _is_trusted(self, sha256: str) -> bool:
+    async def _is_trusted(self, sha256: str, charge: Callable[[], None] | None) -> bool:
         # Only "trusted" is cached: a document registered as trusted later must not be
         # refused because this process once saw it untrusted.
         if self._trusted.get(sha256):
             return True
+        if self.store is not None and charge is not None:
+            charge()
         if self.store is None or not await self.store.is_trusted(sha256):
             return False
         self._trusted.put(sha256, True)

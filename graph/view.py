@@ -43,11 +43,12 @@ from graph.over_http import (
     request_error_status,
 )
 from graph.persisted import PersistedQueries
-from graph.protection import query_protection
+from graph.protection import query_protection, rate_limit_key, rate_limited_error
 from graph.request_log import log_operation
 from graph.schema import build_schema
 from graph.websocket_adapter import JsonTextWebSocketAdapter
 
+PERSISTED_LOOKUP_COST = 10  # rate-limit points per persisted document read from the database
 NOT_AN_OPERATION = (
     "The request body must be a JSON object with a string `query` and an object `variables` "
     "(or, when batching is on, an array of such objects)."
@@ -263,6 +264,7 @@ class AssayGraphQL(GraphQL[Context, None]):
                 request_data.query,
                 request_data.extensions,
                 is_admin=isinstance(principal, Principal) and principal.is_admin,
+                charge=lambda: self._charge_lookup(context),
             )
         except AssayGraphQLError as error:
             return _refused(context, request_data, error, started)
@@ -286,8 +288,20 @@ class AssayGraphQL(GraphQL[Context, None]):
             and resolved.document
             and not is_request_error(result.data, result.errors)
         ):
-            await self.persisted.remember(resolved.sha256, resolved.document)
+            signed_in = principal.user_id if isinstance(principal, Principal) else None
+            await self.persisted.remember(resolved.sha256, resolved.document, signed_in)
         return result
+
+    def _charge_lookup(self, context: Context) -> None:
+        """A persisted-document lookup in the database costs the caller points: unknown
+        hashes are free to invent, and each one is a statement."""
+        limiter = self.deps.rate_limiter
+        if limiter is None:
+            return
+        wait = limiter.acquire(rate_limit_key(context, limiter), PERSISTED_LOOKUP_COST)
+        if wait > 0:
+            metrics.RATE_LIMIT_REFUSALS.inc()
+            raise rate_limited_error(wait)
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -395,6 +395,7 @@ def build_app(
             only_trusted=settings.only_persisted_operations,
             allow_admin_arbitrary=settings.allow_admin_arbitrary_operations,
             cache_size=settings.document_cache_size,
+            quota_per_caller=settings.persisted_queries_per_caller,
         ),
         document_cache_size=settings.document_cache_size,
         compiled_execution=settings.compiled_execution,

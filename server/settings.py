@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     compiled_plan_cache_size: int = Field(default=500, ge=0, le=100_000)
     only_persisted_operations: bool = False
     allow_admin_arbitrary_operations: bool = False
+    persisted_queries_per_caller: int = Field(default=200, ge=1, le=100_000)
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,15 +45,16 @@ async def post(
 
 
 async def test_unknown_hash_is_not_found_until_the_client_sends_the_document(
-    client: httpx.AsyncClient, db: AsyncEngine
+    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
 ) -> None:
     document = unique("post")
-    first = await post(client, extensions=apq(document))
+    bearer = token("apq@example.com")
+    first = await post(client, extensions=apq(document), token=bearer)
     error = only_error(first)
     assert error["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
     assert error["message"] == "PersistedQueryNotFound"
     assert error["extensions"]["requestId"]
-    assert (await post(client, query=document, extensions=apq(document)))["data"] == {
+    assert (await post(client, query=document, extensions=apq(document), token=bearer))["data"] == {
         "__typename": "Query"
     }
     assert (await post(client, extensions=apq(document)))["data"] == {"__typename": "Query"}
@@ -61,7 +63,9 @@ async def test_unknown_hash_is_not_found_until_the_client_sends_the_document(
     assert not await stored.is_trusted(document_hash(document))
 
 
-async def test_persisted_queries_work_over_get(client: httpx.AsyncClient, db: AsyncEngine) -> None:
+async def test_persisted_queries_work_over_get(
+    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+) -> None:
     document = "query Named($n: String!) { __type(name: $n) { name } }"
     params = {
         "extensions": json.dumps(apq(document)),
@@ -71,7 +75,8 @@ async def test_persisted_queries_work_over_get(client: httpx.AsyncClient, db: As
     missing = await client.get("/graphql", params=params, headers={"Accept": "*/*"})
     assert missing.status_code == 200
     assert error_codes(missing.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
-    sent = await client.get("/graphql", params={**params, "query": document})
+    signed_in = {"Authorization": f"Bearer {token('get@example.com')}"}
+    sent = await client.get("/graphql", params={**params, "query": document}, headers=signed_in)
     assert sent.json() == {"data": {"__type": {"name": "Query"}}}
     again = await client.get("/graphql", params=params, headers={"Accept": "*/*"})
     assert again.json() == {"data": {"__type": {"name": "Query"}}}
@@ -100,6 +105,55 @@ async def test_a_document_registered_elsewhere_is_found_by_every_process(
     document = unique("elsewhere")
     await SqlPersistedOperations(db).put(document_hash(document), document)
     assert (await post(client, extensions=apq(document)))["data"] == {"__typename": "Query"}
+
+
+async def test_anonymous_callers_run_documents_but_register_none(
+    client: httpx.AsyncClient, db: AsyncEngine
+) -> None:
+    document = unique("anonymous")
+
+    ran = await post(client, query=document, extensions=apq(document))
+    again = await post(client, extensions=apq(document))
+
+    assert ran["data"] == {"__typename": "Query"}
+    assert error_codes(again) == ["PERSISTED_QUERY_NOT_FOUND"]
+    assert await SqlPersistedOperations(db).get(document_hash(document)) is None
+
+
+async def test_a_callers_least_recently_used_documents_beyond_its_quota_are_deleted(
+    db: AsyncEngine,
+) -> None:
+    store, caller, other = SqlPersistedOperations(db), uuid.uuid4(), uuid.uuid4()
+    texts = [unique(f"quota-{n}") for n in range(4)]
+    await store.put(document_hash(texts[3]), texts[3], registered_by=other, quota=2)
+    for text in texts[:2]:
+        await store.put(document_hash(text), text, registered_by=caller, quota=2)
+    await store.get(document_hash(texts[0]))  # used: now more recent than texts[1]
+
+    await store.put(document_hash(texts[2]), texts[2], registered_by=caller, quota=2)
+
+    kept = [await store.get(document_hash(text)) for text in texts]
+    assert kept == [texts[0], None, texts[2], texts[3]]
+
+
+@pytest.fixture(scope="module")
+async def stingy_app(settings: Settings, postgres_url: str) -> AsyncIterator[Starlette]:
+    limits = {"rate_limit_burst": 50, "rate_limit_points_per_second": 0.001}
+    async for app in running_app(settings, postgres_url, **limits):
+        yield app
+
+
+async def test_unknown_hash_lookups_are_charged_to_the_rate_limit(
+    stingy_app: Starlette, db: AsyncEngine
+) -> None:
+    transport = httpx.ASGITransport(app=stingy_app, client=("198.51.100.7", 1234))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        codes = [
+            error_codes(await post(client, extensions=apq(unique(f"guess-{n}")))) for n in range(8)
+        ]
+
+    assert codes[:5] == [["PERSISTED_QUERY_NOT_FOUND"]] * 5  # 10 points each, burst 50
+    assert codes[5:] == [["RATE_LIMITED"]] * 3
 
 
 @pytest.fixture(scope="module")

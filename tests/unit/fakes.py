@@ -598,15 +598,36 @@ class FakeOperations:
     documents: dict[str, str] = field(default_factory=dict)
     trusted: set[str] = field(default_factory=set)
     gets: int = 0
+    registered_by: dict[str, UUID] = field(default_factory=dict)
+    used: dict[str, int] = field(default_factory=dict)  # sha256 -> tick of its last use
 
     async def get(self, sha256: str) -> str | None:
         self.gets += 1
+        if sha256 in self.documents:
+            self.used[sha256] = len(self.used) + self.gets
         return self.documents.get(sha256)
 
-    async def put(self, sha256: str, document: str, trusted: bool = False) -> None:
-        self.documents.setdefault(sha256, document)
+    async def put(
+        self,
+        sha256: str,
+        document: str,
+        trusted: bool = False,
+        *,
+        registered_by: UUID | None = None,
+        quota: int | None = None,
+    ) -> None:
+        if sha256 not in self.documents:
+            self.documents[sha256] = document
+            self.used[sha256] = len(self.used) + self.gets
+            if registered_by is not None and not trusted:
+                self.registered_by[sha256] = registered_by
         if trusted:
             self.trusted.add(sha256)
+        if registered_by is not None and quota is not None:
+            mine = [h for h, who in self.registered_by.items() if who == registered_by]
+            for old in sorted(mine, key=self.used.__getitem__, reverse=True)[quota:]:
+                if old not in self.trusted:
+                    del self.documents[old], self.registered_by[old]
 
     async def is_trusted(self, sha256: str) -> bool:
         return sha256 in self.trusted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ async def persisted(policy: PersistedQueryPolicy) -> PersistedQueries:
     for document in (SEEN, TRUSTED, STORED):
         await store.put(document_hash(document), document, trusted=document == TRUSTED)
     for document in (SEEN, TRUSTED):
-        await queries.remember(document_hash(document), document)
+        await queries.remember(document_hash(document), document, uuid.uuid4())
     await queries.resolve(None, extensions(TRUSTED), is_admin=False)  # this process saw it trusted
     return queries
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from graphql import GraphQLError
 
@@ -41,7 +43,7 @@ async def test_a_document_that_ran_is_found_by_its_hash_from_the_store() -> None
     first = PersistedQueries(store, PersistedQueryPolicy())
     resolved = await first.resolve(VIEWER, apq(sha256), is_admin=False)
     assert (resolved.document, resolved.sha256) == (VIEWER, sha256)
-    await first.remember(sha256, VIEWER)
+    await first.remember(sha256, VIEWER, uuid.uuid4())
     other_process = PersistedQueries(store, PersistedQueryPolicy())
     assert (await other_process.resolve(None, apq(sha256), is_admin=False)).document == VIEWER
     await other_process.resolve(None, apq(sha256), is_admin=False)
@@ -168,3 +170,48 @@ def test_lru_cache_keeps_the_most_recently_used() -> None:
     cache.put("c", 3)
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
     assert len(cache) == 2
+
+
+async def test_anonymous_callers_register_nothing() -> None:
+    store = FakeOperations()
+    queries = PersistedQueries(store, PersistedQueryPolicy())
+
+    await queries.remember(document_hash(VIEWER), VIEWER, None)
+
+    assert store.documents == {}
+    with pytest.raises(AssayGraphQLError):
+        await queries.resolve(None, apq(document_hash(VIEWER)), is_admin=False)
+
+
+async def test_a_caller_keeps_its_quota_of_most_recently_used_documents() -> None:
+    store, caller, other = FakeOperations(), uuid.uuid4(), uuid.uuid4()
+    queries = PersistedQueries(store, PersistedQueryPolicy(quota_per_caller=2, cache_size=0))
+    texts = [f"{{ viewer {{ id }} }} # {n}" for n in range(3)]
+    await queries.remember(document_hash(texts[0]), texts[0], caller)
+    await queries.remember(document_hash(texts[1]), texts[1], caller)
+    await queries.remember(document_hash("{ models { id } }"), "{ models { id } }", other)
+    await queries.resolve(None, apq(document_hash(texts[0])), is_admin=False)  # used again
+
+    await queries.remember(document_hash(texts[2]), texts[2], caller)
+
+    assert set(store.documents.values()) == {texts[0], texts[2], "{ models { id } }"}
+
+
+async def test_a_lookup_the_process_cannot_answer_from_memory_is_charged_first() -> None:
+    charges: list[str] = []
+
+    def charge() -> None:
+        charges.append("lookup")
+        if len(charges) > 1:
+            raise AssayGraphQLError("rate limit exceeded", "RATE_LIMITED")
+
+    queries = PersistedQueries(FakeOperations(), PersistedQueryPolicy())
+    unknown = apq("0" * 64)
+    with pytest.raises(AssayGraphQLError) as first:
+        await queries.resolve(None, unknown, is_admin=False, charge=charge)
+    with pytest.raises(AssayGraphQLError) as second:
+        await queries.resolve(None, unknown, is_admin=False, charge=charge)
+
+    assert code_of(first.value) == PERSISTED_QUERY_NOT_FOUND
+    assert code_of(second.value) == "RATE_LIMITED"
+    assert len(charges) == 2
