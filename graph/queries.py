@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
 from uuid import UUID
 
 import strawberry
 
 from domain.assets import AssetStatus
-from domain.errors import NotFound
-from domain.services import owned, users
+from domain.errors import InvalidInput, NotFound
+from domain.services import owned, users, webhooks
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter as UserFilterValue
 from graph.ids import from_global_id, parse_id
+from graph.loaders import BatchLoader
 from graph.types import (
     AppInfo,
     AssetType,
@@ -27,7 +30,15 @@ from graph.types import (
     page_request,
     submissions_of,
 )
-from graph.webhooks import WebhookQueries, load_webhook_delivery, load_webhook_endpoint
+from graph.webhooks import (
+    WebhookDeliveryType,
+    WebhookEndpointType,
+    WebhookQueries,
+    load_webhook_delivery,
+    load_webhook_endpoint,
+)
+
+MAX_NODE_IDS = 100
 
 
 @strawberry.input
@@ -60,6 +71,41 @@ async def _load_node(info: AppInfo, type_name: str, ident: UUID) -> Node | None:
     return None
 
 
+async def _load_many(info: AppInfo, type_name: str, idents: list[UUID]) -> Sequence[Node | None]:
+    """Nodes of one type in one batched read (one statement), in `idents` order."""
+    loaders, ctx = info.context.loaders, info.context
+    if type_name == "WebhookEndpoint":
+        endpoints = await webhooks.get_endpoints(ctx.uow(), ctx.principal, idents)
+        return [WebhookEndpointType.from_entity(e) if e else None for e in endpoints]
+    if type_name == "WebhookDelivery":
+        deliveries = await webhooks.get_deliveries(ctx.uow(), ctx.principal, idents)
+        return [WebhookDeliveryType.from_entity(d) if d else None for d in deliveries]
+    batched: dict[str, tuple[BatchLoader[UUID, Any], Callable[[Any], Node]]] = {
+        "User": (loaders.user_by_id, UserType.from_entity),
+        "Asset": (loaders.asset_by_id, AssetType.from_entity),
+        "Submission": (loaders.submission_by_id, SubmissionType.from_entity),
+        "Result": (loaders.result_by_id, ResultType.from_entity),
+        "Model": (loaders.model_by_id, ModelType.from_entity),
+    }
+    if type_name not in batched:
+        return [None] * len(idents)
+    loader, to_node = batched[type_name]
+    return [to_node(e) if e else None for e in await loader.load_many(idents)]
+
+
+async def _load_nodes(info: AppInfo, decoded: list[tuple[str, UUID]]) -> list[Node | None]:
+    """One batched read per type named, not one per id."""
+    by_type: dict[str, dict[UUID, None]] = {}
+    for type_name, ident in decoded:
+        by_type.setdefault(type_name, {})[ident] = None  # an ordered set
+    found: dict[tuple[str, UUID], Node | None] = {}
+    for type_name, unique in by_type.items():
+        idents = list(unique)
+        nodes = await _load_many(info, type_name, idents)
+        found.update(zip(((type_name, i) for i in idents), nodes, strict=True))
+    return [found[key] for key in decoded]
+
+
 async def _require(info: AppInfo, global_id: str, expected: str) -> Node:
     ident = parse_id(global_id, expected)
     node = await _load_node(info, expected, ident) if ident else None
@@ -78,10 +124,14 @@ class Query(WebhookQueries):
             raise NotFound(type_name, id)
         return node
 
-    @strawberry.field(description="Objects by global id, null for those the caller cannot see.")
+    @strawberry.field(
+        description="Objects by global id (at most 100), null for those the caller cannot see."
+    )
     async def nodes(self, info: AppInfo, ids: list[strawberry.ID]) -> list[Node | None]:
+        if len(ids) > MAX_NODE_IDS:
+            raise InvalidInput({"ids": f"at most {MAX_NODE_IDS} ids, got {len(ids)}"})
         decoded = [from_global_id(i, f"ids.{n}") for n, i in enumerate(ids)]
-        return [await _load_node(info, type_name, ident) for type_name, ident in decoded]
+        return await _load_nodes(info, decoded)
 
     @strawberry.field(description="The signed-in user.")
     async def viewer(self, info: AppInfo) -> UserType:
