@@ -29,10 +29,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _seed_pending(db: AsyncEngine, count: int) -> set[UUID]:
-    owner = await make_user(db)
-    model = await make_model(db)
-    past = _now() - timedelta(seconds=5)
+async def _seed_pending(
+    db: AsyncEngine, count: int, owner: UUID | None = None, seconds_ago: float = 5
+) -> set[UUID]:
+    owner = owner or await make_user(db)
+    model = await make_model(db, name=f"m-{uuid.uuid4().hex[:8]}")
+    past = _now() - timedelta(seconds=seconds_ago)
     ids = [uuid.uuid4() for _ in range(count)]
     rows = [
         {"id": ident, "owner_id": owner, "model_id": model, "input": {"n": n}}
@@ -62,6 +64,20 @@ async def _claimer(db: AsyncEngine) -> list[UUID]:
         taken.extend(s.id for s in batch)
         await asyncio.sleep(0)
     return taken
+
+
+async def test_claims_take_turns_across_owners(db: AsyncEngine) -> None:
+    # Four callers queued 300 each a minute ago; a fifth queues one now. Claims in queue
+    # order would reach the fifth caller after 1,200 rows; taking turns, in the first claim.
+    backlogs = [await _seed_pending(db, 300, seconds_ago=60) for _ in range(4)]
+    [late] = await _seed_pending(db, 1, seconds_ago=1)
+
+    first = {s.id for s in await _claim(db, limit=8)}
+    second = {s.id for s in await _claim(db, limit=8)}
+
+    assert late in first
+    assert all(len(first & backlog) >= 1 for backlog in backlogs)
+    assert all(len(second & backlog) == 2 for backlog in backlogs)
 
 
 async def test_concurrent_claimers_take_every_submission_exactly_once(db: AsyncEngine) -> None:
