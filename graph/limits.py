@@ -264,6 +264,9 @@ class OperationMeasure:
     root_fields: int
     cost: int
     inference_requests: int
+    # Inference requests per root field, by response key (alias or name): what to give back
+    # when that field is refused.
+    inference_fields: tuple[tuple[str, int], ...] = ()
 
 
 def _variables_with_defaults(
@@ -296,13 +299,15 @@ def measure_operation(
     analysis = _Analysis(schema, fragments, values)
     root = schema.get_root_type(operation.operation)
     measure = analysis.selections(operation.selection_set, root)
+    inference = _inference_requests(analysis, operation)
     return OperationMeasure(
         depth=measure.depth,
         aliases=measure.aliases,
         directives=measure.directives + len(operation.directives or ()),
         root_fields=measure.width,
         cost=measure.cost,
-        inference_requests=_inference_requests(analysis, operation),
+        inference_requests=sum(count for _, count in inference),
+        inference_fields=tuple(inference),
     )
 
 
@@ -323,11 +328,13 @@ def _root_fields(analysis: _Analysis, selection_set: SelectionSetNode) -> list[F
     return fields
 
 
-def _inference_requests(analysis: _Analysis, operation: OperationDefinitionNode) -> int:
-    """Inference requests a mutation makes: one per submission it creates."""
+def _inference_requests(
+    analysis: _Analysis, operation: OperationDefinitionNode
+) -> list[tuple[str, int]]:
+    """Inference requests a mutation makes, per root field: one per submission it creates."""
     if operation.operation.value != "mutation":
-        return 0
-    total = 0
+        return []
+    fields: list[tuple[str, int]] = []
     for node in _root_fields(analysis, operation.selection_set):
         if node.name.value not in INFERENCE_MUTATIONS:
             continue
@@ -336,8 +343,8 @@ def _inference_requests(analysis: _Analysis, operation: OperationDefinitionNode)
             payload = analysis.argument(node, "input", None)
             inputs = payload.get("inputs") if isinstance(payload, dict) else None
             count = max(1, len(inputs)) if isinstance(inputs, list) else 1
-        total += count
-    return total
+        fields.append(((node.alias or node.name).value, count))
+    return fields
 
 
 def check_operation(measure: OperationMeasure, limits: QueryLimits) -> AssayGraphQLError | None:

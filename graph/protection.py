@@ -13,7 +13,7 @@ from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from domain.errors import RateLimited
+from domain.errors import DomainError, RateLimited
 from domain.principal import Principal
 from graph import metrics
 from graph.context import Context
@@ -89,6 +89,7 @@ class QueryProtection(SchemaExtension):
         self.rate_limiter = rate_limiter
         self.rejection: GraphQLError | None = None
         self.cost: int | None = None
+        self.charged: tuple[str, tuple[tuple[str, int], ...]] | None = None
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -120,6 +121,22 @@ class QueryProtection(SchemaExtension):
         if error is not None:
             self.execution_context.result = GraphQLExecutionResult(data=None, errors=[error])
         yield
+        self._refund_refused_inference()
+
+    def _refund_refused_inference(self) -> None:
+        """Only accepted work spends the inference rate: a root field refused with a domain
+        error (invalid input, unknown model, a conflict) queued nothing, so it costs nothing."""
+        charged, result = self.charged, self.execution_context.result
+        if charged is None or self.rate_limiter is None or result is None or not result.errors:
+            return
+        key, fields = charged
+        refused = {
+            error.path[0]
+            for error in result.errors
+            if error.path and len(error.path) == 1 and isinstance(error.original_error, DomainError)
+        }
+        returned = sum(count for name, count in fields if name in refused)
+        self.rate_limiter.refund_inference(key, returned)
 
     def _refusal(self) -> GraphQLError | None:
         context = self.execution_context
@@ -156,6 +173,8 @@ class QueryProtection(SchemaExtension):
                 if context.context.response is not None:
                     context.context.response.headers["Retry-After"] = str(math.ceil(wait))
                 return rate_limited_error(wait)
+            if measure.inference_requests:
+                self.charged = (key, measure.inference_fields)
         self.cost = measure.cost
         if isinstance(context.context, Context):
             context.context.cost = measure.cost  # for the request log

@@ -111,6 +111,11 @@ class RateLimiter:
             self.inference.take(key, inference_requests)
         return 0.0
 
+    def refund_inference(self, key: str, inference_requests: int) -> None:
+        """Give back inference requests that were charged but refused (never queued)."""
+        if inference_requests > 0:
+            self.inference.take(key, -inference_requests)
+
     def _is_trusted(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)

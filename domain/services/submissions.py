@@ -86,7 +86,8 @@ def _new_submission(
 async def create_submission(
     uow: UnitOfWork, principal: Principal, request: SubmissionRequest, *, clock: Clock
 ) -> Submission:
-    """Store a PENDING submission; the same idempotency key returns the first one."""
+    """Store a PENDING submission; the same idempotency key returns the first one (CONFLICT
+    when it came with another model or input)."""
     key = request.idempotency_key
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise InvalidInput(
@@ -103,6 +104,12 @@ async def create_submission(
         if created:
             await uow.events.append([submission_event(EventType.SUBMISSION_CREATED, submission)])
             await uow.commit()
+    if not created and (submission.model_id, submission.input) != (model.id, request.input):
+        # Replaying a key means "the same request again"; another request under it is a
+        # client bug that silently returning the first submission would hide.
+        raise Conflict(
+            "this idempotencyKey was used for a request with another model or input; use a new key"
+        )
     return submission
 
 

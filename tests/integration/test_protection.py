@@ -169,10 +169,15 @@ async def test_rate_limit_refuses_with_retry_after(
 
 
 async def test_inference_has_its_own_lower_budget(
-    strict_client: httpx.AsyncClient, token: TokenFactory
+    strict_client: httpx.AsyncClient, token: TokenFactory, default_models: dict[str, str]
 ) -> None:
     bearer = token("infer@example.com")
-    create = 'createSubmission(input: {modelId: "x", input: {}}) { submission { id } }'
+    # Accepted work: refused submissions (e.g. an unknown model) are given back.
+    iris = "{sepal_length_cm: 5.1, sepal_width_cm: 3.5, petal_length_cm: 1.4, petal_width_cm: 0.2}"
+    model = default_models["iris-species"]
+    create = (
+        f'createSubmission(input: {{modelId: "{model}", input: {iris}}}) {{ submission {{ id }} }}'
+    )
     # A request over the burst passes on a full bucket and leaves a debt: 2 - 1 = -1.
     first = await gql(strict_client, f"mutation {{ a: {create} b: {create} }}", token=bearer)
 
@@ -315,3 +320,65 @@ async def test_server_still_answers_after_abuse(
     body = await gql(client, VIEWER, token=token("after@example.com"))
 
     assert body["data"]["viewer"]["id"]
+
+
+@pytest.fixture(scope="module")
+async def inference_app(settings: Settings, postgres_url: str) -> AsyncIterator[Starlette]:
+    """An inference budget of 10 that does not refill during a test."""
+    budget = {"inference_burst": 10, "inference_rate_per_second": 0.001}
+    async for app in running_app(settings, postgres_url, **budget):
+        yield app
+
+
+BATCH = """
+mutation($input: BatchInferenceInput!) { batchInference(input: $input) { submissions { id } } }
+"""
+
+
+async def test_refused_batches_do_not_spend_the_inference_rate(
+    inference_app: Starlette, db: AsyncEngine, token: TokenFactory, default_models: dict[str, str]
+) -> None:
+    model = default_models["iris-species"]
+    valid = {
+        "sepal_length_cm": 5.1,
+        "sepal_width_cm": 3.5,
+        "petal_length_cm": 1.4,
+        "petal_width_cm": 0.2,
+    }
+    bearer = token("batcher@example.com")
+    transport = httpx.ASGITransport(app=inference_app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        codes = [
+            error_codes(await gql(client, BATCH, {"input": batch}, token=bearer))
+            for batch in (
+                {"modelId": model, "inputs": [{"wrong": n} for n in range(8)]},
+                {"modelId": model, "inputs": [{"wrong": n} for n in range(8)]},
+                {"modelId": model, "inputs": [valid] * 8},
+                {"modelId": model, "inputs": [valid] * 8},
+            )
+        ]
+
+    assert codes == [["BAD_USER_INPUT"], ["BAD_USER_INPUT"], [], ["RATE_LIMITED"]]
+
+
+async def test_an_idempotency_key_replayed_with_another_input_is_conflict(
+    client: httpx.AsyncClient, token: TokenFactory, default_models: dict[str, str]
+) -> None:
+    submit = """mutation($input: CreateSubmissionInput!) {
+      createSubmission(input: $input) { submission { id } } }"""
+    sample = {
+        "sepal_length_cm": 5.1,
+        "sepal_width_cm": 3.5,
+        "petal_length_cm": 1.4,
+        "petal_width_cm": 0.2,
+    }
+    request = {"modelId": default_models["iris-species"], "input": sample, "idempotencyKey": "k1"}
+    bearer = token("replay@example.com")
+
+    first = await gql(client, submit, {"input": request}, token=bearer)
+    same = await gql(client, submit, {"input": request}, token=bearer)
+    other = {**request, "input": {**sample, "sepal_length_cm": 6.0}}
+    changed = await gql(client, submit, {"input": other}, token=bearer)
+
+    assert same["data"] == first["data"]
+    assert error_codes(changed) == ["CONFLICT"]

@@ -122,11 +122,28 @@ async def test_same_idempotency_key_returns_the_first_submission() -> None:
     model = add_model(data)
 
     first = await create(data, who, SubmissionRequest(model.id, {"x": 1}, idempotency_key="k"))
-    second = await create(data, who, SubmissionRequest(model.id, {"x": 2}, idempotency_key="k"))
+    second = await create(data, who, SubmissionRequest(model.id, {"x": 1}, idempotency_key="k"))
 
     assert second == first
     assert len(data.submissions) == 1
     assert len(data.events) == 1
+
+
+@pytest.mark.parametrize("changed", ["input", "model"])
+async def test_same_idempotency_key_with_another_model_or_input_is_conflict(changed: str) -> None:
+    data, who = FakeData(), principal()
+    model, other = add_model(data), add_model(data)
+    await create(data, who, SubmissionRequest(model.id, {"x": 1}, idempotency_key="k"))
+    replay = (
+        SubmissionRequest(model.id, {"x": 2}, idempotency_key="k")
+        if changed == "input"
+        else SubmissionRequest(other.id, {"x": 1}, idempotency_key="k")
+    )
+
+    with pytest.raises(Conflict, match="idempotencyKey"):
+        await create(data, who, replay)
+
+    assert len(data.submissions) == 1
 
 
 async def test_same_idempotency_key_of_two_callers_gives_two_submissions() -> None:
