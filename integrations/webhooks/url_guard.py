@@ -23,10 +23,35 @@ class UnsafeUrl(Exception):
     """The URL may not be called: a bad scheme, an unresolvable name or a forbidden address."""
 
 
+# IPv6 forms that carry an IPv4 address a gateway would forward to: NAT64 (RFC 6052's
+# well-known prefix, and RFC 8215's local-use prefix), besides 6to4 and Teredo below.
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address routes to through a translator or tunnel."""
+    found = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:  # 2002::/16
+        found.append(address.sixtofour)
+    if address.teredo is not None:  # 2001::/32: (server, client)
+        found.extend(address.teredo)
+    if address in NAT64_WELL_KNOWN or address in NAT64_LOCAL_USE:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
 def address_problem(address: IPAddress, *, allow_private_networks: bool) -> str | None:
     """Why webhooks may not go to `address`, or None when they may."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        for inner in embedded_ipv4(address):
+            problem = address_problem(inner, allow_private_networks=allow_private_networks)
+            if problem is not None:
+                return f"{problem} ({inner}) inside an IPv6 address"
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if allow_private_networks:
@@ -38,6 +63,7 @@ def address_problem(address: IPAddress, *, allow_private_networks: bool) -> str 
         (address.is_private, "a private address"),
         (address.is_reserved, "a reserved address"),
         (address.is_unspecified, "an unspecified address"),
+        (address in NAT64_LOCAL_USE, "a local-use NAT64 address"),
         (not address.is_global, "not a public address"),
     ]
     return next((reason for failed, reason in checks if failed), None)
