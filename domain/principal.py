@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 from uuid import UUID
 
+from domain.errors import Forbidden
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -37,6 +39,15 @@ class Owned(Protocol):
 
 
 OwnedT = TypeVar("OwnedT", bound=Owned)
+
+
+def require_owner(principal: Principal, item: OwnedT, kind: str) -> OwnedT:
+    """Writes are the owner's alone. Administrators read everyone's objects (support needs
+    it) and may deactivate users, but completing, deleting, cancelling or retrying another
+    user's work would act in that user's name and spend their quota: Forbidden."""
+    if item.owner_id != principal.user_id:
+        raise Forbidden(f"only its owner may change this {kind}; administrators may only read it")
+    return item
 
 
 def visible_only(principal: Principal, items: Sequence[OwnedT | None]) -> list[OwnedT | None]:

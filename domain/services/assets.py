@@ -12,7 +12,7 @@ from domain.assets import Asset, AssetStatus
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events import EventType, NewEvent
 from domain.ports import BlobStore, Clock, PresignedUpload, UnitOfWork
-from domain.principal import Principal, visible_only
+from domain.principal import Principal, require_owner, visible_only
 
 MAX_FILE_NAME = 255
 DEFAULT_CONTENT_TYPES = frozenset(
@@ -113,7 +113,7 @@ async def _owned(uow: UnitOfWork, principal: Principal, asset_id: UUID) -> Asset
     [asset] = visible_only(principal, await uow.assets.get_many([asset_id]))
     if asset is None or asset.status is AssetStatus.DELETED:
         raise NotFound("Asset", asset_id)
-    return asset
+    return require_owner(principal, asset, "asset")
 
 
 async def _transition(uow: UnitOfWork, asset: Asset, status: AssetStatus, clock: Clock) -> Asset:

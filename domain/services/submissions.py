@@ -13,7 +13,7 @@ from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events import EventType, NewEvent
 from domain.models import JSONValue, Model
 from domain.ports import Clock, UnitOfWork
-from domain.principal import Principal, visible_only
+from domain.principal import Principal, require_owner, visible_only
 from domain.submissions import Submission, SubmissionStatus
 from domain.validation import schema_errors
 
@@ -148,6 +148,7 @@ async def _change(
         [found] = visible_only(principal, await uow.submissions.get_many([submission_id]))
         if found is None:
             raise NotFound("Submission", submission_id)
+        require_owner(principal, found, "submission")
         changed = found.retried(clock()) if retry else found.cancelled(clock())
         saved = await uow.submissions.save_state(changed, expected=found.status)
         if saved is None:

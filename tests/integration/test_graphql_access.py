@@ -163,3 +163,39 @@ async def test_user_of_self_is_visible(
     body = await gql(client, LOOKUPS["user"], {"id": ident}, token("carol@example.com"))
 
     assert body == {"data": {"user": {"id": ident}}}
+
+
+async def test_admins_read_but_do_not_change_anothers_assets_or_submissions(
+    db: AsyncEngine, client: AsyncClient, token: TokenFactory
+) -> None:
+    bob = await make_user(db, "bob@example.com")
+    model = await make_model(db)
+    pending = to_global_id("Submission", await make_submission(db, bob, model, status="PENDING"))
+    failed = to_global_id("Submission", await make_submission(db, bob, model, status="FAILED"))
+    asset = to_global_id("Asset", await make_asset(db, bob))
+    admin = token("root@example.com", ["admin"])
+    writes = [
+        ("mutation($id: ID!) { cancelSubmission(id: $id) { submission { id } } }", pending),
+        ("mutation($id: ID!) { retrySubmission(id: $id) { submission { id } } }", failed),
+        ("mutation($id: ID!) { completeAssetUpload(id: $id) { asset { id } } }", asset),
+        ("mutation($id: ID!) { deleteAsset(id: $id) { asset { id } } }", asset),
+    ]
+
+    codes = [
+        only_error(await gql(client, mutation, {"id": ident}, admin))["extensions"]["code"]
+        for mutation, ident in writes
+    ]
+
+    assert codes == ["FORBIDDEN"] * 4
+    read = await gql(client, "query($id: ID!) { node(id: $id) { id } }", {"id": asset}, admin)
+    assert read["data"] == {"node": {"id": asset}}
+    states = await gql(
+        client,
+        "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Submission { status } "
+        "... on Asset { assetStatus: status } } }",
+        {"ids": [pending, failed, asset]},
+        token("bob@example.com"),
+    )
+    assert "errors" not in states, states
+    found = [n.get("status") or n.get("assetStatus") for n in states["data"]["nodes"]]
+    assert found == ["PENDING", "FAILED", "AVAILABLE"]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from domain.assets import Asset, AssetStatus
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.events import EventType
 from domain.principal import Principal
 from domain.services import assets
@@ -238,6 +238,21 @@ async def test_only_a_pending_upload_accepts_bytes() -> None:
     ]
 
     assert accepted == [True, False, False, False]
+
+
+async def test_admins_may_not_complete_or_delete_anothers_asset() -> None:
+    data, blobs, owner, clock = FakeData(), FakeBlobStore(), principal(), FakeClock()
+    pending = await request(data, blobs, owner, clock=clock)
+    blobs.blobs[pending.object_key] = b"abc"
+    admin = principal(is_admin=True)
+
+    with pytest.raises(Forbidden):
+        await assets.complete_upload(FakeUnitOfWork(data), blobs, admin, pending.id, clock=clock)
+    with pytest.raises(Forbidden):
+        await assets.delete_asset(FakeUnitOfWork(data), blobs, admin, pending.id, clock=clock)
+
+    assert data.assets[pending.id].status is AssetStatus.PENDING_UPLOAD
+    assert blobs.deleted == []
 
 
 async def test_sweep_respects_the_limit() -> None:

@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from domain.assets import Asset, AssetStatus
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.events import EventType
 from domain.models import Model
 from domain.principal import Principal
@@ -327,19 +327,26 @@ async def test_retry_of_non_failed_submission_is_conflict(status: SubmissionStat
         )
 
 
-async def test_cancel_of_anothers_submission_is_not_found_but_admin_may() -> None:
+async def test_cancel_of_anothers_submission_is_not_found_and_forbidden_to_admins() -> None:
     data, owner = FakeData(), principal()
     pending = await stored(data, owner, SubmissionStatus.PENDING)
+    failed = await stored(data, owner, SubmissionStatus.FAILED)
 
     with pytest.raises(NotFound):
         await submissions.cancel_submission(
             FakeUnitOfWork(data), principal(), pending.id, clock=FakeClock()
         )
     admin = principal(is_admin=True)
-    cancelled = await submissions.cancel_submission(
-        FakeUnitOfWork(data), admin, pending.id, clock=FakeClock()
-    )
-    assert cancelled.status is SubmissionStatus.CANCELLED
+    with pytest.raises(Forbidden):
+        await submissions.cancel_submission(
+            FakeUnitOfWork(data), admin, pending.id, clock=FakeClock()
+        )
+    with pytest.raises(Forbidden):
+        await submissions.retry_submission(
+            FakeUnitOfWork(data), admin, failed.id, clock=FakeClock()
+        )
+    assert data.submissions[pending.id].submission.status is SubmissionStatus.PENDING
+    assert data.submissions[failed.id].submission.status is SubmissionStatus.FAILED
 
 
 def _entity(status: SubmissionStatus) -> Submission:
