@@ -1,8 +1,8 @@
-"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W5.
+"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W6.
 
 W1 and W2 run on two Assay servers, one after the other on the same database: with
 compiled execution (the default settings) and with the reference executor
-(ASSAY_COMPILED_EXECUTION=false); W3-W5 on the last one started (the compiled one).
+(ASSAY_COMPILED_EXECUTION=false); W3-W6 on the last one started (the compiled one).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import asyncpg
 import httpx
 import orjson
 
-from bench import fanout, load, measure, procs, workloads
+from bench import fair_queue, fanout, load, measure, procs, workloads
 from bench.compile import compile_times
 from bench.encoding import global_id
 from bench.report import MIB, Report, Row, markdown, write_json
@@ -43,6 +43,8 @@ ASSAY_VARIANTS: Mapping[str, tuple[str, Mapping[str, str]]] = {
     "compiled": ("assay (compiled)", {}),
 }
 
+
+FAIR_QUEUE_BACKLOGS = ("queue1", "queue2", "queue3", "queue4")
 
 BENCH_LIMITS = {
     "ASSAY_MAX_QUERY_COST": "1000000",
@@ -81,7 +83,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--subscribers", type=int, default=200)
     p.add_argument("--fanout-events", type=int, help="W4 submissions (30; --quick 5)")
     p.add_argument("--batch-size", type=int, default=1000, help="W5 inputs")
-    p.add_argument("--only", default="W1,W2,W3,W4,W5", help="workloads to run")
+    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6", help="workloads to run")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument(
         "--executors",
@@ -225,6 +227,7 @@ class Bench:
     def issue_tokens(self) -> dict[str, str]:
         """`assay token` for each role, run side by side (each start-up takes seconds)."""
         roles = {"admin": ["--group", "admin"], "writer": [], "fanout": [], "batch": []}
+        roles |= {role: [] for role in (*FAIR_QUEUE_BACKLOGS, "prompt")}  # W6
         children = {
             role: subprocess.Popen(
                 [str(procs.ASSAY), "token", "--email", f"bench-{role}@example.com",
@@ -406,6 +409,27 @@ class Bench:
         }
         log(f"W5: {o.batch_size} inferences in {elapsed:.1f} s after the mutation")
 
+    def fair_queue(self, assay: Server) -> None:
+        """W6: 4 callers queue 2,000 each, then another caller's runInference is timed."""
+        worker = procs.start("assay-worker", [str(procs.ASSAY), "worker"], self.env, self.workdir)
+        try:
+            result = asyncio.run(
+                fair_queue.fair_queue(
+                    assay.port,
+                    self.iris_id,
+                    [self.tokens[role] for role in FAIR_QUEUE_BACKLOGS],
+                    self.tokens["prompt"],
+                )
+            )
+        finally:
+            worker.stop()
+        section = asdict(result)
+        section["worker"] = "one `assay worker` process, default batch size and concurrency"
+        self.report.extra["W6 fair queue (4 x 2,000 queued, another caller's runInference)"] = (
+            section
+        )
+        log(f"W6: runInference p95 {result.p95_ms:.0f} ms with {result.queued} queued")
+
     def _wait_succeeded(
         self, assay: Server, token: str, count: int, worker: procs.Child, timeout: float
     ) -> float:
@@ -489,6 +513,8 @@ class Bench:
         assert assay is not None
         if "W5" in o.workloads:
             self.batch_inference(assay)
+        if "W6" in o.workloads:
+            self.fair_queue(assay)
         if "W3" in o.workloads:
             w3 = workloads.w3(self.iris_id)
             for c in o.connections:
