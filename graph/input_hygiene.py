@@ -41,6 +41,7 @@ from graph.errors import AssayGraphQLError
 JSON_SCALAR = "JSON"
 MAX_JSON_INTEGER = 2**63 - 1  # what the JSON encoder (orjson) and jsonb round-trip exactly
 MAX_PROBLEMS = 20
+MAX_JSON_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -67,22 +68,24 @@ def _string_problem(text: str, bounds: InputBounds) -> str | None:
     return problem
 
 
-def _json_items(value: object) -> Iterator[object]:
-    """Every value and key inside a JSON value, without recursion (nesting is unbounded)."""
-    pending = [value]
+def _json_items(value: object) -> Iterator[tuple[object, int]]:
+    """Every value and key inside a JSON value with its depth, without recursion."""
+    pending = [(value, 0)]
     while pending:
-        item = pending.pop()
-        yield item
+        item, depth = pending.pop()
+        yield item, depth
         if isinstance(item, Mapping):
-            pending.extend(item.keys())
-            pending.extend(item.values())
+            pending.extend((key, depth + 1) for key in item)
+            pending.extend((inner, depth + 1) for inner in item.values())
         elif isinstance(item, list | tuple):
-            pending.extend(item)
+            pending.extend((inner, depth + 1) for inner in item)
 
 
 def json_problem(value: object, bounds: InputBounds) -> str | None:
     """Why `value` (a JSON scalar's input) cannot be stored as jsonb, or None."""
-    for item in _json_items(value):
+    for item, depth in _json_items(value):
+        if depth > MAX_JSON_DEPTH:  # the encoder (orjson) refuses deeper values
+            return f"must nest at most {MAX_JSON_DEPTH} levels deep"
         if isinstance(item, str):
             if (problem := text_problem(item)) is not None:
                 return problem
