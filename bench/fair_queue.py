@@ -30,6 +30,7 @@ PENDING = "query W6Pending { submissions(first: 1, status: PENDING) { totalCount
 class FairQueueResult:
     queued: int
     samples: int
+    first_ms: float  # behind the whole backlog: the one a first-come queue makes wait longest
     p50_ms: float
     p95_ms: float
     max_ms: float
@@ -101,6 +102,7 @@ async def fair_queue(
     return FairQueueResult(
         queued=per_user * len(backlog_tokens),
         samples=samples,
+        first_ms=latencies[0],
         p50_ms=percentile(latencies, 0.5),
         p95_ms=percentile(latencies, 0.95),
         max_ms=max(latencies),
