@@ -277,7 +277,13 @@ class AssayStack(Stack):
                         s3.HttpMethods.HEAD,
                     ],
                     allowed_origins=[ctx.web_origin],
-                    allowed_headers=["content-type", "content-length", "x-amz-tagging"],
+                    # if-none-match: the upload URL's signed conditional write (single use).
+                    allowed_headers=[
+                        "content-type",
+                        "content-length",
+                        "x-amz-tagging",
+                        "if-none-match",
+                    ],
                     exposed_headers=["ETag"],
                     max_age=3000,
                 )

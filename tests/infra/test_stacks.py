@@ -173,6 +173,7 @@ def test_assets_bucket_is_private_encrypted_and_tls_only(
         "content-type",
         "content-length",
         "x-amz-tagging",
+        "if-none-match",
     }
     assert cors["ExposedHeaders"] == ["ETag"]
     expected_policy = "Retain" if env == "prod" else "Delete"
