@@ -20,7 +20,8 @@ ENV PATH="/opt/venv/bin:${PATH}"
 WORKDIR /src
 # .dockerignore keeps tests, docs, infra, caches and local data out of the context.
 COPY . .
-RUN pip install --no-cache-dir .
+# The versions the tests ran against (constraints.txt is the lock for CPython 3.11 on Linux).
+RUN pip install --no-cache-dir -c constraints.txt .
 
 
 FROM python:3.11.11-slim-bookworm AS runtime

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """CDK entry point: one stack per environment, `Assay-dev` and `Assay-prod`.
 
-    cd infra && npx aws-cdk synth                      # both stacks, no context needed
+    cd infra && npx aws-cdk synth -c certificateArn=arn:aws:acm:...
     npx aws-cdk deploy Assay-prod -c certificateArn=arn:aws:acm:... -c webOrigin=https://app
 
-See the Deploy section of README.md for every context key.
+Every stack needs a certificate (certificateArn, or domainName + hostedZoneId); see
+docs/deploy.md for every context key.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ class EnvironmentConfig:
     worker_max_tasks: int
     log_retention_days: int
     self_sign_up: bool
+    db_enhanced_monitoring: bool
+    access_log_days: int
+    noncurrent_version_days: int
     waf_rate_limit_per_5min: int = 2000
     cpu_target_percent: int = 60
     queue_age_alarm_seconds: int = 900
@@ -56,6 +59,9 @@ DEV = EnvironmentConfig(
     worker_max_tasks=2,
     log_retention_days=7,
     self_sign_up=True,
+    db_enhanced_monitoring=False,
+    access_log_days=30,
+    noncurrent_version_days=7,
 )
 
 PROD = EnvironmentConfig(
@@ -77,6 +83,9 @@ PROD = EnvironmentConfig(
     worker_max_tasks=6,
     log_retention_days=30,
     self_sign_up=False,
+    db_enhanced_monitoring=True,
+    access_log_days=365,
+    noncurrent_version_days=30,
 )
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {"dev": DEV, "prod": PROD}
@@ -108,6 +117,8 @@ class DeployContext:
     logout_urls: tuple[str, ...] = ()
     sagemaker_endpoints: tuple[str, ...] = ()
     domain_name: str | None = None
+    hosted_zone_id: str | None = None
+    hosted_zone_name: str | None = None
     user_pool_domain_prefix: str | None = None
     alarm_email: str | None = None
 
@@ -118,6 +129,13 @@ class DeployContext:
     @property
     def effective_logout_urls(self) -> tuple[str, ...]:
         return self.logout_urls or (self.web_origin,)
+
+    @property
+    def zone_name(self) -> str | None:
+        """The hosted zone's name: given, or the domain name's parent."""
+        if self.hosted_zone_name or not self.domain_name:
+            return self.hosted_zone_name
+        return self.domain_name.partition(".")[2]
 
     @classmethod
     def from_node(cls, node: _Node, environment: str) -> DeployContext:
@@ -134,6 +152,8 @@ class DeployContext:
             logout_urls=_split(get("logoutUrls")),
             sagemaker_endpoints=_split(get("sagemakerEndpoints")),
             domain_name=_optional(get("domainName")),
+            hosted_zone_id=_optional(get("hostedZoneId")),
+            hosted_zone_name=_optional(get("hostedZoneName")),
             user_pool_domain_prefix=_optional(get("userPoolDomainPrefix")),
             alarm_email=_optional(get("alarmEmail")),
         )

@@ -189,6 +189,13 @@ def test_pip_never_keeps_a_cache(stages: list[Stage]) -> None:
         assert "--no-cache-dir" in command, command
 
 
+def test_image_installs_the_locked_versions(stages: list[Stage]) -> None:
+    runs = [i.arguments for stage in stages for i in stage.all("RUN")]
+    installs = [run for run in runs if re.search(r"\bpip3?\s+install\b.*\s\.$", run)]
+    assert installs, "expected the build to pip install the project"
+    assert all("-c constraints.txt" in run for run in installs), installs
+
+
 def test_no_secrets_in_env_or_args(stages: list[Stage]) -> None:
     instructions = parse_instructions(DOCKERFILE.read_text())
     for instruction in instructions:
@@ -211,4 +218,4 @@ def test_dockerignore_keeps_out_repo_noise() -> None:
     assert any("__pycache__" in p for p in patterns)
     assert any(p.endswith("*.pyc") for p in patterns)
     # the build needs these: pyproject.toml names README.md as the long description
-    assert not patterns & {"README.md", "pyproject.toml", "*.md", "*.toml"}
+    assert not patterns & {"README.md", "pyproject.toml", "*.md", "*.toml", "constraints.txt"}
