@@ -70,7 +70,9 @@ def create_app(deps: AppDependencies) -> Starlette:
         return JSONResponse(deps.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     routes: list[BaseRoute] = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        # Every method reaches the view, which answers the ones it does not serve with 405 in
+        # the contract's error shape (the router's own 405 would be plain text).
+        Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

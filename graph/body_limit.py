@@ -1,11 +1,13 @@
-"""Refuse request bodies over a size limit with 413, counting bytes while they are read."""
+"""Refuse request bodies over a size limit with 413 (BAD_REQUEST), counting bytes as read."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from starlette.responses import PlainTextResponse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from graph.http_errors import error_response
 
 
 class _BodyTooLarge(Exception):
@@ -20,10 +22,9 @@ class RequestBodyLimit:
         self.max_bytes = max_bytes
         self.paths = frozenset(paths)
 
-    def _too_large(self) -> PlainTextResponse:
-        return PlainTextResponse(
-            f"Request body too large: the limit is {self.max_bytes} bytes", status_code=413
-        )
+    def _too_large(self, scope: Scope) -> Response:
+        message = f"Request body too large: the limit is {self.max_bytes} bytes"
+        return error_response(scope, 413, message)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
@@ -31,7 +32,7 @@ class RequestBodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large()(scope, receive, send)
+            await self._too_large(scope)(scope, receive, send)
             return
         received = 0
         response_started = False
@@ -55,4 +56,4 @@ class RequestBodyLimit:
         except _BodyTooLarge:
             if response_started:
                 raise
-            await self._too_large()(scope, receive, send)
+            await self._too_large(scope)(scope, receive, send)
