@@ -135,6 +135,8 @@ def build_engine(
         ssl_mode=settings.db_ssl_mode.value,
         statement_timeout_ms=settings.db_statement_timeout_ms,
         on_statement=count,
+        connect_timeout_seconds=settings.db_connect_timeout_seconds,
+        pool_timeout_seconds=settings.db_pool_timeout_seconds,
     )
 
 

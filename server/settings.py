@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_ssl_mode: DatabaseSslMode = DatabaseSslMode.DISABLE
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # Together under 2 s: a request meets an outage with UNAVAILABLE, not a hang.
+    db_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    db_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
 
     cognito_region: str | None = None
     cognito_user_pool_id: str | None = None
