@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from graphql import GraphQLError
 from graph.persisted import TrustedDocument, trusted_documents
 from persistence import migrate
 from persistence.database import create_engine
-from persistence.embedded import EmbeddedPostgres
+from persistence.embedded import EmbeddedKeeper, EmbeddedPostgres
 from persistence.operations import SqlPersistedOperations
 from server.bootstrap import local_issuer, register_models
 from server.logging import configure_logging
@@ -28,17 +29,34 @@ from server.worker import run_worker
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The configured database URL, or an embedded PostgreSQL started (and stopped) here."""
+def database(settings: Settings, *, keep_running: bool = False) -> Iterator[str]:
+    """The configured database URL, or the embedded PostgreSQL of the data directory.
+
+    The embedded server is started here, or joined when another `assay` process runs it;
+    it is stopped on the way out only if it was started here. `keep_running`: start it
+    again whenever it stops meanwhile (the server must not live on answering errors)."""
     url = settings.resolved_database_url()
     if url is not None:
         yield url
         return
     embedded = EmbeddedPostgres(settings.data_dir)
+    keeper: EmbeddedKeeper | None = None
     try:
-        yield embedded.start()
+        url = embedded.start()
+        if keep_running:
+            keeper = EmbeddedKeeper(embedded, url, on_failure=_stop_serving)
+            keeper.start()
+        yield url
     finally:
+        if keeper is not None:
+            keeper.stop()
         embedded.stop()
+
+
+def _stop_serving(reason: str) -> None:
+    """Exit rather than live on without a database: uvicorn shuts down on SIGTERM."""
+    print(f"assay: {reason}; stopping the server", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _migrate(url: str) -> None:
@@ -60,7 +78,7 @@ def _exit_on_sigterm() -> None:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     _exit_on_sigterm()
-    with database(settings) as url:
+    with database(settings, keep_running=True) as url:
         asyncio.run(_migrate(url))
         register_models(settings, url)
         host, port = args.host or settings.host, args.port or settings.port
