@@ -95,5 +95,7 @@ def create_app(deps: AppDependencies) -> Starlette:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(RequestBodyLimit, max_bytes=deps.max_request_bytes, paths=["/graphql"])
+    cors = deps.cors.middleware()  # outside the body limit: a browser can read its 413
+    app.add_middleware(cors.cls, *cors.args, **cors.kwargs)
     app.add_middleware(RequestIdMiddleware)
     return app

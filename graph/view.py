@@ -223,6 +223,11 @@ class AssayGraphQL(GraphQL[Context, None]):
             if (user_id := state.get("connected_user")) is not None and self.deps.broker:
                 self.deps.broker.disconnect(user_id)
 
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
+        # Strawberry asks for cross-origin handshakes only (no Origin, or the server's own,
+        # pass before): the same origins as HTTP's CORS, from ASSAY_CORS_ORIGINS.
+        return self.deps.cors.allows(origin.rstrip("/"))
+
     async def render_graphql_ide(self, request: Request) -> Response:
         return graphiql_response(request)  # the offline bundle of graph/static/graphiql
 

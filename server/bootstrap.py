@@ -24,6 +24,7 @@ from domain.services.webhooks import WebhookPolicy
 from domain.webhooks import RetrySchedule
 from graph import metrics
 from graph.app import create_app
+from graph.cors import CorsPolicy
 from graph.dependencies import AppDependencies
 from graph.limits import QueryLimits
 from graph.persisted import PersistedQueryPolicy
@@ -393,6 +394,9 @@ def build_app(
         compiled_execution=settings.compiled_execution,
         compiled_plan_cache_size=settings.compiled_plan_cache_size,
         schema_extensions=tracing.schema_extensions() if tracing is not None else (),
+        cors=CorsPolicy.from_setting(
+            settings.cors_origins, local_by_default=not settings.is_production
+        ),
     )
     app = create_app(deps)
     if tracing is not None:
