@@ -17,6 +17,7 @@ from graph import metrics
 from graph.body_limit import RequestBodyLimit
 from graph.dependencies import AppDependencies
 from graph.graphiql import graphiql_routes
+from graph.security_headers import SecurityHeaders
 from graph.view import AssayGraphQL
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -97,5 +98,6 @@ def create_app(deps: AppDependencies) -> Starlette:
     app.add_middleware(RequestBodyLimit, max_bytes=deps.max_request_bytes, paths=["/graphql"])
     cors = deps.cors.middleware()  # outside the body limit: a browser can read its 413
     app.add_middleware(cors.cls, *cors.args, **cors.kwargs)
+    app.add_middleware(SecurityHeaders, strict_transport=deps.strict_transport_security)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -63,3 +63,4 @@ class AppDependencies:
     schema_extensions: Sequence[Callable[[], SchemaExtension]] = ()
     # Browser origins allowed to call the API (HTTP CORS and the WebSocket Origin check).
     cors: CorsPolicy = field(default_factory=CorsPolicy)
+    strict_transport_security: bool = False  # production: HTTPS only, HSTS on every answer

@@ -394,6 +394,7 @@ def build_app(
         compiled_execution=settings.compiled_execution,
         compiled_plan_cache_size=settings.compiled_plan_cache_size,
         schema_extensions=tracing.schema_extensions() if tracing is not None else (),
+        strict_transport_security=settings.is_production,
         cors=CorsPolicy.from_setting(
             settings.cors_origins, local_by_default=not settings.is_production
         ),

@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.e2e.conftest import AssayProcess, Launcher, agql, model_id, token, truncate_all
 
 try:
-    from playwright.async_api import Browser, Page, Request, Route, async_playwright
+    from playwright.async_api import (
+        Browser,
+        ConsoleMessage,
+        Page,
+        Request,
+        Route,
+        async_playwright,
+    )
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 except ImportError:  # not in the test extra yet
     pytest.skip("playwright is not installed: pip install playwright", allow_module_level=True)
@@ -97,6 +104,12 @@ class Traffic:
         return [url for url in self.urls if urlsplit(url).hostname != LOCAL_HOST]
 
 
+def record_csp_violation(message: ConsoleMessage, traffic: Traffic) -> None:
+    """The page's Content-Security-Policy must let GraphiQL's own assets do all they do."""
+    if "Content Security Policy" in message.text:
+        traffic.errors.append(message.text)
+
+
 @pytest.fixture
 async def graphiql(browser: Browser, api: Api) -> AsyncIterator[tuple[Page, Traffic]]:
     context = await browser.new_context()
@@ -116,10 +129,12 @@ async def graphiql(browser: Browser, api: Api) -> AsyncIterator[tuple[Page, Traf
     page.on("request", record)
     page.on("websocket", lambda ws: traffic.urls.append(ws.url))
     page.on("pageerror", lambda error: traffic.errors.append(str(error)))
+    page.on("console", lambda message: record_csp_violation(message, traffic))
     try:
         response = await page.goto(f"{api.server.base_url}/graphql")
         assert response is not None
         assert response.status == 200
+        assert "script-src 'self'" in response.headers["content-security-policy"]
         await page.locator(".graphiql-query-editor .CodeMirror").wait_for(timeout=UI_TIMEOUT_MS)
         yield page, traffic
     finally:
