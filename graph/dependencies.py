@@ -63,4 +63,6 @@ class AppDependencies:
     schema_extensions: Sequence[Callable[[], SchemaExtension]] = ()
     # Browser origins allowed to call the API (HTTP CORS and the WebSocket Origin check).
     cors: CorsPolicy = field(default_factory=CorsPolicy)
+    # Development with the local issuer only: a demo user's token for GraphiQL's headers.
+    graphiql_token: Callable[[], str] | None = None
     strict_transport_security: bool = False  # production: HTTPS only, HSTS on every answer

@@ -104,13 +104,19 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-def graphiql_page(endpoint: str = "/graphql") -> str:
-    """The HTML of the IDE for the GraphQL endpoint at `endpoint` (HTTP and WebSocket)."""
+def graphiql_page(endpoint: str = "/graphql", bearer: str | None = None) -> str:
+    """The HTML of the IDE for the GraphQL endpoint at `endpoint` (HTTP and WebSocket).
+
+    `bearer`: a token to put in the headers pane (development's demo user), else a template
+    saying where to get one."""
+    headers = HEADERS_TEMPLATE
+    if bearer is not None:
+        headers = json.dumps({"Authorization": f"Bearer {bearer}"}, indent=2)
     tabs = [
-        {"query": query, "variables": variables, "headers": HEADERS_TEMPLATE}
+        {"query": query, "variables": variables, "headers": headers}
         for query, variables in EXAMPLES
     ]
-    config = {"endpoint": endpoint, "headers": HEADERS_TEMPLATE, "tabs": tabs}
+    config = {"endpoint": endpoint, "headers": headers, "tabs": tabs}
     # "<" escaped so no string in the JSON can close the script element.
     encoded = json.dumps(config).replace("<", "\\u003c")
     return _PAGE.format(assets=ASSETS_PATH, config=encoded, style=_STYLE)
@@ -124,9 +130,9 @@ def graphiql_routes(*, enabled: bool) -> list[BaseRoute]:
     return [Mount(ASSETS_PATH, app=GZipMiddleware(files), name="graphiql")]
 
 
-def graphiql_response(request: Request) -> HTMLResponse:
+def graphiql_response(request: Request, bearer: str | None = None) -> HTMLResponse:
     """The IDE for the endpoint that was asked for it (GET /graphql with Accept: text/html)."""
     return HTMLResponse(
-        graphiql_page(request.url.path),
+        graphiql_page(request.url.path, bearer),
         headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY},
     )

@@ -229,7 +229,9 @@ class AssayGraphQL(GraphQL[Context, None]):
         return self.deps.cors.allows(origin.rstrip("/"))
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        return graphiql_response(request)  # the offline bundle of graph/static/graphiql
+        # The offline bundle of graph/static/graphiql; in development, signed in already.
+        issue = self.deps.graphiql_token
+        return graphiql_response(request, issue() if issue is not None else None)
 
     # ------------------------------------------------ GraphQL over HTTP, persisted queries
 

@@ -331,6 +331,22 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     )
 
 
+DEMO_EMAIL = "demo@example.com"
+DEMO_TOKEN_SECONDS = 8 * 3600  # a working day in GraphiQL without a new page
+
+
+def demo_token_issuer(settings: Settings, issuer: LocalIssuer | None) -> Callable[[], str] | None:
+    """In development with the local issuer, GraphiQL opens signed in as a demo user;
+    never with Cognito or in production, where a page must not hand out tokens."""
+    if issuer is None or settings.is_production or settings.uses_cognito or not settings.graphiql:
+        return None
+
+    def issue() -> str:
+        return issuer.issue(email=DEMO_EMAIL, name="Demo", expires_in=DEMO_TOKEN_SECONDS)
+
+    return issue
+
+
 def build_app(
     settings: Settings,
     database_url: str,
@@ -395,6 +411,7 @@ def build_app(
         compiled_plan_cache_size=settings.compiled_plan_cache_size,
         schema_extensions=tracing.schema_extensions() if tracing is not None else (),
         strict_transport_security=settings.is_production,
+        graphiql_token=demo_token_issuer(settings, issuer),
         cors=CorsPolicy.from_setting(
             settings.cors_origins, local_by_default=not settings.is_production
         ),

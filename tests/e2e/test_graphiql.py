@@ -151,8 +151,8 @@ async def replace_text(page: Page, editor: str, text: str) -> None:
 
 
 async def set_headers(page: Page, bearer: str) -> None:
-    template = await editor_text(page, HEADERS_PANE)
-    assert "Bearer <paste a token from assay token>" in template
+    opened_with = await editor_text(page, HEADERS_PANE)
+    assert '"Authorization": "Bearer ' in opened_with  # development's demo user
     await replace_text(page, HEADERS_PANE, json.dumps({"Authorization": f"Bearer {bearer}"}))
 
 
@@ -216,6 +216,16 @@ async def test_a_query_with_the_bearer_in_the_headers_pane_answers(
     result = json.loads(await result_containing(page, "ada@example.com"))
     assert result == {"data": {"viewer": {"email": "ada@example.com"}}}
     assert any(url.endswith("/graphiql/graphiql.js") for url in traffic.urls)
+
+
+async def test_graphiql_opens_signed_in_as_a_demo_user(graphiql: tuple[Page, Traffic]) -> None:
+    page, _ = graphiql
+    assert "Bearer ey" in await editor_text(page, HEADERS_PANE)
+    query = await editor_text(page, ".graphiql-query-editor")
+    assert "viewer" in query  # the first saved tab, as the page opens
+    await page.locator(".graphiql-execute-button").click()
+    result = json.loads(await result_containing(page, "demo@example.com"))
+    assert result["data"]["viewer"]["email"] == "demo@example.com"
 
 
 async def test_a_subscription_shows_an_event_from_a_mutation_made_elsewhere(
