@@ -20,7 +20,7 @@ from persistence import migrate
 from persistence.database import create_engine
 from persistence.embedded import EmbeddedKeeper, EmbeddedPostgres
 from persistence.operations import SqlPersistedOperations
-from server.bootstrap import local_issuer, register_models
+from server.bootstrap import DEMO_EMAIL, local_issuer, register_models
 from server.logging import configure_logging
 from server.seed import seed
 from server.settings import Settings, SettingsError, export_for_workers, load_settings
@@ -84,6 +84,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         host, port = args.host or settings.host, args.port or settings.port
         run_workers = settings.run_workers and not args.no_workers
         export_for_workers(url, host=host, port=port, run_workers=run_workers)
+        for line in welcome_lines(settings, host, port):
+            _say(line)
         uvicorn.run(
             "server.app:create_app",
             factory=True,
@@ -99,6 +101,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         )
 
 
+def welcome_lines(settings: Settings, host: str, port: int) -> list[str]:
+    """In development: where GraphiQL is and how to get a token (production says nothing)."""
+    if settings.is_production:
+        return []
+    shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104 - a comparison
+    base = settings.public_url or f"http://{shown_host}:{port}"
+    lines = []
+    if settings.graphiql:
+        signed_in = "" if settings.uses_cognito else f" (signed in as {DEMO_EMAIL})"
+        lines.append(f"GraphiQL: {base}/graphql{signed_in}")
+    if not settings.uses_cognito:
+        lines.append('a token of your own: assay token --email you@example.com --name "You"')
+    return lines
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     _exit_on_sigterm()
     with database(settings) as url:
@@ -112,9 +129,20 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_migrate(url))
         register_models(settings, url)
         created = asyncio.run(
-            seed(settings, url, users=args.users, submissions_per_user=args.submissions_per_user)
+            seed(
+                settings,
+                url,
+                users=args.users,
+                submissions_per_user=args.submissions_per_user,
+                progress=_say,
+            )
         )
     print(f"seeded {created.users} users and {created.submissions} submissions with results")
+
+
+def _say(line: str) -> None:
+    """Progress for the person at the terminal, on stderr: stdout keeps the result."""
+    print(f"assay: {line}", file=sys.stderr, flush=True)
 
 
 def cmd_migrate(_: argparse.Namespace, settings: Settings) -> None:

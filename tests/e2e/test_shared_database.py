@@ -45,12 +45,23 @@ def test_seed_beside_serve_leaves_the_servers_database_running(
     env = base_env(data_dir, extra={"ASSAY_MODEL_DIR": str(shared_models)})
     seeded = run_assay(["seed", "--users", "2", "--submissions-per-user", "1"], env, timeout=120)
     assert seeded.returncode == 0, seeded.stderr
+    assert "assay: signed in 2 users" in seeded.stderr  # progress, on stderr
+    assert "assay: created 2 submissions for 2/2 users" in seeded.stderr
     migrated = run_assay(["migrate"], env)
     assert migrated.returncode == 0, migrated.stderr
 
     assert postmasters(data_dir / "postgres") == [postmaster], "a command stopped the database"
     assert gql(server.base_url, VIEWER, token=bearer, timeout=5)["viewer"]
     assert server.poll() is None
+
+
+def test_serve_says_where_graphiql_is_and_how_to_get_a_token(
+    launcher: Launcher, shared_models: Path
+) -> None:
+    server, _, _ = serve_embedded(launcher, shared_models)
+    output = server.output()
+    assert f"GraphiQL: {server.base_url}/graphql (signed in as demo@example.com)" in output
+    assert "assay token --email" in output
 
 
 def test_serve_starts_its_database_again_when_it_dies(
