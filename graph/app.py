@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextvars import ContextVar
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
