@@ -29,6 +29,7 @@ from domain.ports import UnitOfWork
 from domain.principal import Principal
 from domain.services import users
 from graph import metrics
+from graph.body_limit import BodyTooLarge
 from graph.context import Context
 from graph.dependencies import AppDependencies
 from graph.document_cache import CachedDocuments, DocumentCache
@@ -254,6 +255,8 @@ class AssayGraphQL(GraphQL[Context, None]):
                 error.reason,
                 headers=headers if error.status_code == 405 else None,
             )
+        except BodyTooLarge:
+            raise  # RequestBodyLimit answers it (413), whoever was reading the body
         except Exception as error:
             response = _failure_response(scope, error)
         await response(scope, receive, send)

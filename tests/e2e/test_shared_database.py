@@ -1,6 +1,7 @@
 """One embedded PostgreSQL shared by the `assay` commands of a data directory.
 
 Only the process that started it stops it; `assay serve` starts it again if it dies.
+One server for the module (a start costs seconds); the test that kills its database runs last.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,18 +30,28 @@ pytestmark = pytest.mark.e2e
 VIEWER = "{ viewer { email } }"
 
 
-def serve_embedded(launcher: Launcher, models: Path) -> tuple[AssayProcess, Path, str]:
-    data_dir = launcher.new_data_dir("embedded")
-    server = launcher.serve("--no-workers", data_dir=data_dir, env={"ASSAY_MODEL_DIR": str(models)})
+@dataclass(frozen=True)
+class Served:
+    server: AssayProcess
+    data_dir: Path
+    bearer: str
+
+
+@pytest.fixture(scope="module")
+def served(module_launcher: Launcher, shared_models: Path) -> Served:
+    """`assay serve` on the embedded PostgreSQL of its own data directory."""
+    data_dir = module_launcher.new_data_dir("embedded")
+    env = {"ASSAY_MODEL_DIR": str(shared_models)}
+    server = module_launcher.serve("--no-workers", data_dir=data_dir, env=env)
     bearer = token(data_dir, "ada@example.com", public_url=server.base_url)
     assert gql(server.base_url, VIEWER, token=bearer)["viewer"]["email"] == "ada@example.com"
-    return server, data_dir, bearer
+    return Served(server, data_dir, bearer)
 
 
 def test_seed_beside_serve_leaves_the_servers_database_running(
-    launcher: Launcher, shared_models: Path
+    served: Served, shared_models: Path
 ) -> None:
-    server, data_dir, bearer = serve_embedded(launcher, shared_models)
+    server, data_dir, bearer = served.server, served.data_dir, served.bearer
     (postmaster,) = postmasters(data_dir / "postgres")
 
     env = base_env(data_dir, extra={"ASSAY_MODEL_DIR": str(shared_models)})
@@ -55,19 +67,15 @@ def test_seed_beside_serve_leaves_the_servers_database_running(
     assert server.poll() is None
 
 
-def test_serve_says_where_graphiql_is_and_how_to_get_a_token(
-    launcher: Launcher, shared_models: Path
-) -> None:
-    server, _, _ = serve_embedded(launcher, shared_models)
+def test_serve_says_where_graphiql_is_and_how_to_get_a_token(served: Served) -> None:
+    server = served.server
     output = server.output()
     assert f"GraphiQL: {server.base_url}/graphql (signed in as demo@example.com)" in output
     assert "assay token --email" in output
 
 
-def test_serve_starts_its_database_again_when_it_dies(
-    launcher: Launcher, shared_models: Path
-) -> None:
-    server, data_dir, bearer = serve_embedded(launcher, shared_models)
+def test_serve_starts_its_database_again_when_it_dies(served: Served) -> None:
+    server, data_dir, bearer = served.server, served.data_dir, served.bearer
     (postmaster,) = postmasters(data_dir / "postgres")
 
     os.kill(postmaster, signal.SIGKILL)

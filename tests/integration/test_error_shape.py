@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -82,3 +83,20 @@ async def test_several_operations_with_a_name_run_the_named_one(
     response = await client.post("/graphql", json=body, headers={"Accept": GRAPHQL_RESPONSE_JSON})
     assert response.status_code == 200, response.text
     assert response.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_a_streamed_body_over_the_limit_is_413_in_the_error_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    huge = b'{"query": "' + b" " * (2 * 1024 * 1024) + b'"}'
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        for start in range(0, len(huge), 256 * 1024):
+            yield huge[start : start + 256 * 1024]
+
+    response = await client.post(
+        "/graphql",
+        content=chunks(),
+        headers={"Content-Type": JSON, "Accept": GRAPHQL_RESPONSE_JSON},
+    )
+    assert_error_shape(response, 413, "BAD_REQUEST", GRAPHQL_RESPONSE_JSON)
