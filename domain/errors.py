@@ -41,3 +41,10 @@ class RateLimited(DomainError):
     def __init__(self, retry_after_seconds: float) -> None:
         super().__init__(f"rate limit exceeded; retry after {retry_after_seconds:.0f} s")
         self.retry_after_seconds = retry_after_seconds
+
+
+class Unavailable(DomainError):
+    """A dependency the use case needs (the database) cannot be reached; safe to retry."""
+
+    def __init__(self, message: str = "the database is unavailable; retry shortly") -> None:
+        super().__init__(message)

@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,9 +18,12 @@ from graph import metrics
 from graph.body_limit import RequestBodyLimit
 from graph.dependencies import AppDependencies
 from graph.graphiql import graphiql_routes
+from graph.security_headers import SecurityHeaders
 from graph.view import AssayGraphQL
 
 REQUEST_ID_HEADER = "x-request-id"
+# The request being served, for log lines written anywhere below it (server/logging.py).
+CURRENT_REQUEST_ID: ContextVar[str | None] = ContextVar("assay_request_id", default=None)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -36,6 +40,7 @@ class RequestIdMiddleware:
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        token = CURRENT_REQUEST_ID.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -44,7 +49,10 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            CURRENT_REQUEST_ID.reset(token)
 
 
 def create_app(deps: AppDependencies) -> Starlette:
@@ -70,7 +78,9 @@ def create_app(deps: AppDependencies) -> Starlette:
         return JSONResponse(deps.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     routes: list[BaseRoute] = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        # Every method reaches the view, which answers the ones it does not serve with 405 in
+        # the contract's error shape (the router's own 405 would be plain text).
+        Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -93,5 +103,8 @@ def create_app(deps: AppDependencies) -> Starlette:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(RequestBodyLimit, max_bytes=deps.max_request_bytes, paths=["/graphql"])
+    cors = deps.cors.middleware()  # outside the body limit: a browser can read its 413
+    app.add_middleware(cors.cls, *cors.args, **cors.kwargs)
+    app.add_middleware(SecurityHeaders, strict_transport=deps.strict_transport_security)
     app.add_middleware(RequestIdMiddleware)
     return app

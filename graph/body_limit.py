@@ -1,15 +1,17 @@
-"""Refuse request bodies over a size limit with 413, counting bytes while they are read."""
+"""Refuse request bodies over a size limit with 413 (BAD_REQUEST), counting bytes as read."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from starlette.responses import PlainTextResponse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graph.http_errors import error_response
 
-class _BodyTooLarge(Exception):
-    pass
+
+class BodyTooLarge(Exception):
+    """Raised from receive() mid-body; handlers below must let it through to this middleware."""
 
 
 class RequestBodyLimit:
@@ -20,10 +22,9 @@ class RequestBodyLimit:
         self.max_bytes = max_bytes
         self.paths = frozenset(paths)
 
-    def _too_large(self) -> PlainTextResponse:
-        return PlainTextResponse(
-            f"Request body too large: the limit is {self.max_bytes} bytes", status_code=413
-        )
+    def _too_large(self, scope: Scope) -> Response:
+        message = f"Request body too large: the limit is {self.max_bytes} bytes"
+        return error_response(scope, 413, message)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
@@ -31,7 +32,7 @@ class RequestBodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large()(scope, receive, send)
+            await self._too_large(scope)(scope, receive, send)
             return
         received = 0
         response_started = False
@@ -42,7 +43,7 @@ class RequestBodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -52,7 +53,7 @@ class RequestBodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             if response_started:
                 raise
-            await self._too_large()(scope, receive, send)
+            await self._too_large(scope)(scope, receive, send)

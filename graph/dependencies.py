@@ -19,6 +19,7 @@ from domain.ports import (
 )
 from domain.services.assets import UploadPolicy
 from domain.services.webhooks import WebhookPolicy
+from graph.cors import CorsPolicy
 from graph.limits import QueryLimits
 from graph.persisted import PersistedQueryPolicy
 from graph.rate_limit import RateLimiter
@@ -60,3 +61,8 @@ class AppDependencies:
     compiled_plan_cache_size: int = 500
     # More schema extensions, chosen by the composition root (e.g. slow-resolver spans).
     schema_extensions: Sequence[Callable[[], SchemaExtension]] = ()
+    # Browser origins allowed to call the API (HTTP CORS and the WebSocket Origin check).
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
+    # Development with the local issuer only: a demo user's token for GraphiQL's headers.
+    graphiql_token: Callable[[], str] | None = None
+    strict_transport_security: bool = False  # production: HTTPS only, HSTS on every answer

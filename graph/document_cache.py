@@ -92,6 +92,7 @@ class CachedDocuments(SchemaExtension):
                     context.schema._schema, context.graphql_document, context.validation_rules
                 )
                 self.cache.validation_errors.put(self.key, errors)
-            # Strawberry validates only while pre_execution_errors is None.
-            context.pre_execution_errors = list(errors)
+            # Strawberry validates only while pre_execution_errors is None. Keep what another
+            # extension refused already (OneOperationOrName), whichever ran first.
+            context.pre_execution_errors = [*(context.pre_execution_errors or []), *errors]
         yield

@@ -15,6 +15,7 @@ from domain.errors import (
     NotFound,
     RateLimited,
     Unauthenticated,
+    Unavailable,
 )
 
 logger = logging.getLogger("assay.errors")
@@ -28,6 +29,7 @@ _CODES: list[tuple[type[DomainError], str]] = [
     (InvalidInput, "BAD_USER_INPUT"),
     (Conflict, "CONFLICT"),
     (RateLimited, "RATE_LIMITED"),
+    (Unavailable, "UNAVAILABLE"),
 ]
 
 

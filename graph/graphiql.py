@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -72,7 +74,7 @@ _PAGE = """<!doctype html>
     <title>Assay GraphiQL</title>
     <link rel="icon" href="data:,">
     <link rel="stylesheet" href="{assets}/graphiql.css">
-    <style>body {{ margin: 0; }} #graphiql {{ height: 100vh; }}</style>
+    <style>{style}</style>
   </head>
   <body>
     <div id="graphiql">Loading GraphiQL...</div>
@@ -83,16 +85,41 @@ _PAGE = """<!doctype html>
 """
 
 
-def graphiql_page(endpoint: str = "/graphql") -> str:
-    """The HTML of the IDE for the GraphQL endpoint at `endpoint` (HTTP and WebSocket)."""
+_STYLE = "body { margin: 0; } #graphiql { height: 100vh; }"
+_STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+# Only the page's own assets: the bundle, its stylesheet, the one inline style (by hash) and
+# the API itself over HTTP and WebSocket ('self' covers ws: of the same host in CSP 3).
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        f"style-src 'self' '{_STYLE_HASH}'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def graphiql_page(endpoint: str = "/graphql", bearer: str | None = None) -> str:
+    """The HTML of the IDE for the GraphQL endpoint at `endpoint` (HTTP and WebSocket).
+
+    `bearer`: a token to put in the headers pane (development's demo user), else a template
+    saying where to get one."""
+    headers = HEADERS_TEMPLATE
+    if bearer is not None:
+        headers = json.dumps({"Authorization": f"Bearer {bearer}"}, indent=2)
     tabs = [
-        {"query": query, "variables": variables, "headers": HEADERS_TEMPLATE}
+        {"query": query, "variables": variables, "headers": headers}
         for query, variables in EXAMPLES
     ]
-    config = {"endpoint": endpoint, "headers": HEADERS_TEMPLATE, "tabs": tabs}
+    config = {"endpoint": endpoint, "headers": headers, "tabs": tabs}
     # "<" escaped so no string in the JSON can close the script element.
     encoded = json.dumps(config).replace("<", "\\u003c")
-    return _PAGE.format(assets=ASSETS_PATH, config=encoded)
+    return _PAGE.format(assets=ASSETS_PATH, config=encoded, style=_STYLE)
 
 
 def graphiql_routes(*, enabled: bool) -> list[BaseRoute]:
@@ -103,6 +130,9 @@ def graphiql_routes(*, enabled: bool) -> list[BaseRoute]:
     return [Mount(ASSETS_PATH, app=GZipMiddleware(files), name="graphiql")]
 
 
-def graphiql_response(request: Request) -> HTMLResponse:
+def graphiql_response(request: Request, bearer: str | None = None) -> HTMLResponse:
     """The IDE for the endpoint that was asked for it (GET /graphql with Accept: text/html)."""
-    return HTMLResponse(graphiql_page(request.url.path))
+    return HTMLResponse(
+        graphiql_page(request.url.path, bearer),
+        headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY},
+    )

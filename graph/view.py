@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,7 +13,7 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -23,18 +24,28 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from domain.errors import DomainError, Unauthenticated
+from domain.errors import DomainError, Unauthenticated, Unavailable
 from domain.ports import UnitOfWork
 from domain.principal import Principal
 from domain.services import users
 from graph import metrics
+from graph.body_limit import BodyTooLarge
 from graph.context import Context
 from graph.dependencies import AppDependencies
 from graph.document_cache import CachedDocuments, DocumentCache
-from graph.errors import AssayGraphQLError, format_error
+from graph.errors import INTERNAL_MESSAGE, AssayGraphQLError, format_error
 from graph.execution.extension import CompiledExecution, CompiledPlans, KnownQueries
 from graph.fast_lane import FastLane
 from graph.graphiql import graphiql_response
+from graph.http_errors import (
+    BAD_REQUEST,
+    INTERNAL,
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE,
+    error_response,
+    unavailable_response,
+)
+from graph.operation_choice import OneOperationOrName
 from graph.over_http import (
     GRAPHQL_RESPONSE_JSON,
     JSON,
@@ -49,6 +60,8 @@ from graph.schema import build_schema
 from graph.websocket_adapter import JsonTextWebSocketAdapter
 
 PERSISTED_LOOKUP_COST = 10  # rate-limit points per persisted document read from the database
+logger = logging.getLogger("assay.errors")
+
 NOT_AN_OPERATION = (
     "The request body must be a JSON object with a string `query` and an object `variables` "
     "(or, when batching is on, an array of such objects)."
@@ -72,6 +85,7 @@ class AssayGraphQL(GraphQL[Context, None]):
         extensions.append(query_protection(deps.limits, deps.rate_limiter))
         documents = DocumentCache(deps.document_cache_size)
         extensions.append(lambda: CachedDocuments(documents))  # after QueryProtection
+        extensions.append(OneOperationOrName)  # after CachedDocuments' validation errors
         extensions.extend(deps.schema_extensions)
         plans = CompiledPlans(deps.compiled_plan_cache_size, is_enabled=deps.compiled_execution)
         # The fast lane answers texts the pipeline accepted and answered compiled before.
@@ -211,8 +225,15 @@ class AssayGraphQL(GraphQL[Context, None]):
             if (user_id := state.get("connected_user")) is not None and self.deps.broker:
                 self.deps.broker.disconnect(user_id)
 
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
+        # Strawberry asks for cross-origin handshakes only (no Origin, or the server's own,
+        # pass before): the same origins as HTTP's CORS, from ASSAY_CORS_ORIGINS.
+        return self.deps.cors.allows(origin.rstrip("/"))
+
     async def render_graphql_ide(self, request: Request) -> Response:
-        return graphiql_response(request)  # the offline bundle of graph/static/graphiql
+        # The offline bundle of graph/static/graphiql; in development, signed in already.
+        issue = self.deps.graphiql_token
+        return graphiql_response(request, issue() if issue is not None else None)
 
     # ------------------------------------------------ GraphQL over HTTP, persisted queries
 
@@ -229,11 +250,16 @@ class AssayGraphQL(GraphQL[Context, None]):
             return  # the client went away mid-body (a load generator stopping): nobody to answer
         except HTTPException as error:
             headers = {"Allow": getattr(error, "allow", "GET, POST")}
-            response = PlainTextResponse(
+            response = error_response(
+                scope,
+                error.status_code,
                 error.reason,
-                status_code=error.status_code,
                 headers=headers if error.status_code == 405 else None,
             )
+        except BodyTooLarge:
+            raise  # RequestBodyLimit answers it (413), whoever was reading the body
+        except Exception as error:
+            response = _failure_response(scope, error)
         await response(scope, receive, send)
 
     def should_render_graphql_ide(self, request: Any) -> bool:
@@ -310,8 +336,16 @@ class AssayGraphQL(GraphQL[Context, None]):
         if result.errors and is_request_error(result.data, result.errors):
             response.pop("data", None)  # nothing executed: the spec's "no data entry"
             sub_response = getattr(request.state, "sub_response", None)
-            if sub_response is not None and sub_response.media_type == GRAPHQL_RESPONSE_JSON:
+            # An unusable request is 4xx under either media type (the contract's BAD_REQUEST).
+            if sub_response is not None and (
+                sub_response.media_type == GRAPHQL_RESPONSE_JSON
+                or any((e.extensions or {}).get("code") == BAD_REQUEST for e in result.errors)
+            ):
                 sub_response.status_code = request_error_status(result.errors)
+        if result.errors and any(
+            (e.extensions or {}).get("code") == UNAVAILABLE for e in result.errors
+        ):
+            _answer_unavailable(request)
         return response
 
     def create_response(
@@ -346,6 +380,27 @@ class AssayGraphQL(GraphQL[Context, None]):
             ):
                 raise HTTPException(400, NOT_AN_OPERATION)
         return data
+
+
+def _answer_unavailable(request: Request) -> None:
+    """An outage is 503 with Retry-After under either media type: clients and proxies retry."""
+    sub_response = getattr(request.state, "sub_response", None)
+    if sub_response is not None:
+        sub_response.status_code = 503
+        sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+
+
+def _failure_response(scope: Scope, error: Exception) -> Response:
+    """A request that failed outside GraphQL's error handling: UNAVAILABLE or INTERNAL."""
+    request_id = scope.get("state", {}).get("request_id", "-")
+    chain: BaseException | None = error
+    while chain is not None and not isinstance(chain, Unavailable):
+        chain = chain.__cause__ or chain.__context__
+    if chain is not None:
+        logger.warning("request %s: %s", request_id, chain)
+        return unavailable_response(scope, str(chain))
+    logger.error("unexpected error (request %s)", request_id, exc_info=error)
+    return error_response(scope, 500, INTERNAL_MESSAGE, INTERNAL)
 
 
 class MethodNotAllowed(HTTPException):

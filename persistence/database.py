@@ -81,12 +81,15 @@ def create_engine(
     statement_timeout_ms: int = 30_000,
     on_statement: Callable[[], None] | None = None,
     ping_after_idle_seconds: float = PING_AFTER_IDLE_SECONDS,
+    connect_timeout_seconds: float = 10.0,
+    pool_timeout_seconds: float = 30.0,
 ) -> AsyncEngine:
     connect_args: dict[str, Any] = {
+        "timeout": connect_timeout_seconds,
         "server_settings": {
             "application_name": "assay",
             "statement_timeout": str(statement_timeout_ms),
-        }
+        },
     }
     ssl_argument = _ssl_argument(ssl_mode)
     if ssl_argument is not None:
@@ -96,6 +99,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
+        pool_timeout=pool_timeout_seconds,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
         connect_args=connect_args,

@@ -8,9 +8,11 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.errors import Unavailable
 from persistence.assets import SqlAssetRepository
 from persistence.events import SqlEventRepository
 from persistence.models import SqlModelRepository
+from persistence.outages import is_lost_connection, is_unreachable
 from persistence.submissions import SqlResultRepository, SqlSubmissionRepository
 from persistence.users import SqlUserRepository
 from persistence.webhooks import SqlWebhookRepository
@@ -50,12 +52,7 @@ class SqlUnitOfWork:
         if self._conn is not None:
             self._depth += 1
             return self
-        conn = await self._engine.connect()
-        if self._read_only:
-            # Reads only: each statement on its own, no BEGIN/ROLLBACK round trips.
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-        else:
-            await conn.begin()
+        conn = await self._connect()
         self._conn = conn
         self.users = SqlUserRepository(conn)
         self.assets = SqlAssetRepository(conn)
@@ -65,6 +62,20 @@ class SqlUnitOfWork:
         self.events = SqlEventRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
         return self
+
+    async def _connect(self) -> AsyncConnection:
+        try:
+            conn = await self._engine.connect()
+            if self._read_only:
+                # Reads only: each statement on its own, no BEGIN/ROLLBACK round trips.
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                await conn.begin()
+        except Exception as error:
+            if is_unreachable(error):
+                raise Unavailable() from error
+            raise
+        return conn
 
     async def __aexit__(
         self,
@@ -79,10 +90,19 @@ class SqlUnitOfWork:
         if conn is None:
             return
         try:
-            if conn.in_transaction():
-                await conn.rollback()
-        finally:
-            await conn.close()
+            try:
+                if conn.in_transaction():
+                    await conn.rollback()
+            finally:
+                await conn.close()
+        except Exception as error:
+            # A dead connection needs no rollback: what was not committed is gone with it.
+            if not is_lost_connection(error):
+                raise
+        # One place turns a lost database into the domain's error, whatever statement of the
+        # block met it (the caller answers UNAVAILABLE, not an internal error).
+        if exc is not None and not isinstance(exc, Unavailable) and is_lost_connection(exc):
+            raise Unavailable() from exc
 
     @property
     def connection(self) -> AsyncConnection:

@@ -24,6 +24,7 @@ from domain.services.webhooks import WebhookPolicy
 from domain.webhooks import RetrySchedule
 from graph import metrics
 from graph.app import create_app
+from graph.cors import CorsPolicy
 from graph.dependencies import AppDependencies
 from graph.input_hygiene import InputBounds
 from graph.limits import QueryLimits
@@ -138,6 +139,8 @@ def build_engine(
         ssl_mode=settings.db_ssl_mode.value,
         statement_timeout_ms=settings.db_statement_timeout_ms,
         on_statement=count,
+        connect_timeout_seconds=settings.db_connect_timeout_seconds,
+        pool_timeout_seconds=settings.db_pool_timeout_seconds,
     )
 
 
@@ -335,6 +338,22 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     )
 
 
+DEMO_EMAIL = "demo@example.com"
+DEMO_TOKEN_SECONDS = 8 * 3600  # a working day in GraphiQL without a new page
+
+
+def demo_token_issuer(settings: Settings, issuer: LocalIssuer | None) -> Callable[[], str] | None:
+    """In development with the local issuer, GraphiQL opens signed in as a demo user;
+    never with Cognito or in production, where a page must not hand out tokens."""
+    if issuer is None or settings.is_production or settings.uses_cognito or not settings.graphiql:
+        return None
+
+    def issue() -> str:
+        return issuer.issue(email=DEMO_EMAIL, name="Demo", expires_in=DEMO_TOKEN_SECONDS)
+
+    return issue
+
+
 def build_app(
     settings: Settings,
     database_url: str,
@@ -401,6 +420,11 @@ def build_app(
         compiled_execution=settings.compiled_execution,
         compiled_plan_cache_size=settings.compiled_plan_cache_size,
         schema_extensions=tracing.schema_extensions() if tracing is not None else (),
+        strict_transport_security=settings.is_production,
+        graphiql_token=demo_token_issuer(settings, issuer),
+        cors=CorsPolicy.from_setting(
+            settings.cors_origins, local_by_default=not settings.is_production
+        ),
     )
     app = create_app(deps)
     if tracing is not None:

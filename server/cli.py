@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,9 +18,9 @@ from graphql import GraphQLError
 from graph.persisted import TrustedDocument, trusted_documents
 from persistence import migrate
 from persistence.database import create_engine
-from persistence.embedded import EmbeddedPostgres
+from persistence.embedded import EmbeddedKeeper, EmbeddedPostgres
 from persistence.operations import SqlPersistedOperations
-from server.bootstrap import local_issuer, register_models
+from server.bootstrap import DEMO_EMAIL, local_issuer, register_models
 from server.logging import configure_logging
 from server.seed import seed
 from server.settings import Settings, SettingsError, export_for_workers, load_settings
@@ -28,17 +29,34 @@ from server.worker import run_worker
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The configured database URL, or an embedded PostgreSQL started (and stopped) here."""
+def database(settings: Settings, *, keep_running: bool = False) -> Iterator[str]:
+    """The configured database URL, or the embedded PostgreSQL of the data directory.
+
+    The embedded server is started here, or joined when another `assay` process runs it;
+    it is stopped on the way out only if it was started here. `keep_running`: start it
+    again whenever it stops meanwhile (the server must not live on answering errors)."""
     url = settings.resolved_database_url()
     if url is not None:
         yield url
         return
     embedded = EmbeddedPostgres(settings.data_dir)
+    keeper: EmbeddedKeeper | None = None
     try:
-        yield embedded.start()
+        url = embedded.start()
+        if keep_running:
+            keeper = EmbeddedKeeper(embedded, url, on_failure=_stop_serving)
+            keeper.start()
+        yield url
     finally:
+        if keeper is not None:
+            keeper.stop()
         embedded.stop()
+
+
+def _stop_serving(reason: str) -> None:
+    """Exit rather than live on without a database: uvicorn shuts down on SIGTERM."""
+    print(f"assay: {reason}; stopping the server", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _migrate(url: str) -> None:
@@ -60,12 +78,14 @@ def _exit_on_sigterm() -> None:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     _exit_on_sigterm()
-    with database(settings) as url:
+    with database(settings, keep_running=True) as url:
         asyncio.run(_migrate(url))
         register_models(settings, url)
         host, port = args.host or settings.host, args.port or settings.port
         run_workers = settings.run_workers and not args.no_workers
         export_for_workers(url, host=host, port=port, run_workers=run_workers)
+        for line in welcome_lines(settings, host, port):
+            _say(line)
         uvicorn.run(
             "server.app:create_app",
             factory=True,
@@ -81,6 +101,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         )
 
 
+def welcome_lines(settings: Settings, host: str, port: int) -> list[str]:
+    """In development: where GraphiQL is and how to get a token (production says nothing)."""
+    if settings.is_production:
+        return []
+    shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104 - a comparison
+    base = settings.public_url or f"http://{shown_host}:{port}"
+    lines = []
+    if settings.graphiql:
+        signed_in = "" if settings.uses_cognito else f" (signed in as {DEMO_EMAIL})"
+        lines.append(f"GraphiQL: {base}/graphql{signed_in}")
+    if not settings.uses_cognito:
+        lines.append('a token of your own: assay token --email you@example.com --name "You"')
+    return lines
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     _exit_on_sigterm()
     with database(settings) as url:
@@ -94,9 +129,20 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_migrate(url))
         register_models(settings, url)
         created = asyncio.run(
-            seed(settings, url, users=args.users, submissions_per_user=args.submissions_per_user)
+            seed(
+                settings,
+                url,
+                users=args.users,
+                submissions_per_user=args.submissions_per_user,
+                progress=_say,
+            )
         )
     print(f"seeded {created.users} users and {created.submissions} submissions with results")
+
+
+def _say(line: str) -> None:
+    """Progress for the person at the terminal, on stderr: stdout keeps the result."""
+    print(f"assay: {line}", file=sys.stderr, flush=True)
 
 
 def cmd_migrate(_: argparse.Namespace, settings: Settings) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
@@ -26,6 +28,13 @@ from server.bootstrap import (
 from server.settings import Settings
 
 SEED_CONCURRENCY = 8  # users seeded at once; below the default pool of 10 connections
+PROGRESS_EVERY_SECONDS = 2.0  # how often the wait for the workers says how far it is
+
+Progress = Callable[[str], None]
+
+
+def _silent(_: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -110,19 +119,33 @@ async def _seed_asset(
     return done.id
 
 
-async def _drain_queue(uow: UnitOfWorkFactory, poll_seconds: float = 0.2) -> None:
+async def _drain_queue(
+    uow: UnitOfWorkFactory, progress: Progress, poll_seconds: float = 0.2
+) -> None:
+    reported = time.monotonic()
     while True:
         async with uow() as reader:
             stats = await reader.submissions.queue_stats(utc_now())
-        if stats.pending + stats.running == 0:
+        left = stats.pending + stats.running
+        if left == 0:
             return
+        if time.monotonic() - reported >= PROGRESS_EVERY_SECONDS:
+            progress(f"running inference: {left} submissions to go")
+            reported = time.monotonic()
         await asyncio.sleep(poll_seconds)
 
 
 async def seed(
-    settings: Settings, database_url: str, *, users: int, submissions_per_user: int
+    settings: Settings,
+    database_url: str,
+    *,
+    users: int,
+    submissions_per_user: int,
+    progress: Progress = _silent,
 ) -> Seeded:
-    """Users user00000@example.com.., each with submissions on the models, run to results."""
+    """Users user00000@example.com.., each with submissions on the models, run to results.
+
+    `progress` hears a line at each step: a thousand users take a minute."""
     engine = build_engine(settings, database_url)
     blobs, _ = build_blob_store(settings)
     uow, notifier = unit_of_work_factory(engine)
@@ -132,6 +155,7 @@ async def seed(
         models = await owned.list_active_models(uow())
         # Users one by one, so their (created_at, id) order follows their numbers.
         principals = [await _sign_in(uow, settings, n) for n in range(users)]
+        progress(f"signed in {users} users")
         chosen = [models[n % len(models)] for n in range(users)]
         inputs = [[example_input(m, rng) for _ in range(submissions_per_user)] for m in chosen]
         tasks = background_tasks(settings, uow, blobs)
@@ -147,7 +171,9 @@ async def seed(
                     )
                 )
                 total += sum(counts)
-            await _drain_queue(uow)
+                done = min(start + SEED_CONCURRENCY, users)
+                progress(f"created {total} submissions for {done}/{users} users")
+            await _drain_queue(uow, progress)
         finally:
             await tasks.stop()
         return Seeded(users=users, submissions=total)

@@ -12,6 +12,7 @@ import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from graph.cors import parse_origins
 from graph.rate_limit import parse_networks
 
 
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_ssl_mode: DatabaseSslMode = DatabaseSslMode.DISABLE
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # Together under 2 s: a request meets an outage with UNAVAILABLE, not a hang.
+    db_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    db_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
 
     cognito_region: str | None = None
     cognito_user_pool_id: str | None = None
@@ -112,6 +116,8 @@ class Settings(BaseSettings):
     inference_rate_per_second: float = Field(default=50.0, gt=0)
     inference_burst: float = Field(default=2_000.0, ge=1)
     trusted_proxies: str = ""
+    # Unset: localhost and 127.0.0.1 on any port in development, no origin in production.
+    cors_origins: str = ""
 
     ws_init_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
 
@@ -160,6 +166,18 @@ class Settings(BaseSettings):
     def _proxy_networks(cls, value: str) -> str:
         parse_networks(value)  # comma-separated IP addresses or CIDR networks
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        parse_origins(value)  # comma-separated scheme://host[:port], or *
+        return value
+
+    @model_validator(mode="after")
+    def _no_wildcard_origin_in_production(self) -> Settings:
+        if self.is_production and "*" in parse_origins(self.cors_origins):
+            raise ValueError("ASSAY_CORS_ORIGINS: `*` is refused in production; list the origins")
+        return self
 
     @model_validator(mode="after")
     def _document_fits_request(self) -> Settings:

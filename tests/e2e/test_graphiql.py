@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.e2e.conftest import AssayProcess, Launcher, agql, model_id, token, truncate_all
 
 try:
-    from playwright.async_api import Browser, Page, Request, Route, async_playwright
+    from playwright.async_api import (
+        Browser,
+        ConsoleMessage,
+        Page,
+        Request,
+        Route,
+        async_playwright,
+    )
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 except ImportError:  # not in the test extra yet
     pytest.skip("playwright is not installed: pip install playwright", allow_module_level=True)
@@ -97,6 +104,12 @@ class Traffic:
         return [url for url in self.urls if urlsplit(url).hostname != LOCAL_HOST]
 
 
+def record_csp_violation(message: ConsoleMessage, traffic: Traffic) -> None:
+    """The page's Content-Security-Policy must let GraphiQL's own assets do all they do."""
+    if "Content Security Policy" in message.text:
+        traffic.errors.append(message.text)
+
+
 @pytest.fixture
 async def graphiql(browser: Browser, api: Api) -> AsyncIterator[tuple[Page, Traffic]]:
     context = await browser.new_context()
@@ -116,10 +129,12 @@ async def graphiql(browser: Browser, api: Api) -> AsyncIterator[tuple[Page, Traf
     page.on("request", record)
     page.on("websocket", lambda ws: traffic.urls.append(ws.url))
     page.on("pageerror", lambda error: traffic.errors.append(str(error)))
+    page.on("console", lambda message: record_csp_violation(message, traffic))
     try:
         response = await page.goto(f"{api.server.base_url}/graphql")
         assert response is not None
         assert response.status == 200
+        assert "script-src 'self'" in response.headers["content-security-policy"]
         await page.locator(".graphiql-query-editor .CodeMirror").wait_for(timeout=UI_TIMEOUT_MS)
         yield page, traffic
     finally:
@@ -136,8 +151,8 @@ async def replace_text(page: Page, editor: str, text: str) -> None:
 
 
 async def set_headers(page: Page, bearer: str) -> None:
-    template = await editor_text(page, HEADERS_PANE)
-    assert "Bearer <paste a token from assay token>" in template
+    opened_with = await editor_text(page, HEADERS_PANE)
+    assert '"Authorization": "Bearer ' in opened_with  # development's demo user
     await replace_text(page, HEADERS_PANE, json.dumps({"Authorization": f"Bearer {bearer}"}))
 
 
@@ -201,6 +216,16 @@ async def test_a_query_with_the_bearer_in_the_headers_pane_answers(
     result = json.loads(await result_containing(page, "ada@example.com"))
     assert result == {"data": {"viewer": {"email": "ada@example.com"}}}
     assert any(url.endswith("/graphiql/graphiql.js") for url in traffic.urls)
+
+
+async def test_graphiql_opens_signed_in_as_a_demo_user(graphiql: tuple[Page, Traffic]) -> None:
+    page, _ = graphiql
+    assert "Bearer ey" in await editor_text(page, HEADERS_PANE)
+    query = await editor_text(page, ".graphiql-query-editor")
+    assert "viewer" in query  # the first saved tab, as the page opens
+    await page.locator(".graphiql-execute-button").click()
+    result = json.loads(await result_containing(page, "demo@example.com"))
+    assert result["data"]["viewer"]["email"] == "demo@example.com"
 
 
 async def test_a_subscription_shows_an_event_from_a_mutation_made_elsewhere(

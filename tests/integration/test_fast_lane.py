@@ -362,7 +362,10 @@ async def test_requests_the_lane_does_not_take_are_answered_by_the_pipeline(
     same(unknown_extension, known)
     wrong_name, lane = await post(client, bearer, lookup, variables, operationName="Nope")
     assert lane == Counter({"unknown_document": 1})
-    assert (wrong_name.status_code, wrong_name.text) == (400, 'Unknown operation named "Nope".')
+    assert wrong_name.status_code == 400
+    (error,) = wrong_name.json()["errors"]
+    assert error["message"] == 'Unknown operation named "Nope".'
+    assert error["extensions"]["code"] == "BAD_REQUEST"
     costed = await client.post(
         "/graphql",
         json={"query": lookup, "variables": variables},

@@ -33,3 +33,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     blocks = re.findall(r"```bash\n(.*?)\n```", README, flags=re.DOTALL)
     test_line = next(b for b in blocks if "python -m tests" in b)
     assert test_line in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_no_readme_link_leaves_the_repository() -> None:
+    targets = re.findall(r"\]\(([^)#\s]+)[^)]*\)", README)
+    local = [t for t in targets if "://" not in t and not t.startswith("mailto:")]
+    outside = [t for t in local if not (ROOT / t).resolve().is_relative_to(ROOT)]
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert outside == [], "README links outside the repository"
+    assert missing == [], "README links files that do not exist"
+    assert "../" not in README, "README names a path outside the repository"

@@ -1,0 +1,41 @@
+"""Tell a database outage from a refused statement, and report it in the domain's words."""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy import exc
+
+from domain.errors import Unavailable
+
+# The server is gone, going or not there yet: not that the statement was wrong.
+_LOST = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, crash recovery, starting up
+    asyncpg.exceptions.PostgresConnectionError,
+    exc.TimeoutError,  # no pooled connection within the pool timeout
+)
+# While connecting, the socket's own errors say the same (refused, no such socket, timeout).
+_UNREACHABLE = (*_LOST, OSError, TimeoutError)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def is_lost_connection(error: BaseException) -> bool:
+    """A statement failed because the connection or the server went away."""
+    return any(
+        isinstance(e, (Unavailable, *_LOST))
+        or (isinstance(e, exc.DBAPIError) and e.connection_invalidated)
+        for e in _chain(error)
+    )
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Connecting failed because the server cannot be reached (or went away meanwhile)."""
+    return is_lost_connection(error) or any(isinstance(e, _UNREACHABLE) for e in _chain(error))

@@ -1,0 +1,38 @@
+"""A database outage is told apart from a statement the server refused."""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy import exc
+
+from domain.errors import Unavailable
+from persistence.outages import is_lost_connection, is_unreachable
+
+
+def raised_from(outer: Exception, inner: BaseException) -> Exception:
+    outer.__cause__ = inner
+    return outer
+
+
+def test_a_connection_gone_mid_statement_is_an_outage() -> None:
+    gone = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
+    wrapped = raised_from(exc.InterfaceError("SELECT 1", {}, gone), gone)
+    assert is_lost_connection(wrapped)
+    assert is_lost_connection(asyncpg.exceptions.AdminShutdownError("terminating"))
+    assert is_lost_connection(exc.TimeoutError("QueuePool limit reached"))
+
+
+def test_refused_or_missing_socket_while_connecting_is_unreachable() -> None:
+    assert is_unreachable(ConnectionRefusedError(111, "refused"))
+    assert is_unreachable(FileNotFoundError(2, "no such socket"))
+    assert is_unreachable(TimeoutError())
+    assert is_unreachable(Unavailable())
+
+
+def test_a_refused_statement_is_no_outage() -> None:
+    refused = asyncpg.exceptions.UniqueViolationError("duplicate key")
+    wrapped = raised_from(exc.IntegrityError("INSERT", {}, refused), refused)
+    assert not is_lost_connection(wrapped)
+    assert not is_unreachable(wrapped)
+    # A file error inside a unit of work is not the database's.
+    assert not is_lost_connection(FileNotFoundError(2, "blob"))
