@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,14 @@ from graph.loaders import Loaders
 
 if TYPE_CHECKING:
     from graph.subscriptions import EventBroker
+
+
+# A subscription message's own loaders. Each operation runs in its own task, and its
+# generator and the resolvers of what it yields run in that task, so a message set here is
+# seen by exactly the resolvers of that message.
+_MESSAGE_LOADERS: ContextVar[tuple[Context, Loaders] | None] = ContextVar(
+    "message_loaders", default=None
+)
 
 
 @dataclass
@@ -56,8 +65,16 @@ class Context:
             raise self.principal_or_error
         return self.principal_or_error
 
+    def start_message(self) -> None:
+        """Fresh loaders for the next subscription message: a connection lives for hours, and
+        loaders kept that long would answer from what they read for the first message."""
+        _MESSAGE_LOADERS.set((self, Loaders.create(self.uow, self.principal)))
+
     @property
     def loaders(self) -> Loaders:
+        message = _MESSAGE_LOADERS.get()
+        if message is not None and message[0] is self:
+            return message[1]
         if self._loaders is None:
             self._loaders = Loaders.create(self.uow, self.principal)
         return self._loaders

@@ -12,6 +12,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from domain.errors import NotFound
+from domain.event_payloads import result_payload
 from domain.events import EventType, NewEvent
 from domain.models import Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWorkFactory
@@ -101,12 +102,12 @@ async def _record_one(
         await uow.results.add(result)
         await uow.events.append(
             [
-                submission_event(EventType.SUBMISSION_SUCCEEDED, done),
+                submission_event(EventType.SUBMISSION_SUCCEEDED, done, result),
                 NewEvent(
                     type=EventType.RESULT_CREATED,
                     owner_id=done.owner_id,
                     subject_id=result.id,
-                    payload={"resultId": str(result.id), "submissionId": str(done.id)},
+                    payload=result_payload(result),
                 ),
             ]
         )

@@ -10,11 +10,12 @@ from uuid import UUID
 
 from domain.assets import AssetStatus
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.event_payloads import submission_payload
 from domain.events import EventType, NewEvent
 from domain.models import JSONValue, Model
 from domain.ports import Clock, UnitOfWork
 from domain.principal import Principal, visible_only
-from domain.submissions import Submission, SubmissionStatus
+from domain.submissions import Result, Submission, SubmissionStatus
 from domain.validation import schema_errors
 
 MAX_BATCH = 1000
@@ -30,12 +31,14 @@ class SubmissionRequest:
     idempotency_key: str | None = None
 
 
-def submission_event(kind: EventType, submission: Submission) -> NewEvent:
+def submission_event(
+    kind: EventType, submission: Submission, result: Result | None = None
+) -> NewEvent:
     return NewEvent(
         type=kind,
         owner_id=submission.owner_id,
         subject_id=submission.id,
-        payload={"submissionId": str(submission.id), "status": submission.status.value},
+        payload=submission_payload(submission, result),
     )
 
 

@@ -355,3 +355,40 @@ async def test_the_legacy_graphql_ws_protocol_serves_a_subscription(api: Api) ->
         await send(ws, {"id": "1", "type": "stop"})
         await send(ws, {"type": "connection_terminate"})
         assert await close_code(ws) == 1000
+
+
+async def test_the_legacy_protocol_also_closes_without_connection_init_in_time(api: Api) -> None:
+    async with raw_socket(api, LEGACY_WS) as ws:
+        code = await close_code(ws, within=INIT_TIMEOUT_SECONDS + 5)
+    assert code == 4408
+
+
+async def test_a_legacy_start_carrying_a_query_answers_it_then_completes(api: Api) -> None:
+    async with raw_socket(api, LEGACY_WS) as ws:
+        await initialised(ws, api.token)
+        start = {"id": "q", "type": "start", "payload": {"query": "{ viewer { name } }"}}
+        await send(ws, start)
+        while (message := await receive(ws))["type"] == "ka":
+            pass
+        assert message == {
+            "type": "data",
+            "id": "q",
+            "payload": {"data": {"viewer": {"name": "Ada"}}},
+        }
+        assert await receive(ws) == {"type": "complete", "id": "q"}
+
+
+async def test_a_legacy_subscription_over_the_limits_is_refused_with_an_error(api: Api) -> None:
+    deep = (
+        "subscription { submissionUpdated { "
+        + "owner { submissions(first: 100) { edges { node { " * 3
+        + "id"
+        + " } } } }" * 3
+        + " } }"
+    )
+    async with raw_socket(api, LEGACY_WS) as ws:
+        await initialised(ws, api.token)
+        await send(ws, {"id": "deep", "type": "start", "payload": {"query": deep}})
+        message = await receive(ws)
+        assert message["type"] == "error", message
+        assert message["payload"]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
