@@ -12,6 +12,7 @@ from domain.assets import AssetStatus
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.event_payloads import submission_payload
 from domain.events import EventType, NewEvent
+from domain.ids import to_global_id
 from domain.models import JSONValue, Model
 from domain.ports import Clock, UnitOfWork
 from domain.principal import Principal, visible_only
@@ -60,7 +61,7 @@ async def _check_assets(
     problems = {}
     for n, (asset_id, asset) in enumerate(zip(asset_ids, assets, strict=True)):
         if asset is None or asset.owner_id != principal.user_id:
-            problems[f"{path}.{n}"] = f"asset {asset_id} not found"
+            problems[f"{path}.{n}"] = f"asset {to_global_id('Asset', asset_id)} not found"
         elif asset.status is not AssetStatus.AVAILABLE:
             problems[f"{path}.{n}"] = f"asset is {asset.status}, not AVAILABLE"
     if problems:
