@@ -19,7 +19,7 @@ Close = Callable[[int, str], Awaitable[None]]
 @dataclass(frozen=True)
 class SocketLimits:
     max_sockets: int = 10_000
-    max_unauthenticated_per_address: int = 20
+    max_unauthenticated_per_address: int = 50
 
 
 class SocketRegistry:

@@ -87,13 +87,13 @@ class Settings(BaseSettings):
     sagemaker_timeout_seconds: float = Field(default=10.0, gt=0)
 
     max_subscriptions_per_connection: int = Field(default=10, ge=1, le=1000)
-    max_connections_per_user: int = Field(default=20, ge=1, le=10_000)
+    max_connections_per_user: int = Field(default=20, ge=1, le=1_000_000)
     # Events waiting per subscription; a reader that falls this far behind is closed (1013).
     # Room for a whole 1,000-input batch (PENDING, RUNNING and terminal of each) and more.
     subscription_queue_size: int = Field(default=4096, ge=1, le=100_000)
     max_subscription_message_bytes: int = Field(default=512 * 1024, ge=1024)
     max_websockets: int = Field(default=10_000, ge=1, le=1_000_000)
-    max_unauthenticated_websockets_per_address: int = Field(default=20, ge=1, le=100_000)
+    max_unauthenticated_websockets_per_address: int = Field(default=50, ge=1, le=1_000_000)
     # uvicorn: header size, keep-alive, a deadline to read headers and body, open connections.
     http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     http_keep_alive_seconds: float = Field(default=5.0, gt=0, le=3600)
