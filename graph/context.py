@@ -22,12 +22,23 @@ if TYPE_CHECKING:
     from graph.subscriptions import EventBroker
 
 
-# A subscription message's own loaders. Each operation runs in its own task, and its
-# generator and the resolvers of what it yields run in that task, so a message set here is
-# seen by exactly the resolvers of that message.
-_MESSAGE_LOADERS: ContextVar[tuple[Context, Loaders] | None] = ContextVar(
-    "message_loaders", default=None
-)
+class _MessageLoaders:
+    """A subscription message's loaders, made when a resolver first asks for them."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._loaders: Loaders | None = None
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders.create(self.context.uow, self.context.principal)
+        return self._loaders
+
+
+# Each subscription operation runs in its own task, and its generator and the resolvers of
+# what it yields run in that task, so a message set here is seen by exactly its resolvers.
+_MESSAGE_LOADERS: ContextVar[_MessageLoaders | None] = ContextVar("message_loaders", default=None)
 
 
 @dataclass
@@ -68,13 +79,13 @@ class Context:
     def start_message(self) -> None:
         """Fresh loaders for the next subscription message: a connection lives for hours, and
         loaders kept that long would answer from what they read for the first message."""
-        _MESSAGE_LOADERS.set((self, Loaders.create(self.uow, self.principal)))
+        _MESSAGE_LOADERS.set(_MessageLoaders(self))
 
     @property
     def loaders(self) -> Loaders:
         message = _MESSAGE_LOADERS.get()
-        if message is not None and message[0] is self:
-            return message[1]
+        if message is not None and message.context is self:
+            return message.loaders
         if self._loaders is None:
             self._loaders = Loaders.create(self.uow, self.principal)
         return self._loaders
