@@ -28,6 +28,7 @@ from tests.e2e.conftest import (
     token,
     truncate_all,
 )
+from tests.integration.webhook_receiver import Receiver, running
 
 pytestmark = pytest.mark.e2e
 
@@ -66,6 +67,8 @@ async def cluster(
         "ASSAY_MAX_SUBSCRIPTIONS_PER_CONNECTION": "2",
         "ASSAY_MAX_CONNECTIONS_PER_USER": "3",
         "ASSAY_MAX_SUBSCRIPTION_MESSAGE_BYTES": "4096",
+        "ASSAY_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver is on 127.0.0.1
+        "ASSAY_WEBHOOK_POLL_SECONDS": "0.1",
     }
     first = module_launcher.serve(data_dir=data_dir, database_url=postgres_url, env=env)
     second = module_launcher.serve(
@@ -382,3 +385,39 @@ async def test_a_prompt_result_reader_receives_every_result_of_a_1000_input_batc
             message = await next_message(ws, within=30.0)
             assert message["type"] == "next", (len(received), message)
             received.add(message["payload"]["data"]["resultCreated"]["submission"]["id"])
+
+
+async def test_webhook_payloads_name_api_ids_and_carry_the_prediction(cluster: Cluster) -> None:
+    data_dir = cluster.first.data_dir
+    dave = token(data_dir, "dave@example.com", public_url=ISSUER)
+    with running(Receiver()) as receiver:
+        await agql(
+            cluster.first.base_url,
+            """mutation($url: String!) { createWebhookEndpoint(input: {url: $url,
+              events: [SUBMISSION_SUCCEEDED, RESULT_CREATED]}) { secret } }""",
+            {"url": receiver.url},
+            dave,
+        )
+        ran = await agql(cluster.first.base_url, RUN, {"m": cluster.iris, "i": IRIS}, dave)
+        for _ in range(300):
+            if len(receiver.requests) >= 2:
+                break
+            await asyncio.sleep(0.1)
+    bodies = {b["type"]: b["data"] for b in (json.loads(r.body) for r in receiver.requests)}
+    submission_id = ran["runInference"]["submission"]["id"]
+    result_id = ran["runInference"]["result"]["id"]
+    for kind in ("submission.succeeded", "result.created"):
+        data = bodies[kind]
+        assert (data["submissionId"], data["resultId"]) == (submission_id, result_id)
+        assert data["prediction"]["species"] in {"setosa", "versicolor", "virginica"}
+        assert 0 <= data["confidence"] <= 1
+        assert data["modelVersion"]
+        assert isinstance(data["sequence"], int)
+    assert bodies["submission.succeeded"]["sequence"] < bodies["result.created"]["sequence"]
+    found = await agql(
+        cluster.first.base_url,
+        "query($id: ID!) { submission(id: $id) { id } }",
+        {"id": bodies["result.created"]["submissionId"]},
+        dave,
+    )
+    assert found["submission"] == {"id": submission_id}
