@@ -196,7 +196,8 @@ class AssayGraphQL(GraphQL[Context, None]):
             if not broker.connect(principal_or_error.user_id):
                 raise ConnectionRejectionError({"message": "too many connections for this user"})
             websocket.state.connected_user = principal_or_error.user_id
-        if self.deps.sockets is not None:
+        if self.deps.sockets is not None and getattr(websocket.state, "signed_in", None) is None:
+            # Once per socket: a second legacy connection_init must not count it out twice.
             self.deps.sockets.signed_in(
                 websocket.state.address, principal_or_error.user_id, context.close_socket
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
-from tests.e2e.conftest import AssayProcess, Launcher, truncate_all
+from tests.e2e.conftest import AssayProcess, Launcher, token, truncate_all
 
 pytestmark = pytest.mark.e2e
 
@@ -170,7 +171,7 @@ async def test_a_huge_header_is_refused_with_431_before_it_is_read(server: Assay
     sending = asyncio.create_task(send_10_mib())
     answer = b""
     try:
-        with contextlib.suppress(ConnectionResetError):  # it closed with our bytes unread
+        with contextlib.suppress(ConnectionError):  # it closed with our bytes unread
             answer = await _closed_within(reader, 10)
     finally:
         sending.cancel()
@@ -193,3 +194,27 @@ async def test_x_forwarded_for_from_an_untrusted_peer_does_not_escape_the_rate_l
             errors = response.json().get("errors") or [{"extensions": {"code": "OK"}}]
             codes.append(errors[0]["extensions"]["code"])
     assert "RATE_LIMITED" in codes, codes
+
+
+async def test_a_repeated_legacy_connection_init_does_not_free_a_second_place(
+    server: AssayProcess,
+) -> None:
+    url = server.base_url.replace("http://", "ws://") + "/graphql"
+    bearer = token(server.data_dir, "ann@example.com", public_url=server.base_url)
+    opened: list[ClientConnection] = []
+    await asyncio.sleep(1)  # sockets of earlier tests are released
+    try:
+        legacy = await websockets.connect(url, subprotocols=[Subprotocol("graphql-ws")])
+        opened.append(legacy)
+        for _ in range(PER_ADDRESS - 1):
+            assert await _open(url, opened)
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {bearer}"}}
+        for _ in range(2):
+            await legacy.send(json.dumps(init))
+            assert json.loads(await legacy.recv())["type"] == "connection_ack"
+        accepted = [await _open(url, opened) for _ in range(2)]
+    finally:
+        for ws in opened:
+            with contextlib.suppress(Exception):
+                await ws.close()
+    assert accepted == [True, False], "signing in frees one place, not two"
