@@ -192,7 +192,7 @@ class AssayGraphQL(GraphQL[Context, None]):
         websocket = context.request
         assert isinstance(websocket, WebSocket)
         broker = self.deps.broker
-        if broker is not None:
+        if broker is not None and getattr(websocket.state, "connected_user", None) is None:
             if not broker.connect(principal_or_error.user_id):
                 raise ConnectionRejectionError({"message": "too many connections for this user"})
             websocket.state.connected_user = principal_or_error.user_id

@@ -4,6 +4,7 @@ code of graphql-transport-ws, ping/pong, completion from either side, legacy gra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -392,3 +393,19 @@ async def test_a_legacy_subscription_over_the_limits_is_refused_with_an_error(ap
         message = await receive(ws)
         assert message["type"] == "error", message
         assert message["payload"]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_a_repeated_legacy_connection_init_counts_one_connection_of_the_user(
+    api: Api,
+) -> None:
+    bearer = token(api.server.data_dir, "eve@example.com", public_url=api.server.base_url)
+    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {bearer}"}}
+    async with raw_socket(api, LEGACY_WS) as legacy:
+        for _ in range(2):
+            await send(legacy, init)
+            assert (await receive(legacy))["type"] == "connection_ack"
+    await asyncio.sleep(0.5)  # the server releases the closed socket
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(20):  # ASSAY_MAX_CONNECTIONS_PER_USER's default
+            ws = await stack.enter_async_context(raw_socket(api))
+            await initialised(ws, bearer)
