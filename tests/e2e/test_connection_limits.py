@@ -218,3 +218,20 @@ async def test_a_repeated_legacy_connection_init_does_not_free_a_second_place(
             with contextlib.suppress(Exception):
                 await ws.close()
     assert accepted == [True, False], "signing in frees one place, not two"
+
+
+async def test_subscribing_is_charged_to_the_rate_limit(server: AssayProcess) -> None:
+    url = server.base_url.replace("http://", "ws://") + "/graphql"
+    bearer = token(server.data_dir, "rita@example.com", public_url=server.base_url)
+    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {bearer}"}}
+    query = "subscription { submissionUpdated { id } }"  # cost 1; the bucket holds 5
+    async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        for n in range(6):
+            subscribe = {"id": f"s{n}", "type": "subscribe", "payload": {"query": query}}
+            await ws.send(json.dumps(subscribe))
+        refused = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert refused["type"] == "error", refused
+    assert refused["id"] == "s5"
+    assert refused["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
