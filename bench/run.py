@@ -1,8 +1,8 @@
-"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W6.
+"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W7.
 
 W1 and W2 run on two Assay servers, one after the other on the same database: with
 compiled execution (the default settings) and with the reference executor
-(ASSAY_COMPILED_EXECUTION=false); W3-W6 on the last one started (the compiled one).
+(ASSAY_COMPILED_EXECUTION=false); W3-W7 on the last one started (the compiled one).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import asyncpg
 import httpx
 import orjson
 
-from bench import fair_queue, fanout, load, measure, procs, workloads
+from bench import fair_queue, fanout, load, measure, procs, sockets, workloads
 from bench.compile import compile_times
 from bench.encoding import global_id
 from bench.report import MIB, Report, Row, markdown, write_json
@@ -66,6 +66,7 @@ class Options:
     subscribers: int
     fanout_events: int
     batch_size: int
+    idle_sockets: int
     workloads: frozenset[str]
     keep: bool
     executors: tuple[str, ...] = tuple(ASSAY_VARIANTS)
@@ -83,7 +84,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--subscribers", type=int, default=200)
     p.add_argument("--fanout-events", type=int, help="W4 submissions (30; --quick 5)")
     p.add_argument("--batch-size", type=int, default=1000, help="W5 inputs")
-    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6", help="workloads to run")
+    p.add_argument("--idle-sockets", type=int, help="W7 signed-in sockets (10000; --quick 1000)")
+    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7", help="workloads to run")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument(
         "--executors",
@@ -107,6 +109,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         subscribers=a.subscribers,
         fanout_events=a.fanout_events or (5 if quick else 30),
         batch_size=a.batch_size,
+        idle_sockets=a.idle_sockets or (1000 if quick else 10_000),
         workloads=frozenset(w.strip().upper() for w in a.only.split(",")),
         keep=bool(a.keep),
         executors=tuple(v for v in ASSAY_VARIANTS if v in executors),
@@ -192,8 +195,14 @@ class Bench:
                 "ASSAY_DATA_DIR": str(workdir / "data"),
                 "ASSAY_LOG_LEVEL": "WARNING",
                 "ASSAY_LOG_FORMAT": "json",
-                # W4 opens 200 sockets as one user; the default allows 20 per user.
-                "ASSAY_MAX_CONNECTIONS_PER_USER": str(max(20, options.subscribers + 10)),
+                # W4 opens 200 sockets as one user, W7 10,000; the default allows 20 per user
+                # and 50 unauthenticated at once per address (all of these come from one).
+                "ASSAY_MAX_CONNECTIONS_PER_USER": str(
+                    max(20, options.subscribers + 10, options.idle_sockets + 10)
+                ),
+                "ASSAY_MAX_UNAUTHENTICATED_WEBSOCKETS_PER_ADDRESS": "100000",
+                "ASSAY_MAX_WEBSOCKETS": str(max(10_000, options.idle_sockets + 1_000)),
+                "ASSAY_HTTP_LIMIT_CONCURRENCY": str(max(12_000, options.idle_sockets + 2_000)),
                 # One caller drives all the load: per-caller limits would measure themselves.
                 # W1 weighs 25,400 points under the default cost model (limit 10,000).
                 **BENCH_LIMITS,
@@ -392,11 +401,14 @@ class Bench:
             assay.graphql(probe, token)
             self._wait_succeeded(assay, token, 1, worker, timeout=120)
             cpu = procs.cpu_seconds(worker.pid)
-            started = time.perf_counter()
-            assay.graphql(workloads.w5_body(self.iris_id, o.batch_size), token)
-            accepted = time.perf_counter()
-            finished = self._wait_succeeded(assay, token, 1 + o.batch_size, worker, timeout=600)
-            cpu = procs.cpu_seconds(worker.pid) - cpu
+            # One prompt resultCreated reader: it must receive every result of the batch.
+            with sockets.ResultReader(assay.port, token) as reader:
+                started = time.perf_counter()
+                assay.graphql(workloads.w5_body(self.iris_id, o.batch_size), token)
+                accepted = time.perf_counter()
+                finished = self._wait_succeeded(assay, token, 1 + o.batch_size, worker, timeout=600)
+                cpu = procs.cpu_seconds(worker.pid) - cpu
+                reader.wait_for(o.batch_size, timeout=60)
         finally:
             worker.stop()
         elapsed = finished - accepted
@@ -406,8 +418,11 @@ class Bench:
             "seconds_from_accept_to_all_succeeded": elapsed,
             "completed_per_second": o.batch_size / elapsed if elapsed > 0 else 0.0,
             "worker_cpu_seconds": cpu,
+            "result_subscriber_received": reader.received,
+            "result_subscriber_close_code": reader.close_code,
         }
         log(f"W5: {o.batch_size} inferences in {elapsed:.1f} s after the mutation")
+        log(f"W5: the resultCreated reader received {reader.received} of {o.batch_size}")
 
     def fair_queue(self, assay: Server) -> None:
         """W6: 4 callers queue 2,000 each, then another caller's runInference is timed."""
@@ -483,6 +498,28 @@ class Bench:
         self.report.extra["W4 fan-out (graphql-transport-ws, one user)"] = section
         log(f"W4: p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, missing {result.missing}")
 
+    def idle_sockets(self, assay: Server) -> None:
+        """W7: server RSS with N signed-in, idle WebSockets (one user, no subscriptions)."""
+        count, token = self.options.idle_sockets, self.tokens["fanout"]
+        settle(assay)
+        before = procs.rss_bytes(assay.child.pid)
+
+        async def hold() -> tuple[int, int]:
+            opened = await sockets.open_idle(assay.port, token, count)
+            await asyncio.sleep(2)  # let the server settle with all of them open
+            held = procs.rss_bytes(assay.child.pid)
+            await sockets.close_all(opened)
+            return len(opened), held
+
+        opened, held = asyncio.run(hold())
+        self.report.extra["W7 idle signed-in WebSockets"] = {
+            "sockets": opened,
+            "rss_before_mib": before / MIB,
+            "rss_with_sockets_mib": held / MIB,
+            "kib_per_socket": (held - before) / 1024 / max(1, opened),
+        }
+        log(f"W7: {opened} idle sockets, RSS {before / MIB:.0f} -> {held / MIB:.0f} MiB")
+
     # ------------------------------------------------------------------- all
 
     def time_reads(self, server: Server, reads: Sequence[workloads.Workload]) -> None:
@@ -521,6 +558,8 @@ class Bench:
                 self.report.rows.append(self.timed(assay, w3, self.tokens["writer"], c))
         if "W4" in o.workloads:
             self.fan_out(assay)
+        if "W7" in o.workloads:
+            self.idle_sockets(assay)
 
 
 def _paths(window: measure.Window) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from uuid import UUID
+
+from domain.ids import to_global_id
 
 
 class DomainError(Exception):
@@ -20,7 +23,9 @@ class Forbidden(DomainError):
 
 class NotFound(DomainError):
     def __init__(self, kind: str, ident: object) -> None:
-        super().__init__(f"{kind} {ident} not found")
+        # A UUID is shown as the API's global id, the only id a client ever sees.
+        shown = to_global_id(kind, ident) if isinstance(ident, UUID) else ident
+        super().__init__(f"{kind} {shown} not found")
         self.kind = kind
 
 

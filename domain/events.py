@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from domain.ids import to_global_id
 from domain.models import JSONValue
 
 
@@ -20,16 +21,32 @@ class EventType(StrEnum):
     # Internal: other status changes (RUNNING, CANCELLED, retried) that subscribers see
     # but that are not webhook event types.
     SUBMISSION_UPDATED = "SUBMISSION_UPDATED"
+    # Internal: a principal's access ended (a user deactivated; later, a key revoked).
+    # Every process closes that principal's sockets when it sees one.
+    PRINCIPAL_REVOKED = "PRINCIPAL_REVOKED"
 
     @property
     def is_webhook_event(self) -> bool:
-        return self is not EventType.SUBMISSION_UPDATED
+        return self not in _INTERNAL
 
     @property
     def wire_name(self) -> str:
         """The name in webhook bodies: SUBMISSION_SUCCEEDED -> submission.succeeded."""
         subject, _, change = self.value.lower().partition("_")
         return f"{subject}.{change}"
+
+
+_INTERNAL = frozenset({EventType.SUBMISSION_UPDATED, EventType.PRINCIPAL_REVOKED})
+
+
+def principal_revoked(user_id: UUID, reason: str) -> NewEvent:
+    """Owner and subject are the user whose sockets must close."""
+    return NewEvent(
+        type=EventType.PRINCIPAL_REVOKED,
+        owner_id=user_id,
+        subject_id=user_id,
+        payload={"userId": to_global_id("User", user_id), "reason": reason},
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,25 @@ from graph.loaders import Loaders
 
 if TYPE_CHECKING:
     from graph.subscriptions import EventBroker
+
+
+class _MessageLoaders:
+    """A subscription message's loaders, made when a resolver first asks for them."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._loaders: Loaders | None = None
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders.create(self.context.uow, self.context.principal)
+        return self._loaders
+
+
+# Each subscription operation runs in its own task, and its generator and the resolvers of
+# what it yields run in that task, so a message set here is seen by exactly its resolvers.
+_MESSAGE_LOADERS: ContextVar[_MessageLoaders | None] = ContextVar("message_loaders", default=None)
 
 
 @dataclass
@@ -56,8 +76,16 @@ class Context:
             raise self.principal_or_error
         return self.principal_or_error
 
+    def start_message(self) -> None:
+        """Fresh loaders for the next subscription message: a connection lives for hours, and
+        loaders kept that long would answer from what they read for the first message."""
+        _MESSAGE_LOADERS.set(_MessageLoaders(self))
+
     @property
     def loaders(self) -> Loaders:
+        message = _MESSAGE_LOADERS.get()
+        if message is not None and message.context is self:
+            return message.loaders
         if self._loaders is None:
             self._loaders = Loaders.create(self.uow, self.principal)
         return self._loaders

@@ -23,6 +23,7 @@ from graph.cors import CorsPolicy
 from graph.limits import QueryLimits
 from graph.persisted import PersistedQueryPolicy
 from graph.rate_limit import RateLimiter
+from graph.sockets import SocketRegistry
 from graph.subscriptions import EventBroker
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
@@ -43,6 +44,8 @@ class AppDependencies:
     broker: EventBroker | None = None
     max_subscriptions_per_connection: int = 10
     ws_init_timeout: timedelta = timedelta(seconds=10)
+    sockets: SocketRegistry | None = None  # caps on open WebSockets; closes revoked users'
+    max_subscription_message_bytes: int | None = None
     webhooks: WebhookPolicy | None = None
     graphiql: bool = True
     introspection: bool = True

@@ -85,7 +85,9 @@ class CachedDocuments(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        if self.key is not None and context.graphql_document is not None:
+        # Errors set already (a subscription that QueryProtection refused) stand.
+        decided = context.pre_execution_errors is not None
+        if self.key is not None and context.graphql_document is not None and not decided:
             errors = self.cache.validation_errors.get(self.key)
             if errors is None:
                 errors = validate_document(

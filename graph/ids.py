@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from domain.errors import InvalidInput, NotFound
+from domain.ids import b64encode_text as _b64encode
+from domain.ids import to_global_id as to_global_id  # re-exported: graph names ids here
 from domain.pagination import Keyset
 
 NODE_TYPES = frozenset(
@@ -15,22 +17,9 @@ NODE_TYPES = frozenset(
 )
 
 
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def _b64encode(text: str) -> str:
-    # binascii + bytes.translate: a third faster than base64.urlsafe_b64encode, same output.
-    encoded = binascii.b2a_base64(text.encode(), newline=False)
-    return encoded.translate(_URLSAFE).rstrip(b"=").decode()
-
-
 def _b64decode(text: str) -> str:
     padded = text + "=" * (-len(text) % 4)
     return base64.urlsafe_b64decode(padded.encode()).decode()
-
-
-def to_global_id(type_name: str, ident: UUID) -> str:
-    return _b64encode(f"{type_name}:{ident}")
 
 
 def from_global_id(global_id: str, path: str = "id") -> tuple[str, UUID]:

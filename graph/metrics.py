@@ -65,6 +65,11 @@ QUEUE_OLDEST_PENDING_AGE = Gauge(
 OPEN_SUBSCRIPTIONS = Gauge(
     "assay_open_subscriptions", "Active GraphQL subscriptions in this process.", registry=REGISTRY
 )
+WEBSOCKETS_REFUSED = Counter(
+    "assay_websockets_refused_total",
+    "WebSockets refused at the handshake by the per-process or per-address cap.",
+    registry=REGISTRY,
+)
 WEBHOOK_DELIVERIES = Gauge(
     "assay_webhook_deliveries", "Webhook deliveries, by status.", ["status"], registry=REGISTRY
 )

@@ -11,6 +11,8 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, get_operation_ast
 from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from domain.errors import DomainError, RateLimited
@@ -116,10 +118,24 @@ class QueryProtection(SchemaExtension):
         self.execution_context.parse_options["max_tokens"] = limit
         yield
 
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if _is_subscription(context) and context.graphql_document is not None:
+            # A subscription ignores a result set in on_execute, so it is refused here, as a
+            # pre-execution error: the client gets an `error` message and nothing runs.
+            if context.pre_execution_errors is None:
+                context.pre_execution_errors = validate_document(
+                    context.schema._schema, context.graphql_document, context.validation_rules
+                )
+            if not context.pre_execution_errors and (refusal := self._refusal()) is not None:
+                context.pre_execution_errors = [refusal]
+        yield
+
     def on_execute(self) -> Iterator[None]:
-        error = self._refusal()
-        if error is not None:
-            self.execution_context.result = GraphQLExecutionResult(data=None, errors=[error])
+        context = self.execution_context
+        refuses = not _is_subscription(context) and context.result is None
+        if refuses and (error := self._refusal()) is not None:
+            context.result = GraphQLExecutionResult(data=None, errors=[error])
         yield
         self._refund_refused_inference()
 
@@ -139,11 +155,10 @@ class QueryProtection(SchemaExtension):
         self.rate_limiter.refund_inference(key, returned)
 
     def _refusal(self) -> GraphQLError | None:
+        """Depth, aliases and cost, then the rate limit; the first one the operation breaks."""
         context = self.execution_context
-        if context.graphql_document is None or context.result is not None:
+        if context.graphql_document is None:
             return None
-        if context.operation_type is OperationType.SUBSCRIPTION:
-            return None  # subscriptions do not honour a pre-set result; parse limits apply
         measure = measure_operation(
             context.schema._schema,
             context.graphql_document,
@@ -188,6 +203,15 @@ class QueryProtection(SchemaExtension):
         if isinstance(request, Request) and request.headers.get(COST_HEADER) == "1":
             return {"cost": self.cost}
         return {}
+
+
+def _is_subscription(context: ExecutionContext) -> bool:
+    if context.graphql_document is None:
+        return False
+    try:
+        return context.operation_type is OperationType.SUBSCRIPTION
+    except RuntimeError:  # no operation by that name: Strawberry reports it
+        return False
 
 
 def query_protection(

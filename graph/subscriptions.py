@@ -13,13 +13,14 @@ import strawberry
 
 from domain.assets import Asset
 from domain.errors import NotFound
+from domain.event_payloads import asset_as_of, submission_as_of
 from domain.events import Event, EventType
 from domain.ports import UnitOfWork
 from domain.principal import Principal, visible_only
 from domain.services import owned
 from domain.submissions import Result, Submission
 from graph.errors import AssayGraphQLError
-from graph.ids import required_id
+from graph.ids import required_id, to_global_id
 from graph.types import AppInfo, AssetType, ResultType, SubmissionType
 
 SUBMISSION_EVENTS = frozenset(
@@ -127,12 +128,14 @@ def _about(subject_id: UUID, kinds: frozenset[EventType]) -> Callable[[Event], b
 
 
 def _result_of(submission_id: UUID | None, principal: Principal) -> Callable[[Event], bool]:
+    wanted = None if submission_id is None else to_global_id("Submission", submission_id)
+
     def matches(e: Event) -> bool:
         if e.type is not EventType.RESULT_CREATED:
             return False
-        if submission_id is None:
+        if wanted is None:
             return e.owner_id == principal.user_id
-        return e.payload.get("submissionId") == str(submission_id)
+        return e.payload.get("submissionId") == wanted
 
     return matches
 
@@ -152,6 +155,7 @@ async def _stream(info: AppInfo, matches: Callable[[Event], bool]) -> AsyncItera
         with ctx.broker.subscribe(matches) as subscriber:
             try:
                 async for event in subscriber.events():
+                    ctx.start_message()
                     yield event
             except SlowConsumer:
                 await ctx.close_socket(SLOW_CONSUMER_CLOSE_CODE, "subscriber too slow")
@@ -170,7 +174,8 @@ async def _assets_with_deleted(
 
 
 async def _subject_of(info: AppInfo, event: Event, load: Load[Subject]) -> Subject | None:
-    """What the event is about, as this subscriber may see it."""
+    """What the event is about, as this subscriber may see it: read once per event for every
+    subscriber of this process. What changes (a status) comes from the event's payload."""
     ctx = info.context
     principal = ctx.principal
     assert ctx.broker is not None  # _stream refuses to run without one
@@ -205,7 +210,7 @@ class Subscription:
         async for event in _stream(info, matches):
             submission = await _subject_of(info, event, owned.get_visible_submissions)
             if submission is not None:
-                yield SubmissionType.from_entity(submission)
+                yield SubmissionType.as_of(submission_as_of(submission, event.payload))
 
     @strawberry.subscription(description="Results of the viewer's submissions, or of one.")
     async def result_created(
@@ -238,4 +243,4 @@ class Subscription:
         async for event in _stream(info, matches):
             asset = await _subject_of(info, event, _assets_with_deleted)
             if asset is not None:
-                yield AssetType.from_entity(asset)
+                yield AssetType.from_entity(asset_as_of(asset, event.payload))

@@ -232,6 +232,16 @@ class SubmissionType(Node):
     created_at: datetime
     updated_at: datetime
     entity: strawberry.Private[Submission]
+    # False for a subscription message about a moment before the submission succeeded: its
+    # results did not exist then, even when they do by the time the message is resolved.
+    has_results: strawberry.Private[bool] = True
+
+    @classmethod
+    def as_of(cls, submission: Submission) -> SubmissionType:
+        """The submission as an event recorded it (only SUCCEEDED ones have results)."""
+        message = cls.from_entity(submission)
+        message.has_results = submission.status is SubmissionStatus.SUCCEEDED
+        return message
 
     @classmethod
     def from_entity(cls, submission: Submission) -> SubmissionType:
@@ -264,11 +274,15 @@ class SubmissionType(Node):
 
     @strawberry.field
     async def results(self, info: AppInfo) -> list[ResultType]:
+        if not self.has_results:
+            return []
         results = await info.context.loaders.results_by_submission.load(self.entity.id)
         return [ResultType.from_entity(r) for r in results]
 
     @strawberry.field(description="The newest result, if any.")
     async def latest_result(self, info: AppInfo) -> ResultType | None:
+        if not self.has_results:
+            return None
         results = await info.context.loaders.results_by_submission.load(self.entity.id)
         return ResultType.from_entity(results[-1]) if results else None
 

@@ -58,6 +58,7 @@ from graph.protection import query_protection, rate_limit_key, rate_limited_erro
 from graph.request_log import log_operation
 from graph.schema import build_schema
 from graph.websocket_adapter import JsonTextWebSocketAdapter
+from graph.ws_handlers import LegacyWSHandler, TransportWSHandler
 
 PERSISTED_LOOKUP_COST = 10  # rate-limit points per persisted document read from the database
 logger = logging.getLogger("assay.errors")
@@ -77,6 +78,8 @@ def _bearer_token(header: str | None) -> str | None:
 
 class AssayGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = JsonTextWebSocketAdapter  # see graph/websocket_adapter.py
+    graphql_transport_ws_handler_class = TransportWSHandler  # see graph/ws_handlers.py
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, deps: AppDependencies, **kwargs: Any) -> None:
         extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = (
@@ -101,6 +104,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             **kwargs,
         )
         self.deps = deps
+        self.max_message_bytes = deps.max_subscription_message_bytes  # read by the handlers
         self.persisted = PersistedQueries(deps.persisted_operations, deps.persisted_queries)
         self.fast_lane = (
             FastLane(
@@ -203,10 +207,16 @@ class AssayGraphQL(GraphQL[Context, None]):
         websocket = context.request
         assert isinstance(websocket, WebSocket)
         broker = self.deps.broker
-        if broker is not None:
+        if broker is not None and getattr(websocket.state, "connected_user", None) is None:
             if not broker.connect(principal_or_error.user_id):
                 raise ConnectionRejectionError({"message": "too many connections for this user"})
             websocket.state.connected_user = principal_or_error.user_id
+        if self.deps.sockets is not None and getattr(websocket.state, "signed_in", None) is None:
+            # Once per socket: a second legacy connection_init must not count it out twice.
+            self.deps.sockets.signed_in(
+                websocket.state.address, principal_or_error.user_id, context.close_socket
+            )
+            websocket.state.signed_in = (principal_or_error.user_id, context.close_socket)
         context.principal_or_error = principal_or_error
         if expires_at is not None:
             websocket.state.expiry = asyncio.create_task(_close_at(context, expires_at))
@@ -216,10 +226,20 @@ class AssayGraphQL(GraphQL[Context, None]):
         if scope["type"] != "websocket":
             await self._serve_http(scope, receive, send)
             return
+        sockets = self.deps.sockets
+        address = scope["client"][0] if scope.get("client") else "unknown"
+        if sockets is not None and not sockets.admit(address):
+            metrics.WEBSOCKETS_REFUSED.inc()
+            await send({"type": "websocket.close", "code": 1013, "reason": "too many sockets"})
+            return
+        scope.setdefault("state", {})["address"] = address
         try:
             await super().__call__(scope, receive, send)
         finally:
             state = scope.get("state", {})
+            if sockets is not None:
+                user_id, close = state.get("signed_in", (None, None))
+                sockets.release(address, user_id, close)
             if (expiry := state.get("expiry")) is not None:
                 expiry.cancel()
             if (user_id := state.get("connected_user")) is not None and self.deps.broker:

@@ -192,6 +192,11 @@ def _guard(info: AppInfo) -> UrlGuard:
     return policy.guard
 
 
+def _max_endpoints(info: AppInfo) -> int:
+    policy = info.context.webhooks
+    return policy.max_endpoints_per_user if policy is not None else 10
+
+
 @strawberry.type
 class WebhookQueries:
     @strawberry.field(description="The viewer's webhook endpoints.")
@@ -216,6 +221,7 @@ class WebhookMutations:
             events=[e.domain for e in input.events],
             description=input.description or "",
             clock=ctx.clock,
+            max_endpoints=_max_endpoints(info),
         )
         return CreateWebhookEndpointPayload(
             endpoint=WebhookEndpointType.from_entity(endpoint), secret=endpoint.secret

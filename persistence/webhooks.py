@@ -260,7 +260,9 @@ class SqlWebhookDispatch:
                 _endpoints.c.id,
                 events.c.id,
                 events.c.type,
-                events.c.payload,
+                # The event id orders one object's deliveries; retries and concurrent sends
+                # may deliver them out of order, so receivers compare it.
+                events.c.payload.op("||")(sa.func.jsonb_build_object("sequence", events.c.id)),
                 sa.literal(DeliveryStatus.PENDING.value),
                 sa.literal(now, sa.DateTime(timezone=True)),
                 sa.literal(now, sa.DateTime(timezone=True)),
@@ -318,13 +320,15 @@ class SqlWebhookDispatch:
     async def claim_deliveries(
         self, limit: int, now: datetime, lease_until: datetime
     ) -> list[DueDelivery]:
-        endpoint_is_active = (
-            sa.select(_endpoints.c.id)
-            .where(_endpoints.c.id == _deliveries.c.endpoint_id, _endpoints.c.is_active)
-            .exists()
+        # Each owner's due deliveries take turns: the first of every owner before the second
+        # of any, so one owner's backlog does not hold back another's first delivery.
+        turn = sa.func.row_number().over(
+            partition_by=_endpoints.c.owner_id,
+            order_by=(_deliveries.c.next_attempt_at, _deliveries.c.id),
         )
-        candidates = (
-            sa.select(_deliveries.c.id)
+        waiting = (
+            sa.select(_deliveries.c.id, _deliveries.c.next_attempt_at, turn.label("turn"))
+            .select_from(_deliveries.join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id))
             .where(
                 _deliveries.c.status.in_(_RETRYABLE),
                 _deliveries.c.next_attempt_at <= now,
@@ -332,9 +336,15 @@ class SqlWebhookDispatch:
                     _deliveries.c.lease_expires_at.is_(None),
                     _deliveries.c.lease_expires_at < now,
                 ),
-                endpoint_is_active,
+                _endpoints.c.is_active,
             )
-            .order_by(_deliveries.c.next_attempt_at)
+            .subquery("waiting")
+        )
+        candidates = (
+            sa.select(_deliveries.c.id)
+            .select_from(_deliveries.join(waiting, waiting.c.id == _deliveries.c.id))
+            .where(waiting.c.turn <= limit)
+            .order_by(waiting.c.turn, waiting.c.next_attempt_at, waiting.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=_deliveries)
             .scalar_subquery()

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 from auth.jwks import JwksCache, JwksDocument, http_jwks_fetcher
 from auth.local_issuer import LocalIssuer
 from auth.verifier import JwtVerifier, TrustedIssuer
+from domain.events import Event, EventType
 from domain.ports import BlobStore, ModelRuntime, UnitOfWork, UnitOfWorkFactory
 from domain.services import assets, owned
 from domain.services.assets import UploadPolicy
@@ -30,6 +31,7 @@ from graph.input_hygiene import InputBounds
 from graph.limits import QueryLimits
 from graph.persisted import PersistedQueryPolicy
 from graph.rate_limit import RateLimiter, RateLimitPolicy, parse_networks
+from graph.sockets import SocketLimits, SocketRegistry
 from graph.subscriptions import EventBroker
 from integrations.blobs.local import LocalBlobStore
 from integrations.blobs.local_routes import UploadGate, blob_routes
@@ -41,7 +43,7 @@ from integrations.models.sagemaker import SageMakerRuntime
 from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from persistence import migrate
 from persistence.database import create_engine
-from persistence.event_bus import EventListener, OutboxNotifier
+from persistence.event_bus import EventHandler, EventListener, OutboxNotifier
 from persistence.operations import SqlPersistedOperations
 from persistence.unit_of_work import SqlUnitOfWork
 from server.settings import Environment, Settings
@@ -375,7 +377,14 @@ def build_app(
         queue_size=settings.subscription_queue_size,
         max_connections_per_user=settings.max_connections_per_user,
     )
-    always: list[Runnable] = [EventListener(engine, broker.publish), metrics_sampler(uow, utc_now)]
+    sockets = SocketRegistry(
+        SocketLimits(
+            max_sockets=settings.max_websockets,
+            max_unauthenticated_per_address=settings.max_unauthenticated_websockets_per_address,
+        )
+    )
+    listener = EventListener(engine, fan_out(broker, sockets))
+    always: list[Runnable] = [listener, metrics_sampler(uow, utc_now)]
     tasks = (
         background_tasks(settings, uow, blobs, extra=always)
         if settings.run_workers
@@ -405,7 +414,12 @@ def build_app(
         broker=broker,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         ws_init_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
-        webhooks=WebhookPolicy(guard=url_guard(settings)),
+        sockets=sockets,
+        max_subscription_message_bytes=settings.max_subscription_message_bytes,
+        webhooks=WebhookPolicy(
+            guard=url_guard(settings),
+            max_endpoints_per_user=settings.max_webhook_endpoints_per_user,
+        ),
         routes=blob_http_routes,
         on_startup=[tasks.start],
         on_shutdown=[tasks.stop, notifier.close, engine.dispose, *tracing_stop(tracing)],
@@ -430,6 +444,18 @@ def build_app(
     if tracing is not None:
         tracing.wrap(app)
     return app
+
+
+def fan_out(broker: EventBroker, sockets: SocketRegistry) -> EventHandler:
+    """Each process's share of new events: its subscribers' messages, its revoked sockets."""
+
+    async def handle(events: Sequence[Event]) -> None:
+        await broker.publish(events)
+        revoked = [e.subject_id for e in events if e.type is EventType.PRINCIPAL_REVOKED]
+        if revoked:
+            await sockets.revoke(revoked)
+
+    return handle
 
 
 def tracing_stop(tracing: TracingHandles | None) -> list[Callable[[], Awaitable[None]]]:

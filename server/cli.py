@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from graphql import GraphQLError
@@ -21,6 +22,7 @@ from persistence.database import create_engine
 from persistence.embedded import EmbeddedKeeper, EmbeddedPostgres
 from persistence.operations import SqlPersistedOperations
 from server.bootstrap import DEMO_EMAIL, local_issuer, register_models
+from server.http_protocol import BoundedHttpToolsProtocol
 from server.logging import configure_logging
 from server.seed import seed
 from server.settings import Settings, SettingsError, export_for_workers, load_settings
@@ -96,8 +98,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             timeout_worker_healthcheck=60,
             log_config=None,
             access_log=False,
-            proxy_headers=True,
             lifespan="on",
+            **http_bounds(settings),
         )
 
 
@@ -114,6 +116,22 @@ def welcome_lines(settings: Settings, host: str, port: int) -> list[str]:
     if not settings.uses_cognito:
         lines.append('a token of your own: assay token --email you@example.com --name "You"')
     return lines
+
+
+def http_bounds(settings: Settings) -> dict[str, Any]:
+    """uvicorn's connection limits from settings. X-Forwarded-For is believed only from
+    ASSAY_TRUSTED_PROXIES: uvicorn's own default trusts 127.0.0.1, so any local process (or a
+    proxy we did not configure) could pick the client address that rate limits key on."""
+    trusted = settings.trusted_proxies.strip()
+    return {
+        "http": BoundedHttpToolsProtocol,
+        "h11_max_incomplete_event_size": settings.http_max_header_bytes,
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+        "limit_concurrency": settings.http_limit_concurrency,
+        "ws_max_size": settings.max_request_bytes,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or "",
+    }
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:

@@ -91,13 +91,24 @@ class Settings(BaseSettings):
     sagemaker_timeout_seconds: float = Field(default=10.0, gt=0)
 
     max_subscriptions_per_connection: int = Field(default=10, ge=1, le=1000)
-    max_connections_per_user: int = Field(default=20, ge=1, le=10_000)
-    subscription_queue_size: int = Field(default=256, ge=1, le=100_000)
+    max_connections_per_user: int = Field(default=20, ge=1, le=1_000_000)
+    # Events waiting per subscription; a reader that falls this far behind is closed (1013).
+    # Room for a whole 1,000-input batch (PENDING, RUNNING and terminal of each) and more.
+    subscription_queue_size: int = Field(default=4096, ge=1, le=100_000)
+    max_subscription_message_bytes: int = Field(default=512 * 1024, ge=1024)
+    max_websockets: int = Field(default=10_000, ge=1, le=1_000_000)
+    max_unauthenticated_websockets_per_address: int = Field(default=50, ge=1, le=1_000_000)
+    # uvicorn: header size, keep-alive, a deadline to read headers and body, open connections.
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    http_keep_alive_seconds: float = Field(default=5.0, gt=0, le=3600)
+    http_read_timeout_seconds: float = Field(default=15.0, gt=0, le=3600)
+    http_limit_concurrency: int = Field(default=12_000, ge=1)
 
     webhook_allow_private_networks: bool = False
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    max_webhook_endpoints_per_user: int = Field(default=10, ge=1, le=1000)
 
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_document_bytes: int = Field(default=20 * 1024, ge=1024)

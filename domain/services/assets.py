@@ -10,6 +10,7 @@ from uuid import UUID
 
 from domain.assets import Asset, AssetStatus
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.event_payloads import asset_payload
 from domain.events import EventType, NewEvent
 from domain.ports import BlobStore, Clock, PresignedUpload, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
@@ -67,7 +68,7 @@ def asset_event(kind: EventType, asset: Asset) -> NewEvent:
         type=kind,
         owner_id=asset.owner_id,
         subject_id=asset.id,
-        payload={"assetId": str(asset.id), "status": asset.status.value},
+        payload=asset_payload(asset),
     )
 
 

@@ -12,7 +12,9 @@ from datetime import timedelta
 from uuid import UUID
 
 from domain.errors import NotFound
+from domain.event_payloads import result_payload
 from domain.events import EventType, NewEvent
+from domain.ids import to_global_id
 from domain.models import Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal, visible_only
@@ -101,12 +103,12 @@ async def _record_one(
         await uow.results.add(result)
         await uow.events.append(
             [
-                submission_event(EventType.SUBMISSION_SUCCEEDED, done),
+                submission_event(EventType.SUBMISSION_SUCCEEDED, done, result),
                 NewEvent(
                     type=EventType.RESULT_CREATED,
                     owner_id=done.owner_id,
                     subject_id=result.id,
-                    payload={"resultId": str(result.id), "submissionId": str(done.id)},
+                    payload=result_payload(result),
                 ),
             ]
         )
@@ -154,7 +156,9 @@ async def process(
         models = await reader.models.get_many(list(by_model))
     for (model_id, batch), model in zip(by_model.items(), models, strict=True):
         if model is None:
-            failure = ModelFailure(f"model {model_id} no longer exists", is_transient=False)
+            failure = ModelFailure(
+                f"model {to_global_id('Model', model_id)} no longer exists", is_transient=False
+            )
             outcomes: list[Outcome] = [failure] * len(batch)
         else:
             outcomes = await predict(runtimes, model, batch)

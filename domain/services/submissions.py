@@ -10,11 +10,13 @@ from uuid import UUID
 
 from domain.assets import AssetStatus
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.event_payloads import submission_payload
 from domain.events import EventType, NewEvent
+from domain.ids import to_global_id
 from domain.models import JSONValue, Model
 from domain.ports import Clock, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
-from domain.submissions import Submission, SubmissionStatus
+from domain.submissions import Result, Submission, SubmissionStatus
 from domain.validation import schema_errors
 
 MAX_BATCH = 1000
@@ -30,12 +32,14 @@ class SubmissionRequest:
     idempotency_key: str | None = None
 
 
-def submission_event(kind: EventType, submission: Submission) -> NewEvent:
+def submission_event(
+    kind: EventType, submission: Submission, result: Result | None = None
+) -> NewEvent:
     return NewEvent(
         type=kind,
         owner_id=submission.owner_id,
         subject_id=submission.id,
-        payload={"submissionId": str(submission.id), "status": submission.status.value},
+        payload=submission_payload(submission, result),
     )
 
 
@@ -57,7 +61,7 @@ async def _check_assets(
     problems = {}
     for n, (asset_id, asset) in enumerate(zip(asset_ids, assets, strict=True)):
         if asset is None or asset.owner_id != principal.user_id:
-            problems[f"{path}.{n}"] = f"asset {asset_id} not found"
+            problems[f"{path}.{n}"] = f"asset {to_global_id('Asset', asset_id)} not found"
         elif asset.status is not AssetStatus.AVAILABLE:
             problems[f"{path}.{n}"] = f"asset is {asset.status}, not AVAILABLE"
     if problems:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from domain.errors import Conflict, Forbidden, NotFound
+from domain.events import principal_revoked
 from domain.pagination import Page, PageRequest
 from domain.ports import Clock, UnitOfWork
 from domain.principal import Identity, Principal
@@ -104,5 +105,6 @@ async def deactivate_user(
         if not user.is_active:
             return user
         saved = await uow.users.save(user.deactivated(clock()))
+        await uow.events.append([principal_revoked(user_id, "deactivated")])
         await uow.commit()
     return saved

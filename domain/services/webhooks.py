@@ -40,6 +40,7 @@ class WebhookPolicy:
     """What the graph layer needs for webhook mutations: the SSRF guard for endpoint URLs."""
 
     guard: UrlGuard
+    max_endpoints_per_user: int = 10
 
 
 def _url_problem(url: str) -> str | None:
@@ -99,6 +100,7 @@ async def create_endpoint(
     events: Sequence[EventType],
     description: str,
     clock: Clock,
+    max_endpoints: int = 10,
 ) -> WebhookEndpoint:
     """A new active endpoint with a fresh secret (the caller shows it once)."""
     await _validate(guard, url, events, description)
@@ -117,6 +119,9 @@ async def create_endpoint(
         updated_at=now,
     )
     async with uow:
+        # Each endpoint multiplies every event into a delivery: a cap bounds the fan-out.
+        if len(await uow.webhooks.list_endpoints(principal.user_id)) >= max_endpoints:
+            raise InvalidInput({"input": f"at most {max_endpoints} webhook endpoints per user"})
         await uow.webhooks.add_endpoint(endpoint)
         await uow.commit()
     return endpoint

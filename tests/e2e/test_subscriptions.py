@@ -28,6 +28,7 @@ from tests.e2e.conftest import (
     token,
     truncate_all,
 )
+from tests.integration.webhook_receiver import Receiver, running
 
 pytestmark = pytest.mark.e2e
 
@@ -65,6 +66,9 @@ async def cluster(
         "ASSAY_PUBLIC_URL": ISSUER,
         "ASSAY_MAX_SUBSCRIPTIONS_PER_CONNECTION": "2",
         "ASSAY_MAX_CONNECTIONS_PER_USER": "3",
+        "ASSAY_MAX_SUBSCRIPTION_MESSAGE_BYTES": "4096",
+        "ASSAY_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver is on 127.0.0.1
+        "ASSAY_WEBHOOK_POLL_SECONDS": "0.1",
     }
     first = module_launcher.serve(data_dir=data_dir, database_url=postgres_url, env=env)
     second = module_launcher.serve(
@@ -249,3 +253,171 @@ def _token_expiring_in(data_dir: Path, seconds: int) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+STATES = """subscription { submissionUpdated { id status owner { name }
+  latestResult { id prediction } results { id } } }"""
+RENAME = "mutation($n: String) { updateViewer(input: {name: $n}) { name } }"
+
+
+async def _states_of(ws: ClientConnection, sid: str) -> list[dict[str, Any]]:
+    """Every message about `sid` until its SUCCEEDED, and any that come within a second after."""
+    seen: list[dict[str, Any]] = []
+    within = 15.0
+    while True:
+        try:
+            message = await next_message(ws, within)
+        except TimeoutError:
+            if seen and seen[-1]["status"] == "SUCCEEDED":
+                return seen
+            raise
+        assert message["type"] == "next", message
+        update = message["payload"]["data"]["submissionUpdated"]
+        if update["id"] == sid:
+            seen.append(update)
+            if update["status"] == "SUCCEEDED":
+                within = 1.0
+
+
+async def test_one_submission_shows_each_status_once_in_order_as_it_was(
+    cluster: Cluster,
+) -> None:
+    async with connection(cluster.second, cluster.ada) as ws:
+        await subscribe(ws, "s", STATES)
+        for name in ("Ada One", "Ada Two"):
+            await agql(cluster.first.base_url, RENAME, {"n": name}, cluster.ada)
+            created = await agql(
+                cluster.first.base_url, CREATE, {"m": cluster.iris, "i": IRIS}, cluster.ada
+            )
+            seen = await _states_of(ws, created["createSubmission"]["submission"]["id"])
+            assert [m["status"] for m in seen] == ["PENDING", "RUNNING", "SUCCEEDED"]
+            assert {m["owner"]["name"] for m in seen} == {name}
+            for earlier in seen[:2]:
+                assert (earlier["latestResult"], earlier["results"]) == (None, [])
+            done = seen[2]
+            assert done["latestResult"] is not None
+            assert done["results"] == [{"id": done["latestResult"]["id"]}]
+
+
+DEEP = (
+    "subscription { submissionUpdated { "
+    + "owner { submissions(first: 100) { edges { node { " * 3
+    + "id"
+    + " } } } }" * 3
+    + " } }"
+)
+
+
+async def test_a_subscription_over_the_cost_limit_is_refused_and_never_runs(
+    cluster: Cluster,
+) -> None:
+    async with connection(cluster.first, cluster.ada) as ws:
+        await subscribe(ws, "deep", DEEP)
+        refused = await next_message(ws)
+        assert refused["type"] == "error", refused
+        [error] = refused["payload"]
+        assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        assert error["extensions"]["cost"] > error["extensions"]["limit"]
+        await agql(cluster.first.base_url, CREATE, {"m": cluster.iris, "i": IRIS}, cluster.ada)
+        with pytest.raises(TimeoutError):
+            await next_message(ws, within=2.0)
+
+
+async def test_a_message_over_the_size_cap_ends_its_subscription_with_an_error(
+    cluster: Cluster,
+) -> None:
+    wide = """subscription { submissionUpdated { id owner { submissions(first: 50) {
+      edges { node { id input status createdAt updatedAt } } } } } }"""
+    for _ in range(30):  # enough submissions that one message lists more than 4 KiB
+        await agql(cluster.first.base_url, CREATE, {"m": cluster.iris, "i": IRIS}, cluster.ada)
+    async with connection(cluster.first, cluster.ada) as ws:
+        await subscribe(ws, "wide", wide)
+        await agql(cluster.first.base_url, CREATE, {"m": cluster.iris, "i": IRIS}, cluster.ada)
+        message = await next_message(ws)
+        assert message["id"] == "wide"
+        assert message["type"] == "error", message
+        assert message["payload"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        await agql(cluster.first.base_url, CREATE, {"m": cluster.iris, "i": IRIS}, cluster.ada)
+        with pytest.raises(TimeoutError):
+            await next_message(ws, within=2.0)
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await next_message(ws))["type"] == "pong", "the socket outlives the subscription"
+
+
+async def test_deactivating_a_user_closes_their_sockets_on_every_process(
+    cluster: Cluster,
+) -> None:
+    data_dir = cluster.first.data_dir
+    admin = token(data_dir, "root@example.com", ["admin"], public_url=ISSUER)
+    carol = token(data_dir, "carol@example.com", public_url=ISSUER)
+    viewer = await agql(cluster.first.base_url, "{ viewer { id } }", token=carol)
+    async with (
+        connection(cluster.first, carol) as on_first,
+        connection(cluster.second, carol) as on_second,
+    ):
+        await subscribe(on_first, "s", "subscription { submissionUpdated { id } }")
+        await agql(
+            cluster.first.base_url,
+            "mutation($id: ID!) { deactivateUser(id: $id) { isActive } }",
+            {"id": viewer["viewer"]["id"]},
+            admin,
+        )
+        for ws in (on_first, on_second):
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await next_message(ws, within=5.0)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4403
+
+
+async def test_a_prompt_result_reader_receives_every_result_of_a_1000_input_batch(
+    cluster: Cluster,
+) -> None:
+    batch = """mutation($m: ID!, $i: [JSON!]!) {
+      batchInference(input: {modelId: $m, inputs: $i}) { submissions { id } } }"""
+    async with connection(cluster.first, cluster.bob) as ws:
+        await subscribe(ws, "r", "subscription { resultCreated { id submission { id } } }")
+        created = await agql(
+            cluster.first.base_url, batch, {"m": cluster.iris, "i": [IRIS] * 1000}, cluster.bob
+        )
+        wanted = {s["id"] for s in created["batchInference"]["submissions"]}
+        received: set[str] = set()
+        while received != wanted:
+            message = await next_message(ws, within=30.0)
+            assert message["type"] == "next", (len(received), message)
+            received.add(message["payload"]["data"]["resultCreated"]["submission"]["id"])
+
+
+async def test_webhook_payloads_name_api_ids_and_carry_the_prediction(cluster: Cluster) -> None:
+    data_dir = cluster.first.data_dir
+    dave = token(data_dir, "dave@example.com", public_url=ISSUER)
+    with running(Receiver()) as receiver:
+        await agql(
+            cluster.first.base_url,
+            """mutation($url: String!) { createWebhookEndpoint(input: {url: $url,
+              events: [SUBMISSION_SUCCEEDED, RESULT_CREATED]}) { secret } }""",
+            {"url": receiver.url},
+            dave,
+        )
+        ran = await agql(cluster.first.base_url, RUN, {"m": cluster.iris, "i": IRIS}, dave)
+        for _ in range(300):
+            if len(receiver.requests) >= 2:
+                break
+            await asyncio.sleep(0.1)
+    bodies = {b["type"]: b["data"] for b in (json.loads(r.body) for r in receiver.requests)}
+    submission_id = ran["runInference"]["submission"]["id"]
+    result_id = ran["runInference"]["result"]["id"]
+    for kind in ("submission.succeeded", "result.created"):
+        data = bodies[kind]
+        assert (data["submissionId"], data["resultId"]) == (submission_id, result_id)
+        assert data["prediction"]["species"] in {"setosa", "versicolor", "virginica"}
+        assert 0 <= data["confidence"] <= 1
+        assert data["modelVersion"]
+        assert isinstance(data["sequence"], int)
+    assert bodies["submission.succeeded"]["sequence"] < bodies["result.created"]["sequence"]
+    found = await agql(
+        cluster.first.base_url,
+        "query($id: ID!) { submission(id: $id) { id } }",
+        {"id": bodies["result.created"]["submissionId"]},
+        dave,
+    )
+    assert found["submission"] == {"id": submission_id}

@@ -4,6 +4,7 @@ code of graphql-transport-ws, ping/pong, completion from either side, legacy gra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -355,3 +356,56 @@ async def test_the_legacy_graphql_ws_protocol_serves_a_subscription(api: Api) ->
         await send(ws, {"id": "1", "type": "stop"})
         await send(ws, {"type": "connection_terminate"})
         assert await close_code(ws) == 1000
+
+
+async def test_the_legacy_protocol_also_closes_without_connection_init_in_time(api: Api) -> None:
+    async with raw_socket(api, LEGACY_WS) as ws:
+        code = await close_code(ws, within=INIT_TIMEOUT_SECONDS + 5)
+    assert code == 4408
+
+
+async def test_a_legacy_start_carrying_a_query_answers_it_then_completes(api: Api) -> None:
+    async with raw_socket(api, LEGACY_WS) as ws:
+        await initialised(ws, api.token)
+        start = {"id": "q", "type": "start", "payload": {"query": "{ viewer { name } }"}}
+        await send(ws, start)
+        while (message := await receive(ws))["type"] == "ka":
+            pass
+        assert message == {
+            "type": "data",
+            "id": "q",
+            "payload": {"data": {"viewer": {"name": "Ada"}}},
+        }
+        assert await receive(ws) == {"type": "complete", "id": "q"}
+
+
+async def test_a_legacy_subscription_over_the_limits_is_refused_with_an_error(api: Api) -> None:
+    deep = (
+        "subscription { submissionUpdated { "
+        + "owner { submissions(first: 100) { edges { node { " * 3
+        + "id"
+        + " } } } }" * 3
+        + " } }"
+    )
+    async with raw_socket(api, LEGACY_WS) as ws:
+        await initialised(ws, api.token)
+        await send(ws, {"id": "deep", "type": "start", "payload": {"query": deep}})
+        message = await receive(ws)
+        assert message["type"] == "error", message
+        assert message["payload"]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_a_repeated_legacy_connection_init_counts_one_connection_of_the_user(
+    api: Api,
+) -> None:
+    bearer = token(api.server.data_dir, "eve@example.com", public_url=api.server.base_url)
+    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {bearer}"}}
+    async with raw_socket(api, LEGACY_WS) as legacy:
+        for _ in range(2):
+            await send(legacy, init)
+            assert (await receive(legacy))["type"] == "connection_ack"
+    await asyncio.sleep(0.5)  # the server releases the closed socket
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(20):  # ASSAY_MAX_CONNECTIONS_PER_USER's default
+            ws = await stack.enter_async_context(raw_socket(api))
+            await initialised(ws, bearer)

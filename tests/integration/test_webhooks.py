@@ -19,6 +19,7 @@ from standardwebhooks import Webhook
 from domain.events import EventType, NewEvent
 from domain.ports import BlobStore, UnitOfWork
 from domain.principal import Identity
+from domain.services import webhooks
 from domain.services.webhooks import WebhookPolicy
 from domain.webhooks import DeliveryStatus, RetrySchedule
 from graph.app import create_app
@@ -315,3 +316,28 @@ async def test_inactive_endpoints_get_no_deliveries(
     assert await dispatcher.delivery_step() == 0
     assert await delivery_rows(db) == []
     assert receiver.requests == []
+
+
+async def test_claims_take_turns_across_owners_and_payloads_carry_a_sequence(
+    db: AsyncEngine, api: Api, dispatcher: WebhookDispatcher
+) -> None:
+    for n in range(3):
+        url = f"http://127.0.0.1:9/alice/{n}"
+        await api.ok("alice", CREATE, url=url, events=["SUBMISSION_SUCCEEDED"])
+    await api.ok("bob", CREATE, url="http://127.0.0.1:9/bob", events=["ASSET_DELETED"])
+    alice, bob = await user_id(db, "alice"), await user_id(db, "bob")
+    for _ in range(100):
+        await append_event(db, alice, EventType.SUBMISSION_SUCCEEDED)
+    assert await dispatcher.fan_out_step() == 100  # 300 deliveries, due before bob's
+    await asyncio.sleep(0.01)
+    await append_event(db, bob, EventType.ASSET_DELETED)
+    assert await dispatcher.fan_out_step() == 1
+
+    claimed = await webhooks.claim_due_deliveries(
+        SqlUnitOfWork(db), limit=20, lease_seconds=30, clock=utc_now
+    )
+
+    assert len(claimed) == 20
+    assert bob in {due.delivery.owner_id for due in claimed}, "bob waits behind alice's backlog"
+    for due in claimed:
+        assert due.delivery.payload["sequence"] == due.delivery.event_id

@@ -13,6 +13,7 @@ import pytest
 from domain.assets import Asset, AssetStatus
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.events import EventType
+from domain.ids import to_global_id
 from domain.models import Model
 from domain.principal import Principal
 from domain.services import submissions
@@ -190,6 +191,9 @@ async def test_create_refuses_others_missing_and_unavailable_assets_by_position(
         await create(data, who, SubmissionRequest(model.id, {"x": 1}, ids))
 
     assert set(raised.value.fields) == {"input.assetIds.1", "input.assetIds.2", "input.assetIds.3"}
+    assert raised.value.fields["input.assetIds.1"] == (
+        f"asset {to_global_id('Asset', others.id)} not found"
+    ), "the message names the API's id, not the raw UUID"
     assert data.submissions == {}
 
 

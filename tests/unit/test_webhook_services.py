@@ -11,6 +11,7 @@ import pytest
 
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events import EventType
+from domain.ids import to_global_id
 from domain.principal import Principal
 from domain.services import webhooks
 from domain.webhooks import (
@@ -280,3 +281,38 @@ class WebhookEndpointFactory:
             created_at=now,
             updated_at=now,
         )
+
+
+async def test_endpoints_per_user_are_capped_and_the_cap_is_bad_input() -> None:
+    uow = FakeUnitOfWork()
+    for n in range(3):
+        await webhooks.create_endpoint(
+            uow.as_port(),
+            FakeUrlGuard(),
+            ALICE,
+            url=f"{URL}/{n}",
+            events=(EventType.SUBMISSION_SUCCEEDED,),
+            description="",
+            clock=FixedClock(),
+            max_endpoints=3,
+        )
+    with pytest.raises(InvalidInput) as refused:
+        await webhooks.create_endpoint(
+            uow.as_port(),
+            FakeUrlGuard(),
+            ALICE,
+            url=URL,
+            events=(EventType.SUBMISSION_SUCCEEDED,),
+            description="",
+            clock=FixedClock(),
+            max_endpoints=3,
+        )
+    assert refused.value.fields == {"input": "at most 3 webhook endpoints per user"}
+    assert len(await webhooks.list_endpoints(uow.as_port(), ALICE)) == 3
+
+
+def test_a_not_found_message_names_the_api_id_not_the_raw_uuid() -> None:
+    ident = uuid.uuid4()
+    message = str(NotFound("Submission", ident))
+    assert str(ident) not in message
+    assert message == f"Submission {to_global_id('Submission', ident)} not found"

@@ -1,0 +1,77 @@
+"""What an event carries: its object's global ids and the state that changed, as of the event.
+
+The payload is both the webhook body's `data` and the snapshot a subscription message is
+built from, so a message shows its object as it was when the event happened even when the
+row has moved on by the time the message is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from domain.assets import Asset, AssetStatus
+from domain.ids import to_global_id
+from domain.models import JSONValue
+from domain.submissions import Result, Submission, SubmissionStatus
+
+Payload = dict[str, JSONValue]
+
+
+def result_fields(result: Result) -> Payload:
+    return {
+        "resultId": to_global_id("Result", result.id),
+        "prediction": result.prediction,
+        "confidence": result.confidence,
+        "modelVersion": result.model_version,
+    }
+
+
+def submission_payload(submission: Submission, result: Result | None = None) -> Payload:
+    payload: Payload = {
+        "submissionId": to_global_id("Submission", submission.id),
+        "status": submission.status.value,
+        "error": submission.error,
+        "attempts": submission.attempts,
+        "updatedAt": submission.updated_at.isoformat(),
+    }
+    if result is not None:
+        payload.update(result_fields(result))
+    return payload
+
+
+def result_payload(result: Result) -> Payload:
+    return {"submissionId": to_global_id("Submission", result.submission_id)} | result_fields(
+        result
+    )
+
+
+def asset_payload(asset: Asset) -> Payload:
+    return {
+        "assetId": to_global_id("Asset", asset.id),
+        "status": asset.status.value,
+        "updatedAt": asset.updated_at.isoformat(),
+    }
+
+
+def submission_as_of(submission: Submission, payload: Payload) -> Submission:
+    """The submission read now, with the state its event recorded (older payloads: as read)."""
+    if "updatedAt" not in payload:
+        return submission
+    return replace(
+        submission,
+        status=SubmissionStatus(str(payload["status"])),
+        error=payload.get("error"),
+        attempts=int(payload.get("attempts", submission.attempts)),
+        updated_at=datetime.fromisoformat(str(payload["updatedAt"])),
+    )
+
+
+def asset_as_of(asset: Asset, payload: Payload) -> Asset:
+    if "updatedAt" not in payload:
+        return asset
+    return replace(
+        asset,
+        status=AssetStatus(str(payload["status"])),
+        updated_at=datetime.fromisoformat(str(payload["updatedAt"])),
+    )
