@@ -50,7 +50,8 @@ async def _open(url: str, opened: list[ClientConnection]) -> bool:
         ws = await websockets.connect(
             url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=10
         )
-    except (websockets.InvalidStatus, websockets.ConnectionClosed, OSError, TimeoutError):
+    # Refused at the handshake (a status, or closed before one: InvalidMessage), or cut off.
+    except (websockets.InvalidHandshake, websockets.ConnectionClosed, OSError, TimeoutError):
         return False
     opened.append(ws)
     return True

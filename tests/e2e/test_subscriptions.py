@@ -237,11 +237,12 @@ async def test_the_socket_closes_when_the_token_expires(
     cluster: Cluster, module_launcher: Launcher
 ) -> None:
     data_dir = cluster.first.data_dir
-    short = _token_expiring_in(data_dir, seconds=3)
+    # Long enough to sign in and subscribe on a loaded machine before it expires.
+    short = _token_expiring_in(data_dir, seconds=8)
     async with connection(cluster.first, short) as ws:
         await subscribe(ws, "s", "subscription { submissionUpdated { id } }")
         with pytest.raises(websockets.ConnectionClosed) as closed:
-            await next_message(ws, within=15.0)
+            await next_message(ws, within=20.0)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4403
 
