@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CDK entry point: one stack per environment, `Assay-dev` and `Assay-prod`.
 
-    cd infra && npx aws-cdk synth -c certificateArn=arn:aws:acm:...
+    cd infra && AWS_REGION=eu-west-1 npx aws-cdk synth -c certificateArn=arn:aws:acm:...
     npx aws-cdk deploy Assay-prod -c certificateArn=arn:aws:acm:... -c webOrigin=https://app
 
 Every stack needs a certificate (certificateArn, or domainName + hostedZoneId); see
@@ -25,7 +25,8 @@ def build_app(app: cdk.App | None = None, env: cdk.Environment | None = None) ->
     """Add both environment stacks to `app` (a new App by default) and return it.
 
     Without `env` the stacks target the CLI's current account and region (the CDK CLI
-    sets CDK_DEFAULT_ACCOUNT / CDK_DEFAULT_REGION), or stay environment-agnostic.
+    sets CDK_DEFAULT_ACCOUNT / CDK_DEFAULT_REGION). A region is required: the load balancer's
+    access logs name the region's ELB account.
     """
     app = app or cdk.App()
     env = env or cdk.Environment(

@@ -19,10 +19,10 @@ from constructs import IConstruct
 # buckets when a dev stack is deleted. The app defines no Lambda functions of its own.
 CDK_PROVIDER = re.compile(r"Custom::\w+CustomResourceProvider")
 CDK_FUNCTION_REASONS = {
-    "CKV_AWS_115": "CDK-provided custom-resource handler: invoked once per deployment "
-    "by CloudFormation, which already serialises calls; no concurrency limit needed",
-    "CKV_AWS_116": "CDK-provided custom-resource handler: invoked synchronously by "
-    "CloudFormation, which retries and reports failures itself; a DLQ never receives",
+    "CKV_AWS_115": "CDK-provided custom-resource handler: only CloudFormation invokes "
+    "it, once per create/update/delete of its resource; no traffic for a limit to bound",
+    "CKV_AWS_116": "CDK-provided custom-resource handler: it reports its outcome to "
+    "CloudFormation, and a failure fails the deployment; a DLQ would keep nothing to act on",
     "CKV_AWS_117": "CDK-provided custom-resource handler: calls only AWS APIs (EC2 to "
     "empty the default security group, S3 to empty a bucket), nothing inside the VPC",
     "CKV_AWS_173": "CDK-provided custom-resource handler: it defines no environment "

@@ -7,7 +7,7 @@ clear text, and the WAF log redacts them.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -27,6 +27,11 @@ NO_CERTIFICATE = (
     "HTTPS only: give the {env} stack a certificate, either "
     "-c certificateArn=arn:aws:acm:... or -c domainName=api.example.com "
     "-c hostedZoneId=Z... (a DNS-validated certificate is then created in that zone)"
+)
+
+NO_REGION = (
+    "Load balancer access logs need the stack's region: synthesize with a region "
+    "(AWS_REGION=... or CDK_DEFAULT_REGION=..., which `cdk` sets from the AWS profile)"
 )
 
 
@@ -56,6 +61,8 @@ class Edge(Construct):
             idle_timeout=Duration.seconds(120),
             deletion_protection=config.retain_data,
         )
+        if Token.is_unresolved(Stack.of(self).region):
+            raise ValueError(NO_REGION)  # the log bucket policy names the region's ELB account
         self.alb.log_access_logs(storage.log_bucket, prefix=ALB_LOG_PREFIX)
         self.listener = self.alb.add_listener(
             "Https",

@@ -133,9 +133,9 @@ def test_waf_logs_redact_credentials_into_an_encrypted_group(
     assert group["Properties"]["KmsKeyId"] == key_ref(template)
 
 
-def _stack(name: str, context: DeployContext) -> AssayStack:
+def _stack(name: str, context: DeployContext, env: cdk.Environment | None = ENV) -> AssayStack:
     app = cdk.App(context={**CDK_JSON_CONTEXT, **AZ_CONTEXT})
-    return AssayStack(app, name, config=CONFIGS["dev"], context=context, env=ENV)
+    return AssayStack(app, name, config=CONFIGS["dev"], context=context, env=env)
 
 
 def test_certificate_from_domain_and_hosted_zone() -> None:
@@ -163,3 +163,8 @@ def test_certificate_from_domain_and_hosted_zone() -> None:
 def test_no_certificate_no_stack() -> None:
     with pytest.raises(ValueError, match="HTTPS only: give the dev stack a certificate"):
         _stack("Assay-nocert", DeployContext())
+
+
+def test_no_region_says_so() -> None:
+    with pytest.raises(ValueError, match="access logs need the stack's region"):
+        _stack("Assay-noregion", DeployContext(certificate_arn=CERTIFICATE_ARN), env=None)
