@@ -46,6 +46,7 @@ def app_environment(
     *,
     identity: Identity,
     bucket: s3.IBucket,
+    proxies: str,
 ) -> dict[str, str]:
     """Production settings shared by the api, worker and migrate containers."""
     environment = {
@@ -68,6 +69,10 @@ def app_environment(
         "ASSAY_LOG_LEVEL": "INFO",
         "ASSAY_MODEL_DIR": "/app/models",
         "ASSAY_DATA_DIR": "/var/lib/assay",
+        # Production allows no browser origin unless told: the web app's, as the bucket does.
+        "ASSAY_CORS_ORIGINS": context.web_origin,
+        # The ALB's addresses: only its X-Forwarded-For names the client that rate limits key on.
+        "ASSAY_TRUSTED_PROXIES": proxies,
     }
     if context.sagemaker_endpoints:
         environment["ASSAY_SAGEMAKER_ENDPOINTS"] = ",".join(context.sagemaker_endpoints)

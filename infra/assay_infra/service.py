@@ -62,7 +62,12 @@ class Service(Construct):
         self.image = app_image()
         stack = Stack.of(self)
         self.environment = app_environment(
-            stack, context, edge.public_url, identity=identity, bucket=storage.bucket
+            stack,
+            context,
+            edge.public_url,
+            identity=identity,
+            bucket=storage.bucket,
+            proxies=network.vpc.vpc_cidr_block,
         )
         self.secrets = {"ASSAY_DATABASE_SECRET": ecs.Secret.from_secrets_manager(database.secret)}
         self.api = self._api(config, network, edge)

@@ -9,6 +9,7 @@ import pytest
 from tests.infra.synth import (
     CONFIGS,
     ENVIRONMENTS,
+    WEB_ORIGIN,
     Json,
     containers,
     key_ref,
@@ -63,6 +64,9 @@ def test_container_environment_is_production_grade(env: str, templates: dict[str
         assert environment["ASSAY_DB_SSL_MODE"] == "require"
         assert environment["ASSAY_LOG_FORMAT"] == "json"
         assert environment["ASSAY_PORT"] == "8000"
+        assert environment["ASSAY_CORS_ORIGINS"] == WEB_ORIGIN
+        # The VPC's CIDR block: the load balancer's addresses lie in it.
+        assert environment["ASSAY_TRUSTED_PROXIES"]["Fn::GetAtt"][1] == "CidrBlock"
         for key in (
             "ASSAY_PUBLIC_URL",
             "ASSAY_COGNITO_REGION",
