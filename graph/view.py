@@ -202,6 +202,8 @@ class AssayGraphQL(GraphQL[Context, None]):
         principal_or_error, expires_at = await self.authenticate(
             authorization if isinstance(authorization, str) else None
         )
+        if isinstance(principal_or_error, Unavailable):
+            raise principal_or_error  # not a rejection: graph/ws_handlers.py closes with 1013
         if isinstance(principal_or_error, DomainError):
             raise ConnectionRejectionError({"message": str(principal_or_error)})
         websocket = context.request

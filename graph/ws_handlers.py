@@ -14,14 +14,25 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionErrorMessage,
+    ErrorMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
+)
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
+from domain.errors import Unavailable
 from graph.context import Context
 from graph.errors import AssayGraphQLError, format_error
 
 INIT_TIMEOUT_CODE = 4408
+# "Try Again Later": the sign-in could not reach the database. Strawberry's rejection code
+# (4403) would tell a client its token is bad, and graphql-ws clients do not retry after it.
+RETRY_LATER_CODE = 1013
 
 
 class MessageTooLarge(Exception):
@@ -55,7 +66,14 @@ def _message_limit(view: Any) -> int | None:
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws; an oversized message ends its subscription with an error."""
+    """graphql-transport-ws; an oversized message ends its subscription with an error, and a
+    sign-in that cannot reach the database closes the socket as retryable."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except Unavailable as error:
+            await self.websocket.close(code=RETRY_LATER_CODE, reason=str(error))
 
     async def _send_result_stream(
         self, operation: Operation[Context, None], result_source: StreamResult
@@ -79,6 +97,16 @@ async def _capped(results: StreamResult, limit: int) -> StreamResult:
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """subscriptions-transport-ws ("graphql-ws"), held to the same rules as the newer one."""
+
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except Unavailable as error:
+            rejection = ConnectionErrorMessage(
+                type="connection_error", payload={"message": str(error)}
+            )
+            await self.send_message(rejection)
+            await self.websocket.close(code=RETRY_LATER_CODE, reason=str(error))
 
     async def handle(self) -> None:
         timeout = asyncio.create_task(self._close_without_init())

@@ -89,6 +89,8 @@ async def test_outage_answers_unavailable_and_the_same_process_recovers(
         database.stop()
         for _ in range(3):
             assert_unavailable(server, *await asyncio.to_thread(timed_post, base, ada))
+        for protocol in (PROTOCOL, Subprotocol("graphql-ws")):
+            assert await _init_closes_with(ws_url, protocol, ada) == 1013  # retry, not 4403
         ready, took = await asyncio.to_thread(timed_post, base, ada, "/readyz")
         assert took < 2.0
         assert ready.status_code == 503
@@ -113,3 +115,15 @@ async def test_outage_answers_unavailable_and_the_same_process_recovers(
                 break
         assert message["type"] == "next", message
         assert message["payload"]["data"]["submissionUpdated"]["id"] == sid
+
+
+async def _init_closes_with(url: str, protocol: Subprotocol, bearer: str) -> int | None:
+    """The close code of a new socket whose connection_init cannot be signed in."""
+    async with websockets.connect(url, subprotocols=[protocol]) as ws:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {bearer}"}}
+        await ws.send(json.dumps(init))
+        try:
+            while True:  # the legacy protocol says connection_error first
+                await asyncio.wait_for(ws.recv(), 10)
+        except websockets.ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else None
