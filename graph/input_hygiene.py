@@ -167,9 +167,10 @@ def _named(type_: Any) -> GraphQLNamedType | None:
     return type_ if isinstance(type_, GraphQLNamedType) else None
 
 
-def _variables_with_defaults(
+def variables_with_defaults(
     operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
 ) -> dict[str, Any]:
+    """The operation's variables as sent, with its declared defaults for those left out."""
     values: dict[str, Any] = {}
     for definition in operation.variable_definitions or ():
         if definition.default_value is not None:
@@ -191,7 +192,7 @@ def input_problems(
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    values = _variables_with_defaults(operation, variables)
+    values = variables_with_defaults(operation, variables)
     walk = _Walk(bounds)
     root = schema.get_root_type(operation.operation)
     for node, arguments in _fields(operation.selection_set, root, schema, fragments, set()):

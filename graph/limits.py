@@ -49,7 +49,7 @@ from graphql.language import Lexer, Source, TokenKind
 
 from domain.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from graph.errors import AssayGraphQLError
-from graph.input_hygiene import InputBounds
+from graph.input_hygiene import InputBounds, variables_with_defaults
 
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 DEFAULT_LIST_BOUND = 10
@@ -269,19 +269,6 @@ class OperationMeasure:
     inference_fields: tuple[tuple[str, int], ...] = ()
 
 
-def _variables_with_defaults(
-    operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for definition in operation.variable_definitions or ():
-        if definition.default_value is not None:
-            values[definition.variable.name.value] = value_from_ast_untyped(
-                definition.default_value
-            )
-    values.update(variables or {})
-    return values
-
-
 def measure_operation(
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -295,7 +282,7 @@ def measure_operation(
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    values = _variables_with_defaults(operation, variables)
+    values = variables_with_defaults(operation, variables)
     analysis = _Analysis(schema, fragments, values)
     root = schema.get_root_type(operation.operation)
     measure = analysis.selections(operation.selection_set, root)
