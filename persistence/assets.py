@@ -139,17 +139,7 @@ class SqlAssetRepository:
         return None if row is None else _asset(row)
 
     async def stale_uploads(self, now: datetime, limit: int) -> list[Asset]:
-        statement = (
-            sa.select(*_COLUMNS)
-            .where(
-                assets.c.status == AssetStatus.PENDING_UPLOAD.value,
-                assets.c.upload_expires_at < now,
-            )
-            .order_by(assets.c.upload_expires_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [_asset(row) for row in await self._conn.execute(statement)]
+        return await self._expired_grants(AssetStatus.PENDING_UPLOAD, now, limit)
 
     async def get_by_object_key(self, object_key: str) -> Asset | None:
         statement = sa.select(*_COLUMNS).where(assets.c.object_key == object_key)
@@ -157,12 +147,13 @@ class SqlAssetRepository:
         return None if row is None else _asset(row)
 
     async def deleted_with_expired_grants(self, now: datetime, limit: int) -> list[Asset]:
+        return await self._expired_grants(AssetStatus.DELETED, now, limit)
+
+    async def _expired_grants(self, status: AssetStatus, now: datetime, limit: int) -> list[Asset]:
+        """Assets in `status` whose upload URL has expired, oldest grant first, locked."""
         statement = (
             sa.select(*_COLUMNS)
-            .where(
-                assets.c.status == AssetStatus.DELETED.value,
-                assets.c.upload_expires_at < now,
-            )
+            .where(assets.c.status == status.value, assets.c.upload_expires_at < now)
             .order_by(assets.c.upload_expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
