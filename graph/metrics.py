@@ -43,6 +43,13 @@ EXECUTION_PATH = Counter(
     ["path", "reason"],
     registry=REGISTRY,
 )
+SIGN_INS = Counter(
+    "assay_sign_ins_total",
+    "Callers signed in: from this process's sign-in cache (cached) or by verifying the token "
+    "and reading the user (verified).",
+    ["source"],
+    registry=REGISTRY,
+)
 FAST_LANE = Counter(
     "assay_graphql_fast_lane_total",
     "POST requests the fast lane answered (answered) or handed to the full pipeline, by reason.",

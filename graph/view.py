@@ -57,6 +57,7 @@ from graph.persisted import PersistedQueries
 from graph.protection import query_protection, rate_limit_key, rate_limited_error
 from graph.request_log import log_operation
 from graph.schema import build_schema
+from graph.sign_in import SignedIn
 from graph.websocket_adapter import JsonTextWebSocketAdapter
 from graph.ws_handlers import LegacyWSHandler, TransportWSHandler
 
@@ -134,6 +135,11 @@ class AssayGraphQL(GraphQL[Context, None]):
             return Unauthenticated(), None
         if not token:
             return Unauthenticated("the Authorization header must be 'Bearer <token>'"), None
+        cache = self.deps.sign_ins
+        if cache is not None and (hit := cache.get(token)) is not None:
+            metrics.SIGN_INS.labels("cached").inc()
+            return hit.principal, hit.expires_at
+        generation = cache.generation if cache is not None else 0
         try:
             identity = await self.deps.verifier.verify(token)
             if reader is None and self.deps.read_uow is not None:
@@ -147,6 +153,9 @@ class AssayGraphQL(GraphQL[Context, None]):
             )
         except DomainError as error:
             return error, None
+        metrics.SIGN_INS.labels("verified").inc()
+        if cache is not None:
+            cache.put(token, SignedIn(principal, identity.expires_at), generation=generation)
         return principal, identity.expires_at
 
     async def _caller(
@@ -194,6 +203,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             broker=self.deps.broker,
             max_subscriptions_per_connection=self.deps.max_subscriptions_per_connection,
             webhooks=self.deps.webhooks,
+            sign_ins=self.deps.sign_ins,
         )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
