@@ -13,6 +13,7 @@ from bench.measure import compiled_share
 
 MIB = 1024 * 1024
 BASELINE = "baseline"
+POSTGRAPHILE = "postgraphile 5"
 # Table order within a workload and connection count; other servers follow, baseline last.
 SERVER_ORDER = ("assay (compiled)", "assay (reference)")
 
@@ -47,6 +48,7 @@ class Row:
     fallback_operations: int | None = None
     fallback_reasons: Mapping[str, int] = field(default_factory=dict)
     ratio_to_baseline: float | None = None
+    ratio_to_postgraphile: float | None = None
 
     @property
     def compiled_share(self) -> float | None:
@@ -60,14 +62,20 @@ class Report:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_ratios(self) -> list[Row]:
-        """Rows with Assay's req/s divided by the baseline's, same workload and connections,
-        in table order: by workload, then connections, then server (baseline last)."""
+        """Rows with Assay's req/s divided by the baseline's and by PostGraphile's, same
+        workload and connections, in table order: by workload, then connections, then server
+        (baseline last)."""
         base = {(r.workload, r.connections): r.rps for r in self.rows if r.server == BASELINE}
+        pg = {(r.workload, r.connections): r.rps for r in self.rows if r.server == POSTGRAPHILE}
         out = []
         for r in ordered(self.rows):
-            b = base.get((r.workload, r.connections))
-            ratio = r.rps / b if r.server != BASELINE and b else None
-            out.append(Row(**{**asdict(r), "ratio_to_baseline": ratio}))
+            b, p = base.get((r.workload, r.connections)), pg.get((r.workload, r.connections))
+            is_assay = r.server not in (BASELINE, POSTGRAPHILE)
+            ratios = {
+                "ratio_to_baseline": r.rps / b if r.server != BASELINE and b else None,
+                "ratio_to_postgraphile": r.rps / p if is_assay and p else None,
+            }
+            out.append(Row(**{**asdict(r), **ratios}))
         return out
 
 
@@ -99,7 +107,8 @@ def percent(share: float | None) -> str:
 
 COLUMNS = (
     "workload", "server", "conns", "req/s", "p50 ms", "p95 ms", "p99 ms", "SQL/req",
-    "CPU ms/req", "peak RSS MiB", "compiled", "vs baseline", "errors", "load gen CPU (cores)",
+    "CPU ms/req", "peak RSS MiB", "compiled", "vs baseline", "vs PostGraphile", "errors",
+    "load gen CPU (cores)",
 )  # fmt: skip
 HEADER = "| " + " | ".join(COLUMNS) + " |"
 NOTES = (
@@ -109,7 +118,8 @@ NOTES = (
     "compiled: the share of query operations the server ran on its compiled execution path "
     "in that window (assay_graphql_execution_total; - when none was counted). "
     "SQL/req: statements per request, from a few requests sent one at a time. "
-    "vs baseline: req/s divided by the baseline's at the same connections."
+    "vs baseline, vs PostGraphile: req/s divided by that server's at the same connections "
+    "(PostGraphile runs on the same database, timed in turns with Assay's last server)."
 )
 
 
@@ -117,11 +127,13 @@ def markdown_rows(rows: Sequence[Row]) -> list[str]:
     lines = [HEADER, "|" + "---|" * len(COLUMNS)]
     for r in rows:
         ratio = f"{r.ratio_to_baseline:.2f}x" if r.ratio_to_baseline is not None else "-"
+        to_pg = f"{r.ratio_to_postgraphile:.2f}x" if r.ratio_to_postgraphile is not None else "-"
         lines.append(
             f"| {r.workload} | {r.server} | {r.connections} | {_num(r.rps)} | "
             f"{_num(r.p50_ms, 2)} | {_num(r.p95_ms, 2)} | {_num(r.p99_ms, 2)} | "
             f"{_num(r.sql_per_request, 2)} | {_num(r.cpu_ms_per_request, 2)} | "
-            f"{_num(r.peak_rss_mib)} | {percent(r.compiled_share)} | {ratio} | {r.errors} | "
+            f"{_num(r.peak_rss_mib)} | {percent(r.compiled_share)} | {ratio} | {to_pg} | "
+            f"{r.errors} | "
             f"{r.client_cpu_cores:.2f} ({r.tool}) |"
         )
     return lines

@@ -3,6 +3,9 @@
 W1 and W2 run on two Assay servers, one after the other on the same database: with
 compiled execution (the default settings) and with the reference executor
 (ASSAY_COMPILED_EXECUTION=false); W3-W7 on the last one started (the compiled one).
+PostGraphile 5 (bench/postgraphile.py) answers W1 and W2 on the same database, timed in turns
+with the last Assay server so that the machine's drift falls on both; it is skipped, with the
+reason, where Node.js 22+ cannot be found or installed (--no-postgraphile skips it anyway).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import asyncpg
 import httpx
 import orjson
 
-from bench import fair_queue, fanout, load, measure, procs, sockets, workloads
+from bench import fair_queue, fanout, load, measure, postgraphile, procs, sockets, workloads
 from bench.compile import compile_times
 from bench.encoding import global_id
 from bench.report import MIB, Report, Row, markdown, write_json
@@ -70,6 +73,7 @@ class Options:
     workloads: frozenset[str]
     keep: bool
     executors: tuple[str, ...] = tuple(ASSAY_VARIANTS)
+    postgraphile: bool = True
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -87,6 +91,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--idle-sockets", type=int, help="W7 signed-in sockets (10000; --quick 1000)")
     p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7", help="workloads to run")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--no-postgraphile", action="store_true", help="no PostGraphile 5 rows")
     p.add_argument(
         "--executors",
         default=",".join(ASSAY_VARIANTS),
@@ -113,6 +118,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         workloads=frozenset(w.strip().upper() for w in a.only.split(",")),
         keep=bool(a.keep),
         executors=tuple(v for v in ASSAY_VARIANTS if v in executors),
+        postgraphile=not a.no_postgraphile,
     )
     if options.users < workloads.USERS_PAGE:
         p.error(f"--users must be at least {workloads.USERS_PAGE}")
@@ -213,6 +219,7 @@ class Bench:
         self.tokens: dict[str, str] = {}
         self.iris_id = ""
         self.submission_ids: list[str] = []
+        self.submission_uuids: list[str] = []
 
     # ------------------------------------------------------------------ set-up
 
@@ -269,6 +276,7 @@ class Bench:
             raise RuntimeError("the seed left no iris-species model or no submissions")
         self.iris_id = global_id("Model", iris)
         self.submission_ids = [global_id("Submission", r["id"]) for r in rows]
+        self.submission_uuids = [str(r["id"]) for r in rows]
 
     def start_assay(self, variant: str) -> Server:
         name, settings = ASSAY_VARIANTS[variant]
@@ -286,6 +294,41 @@ class Bench:
         child = procs.start("baseline", [*argv, "--database-url", self.url], self.env, self.workdir)
         procs.wait_http(child, f"http://{procs.HOST}:{port}/healthz")
         return Server("baseline", child, port)
+
+    def start_postgraphile(self) -> Server | None:
+        """PostGraphile 5 on the seeded database, or None (logged and reported) where it
+        cannot run here."""
+        try:
+            installation = postgraphile.prepare()
+        except postgraphile.Unavailable as why:
+            log(f"PostGraphile skipped: {why}")
+            self.report.meta["postgraphile"] = f"skipped: {why}"
+            return None
+        log(f"starting PostGraphile {postgraphile.VERSION} ({installation.node})")
+        port = procs.free_port()
+        child = procs.start("postgraphile", installation.argv(port, self.url), self.env,
+                            self.workdir)  # fmt: skip
+        procs.wait_http(child, f"http://{procs.HOST}:{port}/healthz")
+        server = Server(postgraphile.NAME, child, port)
+        self.report.meta["postgraphile"] = (
+            f"postgraphile@{postgraphile.VERSION} (amber preset), Node "
+            f"{postgraphile.node_major(installation.node)}, same database, no authentication"
+        )
+        return server
+
+    def verify_postgraphile(self, pg: Server, assay: Server) -> None:
+        """PostGraphile answers W1 with as many users, submissions and results as Assay, and
+        a sample of W2 without errors, or the run stops."""
+        token = self.tokens["admin"]
+        theirs = postgraphile.counts(pg.graphql(postgraphile.w1().bodies[0], token))
+        ours = postgraphile.assay_counts(assay.graphql(workloads.w1().bodies[0], token))
+        if theirs != ours:
+            raise RuntimeError(f"W1 (users, submissions, results): PostGraphile {theirs}, "
+                               f"Assay {ours}")  # fmt: skip
+        for body in postgraphile.w2(self.submission_uuids[:3]).bodies:
+            if pg.graphql(body, token)["data"]["submissionByRowId"] is None:
+                raise RuntimeError("PostGraphile found no submission for a W2 id")
+        log(f"PostGraphile: W1 holds the same (users, submissions, results) {ours} as Assay's")
 
     # ------------------------------------------------------------ correctness
 
@@ -522,10 +565,20 @@ class Bench:
 
     # ------------------------------------------------------------------- all
 
-    def time_reads(self, server: Server, reads: Sequence[workloads.Workload]) -> None:
+    def time_reads(
+        self,
+        server: Server,
+        reads: Sequence[workloads.Workload],
+        rival: tuple[Server, Mapping[str, workloads.Workload]] | None = None,
+    ) -> None:
+        """Each read at each connection count; with a rival (PostGraphile and its own
+        documents by workload name), the rival's turn right after each of the server's."""
+        token = self.tokens["admin"]
         for workload in reads:
             for c in self.options.connections:
-                self.report.rows.append(self.timed(server, workload, self.tokens["admin"], c))
+                self.report.rows.append(self.timed(server, workload, token, c))
+                if rival is not None and workload.name in rival[1]:
+                    self.report.rows.append(self.timed(rival[0], rival[1][workload.name], token, c))
 
     def run(self) -> None:
         o = self.options
@@ -536,17 +589,26 @@ class Bench:
         # One Assay server at a time, on the same data; without W1-W2 only the last one runs.
         variants = list(o.executors) if reads else list(o.executors[-1:])
         baseline = self.start_baseline()
+        pg = self.start_postgraphile() if reads and o.postgraphile else None
+        rival = None
+        if pg is not None:
+            rival = (pg, {"W1": postgraphile.w1(), "W2": postgraphile.w2(self.submission_uuids)})
         assay: Server | None = None
         for variant in variants:
             if assay is not None:
                 assay.child.stop()
             assay = self.start_assay(variant)
             self.verify(assay, baseline)
-            self.time_reads(assay, reads)
+            last = variant == variants[-1]
+            if pg is not None and last:
+                self.verify_postgraphile(pg, assay)
+            self.time_reads(assay, reads, rival if last else None)
             settle(assay)  # requests the load generator left behind, before the next runs
             if variant == variants[0]:
                 self.time_reads(baseline, reads)
         baseline.child.stop()
+        if pg is not None:
+            pg.child.stop()
         assert assay is not None
         if "W5" in o.workloads:
             self.batch_inference(assay)

@@ -17,6 +17,7 @@ from domain.principal import Principal
 from domain.services.assets import UploadPolicy
 from domain.services.webhooks import WebhookPolicy
 from graph.loaders import Loaders
+from graph.sign_in import SignInCache
 
 if TYPE_CHECKING:
     from graph.subscriptions import EventBroker
@@ -62,6 +63,7 @@ class Context:
     cost: int | None = None
     read_uow: UnitOfWorkFactory | None = None  # for reads alone; `uow` when absent
     compiled_declined: bool = False  # the fast lane tried the compiled path; it fell back
+    sign_ins: SignInCache | None = None  # this process's cached sign-ins
     _loaders: Loaders | None = None
 
     async def close_socket(self, code: int, reason: str) -> None:

@@ -23,6 +23,7 @@ from graph.cors import CorsPolicy
 from graph.limits import QueryLimits
 from graph.persisted import PersistedQueryPolicy
 from graph.rate_limit import RateLimiter
+from graph.sign_in import SignInCache
 from graph.sockets import SocketRegistry
 from graph.subscriptions import EventBroker
 
@@ -69,3 +70,5 @@ class AppDependencies:
     # Development with the local issuer only: a demo user's token for GraphiQL's headers.
     graphiql_token: Callable[[], str] | None = None
     strict_transport_security: bool = False  # production: HTTPS only, HSTS on every answer
+    # Verified principals kept briefly; dropped on every process when access is revoked.
+    sign_ins: SignInCache | None = None

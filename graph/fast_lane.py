@@ -1,12 +1,13 @@
 """The fast lane: known compiled queries answered below Strawberry's HTTP view.
 
-A query document enters the fast lane only after the full pipeline (parsing with the token
+A query document enters the fast lane only after the full path (parsing with the token
 limit, validation, introspection policy, the document limits) accepted it and answered it on
 the compiled path; `KnownQueries` remembers it by (query text, operation name). A later POST
 of the same text then skips re-parsing, Strawberry's per-request view and extension hooks, and
-does only what depends on the request: authentication, the variable-dependent limits (depth,
-aliases, cost), the rate limit, the compiled plan, the operation metrics and the request log,
-each through the same functions the full pipeline uses.
+runs the steps of the request pipeline (graph/pipeline.py) that depend on the request, the
+same `Pipeline` methods the full path's extensions call: authenticate, resolve the document,
+the variable-dependent limits (depth, aliases, cost, input hygiene), charge the rate limit,
+execute the compiled plan, record (metrics and the request log).
 
 Persisted queries (by hash, or trusted documents) take the lane when this process already
 knows what the full pipeline would resolve them to (PersistedQueries.resolve_in_memory).
@@ -16,18 +17,18 @@ untouched and uncharged: another verb or media type, other extensions, the cost 
 batch, unknown text, a persisted query to look up or remember, a caller who is not signed
 in, a limit or rate limit that would refuse, an input the hygiene rule refuses
 (graph/input_hygiene.py), or a compiled run that falls back. The full
-pipeline then answers, reusing the body, the caller and the compiled attempt the lane
-already made (see AssayGraphQL).
+pipeline then answers, reusing the body, and through the request's RequestState the caller
+and the compiled attempt the lane already made; a charge the lane made is given back first.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from graphql import GraphQLSchema, get_operation_ast
+from graphql import GraphQLSchema
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.http.parse_content_type import parse_content_type
@@ -37,20 +38,15 @@ from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
 from graph import metrics
 from graph.context import Context
-from graph.execution.extension import CompiledPlans, KnownQueries, KnownQuery
-from graph.input_hygiene import input_problems
-from graph.limits import QueryLimits, check_operation
+from graph.execution.extension import KnownQueries, KnownQuery
 from graph.over_http import JSON, negotiate
-from graph.persisted import PersistedQueries
-from graph.protection import COST_HEADER, rate_limit_key
-from graph.rate_limit import RateLimiter
-from graph.request_log import log_operation
+from graph.pipeline import Pipeline
+from graph.protection import COST_HEADER
 
 _REQUEST_KEYS = frozenset({"query", "operationName", "variables", "extensions"})
 _APQ = frozenset({"persistedQuery"})
 
 
-Authenticate = Callable[[str | None, UnitOfWork], Awaitable[Principal | DomainError]]
 ContextFor = Callable[[Request, Response | None, Principal | DomainError], Context]
 
 
@@ -58,24 +54,16 @@ class FastLane:
     def __init__(
         self,
         schema: GraphQLSchema,
-        plans: CompiledPlans,
+        pipeline: Pipeline,
         known: KnownQueries,
-        limits: QueryLimits,
-        rate_limiter: RateLimiter | None,
-        persisted: PersistedQueries,
         reads: UnitOfWorkFactory,
         *,
-        authenticate: Authenticate,
         context_for: ContextFor,
     ) -> None:
         self.schema = schema
-        self.plans = plans
+        self.pipeline = pipeline
         self.known = known
-        self.limits = limits
-        self.rate_limiter = rate_limiter
-        self.persisted = persisted
         self.reads = reads
-        self.authenticate = authenticate
         self.context_for = context_for
 
     async def answer(self, request: Request) -> Response | None:
@@ -128,70 +116,53 @@ class FastLane:
         extensions: dict[str, Any] | None,
         media_type: str,
     ) -> Response | None:
-        principal_or_error = await self.authenticate(request.headers.get("authorization"), reader)
-        request.state.principal_or_error = principal_or_error  # no second sign-in
+        pipeline = self.pipeline
+        principal_or_error = await pipeline.authenticate(request, reader)  # kept for the full path
         if not isinstance(principal_or_error, Principal):
             return _hand_on("signed_out")
-        document = self.persisted.resolve_in_memory(
-            query, extensions, is_admin=principal_or_error.is_admin
+        resolved = await pipeline.resolve_document(
+            query, extensions, principal_or_error, in_memory=True
         )
-        if document is None:
+        if resolved is None or resolved.document is None:
             return _hand_on("persisted_query")
         if known is None:  # named by a persisted query: known by the text it resolved to?
-            known = self.known.get(document, operation_name)
+            known = self.known.get(resolved.document, operation_name)
             if known is None:
                 return _hand_on("unknown_document")
-        query = document
+        query = resolved.document
         started = time.perf_counter()
         context = self.context_for(request, None, principal_or_error)
         context.read_uow = lambda: reader
         measure = known.measure(self.schema, variables)
-        if measure is None or check_operation(measure, self.limits) is not None:
+        if measure is None:
             return _hand_on("limits")
-        if _has_input_problems(self.schema, known, variables, self.limits):
-            return _hand_on("input")  # the pipeline's QueryProtection answers BAD_USER_INPUT
-        limiter = self.rate_limiter
-        key = rate_limit_key(context, limiter) if limiter is not None else ""
-        if limiter is not None and limiter.wait(key, measure.cost, measure.inference_requests):
-            return _hand_on("rate_limit")
+        refused = pipeline.limits(
+            self.schema, known.document, known.operation_name, variables, measure
+        )
+        if refused is not None:  # the full path answers QUERY_TOO_COMPLEX or BAD_USER_INPUT
+            is_input = (refused.extensions or {}).get("code") == "BAD_USER_INPUT"
+            return _hand_on("input" if is_input else "limits")
+        charged = pipeline.charge(context, measure)
+        if isinstance(charged, float):
+            return _hand_on("rate_limit")  # the full path refuses it (nothing was taken)
 
-        data = await self.plans.answer(
+        data = await pipeline.execute(
             context, self.schema, known.document, query, known.operation_name, variables
         )
-        if data is None:
-            request.state.compiled_declined = True  # counted once, tried once
+        if data is None:  # tried once: the full path goes straight to the reference executor
+            pipeline.refund(charged)  # and charges it again
             return _hand_on("fallback")
-        # Charged once the answer is ready: a fallback above must leave the bucket to the
-        # full pipeline. Another request of the caller's may have drained it meanwhile.
-        if limiter is not None and limiter.acquire(key, measure.cost, measure.inference_requests):
-            return _hand_on("rate_limit")
 
-        context.cost = measure.cost
         content = orjson.dumps({"data": data})
-        duration = time.perf_counter() - started
-        metrics.record_operation(known.operation_name, "query", None, duration)
-        log_operation(
+        pipeline.record(
             context,
             operation_name=known.operation_name,
             operation_type="query",
-            duration_seconds=duration,
+            duration_seconds=time.perf_counter() - started,
             errors=None,
         )
         metrics.FAST_LANE.labels("answered").inc()
         return Response(content, media_type=f"{media_type}; charset=utf-8")
-
-
-def _has_input_problems(
-    schema: GraphQLSchema,
-    known: KnownQuery,
-    variables: dict[str, Any] | None,
-    limits: QueryLimits,
-) -> bool:
-    """The hygiene rule of graph/input_hygiene.py, as QueryProtection applies it."""
-    operation = get_operation_ast(known.document, known.operation_name)
-    return operation is None or bool(
-        input_problems(schema, known.document, operation, variables, limits.inputs)
-    )
 
 
 def _hand_on(reason: str) -> Response | None:

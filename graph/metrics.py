@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -16,7 +15,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from strawberry.extensions import SchemaExtension
 
 REGISTRY = CollectorRegistry()
 
@@ -41,6 +39,13 @@ EXECUTION_PATH = Counter(
     "assay_graphql_execution_total",
     "Query operations by execution path (compiled, fallback) and the reason for a fallback.",
     ["path", "reason"],
+    registry=REGISTRY,
+)
+SIGN_INS = Counter(
+    "assay_sign_ins_total",
+    "Callers signed in: from this process's sign-in cache (cached) or by verifying the token "
+    "and reading the user (verified).",
+    ["source"],
     registry=REGISTRY,
 )
 FAST_LANE = Counter(
@@ -130,19 +135,6 @@ def count_jwks_fetch(succeeded: bool) -> None:
 
 def render() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-class OperationMetrics(SchemaExtension):
-    def on_operation(self) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        context = self.execution_context
-        try:
-            kind = context.operation_type.value
-        except RuntimeError:
-            kind = "unknown"
-        errors = context.result.errors if context.result else None
-        record_operation(context.operation_name, kind, errors, time.perf_counter() - started)
 
 
 def record_operation(

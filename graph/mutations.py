@@ -7,6 +7,7 @@ import strawberry
 from domain.services import users
 from graph.ids import required_id
 from graph.inference_mutations import InferenceMutations
+from graph.sign_in import revoking
 from graph.types import AppInfo, UserType
 from graph.webhooks import WebhookMutations
 
@@ -33,5 +34,6 @@ class Mutation(InferenceMutations, WebhookMutations):
         principal = ctx.principal
         users.require_admin(principal)
         user_id = required_id(id, "User")
-        user = await users.deactivate_user(ctx.uow(), principal, user_id, clock=ctx.clock)
+        async with revoking(ctx.sign_ins, [user_id]):  # cached sign-ins end on every process
+            user = await users.deactivate_user(ctx.uow(), principal, user_id, clock=ctx.clock)
         return UserType.from_entity(user)

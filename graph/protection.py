@@ -1,14 +1,15 @@
-"""The schema extension that enforces query limits and rate limits before anything executes."""
+"""The schema extension that enforces query limits and rate limits before anything executes:
+the limits and charge steps of the request pipeline (graph/pipeline.py) on the full path."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError, get_operation_ast
+from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
@@ -20,15 +21,11 @@ from domain.principal import Principal
 from graph import metrics
 from graph.context import Context
 from graph.errors import AssayGraphQLError, code_for
-from graph.input_hygiene import input_problems, invalid_input_error
-from graph.limits import (
-    QueryLimits,
-    check_document,
-    check_operation,
-    measure_operation,
-    too_complex,
-)
+from graph.limits import check_document, measure_operation, too_complex
 from graph.rate_limit import RateLimiter
+
+if TYPE_CHECKING:
+    from graph.pipeline import Pipeline
 
 COST_HEADER = "x-assay-cost"
 _SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
@@ -86,9 +83,10 @@ class QueryProtection(SchemaExtension):
     The errors are results, not exceptions, so ContractErrors still gives them request ids.
     """
 
-    def __init__(self, limits: QueryLimits, rate_limiter: RateLimiter | None = None) -> None:
-        self.limits = limits
-        self.rate_limiter = rate_limiter
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.limits = pipeline.query_limits
+        self.rate_limiter = pipeline.rate_limiter
         self.rejection: GraphQLError | None = None
         self.cost: int | None = None
         self.charged: tuple[str, tuple[tuple[str, int], ...]] | None = None
@@ -155,44 +153,30 @@ class QueryProtection(SchemaExtension):
         self.rate_limiter.refund_inference(key, returned)
 
     def _refusal(self) -> GraphQLError | None:
-        """Depth, aliases and cost, then the rate limit; the first one the operation breaks."""
+        """The pipeline's limits (depth, aliases, cost, input hygiene), then its charge; the
+        first refusal."""
         context = self.execution_context
         if context.graphql_document is None:
             return None
-        measure = measure_operation(
-            context.schema._schema,
-            context.graphql_document,
-            context.operation_name,
-            context.variables,
-        )
+        document, variables = context.graphql_document, context.variables
+        schema = context.schema._schema
+        measure = measure_operation(schema, document, context.operation_name, variables)
         if measure is None:
             return None
-        if (too_complex := check_operation(measure, self.limits)) is not None:
-            return too_complex
-        operation = get_operation_ast(context.graphql_document, context.operation_name)
-        if operation is not None and (
-            problems := input_problems(
-                context.schema._schema,
-                context.graphql_document,
-                operation,
-                context.variables,
-                self.limits.inputs,
-            )
-        ):
-            return invalid_input_error(problems)  # refused before the rate limit charges it
-        if self.rate_limiter is not None and isinstance(context.context, Context):
-            key = rate_limit_key(context.context, self.rate_limiter)
-            wait = self.rate_limiter.acquire(key, measure.cost, measure.inference_requests)
-            if wait > 0:
-                metrics.RATE_LIMIT_REFUSALS.inc()
-                if context.context.response is not None:
-                    context.context.response.headers["Retry-After"] = str(math.ceil(wait))
-                return rate_limited_error(wait)
-            if measure.inference_requests:
-                self.charged = (key, measure.inference_fields)
+        refused = self.pipeline.limits(schema, document, context.operation_name, variables, measure)
+        if refused is not None:
+            return refused  # before the rate limit charges it
         self.cost = measure.cost
-        if isinstance(context.context, Context):
-            context.context.cost = measure.cost  # for the request log
+        if not isinstance(context.context, Context):
+            return None
+        charged = self.pipeline.charge(context.context, measure)
+        if isinstance(charged, float):
+            metrics.RATE_LIMIT_REFUSALS.inc()
+            if context.context.response is not None:
+                context.context.response.headers["Retry-After"] = str(math.ceil(charged))
+            return rate_limited_error(charged)
+        if measure.inference_requests:
+            self.charged = (charged.key, measure.inference_fields)
         return None
 
     def get_results(self) -> dict[str, Any]:
@@ -214,8 +198,6 @@ def _is_subscription(context: ExecutionContext) -> bool:
         return False
 
 
-def query_protection(
-    limits: QueryLimits, rate_limiter: RateLimiter | None = None
-) -> Callable[[], SchemaExtension]:
+def query_protection(pipeline: Pipeline) -> Callable[[], SchemaExtension]:
     """A factory for Strawberry, which makes one extension per operation."""
-    return lambda: QueryProtection(limits, rate_limiter)
+    return lambda: QueryProtection(pipeline)

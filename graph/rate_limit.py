@@ -111,6 +111,11 @@ class RateLimiter:
             self.inference.take(key, inference_requests)
         return 0.0
 
+    def refund(self, key: str, points: int, inference_requests: int = 0) -> None:
+        """Give back a whole charge (a request that another path will charge again)."""
+        self.points.take(key, -max(1, points))
+        self.refund_inference(key, inference_requests)
+
     def refund_inference(self, key: str, inference_requests: int) -> None:
         """Give back inference requests that were charged but refused (never queued)."""
         if inference_requests > 0:

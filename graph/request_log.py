@@ -6,11 +6,9 @@ Never logged: variables, documents, tokens, URLs; only names, codes, counts and 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 from domain.principal import Principal
 from graph import metrics
@@ -54,25 +52,3 @@ def log_operation(
         context.request_id,
         extra=fields,
     )
-
-
-class RequestLog(SchemaExtension):
-    """Sits outside ContractErrors, so it sees the errors' final codes."""
-
-    def on_operation(self) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        execution = self.execution_context
-        if not isinstance(execution.context, Context):
-            return
-        try:
-            kind = execution.operation_type.value
-        except RuntimeError:
-            kind = "unknown"
-        log_operation(
-            execution.context,
-            operation_name=execution.operation_name,
-            operation_type=kind,
-            duration_seconds=time.perf_counter() - started,
-            errors=execution.result.errors if execution.result else None,
-        )

@@ -15,10 +15,9 @@ from strawberry.types.graphql import OperationType
 
 from graph.context import Context
 from graph.errors import format_error, log_unexpected
-from graph.metrics import OperationMetrics
 from graph.mutations import Mutation
+from graph.pipeline import OperationRecord
 from graph.queries import Query
-from graph.request_log import RequestLog
 from graph.subscriptions import Subscription
 from graph.types import AssetType, ModelType, ResultType, SubmissionType, UserType
 from graph.webhooks import WebhookDeliveryType, WebhookEndpointType
@@ -82,8 +81,10 @@ class AssaySchema(strawberry.Schema):
 def build_schema(
     extra_extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
     max_batch_operations: int | None = None,
+    *,
+    record: type[SchemaExtension] | Callable[[], SchemaExtension] = OperationRecord,
 ) -> AssaySchema:
-    # OperationMetrics wraps ContractErrors, so it counts errors with their final codes;
+    # The record step wraps ContractErrors, so it counts errors with their final codes;
     # extensions after ContractErrors (QueryProtection) finish first, before errors get codes.
     batching = None
     if max_batch_operations is not None:
@@ -102,7 +103,7 @@ def build_schema(
             WebhookEndpointType,
             WebhookDeliveryType,
         ],
-        extensions=[OperationMetrics, RequestLog, ContractErrors, *extra_extensions],
+        extensions=[record, ContractErrors, *extra_extensions],
     )
 
 

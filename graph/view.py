@@ -54,9 +54,11 @@ from graph.over_http import (
     request_error_status,
 )
 from graph.persisted import PersistedQueries
+from graph.pipeline import OperationRecord, Pipeline, RequestState
 from graph.protection import query_protection, rate_limit_key, rate_limited_error
 from graph.request_log import log_operation
 from graph.schema import build_schema
+from graph.sign_in import SignedIn
 from graph.websocket_adapter import JsonTextWebSocketAdapter
 from graph.ws_handlers import LegacyWSHandler, TransportWSHandler
 
@@ -85,18 +87,32 @@ class AssayGraphQL(GraphQL[Context, None]):
         extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = (
             [] if deps.introspection else [DisableIntrospection]
         )
-        extensions.append(query_protection(deps.limits, deps.rate_limiter))
+        plans = CompiledPlans(deps.compiled_plan_cache_size, is_enabled=deps.compiled_execution)
+        self.persisted = PersistedQueries(deps.persisted_operations, deps.persisted_queries)
+        # One pipeline for both paths: these extensions and the fast lane call its steps.
+        pipeline = Pipeline(
+            authenticate=self._caller,
+            persisted=self.persisted,
+            limits=deps.limits,
+            rate_limiter=deps.rate_limiter,
+            plans=plans,
+        )
+        self.pipeline = pipeline
+        extensions.append(query_protection(pipeline))
         documents = DocumentCache(deps.document_cache_size)
         extensions.append(lambda: CachedDocuments(documents))  # after QueryProtection
         extensions.append(OneOperationOrName)  # after CachedDocuments' validation errors
         extensions.extend(deps.schema_extensions)
-        plans = CompiledPlans(deps.compiled_plan_cache_size, is_enabled=deps.compiled_execution)
         # The fast lane answers texts the pipeline accepted and answered compiled before.
         known = KnownQueries(deps.compiled_plan_cache_size) if deps.compiled_execution else None
         # Last: after the limits' on_execute.
-        extensions.append(lambda: CompiledExecution(plans, known))
+        extensions.append(lambda: CompiledExecution(pipeline, known))
         limits = deps.limits
-        schema = build_schema(extensions, limits.max_batch_operations if limits.batching else None)
+        schema = build_schema(
+            extensions,
+            limits.max_batch_operations if limits.batching else None,
+            record=lambda: OperationRecord(pipeline),
+        )
         super().__init__(
             schema,
             graphql_ide="graphiql" if deps.graphiql else None,
@@ -105,17 +121,12 @@ class AssayGraphQL(GraphQL[Context, None]):
         )
         self.deps = deps
         self.max_message_bytes = deps.max_subscription_message_bytes  # read by the handlers
-        self.persisted = PersistedQueries(deps.persisted_operations, deps.persisted_queries)
         self.fast_lane = (
             FastLane(
                 schema._schema,
-                plans,
+                pipeline,
                 known,
-                limits,
-                deps.rate_limiter,
-                self.persisted,
                 deps.read_uow or deps.uow,
-                authenticate=self._caller,
                 context_for=self._context,
             )
             if known is not None
@@ -134,6 +145,11 @@ class AssayGraphQL(GraphQL[Context, None]):
             return Unauthenticated(), None
         if not token:
             return Unauthenticated("the Authorization header must be 'Bearer <token>'"), None
+        cache = self.deps.sign_ins
+        if cache is not None and (hit := cache.get(token)) is not None:
+            metrics.SIGN_INS.labels("cached").inc()
+            return hit.principal, hit.expires_at
+        generation = cache.generation if cache is not None else 0
         try:
             identity = await self.deps.verifier.verify(token)
             if reader is None and self.deps.read_uow is not None:
@@ -147,6 +163,9 @@ class AssayGraphQL(GraphQL[Context, None]):
             )
         except DomainError as error:
             return error, None
+        metrics.SIGN_INS.labels("verified").inc()
+        if cache is not None:
+            cache.put(token, SignedIn(principal, identity.expires_at), generation=generation)
         return principal, identity.expires_at
 
     async def _caller(
@@ -162,14 +181,13 @@ class AssayGraphQL(GraphQL[Context, None]):
         if isinstance(request, WebSocket):
             # Over WebSocket the token arrives later, in connection_init (on_ws_connect).
             principal_or_error = Unauthenticated()
-        elif (signed_in := getattr(request.state, "principal_or_error", None)) is not None:
-            principal_or_error = signed_in  # the fast lane signed the caller in already
-        else:
-            principal_or_error = await self._caller(request.headers.get("authorization"))
+        else:  # once per request: the fast lane may have signed the caller in already
+            principal_or_error = await self.pipeline.authenticate(request)
         context = self._context(
             request, response if isinstance(response, Response) else None, principal_or_error
         )
-        context.compiled_declined = getattr(request.state, "compiled_declined", False)
+        if isinstance(request, Request):
+            context.compiled_declined = RequestState.of(request).compiled_declined
         return context
 
     def _context(
@@ -194,6 +212,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             broker=self.deps.broker,
             max_subscriptions_per_connection=self.deps.max_subscriptions_per_connection,
             webhooks=self.deps.webhooks,
+            sign_ins=self.deps.sign_ins,
         )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
@@ -293,7 +312,7 @@ class AssayGraphQL(GraphQL[Context, None]):
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = negotiate(request.headers.get("accept")) or JSON
-        request.state.sub_response = sub_response
+        RequestState.of(request).sub_response = sub_response
         return sub_response
 
     async def execute_single(
@@ -308,14 +327,15 @@ class AssayGraphQL(GraphQL[Context, None]):
         started = time.perf_counter()
         principal = context.principal_or_error
         try:
-            resolved = await self.persisted.resolve(
+            resolved = await self.pipeline.resolve_document(
                 request_data.query,
                 request_data.extensions,
-                is_admin=isinstance(principal, Principal) and principal.is_admin,
+                principal,
                 charge=lambda: self._charge_lookup(context),
             )
         except AssayGraphQLError as error:
             return _refused(context, request_data, error, started)
+        assert resolved is not None  # only the fast lane's in-memory resolution gives None
         try:
             result = await super().execute_single(
                 request,
@@ -357,7 +377,7 @@ class AssayGraphQL(GraphQL[Context, None]):
         response = await super().process_result(request, result)
         if result.errors and is_request_error(result.data, result.errors):
             response.pop("data", None)  # nothing executed: the spec's "no data entry"
-            sub_response = getattr(request.state, "sub_response", None)
+            sub_response = RequestState.of(request).sub_response
             # An unusable request is 4xx under either media type (the contract's BAD_REQUEST).
             if sub_response is not None and (
                 sub_response.media_type == GRAPHQL_RESPONSE_JSON
@@ -406,7 +426,7 @@ class AssayGraphQL(GraphQL[Context, None]):
 
 def _answer_unavailable(request: Request) -> None:
     """An outage is 503 with Retry-After under either media type: clients and proxies retry."""
-    sub_response = getattr(request.state, "sub_response", None)
+    sub_response = RequestState.of(request).sub_response
     if sub_response is not None:
         sub_response.status_code = 503
         sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

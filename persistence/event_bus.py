@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
 
 import asyncpg
 import sqlalchemy as sa
@@ -20,6 +21,11 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "assay_events"
 EventHandler = Callable[[Sequence[Event]], Awaitable[None]]
+# "caught_up": listening, and every event committed before the last notification delivered;
+# "pending": a notification came in and its events are not delivered yet;
+# "disconnected": not listening (events are replayed after reconnecting).
+ListenerState = Literal["caught_up", "pending", "disconnected"]
+StateObserver = Callable[[ListenerState], None]
 
 
 def _event(row: sa.Row[tuple[object, ...]]) -> Event:
@@ -100,14 +106,24 @@ class EventListener:
     """LISTENs on a dedicated connection and hands each new event, in id order, to `handler`.
 
     Reconnects after a dropped connection and replays from the last id seen; polls every
-    `poll_seconds` as well, so a lost or merged notification loses nothing.
+    `poll_seconds` as well, so a lost or merged notification loses nothing. `on_state`
+    hears when it is caught up, when a notification's events are pending, and when it stops
+    listening: what relies on hearing every event at once (cached sign-ins) must not rely on
+    it unless caught up.
     """
 
     def __init__(
-        self, engine: AsyncEngine, handler: EventHandler, *, poll_seconds: float = 1.0
+        self,
+        engine: AsyncEngine,
+        handler: EventHandler,
+        *,
+        poll_seconds: float = 1.0,
+        on_state: StateObserver | None = None,
     ) -> None:
         self._engine = engine
         self._handler = handler
+        self._on_state: StateObserver = on_state or (lambda _: None)
+        self._notifications = 0
         self._poll = poll_seconds
         self._wake = asyncio.Event()
         self.last_id = 0
@@ -133,17 +149,23 @@ class EventListener:
             await conn.add_listener(CHANNEL, self._on_notify)
             conn.add_termination_listener(self._on_notify)  # wake up to notice the drop
             while not stop.is_set() and not conn.is_closed():
+                seen = self._notifications
                 await self._drain()
+                if seen == self._notifications:  # none came in during the drain
+                    self._on_state("caught_up")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
                 self._wake.clear()
             if conn.is_closed():
                 raise OSError("listening connection closed")
         finally:
+            self._on_state("disconnected")
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
 
     def _on_notify(self, *_: object) -> None:
+        self._notifications += 1
+        self._on_state("pending")
         self._wake.set()
 
     async def _drain(self) -> None:

@@ -31,6 +31,7 @@ from graph.input_hygiene import InputBounds
 from graph.limits import QueryLimits
 from graph.persisted import PersistedQueryPolicy
 from graph.rate_limit import RateLimiter, RateLimitPolicy, parse_networks
+from graph.sign_in import SignInCache
 from graph.sockets import SocketLimits, SocketRegistry
 from graph.subscriptions import EventBroker
 from integrations.blobs.local import LocalBlobStore
@@ -383,7 +384,10 @@ def build_app(
             max_unauthenticated_per_address=settings.max_unauthenticated_websockets_per_address,
         )
     )
-    listener = EventListener(engine, fan_out(broker, sockets))
+    sign_ins = SignInCache(settings.sign_in_cache_seconds, utc_now)
+    listener = EventListener(
+        engine, fan_out(broker, sockets, sign_ins), on_state=sign_ins.listener_state
+    )
     always: list[Runnable] = [listener, metrics_sampler(uow, utc_now)]
     tasks = (
         background_tasks(settings, uow, blobs, extra=always)
@@ -435,6 +439,7 @@ def build_app(
         compiled_plan_cache_size=settings.compiled_plan_cache_size,
         schema_extensions=tracing.schema_extensions() if tracing is not None else (),
         strict_transport_security=settings.is_production,
+        sign_ins=sign_ins if settings.sign_in_cache_seconds > 0 else None,
         graphiql_token=demo_token_issuer(settings, issuer),
         cors=CorsPolicy.from_setting(
             settings.cors_origins, local_by_default=not settings.is_production
@@ -446,12 +451,17 @@ def build_app(
     return app
 
 
-def fan_out(broker: EventBroker, sockets: SocketRegistry) -> EventHandler:
-    """Each process's share of new events: its subscribers' messages, its revoked sockets."""
+def fan_out(
+    broker: EventBroker, sockets: SocketRegistry, sign_ins: SignInCache | None = None
+) -> EventHandler:
+    """Each process's share of new events: its subscribers' messages, its revoked sockets
+    and cached sign-ins."""
 
     async def handle(events: Sequence[Event]) -> None:
-        await broker.publish(events)
         revoked = [e.subject_id for e in events if e.type is EventType.PRINCIPAL_REVOKED]
+        if revoked and sign_ins is not None:
+            sign_ins.revoke(revoked, from_bus=True)  # first: nothing below may delay it
+        await broker.publish(events)
         if revoked:
             await sockets.revoke(revoked)
 

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     cors_origins: str = ""
 
     ws_init_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # How long a verified caller is signed in without a database read (0: never cached);
+    # revocation (deactivation) drops it on every process at once through the event bus.
+    sign_in_cache_seconds: float = Field(default=30.0, ge=0, le=300)
 
     tracing: bool = False
     tracing_resolver_threshold_ms: float = Field(default=20.0, ge=0)

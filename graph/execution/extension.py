@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import (
@@ -42,6 +42,9 @@ from graph.execution.compiler import Compiler, Plan
 from graph.execution.runner import execute
 from graph.execution.specs import Fallback, Run, Unsupported
 from graph.limits import OperationMeasure, measure_operation, measured_variables
+
+if TYPE_CHECKING:
+    from graph.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -245,8 +248,10 @@ class KnownQueries:
 
 
 class CompiledExecution(SchemaExtension):
-    def __init__(self, plans: CompiledPlans, known: KnownQueries | None = None) -> None:
-        self.plans = plans
+    """The execute step of the request pipeline (graph/pipeline.py) on the full path."""
+
+    def __init__(self, pipeline: Pipeline, known: KnownQueries | None = None) -> None:
+        self.pipeline = pipeline
         self.known = known
 
     async def on_execute(self) -> AsyncIterator[None]:
@@ -256,10 +261,9 @@ class CompiledExecution(SchemaExtension):
             and context.graphql_document is not None
             and context.query is not None
             and isinstance(context.context, Context)
-            and not context.context.compiled_declined
             and context.operation_type is StrawberryOperationType.QUERY
         ):
-            data = await self.plans.answer(
+            data = await self.pipeline.execute(
                 context.context,
                 context.schema._schema,
                 context.graphql_document,

@@ -14,7 +14,9 @@ BASE_URL = "http://testserver"
 
 
 def variant(settings: Settings, **overrides: Any) -> Settings:
-    """The session's settings (same data directory, so the same token issuer) with overrides."""
+    """The session's settings (same data directory, so the same token issuer) with overrides;
+    no sign-in cache unless asked (see conftest._settings)."""
+    overrides.setdefault("sign_in_cache_seconds", 0)
     return Settings(data_dir=settings.data_dir, run_workers=False, public_url=BASE_URL, **overrides)
 
 

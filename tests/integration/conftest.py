@@ -98,6 +98,10 @@ class StatementCounter:
 
 
 def _settings(data_dir: Path, **overrides: Any) -> Settings:
+    # No sign-in cache unless a test asks: the `db` fixture empties the users table between
+    # tests, which gives a subject a new user id (no deployment does that), while a token
+    # issued in the same second is the same text and would sign in from the cache.
+    overrides.setdefault("sign_in_cache_seconds", 0)
     return Settings(data_dir=data_dir, run_workers=False, public_url=BASE_URL, **overrides)
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import orjson
 import pytest
 from graphql import build_schema, parse, validate
 
-from bench import encoding, load, workloads
-from bench.report import Report, Row, markdown, markdown_rows, to_json
+from bench import encoding, load, postgraphile, workloads
+from bench.report import POSTGRAPHILE, Report, Row, markdown, markdown_rows, to_json
 from domain.pagination import Keyset
 from graph.ids import from_global_id, to_cursor, to_global_id
 
@@ -110,3 +111,30 @@ def test_percentile_picks_nearest_rank() -> None:
     assert load.percentile(values, 0.5) == 50.0
     assert load.percentile(values, 0.99) == 99.0
     assert load.percentile([], 0.5) == 0.0
+
+
+def test_report_divides_assay_by_postgraphile_on_the_same_workload_and_connections() -> None:
+    rows = [_row("assay", 50.0), _row(POSTGRAPHILE, 100.0), _row("baseline", 200.0)]
+    shown = {r.server: r for r in Report(rows=rows).with_ratios()}
+    assert shown["assay"].ratio_to_postgraphile == 0.5
+    assert shown[POSTGRAPHILE].ratio_to_postgraphile is None
+    assert shown[POSTGRAPHILE].ratio_to_baseline == 0.5
+    assert "| 0.25x | 0.50x |" in markdown_rows(Report(rows=rows).with_ratios())[2]
+
+
+def test_node_major_reads_the_version_and_is_zero_for_what_does_not_run(tmp_path: Path) -> None:
+    old = tmp_path / "node"
+    old.write_text("#!/bin/sh\necho v20.20.2\n")
+    old.chmod(0o755)
+    assert postgraphile.node_major(old) == 20
+    assert postgraphile.node_major(tmp_path / "missing") == 0
+
+
+def test_postgraphile_answers_are_counted_like_assays() -> None:
+    theirs_submission: dict[str, Any] = {"node": {"resultsBySubmissionId": {"nodes": [{}, {}]}}}
+    theirs_user: dict[str, Any] = {"node": {"submissionsByOwnerId": {"edges": [theirs_submission]}}}
+    pg: dict[str, Any] = {"data": {"allUsers": {"edges": [theirs_user]}}}
+    our_submission: dict[str, Any] = {"node": {"results": [{}, {}]}}
+    our_user: dict[str, Any] = {"node": {"submissions": {"edges": [our_submission]}}}
+    ours: dict[str, Any] = {"data": {"users": {"edges": [our_user]}}}
+    assert postgraphile.counts(pg) == postgraphile.assay_counts(ours) == (1, 1, 2)

@@ -1,0 +1,102 @@
+"""Cached sign-ins on build_app's own apps: no statement on a hit, and deactivating a user on
+one process refuses that user's next request on another."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from graph import metrics
+from server.bootstrap import build_app
+from server.settings import Settings
+from tests.integration.bootstrapped import BASE_URL, variant
+from tests.integration.conftest import StatementCounter, TokenFactory, gql, only_error
+
+DEACTIVATE = "mutation($id: ID!) { deactivateUser(id: $id) { isActive } }"
+VIEWER = "{ viewer { id } }"
+
+
+@dataclass
+class Process:
+    """One server process's app, as build_app makes it, with its lifespan (the listener)."""
+
+    client: httpx.AsyncClient
+    statements: StatementCounter
+
+    async def statements_of(self, query: str, token: str) -> tuple[int, dict[str, object]]:
+        before = self.statements.count
+        body = await gql(self.client, query, token=token)
+        return self.statements.count - before, body
+
+
+@contextlib.asynccontextmanager
+async def process(settings: Settings, postgres_url: str) -> AsyncIterator[Process]:
+    counter = StatementCounter()
+    app = build_app(variant(settings, sign_in_cache_seconds=60), postgres_url, on_statement=counter)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            yield Process(client, counter)
+
+
+def cached_sign_ins() -> float:
+    value = metrics.REGISTRY.get_sample_value("assay_sign_ins_total", {"source": "cached"})
+    return value or 0.0
+
+
+async def signed_in_from_cache(proc: Process, token: str) -> None:
+    """Sign in until the process answers from its cache (its listener starts in the
+    background: until it is caught up, every request reads the user)."""
+    for _ in range(100):
+        before = cached_sign_ins()
+        body = await gql(proc.client, "{ __typename }", token=token)
+        assert "errors" not in body, body
+        if cached_sign_ins() > before:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the process never answered from its sign-in cache")
+
+
+async def test_a_cached_sign_in_sends_no_statement(
+    settings: Settings, postgres_url: str, db: AsyncEngine, token: TokenFactory
+) -> None:
+    async with process(settings, postgres_url) as proc:
+        ann = token("ann@example.com")
+        await signed_in_from_cache(proc, ann)
+        hit, body = await proc.statements_of("{ __typename }", ann)
+        assert "errors" not in body
+        assert hit == 0
+        cached, _ = await proc.statements_of(VIEWER, ann)
+        # Another token of hers (same claims, other text): verified, and her row read again.
+        again = token("ann@example.com", name="Ann B")
+        read, body = await proc.statements_of(VIEWER, again)
+        assert "errors" not in body
+        assert read == cached + 1
+
+
+async def test_deactivating_on_one_process_refuses_the_next_request_on_another(
+    settings: Settings, postgres_url: str, db: AsyncEngine, token: TokenFactory
+) -> None:
+    admin, bob = token("root@example.com", ["admin"]), token("bob@example.com")
+    async with (
+        process(settings, postgres_url) as first,
+        process(settings, postgres_url) as second,
+    ):
+        viewer = await gql(second.client, VIEWER, token=bob)
+        await signed_in_from_cache(second, bob)
+        await signed_in_from_cache(first, admin)
+
+        done = await gql(
+            first.client, DEACTIVATE, {"id": viewer["data"]["viewer"]["id"]}, token=admin
+        )
+        assert done == {"data": {"deactivateUser": {"isActive": False}}}
+
+        refused = only_error(await gql(second.client, VIEWER, token=bob))
+        assert refused["extensions"]["code"] == "FORBIDDEN"
+        refused = only_error(await gql(first.client, VIEWER, token=bob))
+        assert refused["extensions"]["code"] == "FORBIDDEN"
