@@ -13,6 +13,7 @@ from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from graph.batches import BatchType
 from graph.context import Context
 from graph.errors import format_error, log_unexpected
 from graph.metrics import OperationMetrics
@@ -101,6 +102,7 @@ def build_schema(
             ResultType,
             WebhookEndpointType,
             WebhookDeliveryType,
+            BatchType,
         ],
         extensions=[OperationMetrics, RequestLog, ContractErrors, *extra_extensions],
     )
