@@ -35,9 +35,8 @@ SIZE = 1000
 MESSAGES_PER_SECOND = 4
 
 
-async def follow(ws: Any, within: float) -> tuple[list[dict[str, Any]], float]:
+async def follow(ws: Any, started: float, within: float) -> tuple[list[dict[str, Any]], float]:
     """batchUpdated's messages until the subscription completes; and how long it ran."""
-    started = time.monotonic()
     messages: list[dict[str, Any]] = []
     while True:
         message = await next_message(ws, within)
@@ -76,8 +75,10 @@ async def test_a_1000_input_batch_ends_in_one_verified_callback(
             made = await agql(server.base_url, BATCH, {"input": request}, ada, http_timeout=120)
             batch = made["batchInference"]["batch"]
             assert batch["size"] == SIZE
+            started = time.monotonic()  # before the subscription exists, so an upper bound
             await subscribe(ws, "b", FOLLOW, id=batch["id"])
-            messages, seconds = await follow(ws, within=240)
+            messages, seconds = await follow(ws, started, within=240)
+        print(f"[batch] {SIZE} inputs: {len(messages)} batchUpdated messages in {seconds:.1f} s")
 
         last = messages[-1]
         assert last["status"] == "COMPLETED"

@@ -353,3 +353,34 @@ async def test_a_callback_receiver_that_always_fails_ends_dead(
     assert row.attempts == 4
     counts = await callbacks.delivery_counts(SqlUnitOfWork(db))
     assert counts[DeliveryStatus.DEAD] == 1
+
+
+ENDPOINT = """
+mutation($url: String!) {
+  createWebhookEndpoint(input: {url: $url, events: [BATCH_COMPLETED]}) { secret }
+}"""
+
+
+async def test_a_webhook_endpoint_gets_batch_completed_once(
+    api: Api,
+    db: AsyncEngine,
+    default_models: dict[str, str],
+    receiver: Receiver,
+    runtimes: dict[str, ModelRuntime],
+    dispatchers: tuple[WebhookDispatcher, CallbackDispatcher],
+) -> None:
+    secret = (await api.ok("alice", ENDPOINT, url=receiver.url))["createWebhookEndpoint"]["secret"]
+    batch_id = (await batch_inference(api, default_models["iris-species"], 4))["batch"]["id"]
+    await work_off(db, runtimes)
+    deadline = time.monotonic() + 15
+    while not receiver.requests and time.monotonic() < deadline:
+        await dispatchers[0].fan_out_step()
+        await dispatchers[0].delivery_step()
+    await dispatchers[0].fan_out_step()
+    await dispatchers[0].delivery_step()
+    [request] = receiver.requests
+    body = Webhook(secret).verify(request.body, request.headers)
+    assert body["type"] == "batch.completed"
+    assert body["data"]["batchId"] == batch_id
+    assert body["data"]["counts"]["succeeded"] == 4
+    assert await callback_rows(db) == []  # no callbackUrl: no callback
