@@ -14,8 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
 
+from domain.ids import to_global_id
 from domain.ports import ModelRuntime
 from domain.services import callbacks, inference
+from domain.services.batch_settlement import settle
+from domain.submissions import SubmissionStatus
 from domain.webhooks import DeliveryStatus, RetrySchedule
 from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from persistence import tables
@@ -384,3 +387,60 @@ async def test_a_webhook_endpoint_gets_batch_completed_once(
     assert body["data"]["batchId"] == batch_id
     assert body["data"]["counts"]["succeeded"] == 4
     assert await callback_rows(db) == []  # no callbackUrl: no callback
+
+
+async def test_two_workers_finishing_the_last_two_complete_the_batch_once(
+    api: Api, db: AsyncEngine, default_models: dict[str, str]
+) -> None:
+    """The race settle's lock closes: each worker's transaction finishes one of the last two
+    submissions; the first to settle sees the other's still RUNNING (uncommitted), so the
+    second must see the first's commit, however they interleave."""
+    await batch_inference(api, default_models["iris-species"], 2)
+    claimed = await inference.claim(
+        SqlUnitOfWork(db), inference.WorkerPolicy(batch_size=2), clock=utc_now
+    )
+    [batch_id] = {s.batch_id for s in claimed}
+    first, second = SqlUnitOfWork(db), SqlUnitOfWork(db)
+    async with first, second:
+        for uow, submission in ((first, claimed[0]), (second, claimed[1])):
+            assert await uow.submissions.finish(
+                submission, SubmissionStatus.SUCCEEDED, None, utc_now()
+            )
+        await settle(first, [batch_id], utc_now())  # sees the second's submission RUNNING
+        waiting = asyncio.create_task(settle(second, [batch_id], utc_now()))
+        await asyncio.sleep(0.2)
+        assert not waiting.done(), "the second settle must wait for the first's lock"
+        await first.commit()
+        await waiting
+        await second.commit()
+    assert await count_events(db, "BATCH_COMPLETED") == 1
+    done = (await api.ok("alice", BATCH_OF, id=to_global_id("Batch", batch_id)))["batch"]
+    assert done["status"] == "COMPLETED"
+    assert done["counts"]["succeeded"] == 2
+
+
+async def test_a_cancelled_submission_calls_back_once_as_cancelled(
+    api: Api,
+    db: AsyncEngine,
+    default_models: dict[str, str],
+    receiver: Receiver,
+    dispatchers: tuple[WebhookDispatcher, CallbackDispatcher],
+) -> None:
+    secret = (await api.ok("alice", ROTATE))["rotateCallbackSecret"]["secret"]
+    request = {
+        "modelId": default_models["iris-species"],
+        "input": IRIS_INPUT,
+        "callbackUrl": receiver.url,
+    }
+    created = await api.ok("alice", CREATE, input=request)
+    submission_id = created["createSubmission"]["submission"]["id"]
+    await api.ok(
+        "alice",
+        "mutation($id: ID!) { cancelSubmission(id: $id) { submission { id } } }",
+        id=submission_id,
+    )
+    await deliver_until(dispatchers, db, DeliveryStatus.SUCCEEDED)
+    [request_seen] = receiver.requests
+    body = Webhook(secret).verify(request_seen.body, request_seen.headers)
+    assert body["type"] == "submission.cancelled"
+    assert body["data"]["submissionId"] == submission_id
