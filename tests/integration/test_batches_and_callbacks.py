@@ -400,6 +400,7 @@ async def test_two_workers_finishing_the_last_two_complete_the_batch_once(
         SqlUnitOfWork(db), inference.WorkerPolicy(batch_size=2), clock=utc_now
     )
     [batch_id] = {s.batch_id for s in claimed}
+    assert batch_id is not None
     first, second = SqlUnitOfWork(db), SqlUnitOfWork(db)
     async with first, second:
         for uow, submission in ((first, claimed[0]), (second, claimed[1])):
