@@ -1,4 +1,4 @@
-"""Use cases for batches: read them, page their submissions, cancel them, settle finished ones."""
+"""Use cases for batches: read them, page their submissions, estimate them, cancel them."""
 
 from __future__ import annotations
 
