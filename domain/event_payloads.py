@@ -35,6 +35,8 @@ def submission_payload(submission: Submission, result: Result | None = None) -> 
         "attempts": submission.attempts,
         "updatedAt": submission.updated_at.isoformat(),
     }
+    if submission.batch_id is not None:
+        payload["batchId"] = to_global_id("Batch", submission.batch_id)
     if result is not None:
         payload.update(result_fields(result))
     return payload

@@ -18,6 +18,10 @@ class EventType(StrEnum):
     RESULT_CREATED = "RESULT_CREATED"
     ASSET_AVAILABLE = "ASSET_AVAILABLE"
     ASSET_DELETED = "ASSET_DELETED"
+    # Every submission of a batch is finished (the batch is COMPLETED or CANCELLED).
+    BATCH_COMPLETED = "BATCH_COMPLETED"
+    # Internal: a batch changed without a submission changing (cancelBatch with none PENDING).
+    BATCH_UPDATED = "BATCH_UPDATED"
     # Internal: other status changes (RUNNING, CANCELLED, retried) that subscribers see
     # but that are not webhook event types.
     SUBMISSION_UPDATED = "SUBMISSION_UPDATED"
@@ -36,7 +40,9 @@ class EventType(StrEnum):
         return f"{subject}.{change}"
 
 
-_INTERNAL = frozenset({EventType.SUBMISSION_UPDATED, EventType.PRINCIPAL_REVOKED})
+_INTERNAL = frozenset(
+    {EventType.SUBMISSION_UPDATED, EventType.PRINCIPAL_REVOKED, EventType.BATCH_UPDATED}
+)
 
 
 def principal_revoked(user_id: UUID, reason: str) -> NewEvent:

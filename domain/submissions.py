@@ -31,6 +31,8 @@ class Submission:
     idempotency_key: str | None
     created_at: datetime
     updated_at: datetime
+    batch_id: UUID | None = None  # set when made by batchInference
+    callback_url: str | None = None  # POSTed once, when the submission finishes
 
     @property
     def is_finished(self) -> bool:

@@ -14,6 +14,7 @@ from domain.pagination import Keyset
 
 NODE_TYPES = frozenset(
     {"User", "Asset", "Model", "Submission", "Result", "WebhookEndpoint", "WebhookDelivery"}
+    | {"Batch"}
 )
 
 

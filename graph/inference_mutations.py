@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import strawberry
 from strawberry.scalars import JSON
 
 from domain.errors import InvalidInput
-from domain.services import assets, inference, submissions
+from domain.services import assets, callbacks, inference, submissions
 from domain.services.submissions import SubmissionRequest
+from graph.batches import BatchType, load_batch
 from graph.ids import parse_id, required_id
 from graph.types import AppInfo, AssetType, ResultType, SubmissionType
 
@@ -43,6 +45,11 @@ class CreateSubmissionInput:
         default=None,
         description="The same key from the same caller returns the first submission.",
     )
+    callback_url: str | None = strawberry.field(
+        default=None,
+        description="POSTed once the submission is finished, with it and its latest result; "
+        "signed with the viewer's callback secret (see rotateCallbackSecret).",
+    )
 
 
 @strawberry.input
@@ -56,6 +63,11 @@ class RunInferenceInput:
 class BatchInferenceInput:
     model_id: strawberry.ID
     inputs: list[JSON] = strawberry.field(description="1 to 1000 inputs.")
+    callback_url: str | None = strawberry.field(
+        default=None,
+        description="POSTed once the whole batch is finished, with its id, status and counts; "
+        "signed with the viewer's callback secret (see rotateCallbackSecret).",
+    )
 
 
 @strawberry.type
@@ -72,6 +84,7 @@ class RunInferencePayload:
 @strawberry.type
 class BatchInferencePayload:
     submissions: list[SubmissionType] = strawberry.field(description="In input order, all PENDING.")
+    batch: BatchType
 
 
 def _request(
@@ -89,6 +102,17 @@ def _request(
         input=value,
         asset_ids=[i for i in ids if i is not None],
         idempotency_key=idempotency_key,
+    )
+
+
+async def _check_callback(info: AppInfo, url: str | None) -> None:
+    if url is None:
+        return
+    ctx = info.context
+    if ctx.webhooks is None:
+        raise RuntimeError("webhooks are not configured: AppDependencies.webhooks is missing")
+    await callbacks.check_callback_url(
+        ctx.uow(), ctx.webhooks.guard, ctx.principal, url, "input.callbackUrl"
     )
 
 
@@ -138,6 +162,8 @@ class InferenceMutations:
     ) -> SubmissionPayload:
         ctx = info.context
         request = _request(input.model_id, input.input, input.asset_ids, input.idempotency_key)
+        await _check_callback(info, input.callback_url)
+        request = replace(request, callback_url=input.callback_url)
         submission = await submissions.create_submission(
             ctx.uow(), ctx.principal, request, clock=ctx.clock
         )
@@ -164,10 +190,21 @@ class InferenceMutations:
     ) -> BatchInferencePayload:
         ctx = info.context
         model_id = parse_id(input.model_id, "Model", "input.modelId")
+        await _check_callback(info, input.callback_url)
         stored = await submissions.create_batch(
-            ctx.uow(), ctx.principal, model_id, input.inputs, clock=ctx.clock
+            ctx.uow(),
+            ctx.principal,
+            model_id,
+            input.inputs,
+            clock=ctx.clock,
+            callback_url=input.callback_url,
         )
-        return BatchInferencePayload(submissions=[SubmissionType.from_entity(s) for s in stored])
+        assert stored[0].batch_id is not None, "create_batch always makes a batch"
+        batch = await load_batch(info, stored[0].batch_id)
+        assert batch is not None, "the viewer sees the batch just made"
+        return BatchInferencePayload(
+            submissions=[SubmissionType.from_entity(s) for s in stored], batch=batch
+        )
 
     @strawberry.mutation(description="PENDING -> CANCELLED; CONFLICT otherwise.")
     async def cancel_submission(self, info: AppInfo, id: strawberry.ID) -> SubmissionPayload:

@@ -11,11 +11,12 @@ from uuid import UUID
 from aiodataloader import DataLoader
 
 from domain.assets import Asset, AssetStatus
+from domain.batches import Batch
 from domain.models import Model
 from domain.pagination import Page, PageRequest
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
-from domain.services import owned, webhooks
+from domain.services import batches, owned, webhooks
 from domain.services.users import get_visible_users
 from domain.submissions import Result, Submission, SubmissionStatus
 from domain.users import User
@@ -128,6 +129,7 @@ class Loaders:
     assets_by_submission: BatchLoader[UUID, list[Asset]]
     delivery_page_by_endpoint: BatchLoader[tuple[UUID, PageRequest], Page[WebhookDelivery]]
     delivery_count_by_endpoint: BatchLoader[tuple[UUID, None], int]
+    batch_by_id: BatchLoader[UUID, Batch | None]
 
     @classmethod
     def create(cls, uow: UnitOfWorkFactory, principal: Principal) -> Loaders:
@@ -148,4 +150,5 @@ class Loaders:
             assets_by_submission=loader(owned.list_assets_for_submissions),
             delivery_page_by_endpoint=loader(grouped_by_arguments(_delivery_pages)),
             delivery_count_by_endpoint=loader(grouped_by_arguments(_delivery_counts)),
+            batch_by_id=loader(batches.get_batches),
         )

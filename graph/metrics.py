@@ -78,6 +78,9 @@ WEBSOCKETS_REFUSED = Counter(
 WEBHOOK_DELIVERIES = Gauge(
     "assay_webhook_deliveries", "Webhook deliveries, by status.", ["status"], registry=REGISTRY
 )
+CALLBACK_DELIVERIES = Gauge(
+    "assay_callback_deliveries", "Callback deliveries, by status.", ["status"], registry=REGISTRY
+)
 DATALOADER_BATCH_SIZE = Histogram(
     "assay_dataloader_batch_size",
     "Keys per DataLoader batch, by loader.",
@@ -115,6 +118,11 @@ def start_request_statements() -> StatementCount:
 def record_webhook_deliveries(counts: Mapping[str, int]) -> None:
     for status, count in counts.items():
         WEBHOOK_DELIVERIES.labels(status).set(count)
+
+
+def record_callback_deliveries(counts: Mapping[str, int]) -> None:
+    for status, count in counts.items():
+        CALLBACK_DELIVERIES.labels(status).set(count)
 
 
 def record_queue(pending: int, running: int, oldest_pending_age_seconds: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from domain.services import users
+from graph.batches import BatchMutations
 from graph.ids import required_id
 from graph.inference_mutations import InferenceMutations
 from graph.sign_in import revoking
@@ -19,7 +20,7 @@ class UpdateViewerInput:
 
 
 @strawberry.type
-class Mutation(InferenceMutations, WebhookMutations):
+class Mutation(InferenceMutations, WebhookMutations, BatchMutations):
     @strawberry.mutation(description="Change the viewer's display name or language.")
     async def update_viewer(self, info: AppInfo, input: UpdateViewerInput) -> UserType:
         ctx = info.context

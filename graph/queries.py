@@ -13,6 +13,7 @@ from domain.errors import InvalidInput, NotFound
 from domain.services import owned, users, webhooks
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter as UserFilterValue
+from graph.batches import BatchQueries, BatchType
 from graph.ids import from_global_id, parse_id
 from graph.loaders import BatchLoader
 from graph.types import (
@@ -68,6 +69,9 @@ async def _load_node(info: AppInfo, type_name: str, ident: UUID) -> Node | None:
         return await load_webhook_endpoint(info, ident)
     if type_name == "WebhookDelivery":
         return await load_webhook_delivery(info, ident)
+    if type_name == "Batch":
+        batch = await loaders.batch_by_id.load(ident)
+        return BatchType.from_entity(batch) if batch else None
     return None
 
 
@@ -86,6 +90,7 @@ async def _load_many(info: AppInfo, type_name: str, idents: list[UUID]) -> Seque
         "Submission": (loaders.submission_by_id, SubmissionType.from_entity),
         "Result": (loaders.result_by_id, ResultType.from_entity),
         "Model": (loaders.model_by_id, ModelType.from_entity),
+        "Batch": (loaders.batch_by_id, BatchType.from_entity),
     }
     if type_name not in batched:
         return [None] * len(idents)
@@ -115,7 +120,7 @@ async def _require(info: AppInfo, global_id: str, expected: str) -> Node:
 
 
 @strawberry.type
-class Query(WebhookQueries):
+class Query(WebhookQueries, BatchQueries):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: AppInfo, id: strawberry.ID) -> Node | None:
         type_name, ident = from_global_id(id)

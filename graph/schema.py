@@ -13,6 +13,7 @@ from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from graph.batches import BatchType
 from graph.context import Context
 from graph.errors import format_error, log_unexpected
 from graph.mutations import Mutation
@@ -102,6 +103,7 @@ def build_schema(
             ResultType,
             WebhookEndpointType,
             WebhookDeliveryType,
+            BatchType,
         ],
         extensions=[record, ContractErrors, *extra_extensions],
     )

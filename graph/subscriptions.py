@@ -19,6 +19,7 @@ from domain.ports import UnitOfWork
 from domain.principal import Principal, visible_only
 from domain.services import owned
 from domain.submissions import Result, Submission
+from graph.batches import BatchSubscriptions
 from graph.errors import AssayGraphQLError
 from graph.ids import required_id, to_global_id
 from graph.types import AppInfo, AssetType, ResultType, SubmissionType
@@ -189,8 +190,13 @@ async def _subject_of(info: AppInfo, event: Event, load: Load[Subject]) -> Subje
     return visible
 
 
+# The events one subscription hears, as a public name for subscriptions in other modules.
+def event_stream(info: AppInfo, matches: Callable[[Event], bool]) -> AsyncIterator[Event]:
+    return _stream(info, matches)
+
+
 @strawberry.type
-class Subscription:
+class Subscription(BatchSubscriptions):
     @strawberry.subscription(description="Status changes of the viewer's submissions, or one.")
     async def submission_updated(
         self, info: AppInfo, id: strawberry.ID | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Generic, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -25,6 +25,12 @@ strawberry.enum(AssetStatus, name="AssetStatus")
 strawberry.enum(SubmissionStatus, name="SubmissionStatus")
 
 AppInfo = Info[Context, None]
+
+if TYPE_CHECKING:
+    from graph.batches import BatchType
+
+# Batch types live in graph/batches.py, which imports this module.
+LazyBatch = Annotated["BatchType", strawberry.lazy("graph.batches")]
 
 
 @strawberry.interface(name="Node", description="An object with a globally unique, opaque id.")
@@ -127,6 +133,14 @@ class UserType(Node):
         status: SubmissionStatus | None = None,
     ) -> Connection[SubmissionType]:
         return await submissions_of(info, self.entity.id, first, after, status)
+
+    @strawberry.field(description="Newest first.")
+    async def batches(
+        self, info: AppInfo, first: int | None = 20, after: str | None = None
+    ) -> Connection[LazyBatch]:
+        from graph.batches import batches_of
+
+        return await batches_of(info, self.entity.id, first, after)
 
 
 async def assets_of(
@@ -285,6 +299,14 @@ class SubmissionType(Node):
             return None
         results = await info.context.loaders.results_by_submission.load(self.entity.id)
         return ResultType.from_entity(results[-1]) if results else None
+
+    @strawberry.field(description="Null unless made by batchInference.")
+    async def batch(self, info: AppInfo) -> LazyBatch | None:
+        from graph.batches import load_batch
+
+        if self.entity.batch_id is None:
+            return None
+        return await load_batch(info, self.entity.batch_id)
 
 
 @strawberry.type

@@ -30,6 +30,7 @@ class WebhookEventType(Enum):
     RESULT_CREATED = "RESULT_CREATED"
     ASSET_AVAILABLE = "ASSET_AVAILABLE"
     ASSET_DELETED = "ASSET_DELETED"
+    BATCH_COMPLETED = "BATCH_COMPLETED"
 
     @property
     def domain(self) -> EventType:

@@ -43,6 +43,8 @@ _SUBMISSION_COLUMNS = (
     submissions.c.idempotency_key,
     submissions.c.created_at,
     submissions.c.updated_at,
+    submissions.c.batch_id,
+    submissions.c.callback_url,
 )
 
 
@@ -58,6 +60,8 @@ def _submission(row: Row) -> Submission:
         idempotency_key,
         created_at,
         updated_at,
+        batch_id,
+        callback_url,
     ) = row
     return Submission(
         id=id_,
@@ -70,6 +74,8 @@ def _submission(row: Row) -> Submission:
         idempotency_key=idempotency_key,
         created_at=created_at,
         updated_at=updated_at,
+        batch_id=batch_id,
+        callback_url=callback_url,
     )
 
 
@@ -160,6 +166,8 @@ def _row_values(submission: Submission) -> dict[str, object]:
         "available_at": submission.created_at,
         "created_at": submission.created_at,
         "updated_at": submission.updated_at,
+        "batch_id": submission.batch_id,
+        "callback_url": submission.callback_url,
     }
 
 

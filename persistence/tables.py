@@ -104,6 +104,8 @@ submissions = sa.Table(
     ),
     sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
     *_timestamps(),
+    sa.Column("batch_id", sa.Uuid, sa.ForeignKey("batches.id")),
+    sa.Column("callback_url", sa.Text),
     sa.CheckConstraint(
         "status IN ('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')", name="status"
     ),
@@ -127,6 +129,37 @@ submissions = sa.Table(
         "lease_expires_at",
         postgresql_where=sa.text("status = 'RUNNING'"),
     ),
+    # A batch's submissions in input order, and its counts.
+    sa.Index(
+        "ix_submissions_batch_created",
+        "batch_id",
+        "created_at",
+        "id",
+        postgresql_where=sa.text("batch_id IS NOT NULL"),
+    ),
+    # A model's recent throughput, for batches' estimated completion.
+    sa.Index(
+        "ix_submissions_model_finished",
+        "model_id",
+        "updated_at",
+        postgresql_where=sa.text("status IN ('SUCCEEDED', 'FAILED')"),
+    ),
+)
+
+# One row per batchInference; its status and counts are read from its submissions.
+batches = sa.Table(
+    "batches",
+    metadata,
+    _uuid_pk(),
+    sa.Column("owner_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("model_id", sa.Uuid, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("callback_url", sa.Text),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.CheckConstraint("size > 0", name="size_positive"),
+    sa.Index("ix_batches_owner_created", "owner_id", "created_at", "id"),
 )
 
 submission_assets = sa.Table(
@@ -242,6 +275,41 @@ webhook_delivery_attempts = sa.Table(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     sa.Index("ix_webhook_delivery_attempts_delivery_created", "delivery_id", "created_at"),
+)
+
+# The key each user's callbacks are signed with (Standard Webhooks "whsec_" form).
+callback_secrets = sa.Table(
+    "callback_secrets",
+    metadata,
+    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("secret", sa.Text, nullable=False),
+    *_timestamps(),
+)
+
+# Callbacks: at most one per submission or batch (subject_id), queued by the webhook fan-out.
+callback_deliveries = sa.Table(
+    "callback_deliveries",
+    metadata,
+    _uuid_pk(),
+    sa.Column("owner_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("subject_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("event_id", sa.BigInteger, sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("payload", JSONB, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="PENDING"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.CheckConstraint("status IN ('PENDING', 'SUCCEEDED', 'FAILED', 'DEAD')", name="status"),
+    sa.Index(
+        "ix_callback_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status IN ('PENDING', 'FAILED')"),
+    ),
 )
 
 # How far each outbox consumer has read the events table (by event id).

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import Unavailable
 from persistence.assets import SqlAssetRepository
+from persistence.batches import SqlBatchRepository
+from persistence.callbacks import SqlCallbackRepository
 from persistence.events import SqlEventRepository
 from persistence.models import SqlModelRepository
 from persistence.outages import is_lost_connection, is_unreachable
@@ -34,6 +36,8 @@ class SqlUnitOfWork:
     results: SqlResultRepository
     events: SqlEventRepository
     webhooks: SqlWebhookRepository
+    batches: SqlBatchRepository
+    callbacks: SqlCallbackRepository
 
     def __init__(
         self,
@@ -61,6 +65,8 @@ class SqlUnitOfWork:
         self.results = SqlResultRepository(conn)
         self.events = SqlEventRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
+        self.batches = SqlBatchRepository(conn)
+        self.callbacks = SqlCallbackRepository(conn)
         return self
 
     async def _connect(self) -> AsyncConnection:

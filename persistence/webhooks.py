@@ -27,6 +27,7 @@ from persistence.batching import (
     page_per_parent,
     rows_in_key_order,
 )
+from persistence.callbacks import queue_callbacks
 from persistence.tables import (
     events,
     outbox_cursors,
@@ -308,6 +309,7 @@ class SqlWebhookDispatch:
             return 0
         # Events past a gap are fanned out now too; ON CONFLICT makes the re-read harmless.
         await self._insert_deliveries(cursor, batch[-1].id, now)
+        await queue_callbacks(self._conn, cursor, batch[-1].id, now)
         advanced = _contiguous_until(cursor, batch)
         if advanced > cursor:
             await self._conn.execute(

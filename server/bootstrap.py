@@ -17,7 +17,7 @@ from auth.jwks import JwksCache, JwksDocument, http_jwks_fetcher
 from auth.local_issuer import LocalIssuer
 from auth.verifier import JwtVerifier, TrustedIssuer
 from domain.events import Event, EventType
-from domain.ports import BlobStore, ModelRuntime, UnitOfWork, UnitOfWorkFactory
+from domain.ports import BlobStore, ModelRuntime, UnitOfWork, UnitOfWorkFactory, WebhookSender
 from domain.services import assets, owned
 from domain.services.assets import UploadPolicy
 from domain.services.inference import WorkerPolicy
@@ -47,6 +47,7 @@ from persistence.database import create_engine
 from persistence.event_bus import EventHandler, EventListener, OutboxNotifier
 from persistence.operations import SqlPersistedOperations
 from persistence.unit_of_work import SqlUnitOfWork
+from server.callback_dispatcher import CallbackDispatcher
 from server.settings import Environment, Settings
 from server.tracing import TracingHandles, configure_tracing
 from server.webhook_dispatcher import WebhookDispatcher, lease_seconds_for
@@ -254,11 +255,13 @@ def background_tasks(
         concurrency=concurrency or settings.worker_concurrency,
     )
     dispatcher = webhook_dispatcher(settings, uow)
+    callback_sender = callback_dispatcher(settings, uow, dispatcher.sender)
     return BackgroundTasks(
         [
             worker,
             upload_sweeper(uow, blobs, utc_now),
             *dispatcher.runnables(settings.webhook_poll_seconds),
+            *callback_sender.runnables(settings.webhook_poll_seconds),
             *extra,
         ]
     )
@@ -273,6 +276,19 @@ def webhook_dispatcher(settings: Settings, uow: UnitOfWorkFactory) -> WebhookDis
         url_guard(settings), timeout_seconds=settings.webhook_timeout_seconds
     )
     return WebhookDispatcher(
+        uow=uow,
+        sender=sender,
+        schedule=RetrySchedule(settings.webhook_retry_delays),
+        clock=utc_now,
+        lease_seconds=lease_seconds_for(settings.webhook_timeout_seconds),
+    )
+
+
+def callback_dispatcher(
+    settings: Settings, uow: UnitOfWorkFactory, sender: WebhookSender
+) -> CallbackDispatcher:
+    """Callbacks share the webhooks' sender (its SSRF guard, timeouts) and retry schedule."""
+    return CallbackDispatcher(
         uow=uow,
         sender=sender,
         schedule=RetrySchedule(settings.webhook_retry_delays),

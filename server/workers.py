@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
-from domain.services import assets, inference, webhooks
+from domain.services import assets, callbacks, inference, webhooks
 from domain.services.inference import WorkerPolicy
 from domain.submissions import Submission
 from graph import metrics
@@ -96,6 +96,8 @@ def metrics_sampler(uow: UnitOfWorkFactory, clock: Clock, interval: float = 10.0
         metrics.record_queue(stats.pending, stats.running, stats.oldest_pending_age_seconds)
         deliveries = await webhooks.delivery_counts(uow())
         metrics.record_webhook_deliveries({str(k): v for k, v in deliveries.items()})
+        sent = await callbacks.delivery_counts(uow())
+        metrics.record_callback_deliveries({str(k): v for k, v in sent.items()})
 
     return Periodic("metrics-sampler", sample, interval=interval)
 

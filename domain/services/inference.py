@@ -18,6 +18,7 @@ from domain.ids import to_global_id
 from domain.models import Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal, visible_only
+from domain.services.batch_settlement import settle
 from domain.services.submissions import submission_event
 from domain.submissions import Prediction, Result, Submission, SubmissionStatus
 
@@ -138,6 +139,8 @@ async def record(
     async with uow:
         for submission, outcome in zip(batch, outcomes, strict=True):
             await _record_one(uow, submission, model, outcome, policy, clock)
+        # After every submission row is written: settling locks the batch rows last.
+        await settle(uow, [s.batch_id for s in batch], clock())
         await uow.commit()
 
 

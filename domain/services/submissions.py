@@ -9,6 +9,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from domain.assets import AssetStatus
+from domain.batches import Batch, BatchCounts
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.event_payloads import submission_payload
 from domain.events import EventType, NewEvent
@@ -16,6 +17,7 @@ from domain.ids import to_global_id
 from domain.models import JSONValue, Model
 from domain.ports import Clock, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
+from domain.services.batch_settlement import settle
 from domain.submissions import Result, Submission, SubmissionStatus
 from domain.validation import schema_errors
 
@@ -30,6 +32,7 @@ class SubmissionRequest:
     input: JSONValue
     asset_ids: Sequence[UUID] = ()
     idempotency_key: str | None = None
+    callback_url: str | None = None  # checked beforehand by services.callbacks
 
 
 def submission_event(
@@ -69,7 +72,12 @@ async def _check_assets(
 
 
 def _new_submission(
-    principal: Principal, model: Model, request: SubmissionRequest, clock: Clock, offset: int = 0
+    principal: Principal,
+    model: Model,
+    request: SubmissionRequest,
+    clock: Clock,
+    offset: int = 0,
+    batch_id: UUID | None = None,
 ) -> Submission:
     # Offsets keep a batch's input order in (created_at, id) keyset order.
     now = clock() + timedelta(microseconds=offset)
@@ -84,6 +92,26 @@ def _new_submission(
         idempotency_key=request.idempotency_key,
         created_at=now,
         updated_at=now,
+        batch_id=batch_id,
+        callback_url=request.callback_url,
+    )
+
+
+def _new_batch(
+    principal: Principal, model: Model, size: int, callback_url: str | None, clock: Clock
+) -> Batch:
+    now = clock()
+    return Batch(
+        id=uuid.uuid4(),
+        owner_id=principal.user_id,
+        model_id=model.id,
+        size=size,
+        callback_url=callback_url,
+        created_at=now,
+        updated_at=now,
+        completed_at=None,
+        cancelled_at=None,
+        counts=BatchCounts(pending=size),
     )
 
 
@@ -124,8 +152,10 @@ async def create_batch(
     inputs: Sequence[JSONValue],
     *,
     clock: Clock,
+    callback_url: str | None = None,
 ) -> list[Submission]:
-    """Validate every input first; store all in one transaction, in input order."""
+    """Validate every input first; store all in one transaction, in input order, with the
+    batch row that tracks them (each submission's batch_id names it)."""
     if not 1 <= len(inputs) <= MAX_BATCH:
         raise InvalidInput({"input.inputs": f"must hold 1 to {MAX_BATCH} items, got {len(inputs)}"})
     async with uow:
@@ -135,8 +165,10 @@ async def create_batch(
             problems.update(schema_errors(model.input_schema, item, f"input.inputs.{n}"))
         if problems:
             raise InvalidInput(problems)
+        batch = _new_batch(principal, model, len(inputs), callback_url, clock)
+        await uow.batches.add(batch)
         candidates = [
-            _new_submission(principal, model, SubmissionRequest(model.id, item), clock, n)
+            _new_submission(principal, model, SubmissionRequest(model.id, item), clock, n, batch.id)
             for n, item in enumerate(inputs)
         ]
         stored = await uow.submissions.add_many(candidates)
@@ -158,6 +190,10 @@ async def _change(
         if saved is None:
             raise Conflict("the submission changed state meanwhile; read it and try again")
         await uow.events.append([submission_event(EventType.SUBMISSION_UPDATED, saved)])
+        if retry and saved.batch_id is not None:
+            # Unfinished again: the batch is not COMPLETED any more until this one finishes.
+            await uow.batches.reopen(saved.batch_id, saved.updated_at)
+        await settle(uow, [saved.batch_id], saved.updated_at)
         await uow.commit()
     return saved
 

@@ -6,7 +6,7 @@ import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -43,7 +43,7 @@ class WebhookPolicy:
     max_endpoints_per_user: int = 10
 
 
-def _url_problem(url: str) -> str | None:
+def url_problem(url: str) -> str | None:
     if not 1 <= len(url) <= MAX_URL_LENGTH:
         return f"must be 1 to {MAX_URL_LENGTH} characters"
     try:
@@ -79,7 +79,7 @@ async def _validate(
     description: str | None,
 ) -> None:
     problems: dict[str, str] = {}
-    if url is not None and (problem := _url_problem(url)):
+    if url is not None and (problem := url_problem(url)):
         problems["input.url"] = problem
     if events is not None and (problem := _events_problem(events)):
         problems["input.events"] = problem
@@ -283,6 +283,24 @@ async def claim_due_deliveries(
     return claimed
 
 
+def next_state(
+    attempts: int,
+    outcome: DeliveryOutcome,
+    schedule: RetrySchedule,
+    *,
+    now: datetime,
+    uniform: Jitter,
+) -> tuple[DeliveryStatus, datetime | None, str | None]:
+    """Status, next attempt time and error after `attempts` attempts ended in `outcome`
+    (shared by webhooks and callbacks)."""
+    error = None if outcome.error is None else outcome.error[:MAX_ERROR_LENGTH]
+    if outcome.is_success:
+        return DeliveryStatus.SUCCEEDED, None, error
+    if (delay := schedule.delay_after(attempts, uniform)) is not None:
+        return DeliveryStatus.FAILED, now + timedelta(seconds=delay), error
+    return DeliveryStatus.DEAD, None, error
+
+
 def after_attempt(
     delivery: WebhookDelivery,
     outcome: DeliveryOutcome,
@@ -292,14 +310,9 @@ def after_attempt(
     uniform: Jitter = random.uniform,
 ) -> WebhookDelivery:
     """2xx SUCCEEDED; else FAILED due again after the schedule's next step, or DEAD after it."""
-    now = clock()
-    error = None if outcome.error is None else outcome.error[:MAX_ERROR_LENGTH]
-    if outcome.is_success:
-        status, next_attempt_at = DeliveryStatus.SUCCEEDED, None
-    elif (delay := schedule.delay_after(delivery.attempts, uniform)) is not None:
-        status, next_attempt_at = DeliveryStatus.FAILED, now + timedelta(seconds=delay)
-    else:
-        status, next_attempt_at = DeliveryStatus.DEAD, None
+    status, next_attempt_at, error = next_state(
+        delivery.attempts, outcome, schedule, now=clock(), uniform=uniform
+    )
     return replace(
         delivery,
         status=status,

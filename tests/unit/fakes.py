@@ -12,6 +12,8 @@ from typing import Self, TypeVar
 from uuid import UUID
 
 from domain.assets import Asset, AssetStatus
+from domain.batches import Batch
+from domain.callbacks import CallbackDelivery
 from domain.events import NewEvent
 from domain.models import Model, ModelDefinition
 from domain.pagination import Page, PageRequest, keyset_of
@@ -26,6 +28,7 @@ from domain.webhooks import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from tests.unit.batch_fakes import FakeBatchRepository, FakeCallbackRepository
 
 T = TypeVar("T", User, Asset, Submission, WebhookDelivery)
 
@@ -67,6 +70,9 @@ class FakeData:
     endpoints: dict[UUID, WebhookEndpoint] = field(default_factory=dict)
     deliveries: dict[UUID, WebhookDelivery] = field(default_factory=dict)
     attempts: list[DeliveryAttempt] = field(default_factory=list)
+    batches: dict[UUID, Batch] = field(default_factory=dict)
+    callback_secrets: dict[UUID, str] = field(default_factory=dict)
+    callbacks: dict[UUID, CallbackDelivery] = field(default_factory=dict)
 
 
 def _page(items: Iterable[T], request: PageRequest) -> Page[T]:
@@ -514,6 +520,8 @@ class FakeUnitOfWork:
         self.results = FakeResultRepository(self.data)
         self.events = FakeEventRepository(self.data)
         self.webhooks = FakeWebhookRepository(self.data)
+        self.batches = FakeBatchRepository(self.data)
+        self.callbacks = FakeCallbackRepository(self.data)
         self._depth = 0
 
     async def __aenter__(self) -> Self:

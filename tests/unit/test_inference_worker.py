@@ -106,7 +106,8 @@ async def test_transient_failures_fail_the_submission_after_max_attempts() -> No
     assert failed.attempts == POLICY.max_attempts
     assert failed.error == "timeout"
     assert data.results == {}
-    assert [e.type for e in data.events][-1] is EventType.SUBMISSION_FAILED
+    about_it = [e.type for e in data.events if e.subject_id == submission.id]
+    assert about_it[-1] is EventType.SUBMISSION_FAILED
 
 
 async def test_a_permanent_failure_in_a_batch_fails_only_the_bad_input() -> None:

@@ -1,0 +1,228 @@
+"""The callbacks repository: callback secrets, and callback deliveries queued from the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.callbacks import CallbackDelivery, DueCallback
+from domain.events import EventType
+from domain.submissions import FINISHED
+from domain.webhooks import DeliveryStatus
+from persistence.batching import Row, any_of
+from persistence.tables import (
+    batches,
+    callback_deliveries,
+    callback_secrets,
+    events,
+    submissions,
+)
+
+_RETRYABLE = (DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value)
+_SUBMISSION_EVENTS = (
+    EventType.SUBMISSION_SUCCEEDED.value,
+    EventType.SUBMISSION_FAILED.value,
+    EventType.SUBMISSION_UPDATED.value,  # CANCELLED
+)
+_deliveries = callback_deliveries
+
+
+def _delivery(row: Row) -> CallbackDelivery:
+    m = row._mapping
+    return CallbackDelivery(
+        id=m["id"],
+        owner_id=m["owner_id"],
+        subject_id=m["subject_id"],
+        url=m["url"],
+        event_id=m["event_id"],
+        event_type=m["event_type"],
+        payload=m["payload"],
+        status=DeliveryStatus(m["status"]),
+        attempts=m["attempts"],
+        last_status_code=m["last_status_code"],
+        last_error=m["last_error"],
+        next_attempt_at=m["next_attempt_at"],
+        created_at=m["created_at"],
+    )
+
+
+def _queued(
+    url: sa.ColumnElement[str], kind: sa.ColumnElement[str], now: datetime
+) -> list[sa.ColumnElement[Any]]:
+    stamp = sa.literal(now, sa.DateTime(timezone=True))
+    return [
+        events.c.owner_id,
+        events.c.subject_id,
+        url,
+        events.c.id,
+        kind,
+        events.c.payload.op("||")(sa.func.jsonb_build_object("sequence", events.c.id)),
+        sa.literal(DeliveryStatus.PENDING.value),
+        stamp,
+        stamp,
+        stamp,
+    ]
+
+
+async def queue_callbacks(conn: AsyncConnection, after: int, upto: int, now: datetime) -> None:
+    """In the webhook fan-out's transaction: a callback for each event in (after, upto] that
+    finished a submission or batch whose request named a callbackUrl. The unique subject_id
+    makes it one per submission or batch however often an event range is read again."""
+    in_range = [events.c.id > after, events.c.id <= upto]
+    finished = [s.value for s in FINISHED]
+    for_submissions = (
+        sa.select(
+            *_queued(
+                submissions.c.callback_url,
+                sa.literal("submission.") + sa.func.lower(events.c.payload["status"].astext),
+                now,
+            )
+        )
+        .select_from(events.join(submissions, submissions.c.id == events.c.subject_id))
+        .where(
+            *in_range,
+            events.c.type.in_(_SUBMISSION_EVENTS),
+            events.c.payload["status"].astext.in_(finished),
+            submissions.c.callback_url.is_not(None),
+        )
+    )
+    for_batches = (
+        sa.select(*_queued(batches.c.callback_url, sa.literal("batch.completed"), now))
+        .select_from(events.join(batches, batches.c.id == events.c.subject_id))
+        .where(
+            *in_range,
+            events.c.type == EventType.BATCH_COMPLETED.value,
+            batches.c.callback_url.is_not(None),
+        )
+    )
+    columns = [
+        "owner_id",
+        "subject_id",
+        "url",
+        "event_id",
+        "event_type",
+        "payload",
+        "status",
+        "next_attempt_at",
+        "created_at",
+        "updated_at",
+    ]
+    for matching in (for_submissions, for_batches):
+        await conn.execute(
+            insert(_deliveries)
+            .from_select(columns, matching)
+            .on_conflict_do_nothing(index_elements=["subject_id"])
+        )
+
+
+def _held_by(claimed: CallbackDelivery) -> list[sa.ColumnElement[bool]]:
+    """The fence: still retryable and not claimed again since (the attempt count is the same)."""
+    return [
+        _deliveries.c.id == claimed.id,
+        _deliveries.c.attempts == claimed.attempts,
+        _deliveries.c.status.in_(_RETRYABLE),
+    ]
+
+
+class SqlCallbackRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def has_secret(self, user_id: UUID) -> bool:
+        statement = sa.select(callback_secrets.c.user_id).where(
+            callback_secrets.c.user_id == user_id
+        )
+        return (await self._conn.execute(statement)).first() is not None
+
+    async def set_secret(self, user_id: UUID, secret: str, now: datetime) -> None:
+        statement = (
+            insert(callback_secrets)
+            .values(user_id=user_id, secret=secret, created_at=now, updated_at=now)
+            .on_conflict_do_update(
+                index_elements=[callback_secrets.c.user_id],
+                set_={"secret": secret, "updated_at": now},
+            )
+        )
+        await self._conn.execute(statement)
+
+    async def for_subject(self, subject_id: UUID) -> list[CallbackDelivery]:
+        statement = sa.select(_deliveries).where(_deliveries.c.subject_id == subject_id)
+        return [_delivery(row) for row in await self._conn.execute(statement)]
+
+    async def claim(self, limit: int, now: datetime, lease_until: datetime) -> list[DueCallback]:
+        candidates = (
+            sa.select(_deliveries.c.id)
+            .where(
+                _deliveries.c.status.in_(_RETRYABLE),
+                _deliveries.c.next_attempt_at <= now,
+                sa.or_(
+                    _deliveries.c.lease_expires_at.is_(None),
+                    _deliveries.c.lease_expires_at < now,
+                ),
+            )
+            .order_by(_deliveries.c.next_attempt_at, _deliveries.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        secret = (
+            sa.select(callback_secrets.c.secret)
+            .where(callback_secrets.c.user_id == _deliveries.c.owner_id)
+            .scalar_subquery()
+            .label("secret")
+        )
+        occurred_at = (
+            sa.select(events.c.created_at)
+            .where(events.c.id == _deliveries.c.event_id)
+            .scalar_subquery()
+            .label("occurred_at")
+        )
+        statement = (
+            sa.update(_deliveries)
+            .where(_deliveries.c.id.in_(candidates))
+            .values(
+                attempts=_deliveries.c.attempts + 1, lease_expires_at=lease_until, updated_at=now
+            )
+            .returning(*_deliveries.c, secret, occurred_at)
+        )
+        rows = (await self._conn.execute(statement)).all()
+        due = [DueCallback(_delivery(row), row.secret, row.occurred_at) for row in rows]
+        return sorted(due, key=lambda d: (d.delivery.next_attempt_at or now, d.delivery.id))
+
+    async def finish_attempt(self, claimed: CallbackDelivery, updated: CallbackDelivery) -> bool:
+        statement = (
+            sa.update(_deliveries)
+            .where(*_held_by(claimed))
+            .values(
+                status=updated.status.value,
+                last_status_code=updated.last_status_code,
+                last_error=updated.last_error,
+                next_attempt_at=updated.next_attempt_at,
+                lease_expires_at=None,
+                updated_at=sa.func.now(),
+            )
+            .returning(_deliveries.c.id)
+        )
+        return (await self._conn.execute(statement)).first() is not None
+
+    async def release(self, claimed: CallbackDelivery) -> None:
+        await self._conn.execute(
+            sa.update(_deliveries)
+            .where(*_held_by(claimed))
+            .values(attempts=_deliveries.c.attempts - 1, lease_expires_at=None)
+        )
+
+    async def count_by_status(self) -> dict[DeliveryStatus, int]:
+        statement = sa.select(_deliveries.c.status, sa.func.count()).group_by(_deliveries.c.status)
+        return {DeliveryStatus(row[0]): row[1] for row in await self._conn.execute(statement)}
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[CallbackDelivery | None]:
+        statement = sa.select(_deliveries).where(any_of(_deliveries.c.id, ids))
+        by_id = {row.id: _delivery(row) for row in await self._conn.execute(statement)}
+        return [by_id.get(i) for i in ids]
