@@ -13,7 +13,16 @@ from domain.ids import to_global_id as to_global_id  # re-exported: graph names 
 from domain.pagination import Keyset
 
 NODE_TYPES = frozenset(
-    {"User", "Asset", "Model", "Submission", "Result", "WebhookEndpoint", "WebhookDelivery"}
+    {
+        "User",
+        "Asset",
+        "Model",
+        "Submission",
+        "Result",
+        "WebhookEndpoint",
+        "WebhookDelivery",
+        "ApiKey",
+    }
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from domain.services import users
+from graph.accounts import AccountMutations
 from graph.ids import required_id
 from graph.inference_mutations import InferenceMutations
 from graph.types import AppInfo, UserType
@@ -18,7 +19,7 @@ class UpdateViewerInput:
 
 
 @strawberry.type
-class Mutation(InferenceMutations, WebhookMutations):
+class Mutation(InferenceMutations, WebhookMutations, AccountMutations):
     @strawberry.mutation(description="Change the viewer's display name or language.")
     async def update_viewer(self, info: AppInfo, input: UpdateViewerInput) -> UserType:
         ctx = info.context

@@ -10,9 +10,12 @@ import strawberry
 
 from domain.assets import AssetStatus
 from domain.errors import InvalidInput, NotFound
+from domain.history import SubmissionOrder
 from domain.services import owned, users, webhooks
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter as UserFilterValue
+from graph import history
+from graph.accounts import AccountQueries
 from graph.ids import from_global_id, parse_id
 from graph.loaders import BatchLoader
 from graph.types import (
@@ -115,7 +118,7 @@ async def _require(info: AppInfo, global_id: str, expected: str) -> Node:
 
 
 @strawberry.type
-class Query(WebhookQueries):
+class Query(WebhookQueries, AccountQueries):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: AppInfo, id: strawberry.ID) -> Node | None:
         type_name, ident = from_global_id(id)
@@ -192,8 +195,11 @@ class Query(WebhookQueries):
         first: int | None = 20,
         after: str | None = None,
         status: SubmissionStatus | None = None,
+        filter: history.SubmissionFilter | None = None,
+        order_by: SubmissionOrder = history.DEFAULT_ORDER,
     ) -> Connection[SubmissionType]:
-        return await submissions_of(info, info.context.principal.user_id, first, after, status)
+        viewer = info.context.principal.user_id
+        return await submissions_of(info, viewer, first, after, status, filter, order_by)
 
     @strawberry.field
     async def result(self, info: AppInfo, id: strawberry.ID) -> ResultType | None:

@@ -9,6 +9,8 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import Unavailable
+from persistence.accounts import SqlAccountRepository, SqlBlobDeletionRepository
+from persistence.api_keys import SqlApiKeyRepository
 from persistence.assets import SqlAssetRepository
 from persistence.events import SqlEventRepository
 from persistence.models import SqlModelRepository
@@ -34,6 +36,9 @@ class SqlUnitOfWork:
     results: SqlResultRepository
     events: SqlEventRepository
     webhooks: SqlWebhookRepository
+    api_keys: SqlApiKeyRepository
+    accounts: SqlAccountRepository
+    blob_deletions: SqlBlobDeletionRepository
 
     def __init__(
         self,
@@ -61,6 +66,9 @@ class SqlUnitOfWork:
         self.results = SqlResultRepository(conn)
         self.events = SqlEventRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
+        self.api_keys = SqlApiKeyRepository(conn)
+        self.accounts = SqlAccountRepository(conn)
+        self.blob_deletions = SqlBlobDeletionRepository(conn)
         return self
 
     async def _connect(self) -> AsyncConnection:
