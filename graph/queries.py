@@ -196,7 +196,7 @@ class Query(WebhookQueries, AccountQueries):
         after: str | None = None,
         status: SubmissionStatus | None = None,
         filter: history.SubmissionFilter | None = None,
-        order_by: SubmissionOrder = history.DEFAULT_ORDER,
+        order_by: SubmissionOrder | None = history.DEFAULT_ORDER,
     ) -> Connection[SubmissionType]:
         viewer = info.context.principal.user_id
         return await submissions_of(info, viewer, first, after, status, filter, order_by)

@@ -128,7 +128,7 @@ class UserType(Node):
         after: str | None = None,
         status: SubmissionStatus | None = None,
         filter: history.SubmissionFilter | None = None,
-        order_by: SubmissionOrder = history.DEFAULT_ORDER,
+        order_by: SubmissionOrder | None = history.DEFAULT_ORDER,
     ) -> Connection[SubmissionType]:
         return await submissions_of(info, self.entity.id, first, after, status, filter, order_by)
 
@@ -154,10 +154,11 @@ async def submissions_of(
     after: str | None,
     status: SubmissionStatus | None,
     given: history.SubmissionFilter | None = None,
-    order: SubmissionOrder = history.DEFAULT_ORDER,
+    order: SubmissionOrder | None = history.DEFAULT_ORDER,
 ) -> Connection[SubmissionType]:
     loaders = info.context.loaders
-    request = page_request(first, after, descending=order.is_descending)
+    descending = (order or history.DEFAULT_ORDER).is_descending
+    request = page_request(first, after, descending=descending)
     where = history.from_input(given)
     page = await loaders.submission_page_by_owner.load((owner_id, (request, status, where)))
     return connection(

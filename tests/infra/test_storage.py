@@ -4,6 +4,7 @@ access-log bucket with its own lifecycle."""
 from __future__ import annotations
 
 import pytest
+from assay_infra.storage import retention_rules
 
 from tests.infra.synth import ENVIRONMENTS, WEB_ORIGIN, Json, key_ref, resources
 
@@ -80,6 +81,23 @@ def test_assets_bucket_lifecycle_versions_and_cors(
         "if-none-match",
     }
     assert cors["ExposedHeaders"] == ["ETag"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_assets_expire_at_the_services_retention_age(env: str, templates: dict[str, Json]) -> None:
+    """The same 30 days as ASSAY_ASSET_RETENTION_DAYS' default."""
+    assets, _ = buckets(templates[env])
+    retention = rules(assets)["expire-assets-after-retention"]
+    assert retention["Prefix"] == "assets/"
+    assert retention["ExpirationInDays"] == 30
+    assert retention["Status"] == "Enabled"
+
+
+def test_no_retention_rule_when_assets_are_kept_forever() -> None:
+    assert retention_rules(0) == []
+    [rule] = retention_rules(7)
+    assert rule.expiration is not None
+    assert rule.expiration.to_days() == 7
 
 
 @pytest.mark.parametrize(("env", "log_days"), [("dev", 30), ("prod", 365)])
