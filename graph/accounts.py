@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 import strawberry
 
@@ -65,6 +66,12 @@ def _secrets(info: AppInfo) -> ApiKeySecrets:
     if secrets is None:
         raise Unavailable()
     return secrets
+
+
+async def load_api_key(info: AppInfo, ident: UUID) -> ApiKeyType | None:
+    ctx = info.context
+    key = await api_keys.get_api_key(ctx.uow(), ctx.principal, ident)
+    return ApiKeyType.from_entity(key) if key is not None else None
 
 
 @strawberry.type

@@ -15,7 +15,7 @@ from domain.services import owned, users, webhooks
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter as UserFilterValue
 from graph import history
-from graph.accounts import AccountQueries
+from graph.accounts import AccountQueries, load_api_key
 from graph.ids import from_global_id, parse_id
 from graph.loaders import BatchLoader
 from graph.types import (
@@ -71,6 +71,8 @@ async def _load_node(info: AppInfo, type_name: str, ident: UUID) -> Node | None:
         return await load_webhook_endpoint(info, ident)
     if type_name == "WebhookDelivery":
         return await load_webhook_delivery(info, ident)
+    if type_name == "ApiKey":
+        return await load_api_key(info, ident)
     return None
 
 
@@ -90,6 +92,8 @@ async def _load_many(info: AppInfo, type_name: str, idents: list[UUID]) -> Seque
         "Result": (loaders.result_by_id, ResultType.from_entity),
         "Model": (loaders.model_by_id, ModelType.from_entity),
     }
+    if type_name == "ApiKey":  # a viewer has a handful: one read each
+        return [await load_api_key(info, i) for i in idents]
     if type_name not in batched:
         return [None] * len(idents)
     loader, to_node = batched[type_name]

@@ -27,10 +27,10 @@ from persistence.users import _COLUMNS as _USER_COLUMNS
 from persistence.users import _user
 
 
-def _queue_bytes(object_keys: sa.Select[tuple[str]]) -> sa.Insert:
+def _queue_bytes(owned: sa.Select[tuple[str, datetime | None, datetime]]) -> sa.Insert:
     return (
         insert(blob_deletions)
-        .from_select(["object_key"], object_keys)
+        .from_select(["object_key", "not_final_before", "next_attempt_at"], owned)
         .on_conflict_do_nothing(index_elements=[blob_deletions.c.object_key])
     )
 
@@ -40,8 +40,12 @@ class SqlAccountRepository:
         self._conn = conn
 
     async def erase(self, user_id: UUID, now: datetime) -> int:
-        owned_keys = sa.select(assets.c.object_key).where(assets.c.owner_id == user_id)
-        queued = await self._conn.execute(_queue_bytes(owned_keys))
+        owned = sa.select(
+            assets.c.object_key,
+            assets.c.upload_expires_at,
+            sa.literal(now, sa.DateTime(timezone=True)),
+        ).where(assets.c.owner_id == user_id)
+        queued = await self._conn.execute(_queue_bytes(owned))
         # Results and submission_assets go with their submissions (ON DELETE CASCADE),
         # deliveries and their attempts with their endpoints.
         for table in (submissions, assets, webhook_endpoints, api_keys, events):
@@ -88,11 +92,19 @@ class SqlBlobDeletionRepository:
         )
         return list((await self._conn.execute(statement)).scalars())
 
-    async def forget(self, object_keys: Sequence[str]) -> None:
-        if object_keys:
-            await self._conn.execute(
-                sa.delete(blob_deletions).where(blob_deletions.c.object_key.in_(object_keys))
-            )
+    async def forget(self, object_keys: Sequence[str], now: datetime) -> None:
+        if not object_keys:
+            return
+        deleted = blob_deletions.c.object_key.in_(object_keys)
+        grant = blob_deletions.c.not_final_before
+        later = grant > now
+        final = sa.or_(grant.is_(None), grant <= now)
+        await self._conn.execute(sa.delete(blob_deletions).where(deleted, final))
+        await self._conn.execute(
+            sa.update(blob_deletions)
+            .where(deleted, later)
+            .values(next_attempt_at=blob_deletions.c.not_final_before, not_final_before=None)
+        )
 
     async def postpone(self, object_key: str, until: datetime, error: str) -> None:
         await self._conn.execute(
@@ -129,7 +141,7 @@ class SqlBlobDeletionRepository:
             keys = [a.object_key for a in retired]
             await self._conn.execute(
                 insert(blob_deletions)
-                .values([{"object_key": k} for k in keys])
+                .values([{"object_key": k, "next_attempt_at": now} for k in keys])
                 .on_conflict_do_nothing(index_elements=[blob_deletions.c.object_key])
             )
         return retired

@@ -316,5 +316,8 @@ blob_deletions = sa.Table(
         "next_attempt_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     sa.Column("last_error", sa.Text),
+    # An upload URL still valid when the row was queued: S3 may store bytes until then, so
+    # the key is deleted once more after it.
+    sa.Column("not_final_before", sa.DateTime(timezone=True)),
     sa.Index("ix_blob_deletions_due", "next_attempt_at"),
 )

@@ -65,7 +65,7 @@ async def delete_queued_blobs(
                 )
                 continue
             deleted.append(object_key)
-        await uow.blob_deletions.forget(deleted)
+        await uow.blob_deletions.forget(deleted, clock())
         await uow.commit()
     return len(deleted)
 

@@ -45,6 +45,13 @@ async def list_api_keys(uow: UnitOfWork, principal: Principal) -> list[ApiKey]:
         return await uow.api_keys.list_for_owner(principal.user_id)
 
 
+async def get_api_key(uow: UnitOfWork, principal: Principal, key_id: UUID) -> ApiKey | None:
+    """A key is its owner's alone, also for administrators (like webhook endpoints)."""
+    async with uow:
+        key = await uow.api_keys.get(key_id)
+    return key if key is not None and key.owner_id == principal.user_id else None
+
+
 async def revoke_api_key(
     uow: UnitOfWork, principal: Principal, key_id: UUID, *, clock: Clock
 ) -> ApiKey:

@@ -64,6 +64,11 @@ async def test_an_api_key_signs_in_as_its_user_and_is_stored_only_as_a_digest(
     assert stored["last_used_at"] is not None
     listed = await gql(client, "{ apiKeys { id lastUsedAt } }", None, person)
     assert [k["id"] for k in listed["data"]["apiKeys"]] == [key["id"]]
+    node = "query($id: ID!) { node(id: $id) { ... on ApiKey { name } } }"
+    found = await gql(client, node, {"id": key["id"]}, person)
+    assert found["data"]["node"] == {"name": "ci"}
+    someone = token("someone@example.com")
+    assert _code(await gql(client, node, {"id": key["id"]}, someone)) == "NOT_FOUND"
 
 
 async def test_an_api_key_is_never_an_admin_and_cannot_make_keys_or_erase(
@@ -214,3 +219,30 @@ async def test_retention_retires_old_assets_and_queues_their_bytes(db: AsyncEngi
     assert statuses == {old: "DELETED", young: "AVAILABLE"}
     assert len(queued) == 1
     assert str(old) in queued[0]
+
+
+async def test_bytes_of_an_upload_url_still_valid_are_deleted_again_after_it_expires(
+    db: AsyncEngine, tmp_path: Path
+) -> None:
+    """S3 can store a PUT until its presigned URL expires, after the row is gone."""
+    blobs = LocalBlobStore(tmp_path, "http://assay.test", b"k" * 32, 1024)
+    clock = FakeClock()
+    owner = await make_user(db, "pending@example.com")
+    await make_asset(
+        db, owner, status="PENDING_UPLOAD", upload_expires_at=clock() + timedelta(minutes=15)
+    )
+    async with SqlUnitOfWork(db) as uow:
+        assert await uow.accounts.erase(owner, clock()) == 1
+        await uow.commit()
+    assert await accounts.delete_queued_blobs(SqlUnitOfWork(db), blobs, clock=clock) == 1
+    async with db.connect() as conn:
+        [queued] = (await conn.execute(sa.select(tables.blob_deletions))).mappings().all()
+    assert queued["next_attempt_at"] == clock() + timedelta(minutes=15)
+    assert queued["not_final_before"] is None
+    clock.advance(minutes=15)
+    assert await accounts.delete_queued_blobs(SqlUnitOfWork(db), blobs, clock=clock) == 1
+    async with db.connect() as conn:
+        left = (
+            await conn.execute(sa.select(sa.func.count()).select_from(tables.blob_deletions))
+        ).scalar_one()
+    assert left == 0

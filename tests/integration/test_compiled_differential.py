@@ -766,6 +766,15 @@ COVERED: Final = {
     "bench_w2": (W2_QUERY, {"id": OWN_SUB}, "W2"),
     "viewer_submissions_nested": (VIEWER_SUBMISSIONS, None, None),
     "fragments_aliases_typename_include": (FRAGMENTS_ALIASES_TYPENAME_INCLUDE, None, None),
+    "submissions_history": (
+        """query($m: ID!) { viewer { submissions(orderBy: CREATED_AT_ASC,
+          filter: {modelId: $m, createdAfter: "2000-01-01T00:00:00Z"}) {
+            totalCount edges { cursor node { id } } } }
+          submissions(filter: {createdBefore: "2100-01-01T00:00:00Z"}) {
+            edges { node { id } } } }""",
+        {"m": d.IDS["Model"][0]},
+        None,
+    ),
 }
 
 

@@ -591,7 +591,7 @@ class FakeBlobDeletionRepository:
     async def due(self, now: datetime, limit: int) -> list[str]:
         return [k for k, at in self._data.blob_deletions.items() if at <= now][:limit]
 
-    async def forget(self, object_keys: Sequence[str]) -> None:
+    async def forget(self, object_keys: Sequence[str], now: datetime) -> None:
         for key in object_keys:
             self._data.blob_deletions.pop(key, None)
 

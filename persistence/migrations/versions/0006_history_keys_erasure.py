@@ -68,6 +68,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("not_final_before", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("object_key", name="pk_blob_deletions"),
     )
     op.create_index("ix_blob_deletions_due", "blob_deletions", ["next_attempt_at"])
