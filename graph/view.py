@@ -137,7 +137,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             return Unauthenticated("the Authorization header must be 'Bearer <token>'"), None
         secrets = self.deps.api_key_secrets
         if secrets is not None and secrets.is_api_key(token):
-            return await self._key_holder(secrets, token)
+            return await self._key_holder(secrets, token, reader)
         try:
             identity = await self.deps.verifier.verify(token)
             if reader is None and self.deps.read_uow is not None:
@@ -154,12 +154,14 @@ class AssayGraphQL(GraphQL[Context, None]):
         return principal, identity.expires_at
 
     async def _key_holder(
-        self, secrets: ApiKeySecrets, secret: str
+        self, secrets: ApiKeySecrets, secret: str, reader: UnitOfWork | None
     ) -> tuple[Principal | DomainError, datetime | None]:
         """An API key acts as its user, never as an administrator, until revoked or expired."""
+        if reader is None and self.deps.read_uow is not None:
+            reader = self.deps.read_uow()
         try:
             principal, key = await api_keys.authenticate_key(
-                self.deps.uow(), secrets, secret, clock=self.deps.clock
+                self.deps.uow(), secrets, secret, clock=self.deps.clock, reader=reader
             )
         except DomainError as error:
             return error, None
