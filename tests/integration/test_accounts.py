@@ -187,6 +187,16 @@ async def test_erasure_deletes_the_account_in_one_go_and_its_bytes_through_the_q
     assert from_global_id(viewer["id"])[1] != owner
     assert viewer["submissions"]["totalCount"] == 0
     assert viewer["assets"]["totalCount"] == 0
+    admin = token("root@example.com", ["admin"])
+    listed = await gql(client, "{ users { edges { node { id } } } }", None, admin)
+    assert to_global_id("User", owner) not in str(listed["data"])  # the emptied row is hidden
+    node = await gql(
+        client,
+        "query($id: ID!) { user(id: $id) { id } }",
+        {"id": to_global_id("User", owner)},
+        admin,
+    )
+    assert _code(node) == "NOT_FOUND"
 
 
 async def test_admins_reactivate_deactivated_users(
