@@ -9,7 +9,12 @@ from datetime import timedelta
 
 from domain.assets import Asset, AssetStatus
 from domain.events import EventType
+from domain.principal import Principal
 from domain.services import accounts
+from domain.services.assets import UploadPolicy
+from graph.context import Context
+from graph.protection import rate_limit_key
+from graph.rate_limit import RateLimiter, RateLimitPolicy
 from graph.sockets import SocketRegistry
 from tests.unit.fakes import FakeBlobStore, FakeClock, FakeData, FakeUnitOfWork
 
@@ -102,3 +107,27 @@ async def test_bytes_the_store_would_not_delete_are_retried_until_they_are_gone(
     assert await accounts.delete_queued_blobs(FakeUnitOfWork(data), store, clock=clock) == 1
     assert store.blobs == {}
     assert data.blob_deletions == {}
+
+
+def test_a_key_spends_its_users_rate_limit() -> None:
+    """The limiter's bucket is the user's, whether the request came with a token or a key."""
+    user = uuid.uuid4()
+    limiter = RateLimiter(RateLimitPolicy())
+    person = Principal(user_id=user, subject="s", groups=(), is_admin=False)
+    with_key = replace(person, api_key_id=uuid.uuid4())
+    keys = {rate_limit_key(_context(principal), limiter) for principal in (person, with_key)}
+    assert keys == {f"user:{user}"}
+
+
+def _context(principal: Principal) -> Context:
+    return Context(
+        request_id="r",
+        uow=FakeUnitOfWork,
+        clock=FakeClock(),
+        admin_group="admin",
+        blobs=FakeBlobStore(),
+        download_url_ttl=60,
+        upload_policy=UploadPolicy(),
+        run_inference_timeout=1.0,
+        principal_or_error=principal,
+    )
