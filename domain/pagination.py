@@ -34,13 +34,23 @@ T = TypeVar("T", bound=Keyed)
 class PageRequest:
     first: int = DEFAULT_PAGE_SIZE
     after: Keyset | None = None
+    # Newest first. A cursor is a position in (created_at, id), the same in either order:
+    # with the other order it pages on from that position in that order's direction.
+    descending: bool = False
 
     @classmethod
-    def checked(cls, first: int | None, after: Keyset | None, path: str = "first") -> PageRequest:
+    def checked(
+        cls,
+        first: int | None,
+        after: Keyset | None,
+        path: str = "first",
+        *,
+        descending: bool = False,
+    ) -> PageRequest:
         size = DEFAULT_PAGE_SIZE if first is None else first
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise InvalidInput({path: f"must be between 1 and {MAX_PAGE_SIZE}, got {size}"})
-        return cls(first=size, after=after)
+        return cls(first=size, after=after, descending=descending)
 
 
 @dataclass(frozen=True, slots=True)

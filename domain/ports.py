@@ -9,10 +9,12 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from domain.api_keys import ApiKeyRepository
 from domain.assets import Asset, AssetStatus
 from domain.batches import Batch, Throughput
 from domain.callbacks import CallbackDelivery, DueCallback
 from domain.events import NewEvent
+from domain.history import SubmissionFilter
 from domain.models import JSONValue, Model, ModelDefinition
 from domain.pagination import Page, PageRequest
 from domain.principal import Identity
@@ -91,10 +93,17 @@ class QueueStats:
 class SubmissionRepository(Protocol):
     async def get_many(self, ids: Sequence[UUID]) -> list[Submission | None]: ...
     async def list_for_owners(
-        self, owner_ids: Sequence[UUID], request: PageRequest, status: SubmissionStatus | None
+        self,
+        owner_ids: Sequence[UUID],
+        request: PageRequest,
+        status: SubmissionStatus | None,
+        where: SubmissionFilter = ...,
     ) -> list[Page[Submission]]: ...
     async def count_for_owners(
-        self, owner_ids: Sequence[UUID], status: SubmissionStatus | None
+        self,
+        owner_ids: Sequence[UUID],
+        status: SubmissionStatus | None,
+        where: SubmissionFilter = ...,
     ) -> list[int]: ...
     async def add(
         self, submission: Submission, asset_ids: Sequence[UUID]
@@ -144,6 +153,38 @@ class EventRepository(Protocol):
         ...
 
 
+class AccountRepository(Protocol):
+    async def erase(self, user_id: UUID, now: datetime) -> int:
+        """Delete the user's data (submissions, results, assets, webhook endpoints, API keys,
+        events) and empty the user row, freeing its identity; queue the assets' bytes for
+        deletion. How many objects were queued."""
+        ...
+
+    async def reactivate(self, user_id: UUID, now: datetime) -> User | None:
+        """Set is_active again; None when no such (unerased) user."""
+        ...
+
+
+class BlobDeletionRepository(Protocol):
+    """Stored bytes to remove, queued in the transaction that removed their rows."""
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        """Object keys due for an attempt, locked (SKIP LOCKED) until the transaction ends."""
+        ...
+
+    async def forget(self, object_keys: Sequence[str], now: datetime) -> None:
+        """Done with these keys, unless an upload URL could still store bytes after `now`:
+        then they are due again once it has expired."""
+        ...
+
+    async def postpone(self, object_key: str, until: datetime, error: str) -> None: ...
+    async def retire_assets(
+        self, created_before: datetime, now: datetime, limit: int
+    ) -> list[Asset]:
+        """Mark live assets created before `created_before` DELETED and queue their bytes."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction; repositories are valid between enter and exit.
 
@@ -168,6 +209,12 @@ class UnitOfWork(Protocol):
     def batches(self) -> BatchRepository: ...
     @property
     def callbacks(self) -> CallbackRepository: ...
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+    @property
+    def accounts(self) -> AccountRepository: ...
+    @property
+    def blob_deletions(self) -> BlobDeletionRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -28,6 +28,18 @@ class Principal:
     subject: str
     groups: tuple[str, ...]
     is_admin: bool
+    # Signed in with this API key rather than a person's token: never an administrator,
+    # and some things (making keys, erasing the account) need the person.
+    api_key_id: UUID | None = None
+
+    @property
+    def revocable_ids(self) -> tuple[UUID, ...]:
+        """The ids whose revocation ends this principal's access: its user's, its key's."""
+        return (self.user_id,) if self.api_key_id is None else (self.user_id, self.api_key_id)
+
+    def require_person(self, action: str) -> None:
+        if self.api_key_id is not None:
+            raise Forbidden(f"an API key cannot {action}; sign in as the user")
 
     def can_read_owned_by(self, owner_id: UUID) -> bool:
         return self.is_admin or owner_id == self.user_id

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from domain.api_keys import ApiKeySecrets
 from domain.errors import DomainError, Unauthenticated
 from domain.ports import BlobStore, Clock, UnitOfWorkFactory
 from domain.principal import Principal
@@ -64,6 +65,7 @@ class Context:
     read_uow: UnitOfWorkFactory | None = None  # for reads alone; `uow` when absent
     compiled_declined: bool = False  # the fast lane tried the compiled path; it fell back
     sign_ins: SignInCache | None = None  # this process's cached sign-ins
+    api_key_secrets: ApiKeySecrets | None = None  # makes and digests API key secrets
     _loaders: Loaders | None = None
 
     async def close_socket(self, code: int, reason: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 from strawberry.extensions import SchemaExtension
 
+from domain.api_keys import ApiKeySecrets
 from domain.ports import (
     BlobStore,
     Clock,
@@ -69,6 +70,7 @@ class AppDependencies:
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     # Development with the local issuer only: a demo user's token for GraphiQL's headers.
     graphiql_token: Callable[[], str] | None = None
+    api_key_secrets: ApiKeySecrets | None = None  # API keys are refused without it
     strict_transport_security: bool = False  # production: HTTPS only, HSTS on every answer
     # Verified principals kept briefly; dropped on every process when access is revoked.
     sign_ins: SignInCache | None = None

@@ -13,8 +13,17 @@ from domain.ids import to_global_id as to_global_id  # re-exported: graph names 
 from domain.pagination import Keyset
 
 NODE_TYPES = frozenset(
-    {"User", "Asset", "Model", "Submission", "Result", "WebhookEndpoint", "WebhookDelivery"}
-    | {"Batch"}
+    {
+        "User",
+        "Asset",
+        "Model",
+        "Submission",
+        "Result",
+        "WebhookEndpoint",
+        "WebhookDelivery",
+        "Batch",
+        "ApiKey",
+    }
 )
 
 

@@ -12,6 +12,7 @@ from aiodataloader import DataLoader
 
 from domain.assets import Asset, AssetStatus
 from domain.batches import Batch
+from domain.history import SubmissionFilter
 from domain.models import Model
 from domain.pagination import Page, PageRequest
 from domain.ports import UnitOfWork, UnitOfWorkFactory
@@ -65,7 +66,9 @@ def grouped_by_arguments(
 
 
 AssetPageKey = tuple[UUID, tuple[PageRequest, AssetStatus | None]]
-SubmissionPageKey = tuple[UUID, tuple[PageRequest, SubmissionStatus | None]]
+SubmissionArguments = tuple[PageRequest, SubmissionStatus | None, SubmissionFilter]
+SubmissionPageKey = tuple[UUID, SubmissionArguments]
+SubmissionCountKey = tuple[UUID, tuple[SubmissionStatus | None, SubmissionFilter]]
 
 
 async def _asset_pages(
@@ -87,15 +90,18 @@ async def _submission_pages(
     uow: UnitOfWork,
     principal: Principal,
     owners: list[UUID],
-    args: tuple[PageRequest, SubmissionStatus | None],
+    args: SubmissionArguments,
 ) -> list[Page[Submission]]:
     return await owned.list_submissions_for_owners(uow, principal, owners, *args)
 
 
 async def _submission_counts(
-    uow: UnitOfWork, principal: Principal, owners: list[UUID], status: SubmissionStatus | None
+    uow: UnitOfWork,
+    principal: Principal,
+    owners: list[UUID],
+    args: tuple[SubmissionStatus | None, SubmissionFilter],
 ) -> list[int]:
-    return await owned.count_submissions_for_owners(uow, principal, owners, status)
+    return await owned.count_submissions_for_owners(uow, principal, owners, *args)
 
 
 async def _delivery_pages(
@@ -124,7 +130,7 @@ class Loaders:
     asset_page_by_owner: BatchLoader[AssetPageKey, Page[Asset]]
     asset_count_by_owner: BatchLoader[tuple[UUID, AssetStatus | None], int]
     submission_page_by_owner: BatchLoader[SubmissionPageKey, Page[Submission]]
-    submission_count_by_owner: BatchLoader[tuple[UUID, SubmissionStatus | None], int]
+    submission_count_by_owner: BatchLoader[SubmissionCountKey, int]
     results_by_submission: BatchLoader[UUID, list[Result]]
     assets_by_submission: BatchLoader[UUID, list[Asset]]
     delivery_page_by_endpoint: BatchLoader[tuple[UUID, PageRequest], Page[WebhookDelivery]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from domain.services import users
+from graph.accounts import AccountMutations
 from graph.batches import BatchMutations
 from graph.ids import required_id
 from graph.inference_mutations import InferenceMutations
@@ -20,7 +21,7 @@ class UpdateViewerInput:
 
 
 @strawberry.type
-class Mutation(InferenceMutations, WebhookMutations, BatchMutations):
+class Mutation(InferenceMutations, WebhookMutations, BatchMutations, AccountMutations):
     @strawberry.mutation(description="Change the viewer's display name or language.")
     async def update_viewer(self, info: AppInfo, input: UpdateViewerInput) -> UserType:
         ctx = info.context

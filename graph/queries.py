@@ -10,9 +10,12 @@ import strawberry
 
 from domain.assets import AssetStatus
 from domain.errors import InvalidInput, NotFound
+from domain.history import SubmissionOrder
 from domain.services import owned, users, webhooks
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter as UserFilterValue
+from graph import history
+from graph.accounts import AccountQueries, load_api_key
 from graph.batches import BatchQueries, BatchType
 from graph.ids import from_global_id, parse_id
 from graph.loaders import BatchLoader
@@ -72,6 +75,8 @@ async def _load_node(info: AppInfo, type_name: str, ident: UUID) -> Node | None:
     if type_name == "Batch":
         batch = await loaders.batch_by_id.load(ident)
         return BatchType.from_entity(batch) if batch else None
+    if type_name == "ApiKey":
+        return await load_api_key(info, ident)
     return None
 
 
@@ -92,6 +97,8 @@ async def _load_many(info: AppInfo, type_name: str, idents: list[UUID]) -> Seque
         "Model": (loaders.model_by_id, ModelType.from_entity),
         "Batch": (loaders.batch_by_id, BatchType.from_entity),
     }
+    if type_name == "ApiKey":  # a viewer has a handful: one read each
+        return [await load_api_key(info, i) for i in idents]
     if type_name not in batched:
         return [None] * len(idents)
     loader, to_node = batched[type_name]
@@ -120,7 +127,7 @@ async def _require(info: AppInfo, global_id: str, expected: str) -> Node:
 
 
 @strawberry.type
-class Query(WebhookQueries, BatchQueries):
+class Query(WebhookQueries, BatchQueries, AccountQueries):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: AppInfo, id: strawberry.ID) -> Node | None:
         type_name, ident = from_global_id(id)
@@ -197,8 +204,11 @@ class Query(WebhookQueries, BatchQueries):
         first: int | None = 20,
         after: str | None = None,
         status: SubmissionStatus | None = None,
+        filter: history.SubmissionFilter | None = None,
+        order_by: SubmissionOrder | None = history.DEFAULT_ORDER,
     ) -> Connection[SubmissionType]:
-        return await submissions_of(info, info.context.principal.user_id, first, after, status)
+        viewer = info.context.principal.user_id
+        return await submissions_of(info, viewer, first, after, status, filter, order_by)
 
     @strawberry.field
     async def result(self, info: AppInfo, id: strawberry.ID) -> ResultType | None:

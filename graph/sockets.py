@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -20,6 +20,10 @@ Close = Callable[[int, str], Awaitable[None]]
 class SocketLimits:
     max_sockets: int = 10_000
     max_unauthenticated_per_address: int = 50
+
+
+def _ids(holders: UUID | Sequence[UUID]) -> Sequence[UUID]:
+    return (holders,) if isinstance(holders, UUID) else holders
 
 
 class SocketRegistry:
@@ -42,20 +46,26 @@ class SocketRegistry:
         self._unauthenticated[address] += 1
         return True
 
-    def signed_in(self, address: str, user_id: UUID, close: Close) -> None:
+    def signed_in(self, address: str, holders: UUID | Sequence[UUID], close: Close) -> None:
+        """`holders`: the user's id, and an API key's when signed in with one; revoking
+        either closes the socket."""
         self._forget_unauthenticated(address)
-        self._by_user[user_id].add(close)
+        for holder in _ids(holders):
+            self._by_user[holder].add(close)
 
-    def release(self, address: str, user_id: UUID | None, close: Close | None) -> None:
+    def release(
+        self, address: str, holders: UUID | Sequence[UUID] | None, close: Close | None
+    ) -> None:
         self.open -= 1
-        if user_id is None or close is None:
+        if holders is None or close is None:
             self._forget_unauthenticated(address)
             return
-        closers = self._by_user.get(user_id)
-        if closers is not None:
-            closers.discard(close)
-            if not closers:
-                del self._by_user[user_id]
+        for holder in _ids(holders):
+            closers = self._by_user.get(holder)
+            if closers is not None:
+                closers.discard(close)
+                if not closers:
+                    del self._by_user[holder]
 
     def _forget_unauthenticated(self, address: str) -> None:
         self._unauthenticated[address] -= 1

@@ -13,10 +13,12 @@ from strawberry.types import Info
 
 from domain.assets import Asset, AssetStatus
 from domain.errors import NotFound
+from domain.history import SubmissionOrder
 from domain.models import Model
 from domain.pagination import Keyed, Page, PageRequest, keyset_of
 from domain.submissions import Result, Submission, SubmissionStatus
 from domain.users import User
+from graph import history
 from graph.context import Context
 from graph.ids import from_cursor, to_cursor, to_global_id
 
@@ -85,8 +87,8 @@ def connection(
     )
 
 
-def page_request(first: int | None, after: str | None) -> PageRequest:
-    return PageRequest.checked(first, from_cursor(after))
+def page_request(first: int | None, after: str | None, *, descending: bool = False) -> PageRequest:
+    return PageRequest.checked(first, from_cursor(after), descending=descending)
 
 
 @strawberry.type(name="User")
@@ -131,8 +133,10 @@ class UserType(Node):
         first: int | None = 20,
         after: str | None = None,
         status: SubmissionStatus | None = None,
+        filter: history.SubmissionFilter | None = None,
+        order_by: SubmissionOrder | None = history.DEFAULT_ORDER,
     ) -> Connection[SubmissionType]:
-        return await submissions_of(info, self.entity.id, first, after, status)
+        return await submissions_of(info, self.entity.id, first, after, status, filter, order_by)
 
     @strawberry.field(description="Newest first.")
     async def batches(
@@ -146,8 +150,9 @@ class UserType(Node):
 async def assets_of(
     info: AppInfo, owner_id: UUID, first: int | None, after: str | None, status: AssetStatus | None
 ) -> Connection[AssetType]:
+    """Newest first, as people read their own lists."""
     loaders = info.context.loaders
-    request = page_request(first, after)
+    request = page_request(first, after, descending=True)
     page = await loaders.asset_page_by_owner.load((owner_id, (request, status)))
     return connection(
         page,
@@ -162,14 +167,18 @@ async def submissions_of(
     first: int | None,
     after: str | None,
     status: SubmissionStatus | None,
+    given: history.SubmissionFilter | None = None,
+    order: SubmissionOrder | None = history.DEFAULT_ORDER,
 ) -> Connection[SubmissionType]:
     loaders = info.context.loaders
-    request = page_request(first, after)
-    page = await loaders.submission_page_by_owner.load((owner_id, (request, status)))
+    descending = (order or history.DEFAULT_ORDER).is_descending
+    request = page_request(first, after, descending=descending)
+    where = history.from_input(given)
+    page = await loaders.submission_page_by_owner.load((owner_id, (request, status, where)))
     return connection(
         page,
         SubmissionType.from_entity,
-        lambda: loaders.submission_count_by_owner.load((owner_id, status)),
+        lambda: loaders.submission_count_by_owner.load((owner_id, (status, where))),
     )
 
 

@@ -24,10 +24,11 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
+from domain.api_keys import ApiKeySecrets
 from domain.errors import DomainError, Unauthenticated, Unavailable
 from domain.ports import UnitOfWork
 from domain.principal import Principal
-from domain.services import users
+from domain.services import api_keys, users
 from graph import metrics
 from graph.body_limit import BodyTooLarge
 from graph.context import Context
@@ -145,6 +146,9 @@ class AssayGraphQL(GraphQL[Context, None]):
             return Unauthenticated(), None
         if not token:
             return Unauthenticated("the Authorization header must be 'Bearer <token>'"), None
+        secrets = self.deps.api_key_secrets
+        if secrets is not None and secrets.is_api_key(token):
+            return await self._key_holder(secrets, token, reader)
         cache = self.deps.sign_ins
         if cache is not None and (hit := cache.get(token)) is not None:
             metrics.SIGN_INS.labels("cached").inc()
@@ -167,6 +171,20 @@ class AssayGraphQL(GraphQL[Context, None]):
         if cache is not None:
             cache.put(token, SignedIn(principal, identity.expires_at), generation=generation)
         return principal, identity.expires_at
+
+    async def _key_holder(
+        self, secrets: ApiKeySecrets, secret: str, reader: UnitOfWork | None
+    ) -> tuple[Principal | DomainError, datetime | None]:
+        """An API key acts as its user, never as an administrator, until revoked or expired."""
+        if reader is None and self.deps.read_uow is not None:
+            reader = self.deps.read_uow()
+        try:
+            principal, key = await api_keys.authenticate_key(
+                self.deps.uow(), secrets, secret, clock=self.deps.clock, reader=reader
+            )
+        except DomainError as error:
+            return error, None
+        return principal, key.expires_at
 
     async def _caller(
         self, authorization: str | None, reader: UnitOfWork | None = None
@@ -213,6 +231,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             max_subscriptions_per_connection=self.deps.max_subscriptions_per_connection,
             webhooks=self.deps.webhooks,
             sign_ins=self.deps.sign_ins,
+            api_key_secrets=self.deps.api_key_secrets,
         )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
@@ -234,10 +253,10 @@ class AssayGraphQL(GraphQL[Context, None]):
             websocket.state.connected_user = principal_or_error.user_id
         if self.deps.sockets is not None and getattr(websocket.state, "signed_in", None) is None:
             # Once per socket: a second legacy connection_init must not count it out twice.
-            self.deps.sockets.signed_in(
-                websocket.state.address, principal_or_error.user_id, context.close_socket
-            )
-            websocket.state.signed_in = (principal_or_error.user_id, context.close_socket)
+            # A key's sockets are filed under the key too: revoking it closes them.
+            holders = principal_or_error.revocable_ids
+            self.deps.sockets.signed_in(websocket.state.address, holders, context.close_socket)
+            websocket.state.signed_in = (holders, context.close_socket)
         context.principal_or_error = principal_or_error
         if expires_at is not None:
             websocket.state.expiry = asyncio.create_task(_close_at(context, expires_at))
@@ -259,8 +278,8 @@ class AssayGraphQL(GraphQL[Context, None]):
         finally:
             state = scope.get("state", {})
             if sockets is not None:
-                user_id, close = state.get("signed_in", (None, None))
-                sockets.release(address, user_id, close)
+                holders, close = state.get("signed_in", (None, None))
+                sockets.release(address, holders, close)
             if (expiry := state.get("expiry")) is not None:
                 expiry.cancel()
             if (user_id := state.get("connected_user")) is not None and self.deps.broker:

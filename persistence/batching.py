@@ -67,12 +67,15 @@ def after_keyset(table: sa.Table, request: PageRequest) -> list[sa.ColumnElement
     ]
 
 
-def _after_bound_keyset(table: sa.Table) -> sa.ColumnElement[bool]:
-    """after_keyset with the keyset bound as `after_created_at` and `after_id`."""
-    return sa.tuple_(table.c.created_at, table.c.id) > sa.tuple_(
+def _after_bound_keyset(table: sa.Table, descending: bool) -> sa.ColumnElement[bool]:
+    """after_keyset with the keyset bound as `after_created_at` and `after_id`; newest first,
+    "after" is before it in time."""
+    position = sa.tuple_(table.c.created_at, table.c.id)
+    cursor = sa.tuple_(
         sa.bindparam("after_created_at", type_=sa.DateTime(timezone=True)),
         sa.bindparam("after_id", type_=sa.Uuid),
     )
+    return position < cursor if descending else position > cursor
 
 
 def _in_key_order(
@@ -143,19 +146,23 @@ async def grouped_in_key_order(
     return [groups.get(k, []) for k in keys]
 
 
-def pages_statement(rows: Select, parent: sa.Column[UUID], *, keyset: bool) -> Select:
+def pages_statement(
+    rows: Select, parent: sa.Column[UUID], *, keyset: bool, descending: bool = False
+) -> Select:
     """A keyset page of `rows` for each parent in one statement: unnest the parent ids, then a
-    LATERAL ... LIMIT each, so every parent's page uses the (parent, created_at, id) index.
+    LATERAL ... LIMIT each, so every parent's page uses the (parent, created_at, id) index
+    (read backwards when `descending`).
 
     Bound when executed (pages_for_keys does it): `keys`, `limit` and, with `keyset`,
     `after_created_at` and `after_id`."""
     table = parent.table
     assert isinstance(table, sa.Table)
     parents = sa.func.unnest(_bound_keys()).table_valued("parent_id").render_derived(name="parents")
-    after = [_after_bound_keyset(table)] if keyset else []
+    after = [_after_bound_keyset(table, descending)] if keyset else []
+    order = (table.c.created_at, table.c.id)
     per_parent = (
         rows.where(parent == parents.c.parent_id, *after)
-        .order_by(table.c.created_at, table.c.id)
+        .order_by(*(c.desc() for c in order) if descending else order)
         .limit(sa.bindparam("limit", type_=sa.Integer))
         .lateral()
     )

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.history import EVERY_SUBMISSION, SubmissionFilter
 from domain.pagination import Page, PageRequest
 from domain.ports import QueueStats
 from domain.submissions import Alternative, Result, Submission, SubmissionStatus
@@ -129,18 +130,60 @@ def _status(status: SubmissionStatus | None) -> Parameters:
     return NO_PARAMETERS if status is None else {"status": status.value}
 
 
+# Which of the filter's conditions a statement has: one statement variant per combination.
+_Shape = tuple[bool, bool, bool, bool]
+
+
+def _shape(status: SubmissionStatus | None, where: SubmissionFilter) -> _Shape:
+    return (
+        status is not None,
+        where.model_id is not None,
+        where.created_after is not None,
+        where.created_before is not None,
+    )
+
+
+def _filtered(shape: _Shape) -> list[sa.ColumnElement[bool]]:
+    """The filter's conditions, their values bound when executed (see _filter_values)."""
+    by_status, by_model, after, before = shape
+    moment = sa.DateTime(timezone=True)
+    return [
+        *_by_status(by_status),
+        *([submissions.c.model_id == sa.bindparam("model_id", type_=sa.Uuid)] if by_model else []),
+        *(
+            [submissions.c.created_at > sa.bindparam("created_after", type_=moment)]
+            if after
+            else []
+        ),
+        *(
+            [submissions.c.created_at < sa.bindparam("created_before", type_=moment)]
+            if before
+            else []
+        ),
+    ]
+
+
+def _filter_values(status: SubmissionStatus | None, where: SubmissionFilter) -> Parameters:
+    values = {
+        "model_id": where.model_id,
+        "created_after": where.created_after,
+        "created_before": where.created_before,
+    }
+    return {**_status(status), **{k: v for k, v in values.items() if v is not None}}
+
+
 _submissions_by_id = reusable(sa.select(*_SUBMISSION_COLUMNS).where(any_key(submissions.c.id)))
 
 
 @built_once
-def _owner_pages(filtered: bool, keyset: bool) -> Select:
-    rows = sa.select(*_SUBMISSION_COLUMNS).where(*_by_status(filtered))
-    return pages_statement(rows, submissions.c.owner_id, keyset=keyset)
+def _owner_pages(shape: _Shape, keyset: bool, descending: bool) -> Select:
+    rows = sa.select(*_SUBMISSION_COLUMNS).where(*_filtered(shape))
+    return pages_statement(rows, submissions.c.owner_id, keyset=keyset, descending=descending)
 
 
 @built_once
-def _owner_counts(filtered: bool) -> Select:
-    return counts_statement(submissions.c.owner_id, _by_status(filtered))
+def _owner_counts(shape: _Shape) -> Select:
+    return counts_statement(submissions.c.owner_id, _filtered(shape))
 
 
 _results_with_owner = sa.select(*_RESULT_COLUMNS).join(
@@ -371,18 +414,29 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
         return await rows_for_keys(self._conn, _submissions_by_id, ids, _submission)
 
     async def list_for_owners(
-        self, owner_ids: Sequence[UUID], request: PageRequest, status: SubmissionStatus | None
+        self,
+        owner_ids: Sequence[UUID],
+        request: PageRequest,
+        status: SubmissionStatus | None,
+        where: SubmissionFilter = EVERY_SUBMISSION,
     ) -> list[Page[Submission]]:
-        statement = _owner_pages(status is not None, request.after is not None)
+        shape = _shape(status, where)
+        statement = _owner_pages(shape, request.after is not None, request.descending)
+        values = _filter_values(status, where)
         return await pages_for_keys(
-            self._conn, statement, owner_ids, "owner_id", request, _submission, _status(status)
+            self._conn, statement, owner_ids, "owner_id", request, _submission, values
         )
 
     async def count_for_owners(
-        self, owner_ids: Sequence[UUID], status: SubmissionStatus | None
+        self,
+        owner_ids: Sequence[UUID],
+        status: SubmissionStatus | None,
+        where: SubmissionFilter = EVERY_SUBMISSION,
     ) -> list[int]:
-        statement = _owner_counts(status is not None)
-        return await counts_for_keys(self._conn, statement, owner_ids, _status(status))
+        statement = _owner_counts(_shape(status, where))
+        return await counts_for_keys(
+            self._conn, statement, owner_ids, _filter_values(status, where)
+        )
 
 
 class SqlResultRepository:

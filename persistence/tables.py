@@ -42,6 +42,9 @@ users = sa.Table(
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("groups", ARRAY(sa.Text), nullable=False, server_default="{}"),
     *_timestamps(),
+    # Set when the account was erased: the row stays, emptied, as the owner of the events
+    # that close its sockets; the identity (subject) is freed for a new account.
+    sa.Column("erased_at", sa.DateTime(timezone=True)),
     sa.Index("ix_users_created_at_id", "created_at", "id"),
 )
 
@@ -69,6 +72,10 @@ assets = sa.Table(
         "ix_assets_deleted_grant_expiry",
         "upload_expires_at",
         postgresql_where=sa.text("status = 'DELETED' AND upload_expires_at IS NOT NULL"),
+    ),
+    # The retention sweep: live assets, oldest first.
+    sa.Index(
+        "ix_assets_live_created", "created_at", postgresql_where=sa.text("status <> 'DELETED'")
     ),
 )
 
@@ -111,6 +118,9 @@ submissions = sa.Table(
     ),
     sa.CheckConstraint("attempts >= 0", name="attempts_non_negative"),
     sa.Index("ix_submissions_owner_created", "owner_id", "created_at", "id"),
+    # History filtered by model or by status: the same keyset, read either way.
+    sa.Index("ix_submissions_owner_model_created", "owner_id", "model_id", "created_at", "id"),
+    sa.Index("ix_submissions_owner_status_created", "owner_id", "status", "created_at", "id"),
     sa.Index(
         "uq_submissions_owner_idempotency_key",
         "owner_id",
@@ -342,4 +352,40 @@ persisted_operations = sa.Table(
         "last_used_at",
         postgresql_where=sa.text("NOT is_trusted"),
     ),
+)
+
+# API keys: only a SHA-256 of each secret is stored (see domain/api_keys.py for why that
+# suffices); deleted with their user.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _uuid_pk(),
+    sa.Column("owner_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("secret_hash", sa.LargeBinary, nullable=False, unique=True),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_api_keys_owner_created", "owner_id", "created_at", "id"),
+)
+
+# Stored bytes to remove, written in the transaction that removed their rows (an outbox):
+# the blob deleter removes each and forgets it, retrying until the store confirms.
+blob_deletions = sa.Table(
+    "blob_deletions",
+    metadata,
+    sa.Column("object_key", sa.Text, primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column(
+        "next_attempt_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("last_error", sa.Text),
+    # An upload URL still valid when the row was queued: S3 may store bytes until then, so
+    # the key is deleted once more after it.
+    sa.Column("not_final_before", sa.DateTime(timezone=True)),
+    sa.Index("ix_blob_deletions_due", "next_attempt_at"),
 )

@@ -9,6 +9,8 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import Unavailable
+from persistence.accounts import SqlAccountRepository, SqlBlobDeletionRepository
+from persistence.api_keys import SqlApiKeyRepository
 from persistence.assets import SqlAssetRepository
 from persistence.batches import SqlBatchRepository
 from persistence.callbacks import SqlCallbackRepository
@@ -38,6 +40,9 @@ class SqlUnitOfWork:
     webhooks: SqlWebhookRepository
     batches: SqlBatchRepository
     callbacks: SqlCallbackRepository
+    api_keys: SqlApiKeyRepository
+    accounts: SqlAccountRepository
+    blob_deletions: SqlBlobDeletionRepository
 
     def __init__(
         self,
@@ -67,6 +72,9 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(conn)
         self.batches = SqlBatchRepository(conn)
         self.callbacks = SqlCallbackRepository(conn)
+        self.api_keys = SqlApiKeyRepository(conn)
+        self.accounts = SqlAccountRepository(conn)
+        self.blob_deletions = SqlBlobDeletionRepository(conn)
         return self
 
     async def _connect(self) -> AsyncConnection:

@@ -47,7 +47,9 @@ def _user(row: Row) -> User:
     )
 
 
-_by_id = reusable(sa.select(*_COLUMNS).where(any_key(users.c.id)))
+# An erased account's emptied row is nobody's to see.
+_NOT_ERASED = users.c.erased_at.is_(None)
+_by_id = reusable(sa.select(*_COLUMNS).where(any_key(users.c.id), _NOT_ERASED))
 _by_subject = reusable(
     sa.select(*_COLUMNS).where(users.c.subject == sa.bindparam("claimed_subject"))
 )
@@ -85,7 +87,7 @@ _upsert = _upsert_from_identity()
 
 
 def _filter(user_filter: UserFilter) -> list[sa.ColumnElement[bool]]:
-    where: list[sa.ColumnElement[bool]] = []
+    where: list[sa.ColumnElement[bool]] = [_NOT_ERASED]
     if user_filter.email_contains:
         where.append(users.c.email.icontains(user_filter.email_contains, autoescape=True))
     if user_filter.is_active is not None:

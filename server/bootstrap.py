@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from auth.api_keys import Sha256ApiKeySecrets
 from auth.jwks import JwksCache, JwksDocument, http_jwks_fetcher
 from auth.local_issuer import LocalIssuer
 from auth.verifier import JwtVerifier, TrustedIssuer
@@ -55,6 +56,8 @@ from server.workers import (
     BackgroundTasks,
     Runnable,
     SubmissionWorker,
+    asset_retention,
+    blob_deleter,
     metrics_sampler,
     upload_sweeper,
 )
@@ -260,6 +263,8 @@ def background_tasks(
         [
             worker,
             upload_sweeper(uow, blobs, utc_now),
+            blob_deleter(uow, blobs, utc_now),
+            asset_retention(uow, settings.asset_retention_days, utc_now),
             *dispatcher.runnables(settings.webhook_poll_seconds),
             *callback_sender.runnables(settings.webhook_poll_seconds),
             *extra,
@@ -416,6 +421,7 @@ def build_app(
         uow=uow,
         read_uow=read_unit_of_work_factory(engine),
         verifier=verifier,
+        api_key_secrets=Sha256ApiKeySecrets(),
         blobs=blobs,
         clock=utc_now,
         readiness=build_readiness(settings, engine, blobs, verifier),

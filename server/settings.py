@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     max_asset_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     upload_url_ttl_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    # Assets older than this become DELETED and their bytes are removed; 0 keeps them forever.
+    asset_retention_days: int = Field(default=30, ge=0, le=3650)
     download_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
     run_workers: bool = True

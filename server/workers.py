@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
-from domain.services import assets, callbacks, inference, webhooks
+from domain.services import accounts, assets, callbacks, inference, webhooks
 from domain.services.inference import WorkerPolicy
 from domain.submissions import Submission
 from graph import metrics
@@ -86,6 +86,24 @@ def upload_sweeper(uow: UnitOfWorkFactory, blobs: BlobStore, clock: Clock) -> Pe
         return await assets.sweep_stale_uploads(uow(), blobs, clock=clock)
 
     return Periodic("stale-upload-sweeper", sweep, interval=60.0)
+
+
+def blob_deleter(
+    uow: UnitOfWorkFactory, blobs: BlobStore, clock: Clock, interval: float = 10.0
+) -> Periodic:
+    """Removes queued bytes (erased accounts, retired assets) well within a minute."""
+
+    async def delete() -> int:
+        return await accounts.delete_queued_blobs(uow(), blobs, clock=clock)
+
+    return Periodic("blob-deleter", delete, interval=interval)
+
+
+def asset_retention(uow: UnitOfWorkFactory, days: int, clock: Clock) -> Periodic:
+    async def retire() -> int:
+        return await accounts.retire_old_assets(uow(), days, clock=clock)
+
+    return Periodic("asset-retention", retire, interval=300.0)
 
 
 def metrics_sampler(uow: UnitOfWorkFactory, clock: Clock, interval: float = 10.0) -> Periodic:

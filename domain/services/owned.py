@@ -7,6 +7,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from domain.assets import Asset, AssetStatus
+from domain.history import EVERY_SUBMISSION, SubmissionFilter
 from domain.models import Model, ModelDefinition
 from domain.pagination import Page, PageRequest
 from domain.ports import UnitOfWork
@@ -85,12 +86,13 @@ async def list_submissions_for_owners(
     owner_ids: Sequence[UUID],
     request: PageRequest,
     status: SubmissionStatus | None,
+    where: SubmissionFilter = EVERY_SUBMISSION,
 ) -> list[Page[Submission]]:
     async with uow:
         return await _per_visible_owner(
             principal,
             owner_ids,
-            lambda ids: uow.submissions.list_for_owners(ids, request, status),
+            lambda ids: uow.submissions.list_for_owners(ids, request, status, where),
             Page.empty(),
         )
 
@@ -100,10 +102,14 @@ async def count_submissions_for_owners(
     principal: Principal,
     owner_ids: Sequence[UUID],
     status: SubmissionStatus | None,
+    where: SubmissionFilter = EVERY_SUBMISSION,
 ) -> list[int]:
     async with uow:
         return await _per_visible_owner(
-            principal, owner_ids, lambda ids: uow.submissions.count_for_owners(ids, status), 0
+            principal,
+            owner_ids,
+            lambda ids: uow.submissions.count_for_owners(ids, status, where),
+            0,
         )
 
 

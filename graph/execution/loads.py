@@ -9,19 +9,23 @@ Fallback, so the reference path answers it with the error in its proper place.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from domain.assets import Asset, AssetStatus
+from domain.history import SubmissionFilter, SubmissionOrder
 from domain.pagination import PageRequest
 from domain.services import owned, users
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter
+from graph import history
 from graph.execution.specs import ROOT, Arguments, Fallback, Loaded, LoadFn, Run
 from graph.ids import required_id
 from graph.types import page_request
 
 PageArguments = tuple[PageRequest, Any]
+SubmissionArguments = tuple[PageRequest, SubmissionStatus | None, SubmissionFilter]
 UserPageArguments = tuple[PageRequest, UserFilter]
 
 
@@ -40,14 +44,30 @@ def _the_one(value: Any) -> Loaded:
 
 def asset_page_arguments(arguments: Arguments) -> PageArguments:
     status = arguments.get("status")
-    request = page_request(arguments.get("first"), arguments.get("after"))
+    request = page_request(arguments.get("first"), arguments.get("after"), descending=True)
     return request, None if status is None else AssetStatus(status)
 
 
-def submission_page_arguments(arguments: Arguments) -> PageArguments:
+def submission_page_arguments(arguments: Arguments) -> SubmissionArguments:
     status = arguments.get("status")
-    request = page_request(arguments.get("first"), arguments.get("after"))
-    return request, None if status is None else SubmissionStatus(status)
+    order = SubmissionOrder(arguments.get("orderBy") or history.DEFAULT_ORDER)
+    request = page_request(
+        arguments.get("first"), arguments.get("after"), descending=order.is_descending
+    )
+    given = arguments.get("filter") or {}
+    where = history.filter_value(
+        given.get("modelId"),
+        _moment(given.get("createdAfter")),
+        _moment(given.get("createdBefore")),
+    )
+    return request, None if status is None else SubmissionStatus(status), where
+
+
+def _moment(value: object) -> datetime | None:
+    """A DateTime argument, already parsed by the schema's scalar when arguments are bound."""
+    if value is None or isinstance(value, datetime):
+        return value
+    raise Fallback("unparsed_datetime")
 
 
 def user_page_arguments(arguments: Arguments) -> UserPageArguments:
@@ -127,14 +147,18 @@ async def asset_counts(run: Run, owners: Sequence[UUID], arguments: PageArgument
     return _by_key(owners, counts)
 
 
-async def submission_pages(run: Run, owners: Sequence[UUID], arguments: PageArguments) -> Loaded:
+async def submission_pages(
+    run: Run, owners: Sequence[UUID], arguments: SubmissionArguments
+) -> Loaded:
     pages = await owned.list_submissions_for_owners(run.uow, run.principal, owners, *arguments)
     return _by_key(owners, pages)
 
 
-async def submission_counts(run: Run, owners: Sequence[UUID], arguments: PageArguments) -> Loaded:
-    status = arguments[1]
-    counts = await owned.count_submissions_for_owners(run.uow, run.principal, owners, status)
+async def submission_counts(
+    run: Run, owners: Sequence[UUID], arguments: SubmissionArguments
+) -> Loaded:
+    _, status, where = arguments
+    counts = await owned.count_submissions_for_owners(run.uow, run.principal, owners, status, where)
     return _by_key(owners, counts)
 
 

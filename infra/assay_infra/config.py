@@ -38,6 +38,9 @@ class EnvironmentConfig:
     waf_rate_limit_per_5min: int = 2000
     cpu_target_percent: int = 60
     queue_age_alarm_seconds: int = 900
+    # The same as the service's ASSAY_ASSET_RETENTION_DAYS (default 30): the bucket expires
+    # what the retention sweep should have removed already (0: keep forever, no rule).
+    asset_retention_days: int = 30
 
 
 DEV = EnvironmentConfig(

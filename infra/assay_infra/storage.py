@@ -22,6 +22,21 @@ LOG_BUCKET_SKIPS = {
 }
 
 
+def retention_rules(days: int) -> list[s3.LifecycleRule]:
+    """Assets expire at the service's retention age: a backstop to its own sweep, which
+    marks them DELETED first (a versioned bucket keeps the bytes as a noncurrent version
+    until expire-old-versions removes them)."""
+    if days <= 0:
+        return []
+    return [
+        s3.LifecycleRule(
+            id="expire-assets-after-retention",
+            prefix=ASSETS_PREFIX,
+            expiration=Duration.days(days),
+        )
+    ]
+
+
 class Storage(Construct):
     def __init__(
         self,
@@ -91,6 +106,7 @@ class Storage(Construct):
                     tag_filters={PENDING_UPLOAD_TAG[0]: PENDING_UPLOAD_TAG[1]},
                     expiration=Duration.days(2),
                 ),
+                *retention_rules(config.asset_retention_days),
                 old_versions,
             ],
             cors=[

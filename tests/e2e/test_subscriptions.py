@@ -422,3 +422,56 @@ async def test_webhook_payloads_name_api_ids_and_carry_the_prediction(cluster: C
         dave,
     )
     assert found["submission"] == {"id": submission_id}
+
+
+async def test_revoking_an_api_key_closes_its_sockets_on_every_process_at_once(
+    cluster: Cluster,
+) -> None:
+    data_dir = cluster.first.data_dir
+    dora = token(data_dir, "dora@example.com", public_url=ISSUER)
+    made = await agql(
+        cluster.first.base_url,
+        'mutation { createApiKey(input: {name: "ci"}) { apiKey { id } secret } }',
+        token=dora,
+    )
+    key_id, secret = made["createApiKey"]["apiKey"]["id"], made["createApiKey"]["secret"]
+    async with (
+        connection(cluster.first, secret) as with_key_first,
+        connection(cluster.second, secret) as with_key_second,
+        connection(cluster.second, dora) as with_token,
+    ):
+        await agql(
+            cluster.second.base_url,
+            "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { revokedAt } } }",
+            {"id": key_id},
+            dora,
+        )
+        for ws in (with_key_first, with_key_second):
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await next_message(ws, within=5.0)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4403
+        await with_token.send(json.dumps({"type": "ping"}))
+        assert (await next_message(with_token))["type"] == "pong", "the person's socket stays"
+    for server in (cluster.first, cluster.second):
+        async with httpx.AsyncClient() as client:
+            response = await client.post(
+                f"{server.base_url}/graphql",
+                json={"query": "{ viewer { id } }"},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_erasing_an_account_closes_its_sockets(cluster: Cluster) -> None:
+    erin = token(cluster.first.data_dir, "erin@example.com", public_url=ISSUER)
+    async with connection(cluster.second, erin) as ws:
+        await agql(
+            cluster.first.base_url,
+            'mutation { deleteViewer(input: {confirmEmail: "erin@example.com"}) { deletedId } }',
+            token=erin,
+        )
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await next_message(ws, within=5.0)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4403

@@ -82,6 +82,25 @@ def test_assets_bucket_lifecycle_versions_and_cors(
     assert cors["ExposedHeaders"] == ["ETag"]
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_assets_expire_at_the_services_retention_age(env: str, templates: dict[str, Json]) -> None:
+    """The same 30 days as ASSAY_ASSET_RETENTION_DAYS' default."""
+    assets, _ = buckets(templates[env])
+    retention = rules(assets)["expire-assets-after-retention"]
+    assert retention["Prefix"] == "assets/"
+    assert retention["ExpirationInDays"] == 30
+    assert retention["Status"] == "Enabled"
+
+
+def test_no_retention_rule_when_assets_are_kept_forever(templates: dict[str, Json]) -> None:
+    from assay_infra.storage import retention_rules  # on the path once synth is imported
+
+    assert retention_rules(0) == []
+    [rule] = retention_rules(7)
+    assert rule.expiration is not None
+    assert rule.expiration.to_days() == 7
+
+
 @pytest.mark.parametrize(("env", "log_days"), [("dev", 30), ("prod", 365)])
 def test_access_logs_go_to_a_log_bucket_with_its_own_lifecycle(
     env: str, log_days: int, templates: dict[str, Json]

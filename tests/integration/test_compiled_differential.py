@@ -447,6 +447,39 @@ CASES: Final = [
         variables=[{"status": "FAILED"}, {"status": "SUCCEEDED"}, {"status": None}],
     ),
     Case(
+        "submissions_history_order_and_filter",
+        """query($order: SubmissionOrder, $filter: SubmissionFilter, $after: String) {
+          viewer { submissions(first: 3, orderBy: $order, filter: $filter, after: $after) {
+            totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+            edges { cursor node { id status createdAt model { name } } } } }
+          submissions(orderBy: $order, filter: $filter) { totalCount edges { node { id } } } }""",
+        variables=[
+            {},
+            {"order": "CREATED_AT_ASC"},
+            {"order": "CREATED_AT_DESC", "after": d.OWNER_CURSOR},
+            {"order": "CREATED_AT_ASC", "after": d.OWNER_CURSOR},
+            {"filter": {"modelId": d.IDS["Model"][0]}},
+            {"filter": {"modelId": d.IDS["Model"][1]}, "order": "CREATED_AT_ASC"},
+            {"filter": {"createdAfter": "2000-01-01T00:00:00Z"}},
+            {"filter": {"createdBefore": "2000-01-01T00:00:00Z"}},
+            {
+                "filter": {
+                    "createdAfter": "2030-01-01T00:00:00Z",
+                    "createdBefore": "2000-01-01T00:00:00+00:00",
+                }
+            },
+            {"filter": {"modelId": d.MALFORMED_ID}},
+            {"filter": {"modelId": OWN_SUB}},
+            {"order": "NEWEST"},
+        ],
+        principals=(d.OWNER_P, d.OTHER_P, d.EMPTY_P, d.ADMIN_P),
+    ),
+    Case(
+        "user_submissions_history_literal",
+        """{ viewer { submissions(orderBy: CREATED_AT_ASC, filter: {createdAfter:
+          "2001-01-01T00:00:00Z"}) { totalCount edges { node { id } } } } }""",
+    ),
+    Case(
         "failed_submissions_literal",
         "{ submissions(status: FAILED) { totalCount edges { node { id error } } } }",
     ),
@@ -645,10 +678,17 @@ async def test_hand_written_query_answers_identically_on_both_paths(
     assert_identical(exchanges)
 
 
+OLDEST_FIRST: Final = (
+    "query($first: Int, $after: String) { submissions(first: $first, after: $after, "
+    "orderBy: CREATED_AT_ASC) { pageInfo { hasNextPage endCursor } edges { node { id } } } }"
+)
+
+
 async def test_paging_through_whole_lists_answers_identically(pair: d.Pair) -> None:
     """Each next page asks for the cursor the previous (identical) page ended with."""
     lists = [
         (d.OWNER_P, CONNECTION, "submissions", 3),
+        (d.OWNER_P, OLDEST_FIRST, "submissions", 3),
         (
             d.OWNER_P,
             "query($first: Int, $after: String) { assets(first: $first, after: $after) "
@@ -681,7 +721,7 @@ async def test_paging_through_whole_lists_answers_identically(pair: d.Pair) -> N
             after = page_info["endCursor"]
 
     assert_identical(exchanges)
-    assert pages == {"submissions": 8, "assets": 4, "users": 3}
+    assert pages == {"submissions": 16, "assets": 4, "users": 3}
 
 
 # ------------------------------------------------------------------ generated documents
@@ -698,6 +738,9 @@ ARGUMENT_VALUES: Final = {
     ).map(_string_value),
     "Int": st.sampled_from([1, 2, 3, 20, 0, 101]).map(nodes.Int),
     "String": st.sampled_from(["ali", "example", d.OWNER_CURSOR, d.MALFORMED_CURSOR]).map(
+        _string_value
+    ),
+    "DateTime": st.sampled_from(["2000-01-01T00:00:00Z", "2100-01-01T00:00:00+02:00"]).map(
         _string_value
     ),
 }
@@ -723,6 +766,15 @@ COVERED: Final = {
     "bench_w2": (W2_QUERY, {"id": OWN_SUB}, "W2"),
     "viewer_submissions_nested": (VIEWER_SUBMISSIONS, None, None),
     "fragments_aliases_typename_include": (FRAGMENTS_ALIASES_TYPENAME_INCLUDE, None, None),
+    "submissions_history": (
+        """query($m: ID!) { viewer { submissions(orderBy: CREATED_AT_ASC,
+          filter: {modelId: $m, createdAfter: "2000-01-01T00:00:00Z"}) {
+            totalCount edges { cursor node { id } } } }
+          submissions(filter: {createdBefore: "2100-01-01T00:00:00Z"}) {
+            edges { node { id } } } }""",
+        {"m": d.IDS["Model"][0]},
+        None,
+    ),
 }
 
 

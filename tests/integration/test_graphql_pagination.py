@@ -193,7 +193,7 @@ async def test_nested_submissions_pages_follow_cursors(
 ) -> None:
     amy = await make_user(db, "amy@example.com")
     ids = await _seed_submissions(db, amy, ["SUCCEEDED"] * 7)
-    expected = [to_global_id("Submission", i) for i in ids]
+    expected = [to_global_id("Submission", i) for i in reversed(ids)]  # newest first
     tok = token("amy@example.com")
 
     first = _submissions(await gql(client, MY_SUBMISSIONS, {"first": 3}, tok))
@@ -244,8 +244,8 @@ async def test_nested_status_filter_applies_to_page_and_count(
 
     failed = _submissions(body)
     assert [e["node"]["id"] for e in failed["edges"]] == [
-        to_global_id("Submission", ids[1]),
         to_global_id("Submission", ids[4]),
+        to_global_id("Submission", ids[1]),
     ]
     assert {e["node"]["status"] for e in failed["edges"]} == {"FAILED"}
     assert failed["totalCount"] == 2

@@ -11,10 +11,12 @@ from types import TracebackType
 from typing import Self, TypeVar
 from uuid import UUID
 
+from domain.api_keys import ApiKey
 from domain.assets import Asset, AssetStatus
 from domain.batches import Batch
 from domain.callbacks import CallbackDelivery
 from domain.events import NewEvent
+from domain.history import EVERY_SUBMISSION, SubmissionFilter
 from domain.models import Model, ModelDefinition
 from domain.pagination import Page, PageRequest, keyset_of
 from domain.ports import PresignedUpload, QueueStats
@@ -73,14 +75,29 @@ class FakeData:
     batches: dict[UUID, Batch] = field(default_factory=dict)
     callback_secrets: dict[UUID, str] = field(default_factory=dict)
     callbacks: dict[UUID, CallbackDelivery] = field(default_factory=dict)
+    api_keys: dict[UUID, tuple[ApiKey, bytes]] = field(default_factory=dict)
+    blob_deletions: dict[str, datetime] = field(default_factory=dict)
 
 
 def _page(items: Iterable[T], request: PageRequest) -> Page[T]:
-    ordered = sorted(items, key=keyset_of)
+    ordered = sorted(items, key=keyset_of, reverse=request.descending)
     if request.after is not None:
         after = request.after
-        ordered = [i for i in ordered if keyset_of(i) > after]
+        ordered = [
+            i
+            for i in ordered
+            if (keyset_of(i) < after if request.descending else keyset_of(i) > after)
+        ]
     return Page.from_overfetch(ordered[: request.first + 1], request)
+
+
+def _matches(submission: Submission, where: SubmissionFilter) -> bool:
+    created = submission.created_at
+    return (
+        (where.model_id is None or submission.model_id == where.model_id)
+        and (where.created_after is None or created > where.created_after)
+        and (where.created_before is None or created < where.created_before)
+    )
 
 
 class FakeUserRepository:
@@ -263,23 +280,33 @@ class FakeSubmissionRepository:
         rows = [self._data.submissions.get(i) for i in ids]
         return [row.submission if row else None for row in rows]
 
-    def _owned(self, owner_id: UUID, status: SubmissionStatus | None) -> list[Submission]:
+    def _owned(
+        self, owner_id: UUID, status: SubmissionStatus | None, where: SubmissionFilter
+    ) -> list[Submission]:
         return [
             r.submission
             for r in self._data.submissions.values()
             if r.submission.owner_id == owner_id
             and (status is None or r.submission.status is status)
+            and _matches(r.submission, where)
         ]
 
     async def list_for_owners(
-        self, owner_ids: Sequence[UUID], request: PageRequest, status: SubmissionStatus | None
+        self,
+        owner_ids: Sequence[UUID],
+        request: PageRequest,
+        status: SubmissionStatus | None,
+        where: SubmissionFilter = EVERY_SUBMISSION,
     ) -> list[Page[Submission]]:
-        return [_page(self._owned(o, status), request) for o in owner_ids]
+        return [_page(self._owned(o, status, where), request) for o in owner_ids]
 
     async def count_for_owners(
-        self, owner_ids: Sequence[UUID], status: SubmissionStatus | None
+        self,
+        owner_ids: Sequence[UUID],
+        status: SubmissionStatus | None,
+        where: SubmissionFilter = EVERY_SUBMISSION,
     ) -> list[int]:
-        return [len(self._owned(o, status)) for o in owner_ids]
+        return [len(self._owned(o, status, where)) for o in owner_ids]
 
     async def add(
         self, submission: Submission, asset_ids: Sequence[UUID]
@@ -506,6 +533,96 @@ class FakeWebhookRepository:
         return counts
 
 
+class FakeApiKeyRepository:
+    def __init__(self, data: FakeData) -> None:
+        self._data = data
+
+    async def add(self, key: ApiKey, secret_hash: bytes) -> None:
+        self._data.api_keys[key.id] = (key, secret_hash)
+
+    async def get(self, key_id: UUID) -> ApiKey | None:
+        found = self._data.api_keys.get(key_id)
+        return None if found is None else found[0]
+
+    async def by_hash(self, secret_hash: bytes) -> ApiKey | None:
+        return next((k for k, h in self._data.api_keys.values() if h == secret_hash), None)
+
+    async def list_for_owner(self, owner_id: UUID) -> list[ApiKey]:
+        keys = [k for k, _ in self._data.api_keys.values() if k.owner_id == owner_id]
+        return sorted(keys, key=keyset_of, reverse=True)
+
+    async def save_revoked(self, key: ApiKey) -> None:
+        self._data.api_keys[key.id] = (key, self._data.api_keys[key.id][1])
+
+    async def touch(self, key_id: UUID, now: datetime) -> None:
+        key, digest = self._data.api_keys[key_id]
+        if key.is_due_for_touch(now):
+            self._data.api_keys[key_id] = (replace(key, last_used_at=now), digest)
+
+
+class FakeAccountRepository:
+    """Erasure over FakeData: what the SQL one deletes, in the fake's terms."""
+
+    def __init__(self, data: FakeData) -> None:
+        self._data = data
+
+    async def erase(self, user_id: UUID, now: datetime) -> int:
+        data = self._data
+        owned = [a for a in data.assets.values() if a.owner_id == user_id]
+        for asset in owned:
+            data.blob_deletions.setdefault(asset.object_key, now)
+            del data.assets[asset.id]
+        for sid in [s for s, r in data.submissions.items() if r.submission.owner_id == user_id]:
+            del data.submissions[sid]
+        data.results = {k: r for k, r in data.results.items() if r.owner_id != user_id}
+        data.endpoints = {k: e for k, e in data.endpoints.items() if e.owner_id != user_id}
+        data.api_keys = {k: v for k, v in data.api_keys.items() if v[0].owner_id != user_id}
+        data.events = [e for e in data.events if e.owner_id != user_id]
+        user = data.users.pop(user_id)
+        data.subjects.pop(user.subject, None)
+        return len(owned)
+
+    async def reactivate(self, user_id: UUID, now: datetime) -> User | None:
+        user = self._data.users.get(user_id)
+        if user is None:
+            return None
+        self._data.users[user_id] = replace(user, is_active=True, updated_at=now)
+        return self._data.users[user_id]
+
+
+class FakeBlobDeletionRepository:
+    def __init__(self, data: FakeData) -> None:
+        self._data = data
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        return [k for k, at in self._data.blob_deletions.items() if at <= now][:limit]
+
+    async def forget(self, object_keys: Sequence[str], now: datetime) -> None:
+        for key in object_keys:
+            self._data.blob_deletions.pop(key, None)
+
+    async def postpone(self, object_key: str, until: datetime, error: str) -> None:
+        self._data.blob_deletions[object_key] = until
+
+    async def retire_assets(
+        self, created_before: datetime, now: datetime, limit: int
+    ) -> list[Asset]:
+        live = [
+            a
+            for a in self._data.assets.values()
+            if a.status is not AssetStatus.DELETED and a.created_at < created_before
+        ]
+        retired = []
+        for asset in sorted(live, key=keyset_of)[:limit]:
+            gone = replace(
+                asset, status=AssetStatus.DELETED, upload_expires_at=None, updated_at=now
+            )
+            self._data.assets[asset.id] = gone
+            self._data.blob_deletions.setdefault(asset.object_key, now)
+            retired.append(gone)
+        return retired
+
+
 class FakeUnitOfWork:
     """One 'transaction' over FakeData: rolled back on exit unless committed."""
 
@@ -522,6 +639,9 @@ class FakeUnitOfWork:
         self.webhooks = FakeWebhookRepository(self.data)
         self.batches = FakeBatchRepository(self.data)
         self.callbacks = FakeCallbackRepository(self.data)
+        self.api_keys = FakeApiKeyRepository(self.data)
+        self.accounts = FakeAccountRepository(self.data)
+        self.blob_deletions = FakeBlobDeletionRepository(self.data)
         self._depth = 0
 
     async def __aenter__(self) -> Self:

@@ -1,0 +1,153 @@
+"""Erasing and reactivating accounts; the queue of stored bytes to delete (an outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.assets import Asset, AssetStatus
+from domain.users import User
+from persistence.assets import _COLUMNS as _ASSET_COLUMNS
+from persistence.assets import _asset
+from persistence.tables import (
+    api_keys,
+    assets,
+    batches,
+    blob_deletions,
+    callback_deliveries,
+    callback_secrets,
+    events,
+    submissions,
+    users,
+    webhook_endpoints,
+)
+from persistence.users import _COLUMNS as _USER_COLUMNS
+from persistence.users import _user
+
+
+def _queue_bytes(owned: sa.Select[tuple[str, datetime | None, datetime]]) -> sa.Insert:
+    return (
+        insert(blob_deletions)
+        .from_select(["object_key", "not_final_before", "next_attempt_at"], owned)
+        .on_conflict_do_nothing(index_elements=[blob_deletions.c.object_key])
+    )
+
+
+class SqlAccountRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def erase(self, user_id: UUID, now: datetime) -> int:
+        owned = sa.select(
+            assets.c.object_key,
+            assets.c.upload_expires_at,
+            sa.literal(now, sa.DateTime(timezone=True)),
+        ).where(assets.c.owner_id == user_id)
+        queued = await self._conn.execute(_queue_bytes(owned))
+        # Results and submission_assets go with their submissions (ON DELETE CASCADE),
+        # deliveries and their attempts with their endpoints.
+        # Submissions before their batches, callbacks before the events they point at.
+        owned_tables = (submissions, batches, assets, webhook_endpoints, api_keys)
+        for table in (*owned_tables, callback_deliveries, events):
+            await self._conn.execute(sa.delete(table).where(table.c.owner_id == user_id))
+        await self._conn.execute(
+            sa.delete(callback_secrets).where(callback_secrets.c.user_id == user_id)
+        )
+        await self._conn.execute(
+            sa.update(users)
+            .where(users.c.id == user_id)
+            .values(
+                subject=sa.literal("erased:") + sa.cast(users.c.id, sa.Text),
+                email="",
+                name="",
+                groups=[],
+                is_active=False,
+                erased_at=now,
+                updated_at=now,
+            )
+        )
+        return int(queued.rowcount or 0)
+
+    async def reactivate(self, user_id: UUID, now: datetime) -> User | None:
+        statement = (
+            sa.update(users)
+            .where(users.c.id == user_id, users.c.erased_at.is_(None))
+            .values(is_active=True, updated_at=now)
+            .returning(*_USER_COLUMNS)
+        )
+        row = (await self._conn.execute(statement)).first()
+        return None if row is None else _user(row)
+
+
+class SqlBlobDeletionRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        statement = (
+            sa.select(blob_deletions.c.object_key)
+            .where(blob_deletions.c.next_attempt_at <= now)
+            .order_by(blob_deletions.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self._conn.execute(statement)).scalars())
+
+    async def forget(self, object_keys: Sequence[str], now: datetime) -> None:
+        if not object_keys:
+            return
+        deleted = blob_deletions.c.object_key.in_(object_keys)
+        grant = blob_deletions.c.not_final_before
+        later = grant > now
+        final = sa.or_(grant.is_(None), grant <= now)
+        await self._conn.execute(sa.delete(blob_deletions).where(deleted, final))
+        await self._conn.execute(
+            sa.update(blob_deletions)
+            .where(deleted, later)
+            .values(next_attempt_at=blob_deletions.c.not_final_before, not_final_before=None)
+        )
+
+    async def postpone(self, object_key: str, until: datetime, error: str) -> None:
+        await self._conn.execute(
+            sa.update(blob_deletions)
+            .where(blob_deletions.c.object_key == object_key)
+            .values(
+                attempts=blob_deletions.c.attempts + 1,
+                next_attempt_at=until,
+                last_error=error[:500],
+            )
+        )
+
+    async def retire_assets(
+        self, created_before: datetime, now: datetime, limit: int
+    ) -> list[Asset]:
+        live = (
+            sa.select(assets.c.id)
+            .where(
+                assets.c.status != AssetStatus.DELETED.value, assets.c.created_at < created_before
+            )
+            .order_by(assets.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        statement = (
+            sa.update(assets)
+            .where(assets.c.id.in_(live))
+            .values(status=AssetStatus.DELETED.value, upload_expires_at=None, updated_at=now)
+            .returning(*_ASSET_COLUMNS)
+        )
+        retired = [_asset(row) for row in await self._conn.execute(statement)]
+        if retired:
+            keys = [a.object_key for a in retired]
+            await self._conn.execute(
+                insert(blob_deletions)
+                .values([{"object_key": k, "next_attempt_at": now} for k in keys])
+                .on_conflict_do_nothing(index_elements=[blob_deletions.c.object_key])
+            )
+        return retired
