@@ -11,6 +11,7 @@ from domain.api_keys import ApiKey, ApiKeySecrets
 from domain.errors import Unavailable
 from domain.services import accounts, api_keys
 from graph.ids import required_id, to_global_id
+from graph.sign_in import revoking
 from graph.types import AppInfo, Node, UserType
 from graph.webhooks import DeletePayload
 
@@ -110,9 +111,12 @@ class AccountMutations:
     @strawberry.mutation(description="Erase the viewer's account and data (not with an API key).")
     async def delete_viewer(self, info: AppInfo, input: DeleteViewerInput) -> DeletePayload:
         ctx = info.context
-        user_id = await accounts.delete_viewer(
-            ctx.uow(), ctx.principal, input.confirm_email, clock=ctx.clock
-        )
+        principal = ctx.principal
+        # Cached sign-ins of the erased account end on every process before the answer.
+        async with revoking(ctx.sign_ins, [principal.user_id]):
+            user_id = await accounts.delete_viewer(
+                ctx.uow(), principal, input.confirm_email, clock=ctx.clock
+            )
         return DeletePayload(deleted_id=strawberry.ID(to_global_id("User", user_id)))
 
     @strawberry.mutation(description="Reactivate a deactivated user (administrators only).")

@@ -100,3 +100,28 @@ async def test_deactivating_on_one_process_refuses_the_next_request_on_another(
         assert refused["extensions"]["code"] == "FORBIDDEN"
         refused = only_error(await gql(first.client, VIEWER, token=bob))
         assert refused["extensions"]["code"] == "FORBIDDEN"
+
+
+ERASE = "mutation($email: String!) { deleteViewer(input: {confirmEmail: $email}) { deletedId } }"
+
+
+async def test_an_erased_account_is_not_served_from_any_process_cache(
+    settings: Settings, postgres_url: str, db: AsyncEngine, token: TokenFactory
+) -> None:
+    eve = token("eve@example.com")
+    async with (
+        process(settings, postgres_url) as first,
+        process(settings, postgres_url) as second,
+    ):
+        before = await gql(second.client, VIEWER, token=eve)
+        await signed_in_from_cache(second, eve)
+        await signed_in_from_cache(first, eve)
+
+        erased = await gql(first.client, ERASE, {"email": "eve@example.com"}, token=eve)
+        assert erased["data"]["deleteViewer"]["deletedId"] == before["data"]["viewer"]["id"]
+
+        # The same identity starts a new, empty account on both processes at once.
+        for proc in (first, second):
+            after = await gql(proc.client, VIEWER, token=eve)
+            assert after.get("data"), after
+            assert after["data"]["viewer"]["id"] != before["data"]["viewer"]["id"], proc
