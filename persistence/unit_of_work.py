@@ -13,6 +13,7 @@ from persistence.assets import SqlAssetRepository
 from persistence.events import SqlEventRepository
 from persistence.models import SqlModelRepository
 from persistence.outages import is_lost_connection, is_unreachable
+from persistence.projections import SqlProjectionReader
 from persistence.submissions import SqlResultRepository, SqlSubmissionRepository
 from persistence.users import SqlUserRepository
 from persistence.webhooks import SqlWebhookRepository
@@ -34,6 +35,7 @@ class SqlUnitOfWork:
     results: SqlResultRepository
     events: SqlEventRepository
     webhooks: SqlWebhookRepository
+    projections: SqlProjectionReader
 
     def __init__(
         self,
@@ -61,6 +63,7 @@ class SqlUnitOfWork:
         self.results = SqlResultRepository(conn)
         self.events = SqlEventRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
+        self.projections = SqlProjectionReader(conn)
         return self
 
     async def _connect(self) -> AsyncConnection:
