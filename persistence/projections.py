@@ -163,11 +163,8 @@ def _base64url(text_sql: str) -> str:
 
 def _moment(expression: str) -> str:
     """datetime.isoformat() of the value in UTC: microseconds only when not zero."""
-    utc = f"({expression} AT TIME ZONE 'UTC')"
-    return (
-        f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN to_char({utc}, 'US') = "
-        f"'000000' THEN '' ELSE to_char({utc}, '.US') END || '+00:00')"
-    )
+    text = f"to_char(({expression} AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+    return f"(replace({text}, '.000000', '') || '+00:00')"
 
 
 def _float(text_sql: str) -> str:
@@ -274,6 +271,8 @@ class _Renderer:
             anomalies.append(f"jsonb_typeof({expression}) = 'null'")
         if not anomalies:
             return value
+        if kind is p.Kind.JSON:  # stored as jsonb: written as it is, no conversion to json
+            return f"CASE WHEN {' OR '.join(anomalies)} THEN {_ANOMALY_JSONB} ELSE {value} END"
         return f"CASE WHEN {' OR '.join(anomalies)} THEN {_ANOMALY_JSON} ELSE to_json({value}) END"
 
     def nested(self, entity: _Entity, alias: str, nested: p.Nested) -> str:
