@@ -157,8 +157,9 @@ def _literal(text: str) -> str:
 
 
 def _base64url(text_sql: str) -> str:
-    # encode() breaks lines every 76 characters; translate drops them with the padding.
-    return f"translate(encode(convert_to({text_sql}, 'UTF8'), 'base64'), E'+/=\\n', '-_')"
+    # encode() breaks lines every 76 characters; translate drops them with the padding. The
+    # text is ASCII without backslashes (a type name, a UUID, a DateTime): ::bytea keeps it.
+    return f"translate(encode(({text_sql})::bytea, 'base64'), E'+/=\\n', '-_')"
 
 
 def _moment(expression: str) -> str:
@@ -169,9 +170,10 @@ def _moment(expression: str) -> str:
 
 def _float(text_sql: str) -> str:
     """A float's text with a fraction when PostgreSQL writes it as an integer (1 -> 1.0)."""
-    return (
-        f"(CASE WHEN {text_sql} ~ '^-?[0-9]+$' THEN {text_sql} || '.0' ELSE {text_sql} END)::json"
-    )
+    # NaN and Infinity become NaN.0 and Infinity.0, which are no JSON: the statement fails
+    # and the request falls back, where the reference path reports the value.
+    integral = f"strpos({text_sql}, '.') = 0 AND strpos({text_sql}, 'e') = 0"
+    return f"(CASE WHEN {integral} THEN {text_sql} || '.0' ELSE {text_sql} END)::json"
 
 
 # Per slot of a window: whether `after` is set, and each filter's name and whether it is set.
@@ -322,12 +324,17 @@ class _Renderer:
         return f"coalesce({found}, {missing})" if is_required else found
 
     def many(self, link: _Link, parent: str, shape: p.Shape) -> str:
+        # The rows come ordered from a subquery (an index scan, mostly) rather than through
+        # json_agg(... ORDER BY), which sorts once per parent: a third of the time of W1.
         alias = self.alias()
         where = " AND ".join(self._where(link, parent, alias))
+        rows = (
+            f"SELECT {alias}.* FROM {self._from(link, alias)} WHERE {where} "
+            f"ORDER BY {link.order.format(c=alias)}"
+        )
         return (
-            f"(SELECT coalesce(json_agg({self.object(shape, alias)} "
-            f"ORDER BY {link.order.format(c=alias)}), '[]'::json) "
-            f"FROM {self._from(link, alias)} WHERE {where})"
+            f"(SELECT coalesce(json_agg({self.object(shape, alias)}), '[]'::json) "
+            f"FROM ({rows}) {alias})"
         )
 
     def _filters(self, window: p.Window, alias: str) -> list[str]:
@@ -367,7 +374,8 @@ class _Renderer:
                 )
             elif part == "edges":
                 written = (
-                    f"coalesce(json_agg({self.edge(window, alias)} ORDER BY {alias}.n__) "
+                    # In the order the numbered rows come in: the window's.
+                    f"coalesce(json_agg({self.edge(window, alias)}) "
                     f"FILTER (WHERE {alias}.n__ <= {first}), '[]'::json)"
                 )
             else:
