@@ -205,12 +205,12 @@ class CompiledPlans:
             uow = (context.read_uow or context.uow)()
             run = Run(principal, uow, context.blobs, context.download_url_ttl)
             projection, coerced = self.projection_for(schema, document, key, given)
-            data = None
+            data, kind = None, "statement"
             if isinstance(projection, ProjectionPlan):
                 data = await project(projection, run, coerced)
             if data is None:  # no projection, or a store that cannot answer one
                 plan, coerced = self.plan_for(schema, document, key, given)
-                data = await execute(plan, run, coerced)
+                data, kind = await execute(plan, run, coerced), "batched"
         except Fallback as fallback:
             metrics.EXECUTION_PATH.labels("fallback", fallback.reason).inc()
             return None
@@ -224,6 +224,7 @@ class CompiledPlans:
             metrics.EXECUTION_PATH.labels("fallback", "error").inc()
             return None
         metrics.EXECUTION_PATH.labels("compiled", "").inc()
+        metrics.COMPILED_PLANS.labels(kind).inc()
         return data
 
 
