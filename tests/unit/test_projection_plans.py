@@ -84,6 +84,20 @@ def test_arguments_are_parameters_never_sql_text() -> None:
     assert len(statement.getters) == 6  # viewer, first, status (count and page), after x2
 
 
+def test_total_count_is_counted_only_when_selected() -> None:
+    slots = [p.PageArguments(PageRequest(first=2), (("status", None),))]
+    sql = {}
+    for name, document in {
+        "without": "{ submissions(first: 2) { edges { node { id } } } }",
+        "with": "{ submissions(first: 2) { totalCount edges { node { id } } } }",
+    }.items():
+        plan = projection(document)
+        assert isinstance(plan, ProjectionPlan)
+        sql[name] = rendered(plan.projection, False, shape_of(slots)).sql
+    assert "SELECT count(*)" not in sql["without"]
+    assert "SELECT count(*)" in sql["with"]
+
+
 def test_an_administrator_reads_without_the_owner_predicate() -> None:
     plan = projection("{ submissions(first: 2) { edges { node { id } } } }")
     assert isinstance(plan, ProjectionPlan)
