@@ -48,6 +48,12 @@ SIGN_INS = Counter(
     ["source"],
     registry=REGISTRY,
 )
+COMPILED_PLANS = Counter(
+    "assay_graphql_compiled_plan_total",
+    "Query operations answered compiled, by plan: one SQL statement, or batched loads.",
+    ["plan"],
+    registry=REGISTRY,
+)
 FAST_LANE = Counter(
     "assay_graphql_fast_lane_total",
     "POST requests the fast lane answered (answered) or handed to the full pipeline, by reason.",

@@ -118,3 +118,28 @@ async def fetch(
         await conn.invalidate(error)  # gone or unusable: the pool must not hand it out again
         raise
     return rows, compiled.columns
+
+
+async def fetch_text(conn: AsyncConnection, sql: str, arguments: Sequence[Any]) -> str:
+    """The one text value of a statement written in PostgreSQL's own $n form.
+
+    On the driver in autocommit units of work (as `fetch`); through SQLAlchemy's
+    exec_driver_sql otherwise, which passes the text and arguments to asyncpg unchanged."""
+    sync = conn.sync_connection
+    count = None if sync is None else _driver_counter(sync)
+    if count is None or sync is None:
+        result = await conn.exec_driver_sql(sql, tuple(arguments))
+        value = result.scalar_one()
+    else:
+        driver = sync.connection.driver_connection
+        assert driver is not None
+        count()
+        try:
+            value = await driver.fetchval(sql, *arguments)
+        except asyncpg.PostgresError:
+            raise
+        except Exception as error:
+            await conn.invalidate(error)
+            raise
+    assert isinstance(value, str)
+    return value

@@ -17,6 +17,7 @@ from persistence.callbacks import SqlCallbackRepository
 from persistence.events import SqlEventRepository
 from persistence.models import SqlModelRepository
 from persistence.outages import is_lost_connection, is_unreachable
+from persistence.projections import SqlProjectionReader
 from persistence.submissions import SqlResultRepository, SqlSubmissionRepository
 from persistence.users import SqlUserRepository
 from persistence.webhooks import SqlWebhookRepository
@@ -43,6 +44,7 @@ class SqlUnitOfWork:
     api_keys: SqlApiKeyRepository
     accounts: SqlAccountRepository
     blob_deletions: SqlBlobDeletionRepository
+    projections: SqlProjectionReader
 
     def __init__(
         self,
@@ -75,6 +77,7 @@ class SqlUnitOfWork:
         self.api_keys = SqlApiKeyRepository(conn)
         self.accounts = SqlAccountRepository(conn)
         self.blob_deletions = SqlBlobDeletionRepository(conn)
+        self.projections = SqlProjectionReader(conn)
         return self
 
     async def _connect(self) -> AsyncConnection:

@@ -39,7 +39,8 @@ from graph import metrics
 from graph.context import Context
 from graph.document_cache import LruCache
 from graph.execution.compiler import Compiler, Plan
-from graph.execution.runner import execute
+from graph.execution.projection import ProjectionCompiler, ProjectionPlan
+from graph.execution.runner import execute, project
 from graph.execution.specs import Fallback, Run, Unsupported
 from graph.limits import OperationMeasure, measure_operation, measured_variables
 
@@ -61,6 +62,7 @@ class Template:
     conditions: tuple[str, ...]  # variables that @skip/@include read
     unsupported: str | None = None
     plans: dict[tuple[Any, ...], Plan | str] = field(default_factory=dict)
+    projections: dict[tuple[Any, ...], ProjectionPlan | str] = field(default_factory=dict)
 
 
 def _walk(selection_set: SelectionSetNode | None) -> Iterator[DirectiveNode]:
@@ -126,13 +128,13 @@ class CompiledPlans:
         self.templates: LruCache[tuple[str, str | None], Template] = LruCache(maxsize)
         self.is_enabled = is_enabled
 
-    def plan_for(
+    def _coerced(
         self,
         schema: GraphQLSchema,
         document: DocumentNode,
         key: tuple[str, str | None],
         variables: dict[str, Any],
-    ) -> tuple[Plan, VariableValues]:
+    ) -> tuple[Template, OperationDefinitionNode, VariableValues, tuple[Any, ...]]:
         template = self.templates.get(key)
         if template is None:
             template = _template(document, key[1])
@@ -145,10 +147,39 @@ class CompiledPlans:
         if isinstance(coerced, list):
             raise Fallback("variables")
         condition = tuple(coerced.coerced.get(name) for name in template.conditions)
+        return template, template.operation, coerced, condition
+
+    def projection_for(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        key: tuple[str, str | None],
+        variables: dict[str, Any],
+    ) -> tuple[ProjectionPlan | str, VariableValues]:
+        """The one-statement plan, or why there is none (the batched plan may still serve)."""
+        template, operation, coerced, condition = self._coerced(schema, document, key, variables)
+        plan = template.projections.get(condition)
+        if plan is None:
+            try:
+                plan = ProjectionCompiler(schema, template.fragments, coerced, operation).plan()
+            except Unsupported as unsupported:
+                plan = unsupported.reason
+            if len(template.projections) < MAX_PLANS_PER_DOCUMENT:
+                template.projections[condition] = plan
+        return plan, coerced
+
+    def plan_for(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        key: tuple[str, str | None],
+        variables: dict[str, Any],
+    ) -> tuple[Plan, VariableValues]:
+        template, operation, coerced, condition = self._coerced(schema, document, key, variables)
         plan = template.plans.get(condition)
         if plan is None:
             try:
-                plan = Compiler(schema, template.fragments, coerced, template.operation).plan()
+                plan = Compiler(schema, template.fragments, coerced, operation).plan()
             except Unsupported as unsupported:
                 plan = unsupported.reason
             if len(template.plans) < MAX_PLANS_PER_DOCUMENT:
@@ -173,12 +204,16 @@ class CompiledPlans:
             principal = context.principal_or_error
             if not isinstance(principal, Principal):
                 raise Fallback("unauthenticated")
-            plan, coerced = self.plan_for(
-                schema, document, (query, operation_name), variables or {}
-            )
+            key, given = (query, operation_name), variables or {}
             uow = (context.read_uow or context.uow)()
             run = Run(principal, uow, context.blobs, context.download_url_ttl)
-            data = await execute(plan, run, coerced)
+            projection, coerced = self.projection_for(schema, document, key, given)
+            data, kind = None, "statement"
+            if isinstance(projection, ProjectionPlan):
+                data = await project(projection, run, coerced)
+            if data is None:  # no projection, or a store that cannot answer one
+                plan, coerced = self.plan_for(schema, document, key, given)
+                data, kind = await execute(plan, run, coerced), "batched"
         except Fallback as fallback:
             metrics.EXECUTION_PATH.labels("fallback", fallback.reason).inc()
             return None
@@ -192,6 +227,7 @@ class CompiledPlans:
             metrics.EXECUTION_PATH.labels("fallback", "error").inc()
             return None
         metrics.EXECUTION_PATH.labels("compiled", "").inc()
+        metrics.COMPILED_PLANS.labels(kind).inc()
         return data
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from graphql.execution.values import VariableValues
 
+from domain.projections import Anomaly, Projecting
 from graph.execution.codegen import Values
 from graph.execution.compiler import Plan
-from graph.execution.specs import ROOT, Run
+from graph.execution.projection import ProjectionPlan
+from graph.execution.specs import ROOT, Fallback, Run
 
 
 async def execute(plan: Plan, run: Run, variables: VariableValues) -> dict[str, Any]:
@@ -31,3 +34,19 @@ async def execute(plan: Plan, run: Run, variables: VariableValues) -> dict[str, 
                         following.extend((child, children) for child in relation.children)
             level = following
     return plan.root.build(ROOT, values)
+
+
+async def project(plan: ProjectionPlan, run: Run, variables: VariableValues) -> Any:
+    """The response data from one statement, or None where the store answers no projections.
+
+    The store writes JSON in its own spelling (spaces, escapes, numbers as written); parsing
+    it gives the values the reference path would serialize, so the response bytes match."""
+    slots = plan.slots(variables)  # a bad argument raises its DomainError before any I/O
+    async with run.uow:
+        if not isinstance(run.uow, Projecting):
+            return None
+        try:
+            text = await run.uow.projections.read(run.principal, plan.projection, slots)
+        except Anomaly:
+            raise Fallback("anomaly") from None
+    return orjson.loads(text)

@@ -442,6 +442,14 @@ def lane_answered() -> float:
     return value or 0.0
 
 
+def statement_plans() -> float:
+    """Query operations answered by one SQL statement so far (graph/execution/projection.py)."""
+    value = metrics.REGISTRY.get_sample_value(
+        "assay_graphql_compiled_plan_total", {"plan": "statement"}
+    )
+    return value or 0.0
+
+
 def compiled_count() -> float:
     """Query operations answered by a compiled plan so far (None, before any, counts as 0)."""
     value = metrics.REGISTRY.get_sample_value(

@@ -216,7 +216,7 @@ async def test_the_lane_adds_no_statement_and_logs_and_counts_like_the_pipeline(
         assert entry["principal_id"]
         assert entry["error_codes"] == []
 
-    assert statements[0] == statements[1] == 5  # the sign-in read, then one per level
+    assert statements[0] == statements[1] == 2  # the sign-in read, then one for the operation
     assert requests._value.get() - before == 2
 
 
