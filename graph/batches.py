@@ -24,6 +24,7 @@ from graph.types import (
     SubmissionType,
     UserType,
     connection,
+    load_model,
     load_user,
     page_request,
 )
@@ -85,10 +86,7 @@ class BatchType(Node):
 
     @strawberry.field
     async def model(self, info: AppInfo) -> ModelType:
-        model = await info.context.loaders.model_by_id.load(self.entity.model_id)
-        if model is None:
-            raise NotFound("Model", self.entity.model_id)
-        return ModelType.from_entity(model)
+        return await load_model(info, self.entity.model_id)
 
     @strawberry.field(
         description="Null once finished, or while the model has no recent throughput: the "

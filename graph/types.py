@@ -189,6 +189,13 @@ async def load_user(info: AppInfo, user_id: UUID) -> UserType:
     return UserType.from_entity(user)
 
 
+async def load_model(info: AppInfo, model_id: UUID) -> ModelType:
+    model = await info.context.loaders.model_by_id.load(model_id)
+    if model is None:
+        raise NotFound("Model", model_id)
+    return ModelType.from_entity(model)
+
+
 @strawberry.type(name="Asset")
 class AssetType(Node):
     file_name: str
@@ -285,10 +292,7 @@ class SubmissionType(Node):
 
     @strawberry.field
     async def model(self, info: AppInfo) -> ModelType:
-        model = await info.context.loaders.model_by_id.load(self.entity.model_id)
-        if model is None:
-            raise NotFound("Model", self.entity.model_id)
-        return ModelType.from_entity(model)
+        return await load_model(info, self.entity.model_id)
 
     @strawberry.field
     async def assets(self, info: AppInfo) -> list[AssetType]:

@@ -15,6 +15,7 @@ from domain.callbacks import CallbackDelivery, DueCallback
 from domain.events import EventType
 from domain.submissions import FINISHED
 from domain.webhooks import DeliveryStatus
+from persistence import delivery_queue as queue
 from persistence.batching import Row, any_of
 from persistence.tables import (
     batches,
@@ -24,7 +25,6 @@ from persistence.tables import (
     submissions,
 )
 
-_RETRYABLE = (DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value)
 _SUBMISSION_EVENTS = (
     EventType.SUBMISSION_SUCCEEDED.value,
     EventType.SUBMISSION_FAILED.value,
@@ -121,15 +121,6 @@ async def queue_callbacks(conn: AsyncConnection, after: int, upto: int, now: dat
         )
 
 
-def _held_by(claimed: CallbackDelivery) -> list[sa.ColumnElement[bool]]:
-    """The fence: still retryable and not claimed again since (the attempt count is the same)."""
-    return [
-        _deliveries.c.id == claimed.id,
-        _deliveries.c.attempts == claimed.attempts,
-        _deliveries.c.status.in_(_RETRYABLE),
-    ]
-
-
 class SqlCallbackRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -158,14 +149,7 @@ class SqlCallbackRepository:
     async def claim(self, limit: int, now: datetime, lease_until: datetime) -> list[DueCallback]:
         candidates = (
             sa.select(_deliveries.c.id)
-            .where(
-                _deliveries.c.status.in_(_RETRYABLE),
-                _deliveries.c.next_attempt_at <= now,
-                sa.or_(
-                    _deliveries.c.lease_expires_at.is_(None),
-                    _deliveries.c.lease_expires_at < now,
-                ),
-            )
+            .where(*queue.due(_deliveries, now))
             .order_by(_deliveries.c.next_attempt_at, _deliveries.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -177,46 +161,18 @@ class SqlCallbackRepository:
             .scalar_subquery()
             .label("secret")
         )
-        occurred_at = (
-            sa.select(events.c.created_at)
-            .where(events.c.id == _deliveries.c.event_id)
-            .scalar_subquery()
-            .label("occurred_at")
-        )
-        statement = (
-            sa.update(_deliveries)
-            .where(_deliveries.c.id.in_(candidates))
-            .values(
-                attempts=_deliveries.c.attempts + 1, lease_expires_at=lease_until, updated_at=now
-            )
-            .returning(*_deliveries.c, secret, occurred_at)
-        )
+        occurred_at = queue.occurred_at(_deliveries, events)
+        statement = queue.claim(_deliveries, candidates, now, lease_until, secret, occurred_at)
         rows = (await self._conn.execute(statement)).all()
         due = [DueCallback(_delivery(row), row.secret, row.occurred_at) for row in rows]
         return sorted(due, key=lambda d: (d.delivery.next_attempt_at or now, d.delivery.id))
 
     async def finish_attempt(self, claimed: CallbackDelivery, updated: CallbackDelivery) -> bool:
-        statement = (
-            sa.update(_deliveries)
-            .where(*_held_by(claimed))
-            .values(
-                status=updated.status.value,
-                last_status_code=updated.last_status_code,
-                last_error=updated.last_error,
-                next_attempt_at=updated.next_attempt_at,
-                lease_expires_at=None,
-                updated_at=sa.func.now(),
-            )
-            .returning(_deliveries.c.id)
-        )
+        statement = queue.record_outcome(_deliveries, claimed, updated, sa.func.now())
         return (await self._conn.execute(statement)).first() is not None
 
     async def release(self, claimed: CallbackDelivery) -> None:
-        await self._conn.execute(
-            sa.update(_deliveries)
-            .where(*_held_by(claimed))
-            .values(attempts=_deliveries.c.attempts - 1, lease_expires_at=None)
-        )
+        await self._conn.execute(queue.release(_deliveries, claimed))
 
     async def count_by_status(self) -> dict[DeliveryStatus, int]:
         statement = sa.select(_deliveries.c.status, sa.func.count()).group_by(_deliveries.c.status)

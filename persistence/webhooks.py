@@ -20,6 +20,7 @@ from domain.webhooks import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from persistence import delivery_queue as queue
 from persistence.batching import (
     Row,
     any_of,
@@ -37,7 +38,6 @@ from persistence.tables import (
 )
 
 FAN_OUT_CURSOR = "webhooks"
-_RETRYABLE = (DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value)
 _endpoints, _deliveries = webhook_endpoints, webhook_deliveries
 
 
@@ -331,15 +331,7 @@ class SqlWebhookDispatch:
         waiting = (
             sa.select(_deliveries.c.id, _deliveries.c.next_attempt_at, turn.label("turn"))
             .select_from(_deliveries.join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id))
-            .where(
-                _deliveries.c.status.in_(_RETRYABLE),
-                _deliveries.c.next_attempt_at <= now,
-                sa.or_(
-                    _deliveries.c.lease_expires_at.is_(None),
-                    _deliveries.c.lease_expires_at < now,
-                ),
-                _endpoints.c.is_active,
-            )
+            .where(*queue.due(_deliveries, now), _endpoints.c.is_active)
             .subquery("waiting")
         )
         candidates = (
@@ -351,19 +343,9 @@ class SqlWebhookDispatch:
             .with_for_update(skip_locked=True, of=_deliveries)
             .scalar_subquery()
         )
-        occurred_at = (
-            sa.select(events.c.created_at)
-            .where(events.c.id == _deliveries.c.event_id)
-            .scalar_subquery()
-            .label("occurred_at")
-        )
-        statement = (
-            sa.update(_deliveries)
-            .where(_deliveries.c.id.in_(candidates))
-            .values(
-                attempts=_deliveries.c.attempts + 1, lease_expires_at=lease_until, updated_at=now
-            )
-            .returning(*_deliveries.c, _owner_of_delivery(), occurred_at)
+        occurred_at = queue.occurred_at(_deliveries, events)
+        statement = queue.claim(
+            _deliveries, candidates, now, lease_until, _owner_of_delivery(), occurred_at
         )
         rows = (await self._conn.execute(statement)).all()
         if not rows:
@@ -390,36 +372,11 @@ class SqlWebhookDispatch:
                 created_at=attempt.created_at,
             )
         )
-        statement = (
-            sa.update(_deliveries)
-            .where(*_held_by(claimed))
-            .values(
-                status=updated.status.value,
-                last_status_code=updated.last_status_code,
-                last_error=updated.last_error,
-                next_attempt_at=updated.next_attempt_at,
-                lease_expires_at=None,
-                updated_at=attempt.created_at,
-            )
-            .returning(_deliveries.c.id)
-        )
+        statement = queue.record_outcome(_deliveries, claimed, updated, attempt.created_at)
         return (await self._conn.execute(statement)).first() is not None
 
     async def release(self, claimed: WebhookDelivery) -> None:
-        await self._conn.execute(
-            sa.update(_deliveries)
-            .where(*_held_by(claimed))
-            .values(attempts=_deliveries.c.attempts - 1, lease_expires_at=None)
-        )
-
-
-def _held_by(claimed: WebhookDelivery) -> list[sa.ColumnElement[bool]]:
-    """The fence: still retryable and not claimed again since (the attempt count is the same)."""
-    return [
-        _deliveries.c.id == claimed.id,
-        _deliveries.c.attempts == claimed.attempts,
-        _deliveries.c.status.in_(_RETRYABLE),
-    ]
+        await self._conn.execute(queue.release(_deliveries, claimed))
 
 
 class SqlWebhookRepository(SqlWebhookEndpoints, SqlWebhookDeliveries, SqlWebhookDispatch):

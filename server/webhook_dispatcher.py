@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domain.ports import Clock, UnitOfWorkFactory, WebhookSender
 from domain.services import webhooks
 from domain.webhooks import DueDelivery, RetrySchedule
+from server.delivery_loop import DeliveryLoop
 from server.workers import Periodic
-
-logger = logging.getLogger(__name__)
 
 
 def lease_seconds_for(timeout_seconds: float) -> float:
@@ -46,39 +42,20 @@ class WebhookDispatcher:
 
     async def delivery_step(self) -> int:
         """Claim due deliveries and send them concurrently, in rounds while any are due."""
-        total = 0
-        for _ in range(self.max_rounds):
-            claimed = await webhooks.claim_due_deliveries(
+        return await DeliveryLoop[DueDelivery](
+            kind="webhook",
+            claim=lambda: webhooks.claim_due_deliveries(
                 self.uow(),
                 limit=self.batch_size,
                 lease_seconds=self.lease_seconds,
                 clock=self.clock,
-            )
-            if not claimed:
-                break
-            await self._deliver_all(claimed)
-            total += len(claimed)
-        return total
-
-    async def _deliver_all(self, claimed: Sequence[DueDelivery]) -> None:
-        unfinished = {due.delivery.id: due for due in claimed}
-
-        async def deliver(due: DueDelivery) -> None:
-            try:
-                await webhooks.deliver(
-                    self.uow(), self.sender, due, self.schedule, clock=self.clock
-                )
-            except Exception:
-                # The lease runs out and the delivery is claimed again.
-                logger.exception("delivering webhook %s failed", due.delivery.id)
-            unfinished.pop(due.delivery.id, None)
-
-        try:
-            await asyncio.gather(*(deliver(due) for due in claimed))
-        except asyncio.CancelledError:
-            # Stopping: hand back what was not recorded, so it goes out again at once.
-            await asyncio.shield(webhooks.release(self.uow(), list(unfinished.values())))
-            raise
+            ),
+            send=lambda due: webhooks.deliver(
+                self.uow(), self.sender, due, self.schedule, clock=self.clock
+            ),
+            release=lambda unfinished: webhooks.release(self.uow(), unfinished),
+            max_rounds=self.max_rounds,
+        ).step()
 
     def runnables(self, poll_seconds: float) -> list[Periodic]:
         return [

@@ -3,17 +3,15 @@ the callbacks the webhook fan-out queued (one per finished submission or batch).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import timedelta
 
 from domain.callbacks import CallbackDelivery, DueCallback
 from domain.errors import InvalidInput
 from domain.ports import Clock, UnitOfWork, UrlGuard, WebhookSender
 from domain.principal import Principal
-from domain.services.webhooks import next_state, url_problem
-from domain.webhooks import DeliveryOutcome, DeliveryStatus, Jitter, RetrySchedule, new_secret
+from domain.services.webhooks import record_outcome, url_problem
+from domain.webhooks import DeliveryOutcome, DeliveryStatus, RetrySchedule, new_secret
 
 # A message about a secret, not one.
 NO_SECRET = (
@@ -61,26 +59,6 @@ async def claim_due(
     return claimed
 
 
-def after_attempt(
-    delivery: CallbackDelivery,
-    outcome: DeliveryOutcome,
-    schedule: RetrySchedule,
-    *,
-    clock: Clock,
-    uniform: Jitter = random.uniform,
-) -> CallbackDelivery:
-    status, next_attempt_at, error = next_state(
-        delivery.attempts, outcome, schedule, now=clock(), uniform=uniform
-    )
-    return replace(
-        delivery,
-        status=status,
-        last_status_code=outcome.status_code,
-        last_error=error,
-        next_attempt_at=next_attempt_at,
-    )
-
-
 async def deliver(
     uow: UnitOfWork,
     sender: WebhookSender,
@@ -94,11 +72,14 @@ async def deliver(
         outcome = DeliveryOutcome(None, "the owner has no callback secret any more", 0)
     else:
         outcome = await sender.send(due.message())
-    updated = after_attempt(due.delivery, outcome, schedule, clock=clock)
-    async with uow:
-        held = await uow.callbacks.finish_attempt(due.delivery, updated)
-        await uow.commit()
-    return updated if held else None
+    return await record_outcome(
+        uow,
+        due.delivery,
+        outcome,
+        schedule,
+        clock=clock,
+        finish=lambda updated: uow.callbacks.finish_attempt(due.delivery, updated),
+    )
 
 
 async def release(uow: UnitOfWork, claimed: Sequence[DueCallback]) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
 
+from domain.callbacks import CallbackDelivery
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events import EventType
 from domain.pagination import Page, PageRequest
@@ -26,6 +28,9 @@ from domain.webhooks import (
     WebhookEndpoint,
     new_secret,
 )
+
+# What a delivery queue holds: the two kinds share the retry schedule and recording.
+AnyDelivery = TypeVar("AnyDelivery", WebhookDelivery, CallbackDelivery)
 
 MAX_URL_LENGTH = 2048
 MAX_DESCRIPTION_LENGTH = 500
@@ -302,14 +307,15 @@ def next_state(
 
 
 def after_attempt(
-    delivery: WebhookDelivery,
+    delivery: AnyDelivery,
     outcome: DeliveryOutcome,
     schedule: RetrySchedule,
     *,
     clock: Clock,
     uniform: Jitter = random.uniform,
-) -> WebhookDelivery:
-    """2xx SUCCEEDED; else FAILED due again after the schedule's next step, or DEAD after it."""
+) -> AnyDelivery:
+    """2xx SUCCEEDED; else FAILED due again after the schedule's next step, or DEAD after it
+    (shared by webhooks and callbacks)."""
     status, next_attempt_at, error = next_state(
         delivery.attempts, outcome, schedule, now=clock(), uniform=uniform
     )
@@ -332,18 +338,45 @@ async def record_attempt(
     uniform: Jitter = random.uniform,
 ) -> WebhookDelivery | None:
     """Record the attempt and the delivery's next state; None when the claim was lost."""
-    updated = after_attempt(delivery, outcome, schedule, clock=clock, uniform=uniform)
-    attempt = DeliveryAttempt(
-        id=uuid.uuid4(),
-        delivery_id=delivery.id,
-        attempt=delivery.attempts,
-        status_code=outcome.status_code,
-        error=updated.last_error,
-        duration_ms=outcome.duration_ms,
-        created_at=clock(),
+
+    def attempt(updated: WebhookDelivery) -> DeliveryAttempt:
+        return DeliveryAttempt(
+            id=uuid.uuid4(),
+            delivery_id=delivery.id,
+            attempt=delivery.attempts,
+            status_code=outcome.status_code,
+            error=updated.last_error,
+            duration_ms=outcome.duration_ms,
+            created_at=clock(),
+        )
+
+    return await record_outcome(
+        uow,
+        delivery,
+        outcome,
+        schedule,
+        clock=clock,
+        uniform=uniform,
+        finish=lambda updated: uow.webhooks.finish_attempt(delivery, updated, attempt(updated)),
     )
+
+
+async def record_outcome(
+    uow: UnitOfWork,
+    delivery: AnyDelivery,
+    outcome: DeliveryOutcome,
+    schedule: RetrySchedule,
+    *,
+    clock: Clock,
+    finish: Callable[[AnyDelivery], Awaitable[bool]],
+    uniform: Jitter = random.uniform,
+) -> AnyDelivery | None:
+    """Write a claimed delivery's next state with `finish` (run inside the unit of work, it says
+    whether the claim still held); None when the claim was lost. Shared by webhooks and
+    callbacks."""
+    updated = after_attempt(delivery, outcome, schedule, clock=clock, uniform=uniform)
     async with uow:
-        held = await uow.webhooks.finish_attempt(delivery, updated, attempt)
+        held = await finish(updated)
         await uow.commit()
     return updated if held else None
 
