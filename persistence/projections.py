@@ -111,13 +111,14 @@ LINKS: Mapping[tuple[str, str], _Link] = {
 # Root sources: {me} is the principal's user id, {slot} the root's argument.
 SOURCES: Mapping[str, _Link] = {
     "viewer": _Link("User", "{c}.id = {me}"),
-    "user": _Link("User", "{c}.id = {slot}"),
+    # An erased account's emptied row is invisible to every query (persistence/users.py).
+    "user": _Link("User", "{c}.id = {slot} AND {c}.erased_at IS NULL"),
     "asset": _Link("Asset", "{c}.id = {slot} AND {c}.status <> 'DELETED'"),
     "submission": _Link("Submission", "{c}.id = {slot}"),
     "result": _Link("Result", "{c}.id = {slot}"),
     "model": _Link("Model", "{c}.id = {slot}"),
     "models": _Link("Model", "{c}.is_active", "{c}.name, {c}.created_at, {c}.id"),
-    "users": _Link("User", "TRUE"),
+    "users": _Link("User", "{c}.erased_at IS NULL"),
     "submissions": _Link("Submission", "{c}.owner_id = {me}"),
     "assets": _Link("Asset", "{c}.owner_id = {me}"),
 }
