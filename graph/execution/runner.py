@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from graphql.execution.values import VariableValues
 
-from domain.projections import Anomaly, Projecting
+from domain.projections import Anomaly, Constant, Projecting
 from graph.execution.codegen import Values
 from graph.execution.compiler import Plan
 from graph.execution.projection import ProjectionPlan
@@ -41,6 +41,9 @@ async def project(plan: ProjectionPlan, run: Run, variables: VariableValues) -> 
 
     The store writes JSON in its own spelling (spaces, escapes, numbers as written); parsing
     it gives the values the reference path would serialize, so the response bytes match."""
+    roots = plan.projection.roots
+    if all(isinstance(root, Constant) for _, root in roots):
+        return {key: root.value for key, root in roots}  # `{ __typename }`: nothing to read
     slots = plan.slots(variables)  # a bad argument raises its DomainError before any I/O
     async with run.uow:
         if not isinstance(run.uow, Projecting):
