@@ -147,14 +147,8 @@ class SqlCallbackRepository:
         return [_delivery(row) for row in await self._conn.execute(statement)]
 
     async def claim(self, limit: int, now: datetime, lease_until: datetime) -> list[DueCallback]:
-        candidates = (
-            sa.select(_deliveries.c.id)
-            .where(*queue.due(_deliveries, now))
-            .order_by(_deliveries.c.next_attempt_at, _deliveries.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+        ready = queue.due(_deliveries, now)
+        candidates = queue.in_turns(_deliveries, _deliveries.c.owner_id, ready, limit)
         secret = (
             sa.select(callback_secrets.c.secret)
             .where(callback_secrets.c.user_id == _deliveries.c.owner_id)

@@ -322,27 +322,9 @@ class SqlWebhookDispatch:
     async def claim_deliveries(
         self, limit: int, now: datetime, lease_until: datetime
     ) -> list[DueDelivery]:
-        # Each owner's due deliveries take turns: the first of every owner before the second
-        # of any, so one owner's backlog does not hold back another's first delivery.
-        turn = sa.func.row_number().over(
-            partition_by=_endpoints.c.owner_id,
-            order_by=(_deliveries.c.next_attempt_at, _deliveries.c.id),
-        )
-        waiting = (
-            sa.select(_deliveries.c.id, _deliveries.c.next_attempt_at, turn.label("turn"))
-            .select_from(_deliveries.join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id))
-            .where(*queue.due(_deliveries, now), _endpoints.c.is_active)
-            .subquery("waiting")
-        )
-        candidates = (
-            sa.select(_deliveries.c.id)
-            .select_from(_deliveries.join(waiting, waiting.c.id == _deliveries.c.id))
-            .where(waiting.c.turn <= limit)
-            .order_by(waiting.c.turn, waiting.c.next_attempt_at, waiting.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=_deliveries)
-            .scalar_subquery()
-        )
+        with_endpoint = _deliveries.join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id)
+        ready = [*queue.due(_deliveries, now), _endpoints.c.is_active]
+        candidates = queue.in_turns(_deliveries, _endpoints.c.owner_id, ready, limit, with_endpoint)
         occurred_at = queue.occurred_at(_deliveries, events)
         statement = queue.claim(
             _deliveries, candidates, now, lease_until, _owner_of_delivery(), occurred_at

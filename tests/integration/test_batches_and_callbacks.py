@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -445,3 +447,40 @@ async def test_a_cancelled_submission_calls_back_once_as_cancelled(
     body = Webhook(secret).verify(request_seen.body, request_seen.headers)
     assert body["type"] == "submission.cancelled"
     assert body["data"]["submissionId"] == submission_id
+
+
+async def test_callback_claims_take_turns_across_owners(db: AsyncEngine, api: Api) -> None:
+    """One owner's backlog of due callbacks does not hold back another owner's first one."""
+    await api.ok("alice", ROTATE)
+    await api.ok("bob", ROTATE)
+    async with db.begin() as conn:
+        owners = dict(
+            (await conn.execute(sa.select(tables.users.c.email, tables.users.c.id))).all()
+        )
+        alice, bob = owners["alice@example.com"], owners["bob@example.com"]
+        event = (
+            await conn.execute(
+                sa.insert(tables.events)
+                .values(type="SUBMISSION_SUCCEEDED", owner_id=alice, subject_id=alice, payload={})
+                .returning(tables.events.c.id)
+            )
+        ).scalar_one()
+        now = utc_now()
+        rows = [(alice, now - timedelta(seconds=60 - n)) for n in range(30)] + [(bob, now)]
+        for owner, due_at in rows:  # all of alice's fell due before bob's
+            await conn.execute(
+                sa.insert(tables.callback_deliveries).values(
+                    owner_id=owner,
+                    subject_id=uuid.uuid4(),
+                    url="http://127.0.0.1:9/cb",
+                    event_id=event,
+                    event_type="submission.succeeded",
+                    payload={},
+                    next_attempt_at=due_at,
+                )
+            )
+    async with SqlUnitOfWork(db) as uow:
+        claimed = await uow.callbacks.claim(5, utc_now(), utc_now() + timedelta(seconds=30))
+        await uow.commit()
+    assert len(claimed) == 5
+    assert bob in {due.delivery.owner_id for due in claimed}, "bob waits behind alice's backlog"
