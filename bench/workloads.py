@@ -20,7 +20,7 @@ W1_QUERY = """query W1 {
         email
         name
         createdAt
-        submissions(first: 10) {
+        submissions(first: 10, orderBy: CREATED_AT_ASC) {
           edges {
             node {
               id
