@@ -11,7 +11,7 @@ from bench.workloads import W1_QUERY, W2_QUERY
 from graph.execution.compiler import MAX_PLAN_FIELDS
 from graph.execution.extension import CompiledPlans
 from graph.execution.specs import Unsupported
-from graph.limits import QueryLimits, check_document, check_operation, measure_operation
+from graph.protection.limits import QueryLimits, check_document, check_operation, measure_operation
 from graph.schema import schema
 
 

@@ -11,7 +11,7 @@ from domain.api_keys import ApiKey, ApiKeySecrets
 from domain.errors import Unavailable
 from domain.services import accounts, api_keys
 from graph.ids import required_id, to_global_id
-from graph.sign_in import revoking
+from graph.protection.sign_in import revoking
 from graph.types import AppInfo, Node, UserType
 from graph.webhooks import DeletePayload
 

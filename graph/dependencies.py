@@ -20,13 +20,13 @@ from domain.ports import (
 )
 from domain.services.assets import UploadPolicy
 from domain.services.webhooks import WebhookPolicy
-from graph.cors import CorsPolicy
-from graph.limits import QueryLimits
-from graph.persisted import PersistedQueryPolicy
-from graph.rate_limit import RateLimiter
-from graph.sign_in import SignInCache
-from graph.sockets import SocketRegistry
+from graph.protection.limits import QueryLimits
+from graph.protection.persisted import PersistedQueryPolicy
+from graph.protection.rate_limit import RateLimiter
+from graph.protection.sign_in import SignInCache
 from graph.subscriptions import EventBroker
+from graph.transport.cors import CorsPolicy
+from graph.transport.sockets import SocketRegistry
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 

@@ -9,7 +9,7 @@ from graph.accounts import AccountMutations
 from graph.batches import BatchMutations
 from graph.ids import required_id
 from graph.inference_mutations import InferenceMutations
-from graph.sign_in import revoking
+from graph.protection.sign_in import revoking
 from graph.types import AppInfo, UserType
 from graph.webhooks import WebhookMutations
 

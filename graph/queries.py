@@ -17,8 +17,8 @@ from domain.users import UserFilter as UserFilterValue
 from graph import history
 from graph.accounts import AccountQueries, load_api_key
 from graph.batches import BatchQueries, BatchType
+from graph.execution.loaders import BatchLoader
 from graph.ids import from_global_id, parse_id
-from graph.loaders import BatchLoader
 from graph.types import (
     AppInfo,
     AssetType,

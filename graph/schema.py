@@ -14,10 +14,10 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from graph.batches import BatchType
-from graph.context import Context
 from graph.errors import format_error, log_unexpected
+from graph.execution.context import Context
+from graph.execution.pipeline import OperationRecord
 from graph.mutations import Mutation
-from graph.pipeline import OperationRecord
 from graph.queries import Query
 from graph.subscriptions import Subscription
 from graph.types import AssetType, ModelType, ResultType, SubmissionType, UserType

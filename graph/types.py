@@ -19,7 +19,7 @@ from domain.pagination import Keyed, Page, PageRequest, keyset_of
 from domain.submissions import Result, Submission, SubmissionStatus
 from domain.users import User
 from graph import history
-from graph.context import Context
+from graph.execution.context import Context
 from graph.ids import from_cursor, to_cursor, to_global_id
 
 # The domain's enums are the GraphQL enums: same names, same values.

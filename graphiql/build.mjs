@@ -1,8 +1,8 @@
-// Bundles src/index.jsx into graph/static/graphiql/ (graphiql.js, graphiql.css), minified.
+// Bundles src/index.jsx into graph/transport/static/graphiql/ (graphiql.js, graphiql.css), minified.
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 
-const outdir = fileURLToPath(new URL("../graph/static/graphiql/", import.meta.url));
+const outdir = fileURLToPath(new URL("../graph/transport/static/graphiql/", import.meta.url));
 
 await build({
   entryPoints: { graphiql: fileURLToPath(new URL("src/index.jsx", import.meta.url)) },

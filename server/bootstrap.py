@@ -24,17 +24,16 @@ from domain.services.assets import UploadPolicy
 from domain.services.inference import WorkerPolicy
 from domain.services.webhooks import WebhookPolicy
 from domain.webhooks import RetrySchedule
-from graph import metrics
-from graph.app import create_app
-from graph.cors import CorsPolicy
 from graph.dependencies import AppDependencies
-from graph.input_hygiene import InputBounds
-from graph.limits import QueryLimits
-from graph.persisted import PersistedQueryPolicy
-from graph.rate_limit import RateLimiter, RateLimitPolicy, parse_networks
-from graph.sign_in import SignInCache
-from graph.sockets import SocketLimits, SocketRegistry
+from graph.protection.input_hygiene import InputBounds
+from graph.protection.limits import QueryLimits
+from graph.protection.persisted import PersistedQueryPolicy
+from graph.protection.rate_limit import RateLimiter, RateLimitPolicy, parse_networks
+from graph.protection.sign_in import SignInCache
 from graph.subscriptions import EventBroker
+from graph.transport.app import create_app
+from graph.transport.cors import CorsPolicy
+from graph.transport.sockets import SocketLimits, SocketRegistry
 from integrations.blobs.local import LocalBlobStore
 from integrations.blobs.local_routes import UploadGate, blob_routes
 from integrations.blobs.s3 import S3BlobStore
@@ -61,6 +60,7 @@ from server.workers import (
     metrics_sampler,
     upload_sweeper,
 )
+from telemetry import metrics
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

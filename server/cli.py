@@ -16,7 +16,7 @@ from typing import Any
 import uvicorn
 from graphql import GraphQLError
 
-from graph.persisted import TrustedDocument, trusted_documents
+from graph.protection.persisted import TrustedDocument, trusted_documents
 from persistence import migrate
 from persistence.database import create_engine
 from persistence.embedded import EmbeddedKeeper, EmbeddedPostgres

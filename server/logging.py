@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from graph.app import CURRENT_REQUEST_ID
+from graph.transport.app import CURRENT_REQUEST_ID
 from server.settings import LogFormat, Settings
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is logged,

@@ -12,8 +12,8 @@ import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from graph.cors import parse_origins
-from graph.rate_limit import parse_networks
+from graph.protection.rate_limit import parse_networks
+from graph.transport.cors import parse_origins
 
 
 class Environment(StrEnum):

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from strawberry.extensions import SchemaExtension
 
-from graph.tracing import slow_resolver_spans
+from graph.execution.tracing import slow_resolver_spans
 from persistence.database import without_driver_reads
 from server.settings import Settings, SettingsError
 

@@ -13,7 +13,7 @@ from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
 from domain.services import accounts, assets, callbacks, inference, webhooks
 from domain.services.inference import WorkerPolicy
 from domain.submissions import Submission
-from graph import metrics
+from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 

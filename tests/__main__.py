@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PACKAGES = ["graph", "domain", "persistence", "auth", "integrations", "server"]
+PACKAGES = ["graph", "domain", "persistence", "auth", "integrations", "server", "telemetry"]
 
 CHECKS: list[tuple[str, list[str]]] = [
     ("ruff check", [str(BIN / "ruff"), "check", "."]),

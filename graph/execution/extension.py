@@ -35,17 +35,17 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from domain.errors import DomainError
 from domain.principal import Principal
-from graph import metrics
-from graph.context import Context
-from graph.document_cache import LruCache
 from graph.execution.compiler import Compiler, Plan
+from graph.execution.context import Context
+from graph.execution.document_cache import LruCache
 from graph.execution.projection import ProjectionCompiler, ProjectionPlan
 from graph.execution.runner import execute, project
 from graph.execution.specs import Fallback, Run, Unsupported
-from graph.limits import OperationMeasure, measure_operation, measured_variables
+from graph.protection.limits import OperationMeasure, measure_operation, measured_variables
+from telemetry import metrics
 
 if TYPE_CHECKING:
-    from graph.pipeline import Pipeline
+    from graph.execution.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ class KnownQueries:
 
 
 class CompiledExecution(SchemaExtension):
-    """The execute step of the request pipeline (graph/pipeline.py) on the full path."""
+    """The execute step of the request pipeline (graph/execution/pipeline.py) on the full path."""
 
     def __init__(self, pipeline: Pipeline, known: KnownQueries | None = None) -> None:
         self.pipeline = pipeline

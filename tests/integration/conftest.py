@@ -16,7 +16,6 @@ from starlette.applications import Starlette
 from auth.local_issuer import LocalIssuer
 from domain.models import ModelDefinition
 from domain.services import owned
-from graph import metrics
 from graph.ids import to_global_id
 from integrations.models.directory import ModelDirectory
 from persistence.unit_of_work import SqlUnitOfWork
@@ -25,6 +24,7 @@ from server.bootstrap import (
     local_issuer,
 )
 from server.settings import Settings
+from telemetry import metrics
 
 BASE_URL = "http://testserver"
 IRIS_INPUT = {

@@ -29,13 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from domain.pagination import Keyset
-from graph import metrics
 from graph.ids import to_cursor, to_global_id
 from graph.schema import schema
 from integrations.blobs.local import LocalBlobStore
 from persistence import tables
 from server import bootstrap
 from server.settings import Settings
+from telemetry import metrics
 from tests.integration.bootstrapped import variant
 
 JSONDict = dict[str, Any]
@@ -435,7 +435,7 @@ def execution_counts() -> Counter[tuple[str, str]]:
 
 
 def lane_answered() -> float:
-    """Requests the fast lane answered so far (graph/fast_lane.py)."""
+    """Requests the fast lane answered so far (graph/transport/fast_lane.py)."""
     value = metrics.REGISTRY.get_sample_value(
         "assay_graphql_fast_lane_total", {"outcome": "answered"}
     )

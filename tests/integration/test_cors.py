@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from graph import metrics
+from telemetry import metrics
 from tests.integration.conftest import TokenFactory
 
 WEB_APP = "http://localhost:5173"  # allowed by development's default

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from graph.over_http import GRAPHQL_RESPONSE_JSON
+from graph.transport.over_http import GRAPHQL_RESPONSE_JSON
 
 JSON = "application/json"
 VALID = b'{"query": "{ __typename }"}'

@@ -19,13 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool
 from starlette.applications import Starlette
 
-from graph import metrics
-from graph.document_cache import document_hash
+from graph.execution.document_cache import document_hash
 from graph.ids import parse_id, to_global_id
 from persistence.operations import SqlPersistedOperations
 from server.bootstrap import build_app
 from server.logging import JsonFormatter
 from server.settings import Settings
+from telemetry import metrics
 from tests.factories import make_model, make_result, make_submission, make_user
 from tests.integration.bootstrapped import BASE_URL, variant
 from tests.integration.conftest import StatementCounter, TokenFactory, only_error
@@ -46,7 +46,7 @@ query Page($first: Int) {
   viewer { submissions(first: $first) { totalCount edges { node { id } } } }
 }
 """
-COST = 13  # what graph.limits.measure_operation weighs LOOKUP at
+COST = 13  # what graph.protection.limits.measure_operation weighs LOOKUP at
 
 
 def fresh(document: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import Message, Scope
 
-from graph.over_http import GRAPHQL_RESPONSE_JSON
+from graph.transport.over_http import GRAPHQL_RESPONSE_JSON
 
 JSON = "application/json"
 TYPENAME = {"query": "{ __typename }"}

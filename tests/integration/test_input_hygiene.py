@@ -1,6 +1,7 @@
 """Hostile input values get BAD_USER_INPUT naming the argument path, and change nothing.
 
-Each of these ended in INTERNAL before the boundary rule (graph/input_hygiene.py): PostgreSQL
+Each of these ended in INTERNAL before the boundary rule (graph/protection/input_hygiene.py):
+PostgreSQL
 refuses NUL in text and jsonb, a forged cursor's date overflowed, and a 100-emoji file name
 passed the character count but not the file system's byte limit.
 """

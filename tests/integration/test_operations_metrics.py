@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.services import webhooks
 from domain.webhooks import DeliveryStatus
-from graph import metrics
 from persistence.unit_of_work import SqlUnitOfWork
 from server.bootstrap import Readiness
+from telemetry import metrics
 from tests.integration.conftest import TokenFactory, gql
 
 

@@ -1,5 +1,5 @@
 """One request pipeline: the full path and the fast lane take the same steps, in the same
-order, through the same Pipeline (graph/pipeline.py). This fails when they drift apart: a
+order, through the same Pipeline (graph/execution/pipeline.py). This fails when they drift apart: a
 step one path takes and the other skips, or does by other means."""
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from graph import metrics
+from graph.execution.pipeline import STEPS, Pipeline, RequestState
 from graph.ids import parse_id, to_global_id
-from graph.limits import measure_operation
-from graph.pipeline import STEPS, Pipeline, RequestState
-from graph.view import AssayGraphQL
+from graph.protection.limits import measure_operation
+from graph.transport.view import AssayGraphQL
 from server.bootstrap import build_app
 from server.settings import Settings
+from telemetry import metrics
 from tests.factories import make_model, make_submission, make_user
 from tests.integration.bootstrapped import BASE_URL, variant
 from tests.integration.conftest import TokenFactory

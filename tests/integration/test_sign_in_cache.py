@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graph import metrics
 from server.bootstrap import build_app
 from server.settings import Settings
+from telemetry import metrics
 from tests.integration.bootstrapped import BASE_URL, variant
 from tests.integration.conftest import StatementCounter, TokenFactory, gql, only_error
 

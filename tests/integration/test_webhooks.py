@@ -22,8 +22,8 @@ from domain.principal import Identity
 from domain.services import webhooks
 from domain.services.webhooks import WebhookPolicy
 from domain.webhooks import DeliveryStatus, RetrySchedule
-from graph.app import create_app
 from graph.dependencies import AppDependencies
+from graph.transport.app import create_app
 from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from persistence import tables
 from persistence.unit_of_work import SqlUnitOfWork

@@ -12,10 +12,10 @@ from domain.events import EventType
 from domain.principal import Principal
 from domain.services import accounts
 from domain.services.assets import UploadPolicy
-from graph.context import Context
-from graph.protection import rate_limit_key
-from graph.rate_limit import RateLimiter, RateLimitPolicy
-from graph.sockets import SocketRegistry
+from graph.execution.context import Context
+from graph.protection.extension import rate_limit_key
+from graph.protection.rate_limit import RateLimiter, RateLimitPolicy
+from graph.transport.sockets import SocketRegistry
 from tests.unit.fakes import FakeBlobStore, FakeClock, FakeData, FakeUnitOfWork
 
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from graph.app import CURRENT_REQUEST_ID
+from graph.transport.app import CURRENT_REQUEST_ID
 from server.logging import ConsoleFormatter, RequestIdFilter, uses_json
 from server.settings import Environment, LogFormat, Settings
 

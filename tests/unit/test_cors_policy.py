@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graph.cors import CorsPolicy
+from graph.transport.cors import CorsPolicy
 from server.settings import Environment, Settings, SettingsError, load_settings
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import jwt
 
-from graph.graphiql import graphiql_page
+from graph.transport.graphiql import graphiql_page
 from server.bootstrap import DEMO_EMAIL, demo_token_issuer, local_issuer
 from server.settings import Environment, Settings
 

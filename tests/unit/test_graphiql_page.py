@@ -7,7 +7,7 @@ import re
 
 from starlette.routing import Mount
 
-from graph.graphiql import ASSETS_DIR, EXAMPLES, graphiql_page, graphiql_routes
+from graph.transport.graphiql import ASSETS_DIR, EXAMPLES, graphiql_page, graphiql_routes
 
 
 def embedded_config(page: str) -> dict[str, object]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from graphql import OperationDefinitionNode, parse
 
-from graph.input_hygiene import InputBounds, input_problems
+from graph.protection.input_hygiene import InputBounds, input_problems
 from graph.schema import schema
 
 BOUNDS = InputBounds(max_string_bytes=16, max_json_bytes=64)

@@ -7,7 +7,7 @@ from typing import Any
 from graphql import parse
 
 from graph.execution.extension import KnownQueries
-from graph.limits import measure_operation, measured_variables
+from graph.protection.limits import measure_operation, measured_variables
 from graph.schema import schema
 
 PAGES = """

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from graph.document_cache import document_hash
 from graph.errors import AssayGraphQLError
-from graph.persisted import PersistedQueries, PersistedQueryPolicy
+from graph.execution.document_cache import document_hash
+from graph.protection.persisted import PersistedQueries, PersistedQueryPolicy
 from tests.unit.fakes import FakeOperations
 
 SEEN, TRUSTED, STORED, NEW = "{ a }", "{ b }", "{ c }", "{ d }"

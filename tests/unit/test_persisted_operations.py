@@ -7,15 +7,15 @@ import uuid
 import pytest
 from graphql import GraphQLError
 
-from graph.document_cache import LruCache, document_hash
 from graph.errors import AssayGraphQLError
-from graph.over_http import GRAPHQL_RESPONSE_JSON, JSON, is_request_error, negotiate
-from graph.persisted import (
+from graph.execution.document_cache import LruCache, document_hash
+from graph.protection.persisted import (
     PERSISTED_QUERY_NOT_FOUND,
     PersistedQueries,
     PersistedQueryPolicy,
     trusted_documents,
 )
+from graph.transport.over_http import GRAPHQL_RESPONSE_JSON, JSON, is_request_error, negotiate
 from tests.unit.fakes import FakeOperations
 
 VIEWER = "{ viewer { id } }"

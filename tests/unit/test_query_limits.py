@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from graphql import get_introspection_query, parse
 
-from graph.limits import (
+from graph.protection.extension import strip_suggestions
+from graph.protection.limits import (
     OperationMeasure,
     QueryLimits,
     check_document,
@@ -15,7 +16,6 @@ from graph.limits import (
     count_tokens,
     measure_operation,
 )
-from graph.protection import strip_suggestions
 from graph.schema import schema
 
 LIMITS = QueryLimits()

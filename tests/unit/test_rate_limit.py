@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graph.rate_limit import (
+from graph.protection.rate_limit import (
     BucketPolicy,
     RateLimiter,
     RateLimitPolicy,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.principal import Principal
-from graph.sign_in import SignedIn, SignInCache, revoking
+from graph.protection.sign_in import SignedIn, SignInCache, revoking
 
 T0 = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 

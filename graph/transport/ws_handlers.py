@@ -26,8 +26,8 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from domain.errors import Unavailable
-from graph.context import Context
 from graph.errors import AssayGraphQLError, format_error
+from graph.execution.context import Context
 
 INIT_TIMEOUT_CODE = 4408
 # "Try Again Later": the sign-in could not reach the database. Strawberry's rejection code

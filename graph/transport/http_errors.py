@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Scope
 
-from graph.over_http import JSON, negotiate
+from graph.transport.over_http import JSON, negotiate
 
 BAD_REQUEST = "BAD_REQUEST"
 UNAVAILABLE = "UNAVAILABLE"

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from graphql import GraphQLError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -154,13 +153,13 @@ def render() -> tuple[bytes, str]:
 def record_operation(
     operation_name: str | None,
     kind: str,
-    errors: Sequence[GraphQLError] | None,
+    error_codes: Sequence[str],
     duration_seconds: float,
 ) -> None:
     """Count one operation, its errors by code, and its latency."""
     # Unknown names would let clients create unbounded label values: bucket them.
     name = (operation_name or "anonymous")[:64]
-    for error in errors or []:
-        ERRORS.labels(str((error.extensions or {}).get("code", "INTERNAL"))).inc()
-    REQUESTS.labels(name, kind, "error" if errors else "ok").inc()
+    for code in error_codes:
+        ERRORS.labels(code).inc()
+    REQUESTS.labels(name, kind, "error" if error_codes else "ok").inc()
     LATENCY.labels(name).observe(duration_seconds)

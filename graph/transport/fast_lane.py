@@ -4,7 +4,7 @@ A query document enters the fast lane only after the full path (parsing with the
 limit, validation, introspection policy, the document limits) accepted it and answered it on
 the compiled path; `KnownQueries` remembers it by (query text, operation name). A later POST
 of the same text then skips re-parsing, Strawberry's per-request view and extension hooks, and
-runs the steps of the request pipeline (graph/pipeline.py) that depend on the request, the
+runs the steps of the request pipeline (graph/execution/pipeline.py) that depend on the request, the
 same `Pipeline` methods the full path's extensions call: authenticate, resolve the document,
 the variable-dependent limits (depth, aliases, cost, input hygiene), charge the rate limit,
 execute the compiled plan, record (metrics and the request log).
@@ -16,7 +16,7 @@ Whatever the lane is not sure to answer exactly as the full pipeline would, it h
 untouched and uncharged: another verb or media type, other extensions, the cost header, a
 batch, unknown text, a persisted query to look up or remember, a caller who is not signed
 in, a limit or rate limit that would refuse, an input the hygiene rule refuses
-(graph/input_hygiene.py), or a compiled run that falls back. The full
+(graph/protection/input_hygiene.py), or a compiled run that falls back. The full
 pipeline then answers, reusing the body, and through the request's RequestState the caller
 and the compiled attempt the lane already made; a charge the lane made is given back first.
 """
@@ -36,12 +36,12 @@ from strawberry.http.parse_content_type import parse_content_type
 from domain.errors import DomainError
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
-from graph import metrics
-from graph.context import Context
+from graph.execution.context import Context
 from graph.execution.extension import KnownQueries, KnownQuery
-from graph.over_http import JSON, negotiate
-from graph.pipeline import Pipeline
-from graph.protection import COST_HEADER
+from graph.execution.pipeline import Pipeline
+from graph.protection.extension import COST_HEADER
+from graph.transport.over_http import JSON, negotiate
+from telemetry import metrics
 
 _REQUEST_KEYS = frozenset({"query", "operationName", "variables", "extensions"})
 _APQ = frozenset({"persistedQuery"})

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from graph.protection import COST_HEADER
+from graph.protection.extension import COST_HEADER
 
 # Development's default: a web app on the developer's own machine, whatever its port.
 LOCAL_ORIGINS = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?"

@@ -49,7 +49,7 @@ from graphql.language import Lexer, Source, TokenKind
 
 from domain.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from graph.errors import AssayGraphQLError
-from graph.input_hygiene import InputBounds, variables_with_defaults
+from graph.protection.input_hygiene import InputBounds, variables_with_defaults
 
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 DEFAULT_LIST_BOUND = 10
@@ -69,7 +69,7 @@ class QueryLimits:
     hide_suggestions: bool = False
     batching: bool = False
     max_batch_operations: int = 10
-    inputs: InputBounds = field(default_factory=InputBounds)  # graph/input_hygiene.py
+    inputs: InputBounds = field(default_factory=InputBounds)  # graph/protection/input_hygiene.py
 
 
 @dataclass(frozen=True)

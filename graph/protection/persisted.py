@@ -26,8 +26,8 @@ from graphql import (
 )
 
 from domain.ports import PersistedOperations
-from graph.document_cache import LruCache, document_hash
 from graph.errors import AssayGraphQLError
+from graph.execution.document_cache import LruCache, document_hash
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 ONLY_TRUSTED = "only trusted persisted operations are accepted"

@@ -14,12 +14,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graph import metrics
-from graph.body_limit import RequestBodyLimit
 from graph.dependencies import AppDependencies
-from graph.graphiql import graphiql_routes
-from graph.security_headers import SecurityHeaders
-from graph.view import AssayGraphQL
+from graph.transport.body_limit import RequestBodyLimit
+from graph.transport.graphiql import graphiql_routes
+from graph.transport.security_headers import SecurityHeaders
+from graph.transport.view import AssayGraphQL
+from telemetry import metrics
 
 REQUEST_ID_HEADER = "x-request-id"
 # The request being served, for log lines written anywhere below it (server/logging.py).

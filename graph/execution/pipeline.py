@@ -3,7 +3,7 @@
 Both ways an HTTP request is answered call these steps, in this order, and nothing else
 does their work: the full path (the view authenticates and resolves persisted documents;
 Strawberry's extensions QueryProtection, CompiledExecution and OperationRecord apply the
-limits, charge, execute and record) and the fast lane (graph/fast_lane.py), which runs the
+limits, charge, execute and record) and the fast lane (graph/transport/fast_lane.py), which runs the
 same steps below Strawberry for a text the full path accepted before. `Pipeline.on_step`
 sees each step as it runs; tests/integration/test_pipeline.py fails when the two paths stop
 taking the same steps.
@@ -29,15 +29,15 @@ from strawberry.extensions import SchemaExtension
 from domain.errors import DomainError
 from domain.ports import UnitOfWork
 from domain.principal import Principal
-from graph import metrics
-from graph.context import Context
+from graph.execution.context import Context
 from graph.execution.extension import CompiledPlans
-from graph.input_hygiene import input_problems, invalid_input_error
-from graph.limits import OperationMeasure, QueryLimits, check_operation
-from graph.persisted import PersistedQueries, Resolved
-from graph.protection import rate_limit_key
-from graph.rate_limit import RateLimiter
-from graph.request_log import log_operation
+from graph.protection.extension import rate_limit_key
+from graph.protection.input_hygiene import input_problems, invalid_input_error
+from graph.protection.limits import OperationMeasure, QueryLimits, check_operation
+from graph.protection.persisted import PersistedQueries, Resolved
+from graph.protection.rate_limit import RateLimiter
+from graph.transport.request_log import log_operation
+from telemetry import metrics
 
 STEPS = ("authenticate", "resolve_document", "limits", "charge", "execute", "record")
 _STATE_KEY = "assay"
@@ -200,7 +200,8 @@ def record(
     duration_seconds: float,
     errors: Sequence[GraphQLError] | None,
 ) -> None:
-    metrics.record_operation(operation_name, operation_type, errors, duration_seconds)
+    codes = [str((error.extensions or {}).get("code", "INTERNAL")) for error in errors or ()]
+    metrics.record_operation(operation_name, operation_type, codes, duration_seconds)
     if context is not None:
         log_operation(
             context,

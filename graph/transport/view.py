@@ -29,16 +29,21 @@ from domain.errors import DomainError, Unauthenticated, Unavailable
 from domain.ports import UnitOfWork
 from domain.principal import Principal
 from domain.services import api_keys, users
-from graph import metrics
-from graph.body_limit import BodyTooLarge
-from graph.context import Context
 from graph.dependencies import AppDependencies
-from graph.document_cache import CachedDocuments, DocumentCache
 from graph.errors import INTERNAL_MESSAGE, AssayGraphQLError, format_error
+from graph.execution.context import Context
+from graph.execution.document_cache import CachedDocuments, DocumentCache
 from graph.execution.extension import CompiledExecution, CompiledPlans, KnownQueries
-from graph.fast_lane import FastLane
-from graph.graphiql import graphiql_response
-from graph.http_errors import (
+from graph.execution.pipeline import OperationRecord, Pipeline, RequestState
+from graph.protection.extension import query_protection, rate_limit_key, rate_limited_error
+from graph.protection.operation_choice import OneOperationOrName
+from graph.protection.persisted import PersistedQueries
+from graph.protection.sign_in import SignedIn
+from graph.schema import build_schema
+from graph.transport.body_limit import BodyTooLarge
+from graph.transport.fast_lane import FastLane
+from graph.transport.graphiql import graphiql_response
+from graph.transport.http_errors import (
     BAD_REQUEST,
     INTERNAL,
     RETRY_AFTER_SECONDS,
@@ -46,22 +51,17 @@ from graph.http_errors import (
     error_response,
     unavailable_response,
 )
-from graph.operation_choice import OneOperationOrName
-from graph.over_http import (
+from graph.transport.over_http import (
     GRAPHQL_RESPONSE_JSON,
     JSON,
     is_request_error,
     negotiate,
     request_error_status,
 )
-from graph.persisted import PersistedQueries
-from graph.pipeline import OperationRecord, Pipeline, RequestState
-from graph.protection import query_protection, rate_limit_key, rate_limited_error
-from graph.request_log import log_operation
-from graph.schema import build_schema
-from graph.sign_in import SignedIn
-from graph.websocket_adapter import JsonTextWebSocketAdapter
-from graph.ws_handlers import LegacyWSHandler, TransportWSHandler
+from graph.transport.request_log import log_operation
+from graph.transport.websocket_adapter import JsonTextWebSocketAdapter
+from graph.transport.ws_handlers import LegacyWSHandler, TransportWSHandler
+from telemetry import metrics
 
 PERSISTED_LOOKUP_COST = 10  # rate-limit points per persisted document read from the database
 logger = logging.getLogger("assay.errors")
@@ -80,8 +80,8 @@ def _bearer_token(header: str | None) -> str | None:
 
 
 class AssayGraphQL(GraphQL[Context, None]):
-    websocket_adapter_class = JsonTextWebSocketAdapter  # see graph/websocket_adapter.py
-    graphql_transport_ws_handler_class = TransportWSHandler  # see graph/ws_handlers.py
+    websocket_adapter_class = JsonTextWebSocketAdapter  # see graph/transport/websocket_adapter.py
+    graphql_transport_ws_handler_class = TransportWSHandler  # see graph/transport/ws_handlers.py
     graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, deps: AppDependencies, **kwargs: Any) -> None:
@@ -241,7 +241,8 @@ class AssayGraphQL(GraphQL[Context, None]):
             authorization if isinstance(authorization, str) else None
         )
         if isinstance(principal_or_error, Unavailable):
-            raise principal_or_error  # not a rejection: graph/ws_handlers.py closes with 1013
+            # Not a rejection: graph/transport/ws_handlers.py closes with 1013.
+            raise principal_or_error
         if isinstance(principal_or_error, DomainError):
             raise ConnectionRejectionError({"message": str(principal_or_error)})
         websocket = context.request
@@ -291,7 +292,7 @@ class AssayGraphQL(GraphQL[Context, None]):
         return self.deps.cors.allows(origin.rstrip("/"))
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        # The offline bundle of graph/static/graphiql; in development, signed in already.
+        # The offline bundle of graph/transport/static/graphiql; in development, signed in already.
         issue = self.deps.graphiql_token
         return graphiql_response(request, issue() if issue is not None else None)
 

@@ -17,8 +17,8 @@ from domain.ports import BlobStore, Clock, UnitOfWorkFactory
 from domain.principal import Principal
 from domain.services.assets import UploadPolicy
 from domain.services.webhooks import WebhookPolicy
-from graph.loaders import Loaders
-from graph.sign_in import SignInCache
+from graph.execution.loaders import Loaders
+from graph.protection.sign_in import SignInCache
 
 if TYPE_CHECKING:
     from graph.subscriptions import EventBroker

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from graphql import GraphQLError
 
 from domain.principal import Principal
-from graph import metrics
-from graph.context import Context
+from graph.execution.context import Context
+from telemetry import metrics
 
 logger = logging.getLogger("assay.request")
 

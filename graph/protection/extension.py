@@ -1,5 +1,6 @@
 """The schema extension that enforces query limits and rate limits before anything executes:
-the limits and charge steps of the request pipeline (graph/pipeline.py) on the full path."""
+the limits and charge steps of the request pipeline (graph/execution/pipeline.py) on the
+full path."""
 
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ from strawberry.types.graphql import OperationType
 
 from domain.errors import DomainError, RateLimited
 from domain.principal import Principal
-from graph import metrics
-from graph.context import Context
 from graph.errors import AssayGraphQLError, code_for
-from graph.limits import check_document, measure_operation, too_complex
-from graph.rate_limit import RateLimiter
+from graph.execution.context import Context
+from graph.protection.limits import check_document, measure_operation, too_complex
+from graph.protection.rate_limit import RateLimiter
+from telemetry import metrics
 
 if TYPE_CHECKING:
-    from graph.pipeline import Pipeline
+    from graph.execution.pipeline import Pipeline
 
 COST_HEADER = "x-assay-cost"
 _SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)

@@ -22,7 +22,7 @@ from domain.services.users import get_visible_users
 from domain.submissions import Result, Submission, SubmissionStatus
 from domain.users import User
 from domain.webhooks import WebhookDelivery
-from graph import metrics
+from telemetry import metrics
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graph.http_errors import error_response
+from graph.transport.http_errors import error_response
 
 
 class BodyTooLarge(Exception):

@@ -1,0 +1,1 @@
+"""Protection: query limits, input hygiene, rate limits, persisted documents, sign-in."""

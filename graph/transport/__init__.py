@@ -1,0 +1,1 @@
+"""HTTP and WebSocket transport: the Starlette app, the view, the fast lane, browser rules."""

@@ -1,0 +1,1 @@
+"""Telemetry every layer may import: Prometheus metrics."""
