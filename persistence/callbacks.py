@@ -24,6 +24,7 @@ from persistence.tables import (
     events,
     submissions,
 )
+from persistence.turns import in_turns
 
 _SUBMISSION_EVENTS = (
     EventType.SUBMISSION_SUCCEEDED.value,
@@ -31,6 +32,7 @@ _SUBMISSION_EVENTS = (
     EventType.SUBMISSION_UPDATED.value,  # CANCELLED
 )
 _deliveries = callback_deliveries
+_ORDER = (_deliveries.c.next_attempt_at,)
 
 
 def _delivery(row: Row) -> CallbackDelivery:
@@ -148,7 +150,7 @@ class SqlCallbackRepository:
 
     async def claim(self, limit: int, now: datetime, lease_until: datetime) -> list[DueCallback]:
         ready = queue.due(_deliveries, now)
-        candidates = queue.in_turns(_deliveries, _deliveries.c.owner_id, ready, limit)
+        candidates = in_turns(_deliveries, _deliveries.c.owner_id, _ORDER, ready, limit)
         secret = (
             sa.select(callback_secrets.c.secret)
             .where(callback_secrets.c.user_id == _deliveries.c.owner_id)

@@ -3,7 +3,6 @@ are due, claiming them under a lease with SKIP LOCKED, and the fenced outcome an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -53,36 +52,6 @@ def occurred_at(table: sa.Table, events: sa.Table) -> sa.Label[datetime]:
         .where(events.c.id == table.c.event_id)
         .scalar_subquery()
         .label("occurred_at")
-    )
-
-
-def in_turns(
-    table: sa.Table,
-    owner: sa.ColumnElement[UUID],
-    where: Sequence[sa.ColumnElement[bool]],
-    limit: int,
-    source: sa.FromClause | None = None,
-) -> sa.ScalarSelect[UUID]:
-    """Ids of due rows to claim, each owner's first before any owner's second, so one owner's
-    backlog does not hold back another's first delivery. The turns are ranked without locks
-    (a window cannot be locked), then the candidates are locked with SKIP LOCKED."""
-    turn = sa.func.row_number().over(
-        partition_by=owner, order_by=(table.c.next_attempt_at, table.c.id)
-    )
-    waiting = (
-        sa.select(table.c.id, table.c.next_attempt_at, turn.label("turn"))
-        .select_from(table if source is None else source)
-        .where(*where)
-        .subquery("waiting")
-    )
-    return (
-        sa.select(table.c.id)
-        .select_from(table.join(waiting, waiting.c.id == table.c.id))
-        .where(waiting.c.turn <= limit)
-        .order_by(waiting.c.turn, waiting.c.next_attempt_at, waiting.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=table)
-        .scalar_subquery()
     )
 
 

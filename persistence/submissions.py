@@ -30,6 +30,7 @@ from persistence.batching import (
 )
 from persistence.driver import reusable
 from persistence.tables import results, submission_assets, submissions
+from persistence.turns import in_turns
 
 # The columns _submission reads, in the order it unpacks them: not the claim's
 # available_at and lease_expires_at.
@@ -224,46 +225,6 @@ def _held_by(claimed: Submission) -> list[sa.ColumnElement[bool]]:
 
 
 # Rows considered per claim, beyond `limit`: room for rows other workers hold locked.
-CLAIM_LOOKAHEAD = 4
-
-
-def _fair_candidates(due: sa.ColumnElement[bool], limit: int) -> sa.ScalarSelect[UUID]:
-    """Due rows, taking turns across owners: each owner's oldest first, then each one's
-    second, and so on. One caller's backlog of thousands then delays another caller's
-    single submission by one claim at most, instead of the whole backlog.
-
-    The turns are ranked without locks (a window function cannot be locked), then the
-    candidates are locked with SKIP LOCKED, so concurrent workers never wait on each other."""
-    turn = (
-        sa.func.row_number()
-        .over(
-            partition_by=submissions.c.owner_id,
-            order_by=(submissions.c.available_at, submissions.c.created_at, submissions.c.id),
-        )
-        .label("turn")
-    )
-    ranked = (
-        sa.select(submissions.c.id, turn, submissions.c.available_at, submissions.c.created_at)
-        .where(due)
-        .subquery("ranked")
-    )
-    turns = (
-        sa.select(ranked.c.id, ranked.c.turn, ranked.c.available_at, ranked.c.created_at)
-        .order_by(ranked.c.turn, ranked.c.available_at, ranked.c.created_at)
-        .limit(limit * CLAIM_LOOKAHEAD)
-        .subquery("turns")
-    )
-    return (
-        sa.select(submissions.c.id)
-        .join(turns, turns.c.id == submissions.c.id)
-        .where(due)
-        .order_by(turns.c.turn, turns.c.available_at, turns.c.created_at)
-        .limit(limit)
-        .with_for_update(of=submissions, skip_locked=True)
-        .scalar_subquery()
-    )
-
-
 class SqlSubmissionCommands:
     """Writes on submissions; mixed into the repository."""
 
@@ -335,7 +296,8 @@ class SqlSubmissionCommands:
                 submissions.c.lease_expires_at < now,
             ),
         )
-        candidates = _fair_candidates(due, limit)
+        order = (submissions.c.available_at, submissions.c.created_at)
+        candidates = in_turns(submissions, submissions.c.owner_id, order, [due], limit)
         statement = (
             sa.update(submissions)
             .where(submissions.c.id.in_(candidates))

@@ -36,9 +36,11 @@ from persistence.tables import (
     webhook_delivery_attempts,
     webhook_endpoints,
 )
+from persistence.turns import in_turns
 
 FAN_OUT_CURSOR = "webhooks"
 _endpoints, _deliveries = webhook_endpoints, webhook_deliveries
+_ORDER = (_deliveries.c.next_attempt_at,)
 
 
 def _endpoint(row: Row) -> WebhookEndpoint:
@@ -324,7 +326,9 @@ class SqlWebhookDispatch:
     ) -> list[DueDelivery]:
         with_endpoint = _deliveries.join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id)
         ready = [*queue.due(_deliveries, now), _endpoints.c.is_active]
-        candidates = queue.in_turns(_deliveries, _endpoints.c.owner_id, ready, limit, with_endpoint)
+        candidates = in_turns(
+            _deliveries, _endpoints.c.owner_id, _ORDER, ready, limit, with_endpoint
+        )
         occurred_at = queue.occurred_at(_deliveries, events)
         statement = queue.claim(
             _deliveries, candidates, now, lease_until, _owner_of_delivery(), occurred_at
