@@ -15,8 +15,10 @@ from domain.errors import NotFound
 from domain.events import Event, EventType
 from domain.services import batches, callbacks
 from domain.submissions import SubmissionStatus
-from graph.ids import required_id, to_global_id
+from graph.declarations import ReferenceOnly, declared, reference_only
+from graph.ids import page_request, required_id, to_global_id
 from graph.types import (
+    BATCHES,
     AppInfo,
     Connection,
     ModelType,
@@ -26,7 +28,6 @@ from graph.types import (
     connection,
     load_model,
     load_user,
-    page_request,
 )
 
 strawberry.enum(BatchStatus, name="BatchStatus")
@@ -39,6 +40,7 @@ _SUBMISSION_EVENTS = frozenset(
 )
 
 
+@reference_only("batches: counted by status in the batch's read")
 @strawberry.type(name="BatchCounts")
 class BatchCountsType:
     pending: int
@@ -48,6 +50,7 @@ class BatchCountsType:
     cancelled: int
 
 
+@reference_only(BATCHES)
 @strawberry.type(name="Batch")
 class BatchType(Node):
     size: int
@@ -147,14 +150,14 @@ class RotateCallbackSecretPayload:
 
 @strawberry.type
 class BatchQueries:
-    @strawberry.field
+    @declared(ReferenceOnly(BATCHES))
     async def batch(self, info: AppInfo, id: strawberry.ID) -> BatchType | None:
         found = await load_batch(info, required_id(id, "Batch"))
         if found is None:
             raise NotFound("Batch", id)
         return found
 
-    @strawberry.field(description="The viewer's batches, newest first.")
+    @declared(ReferenceOnly(BATCHES), description="The viewer's batches, newest first.")
     async def batches(
         self, info: AppInfo, first: int | None = 20, after: str | None = None
     ) -> Connection[BatchType]:

@@ -17,8 +17,10 @@ from domain.users import UserFilter as UserFilterValue
 from graph import history
 from graph.accounts import AccountQueries, load_api_key
 from graph.batches import BatchQueries, BatchType
-from graph.execution.loaders import BatchLoader
-from graph.ids import from_global_id, parse_id
+from graph.declarations import Paged, ReferenceOnly, Source, declared
+from graph.execution import loads
+from graph.execution.specs import LoadFn
+from graph.ids import from_global_id, page_request, parse_id
 from graph.types import (
     AppInfo,
     AssetType,
@@ -31,7 +33,6 @@ from graph.types import (
     assets_of,
     connection,
     load_user,
-    page_request,
     submissions_of,
 )
 from graph.webhooks import (
@@ -51,23 +52,22 @@ class UserFilter:
     is_active: bool | None = None
 
 
+# The level load (graph/execution/loads.py) of each type whose nodes it finds by id.
+_BY_ID: dict[str, tuple[LoadFn, Callable[[Any], Node]]] = {
+    "User": (loads.users_by_id, UserType.from_entity),
+    "Asset": (loads.assets_by_id, AssetType.from_entity),
+    "Submission": (loads.submissions_by_id, SubmissionType.from_entity),
+    "Result": (loads.results_by_id, ResultType.from_entity),
+    "Model": (loads.models_by_id, ModelType.from_entity),
+}
+
+
 async def _load_node(info: AppInfo, type_name: str, ident: UUID) -> Node | None:
     loaders = info.context.loaders
-    if type_name == "User":
-        user = await loaders.user_by_id.load(ident)
-        return UserType.from_entity(user) if user else None
-    if type_name == "Asset":
-        asset = await loaders.asset_by_id.load(ident)
-        return AssetType.from_entity(asset) if asset else None
-    if type_name == "Submission":
-        submission = await loaders.submission_by_id.load(ident)
-        return SubmissionType.from_entity(submission) if submission else None
-    if type_name == "Result":
-        result = await loaders.result_by_id.load(ident)
-        return ResultType.from_entity(result) if result else None
-    if type_name == "Model":
-        model = await loaders.model_by_id.load(ident)
-        return ModelType.from_entity(model) if model else None
+    if type_name in _BY_ID:
+        load, to_node = _BY_ID[type_name]
+        found = await loaders.level(load).load(ident)
+        return to_node(found) if found else None
     if type_name == "WebhookEndpoint":
         return await load_webhook_endpoint(info, ident)
     if type_name == "WebhookDelivery":
@@ -89,20 +89,15 @@ async def _load_many(info: AppInfo, type_name: str, idents: list[UUID]) -> Seque
     if type_name == "WebhookDelivery":
         deliveries = await webhooks.get_deliveries(ctx.uow(), ctx.principal, idents)
         return [WebhookDeliveryType.from_entity(d) if d else None for d in deliveries]
-    batched: dict[str, tuple[BatchLoader[UUID, Any], Callable[[Any], Node]]] = {
-        "User": (loaders.user_by_id, UserType.from_entity),
-        "Asset": (loaders.asset_by_id, AssetType.from_entity),
-        "Submission": (loaders.submission_by_id, SubmissionType.from_entity),
-        "Result": (loaders.result_by_id, ResultType.from_entity),
-        "Model": (loaders.model_by_id, ModelType.from_entity),
-        "Batch": (loaders.batch_by_id, BatchType.from_entity),
-    }
+    if type_name == "Batch":
+        found = await loaders.batch_by_id.load_many(idents)
+        return [BatchType.from_entity(b) if b else None for b in found]
     if type_name == "ApiKey":  # a viewer has a handful: one read each
         return [await load_api_key(info, i) for i in idents]
-    if type_name not in batched:
+    if type_name not in _BY_ID:
         return [None] * len(idents)
-    loader, to_node = batched[type_name]
-    return [to_node(e) if e else None for e in await loader.load_many(idents)]
+    load, to_node = _BY_ID[type_name]
+    return [to_node(e) if e else None for e in await loaders.level(load).load_many(idents)]
 
 
 async def _load_nodes(info: AppInfo, decoded: list[tuple[str, UUID]]) -> list[Node | None]:
@@ -126,9 +121,29 @@ async def _require(info: AppInfo, global_id: str, expected: str) -> Node:
     return node
 
 
+_ABSTRACT = "an abstract type"
+_USERS = Paged(
+    "users", loads.user_page, loads.user_count, loads.user_page_arguments, loads.user_window
+)
+_VIEWER_ASSETS = Paged(
+    "assets",
+    loads.for_the_viewer(loads.asset_pages, "viewer_asset_page"),
+    loads.for_the_viewer(loads.asset_counts, "viewer_asset_count"),
+    loads.asset_page_arguments,
+    loads.asset_window,
+)
+_VIEWER_SUBMISSIONS = Paged(
+    "submissions",
+    loads.for_the_viewer(loads.submission_pages, "viewer_submission_page"),
+    loads.for_the_viewer(loads.submission_counts, "viewer_submission_count"),
+    loads.submission_page_arguments,
+    loads.submission_window,
+)
+
+
 @strawberry.type
 class Query(WebhookQueries, BatchQueries, AccountQueries):
-    @strawberry.field(description="Any object by its global id.")
+    @declared(ReferenceOnly(_ABSTRACT), description="Any object by its global id.")
     async def node(self, info: AppInfo, id: strawberry.ID) -> Node | None:
         type_name, ident = from_global_id(id)
         node = await _load_node(info, type_name, ident)
@@ -136,8 +151,9 @@ class Query(WebhookQueries, BatchQueries, AccountQueries):
             raise NotFound(type_name, id)
         return node
 
-    @strawberry.field(
-        description="Objects by global id (at most 100), null for those the caller cannot see."
+    @declared(
+        ReferenceOnly(_ABSTRACT),
+        description="Objects by global id (at most 100), null for those the caller cannot see.",
     )
     async def nodes(self, info: AppInfo, ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > MAX_NODE_IDS:
@@ -145,17 +161,20 @@ class Query(WebhookQueries, BatchQueries, AccountQueries):
         decoded = [from_global_id(i, f"ids.{n}") for n, i in enumerate(ids)]
         return await _load_nodes(info, decoded)
 
-    @strawberry.field(description="The signed-in user.")
+    @declared(Source("viewer", loads.viewer), description="The signed-in user.")
     async def viewer(self, info: AppInfo) -> UserType:
         return await load_user(info, info.context.principal.user_id)
 
-    @strawberry.field(description="A user: the viewer, or anyone for administrators.")
+    @declared(
+        Source("user", loads.users_by_id, "User"),
+        description="A user: the viewer, or anyone for administrators.",
+    )
     async def user(self, info: AppInfo, id: strawberry.ID) -> UserType | None:
         node = await _require(info, id, "User")
         assert isinstance(node, UserType)
         return node
 
-    @strawberry.field(description="Every user, for administrators.")
+    @declared(_USERS, description="Every user, for administrators.")
     async def users(
         self,
         info: AppInfo,
@@ -175,13 +194,13 @@ class Query(WebhookQueries, BatchQueries, AccountQueries):
             lambda: users.count_users(ctx.uow(), ctx.principal, value),
         )
 
-    @strawberry.field
+    @declared(Source("asset", loads.assets_by_id, "Asset"))
     async def asset(self, info: AppInfo, id: strawberry.ID) -> AssetType | None:
         node = await _require(info, id, "Asset")
         assert isinstance(node, AssetType)
         return node
 
-    @strawberry.field(description="The viewer's assets.")
+    @declared(_VIEWER_ASSETS, description="The viewer's assets.")
     async def assets(
         self,
         info: AppInfo,
@@ -191,13 +210,13 @@ class Query(WebhookQueries, BatchQueries, AccountQueries):
     ) -> Connection[AssetType]:
         return await assets_of(info, info.context.principal.user_id, first, after, status)
 
-    @strawberry.field
+    @declared(Source("submission", loads.submissions_by_id, "Submission"))
     async def submission(self, info: AppInfo, id: strawberry.ID) -> SubmissionType | None:
         node = await _require(info, id, "Submission")
         assert isinstance(node, SubmissionType)
         return node
 
-    @strawberry.field(description="The viewer's submissions.")
+    @declared(_VIEWER_SUBMISSIONS, description="The viewer's submissions.")
     async def submissions(
         self,
         info: AppInfo,
@@ -210,19 +229,19 @@ class Query(WebhookQueries, BatchQueries, AccountQueries):
         viewer = info.context.principal.user_id
         return await submissions_of(info, viewer, first, after, status, filter, order_by)
 
-    @strawberry.field
+    @declared(Source("result", loads.results_by_id, "Result"))
     async def result(self, info: AppInfo, id: strawberry.ID) -> ResultType | None:
         node = await _require(info, id, "Result")
         assert isinstance(node, ResultType)
         return node
 
-    @strawberry.field(description="The active models.")
+    @declared(Source("models", loads.active_models), description="The active models.")
     async def models(self, info: AppInfo) -> list[ModelType]:
         ctx = info.context
         _ = ctx.principal
         return [ModelType.from_entity(m) for m in await owned.list_active_models(ctx.uow())]
 
-    @strawberry.field
+    @declared(Source("model", loads.models_by_id, "Model"))
     async def model(self, info: AppInfo, id: strawberry.ID) -> ModelType | None:
         node = await _require(info, id, "Model")
         assert isinstance(node, ModelType)

@@ -15,6 +15,7 @@ from strawberry.types.graphql import OperationType
 
 from graph.batches import BatchType
 from graph.errors import format_error, log_unexpected
+from graph.execution.catalog import catalog_of
 from graph.execution.context import Context
 from graph.execution.pipeline import OperationRecord
 from graph.mutations import Mutation
@@ -90,7 +91,7 @@ def build_schema(
     batching = None
     if max_batch_operations is not None:
         batching = BatchingConfig(max_operations=max_batch_operations)
-    return AssaySchema(
+    built = AssaySchema(
         config=StrawberryConfig(batching_config=batching),
         query=Query,
         mutation=Mutation,
@@ -107,6 +108,8 @@ def build_schema(
         ],
         extensions=[record, ContractErrors, *extra_extensions],
     )
+    catalog_of(built._schema)  # every field's declaration read once, now rather than mid-request
+    return built
 
 
 schema = build_schema()

@@ -15,12 +15,26 @@ from domain.assets import Asset, AssetStatus
 from domain.errors import NotFound
 from domain.history import SubmissionOrder
 from domain.models import Model
-from domain.pagination import Keyed, Page, PageRequest, keyset_of
+from domain.pagination import Keyed, Page, keyset_of
 from domain.submissions import Result, Submission, SubmissionStatus
 from domain.users import User
 from graph import history
+from graph.declarations import (
+    Computed,
+    Entity,
+    Paged,
+    ReferenceOnly,
+    ToMany,
+    ToOne,
+    declared,
+    identifier,
+    stored,
+    to_many,
+    to_one,
+)
+from graph.execution import loads
 from graph.execution.context import Context
-from graph.ids import from_cursor, to_cursor, to_global_id
+from graph.ids import page_request, to_cursor
 
 # The domain's enums are the GraphQL enums: same names, same values.
 strawberry.enum(AssetStatus, name="AssetStatus")
@@ -87,12 +101,22 @@ def connection(
     )
 
 
-def page_request(first: int | None, after: str | None, *, descending: bool = False) -> PageRequest:
-    return PageRequest.checked(first, from_cursor(after), descending=descending)
+BATCHES = "batches: status, counts and estimate are derived, not yet declared"
+_ASSETS = Paged(
+    "assets", loads.asset_pages, loads.asset_counts, loads.asset_page_arguments, loads.asset_window
+)
+_SUBMISSIONS = Paged(
+    "submissions",
+    loads.submission_pages,
+    loads.submission_counts,
+    loads.submission_page_arguments,
+    loads.submission_window,
+)
 
 
 @strawberry.type(name="User")
-class UserType(Node):
+class UserType(Node, Entity):
+    id: strawberry.ID = identifier()
     email: str
     name: str
     language: str
@@ -102,21 +126,7 @@ class UserType(Node):
     updated_at: datetime
     entity: strawberry.Private[User]
 
-    @classmethod
-    def from_entity(cls, user: User) -> UserType:
-        return cls(
-            id=strawberry.ID(to_global_id("User", user.id)),
-            email=user.email,
-            name=user.name,
-            language=user.language,
-            is_active=user.is_active,
-            groups=list(user.groups),
-            created_at=user.created_at,
-            updated_at=user.updated_at,
-            entity=user,
-        )
-
-    @strawberry.field
+    @declared(_ASSETS)
     async def assets(
         self,
         info: AppInfo,
@@ -126,7 +136,7 @@ class UserType(Node):
     ) -> Connection[AssetType]:
         return await assets_of(info, self.entity.id, first, after, status)
 
-    @strawberry.field
+    @declared(_SUBMISSIONS)
     async def submissions(
         self,
         info: AppInfo,
@@ -138,7 +148,7 @@ class UserType(Node):
     ) -> Connection[SubmissionType]:
         return await submissions_of(info, self.entity.id, first, after, status, filter, order_by)
 
-    @strawberry.field(description="Newest first.")
+    @declared(ReferenceOnly(BATCHES), description="Newest first.")
     async def batches(
         self, info: AppInfo, first: int | None = 20, after: str | None = None
     ) -> Connection[LazyBatch]:
@@ -152,12 +162,10 @@ async def assets_of(
 ) -> Connection[AssetType]:
     """Newest first, as people read their own lists."""
     loaders = info.context.loaders
-    request = page_request(first, after, descending=True)
-    page = await loaders.asset_page_by_owner.load((owner_id, (request, status)))
+    key = (owner_id, (page_request(first, after, descending=True), status))
+    page = await loaders.paged(loads.asset_pages).load(key)
     return connection(
-        page,
-        AssetType.from_entity,
-        lambda: loaders.asset_count_by_owner.load((owner_id, status)),
+        page, AssetType.from_entity, lambda: loaders.paged(loads.asset_counts).load(key)
     )
 
 
@@ -173,31 +181,32 @@ async def submissions_of(
     loaders = info.context.loaders
     descending = (order or history.DEFAULT_ORDER).is_descending
     request = page_request(first, after, descending=descending)
-    where = history.from_input(given)
-    page = await loaders.submission_page_by_owner.load((owner_id, (request, status, where)))
+    key = (owner_id, (request, status, history.from_input(given)))
+    page = await loaders.paged(loads.submission_pages).load(key)
     return connection(
         page,
         SubmissionType.from_entity,
-        lambda: loaders.submission_count_by_owner.load((owner_id, (status, where))),
+        lambda: loaders.paged(loads.submission_counts).load(key),
     )
 
 
 async def load_user(info: AppInfo, user_id: UUID) -> UserType:
-    user = await info.context.loaders.user_by_id.load(user_id)
+    user = await info.context.loaders.level(loads.users_by_id).load(user_id)
     if user is None:
         raise NotFound("User", user_id)
     return UserType.from_entity(user)
 
 
 async def load_model(info: AppInfo, model_id: UUID) -> ModelType:
-    model = await info.context.loaders.model_by_id.load(model_id)
+    model = await info.context.loaders.level(loads.models_by_id).load(model_id)
     if model is None:
         raise NotFound("Model", model_id)
     return ModelType.from_entity(model)
 
 
 @strawberry.type(name="Asset")
-class AssetType(Node):
+class AssetType(Node, Entity):
+    id: strawberry.ID = identifier()
     file_name: str
     content_type: str
     size_bytes: int
@@ -205,56 +214,31 @@ class AssetType(Node):
     created_at: datetime
     updated_at: datetime
     entity: strawberry.Private[Asset]
+    owner: UserType = to_one("owner", key="owner_id", load=loads.users_by_id)
 
-    @classmethod
-    def from_entity(cls, asset: Asset) -> AssetType:
-        return cls(
-            id=strawberry.ID(to_global_id("Asset", asset.id)),
-            file_name=asset.file_name,
-            content_type=asset.content_type,
-            size_bytes=asset.size_bytes,
-            status=asset.status,
-            created_at=asset.created_at,
-            updated_at=asset.updated_at,
-            entity=asset,
-        )
-
-    @strawberry.field
-    async def owner(self, info: AppInfo) -> UserType:
-        return await load_user(info, self.entity.owner_id)
-
-    @strawberry.field(description="A short-lived URL to fetch the bytes; null unless AVAILABLE.")
+    @declared(
+        Computed(loads.download_urls, "a URL signed in Python per request"),
+        description="A short-lived URL to fetch the bytes; null unless AVAILABLE.",
+    )
     async def download_url(self, info: AppInfo) -> str | None:
-        if self.entity.status is not AssetStatus.AVAILABLE:
-            return None
-        ctx = info.context
-        return await ctx.blobs.presign_download(
-            self.entity.object_key, expires_in=ctx.download_url_ttl, file_name=self.entity.file_name
-        )
+        url: str | None = await info.context.loaders.level(loads.download_urls).load(self.entity)
+        return url
 
 
 @strawberry.type(name="Model")
-class ModelType(Node):
+class ModelType(Node, Entity):
+    id: strawberry.ID = identifier()
     name: str
     version: str
     description: str
     input_schema: JSON
     output_schema: JSON
-
-    @classmethod
-    def from_entity(cls, model: Model) -> ModelType:
-        return cls(
-            id=strawberry.ID(to_global_id("Model", model.id)),
-            name=model.name,
-            version=model.version,
-            description=model.description,
-            input_schema=JSON(model.input_schema),
-            output_schema=JSON(model.output_schema),
-        )
+    entity: strawberry.Private[Model]
 
 
 @strawberry.type(name="Submission")
-class SubmissionType(Node):
+class SubmissionType(Node, Entity):
+    id: strawberry.ID = identifier()
     input: JSON
     status: SubmissionStatus
     error: str | None
@@ -265,6 +249,9 @@ class SubmissionType(Node):
     # False for a subscription message about a moment before the submission succeeded: its
     # results did not exist then, even when they do by the time the message is resolved.
     has_results: strawberry.Private[bool] = True
+    owner: UserType = to_one("owner", key="owner_id", load=loads.users_by_id)
+    model: ModelType = to_one("model", key="model_id", load=loads.models_by_id)
+    assets: list[AssetType] = to_many("assets", load=loads.assets_of_submissions)
 
     @classmethod
     def as_of(cls, submission: Submission) -> SubmissionType:
@@ -273,47 +260,26 @@ class SubmissionType(Node):
         message.has_results = submission.status is SubmissionStatus.SUCCEEDED
         return message
 
-    @classmethod
-    def from_entity(cls, submission: Submission) -> SubmissionType:
-        return cls(
-            id=strawberry.ID(to_global_id("Submission", submission.id)),
-            input=JSON(submission.input),
-            status=submission.status,
-            error=submission.error,
-            attempts=submission.attempts,
-            created_at=submission.created_at,
-            updated_at=submission.updated_at,
-            entity=submission,
-        )
-
-    @strawberry.field
-    async def owner(self, info: AppInfo) -> UserType:
-        return await load_user(info, self.entity.owner_id)
-
-    @strawberry.field
-    async def model(self, info: AppInfo) -> ModelType:
-        return await load_model(info, self.entity.model_id)
-
-    @strawberry.field
-    async def assets(self, info: AppInfo) -> list[AssetType]:
-        assets = await info.context.loaders.assets_by_submission.load(self.entity.id)
-        return [AssetType.from_entity(a) for a in assets]
-
-    @strawberry.field
+    # results and latestResult read one load: a document asking for both reads once.
+    @declared(ToMany("results", loads.results_of_submissions))
     async def results(self, info: AppInfo) -> list[ResultType]:
         if not self.has_results:
             return []
-        results = await info.context.loaders.results_by_submission.load(self.entity.id)
-        return [ResultType.from_entity(r) for r in results]
+        loader = info.context.loaders.level(loads.results_of_submissions)
+        return [ResultType.from_entity(r) for r in await loader.load(self.entity.id)]
 
-    @strawberry.field(description="The newest result, if any.")
+    @declared(
+        ToOne("latest_result", "id", loads.latest_results_of_submissions),
+        description="The newest result, if any.",
+    )
     async def latest_result(self, info: AppInfo) -> ResultType | None:
         if not self.has_results:
             return None
-        results = await info.context.loaders.results_by_submission.load(self.entity.id)
+        loader = info.context.loaders.level(loads.results_of_submissions)
+        results = await loader.load(self.entity.id)
         return ResultType.from_entity(results[-1]) if results else None
 
-    @strawberry.field(description="Null unless made by batchInference.")
+    @declared(ReferenceOnly(BATCHES), description="Null unless made by batchInference.")
     async def batch(self, info: AppInfo) -> LazyBatch | None:
         from graph.batches import load_batch
 
@@ -323,40 +289,21 @@ class SubmissionType(Node):
 
 
 @strawberry.type
-class Alternative:
+class Alternative(Entity):
     value: JSON
     confidence: float
 
 
 @strawberry.type(name="Result")
-class ResultType(Node):
+class ResultType(Node, Entity):
+    id: strawberry.ID = identifier()
     prediction: JSON
     confidence: float | None
-    alternatives: list[Alternative]
+    alternatives: list[Alternative] = stored("alternatives")
     model_version: str
     processing_time_ms: int
     created_at: datetime
     entity: strawberry.Private[Result]
-
-    @classmethod
-    def from_entity(cls, result: Result) -> ResultType:
-        return cls(
-            id=strawberry.ID(to_global_id("Result", result.id)),
-            prediction=JSON(result.prediction),
-            confidence=result.confidence,
-            alternatives=[
-                Alternative(value=JSON(a.value), confidence=a.confidence)
-                for a in result.alternatives
-            ],
-            model_version=result.model_version,
-            processing_time_ms=result.processing_time_ms,
-            created_at=result.created_at,
-            entity=result,
-        )
-
-    @strawberry.field
-    async def submission(self, info: AppInfo) -> SubmissionType:
-        submission = await info.context.loaders.submission_by_id.load(self.entity.submission_id)
-        if submission is None:
-            raise NotFound("Submission", self.entity.submission_id)
-        return SubmissionType.from_entity(submission)
+    submission: SubmissionType = to_one(
+        "submission", key="submission_id", load=loads.submissions_by_id
+    )
