@@ -21,7 +21,7 @@ from graph.execution.loaders import Loaders
 from graph.protection.sign_in import SignInCache
 
 if TYPE_CHECKING:
-    from graph.subscriptions import EventBroker
+    from graph.schema.subscriptions import EventBroker
 
 
 class _MessageLoaders:

@@ -22,9 +22,9 @@ from domain.pagination import PageRequest
 from domain.services import owned, users
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter
-from graph import history
 from graph.execution.specs import ROOT, Arguments, Fallback, Loaded, LoadFn, Run
 from graph.ids import page_request, required_id
+from graph.schema import history
 
 PageArguments = tuple[PageRequest, Any]
 SubmissionArguments = tuple[PageRequest, SubmissionStatus | None, SubmissionFilter]

@@ -21,7 +21,11 @@ from graphql import (
 from bench.workloads import W1_QUERY, W2_QUERY
 from domain import projections as p
 from domain.pagination import Keyset, PageRequest
-from graph.declarations import (
+from graph.execution.catalog import spec_of
+from graph.execution.extension import CompiledPlans
+from graph.execution.projection import ProjectionPlan
+from graph.ids import to_cursor, to_global_id
+from graph.schema.declarations import (
     Column,
     Computed,
     Declaration,
@@ -35,11 +39,7 @@ from graph.declarations import (
     declarations_of,
     declared,
 )
-from graph.execution.catalog import spec_of
-from graph.execution.extension import CompiledPlans
-from graph.execution.projection import ProjectionPlan
-from graph.ids import to_cursor, to_global_id
-from graph.schema import schema
+from graph.schema.record import schema
 from persistence.projections import rendered, shape_of
 
 GQL = schema._schema

@@ -13,16 +13,18 @@ from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from graph.batches import BatchType
 from graph.errors import format_error, log_unexpected
 from graph.execution.catalog import catalog_of
 from graph.execution.context import Context
 from graph.execution.pipeline import OperationRecord
-from graph.mutations import Mutation
-from graph.queries import Query
-from graph.subscriptions import Subscription
-from graph.types import AssetType, ModelType, ResultType, SubmissionType, UserType
-from graph.webhooks import WebhookDeliveryType, WebhookEndpointType
+from graph.schema.assets import AssetType
+from graph.schema.batches import BatchType
+from graph.schema.models import ModelType
+from graph.schema.results import ResultType
+from graph.schema.root import Mutation, Query, Subscription
+from graph.schema.submissions import SubmissionType
+from graph.schema.users import UserType
+from graph.schema.webhooks import WebhookDeliveryType, WebhookEndpointType
 
 
 def _request_id(execution_context: ExecutionContext) -> str:

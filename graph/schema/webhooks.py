@@ -14,9 +14,9 @@ from domain.events import EventType
 from domain.ports import UrlGuard
 from domain.services import webhooks
 from domain.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from graph.declarations import ReferenceOnly, declared, reference_only
 from graph.ids import page_request, required_id, to_global_id
-from graph.types import AppInfo, Connection, Node, connection
+from graph.schema.declarations import ReferenceOnly, declared, reference_only
+from graph.schema.nodes import AppInfo, Connection, Node, connection
 
 strawberry.enum(DeliveryStatus, name="DeliveryStatus")
 
