@@ -12,7 +12,7 @@ from graph.execution.compiler import MAX_PLAN_FIELDS
 from graph.execution.extension import CompiledPlans
 from graph.execution.specs import Unsupported
 from graph.protection.limits import QueryLimits, check_document, check_operation, measure_operation
-from graph.schema import schema
+from graph.schema.record import schema
 
 
 def multiplied(levels: int) -> str:

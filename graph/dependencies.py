@@ -24,7 +24,7 @@ from graph.protection.limits import QueryLimits
 from graph.protection.persisted import PersistedQueryPolicy
 from graph.protection.rate_limit import RateLimiter
 from graph.protection.sign_in import SignInCache
-from graph.subscriptions import EventBroker
+from graph.schema.subscriptions import EventBroker
 from graph.transport.cors import CorsPolicy
 from graph.transport.sockets import SocketRegistry
 

@@ -10,7 +10,7 @@ from uuid import UUID
 from domain.errors import InvalidInput, NotFound
 from domain.ids import b64encode_text as _b64encode
 from domain.ids import to_global_id as to_global_id  # re-exported: graph names ids here
-from domain.pagination import Keyset
+from domain.pagination import Keyset, PageRequest
 
 NODE_TYPES = frozenset(
     {
@@ -82,3 +82,7 @@ def _in_range(moment: datetime) -> bool:
     except OverflowError:
         return False
     return True
+
+
+def page_request(first: int | None, after: str | None, *, descending: bool = False) -> PageRequest:
+    return PageRequest.checked(first, from_cursor(after), descending=descending)

@@ -213,7 +213,7 @@ SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 
 
 def cmd_schema(args: argparse.Namespace, _: Settings) -> None:
-    from graph.schema import schema
+    from graph.schema.record import schema
 
     sdl = schema.as_str() + "\n"
     if args.write:

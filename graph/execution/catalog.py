@@ -1,20 +1,91 @@
-"""The fields the compiler serves, by GraphQL type: where each value comes from.
+"""The fields the batched compiler serves, by GraphQL type: built from the schema's declarations.
 
-Each entry mirrors a resolver in graph/types.py or graph/queries.py; a field missing here
-sends its documents to the reference executor. The differential tests hold the two equal.
+Each field's declaration (graph/schema/declarations.py) says where its value comes from; this module
+turns it into what the batched plan needs (specs.py). A field without one the batched plan
+can serve sends its documents to the reference executor; tests/unit/test_projection_plans.py
+fails when such a field is not marked ReferenceOnly.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from operator import attrgetter
 from typing import Any
 
-from graph.execution import loads
-from graph.execution.loads import by_argument_id as by_id
-from graph.execution.loads import for_the_viewer
-from graph.execution.specs import ROOT, Embedded, FieldSpec, Paged, Related, Value
+from graphql import GraphQLSchema
+
+from graph.execution import loads, specs
+from graph.execution.specs import ROOT, Embedded, FieldSpec, Related, Value
 from graph.ids import to_global_id
+from graph.schema.declarations import (
+    Column,
+    Computed,
+    Declaration,
+    Identifier,
+    Paged,
+    Source,
+    Stored,
+    ToMany,
+    ToOne,
+    declarations_of,
+)
+
+Catalog = Mapping[str, Mapping[str, FieldSpec]]
+
+_CATALOGS: weakref.WeakKeyDictionary[GraphQLSchema, Catalog] = weakref.WeakKeyDictionary()
+
+
+def catalog_of(schema: GraphQLSchema) -> Catalog:
+    """The schema's catalog, built once (on first use; build_schema asks at once)."""
+    catalog = _CATALOGS.get(schema)
+    if catalog is None:
+        catalog = _CATALOGS[schema] = _build(schema)
+    return catalog
+
+
+def _build(schema: GraphQLSchema) -> Catalog:
+    root = schema.query_type.name if schema.query_type else None
+    catalog: dict[str, dict[str, FieldSpec]] = {}
+    for type_name, fields in declarations_of(schema).fields.items():
+        key = _root if type_name == root else _id
+        served = {name: spec_of(type_name, d, key) for name, d in fields.items()}
+        catalog[type_name] = {name: spec for name, spec in served.items() if spec is not None}
+    return catalog
+
+
+def spec_of(
+    type_name: str, declaration: Declaration, key: Callable[[Any], Any] | None = None
+) -> FieldSpec | None:
+    """What the batched plan needs for a field so declared, or None when it cannot serve it.
+
+    `key` finds the parent's key for its connections: the Query root's one key, or an id."""
+    if isinstance(declaration, Column):
+        attribute = declaration.attribute
+        assert attribute is not None  # declarations_of names every column's attribute
+        return Value(attrgetter(attribute), attribute)
+    if isinstance(declaration, Identifier):
+        return Value(_global_id(type_name))
+    if isinstance(declaration, ToOne):
+        return Related(declaration.load, attrgetter(declaration.key))
+    if isinstance(declaration, ToMany):
+        return Related(declaration.load, _id)
+    if isinstance(declaration, Stored):
+        return Embedded(attrgetter(declaration.attribute))
+    if isinstance(declaration, Paged):
+        pages, counts = declaration.pages, declaration.counts
+        return specs.Paged(pages, counts, key or _id, declaration.arguments)
+    if isinstance(declaration, Source):
+        return _source(declaration)
+    if isinstance(declaration, Computed):
+        return Related(declaration.load, _itself)
+    return None  # ReferenceOnly
+
+
+def _source(declaration: Source) -> Related:
+    if declaration.id_of is None:
+        return Related(declaration.load, _root)
+    return Related(loads.by_argument_id(declaration.load), _root, loads.id_of(declaration.id_of))
 
 
 def _global_id(type_name: str) -> Callable[[Any], str]:
@@ -24,76 +95,12 @@ def _global_id(type_name: str) -> Callable[[Any], str]:
     return get
 
 
-def _values(*names: str) -> dict[str, FieldSpec]:
-    """Fields named as the entity's attributes, snake_case to camelCase."""
-    specs: dict[str, FieldSpec] = {}
-    for name in names:
-        head, *rest = name.split("_")
-        specs[head + "".join(part.title() for part in rest)] = Value(attrgetter(name), name)
-    return specs
-
-
 def _root(_: Any) -> str:
     return ROOT
 
 
-_id = attrgetter("id")
+def _itself(entity: Any) -> Any:
+    return entity
 
-CATALOG: Mapping[str, Mapping[str, FieldSpec]] = {
-    "Query": {
-        "viewer": Related(loads.viewer, _root),
-        "user": Related(by_id(loads.users_by_id), _root, loads.id_of("User")),
-        "users": Paged(loads.user_page, loads.user_count, _root, loads.user_page_arguments),
-        "asset": Related(by_id(loads.assets_by_id), _root, loads.id_of("Asset")),
-        "assets": Paged(
-            for_the_viewer(loads.asset_pages, "viewer_asset_page"),
-            for_the_viewer(loads.asset_counts, "viewer_asset_count"),
-            _root,
-            loads.asset_page_arguments,
-        ),
-        "submission": Related(by_id(loads.submissions_by_id), _root, loads.id_of("Submission")),
-        "submissions": Paged(
-            for_the_viewer(loads.submission_pages, "viewer_submission_page"),
-            for_the_viewer(loads.submission_counts, "viewer_submission_count"),
-            _root,
-            loads.submission_page_arguments,
-        ),
-        "result": Related(by_id(loads.results_by_id), _root, loads.id_of("Result")),
-        "models": Related(loads.active_models, _root),
-        "model": Related(by_id(loads.models_by_id), _root, loads.id_of("Model")),
-    },
-    "User": {
-        "id": Value(_global_id("User")),
-        **_values("email", "name", "language", "is_active", "groups", "created_at", "updated_at"),
-        "assets": Paged(loads.asset_pages, loads.asset_counts, _id, loads.asset_page_arguments),
-        "submissions": Paged(
-            loads.submission_pages, loads.submission_counts, _id, loads.submission_page_arguments
-        ),
-    },
-    "Asset": {
-        "id": Value(_global_id("Asset")),
-        **_values("file_name", "content_type", "size_bytes", "status", "created_at", "updated_at"),
-        "owner": Related(loads.users_by_id, attrgetter("owner_id")),
-        "downloadUrl": Related(loads.download_urls, lambda asset: asset),
-    },
-    "Model": {
-        "id": Value(_global_id("Model")),
-        **_values("name", "version", "description", "input_schema", "output_schema"),
-    },
-    "Submission": {
-        "id": Value(_global_id("Submission")),
-        **_values("input", "status", "error", "attempts", "created_at", "updated_at"),
-        "owner": Related(loads.users_by_id, attrgetter("owner_id")),
-        "model": Related(loads.models_by_id, attrgetter("model_id")),
-        "assets": Related(loads.assets_of_submissions, _id),
-        "results": Related(loads.results_of_submissions, _id),
-        "latestResult": Related(loads.latest_results_of_submissions, _id),
-    },
-    "Result": {
-        "id": Value(_global_id("Result")),
-        **_values("prediction", "confidence", "model_version", "processing_time_ms", "created_at"),
-        "alternatives": Embedded(attrgetter("alternatives")),
-        "submission": Related(loads.submissions_by_id, attrgetter("submission_id")),
-    },
-    "Alternative": _values("value", "confidence"),
-}
+
+_id = attrgetter("id")

@@ -34,7 +34,7 @@ from graphql.execution.collect_fields import (
 from graphql.execution.values import VariableValues, get_argument_values
 
 from domain.pagination import keyset_of
-from graph.execution.catalog import CATALOG
+from graph.execution.catalog import catalog_of
 from graph.execution.codegen import (
     Attribute,
     Build,
@@ -130,6 +130,7 @@ class Compiler:
         self.fragments = fragments
         self.variables = variables
         self.operation = operation
+        self.catalog = catalog_of(schema)
         self.relations: list[Relation] = []
         self.fields = 0
 
@@ -164,7 +165,7 @@ class Compiler:
         self, gql_type: GraphQLObjectType, grouped: dict[str, FieldDetailsList]
     ) -> Selection:
         relations: list[Relation] = []
-        specs = CATALOG.get(gql_type.name, {})
+        specs = self.catalog.get(gql_type.name, {})
         fields: list[tuple[str, FieldCode]] = []
         for key, details in self._fields(grouped):
             name = details[0].node.name.value

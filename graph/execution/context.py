@@ -21,7 +21,7 @@ from graph.execution.loaders import Loaders
 from graph.protection.sign_in import SignInCache
 
 if TYPE_CHECKING:
-    from graph.subscriptions import EventBroker
+    from graph.schema.subscriptions import EventBroker
 
 
 class _MessageLoaders:
@@ -34,7 +34,7 @@ class _MessageLoaders:
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders.create(self.context.uow, self.context.principal)
+            self._loaders = self.context.new_loaders()
         return self._loaders
 
 
@@ -91,5 +91,8 @@ class Context:
         if message is not None and message.context is self:
             return message.loaders
         if self._loaders is None:
-            self._loaders = Loaders.create(self.uow, self.principal)
+            self._loaders = self.new_loaders()
         return self._loaders
+
+    def new_loaders(self) -> Loaders:
+        return Loaders.create(self.uow, self.principal, self.blobs, self.download_url_ttl)

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from aiodataloader import DataLoader
 
-from domain.assets import Asset, AssetStatus
 from domain.batches import Batch
-from domain.history import SubmissionFilter
-from domain.models import Model
 from domain.pagination import Page, PageRequest
-from domain.ports import UnitOfWork, UnitOfWorkFactory
+from domain.ports import BlobStore, UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
-from domain.services import batches, owned, webhooks
-from domain.services.users import get_visible_users
-from domain.submissions import Result, Submission, SubmissionStatus
-from domain.users import User
+from domain.services import batches, webhooks
 from domain.webhooks import WebhookDelivery
+from graph.execution.specs import LoadFn, Run
 from telemetry import metrics
 
 K = TypeVar("K")
@@ -65,45 +60,6 @@ def grouped_by_arguments(
     return batch
 
 
-AssetPageKey = tuple[UUID, tuple[PageRequest, AssetStatus | None]]
-SubmissionArguments = tuple[PageRequest, SubmissionStatus | None, SubmissionFilter]
-SubmissionPageKey = tuple[UUID, SubmissionArguments]
-SubmissionCountKey = tuple[UUID, tuple[SubmissionStatus | None, SubmissionFilter]]
-
-
-async def _asset_pages(
-    uow: UnitOfWork,
-    principal: Principal,
-    owners: list[UUID],
-    args: tuple[PageRequest, AssetStatus | None],
-) -> list[Page[Asset]]:
-    return await owned.list_assets_for_owners(uow, principal, owners, *args)
-
-
-async def _asset_counts(
-    uow: UnitOfWork, principal: Principal, owners: list[UUID], status: AssetStatus | None
-) -> list[int]:
-    return await owned.count_assets_for_owners(uow, principal, owners, status)
-
-
-async def _submission_pages(
-    uow: UnitOfWork,
-    principal: Principal,
-    owners: list[UUID],
-    args: SubmissionArguments,
-) -> list[Page[Submission]]:
-    return await owned.list_submissions_for_owners(uow, principal, owners, *args)
-
-
-async def _submission_counts(
-    uow: UnitOfWork,
-    principal: Principal,
-    owners: list[UUID],
-    args: tuple[SubmissionStatus | None, SubmissionFilter],
-) -> list[int]:
-    return await owned.count_submissions_for_owners(uow, principal, owners, *args)
-
-
 async def _delivery_pages(
     uow: UnitOfWork, principal: Principal, endpoints: list[UUID], request: PageRequest
 ) -> list[Page[WebhookDelivery]]:
@@ -116,45 +72,91 @@ async def _delivery_counts(
     return await webhooks.count_deliveries(uow, principal, endpoints)
 
 
-async def _models(uow: UnitOfWork, _: Principal, ids: Sequence[UUID]) -> list[Model | None]:
-    return await owned.get_models(uow, ids)
+class LevelLoader(DataLoader[Hashable, Any]):
+    """A level load (graph/execution/loads.py) as a DataLoader keyed by the parent's key.
+
+    The reference path's relations go through the same level loads as the batched plan, so
+    a relation names one load for both; each batch takes its own short unit of work."""
+
+    def __init__(self, run: Callable[[], Run], load: LoadFn) -> None:
+        super().__init__()
+        self._run = run
+        self._load = load
+        self._name = getattr(load, "__name__", "level")[:64]
+
+    async def batch_load_fn(self, keys: list[Hashable]) -> list[Any]:
+        metrics.DATALOADER_BATCH_SIZE.labels(self._name).observe(len(keys))
+        loaded = await self._load(self._run(), keys, None)
+        return [loaded[key] for key in keys]
+
+
+class PagedLoader(DataLoader[tuple[Hashable, Hashable], Any]):
+    """A level load taking bound arguments, keyed by (parent key, arguments): one load
+    per distinct arguments, values in key order."""
+
+    def __init__(self, run: Callable[[], Run], load: LoadFn) -> None:
+        super().__init__()
+        self._run = run
+        self._load = load
+        self._name = getattr(load, "__name__", "paged")[:64]
+
+    async def batch_load_fn(self, keys: list[tuple[Hashable, Hashable]]) -> list[Any]:
+        metrics.DATALOADER_BATCH_SIZE.labels(self._name).observe(len(keys))
+        parents: dict[Hashable, list[Hashable]] = defaultdict(list)
+        for parent, arguments in keys:
+            parents[arguments].append(parent)
+        values: dict[tuple[Hashable, Hashable], Any] = {}
+        for arguments, group in parents.items():
+            loaded = await self._load(self._run(), group, arguments)
+            values.update(((parent, arguments), loaded[parent]) for parent in group)
+        return [values[key] for key in keys]
 
 
 @dataclass(frozen=True, slots=True)
 class Loaders:
-    user_by_id: BatchLoader[UUID, User | None]
-    asset_by_id: BatchLoader[UUID, Asset | None]
-    model_by_id: BatchLoader[UUID, Model | None]
-    submission_by_id: BatchLoader[UUID, Submission | None]
-    result_by_id: BatchLoader[UUID, Result | None]
-    asset_page_by_owner: BatchLoader[AssetPageKey, Page[Asset]]
-    asset_count_by_owner: BatchLoader[tuple[UUID, AssetStatus | None], int]
-    submission_page_by_owner: BatchLoader[SubmissionPageKey, Page[Submission]]
-    submission_count_by_owner: BatchLoader[SubmissionCountKey, int]
-    results_by_submission: BatchLoader[UUID, list[Result]]
-    assets_by_submission: BatchLoader[UUID, list[Asset]]
+    """One request's DataLoaders: one per level load it uses, and the few the batched plan
+    has no level load for (batches, webhook deliveries)."""
+
+    uow: UnitOfWorkFactory
+    principal: Principal
+    blobs: BlobStore
+    download_url_ttl: int
     delivery_page_by_endpoint: BatchLoader[tuple[UUID, PageRequest], Page[WebhookDelivery]]
     delivery_count_by_endpoint: BatchLoader[tuple[UUID, None], int]
     batch_by_id: BatchLoader[UUID, Batch | None]
+    _levels: dict[LoadFn, LevelLoader] = field(default_factory=dict)
+    _paged: dict[LoadFn, PagedLoader] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, uow: UnitOfWorkFactory, principal: Principal) -> Loaders:
+    def create(
+        cls, uow: UnitOfWorkFactory, principal: Principal, blobs: BlobStore, download_url_ttl: int
+    ) -> Loaders:
         def loader(load: BatchFn[K, V]) -> BatchLoader[K, V]:
             return BatchLoader(uow, principal, load)
 
         return cls(
-            user_by_id=loader(get_visible_users),
-            asset_by_id=loader(owned.get_visible_assets),
-            model_by_id=loader(_models),
-            submission_by_id=loader(owned.get_visible_submissions),
-            result_by_id=loader(owned.get_visible_results),
-            asset_page_by_owner=loader(grouped_by_arguments(_asset_pages)),
-            asset_count_by_owner=loader(grouped_by_arguments(_asset_counts)),
-            submission_page_by_owner=loader(grouped_by_arguments(_submission_pages)),
-            submission_count_by_owner=loader(grouped_by_arguments(_submission_counts)),
-            results_by_submission=loader(owned.list_results_for_submissions),
-            assets_by_submission=loader(owned.list_assets_for_submissions),
+            uow=uow,
+            principal=principal,
+            blobs=blobs,
+            download_url_ttl=download_url_ttl,
             delivery_page_by_endpoint=loader(grouped_by_arguments(_delivery_pages)),
             delivery_count_by_endpoint=loader(grouped_by_arguments(_delivery_counts)),
             batch_by_id=loader(batches.get_batches),
         )
+
+    def level(self, load: LoadFn) -> LevelLoader:
+        """The DataLoader of `load`, made on first use in this request."""
+        loader = self._levels.get(load)
+        if loader is None:
+            loader = self._levels[load] = LevelLoader(self._run, load)
+        return loader
+
+    def paged(self, load: LoadFn) -> PagedLoader:
+        loader = self._paged.get(load)
+        if loader is None:
+            loader = self._paged[load] = PagedLoader(self._run, load)
+        return loader
+
+    def _run(self) -> Run:
+        """A batch's run: its own short unit of work."""
+        return Run(self.principal, self.uow(), self.blobs, self.download_url_ttl)

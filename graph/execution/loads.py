@@ -1,9 +1,11 @@
-"""The compiled path's loads: the reference resolvers' domain calls, once per level.
+"""The level loads: the domain calls behind relations, once per level of a response.
 
 Each function takes the distinct keys of a level and returns a value per key, through the
-same domain services (and so the same access rules) as the DataLoaders of the reference
-path. An answer the reference would give as an error (an id the caller cannot see) raises
-Fallback, so the reference path answers it with the error in its proper place.
+domain services (and so their access rules). Fields name them in their declarations; the
+batched plan calls them per level, the reference path's DataLoaders per batch
+(graph/execution/loaders.py). A root answer the reference would give as an error (an id the
+caller cannot see) raises Fallback, so the reference path answers it with the error in its
+proper place.
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain import projections as p
 from domain.assets import Asset, AssetStatus
 from domain.history import SubmissionFilter, SubmissionOrder
 from domain.pagination import PageRequest
 from domain.services import owned, users
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter
-from graph import history
 from graph.execution.specs import ROOT, Arguments, Fallback, Loaded, LoadFn, Run
-from graph.ids import required_id
-from graph.types import page_request
+from graph.ids import page_request, required_id
+from graph.schema import history
 
 PageArguments = tuple[PageRequest, Any]
 SubmissionArguments = tuple[PageRequest, SubmissionStatus | None, SubmissionFilter]
@@ -76,6 +78,31 @@ def user_page_arguments(arguments: Arguments) -> UserPageArguments:
         email_contains=given.get("emailContains"), is_active=given.get("isActive")
     )
     return page_request(arguments.get("first"), arguments.get("after")), user_filter
+
+
+# The same arguments as the store's one-statement projection reads them (filters by attribute).
+
+
+def submission_window(arguments: Arguments) -> p.PageArguments:
+    request, status, where = submission_page_arguments(arguments)
+    filters = (
+        ("status", None if status is None else status.value),
+        ("model_id", where.model_id),
+        ("created_after", where.created_after),
+        ("created_before", where.created_before),
+    )
+    return p.PageArguments(request, filters)
+
+
+def asset_window(arguments: Arguments) -> p.PageArguments:
+    request, status = asset_page_arguments(arguments)
+    return p.PageArguments(request, (("status", None if status is None else status.value),))
+
+
+def user_window(arguments: Arguments) -> p.PageArguments:
+    request, found = user_page_arguments(arguments)
+    filters = (("email_contains", found.email_contains), ("is_active", found.is_active))
+    return p.PageArguments(request, filters)
 
 
 def id_of(type_name: str) -> Any:

@@ -3,10 +3,11 @@
 The store builds the response JSON itself (persistence/projections.py); this module says
 what to build, from the same field collection as the batched compiler (graphql-core's
 `collect_fields`, so keys, order, fragments and @skip/@include mean what they mean on the
-reference path) and from DECLARED, which says what each field is. A field that DECLARED
-does not cover makes the operation Unsupported here; the batched plan (compiler.py) may
-still serve it. Argument values never enter the projection: each argument-taking field
-gets a slot, bound per request by the same functions the batched plan uses.
+reference path) and from the schema's declarations (graph/schema/declarations.py), which say what
+each field is. A field declared as something this plan cannot build makes the operation
+Unsupported here; the batched plan (compiler.py) may still serve it. Argument values never
+enter the projection: each argument-taking field gets a slot, bound per request by the same
+functions the batched plan uses.
 """
 
 from __future__ import annotations
@@ -40,156 +41,17 @@ from domain import projections as p
 from graph.execution import loads
 from graph.execution.compiler import MAX_PLAN_FIELDS
 from graph.execution.specs import Arguments, Unsupported
-
-# ------------------------------------------------------------------ declarations
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """A stored attribute; `attribute` when it is not the field's name in snake_case."""
-
-    attribute: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Identifier:
-    """The object's global id."""
-
-
-@dataclass(frozen=True, slots=True)
-class ToOne:
-    relation: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToMany:
-    relation: str
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """Plain objects stored in an attribute (JSON), each field a key of them."""
-
-    attribute: str
-
-
-@dataclass(frozen=True, slots=True)
-class Paged:
-    """A connection over a relation (or a root source), its arguments bound per request."""
-
-    relation: str
-    bind: Callable[[Arguments], p.PageArguments]
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A root field read from a named source, with its id argument's type, if any."""
-
-    source: str
-    id_of: str | None = None
-
-
-Declaration = Column | Identifier | ToOne | ToMany | Stored | Paged | Source
-
-
-def _status_page(arguments: Arguments) -> p.PageArguments:
-    request, status, where = loads.submission_page_arguments(arguments)
-    filters = (
-        ("status", None if status is None else status.value),
-        ("model_id", where.model_id),
-        ("created_after", where.created_after),
-        ("created_before", where.created_before),
-    )
-    return p.PageArguments(request, filters)
-
-
-def _asset_page(arguments: Arguments) -> p.PageArguments:
-    request, status = loads.asset_page_arguments(arguments)
-    return p.PageArguments(request, (("status", None if status is None else status.value),))
-
-
-def _user_page(arguments: Arguments) -> p.PageArguments:
-    request, found = loads.user_page_arguments(arguments)
-    filters = (("email_contains", found.email_contains), ("is_active", found.is_active))
-    return p.PageArguments(request, filters)
-
-
-_COLUMN = Column()
-
-DECLARED: Mapping[str, Mapping[str, Declaration]] = {
-    "Query": {
-        "viewer": Source("viewer"),
-        "user": Source("user", "User"),
-        "users": Paged("users", _user_page),
-        "asset": Source("asset", "Asset"),
-        "assets": Paged("assets", _asset_page),
-        "submission": Source("submission", "Submission"),
-        "submissions": Paged("submissions", _status_page),
-        "result": Source("result", "Result"),
-        "models": Source("models"),
-        "model": Source("model", "Model"),
-    },
-    "User": {
-        "id": Identifier(),
-        **dict.fromkeys(
-            ("email", "name", "language", "isActive", "groups", "createdAt", "updatedAt"), _COLUMN
-        ),
-        "assets": Paged("assets", _asset_page),
-        "submissions": Paged("submissions", _status_page),
-    },
-    "Asset": {
-        "id": Identifier(),
-        **dict.fromkeys(
-            ("fileName", "contentType", "sizeBytes", "status", "createdAt", "updatedAt"), _COLUMN
-        ),
-        "owner": ToOne("owner"),
-    },
-    "Model": {
-        "id": Identifier(),
-        **dict.fromkeys(("name", "version", "description", "inputSchema", "outputSchema"), _COLUMN),
-    },
-    "Submission": {
-        "id": Identifier(),
-        **dict.fromkeys(
-            ("input", "status", "error", "attempts", "createdAt", "updatedAt"), _COLUMN
-        ),
-        "owner": ToOne("owner"),
-        "model": ToOne("model"),
-        "assets": ToMany("assets"),
-        "results": ToMany("results"),
-        "latestResult": ToOne("latest_result"),
-    },
-    "Result": {
-        "id": Identifier(),
-        **dict.fromkeys(
-            ("prediction", "confidence", "modelVersion", "processingTimeMs", "createdAt"), _COLUMN
-        ),
-        "alternatives": Stored("alternatives"),
-        "submission": ToOne("submission"),
-    },
-    "Alternative": dict.fromkeys(("value", "confidence"), _COLUMN),
-}
-
-# Fields the one-statement plan leaves to the batched plan or the reference executor, and
-# why (tests/unit/test_projection_plans.py fails on a field in neither place).
-REFERENCE_ONLY: Mapping[str, str] = {
-    "Asset.downloadUrl": "a URL signed in Python per request",
-    "Query.node": "an abstract type",
-    "Query.nodes": "an abstract type",
-    "Query.webhookEndpoints": "webhooks: owner-scoped reads, not yet declared",
-    "Query.batch": "batches: status, counts and estimate are derived, not yet declared",
-    "Query.batches": "batches: status, counts and estimate are derived, not yet declared",
-    "User.batches": "batches: status, counts and estimate are derived, not yet declared",
-    "Submission.batch": "batches: status, counts and estimate are derived, not yet declared",
-    "Query.apiKeys": "API keys: a handful per viewer, read on the reference path",
-}
-REFERENCE_ONLY_TYPES: Mapping[str, str] = {
-    "WebhookEndpoint": "webhooks: owner-scoped reads, not yet declared",
-    "WebhookDelivery": "webhooks: owner-scoped reads, not yet declared",
-    "Batch": "batches: status, counts and estimate are derived, not yet declared",
-    "BatchCounts": "batches: counted by status in the batch's read",
-    "ApiKey": "API keys: a handful per viewer, read on the reference path",
-}
+from graph.schema.declarations import (
+    Column,
+    Declaration,
+    Identifier,
+    Paged,
+    Source,
+    Stored,
+    ToMany,
+    ToOne,
+    declarations_of,
+)
 
 # ------------------------------------------------------------------ the plan
 
@@ -271,6 +133,7 @@ class ProjectionCompiler:
         self.fragments = fragments
         self.variables = variables
         self.operation = operation
+        self.declared = declarations_of(schema).fields
         self.bindings: list[Binding] = []
         self.fields = 0
 
@@ -314,7 +177,7 @@ class ProjectionCompiler:
         return len(self.bindings) - 1
 
     def _declared(self, gql_type: GraphQLObjectType, name: str) -> tuple[Declaration, GraphQLField]:
-        declaration = DECLARED.get(gql_type.name, {}).get(name)
+        declaration = self.declared.get(gql_type.name, {}).get(name)
         gql_field = gql_type.fields.get(name)
         if declaration is None or gql_field is None:
             raise Unsupported(f"field:{gql_type.name}.{name}")
@@ -398,7 +261,7 @@ class ProjectionCompiler:
         self, declaration: Paged, gql_field: GraphQLField, details: FieldDetailsList
     ) -> p.Window:
         connection = _object_type(gql_field.type)
-        slot = self._slot(gql_field, details, declaration.bind)
+        slot = self._slot(gql_field, details, declaration.window)
         parts: list[tuple[str, str | p.Constant]] = []
         edges: tuple[tuple[str, p.Cursor | p.Constant | p.Shape], ...] | None = None
         page_info: tuple[tuple[str, str | p.Constant], ...] | None = None

@@ -39,7 +39,7 @@ from graph.protection.extension import query_protection, rate_limit_key, rate_li
 from graph.protection.operation_choice import OneOperationOrName
 from graph.protection.persisted import PersistedQueries
 from graph.protection.sign_in import SignedIn
-from graph.schema import build_schema
+from graph.schema.record import build_schema
 from graph.transport.body_limit import BodyTooLarge
 from graph.transport.fast_lane import FastLane
 from graph.transport.graphiql import graphiql_response

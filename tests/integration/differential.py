@@ -30,7 +30,7 @@ from starlette.applications import Starlette
 
 from domain.pagination import Keyset
 from graph.ids import to_cursor, to_global_id
-from graph.schema import schema
+from graph.schema.record import schema
 from integrations.blobs.local import LocalBlobStore
 from persistence import tables
 from server import bootstrap

@@ -21,7 +21,7 @@ async def test_metrics_show_loader_batch_sizes_and_rate_limit_refusals(
     document = "{ viewer { submissions { edges { node { id } } } } webhookEndpoints { id } }"
     await gql(client, document, token=bearer)
     text = (await client.get("/metrics")).text
-    assert 'assay_dataloader_batch_size_count{loader="_submission_pages"}' in text
+    assert 'assay_dataloader_batch_size_count{loader="submission_pages"}' in text
     assert "assay_rate_limit_refusals_total" in text
 
 

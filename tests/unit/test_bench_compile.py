@@ -6,7 +6,7 @@ from graphql import parse
 
 from bench.compile import largest_accepted_multiplied, multiplied
 from graph.execution.extension import CompiledPlans
-from graph.schema import schema
+from graph.schema.record import schema
 
 
 def test_the_most_multiplied_document_the_default_limits_accept_compiles() -> None:

@@ -14,7 +14,7 @@ from domain.errors import InvalidInput
 from domain.events import Event, EventType
 from domain.services import callbacks
 from domain.webhooks import DeliveryOutcome, DeliveryStatus, RetrySchedule, WebhookMessage
-from graph.batches import _next_burst
+from graph.schema.batches import _next_burst
 from tests.unit.fakes import FakeClock, FakeData, FakeUnitOfWork
 from tests.unit.test_submission_services import principal
 from tests.unit.webhook_fakes import FakeUrlGuard

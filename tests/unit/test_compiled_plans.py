@@ -13,7 +13,7 @@ from graph.execution.codegen import Attribute, Call, Constant, builder
 from graph.execution.compiler import MAX_PLAN_FIELDS
 from graph.execution.extension import MAX_PLANS_PER_DOCUMENT, CompiledPlans
 from graph.execution.specs import Fallback, Unsupported
-from graph.schema import schema
+from graph.schema.record import schema
 
 GQL = schema._schema
 

@@ -8,7 +8,7 @@ import pytest
 from graphql import OperationDefinitionNode, parse
 
 from graph.protection.input_hygiene import InputBounds, input_problems
-from graph.schema import schema
+from graph.schema.record import schema
 
 BOUNDS = InputBounds(max_string_bytes=16, max_json_bytes=64)
 RENAME = "mutation($input: UpdateViewerInput!) { updateViewer(input: $input) { id } }"

@@ -8,7 +8,7 @@ from graphql import parse
 
 from graph.execution.extension import KnownQueries
 from graph.protection.limits import measure_operation, measured_variables
-from graph.schema import schema
+from graph.schema.record import schema
 
 PAGES = """
 query Pages($first: Int, $n: Int = 5, $id: ID!, $ids: [ID!]!, $flag: Boolean!) {

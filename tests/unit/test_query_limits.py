@@ -16,7 +16,7 @@ from graph.protection.limits import (
     count_tokens,
     measure_operation,
 )
-from graph.schema import schema
+from graph.schema.record import schema
 
 LIMITS = QueryLimits()
 

@@ -17,7 +17,7 @@ from graphql import (
     print_ast,
 )
 
-from graph.schema import schema
+from graph.schema.record import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 # The repository carries its own copy of the contract so that a clean clone tests alone;

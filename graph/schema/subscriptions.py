@@ -19,10 +19,13 @@ from domain.ports import UnitOfWork
 from domain.principal import Principal, visible_only
 from domain.services import owned
 from domain.submissions import Result, Submission
-from graph.batches import BatchSubscriptions
 from graph.errors import AssayGraphQLError
 from graph.ids import required_id, to_global_id
-from graph.types import AppInfo, AssetType, ResultType, SubmissionType
+from graph.schema.assets import AssetType
+from graph.schema.batches import BatchSubscriptions
+from graph.schema.nodes import AppInfo
+from graph.schema.results import ResultType
+from graph.schema.submissions import SubmissionType
 
 SUBMISSION_EVENTS = frozenset(
     {

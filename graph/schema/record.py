@@ -13,15 +13,18 @@ from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from graph.batches import BatchType
 from graph.errors import format_error, log_unexpected
+from graph.execution.catalog import catalog_of
 from graph.execution.context import Context
 from graph.execution.pipeline import OperationRecord
-from graph.mutations import Mutation
-from graph.queries import Query
-from graph.subscriptions import Subscription
-from graph.types import AssetType, ModelType, ResultType, SubmissionType, UserType
-from graph.webhooks import WebhookDeliveryType, WebhookEndpointType
+from graph.schema.assets import AssetType
+from graph.schema.batches import BatchType
+from graph.schema.models import ModelType
+from graph.schema.results import ResultType
+from graph.schema.root import Mutation, Query, Subscription
+from graph.schema.submissions import SubmissionType
+from graph.schema.users import UserType
+from graph.schema.webhooks import WebhookDeliveryType, WebhookEndpointType
 
 
 def _request_id(execution_context: ExecutionContext) -> str:
@@ -90,7 +93,7 @@ def build_schema(
     batching = None
     if max_batch_operations is not None:
         batching = BatchingConfig(max_operations=max_batch_operations)
-    return AssaySchema(
+    built = AssaySchema(
         config=StrawberryConfig(batching_config=batching),
         query=Query,
         mutation=Mutation,
@@ -107,6 +110,8 @@ def build_schema(
         ],
         extensions=[record, ContractErrors, *extra_extensions],
     )
+    catalog_of(built._schema)  # every field's declaration read once, now rather than mid-request
+    return built
 
 
 schema = build_schema()

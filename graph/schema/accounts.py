@@ -12,10 +12,15 @@ from domain.errors import Unavailable
 from domain.services import accounts, api_keys
 from graph.ids import required_id, to_global_id
 from graph.protection.sign_in import revoking
-from graph.types import AppInfo, Node, UserType
-from graph.webhooks import DeletePayload
+from graph.schema.declarations import ReferenceOnly, declared, reference_only
+from graph.schema.nodes import AppInfo, Node
+from graph.schema.users import UserType
+from graph.schema.webhooks import DeletePayload
+
+_API_KEYS = "API keys: a handful per viewer, read on the reference path"
 
 
+@reference_only(_API_KEYS)
 @strawberry.type(name="ApiKey")
 class ApiKeyType(Node):
     name: str
@@ -77,7 +82,7 @@ async def load_api_key(info: AppInfo, ident: UUID) -> ApiKeyType | None:
 
 @strawberry.type
 class AccountQueries:
-    @strawberry.field(description="The viewer's API keys, newest first.")
+    @declared(ReferenceOnly(_API_KEYS), description="The viewer's API keys, newest first.")
     async def api_keys(self, info: AppInfo) -> list[ApiKeyType]:
         ctx = info.context
         keys = await api_keys.list_api_keys(ctx.uow(), ctx.principal)

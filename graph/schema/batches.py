@@ -9,25 +9,19 @@ from datetime import datetime
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 
 from domain.batches import Batch, BatchStatus
 from domain.errors import NotFound
 from domain.events import Event, EventType
-from domain.services import batches, callbacks
+from domain.services import batches, callbacks, submissions
 from domain.submissions import SubmissionStatus
-from graph.ids import required_id, to_global_id
-from graph.types import (
-    AppInfo,
-    Connection,
-    ModelType,
-    Node,
-    SubmissionType,
-    UserType,
-    connection,
-    load_model,
-    load_user,
-    page_request,
-)
+from graph.ids import page_request, parse_id, required_id, to_global_id
+from graph.schema.declarations import ReferenceOnly, declared, reference_only
+from graph.schema.models import ModelType, load_model
+from graph.schema.nodes import BATCHES, AppInfo, Connection, Node, connection
+from graph.schema.submissions import SubmissionType, check_callback
+from graph.schema.users import UserType, load_user
 
 strawberry.enum(BatchStatus, name="BatchStatus")
 
@@ -39,6 +33,7 @@ _SUBMISSION_EVENTS = frozenset(
 )
 
 
+@reference_only("batches: counted by status in the batch's read")
 @strawberry.type(name="BatchCounts")
 class BatchCountsType:
     pending: int
@@ -48,6 +43,7 @@ class BatchCountsType:
     cancelled: int
 
 
+@reference_only(BATCHES)
 @strawberry.type(name="Batch")
 class BatchType(Node):
     size: int
@@ -147,22 +143,61 @@ class RotateCallbackSecretPayload:
 
 @strawberry.type
 class BatchQueries:
-    @strawberry.field
+    @declared(ReferenceOnly(BATCHES))
     async def batch(self, info: AppInfo, id: strawberry.ID) -> BatchType | None:
         found = await load_batch(info, required_id(id, "Batch"))
         if found is None:
             raise NotFound("Batch", id)
         return found
 
-    @strawberry.field(description="The viewer's batches, newest first.")
+    @declared(ReferenceOnly(BATCHES), description="The viewer's batches, newest first.")
     async def batches(
         self, info: AppInfo, first: int | None = 20, after: str | None = None
     ) -> Connection[BatchType]:
         return await batches_of(info, info.context.principal.user_id, first, after)
 
 
+@strawberry.input
+class BatchInferenceInput:
+    model_id: strawberry.ID
+    inputs: list[JSON] = strawberry.field(description="1 to 1000 inputs.")
+    callback_url: str | None = strawberry.field(
+        default=None,
+        description="POSTed once the whole batch is finished, with its id, status and counts; "
+        "signed with the viewer's callback secret (see rotateCallbackSecret).",
+    )
+
+
+@strawberry.type
+class BatchInferencePayload:
+    submissions: list[SubmissionType] = strawberry.field(description="In input order, all PENDING.")
+    batch: BatchType
+
+
 @strawberry.type
 class BatchMutations:
+    @strawberry.mutation(description="Queue 1 to 1000 inputs for one model, all or none.")
+    async def batch_inference(
+        self, info: AppInfo, input: BatchInferenceInput
+    ) -> BatchInferencePayload:
+        ctx = info.context
+        model_id = parse_id(input.model_id, "Model", "input.modelId")
+        await check_callback(info, input.callback_url)
+        stored = await submissions.create_batch(
+            ctx.uow(),
+            ctx.principal,
+            model_id,
+            input.inputs,
+            clock=ctx.clock,
+            callback_url=input.callback_url,
+        )
+        assert stored[0].batch_id is not None, "create_batch always makes a batch"
+        batch = await load_batch(info, stored[0].batch_id)
+        assert batch is not None, "the viewer sees the batch just made"
+        return BatchInferencePayload(
+            submissions=[SubmissionType.from_entity(s) for s in stored], batch=batch
+        )
+
     @strawberry.mutation(description="Cancel what is still PENDING; what is RUNNING finishes.")
     async def cancel_batch(self, info: AppInfo, id: strawberry.ID) -> BatchPayload:
         ctx = info.context
@@ -228,7 +263,7 @@ class BatchSubscriptions:
     async def batch_updated(
         self, info: AppInfo, id: strawberry.ID
     ) -> AsyncGenerator[BatchType, None]:
-        from graph.subscriptions import event_stream  # the Subscription root imports us
+        from graph.schema.subscriptions import event_stream  # the Subscription root imports us
 
         ctx = info.context
         batch_id = required_id(id, "Batch")

@@ -14,8 +14,9 @@ from domain.events import EventType
 from domain.ports import UrlGuard
 from domain.services import webhooks
 from domain.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from graph.ids import required_id, to_global_id
-from graph.types import AppInfo, Connection, Node, connection, page_request
+from graph.ids import page_request, required_id, to_global_id
+from graph.schema.declarations import ReferenceOnly, declared, reference_only
+from graph.schema.nodes import AppInfo, Connection, Node, connection
 
 strawberry.enum(DeliveryStatus, name="DeliveryStatus")
 
@@ -45,6 +46,10 @@ def _domain_events(events: list[WebhookEventType] | None) -> list[EventType] | N
     return None if events is None else [e.domain for e in events]
 
 
+_WEBHOOKS = "webhooks: owner-scoped reads, not yet declared"
+
+
+@reference_only(_WEBHOOKS)
 @strawberry.type(name="WebhookEndpoint")
 class WebhookEndpointType(Node):
     url: str
@@ -81,6 +86,7 @@ class WebhookEndpointType(Node):
         )
 
 
+@reference_only(_WEBHOOKS)
 @strawberry.type(name="WebhookDelivery")
 class WebhookDeliveryType(Node):
     event_type: WebhookEventType
@@ -200,7 +206,7 @@ def _max_endpoints(info: AppInfo) -> int:
 
 @strawberry.type
 class WebhookQueries:
-    @strawberry.field(description="The viewer's webhook endpoints.")
+    @declared(ReferenceOnly(_WEBHOOKS), description="The viewer's webhook endpoints.")
     async def webhook_endpoints(self, info: AppInfo) -> list[WebhookEndpointType]:
         ctx = info.context
         found = await webhooks.list_endpoints(ctx.uow(), ctx.principal)

@@ -1,0 +1,328 @@
+"""What each field of an object type is, declared once on the Strawberry field itself.
+
+A declaration says where a field's value comes from; the reference resolvers (derived here
+where they are mechanical), the batched catalog (graph/execution/catalog.py) and the
+one-statement plan (graph/execution/projection.py) all read it from the schema. The one
+convention: a field with no resolver and no declaration whose GraphQL type is a leaf
+(scalar, enum, or a list of them) is a Column named as the Python attribute (`email: str`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Self, TypeVar
+
+import strawberry
+from graphql import (
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLSchema,
+)
+from strawberry.types.base import StrawberryList, StrawberryOptional, has_object_definition
+from strawberry.types.field import StrawberryField
+from strawberry.types.lazy_type import LazyType
+from strawberry.types.private import is_private
+
+from domain import projections as p
+from domain.errors import NotFound
+from graph.execution.specs import Arguments, LoadFn
+from graph.ids import to_global_id
+
+T = TypeVar("T")
+
+KEY = "assay"  # the key of a declaration in a Strawberry field's metadata
+_BACKREF = "strawberry-definition"  # where Strawberry keeps its definitions in graphql-core's
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A stored attribute of the entity; `attribute` when it is not the field's Python name."""
+
+    attribute: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """The object's global id, from the entity's `id`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToOne:
+    """One object found by an attribute of the parent (`owner_id`), or None.
+
+    `relation` names it for the store's projections; `load` is the level load
+    (graph/execution/loads.py) both the batched plan and the reference DataLoader call."""
+
+    relation: str
+    key: str
+    load: LoadFn
+
+
+@dataclass(frozen=True, slots=True)
+class ToMany:
+    """A list of objects per parent, found by the parent's id."""
+
+    relation: str
+    load: LoadFn
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Plain objects stored in an attribute (JSON), each of their fields a key of them."""
+
+    attribute: str
+
+
+@dataclass(frozen=True, slots=True)
+class Paged:
+    """A connection over a relation (or a root source).
+
+    `pages` and `counts` are level loads keyed by the parent's id (the Query root's one key
+    on the root); `arguments` binds the field's arguments for them, `window` for the store's
+    one-statement projection."""
+
+    relation: str
+    pages: LoadFn
+    counts: LoadFn
+    arguments: Callable[[Arguments], Any]
+    window: Callable[[Arguments], p.PageArguments]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A root field read from a named source through a root load, by its `id` argument when
+    `id_of` names the id's type (then `load` is that type's level load by id)."""
+
+    source: str
+    load: LoadFn
+    id_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A value computed in Python per parent by a level load (keyed by the entity itself):
+    the batched plan serves it, the one-statement plan cannot (`reason`)."""
+
+    load: LoadFn
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceOnly:
+    """Answered by the reference executor alone, for `reason`."""
+
+    reason: str
+
+
+Declaration = (
+    Column | Identifier | ToOne | ToMany | Stored | Paged | Source | Computed | ReferenceOnly
+)
+
+
+# ------------------------------------------------------------------ on a field
+
+
+def declared(declaration: Declaration, *, description: str | None = None) -> StrawberryField:
+    """A Strawberry field carrying `declaration`, for a hand-written resolver:
+    `@declared(Source(...), description=...)` above the method."""
+    field: StrawberryField = strawberry.field(description=description, metadata={KEY: declaration})
+    return field
+
+
+def identifier() -> Any:
+    """`id: strawberry.ID = identifier()`: the global id, set by `from_entity`."""
+    return strawberry.field(metadata={KEY: Identifier()})
+
+
+def to_one(relation: str, *, key: str, load: LoadFn, description: str | None = None) -> Any:
+    """A to-one relation with its reference resolver: the per-request DataLoader of `load`."""
+    declaration = ToOne(relation, key, load)
+
+    async def resolve(self: Any, info: strawberry.Info) -> Any:
+        ident = getattr(self.entity, key)
+        target, is_optional = _target(field)
+        found = None if ident is None else await info.context.loaders.level(load).load(ident)
+        if found is not None:
+            return from_entity(target, found)
+        if is_optional:
+            return None
+        raise NotFound(_type_name(target), ident)
+
+    field = declared(declaration, description=description)(resolve)
+    return field
+
+
+def to_many(relation: str, *, load: LoadFn, description: str | None = None) -> Any:
+    """A list of objects per parent, through the per-request DataLoader of `load`."""
+    declaration = ToMany(relation, load)
+
+    async def resolve(self: Any, info: strawberry.Info) -> list[Any]:
+        target, _ = _target(field)
+        found = await info.context.loaders.level(load).load(self.entity.id)
+        return [from_entity(target, item) for item in found]
+
+    field = declared(declaration, description=description)(resolve)
+    return field
+
+
+def stored(attribute: str, *, description: str | None = None) -> Any:
+    """Plain objects kept in the entity's `attribute`, each shown as the field's item type."""
+
+    def resolve(self: Any) -> list[Any]:
+        target, _ = _target(field)
+        return [from_entity(target, item) for item in getattr(self.entity, attribute)]
+
+    field = declared(Stored(attribute), description=description)(resolve)
+    return field
+
+
+def reference_only(reason: str) -> Callable[[type[T]], type[T]]:
+    """Marks a type only the reference executor serves: `@reference_only("why")` above
+    `@strawberry.type`."""
+
+    def mark(cls: type[T]) -> type[T]:
+        _REFERENCE_ONLY_TYPES[cls] = reason
+        return cls
+
+    return mark
+
+
+_REFERENCE_ONLY_TYPES: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+
+
+def _type_name(cls: type) -> str:
+    assert has_object_definition(cls), cls
+    return cls.__strawberry_definition__.name
+
+
+def _target(field: StrawberryField) -> tuple[type, bool]:
+    """The object type a relation's values are shown as, and whether it may be null."""
+    field_type: Any = field.type
+    is_optional = isinstance(field_type, StrawberryOptional)
+    while isinstance(field_type, StrawberryOptional | StrawberryList):
+        field_type = field_type.of_type
+    if isinstance(field_type, LazyType):  # a type from a module that imports this one's
+        field_type = field_type.resolve_type()
+    return field_type, is_optional
+
+
+# ---------------------------------------------------------------- from entities
+
+
+class Entity:
+    """A Strawberry type shown from a domain entity: `UserType.from_entity(user)`."""
+
+    @classmethod
+    def from_entity(cls, entity: Any) -> Self:
+        return from_entity(cls, entity)
+
+
+def from_entity(cls: type[T], entity: Any) -> T:
+    """An object of Strawberry type `cls` from a domain entity, as its declarations say."""
+    readers, keeps_entity = _readers(cls)  # type: ignore[arg-type] # a class is hashable
+    values = {name: read(entity) for name, read in readers}
+    if keeps_entity:
+        values["entity"] = entity
+    return cls(**values)
+
+
+@cache  # per Strawberry type: a handful
+def _readers(cls: type) -> tuple[tuple[tuple[str, Callable[[Any], Any]], ...], bool]:
+    """How to read each field set at construction, and whether the type keeps its entity."""
+    assert has_object_definition(cls), cls
+    definition = cls.__strawberry_definition__
+    readers: list[tuple[str, Callable[[Any], Any]]] = []
+    keeps_entity = False
+    for field in definition.fields:
+        keeps_entity = keeps_entity or field.python_name == "entity"
+        if field.base_resolver is not None or is_private(field.type):
+            continue
+        declaration = field.metadata.get(KEY, Column())
+        if isinstance(declaration, Identifier):
+            readers.append((field.python_name, _global_id(definition.name)))
+        elif isinstance(declaration, Column):
+            readers.append(
+                (field.python_name, _attribute(declaration.attribute or field.python_name))
+            )
+        else:
+            raise TypeError(
+                f"{definition.name}.{field.python_name}: {declaration} needs a resolver"
+            )
+    return tuple(readers), keeps_entity
+
+
+def _global_id(type_name: str) -> Callable[[Any], str]:
+    return lambda entity: strawberry.ID(to_global_id(type_name, entity.id))
+
+
+def _attribute(name: str) -> Callable[[Any], Any]:
+    return lambda entity: getattr(entity, name)
+
+
+# ------------------------------------------------------------------ in a schema
+
+
+@dataclass(frozen=True, slots=True)
+class Declarations:
+    """Every object type's field declarations, read from a schema once."""
+
+    fields: Mapping[str, Mapping[str, Declaration]]
+    reference_only_types: Mapping[str, str]
+
+
+_BY_SCHEMA: weakref.WeakKeyDictionary[GraphQLSchema, Declarations] = weakref.WeakKeyDictionary()
+
+
+def declarations_of(schema: GraphQLSchema) -> Declarations:
+    """The schema's declarations; read on first use (build_schema asks at once)."""
+    found = _BY_SCHEMA.get(schema)
+    if found is None:
+        found = _BY_SCHEMA[schema] = _read(schema)
+    return found
+
+
+def _read(schema: GraphQLSchema) -> Declarations:
+    fields: dict[str, dict[str, Declaration]] = {}
+    reference_only_types: dict[str, str] = {}
+    for gql_type in schema.type_map.values():
+        if not isinstance(gql_type, GraphQLObjectType) or gql_type.name.startswith("__"):
+            continue
+        definition = gql_type.extensions.get(_BACKREF)
+        origin = getattr(definition, "origin", None)
+        if isinstance(origin, type) and origin in _REFERENCE_ONLY_TYPES:
+            reference_only_types[gql_type.name] = _REFERENCE_ONLY_TYPES[origin]
+            continue
+        declared_here = {}
+        for name, gql_field in gql_type.fields.items():
+            declaration = declaration_of(gql_field)
+            if declaration is not None:
+                declared_here[name] = declaration
+        fields[gql_type.name] = declared_here
+    return Declarations(fields, reference_only_types)
+
+
+def declaration_of(gql_field: GraphQLField) -> Declaration | None:
+    """The field's declaration, or a Column by the convention above, or None."""
+    field = gql_field.extensions.get(_BACKREF)
+    if not isinstance(field, StrawberryField):
+        return None
+    declaration: Declaration | None = field.metadata.get(KEY)
+    if declaration is None and field.base_resolver is None and _is_leaf(gql_field.type):
+        return Column(field.python_name)
+    if isinstance(declaration, Column) and declaration.attribute is None:
+        return Column(field.python_name)
+    return declaration
+
+
+def _is_leaf(gql_type: GraphQLOutputType) -> bool:
+    while isinstance(gql_type, GraphQLNonNull | GraphQLList):
+        gql_type = gql_type.of_type
+    return isinstance(gql_type, GraphQLScalarType | GraphQLEnumType)
