@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Generic, Self, TypeVar, overload
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,6 +22,34 @@ from persistence.submissions import SqlResultRepository, SqlSubmissionRepository
 from persistence.users import SqlUserRepository
 from persistence.webhooks import SqlWebhookRepository
 
+R = TypeVar("R")
+
+
+class _Repository(Generic[R]):
+    """A repository on the unit of work's connection, made when first used: a request
+    uses one or two of them, and making all thirteen on every entry was measurable."""
+
+    names: ClassVar[set[str]] = set()
+
+    def __init__(self, factory: Callable[[AsyncConnection], R]) -> None:
+        self.factory = factory
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        _Repository.names.add(name)
+
+    @overload
+    def __get__(self, unit: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, unit: SqlUnitOfWork, owner: type) -> R: ...
+    def __get__(self, unit: SqlUnitOfWork | None, owner: type) -> R | Self:
+        if unit is None:
+            return self
+        # Kept in the instance, which a non-data descriptor lets win until exit removes it.
+        repository: R = self.factory(unit.connection)
+        unit.__dict__[self.name] = repository
+        return repository
+
 
 class SqlUnitOfWork:
     """Takes a pooled connection on enter; rolls back on exit unless committed.
@@ -32,19 +60,19 @@ class SqlUnitOfWork:
     statements in autocommit mode and refuses to commit.
     """
 
-    users: SqlUserRepository
-    assets: SqlAssetRepository
-    models: SqlModelRepository
-    submissions: SqlSubmissionRepository
-    results: SqlResultRepository
-    events: SqlEventRepository
-    webhooks: SqlWebhookRepository
-    batches: SqlBatchRepository
-    callbacks: SqlCallbackRepository
-    api_keys: SqlApiKeyRepository
-    accounts: SqlAccountRepository
-    blob_deletions: SqlBlobDeletionRepository
-    projections: SqlProjectionReader
+    users = _Repository(SqlUserRepository)
+    assets = _Repository(SqlAssetRepository)
+    models = _Repository(SqlModelRepository)
+    submissions = _Repository(SqlSubmissionRepository)
+    results = _Repository(SqlResultRepository)
+    events = _Repository(SqlEventRepository)
+    webhooks = _Repository(SqlWebhookRepository)
+    batches = _Repository(SqlBatchRepository)
+    callbacks = _Repository(SqlCallbackRepository)
+    api_keys = _Repository(SqlApiKeyRepository)
+    accounts = _Repository(SqlAccountRepository)
+    blob_deletions = _Repository(SqlBlobDeletionRepository)
+    projections = _Repository(SqlProjectionReader)
 
     def __init__(
         self,
@@ -63,21 +91,7 @@ class SqlUnitOfWork:
         if self._conn is not None:
             self._depth += 1
             return self
-        conn = await self._connect()
-        self._conn = conn
-        self.users = SqlUserRepository(conn)
-        self.assets = SqlAssetRepository(conn)
-        self.models = SqlModelRepository(conn)
-        self.submissions = SqlSubmissionRepository(conn)
-        self.results = SqlResultRepository(conn)
-        self.events = SqlEventRepository(conn)
-        self.webhooks = SqlWebhookRepository(conn)
-        self.batches = SqlBatchRepository(conn)
-        self.callbacks = SqlCallbackRepository(conn)
-        self.api_keys = SqlApiKeyRepository(conn)
-        self.accounts = SqlAccountRepository(conn)
-        self.blob_deletions = SqlBlobDeletionRepository(conn)
-        self.projections = SqlProjectionReader(conn)
+        self._conn = await self._connect()
         return self
 
     async def _connect(self) -> AsyncConnection:
@@ -85,7 +99,10 @@ class SqlUnitOfWork:
             conn = await self._engine.connect()
             if self._read_only:
                 # Reads only: each statement on its own, no BEGIN/ROLLBACK round trips.
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                # Set on the sync connection: asyncpg's adapter only records the level (no
+                # I/O), so the greenlet hand-off of the async call is not needed.
+                assert conn.sync_connection is not None
+                conn.sync_connection.execution_options(isolation_level="AUTOCOMMIT")
             else:
                 await conn.begin()
         except Exception as error:
@@ -106,6 +123,8 @@ class SqlUnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        for name in _Repository.names & self.__dict__.keys():
+            del self.__dict__[name]  # they belong to the connection given back
         try:
             try:
                 if conn.in_transaction():

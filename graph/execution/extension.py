@@ -41,6 +41,7 @@ from graph.execution.document_cache import LruCache
 from graph.execution.projection import ProjectionCompiler, ProjectionPlan
 from graph.execution.runner import execute, project
 from graph.execution.specs import Fallback, Run, Unsupported
+from graph.protection.input_hygiene import ArgumentSite, argument_sites
 from graph.protection.limits import OperationMeasure, measure_operation, measured_variables
 from telemetry import metrics
 
@@ -226,12 +227,13 @@ class CompiledPlans:
             logger.warning("compiled execution failed; falling back", exc_info=True)
             metrics.EXECUTION_PATH.labels("fallback", "error").inc()
             return None
-        metrics.EXECUTION_PATH.labels("compiled", "").inc()
-        metrics.COMPILED_PLANS.labels(kind).inc()
+        metrics.labelled(metrics.EXECUTION_PATH, "compiled", "").inc()
+        metrics.labelled(metrics.COMPILED_PLANS, kind).inc()
         return data
 
 
 MAX_MEASURES_PER_QUERY = 64
+Arguments = tuple[OperationDefinitionNode | None, tuple[ArgumentSite, ...]]
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,16 @@ class KnownQuery:
     operation_name: str | None  # the operation's own name when the request named none
     measured: tuple[str, ...]  # the variables its measurement reads (measured_variables)
     measures: dict[bytes, OperationMeasure] = field(default_factory=dict)
+    arguments: list[Arguments] = field(default_factory=list)  # once known: argument_sites
+
+    def argument_sites(self, schema: GraphQLSchema) -> Arguments:
+        """The operation and the arguments it passes (the input hygiene rule walks their
+        values): the same for every request of this text, so found once."""
+        if not self.arguments:
+            operation = get_operation_ast(self.document, self.operation_name)
+            sites = () if operation is None else argument_sites(schema, self.document, operation)
+            self.arguments.append((operation, sites))
+        return self.arguments[0]
 
     def measure(
         self, schema: GraphQLSchema, variables: dict[str, Any] | None

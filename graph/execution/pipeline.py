@@ -30,7 +30,7 @@ from domain.errors import DomainError
 from domain.ports import UnitOfWork
 from domain.principal import Principal
 from graph.execution.context import Context
-from graph.execution.extension import CompiledPlans
+from graph.execution.extension import Arguments, CompiledPlans
 from graph.protection.extension import rate_limit_key
 from graph.protection.input_hygiene import input_problems, invalid_input_error
 from graph.protection.limits import OperationMeasure, QueryLimits, check_operation
@@ -129,15 +129,22 @@ class Pipeline:
         operation_name: str | None,
         variables: dict[str, Any] | None,
         measure: OperationMeasure,
+        arguments: Arguments | None = None,
     ) -> GraphQLError | None:
-        """Depth, aliases and cost, then the input hygiene rule: the first one broken."""
+        """Depth, aliases and cost, then the input hygiene rule: the first one broken.
+        `arguments`: the operation and its argument sites, when the caller kept them."""
         self._step("limits")
         if (too_complex := check_operation(measure, self.query_limits)) is not None:
             return too_complex
-        operation = get_operation_ast(document, operation_name)
+        operation, sites = (
+            arguments
+            if arguments is not None
+            else (get_operation_ast(document, operation_name), None)
+        )
         if operation is None:
             return None
-        problems = input_problems(schema, document, operation, variables, self.query_limits.inputs)
+        bounds = self.query_limits.inputs
+        problems = input_problems(schema, document, operation, variables, bounds, sites)
         return invalid_input_error(problems) if problems else None
 
     def charge(self, context: Context, measure: OperationMeasure) -> Charge | float:

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from graphql.execution.values import VariableValues
 
-from domain.projections import Anomaly, Constant, Projecting
+from domain.projections import Anomaly, Constant, ProjectionReader
 from graph.execution.codegen import Values
 from graph.execution.compiler import Plan
 from graph.execution.projection import ProjectionPlan
@@ -46,10 +46,13 @@ async def project(plan: ProjectionPlan, run: Run, variables: VariableValues) -> 
         return {key: root.value for key, root in roots}  # `{ __typename }`: nothing to read
     slots = plan.slots(variables)  # a bad argument raises its DomainError before any I/O
     async with run.uow:
-        if not isinstance(run.uow, Projecting):
+        # What isinstance(run.uow, Projecting) checks, without typing's runtime protocol
+        # check (~3% of a point lookup's CPU).
+        reader: ProjectionReader | None = getattr(run.uow, "projections", None)
+        if reader is None:
             return None
         try:
-            text = await run.uow.projections.read(run.principal, plan.projection, slots)
+            text = await reader.read(run.principal, plan.projection, slots)
         except Anomaly:
             raise Fallback("anomaly") from None
     return orjson.loads(text)

@@ -30,6 +30,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     Undefined,
+    ValueNode,
     get_nullable_type,
     is_list_type,
     value_from_ast_untyped,
@@ -181,26 +182,49 @@ def variables_with_defaults(
     return values
 
 
+@dataclass(frozen=True)
+class ArgumentSite:
+    """One argument the operation passes: its value as written (a literal or variables)
+    and its declared type; the same for every request of one document."""
+
+    value: ValueNode
+    type: GraphQLInputType
+    name: str
+
+
+def argument_sites(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
+) -> tuple[ArgumentSite, ...]:
+    """Every argument of the operation, through fragments, with its definition."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    root = schema.get_root_type(operation.operation)
+    sites = []
+    for node, arguments in _fields(operation.selection_set, root, schema, fragments, set()):
+        for argument in node.arguments or ():
+            definition = arguments.get(argument.name.value)
+            if definition is not None:
+                sites.append(ArgumentSite(argument.value, definition.type, argument.name.value))
+    return tuple(sites)
+
+
 def input_problems(
     schema: GraphQLSchema,
     document: DocumentNode,
     operation: OperationDefinitionNode,
     variables: Mapping[str, Any] | None,
     bounds: InputBounds,
+    sites: tuple[ArgumentSite, ...] | None = None,
 ) -> dict[str, str]:
-    """Argument path -> why its value is refused, for every argument the operation passes."""
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
+    """Argument path -> why its value is refused, for every argument the operation passes.
+    `sites`: argument_sites of this operation, when the caller kept them."""
+    if sites is None:
+        sites = argument_sites(schema, document, operation)
     values = variables_with_defaults(operation, variables)
     walk = _Walk(bounds)
-    root = schema.get_root_type(operation.operation)
-    for node, arguments in _fields(operation.selection_set, root, schema, fragments, set()):
-        for argument in node.arguments or ():
-            definition = arguments.get(argument.name.value)
-            if definition is not None:
-                value = value_from_ast_untyped(argument.value, values)
-                walk.value(value, definition.type, argument.name.value)
+    for site in sites:
+        walk.value(value_from_ast_untyped(site.value, values), site.type, site.name)
     return walk.problems
 
 

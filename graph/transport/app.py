@@ -2,57 +2,22 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graph.dependencies import AppDependencies
 from graph.transport.body_limit import RequestBodyLimit
+from graph.transport.edge import CURRENT_REQUEST_ID, REQUEST_ID_HEADER, Edge
 from graph.transport.graphiql import graphiql_routes
-from graph.transport.security_headers import SecurityHeaders
 from graph.transport.view import AssayGraphQL
 from telemetry import metrics
 
-REQUEST_ID_HEADER = "x-request-id"
-# The request being served, for log lines written anywhere below it (server/logging.py).
-CURRENT_REQUEST_ID: ContextVar[str | None] = ContextVar("assay_request_id", default=None)
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-class RequestIdMiddleware:
-    """Honour a well-formed X-Request-ID or make one; expose it to handlers and echo it back."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in {"http", "websocket"}:
-            await self.app(scope, receive, send)
-            return
-        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        token = CURRENT_REQUEST_ID.set(request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            CURRENT_REQUEST_ID.reset(token)
+__all__ = ["CURRENT_REQUEST_ID", "REQUEST_ID_HEADER", "create_app"]
 
 
 def create_app(deps: AppDependencies) -> Starlette:
@@ -103,8 +68,9 @@ def create_app(deps: AppDependencies) -> Starlette:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(RequestBodyLimit, max_bytes=deps.max_request_bytes, paths=["/graphql"])
-    cors = deps.cors.middleware()  # outside the body limit: a browser can read its 413
-    app.add_middleware(cors.cls, *cors.args, **cors.kwargs)
-    app.add_middleware(SecurityHeaders, strict_transport=deps.strict_transport_security)
-    app.add_middleware(RequestIdMiddleware)
+    # Request id, security headers and CORS in one layer, outside the body limit: a browser
+    # can read its 413.
+    app.add_middleware(
+        Edge, cors=deps.cors.middleware(), strict_transport=deps.strict_transport_security
+    )
     return app

@@ -29,6 +29,8 @@ def log_operation(
     duration_seconds: float,
     errors: Sequence[GraphQLError] | None,
 ) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return  # e.g. ASSAY_LOG_LEVEL=WARNING: the line would be dropped after being built
     principal = context.principal_or_error
     statements = metrics.REQUEST_STATEMENTS.get()
     codes = error_codes(errors)

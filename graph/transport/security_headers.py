@@ -1,35 +1,19 @@
 """Headers every answer carries for browsers: no sniffing, no referrer, no caching of
-authenticated answers, and HSTS in production."""
+authenticated answers, and HSTS in production (added by graph/transport/edge.py)."""
 
 from __future__ import annotations
-
-from starlette.datastructures import Headers, MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp, *, strict_transport: bool) -> None:
-        self.app = app
-        self.strict_transport = strict_transport
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+def security_headers(
+    *, is_authenticated: bool, strict_transport: bool
+) -> list[tuple[bytes, bytes]]:
+    """The raw headers for an answer; they replace any of the same name the answer set."""
+    headers = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+    if is_authenticated:
         # A caller's own data must not stay in a browser's or a proxy's cache.
-        is_authenticated = "authorization" in Headers(scope=scope)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["Referrer-Policy"] = "no-referrer"
-                if is_authenticated:
-                    headers["Cache-Control"] = "no-store"
-                if self.strict_transport:
-                    headers["Strict-Transport-Security"] = HSTS
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        headers.append((b"cache-control", b"no-store"))
+    if strict_transport:
+        headers.append((b"strict-transport-security", HSTS.encode()))
+    return headers

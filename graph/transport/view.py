@@ -151,7 +151,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             return await self._key_holder(secrets, token, reader)
         cache = self.deps.sign_ins
         if cache is not None and (hit := cache.get(token)) is not None:
-            metrics.SIGN_INS.labels("cached").inc()
+            metrics.labelled(metrics.SIGN_INS, "cached").inc()
             return hit.principal, hit.expires_at
         generation = cache.generation if cache is not None else 0
         try:
