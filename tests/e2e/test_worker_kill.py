@@ -146,6 +146,25 @@ async def statuses(engine: AsyncEngine, ids: list[UUID]) -> Counter[str]:
     return Counter({str(status): int(count) for status, count in found})
 
 
+async def settled(worker: AssayProcess) -> None:
+    """Wait until the worker is really stopped and what it sent before stopping has run.
+
+    kill() returns before the process stops, and a commit already written to its socket is
+    still executed by PostgreSQL: counts read at once could show RUNNING rows that that
+    commit finishes a moment later, leaving nothing in hand for the test."""
+    for _ in range(200):
+        if _is_stopped(worker.pid):
+            break
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.25)
+
+
+def _is_stopped(pid: int) -> bool:
+    """The state letter of /proc/<pid>/stat (after the command name in parentheses)."""
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state in {"T", "t"}
+
+
 async def freeze_mid_batch(
     worker: AssayProcess, engine: AsyncEngine, ids: list[UUID], *, within: float = 60.0
 ) -> Counter[str]:
@@ -159,6 +178,7 @@ async def freeze_mid_batch(
         counts = await statuses(engine, ids)
         if counts["SUCCEEDED"] >= 1 and counts["RUNNING"] >= 1:
             worker.signal(signal.SIGSTOP)
+            await settled(worker)
             frozen = await statuses(engine, ids)
             if frozen["RUNNING"] >= 1:
                 return frozen
