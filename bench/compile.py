@@ -8,7 +8,7 @@ from collections.abc import Callable
 from graphql import parse
 
 from bench.workloads import W1_QUERY, W2_QUERY
-from graph.execution.compiler import MAX_PLAN_FIELDS
+from graph.execution.collection import MAX_PLAN_FIELDS
 from graph.execution.extension import CompiledPlans
 from graph.execution.specs import Unsupported
 from graph.protection.limits import QueryLimits, check_document, check_operation, measure_operation

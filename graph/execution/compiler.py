@@ -28,8 +28,6 @@ from graphql import (
 from graphql.execution.collect_fields import (
     FieldDetailsList,
     FragmentDetails,
-    collect_fields,
-    collect_subfields,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
@@ -45,6 +43,7 @@ from graph.execution.codegen import (
     Write,
     builder,
 )
+from graph.execution.collection import FieldCollector
 from graph.execution.outputs import fast_type, output
 from graph.execution.specs import (
     Arguments,
@@ -60,13 +59,11 @@ from graph.execution.specs import (
 )
 from graph.ids import to_cursor
 
+
 # Plans past this many response fields are left to the reference executor: the bound that
 # keeps compiling an adversarial (fragment-multiplied) document cheap (~27 ms at worst,
 # bench/compile.py). A document within the default 2,000-token limit that does not reuse
 # fragments has fewer fields than this.
-MAX_PLAN_FIELDS = 1_000
-
-
 @dataclass(eq=False)
 class Relation:
     """One batched load: for every parent of a selection, at one level of the response."""
@@ -118,7 +115,7 @@ def _cursor(item: Any) -> str:
     return to_cursor(keyset_of(item))
 
 
-class Compiler:
+class Compiler(FieldCollector):
     def __init__(
         self,
         schema: GraphQLSchema,
@@ -126,40 +123,13 @@ class Compiler:
         variables: VariableValues,
         operation: OperationDefinitionNode,
     ) -> None:
-        self.schema = schema
-        self.fragments = fragments
-        self.variables = variables
-        self.operation = operation
+        super().__init__(schema, fragments, variables, operation)
         self.catalog = catalog_of(schema)
         self.relations: list[Relation] = []
-        self.fields = 0
 
     def plan(self) -> Plan:
-        query = self.schema.query_type
-        assert query is not None
-        collected = collect_fields(
-            self.schema, self.fragments, self.variables, query, self.operation
-        )
-        root = self._selection(query, collected.grouped_field_set)
+        root = self._selection(self._query_type(), self._root_fields())
         return Plan(root, tuple(self.relations))
-
-    def _subfields(
-        self, gql_type: GraphQLObjectType, details: FieldDetailsList
-    ) -> dict[str, FieldDetailsList]:
-        collected = collect_subfields(
-            self.schema, self.fragments, self.variables, self.operation, gql_type, details
-        )
-        return collected.grouped_field_set
-
-    def _fields(self, grouped: dict[str, FieldDetailsList]) -> list[tuple[str, FieldDetailsList]]:
-        for details in grouped.values():
-            for detail in details:
-                if detail.defer_usage is not None or detail.fragment_variable_values is not None:
-                    raise Unsupported("directive")
-        self.fields += len(grouped)
-        if self.fields > MAX_PLAN_FIELDS:
-            raise Unsupported("too_large")
-        return list(grouped.items())
 
     def _selection(
         self, gql_type: GraphQLObjectType, grouped: dict[str, FieldDetailsList]
@@ -264,7 +234,7 @@ class Compiler:
         )
         counts: Relation | None = None
         writers: list[tuple[str, Callable[[Any, Hashable, Values], Any]]] = []
-        for key, subdetails in self._fields(self._subfields(connection_type, details)):
+        for key, subdetails in self._fields_of(connection_type, details):
             name = subdetails[0].node.name.value
             if name == "__typename":
                 writers.append((key, _connection_constant(connection_type.name)))
@@ -314,7 +284,7 @@ class Compiler:
         self, info_type: GraphQLObjectType, details: FieldDetailsList
     ) -> Callable[[Any, Hashable, Values], Any]:
         fields: list[tuple[str, FieldCode]] = []
-        for key, subdetails in self._fields(self._subfields(info_type, details)):
+        for key, subdetails in self._fields_of(info_type, details):
             name = subdetails[0].node.name.value
             reader = _PAGE_INFO.get(name)
             if name == "__typename":

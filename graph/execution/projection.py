@@ -32,14 +32,12 @@ from graphql import (
 from graphql.execution.collect_fields import (
     FieldDetailsList,
     FragmentDetails,
-    collect_fields,
-    collect_subfields,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
 from domain import projections as p
 from graph.execution import loads
-from graph.execution.compiler import MAX_PLAN_FIELDS
+from graph.execution.collection import FieldCollector
 from graph.execution.specs import Arguments, Unsupported
 from graph.schema.declarations import (
     Column,
@@ -121,7 +119,7 @@ def attribute_of(name: str, gql_type: GraphQLOutputType) -> p.Attribute:
     raise Unsupported("type")
 
 
-class ProjectionCompiler:
+class ProjectionCompiler(FieldCollector):
     def __init__(
         self,
         schema: GraphQLSchema,
@@ -129,22 +127,14 @@ class ProjectionCompiler:
         variables: VariableValues,
         operation: OperationDefinitionNode,
     ) -> None:
-        self.schema = schema
-        self.fragments = fragments
-        self.variables = variables
-        self.operation = operation
+        super().__init__(schema, fragments, variables, operation)
         self.declared = declarations_of(schema).fields
         self.bindings: list[Binding] = []
-        self.fields = 0
 
     def plan(self) -> ProjectionPlan:
-        query = self.schema.query_type
-        assert query is not None
-        grouped = collect_fields(
-            self.schema, self.fragments, self.variables, query, self.operation
-        ).grouped_field_set
+        query = self._query_type()
         roots: list[tuple[str, p.Root | p.Constant]] = []
-        for key, details in self._fields(grouped):
+        for key, details in self._fields(self._root_fields()):
             name = details[0].node.name.value
             if name == "__typename":
                 roots.append((key, p.Constant(query.name)))
@@ -153,24 +143,6 @@ class ProjectionCompiler:
         return ProjectionPlan(p.Projection(tuple(roots)), tuple(self.bindings))
 
     # ------------------------------------------------------------------ helpers
-
-    def _fields(self, grouped: dict[str, FieldDetailsList]) -> list[tuple[str, FieldDetailsList]]:
-        for details in grouped.values():
-            for detail in details:
-                if detail.defer_usage is not None or detail.fragment_variable_values is not None:
-                    raise Unsupported("directive")
-        self.fields += len(grouped)
-        if self.fields > MAX_PLAN_FIELDS:
-            raise Unsupported("too_large")
-        return list(grouped.items())
-
-    def _subfields(
-        self, gql_type: GraphQLObjectType, details: FieldDetailsList
-    ) -> list[tuple[str, FieldDetailsList]]:
-        grouped = collect_subfields(
-            self.schema, self.fragments, self.variables, self.operation, gql_type, details
-        ).grouped_field_set
-        return self._fields(grouped)
 
     def _slot(self, gql_field: GraphQLField, details: FieldDetailsList, bind: Any) -> int:
         self.bindings.append(Binding(gql_field, details[0].node, bind))
@@ -202,7 +174,7 @@ class ProjectionCompiler:
 
     def _shape(self, gql_type: GraphQLObjectType, details: FieldDetailsList) -> p.Shape:
         fields: list[tuple[str, p.Field]] = []
-        for key, subdetails in self._subfields(gql_type, details):
+        for key, subdetails in self._fields_of(gql_type, details):
             name = subdetails[0].node.name.value
             if name == "__typename":
                 fields.append((key, p.Constant(gql_type.name)))
@@ -241,7 +213,7 @@ class ProjectionCompiler:
             raise Unsupported("type")
         item_type = _object_type(gql_field.type)
         fields: list[tuple[str, p.NestedValue | p.Constant]] = []
-        for key, subdetails in self._subfields(item_type, details):
+        for key, subdetails in self._fields_of(item_type, details):
             name = subdetails[0].node.name.value
             if name == "__typename":
                 fields.append((key, p.Constant(item_type.name)))
@@ -265,7 +237,7 @@ class ProjectionCompiler:
         parts: list[tuple[str, str | p.Constant]] = []
         edges: tuple[tuple[str, p.Cursor | p.Constant | p.Shape], ...] | None = None
         page_info: tuple[tuple[str, str | p.Constant], ...] | None = None
-        for key, subdetails in self._subfields(connection, details):
+        for key, subdetails in self._fields_of(connection, details):
             name = subdetails[0].node.name.value
             part_type = connection.fields[name].type if name in connection.fields else None
             if name == "__typename":
@@ -287,7 +259,7 @@ class ProjectionCompiler:
         self, edge: GraphQLObjectType, details: FieldDetailsList
     ) -> tuple[tuple[str, p.Cursor | p.Constant | p.Shape], ...]:
         parts: list[tuple[str, p.Cursor | p.Constant | p.Shape]] = []
-        for key, subdetails in self._subfields(edge, details):
+        for key, subdetails in self._fields_of(edge, details):
             name = subdetails[0].node.name.value
             if name == "__typename":
                 parts.append((key, p.Constant(edge.name)))
@@ -303,7 +275,7 @@ class ProjectionCompiler:
         self, info: GraphQLObjectType, details: FieldDetailsList
     ) -> tuple[tuple[str, str | p.Constant], ...]:
         parts: list[tuple[str, str | p.Constant]] = []
-        for key, subdetails in self._subfields(info, details):
+        for key, subdetails in self._fields_of(info, details):
             name = subdetails[0].node.name.value
             if name == "__typename":
                 parts.append((key, p.Constant(info.name)))

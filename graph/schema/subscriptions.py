@@ -167,8 +167,17 @@ async def _stream(info: AppInfo, matches: Callable[[Event], bool]) -> AsyncItera
         ctx.open_subscriptions -= 1
 
 
-def _subject(id: strawberry.ID | None, type_name: str) -> UUID | None:
-    return None if id is None else required_id(id, type_name)
+async def _visible_subject(
+    info: AppInfo, id: strawberry.ID | None, type_name: str, load: Load[Subject]
+) -> UUID | None:
+    """The one object a subscription names, if any: NotFound unless the caller may see it."""
+    if id is None:
+        return None
+    subject = required_id(id, type_name)
+    [visible] = await load(info.context.uow(), info.context.principal, [subject])
+    if visible is None:
+        raise NotFound(type_name, id)
+    return subject
 
 
 async def _assets_with_deleted(
@@ -204,13 +213,8 @@ class Subscription(BatchSubscriptions):
     async def submission_updated(
         self, info: AppInfo, id: strawberry.ID | None = None
     ) -> AsyncGenerator[SubmissionType, None]:
-        ctx = info.context
-        principal = ctx.principal
-        subject = _subject(id, "Submission")
-        if subject is not None:
-            [visible] = await owned.get_visible_submissions(ctx.uow(), principal, [subject])
-            if visible is None:
-                raise NotFound("Submission", id)
+        principal = info.context.principal
+        subject = await _visible_subject(info, id, "Submission", owned.get_visible_submissions)
         matches = (
             _about(subject, SUBMISSION_EVENTS)
             if subject
@@ -225,13 +229,10 @@ class Subscription(BatchSubscriptions):
     async def result_created(
         self, info: AppInfo, submission_id: strawberry.ID | None = None
     ) -> AsyncGenerator[ResultType, None]:
-        ctx = info.context
-        principal = ctx.principal
-        subject = _subject(submission_id, "Submission")
-        if subject is not None:
-            [visible] = await owned.get_visible_submissions(ctx.uow(), principal, [subject])
-            if visible is None:
-                raise NotFound("Submission", submission_id)
+        principal = info.context.principal
+        subject = await _visible_subject(
+            info, submission_id, "Submission", owned.get_visible_submissions
+        )
         async for event in _stream(info, _result_of(subject, principal)):
             result = await _subject_of(info, event, owned.get_visible_results)
             if result is not None:
@@ -241,13 +242,8 @@ class Subscription(BatchSubscriptions):
     async def asset_updated(
         self, info: AppInfo, id: strawberry.ID | None = None
     ) -> AsyncGenerator[AssetType, None]:
-        ctx = info.context
-        principal = ctx.principal
-        subject = _subject(id, "Asset")
-        if subject is not None:
-            [visible] = await owned.get_visible_assets(ctx.uow(), principal, [subject])
-            if visible is None:
-                raise NotFound("Asset", id)
+        principal = info.context.principal
+        subject = await _visible_subject(info, id, "Asset", owned.get_visible_assets)
         matches = _about(subject, ASSET_EVENTS) if subject else _owned_by(principal, ASSET_EVENTS)
         async for event in _stream(info, matches):
             asset = await _subject_of(info, event, _assets_with_deleted)

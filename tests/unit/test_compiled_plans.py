@@ -10,7 +10,7 @@ from graphql import parse
 
 from bench.compile import multiplied
 from graph.execution.codegen import Attribute, Call, Constant, builder
-from graph.execution.compiler import MAX_PLAN_FIELDS
+from graph.execution.collection import MAX_PLAN_FIELDS
 from graph.execution.extension import MAX_PLANS_PER_DOCUMENT, CompiledPlans
 from graph.execution.specs import Fallback, Unsupported
 from graph.schema.record import schema
