@@ -203,6 +203,7 @@ def _type_name(cls: type) -> str:
     return cls.__strawberry_definition__.name
 
 
+@cache  # per field, on its first resolve: the field's type is final once the schema is built
 def _target(field: StrawberryField) -> tuple[type, bool]:
     """The object type a relation's values are shown as, and whether it may be null."""
     field_type: Any = field.type
