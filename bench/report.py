@@ -117,7 +117,7 @@ NOTES = (
     "by the requests it completed meanwhile (those wrk left in flight included). "
     "compiled: the share of query operations the server ran on its compiled execution path "
     "in that window (assay_graphql_execution_total; - when none was counted). "
-    "SQL/req: statements per request, from a few requests sent one at a time. "
+    "SQL/req: statements per request, the median of five requests sent one at a time. "
     "vs baseline, vs PostGraphile: req/s divided by that server's at the same connections "
     "(PostGraphile runs on the same database, timed in turns with Assay's last server)."
 )

@@ -90,6 +90,11 @@ def test_window_without_the_execution_counter_or_requests() -> None:
     assert (w.compiled, w.fallback, w.compiled_share) == (0, 0, None)
 
 
+def test_statements_per_request_ignore_a_background_statement_in_one_count() -> None:
+    assert measure.per_request([1, 2, 1, 1, 1]) == 1
+    assert measure.per_request([3, 3, 4]) == 3
+
+
 @pytest.mark.parametrize(
     ("compiled", "fallback", "share"),
     [(10, 0, 1.0), (0, 10, 0.0), (3, 1, 0.75), (0, 0, None), (None, None, None)],
