@@ -414,17 +414,25 @@ class SqlResultRepository:
         )
 
     async def add(self, result: Result) -> None:
-        await self._conn.execute(
-            sa.insert(results).values(
-                id=result.id,
-                submission_id=result.submission_id,
-                prediction=result.prediction,
-                confidence=result.confidence,
-                alternatives=[
-                    {"value": a.value, "confidence": a.confidence} for a in result.alternatives
-                ],
-                model_version=result.model_version,
-                processing_time_ms=result.processing_time_ms,
-                created_at=result.created_at,
-            )
-        )
+        await self.add_many([result])
+
+    async def add_many(self, batch: Sequence[Result]) -> None:
+        """One INSERT for the whole group (executemany for asyncpg)."""
+        if not batch:
+            return
+        await self._conn.execute(sa.insert(results), [_result_row(r) for r in batch])
+
+
+def _result_row(result: Result) -> dict[str, object]:
+    return {
+        "id": result.id,
+        "submission_id": result.submission_id,
+        "prediction": result.prediction,
+        "confidence": result.confidence,
+        "alternatives": [
+            {"value": a.value, "confidence": a.confidence} for a in result.alternatives
+        ],
+        "model_version": result.model_version,
+        "processing_time_ms": result.processing_time_ms,
+        "created_at": result.created_at,
+    }

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain.assets import AssetStatus
 from domain.pagination import Keyset, Page, PageRequest
 from domain.principal import Identity
-from domain.submissions import Alternative, Submission, SubmissionStatus
+from domain.submissions import Alternative, Result, Submission, SubmissionStatus
 from persistence.assets import SqlAssetRepository
 from persistence.submissions import SqlSubmissionRepository
 from persistence.tables import submission_assets, submissions
@@ -337,3 +337,33 @@ async def test_reads_by_key_answer_in_key_order_with_every_field(db: AsyncEngine
     assert (user.email, user.groups) == ("kay@example.com", ())
     assert found_model is not None
     assert found_model.name == "iris"
+
+
+async def test_results_add_many_writes_the_group_with_every_field(db: AsyncEngine) -> None:
+    owner = await make_user(db)
+    model = await make_model(db)
+    subjects = [await make_submission(db, owner, model) for _ in range(3)]
+    now = _now()
+    written = [
+        Result(
+            id=uuid.uuid4(),
+            submission_id=subject,
+            owner_id=owner,
+            prediction={"label": f"class-{n}"},
+            confidence=0.5 + n / 10,
+            alternatives=(Alternative(value=f"class-{n}", confidence=0.5 + n / 10),),
+            model_version="1.0.0",
+            processing_time_ms=n,
+            created_at=now,
+        )
+        for n, subject in enumerate(subjects)
+    ]
+    async with SqlUnitOfWork(db) as uow:
+        await uow.results.add_many(written)
+        await uow.results.add_many([])
+        await uow.commit()
+    async with SqlUnitOfWork(db) as uow:
+        read = await uow.results.get_many([r.id for r in written])
+    assert [r and (r.submission_id, r.prediction, r.confidence) for r in read] == [
+        (r.submission_id, r.prediction, r.confidence) for r in written
+    ]

@@ -433,6 +433,10 @@ class FakeResultRepository:
     async def add(self, result: Result) -> None:
         self._data.results[result.id] = result
 
+    async def add_many(self, results: Sequence[Result]) -> None:
+        for result in results:
+            await self.add(result)
+
 
 class FakeEventRepository:
     def __init__(self, data: FakeData) -> None:
