@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,17 +26,27 @@ if TYPE_CHECKING:
 
 
 class _MessageLoaders:
-    """A subscription message's loaders, made when a resolver first asks for them."""
+    """A subscription message's loaders, made when a resolver first asks for them and
+    dropped once the message is sent.
+
+    Timers and tasks started while a message resolves (asyncio.wait_for's timeouts, asyncpg's
+    statement-cache expiry, 300 s) keep a copy of the task's context, and with it this
+    object: only an empty shell may outlive the message."""
 
     def __init__(self, context: Context) -> None:
-        self.context = context
+        self.context: Context | None = context
         self._loaders: Loaders | None = None
 
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
+            assert self.context is not None, "a sent message's loaders are gone"
             self._loaders = self.context.new_loaders()
         return self._loaders
+
+    def close(self) -> None:
+        self.context = None
+        self._loaders = None
 
 
 # Each subscription operation runs in its own task, and its generator and the resolvers of
@@ -80,10 +91,18 @@ class Context:
             raise self.principal_or_error
         return self.principal_or_error
 
-    def start_message(self) -> None:
-        """Fresh loaders for the next subscription message: a connection lives for hours, and
-        loaders kept that long would answer from what they read for the first message."""
-        _MESSAGE_LOADERS.set(_MessageLoaders(self))
+    @contextlib.contextmanager
+    def message(self) -> Iterator[None]:
+        """Fresh loaders for one subscription message, released once it is sent: a connection
+        lives for hours, and loaders kept that long would answer from what they read for the
+        first message and keep every object they read alive."""
+        message = _MessageLoaders(self)
+        _MESSAGE_LOADERS.set(message)
+        try:
+            yield
+        finally:
+            _MESSAGE_LOADERS.set(None)
+            message.close()
 
     @property
     def loaders(self) -> Loaders:

@@ -284,9 +284,9 @@ class BatchSubscriptions:
                 [found] = await batches.get_batches(ctx.uow(), ctx.principal, [batch_id])
                 if found is None:
                     return
-                ctx.start_message()
                 last_sent = loop.time()
-                yield BatchType.from_entity(found)
+                with ctx.message():
+                    yield BatchType.from_entity(found)
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):

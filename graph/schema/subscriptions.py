@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections import Counter, OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -47,6 +48,13 @@ class SlowConsumer(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """An event's subject as read, without the task (and context) that read it."""
+
+    value: Any
+
+
 class Subscriber:
     def __init__(self, matches: Callable[[Event], bool], queue_size: int) -> None:
         self.matches = matches
@@ -80,18 +88,33 @@ class EventBroker:
         self.max_connections_per_user = max_connections_per_user
         self._subscribers: set[Subscriber] = set()
         self._connections: Counter[UUID] = Counter()
-        self._loads: OrderedDict[int, asyncio.Future[Any]] = OrderedDict()
+        self._loads: OrderedDict[int, asyncio.Future[Any] | _Loaded] = OrderedDict()
 
     async def load_once(self, event_id: int, load: Callable[[], Awaitable[T]]) -> T:
         """The object an event is about, read once per event for all of this process's
-        subscribers rather than once per subscriber."""
-        future = self._loads.get(event_id)
-        if future is None:
-            future = asyncio.ensure_future(load())
-            self._loads[event_id] = future
+        subscribers rather than once per subscriber.
+
+        Only the value is kept once read: the reading task carries a copy of its first
+        subscriber's context (that message's loaders and everything they read), and a kept
+        task would keep all of it alive after the message and the socket are gone."""
+        memo = self._loads.get(event_id)
+        if memo is None:
+            reading = asyncio.ensure_future(load())
+            memo = self._loads[event_id] = reading
+            reading.add_done_callback(lambda done: self._settle(event_id, done))
             while len(self._loads) > MEMO_EVENTS:
                 self._loads.popitem(last=False)
-        return cast(T, await asyncio.shield(future))
+        if isinstance(memo, _Loaded):
+            return cast(T, memo.value)
+        return cast(T, await asyncio.shield(memo))
+
+    def _settle(self, event_id: int, reading: asyncio.Future[Any]) -> None:
+        if self._loads.get(event_id) is not reading:
+            return  # evicted, or cleared when the last subscriber left
+        if reading.cancelled() or reading.exception() is not None:
+            del self._loads[event_id]  # the next subscriber reads again
+        else:
+            self._loads[event_id] = _Loaded(reading.result())
 
     @property
     def subscriber_count(self) -> int:
@@ -110,6 +133,8 @@ class EventBroker:
             yield subscriber
         finally:
             self._subscribers.discard(subscriber)
+            if not self._subscribers:
+                self._loads.clear()  # nobody left to read them for
 
     def connect(self, user_id: UUID) -> bool:
         if self._connections[user_id] >= self.max_connections_per_user:
@@ -159,8 +184,8 @@ async def _stream(info: AppInfo, matches: Callable[[Event], bool]) -> AsyncItera
         with ctx.broker.subscribe(matches) as subscriber:
             try:
                 async for event in subscriber.events():
-                    ctx.start_message()
-                    yield event
+                    with ctx.message():
+                        yield event
             except SlowConsumer:
                 await ctx.close_socket(SLOW_CONSUMER_CLOSE_CODE, "subscriber too slow")
     finally:

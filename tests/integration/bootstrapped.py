@@ -17,7 +17,8 @@ def variant(settings: Settings, **overrides: Any) -> Settings:
     """The session's settings (same data directory, so the same token issuer) with overrides;
     no sign-in cache unless asked (see conftest._settings)."""
     overrides.setdefault("sign_in_cache_seconds", 0)
-    return Settings(data_dir=settings.data_dir, run_workers=False, public_url=BASE_URL, **overrides)
+    overrides.setdefault("run_workers", False)
+    return Settings(data_dir=settings.data_dir, public_url=BASE_URL, **overrides)
 
 
 async def running_app(

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import gc
 import uuid
+import weakref
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -80,3 +85,52 @@ async def test_an_events_subject_is_read_once_for_all_subscribers() -> None:
     assert reads == 1
     await broker.load_once(8, read)
     assert reads == 2
+
+
+async def test_the_memo_keeps_what_was_read_but_not_the_task_that_read_it() -> None:
+    broker = EventBroker()
+    message: contextvars.ContextVar[object] = contextvars.ContextVar("message")
+    held = Held()
+    message.set(held)  # what a subscription message's context holds (its loaders)
+    with broker.subscribe(lambda e: True):
+        assert await broker.load_once(7, _returns("submission")) == "submission"
+        await asyncio.sleep(0)  # the read's done-callback runs
+        message.set(None)
+        reference = weakref.ref(held)
+        del held
+        gc.collect()
+        assert reference() is None, "the memo keeps the reading task's context alive"
+        assert await broker.load_once(7, _returns("another")) == "submission"
+
+
+async def test_a_failed_read_is_not_remembered() -> None:
+    broker = EventBroker()
+
+    async def fails() -> str:
+        raise ConnectionError("database went away")
+
+    with broker.subscribe(lambda e: True):
+        with pytest.raises(ConnectionError):
+            await broker.load_once(7, fails)
+        await asyncio.sleep(0)
+        assert await broker.load_once(7, _returns("submission")) == "submission"
+
+
+async def test_the_memo_is_emptied_when_the_last_subscriber_leaves() -> None:
+    broker = EventBroker()
+    with broker.subscribe(lambda e: True):
+        await broker.load_once(7, _returns("submission"))
+        await asyncio.sleep(0)
+    with broker.subscribe(lambda e: True):
+        assert await broker.load_once(7, _returns("read again")) == "read again"
+
+
+class Held:
+    pass
+
+
+def _returns(value: str) -> Callable[[], Awaitable[str]]:
+    async def read() -> str:
+        return value
+
+    return read
