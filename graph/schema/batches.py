@@ -257,8 +257,9 @@ async def _next_burst(queue: asyncio.Queue[Event | Exception], not_before: float
 @strawberry.type
 class BatchSubscriptions:
     @strawberry.subscription(
-        description="A batch's counts and status as they change, at most four messages a "
-        "second; the last message is the finished batch."
+        description="A batch's counts and status: the first message is the batch as it is "
+        "now, then its changes, at most four messages a second; the last message is the "
+        "finished batch (COMPLETED or CANCELLED), after which the subscription completes."
     )
     async def batch_updated(
         self, info: AppInfo, id: strawberry.ID
@@ -276,17 +277,17 @@ class BatchSubscriptions:
         try:
             await asyncio.sleep(0)  # the pump subscribes; a change from now on is heard
             [found] = await batches.get_batches(ctx.uow(), ctx.principal, [batch_id])
-            if found is not None and found.is_finished:
-                yield BatchType.from_entity(found)  # the end, which has already happened
-            last_sent = float("-inf")
-            while found is not None and not found.is_finished:
+            sent = None
+            last_sent = loop.time()
+            while found is not None:
+                if found != sent:  # a change the first message showed already is not news
+                    with ctx.message():
+                        yield BatchType.from_entity(found)
+                    sent, last_sent = found, loop.time()
+                if found.is_finished:
+                    return
                 await _next_burst(queue, last_sent + BATCH_MESSAGE_INTERVAL)
                 [found] = await batches.get_batches(ctx.uow(), ctx.principal, [batch_id])
-                if found is None:
-                    return
-                last_sent = loop.time()
-                with ctx.message():
-                    yield BatchType.from_entity(found)
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -7,12 +7,13 @@ import contextlib
 from collections import Counter, OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import strawberry
 
-from domain.assets import Asset
+from domain.assets import Asset, AssetStatus
 from domain.errors import NotFound
 from domain.event_payloads import asset_as_of, submission_as_of
 from domain.events import Event, EventType
@@ -169,7 +170,12 @@ def _result_of(submission_id: UUID | None, principal: Principal) -> Callable[[Ev
     return matches
 
 
-async def _stream(info: AppInfo, matches: Callable[[Event], bool]) -> AsyncIterator[Event]:
+@contextlib.asynccontextmanager
+async def _listening(
+    info: AppInfo, matches: Callable[[Event], bool]
+) -> AsyncIterator[AsyncIterator[Event]]:
+    """Subscribed from entering: what happens from now on is heard, so an object read inside
+    can be sent first without missing a change that lands while it is read."""
     ctx = info.context
     if ctx.broker is None:
         raise AssayGraphQLError("subscriptions are not available on this server", "INTERNAL")
@@ -182,27 +188,26 @@ async def _stream(info: AppInfo, matches: Callable[[Event], bool]) -> AsyncItera
                 retryAfterSeconds=0,
             )
         with ctx.broker.subscribe(matches) as subscriber:
-            try:
-                async for event in subscriber.events():
-                    with ctx.message():
-                        yield event
-            except SlowConsumer:
-                await ctx.close_socket(SLOW_CONSUMER_CLOSE_CODE, "subscriber too slow")
+            yield _messages(info, subscriber)
     finally:
         ctx.open_subscriptions -= 1
 
 
-async def _visible_subject(
-    info: AppInfo, id: strawberry.ID | None, type_name: str, load: Load[Subject]
-) -> UUID | None:
-    """The one object a subscription names, if any: NotFound unless the caller may see it."""
-    if id is None:
-        return None
-    subject = required_id(id, type_name)
-    [visible] = await load(info.context.uow(), info.context.principal, [subject])
-    if visible is None:
-        raise NotFound(type_name, id)
-    return subject
+async def _messages(info: AppInfo, subscriber: Subscriber) -> AsyncIterator[Event]:
+    """The subscriber's events, each resolved as one message with loaders of its own."""
+    ctx = info.context
+    try:
+        async for event in subscriber.events():
+            with ctx.message():
+                yield event
+    except SlowConsumer:
+        await ctx.close_socket(SLOW_CONSUMER_CLOSE_CODE, "subscriber too slow")
+
+
+async def _stream(info: AppInfo, matches: Callable[[Event], bool]) -> AsyncIterator[Event]:
+    async with _listening(info, matches) as events:
+        async for event in events:
+            yield event
 
 
 async def _assets_with_deleted(
@@ -232,45 +237,113 @@ def event_stream(info: AppInfo, matches: Callable[[Event], bool]) -> AsyncIterat
     return _stream(info, matches)
 
 
+async def _first(info: AppInfo, id: strawberry.ID, type_name: str, load: Load[Subject]) -> Subject:
+    """The one object a subscription names, as it is now: its first message."""
+    [found] = await load(info.context.uow(), info.context.principal, [required_id(id, type_name)])
+    if found is None:
+        raise NotFound(type_name, id)
+    return found
+
+
+def _is_news(first: datetime | None, changed: datetime) -> bool:
+    """A change the first message did not already show (it may have landed while that
+    message was read: it is sent once)."""
+    return first is None or changed > first
+
+
 @strawberry.type
 class Subscription(BatchSubscriptions):
-    @strawberry.subscription(description="Status changes of the viewer's submissions, or one.")
+    @strawberry.subscription(
+        description="Status changes of the viewer's submissions. With `id`, that one "
+        "submission: the first message is the submission as it is now, then one message per "
+        "change, in order; the subscription completes after a finished status "
+        "(SUCCEEDED, FAILED, CANCELLED), at once if it has one already. NOT_FOUND for an id "
+        "the viewer cannot see."
+    )
     async def submission_updated(
         self, info: AppInfo, id: strawberry.ID | None = None
     ) -> AsyncGenerator[SubmissionType, None]:
         principal = info.context.principal
-        subject = await _visible_subject(info, id, "Submission", owned.get_visible_submissions)
+        load = owned.get_visible_submissions
         matches = (
-            _about(subject, SUBMISSION_EVENTS)
-            if subject
+            _about(required_id(id, "Submission"), SUBMISSION_EVENTS)
+            if id is not None
             else _owned_by(principal, SUBMISSION_EVENTS)
         )
-        async for event in _stream(info, matches):
-            submission = await _subject_of(info, event, owned.get_visible_submissions)
-            if submission is not None:
-                yield SubmissionType.as_of(submission_as_of(submission, event.payload))
+        async with _listening(info, matches) as events:
+            shown = None
+            if id is not None:
+                with info.context.message():
+                    first = await _first(info, id, "Submission", load)
+                    yield SubmissionType.from_entity(first)
+                if first.is_finished:
+                    return
+                shown = first.updated_at
+            async for event in events:
+                submission = await _subject_of(info, event, load)
+                if submission is None:
+                    continue
+                now = submission_as_of(submission, event.payload)
+                if _is_news(shown, now.updated_at):
+                    yield SubmissionType.as_of(now)
+                    if id is not None and now.is_finished:
+                        return
 
-    @strawberry.subscription(description="Results of the viewer's submissions, or of one.")
+    @strawberry.subscription(
+        description="Results of the viewer's submissions. With `submissionId`, that "
+        "submission's result: sent at once if it has one already, else when it is recorded; "
+        "the subscription then completes. NOT_FOUND for a submission the viewer cannot see."
+    )
     async def result_created(
         self, info: AppInfo, submission_id: strawberry.ID | None = None
     ) -> AsyncGenerator[ResultType, None]:
         principal = info.context.principal
-        subject = await _visible_subject(
-            info, submission_id, "Submission", owned.get_visible_submissions
-        )
-        async for event in _stream(info, _result_of(subject, principal)):
-            result = await _subject_of(info, event, owned.get_visible_results)
-            if result is not None:
-                yield ResultType.from_entity(result)
+        subject = None if submission_id is None else required_id(submission_id, "Submission")
+        async with _listening(info, _result_of(subject, principal)) as events:
+            if submission_id is not None:
+                with info.context.message():
+                    await _first(info, submission_id, "Submission", owned.get_visible_submissions)
+                    [results] = await owned.list_results_for_submissions(
+                        info.context.uow(), principal, [required_id(submission_id, "Submission")]
+                    )
+                    if results:
+                        yield ResultType.from_entity(results[-1])
+                if results:
+                    return
+            async for event in events:
+                result = await _subject_of(info, event, owned.get_visible_results)
+                if result is not None:
+                    yield ResultType.from_entity(result)
+                    if submission_id is not None:
+                        return
 
-    @strawberry.subscription(description="Changes of the viewer's assets, or of one.")
+    @strawberry.subscription(
+        description="Changes of the viewer's assets. With `id`, that one asset: the first "
+        "message is the asset as it is now, then one message per change; the subscription "
+        "completes once the asset is DELETED. NOT_FOUND for an id the viewer cannot see."
+    )
     async def asset_updated(
         self, info: AppInfo, id: strawberry.ID | None = None
     ) -> AsyncGenerator[AssetType, None]:
         principal = info.context.principal
-        subject = await _visible_subject(info, id, "Asset", owned.get_visible_assets)
-        matches = _about(subject, ASSET_EVENTS) if subject else _owned_by(principal, ASSET_EVENTS)
-        async for event in _stream(info, matches):
-            asset = await _subject_of(info, event, _assets_with_deleted)
-            if asset is not None:
-                yield AssetType.from_entity(asset_as_of(asset, event.payload))
+        matches = (
+            _about(required_id(id, "Asset"), ASSET_EVENTS)
+            if id is not None
+            else _owned_by(principal, ASSET_EVENTS)
+        )
+        async with _listening(info, matches) as events:
+            shown = None
+            if id is not None:
+                with info.context.message():
+                    first = await _first(info, id, "Asset", owned.get_visible_assets)
+                    yield AssetType.from_entity(first)
+                shown = first.updated_at
+            async for event in events:
+                asset = await _subject_of(info, event, _assets_with_deleted)
+                if asset is None:
+                    continue
+                now = asset_as_of(asset, event.payload)
+                if _is_news(shown, now.updated_at):
+                    yield AssetType.from_entity(now)
+                    if id is not None and now.status is AssetStatus.DELETED:
+                        return

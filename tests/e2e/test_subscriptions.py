@@ -475,3 +475,75 @@ async def test_erasing_an_account_closes_its_sockets(cluster: Cluster) -> None:
             await next_message(ws, within=5.0)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4403
+
+
+SUBMISSION_BY_ID = """subscription($id: ID) { submissionUpdated(id: $id) {
+  id status latestResult { id } } }"""
+
+
+async def _until_complete(ws: ClientConnection, ident: str) -> list[dict[str, Any]]:
+    """The data of every message of one subscription until the server completes it."""
+    received: list[dict[str, Any]] = []
+    while True:
+        message = await next_message(ws)
+        assert message["id"] == ident, message
+        if message["type"] == "complete":
+            return received
+        assert message["type"] == "next", message
+        assert "errors" not in message["payload"], message
+        received.append(message["payload"]["data"])
+
+
+async def test_subscribing_right_after_creating_never_misses_the_end(cluster: Cluster) -> None:
+    for _ in range(3):
+        created = await agql(
+            cluster.first.base_url, CREATE, {"m": cluster.iris, "i": IRIS}, cluster.ada
+        )
+        sid = created["createSubmission"]["submission"]["id"]
+        async with connection(cluster.second, cluster.ada) as ws:
+            payload = {"query": SUBMISSION_BY_ID, "variables": {"id": sid}}
+            await ws.send(json.dumps({"id": "one", "type": "subscribe", "payload": payload}))
+            updates = [m["submissionUpdated"] for m in await _until_complete(ws, "one")]
+        statuses = [u["status"] for u in updates]
+        order = ["PENDING", "RUNNING", "SUCCEEDED"]
+        assert statuses[-1] == "SUCCEEDED", statuses
+        assert statuses == sorted(set(statuses), key=order.index), "once each, in order"
+        assert updates[-1]["latestResult"] is not None
+
+
+async def test_a_finished_object_is_sent_once_and_the_subscription_completes(
+    cluster: Cluster,
+) -> None:
+    ran = await agql(cluster.first.base_url, RUN, {"m": cluster.iris, "i": IRIS}, cluster.ada)
+    sid = ran["runInference"]["submission"]["id"]
+    async with connection(cluster.second, cluster.ada) as ws:
+        await subscribe(ws, "s", SUBMISSION_BY_ID, id=sid)
+        [only] = await _until_complete(ws, "s")
+        assert only["submissionUpdated"]["status"] == "SUCCEEDED"
+        await subscribe(
+            ws, "r", "subscription($id: ID) { resultCreated(submissionId: $id) { id } }", id=sid
+        )
+        assert await _until_complete(ws, "r") == [
+            {"resultCreated": {"id": ran["runInference"]["result"]["id"]}}
+        ]
+
+
+async def test_a_subscription_to_one_asset_starts_with_the_asset_as_it_is(
+    cluster: Cluster,
+) -> None:
+    upload = await agql(
+        cluster.first.base_url,
+        """mutation { requestAssetUpload(input: {fileName: "b.txt", contentType: "text/plain",
+          sizeBytes: 5}) { asset { id } } }""",
+        token=cluster.ada,
+    )
+    asset = upload["requestAssetUpload"]["asset"]["id"]
+    async with connection(cluster.first, cluster.ada) as ws:
+        await subscribe(
+            ws, "a", "subscription($id: ID) { assetUpdated(id: $id) { id status } }", id=asset
+        )
+        message = await next_message(ws)
+        assert message["payload"]["data"]["assetUpdated"] == {
+            "id": asset,
+            "status": "PENDING_UPLOAD",
+        }
