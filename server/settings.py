@@ -190,9 +190,11 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _no_wildcard_origin_in_production(self) -> Settings:
-        if self.is_production and "*" in parse_origins(self.cors_origins):
-            raise ValueError("ASSAY_CORS_ORIGINS: `*` is refused in production; list the origins")
+    def _no_wildcard_origin(self) -> Settings:
+        # Refused in development too: any page the developer opens could drive the local
+        # server (and read GraphiQL's demo token) if every origin were reflected.
+        if "*" in parse_origins(self.cors_origins):
+            raise ValueError("ASSAY_CORS_ORIGINS: `*` is refused; list the origins")
         return self
 
     @model_validator(mode="after")

@@ -32,8 +32,13 @@ def test_listed_origins_are_exact() -> None:
     assert not policy.allows("http://localhost:5173")
 
 
-def test_wildcard_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ASSAY_ENVIRONMENT", "production")
+@pytest.mark.parametrize("environment", ["production", "development"])
+def test_wildcard_is_refused_in_every_environment(
+    monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    # A page on any site could otherwise drive a developer's local server (and GraphiQL's
+    # demo token is one fetch away): the README promises `*` is refused, not only in production.
+    monkeypatch.setenv("ASSAY_ENVIRONMENT", environment)
     monkeypatch.setenv("ASSAY_CORS_ORIGINS", "*")
     with pytest.raises(SettingsError, match="ASSAY_CORS_ORIGINS"):
         load_settings()
