@@ -148,6 +148,7 @@ def build_engine(
         on_statement=count,
         connect_timeout_seconds=settings.db_connect_timeout_seconds,
         pool_timeout_seconds=settings.db_pool_timeout_seconds,
+        command_timeout_seconds=settings.db_command_timeout_seconds,
     )
 
 

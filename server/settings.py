@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # Together under 2 s: a request meets an outage with UNAVAILABLE, not a hang.
     db_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     db_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    # How long any statement waits for the server's answer: a frozen database answers
+    # UNAVAILABLE within about the connect timeout plus this, in flight or not.
+    db_command_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
 
     cognito_region: str | None = None
     cognito_user_pool_id: str | None = None
