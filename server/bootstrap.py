@@ -403,6 +403,7 @@ def build_app(
     sockets = SocketRegistry(
         SocketLimits(
             max_sockets=settings.max_websockets,
+            max_unauthenticated=settings.max_unauthenticated_websockets,
             max_unauthenticated_per_address=settings.max_unauthenticated_websockets_per_address,
         )
     )

@@ -59,6 +59,7 @@ from graph.transport.over_http import (
     request_error_status,
 )
 from graph.transport.request_log import log_operation
+from graph.transport.sockets import EvictableSend
 from graph.transport.websocket_adapter import JsonTextWebSocketAdapter
 from graph.transport.ws_handlers import LegacyWSHandler, TransportWSHandler
 from telemetry import metrics
@@ -256,7 +257,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             # Once per socket: a second legacy connection_init must not count it out twice.
             # A key's sockets are filed under the key too: revoking it closes them.
             holders = principal_or_error.revocable_ids
-            self.deps.sockets.signed_in(websocket.state.address, holders, context.close_socket)
+            self.deps.sockets.signed_in(websocket.state.slot, holders, context.close_socket)
             websocket.state.signed_in = (holders, context.close_socket)
         context.principal_or_error = principal_or_error
         if expires_at is not None:
@@ -269,18 +270,21 @@ class AssayGraphQL(GraphQL[Context, None]):
             return
         sockets = self.deps.sockets
         address = scope["client"][0] if scope.get("client") else "unknown"
-        if sockets is not None and not sockets.admit(address):
+        gate = EvictableSend(send)
+        slot = None if sockets is None else await sockets.admit(address, gate.evict)
+        if sockets is not None and slot is None:
             metrics.WEBSOCKETS_REFUSED.inc()
             await send({"type": "websocket.close", "code": 1013, "reason": "too many sockets"})
             return
-        scope.setdefault("state", {})["address"] = address
+        state = scope.setdefault("state", {})
+        state["address"] = address
+        state["slot"] = slot
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, gate.send)
         finally:
-            state = scope.get("state", {})
-            if sockets is not None:
+            if sockets is not None and slot is not None:
                 holders, close = state.get("signed_in", (None, None))
-                sockets.release(address, holders, close)
+                sockets.release(slot, holders, close)
             if (expiry := state.get("expiry")) is not None:
                 expiry.cancel()
             if (user_id := state.get("connected_user")) is not None and self.deps.broker:
