@@ -191,7 +191,78 @@ async def test_a_huge_header_is_refused_with_431_before_it_is_read(server: Assay
         sending.cancel()
         writer.close()
     assert sent < 160 * 65536, "the whole 10 MiB header was read"
-    assert answer == b"" or answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    if answer:
+        assert _shaped_error(answer, 431) == "BAD_REQUEST"
+
+
+def _shaped_error(answer: bytes, status: int) -> str:
+    """The code of a raw HTTP answer in the contract's error shape (checked here)."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].startswith(f"HTTP/1.1 {status} "), lines[0]
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert headers["content-type"].startswith("application/json"), headers
+    (error,) = json.loads(body)["errors"]
+    assert error["message"]
+    assert error["extensions"]["requestId"] == headers["x-request-id"]
+    code: str = error["extensions"]["code"]
+    return code
+
+
+async def _answer_to(server: AssayProcess, *requests: bytes) -> bytes:
+    reader, writer = await _connect(server)
+    try:
+        writer.write(b"".join(requests))  # in one write: the server reads it in one go
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            return await _closed_within(reader, 10)
+        return b""
+    finally:
+        writer.close()
+
+
+SIXTY_KB_OF_HEADERS = b"".join(b"X-Filler-%d: %s\r\n" % (n, b"a" * 1000) for n in range(60))
+
+
+async def test_60_kb_of_headers_in_one_read_are_refused_with_431_in_the_error_shape(
+    server: AssayProcess,
+) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + SIXTY_KB_OF_HEADERS + b"\r\n"
+    assert _shaped_error(await _answer_to(server, request), 431) == "BAD_REQUEST"
+
+
+async def test_60_kb_of_headers_in_a_later_request_on_the_connection_are_refused_too(
+    server: AssayProcess,
+) -> None:
+    reader, writer = await _connect(server)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b'"ok"' not in first:
+            first += await asyncio.wait_for(reader.read(65536), 10)
+        assert first.startswith(b"HTTP/1.1 200 "), first[:200]
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + SIXTY_KB_OF_HEADERS + b"\r\n")
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            second = await _closed_within(reader, 10)
+    finally:
+        writer.close()
+    assert _shaped_error(second, 431) == "BAD_REQUEST"
+
+
+async def test_60_kb_of_headers_pipelined_behind_a_request_are_refused_too(
+    server: AssayProcess,
+) -> None:
+    first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    second = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + SIXTY_KB_OF_HEADERS + b"\r\n"
+    answer = await _answer_to(server, first, second)
+    refusal = answer[answer.index(b"HTTP/1.1 431 ") :]
+    assert _shaped_error(refusal, 431) == "BAD_REQUEST"
+
+
+async def test_a_malformed_request_line_is_400_in_the_error_shape(server: AssayProcess) -> None:
+    answer = await _answer_to(server, b"NOT A REQUEST LINE\x01\r\n\r\n")
+    assert _shaped_error(answer, 400) == "BAD_REQUEST"
 
 
 async def test_x_forwarded_for_from_an_untrusted_peer_does_not_escape_the_rate_limit(
