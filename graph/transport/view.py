@@ -38,6 +38,7 @@ from graph.execution.pipeline import OperationRecord, Pipeline, RequestState
 from graph.protection.extension import query_protection, rate_limit_key, rate_limited_error
 from graph.protection.operation_choice import OneOperationOrName
 from graph.protection.persisted import PersistedQueries
+from graph.protection.refused_keys import UnknownKeys
 from graph.protection.sign_in import SignedIn
 from graph.schema.record import build_schema
 from graph.transport.body_limit import BodyTooLarge
@@ -122,6 +123,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             **kwargs,
         )
         self.deps = deps
+        self.unknown_keys = UnknownKeys()  # this process's; only misses, so none to revoke
         self.max_message_bytes = deps.max_subscription_message_bytes  # read by the handlers
         self.fast_lane = (
             FastLane(
@@ -176,13 +178,22 @@ class AssayGraphQL(GraphQL[Context, None]):
     async def _key_holder(
         self, secrets: ApiKeySecrets, secret: str, reader: UnitOfWork | None
     ) -> tuple[Principal | DomainError, datetime | None]:
-        """An API key acts as its user, never as an administrator, until revoked or expired."""
+        """An API key acts as its user, never as an administrator, until revoked or expired.
+        A malformed key is refused without a lookup, and one found unknown a moment ago too."""
+        if not secrets.is_well_formed(secret):
+            return Unauthenticated("malformed API key"), None
+        digest = secrets.digest(secret)
+        if digest in self.unknown_keys:
+            return Unauthenticated("unknown, revoked or expired API key"), None
         if reader is None and self.deps.read_uow is not None:
             reader = self.deps.read_uow()
         try:
             principal, key = await api_keys.authenticate_key(
                 self.deps.uow(), secrets, secret, clock=self.deps.clock, reader=reader
             )
+        except Unauthenticated as error:
+            self.unknown_keys.add(digest)
+            return error, None
         except DomainError as error:
             return error, None
         return principal, key.expires_at
@@ -244,10 +255,12 @@ class AssayGraphQL(GraphQL[Context, None]):
         if isinstance(principal_or_error, Unavailable):
             # Not a rejection: graph/transport/ws_handlers.py closes with 1013.
             raise principal_or_error
-        if isinstance(principal_or_error, DomainError):
-            raise ConnectionRejectionError({"message": str(principal_or_error)})
         websocket = context.request
         assert isinstance(websocket, WebSocket)
+        if isinstance(principal_or_error, DomainError):
+            if isinstance(principal_or_error, Unauthenticated):
+                self.pipeline.charge_refusal(websocket)
+            raise ConnectionRejectionError({"message": str(principal_or_error)})
         broker = self.deps.broker
         if broker is not None and getattr(websocket.state, "connected_user", None) is None:
             if not broker.connect(principal_or_error.user_id):
