@@ -33,6 +33,7 @@ from graph.protection.sign_in import SignInCache
 from graph.schema.subscriptions import EventBroker
 from graph.transport.app import create_app
 from graph.transport.cors import CorsPolicy
+from graph.transport.graphiql import host_name
 from graph.transport.sockets import SocketLimits, SocketRegistry
 from integrations.blobs.local import LocalBlobStore
 from integrations.blobs.local_routes import UploadGate, blob_routes
@@ -465,6 +466,7 @@ def build_app(
         strict_transport_security=settings.is_production,
         sign_ins=sign_ins if settings.sign_in_cache_seconds > 0 else None,
         graphiql_token=demo_token_issuer(settings, issuer),
+        public_host=host_name(settings.base_url),
         cors=CorsPolicy.from_setting(
             settings.cors_origins, local_by_default=not settings.is_production
         ),

@@ -43,7 +43,7 @@ from graph.protection.sign_in import SignedIn
 from graph.schema.record import build_schema
 from graph.transport.body_limit import BodyTooLarge
 from graph.transport.fast_lane import FastLane
-from graph.transport.graphiql import graphiql_response
+from graph.transport.graphiql import graphiql_response, is_own_host
 from graph.transport.http_errors import (
     BAD_REQUEST,
     INTERNAL,
@@ -309,9 +309,11 @@ class AssayGraphQL(GraphQL[Context, None]):
         return self.deps.cors.allows(origin.rstrip("/"))
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        # The offline bundle of graph/transport/static/graphiql; in development, signed in already.
+        # The offline bundle of graph/transport/static/graphiql; in development, signed in
+        # already, but only when asked under the server's own name (DNS rebinding).
         issue = self.deps.graphiql_token
-        return graphiql_response(request, issue() if issue is not None else None)
+        is_own = is_own_host(request.headers.get("host"), self.deps.public_host)
+        return graphiql_response(request, issue() if issue is not None and is_own else None)
 
     # ------------------------------------------------ GraphQL over HTTP, persisted queries
 
