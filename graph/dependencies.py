@@ -70,6 +70,8 @@ class AppDependencies:
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     # Development with the local issuer only: a demo user's token for GraphiQL's headers.
     graphiql_token: Callable[[], str] | None = None
+    # The configured public URL's host name: with localhost's, the Hosts the token is for.
+    public_host: str | None = None
     api_key_secrets: ApiKeySecrets | None = None  # API keys are refused without it
     strict_transport_security: bool = False  # production: HTTPS only, HSTS on every answer
     # Verified principals kept briefly; dropped on every process when access is revoked.

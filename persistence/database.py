@@ -46,9 +46,9 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
 
     SQLAlchemy's pool_pre_ping checks every checkout, and its asyncpg adapter does it with
     BEGIN, an empty query and ROLLBACK: three round trips on every unit of work. A
-    connection used a moment ago is alive; one that sat idle (a failover, a restart, an
-    idle timeout in between) is checked, and replaced if dead (DisconnectionError makes the
-    pool retry with a fresh one).
+    connection used a moment ago is alive unless the driver already saw it closed (a check
+    without I/O); one that sat idle (a failover, a restart, an idle timeout in between) is
+    checked, and replaced if dead (DisconnectionError makes the pool retry with a fresh one).
     """
     pool = engine.sync_engine.pool
 
@@ -64,6 +64,11 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     def _checked(
         dbapi_connection: Any, record: ConnectionPoolEntry, _: PoolProxiedConnection
     ) -> None:
+        driver = record.driver_connection
+        if driver is not None and driver.is_closed():
+            # The server ended it while it sat in the pool (a restart): the driver knows
+            # without a round trip, so no request need meet it.
+            raise exc.DisconnectionError("pooled connection was closed by the server")
         if time.monotonic() - record.info.get(_RETURNED_AT, 0.0) < idle_seconds:
             return
         try:
@@ -83,9 +88,13 @@ def create_engine(
     ping_after_idle_seconds: float = PING_AFTER_IDLE_SECONDS,
     connect_timeout_seconds: float = 10.0,
     pool_timeout_seconds: float = 30.0,
+    command_timeout_seconds: float | None = None,
 ) -> AsyncEngine:
     connect_args: dict[str, Any] = {
         "timeout": connect_timeout_seconds,
+        # Every statement on every checkout waits at most this long for the server to
+        # answer: a frozen server costs a request this bound, not its whole outage.
+        "command_timeout": command_timeout_seconds,
         "server_settings": {
             "application_name": "assay",
             "statement_timeout": str(statement_timeout_ms),

@@ -27,6 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.outages import is_lost_connection
+
 DRIVER_READS = "assay_driver_reads"  # execution option: the statement counter, or None
 Select = sa.Select[*tuple[Any, ...]]
 
@@ -96,6 +98,14 @@ def _driver_counter(conn: Connection) -> Callable[[], None] | None:
     return counter
 
 
+async def _invalidate_unless_refused(conn: AsyncConnection, error: Exception) -> None:
+    """A statement the server refused leaves the connection fine; anything else (closed,
+    reset, no answer within the command timeout) means the pool must not hand it out again."""
+    if isinstance(error, asyncpg.PostgresError) and not is_lost_connection(error):
+        return
+    await conn.invalidate(error)
+
+
 async def fetch(
     conn: AsyncConnection, statement: Select, parameters: Mapping[str, object]
 ) -> tuple[Sequence[Any], Sequence[str]]:
@@ -112,10 +122,8 @@ async def fetch(
     count()
     try:
         rows: list[Any] = await driver.fetch(compiled.sql, *arguments)
-    except asyncpg.PostgresError:
-        raise  # the server refused the statement; the connection is fine
     except Exception as error:
-        await conn.invalidate(error)  # gone or unusable: the pool must not hand it out again
+        await _invalidate_unless_refused(conn, error)
         raise
     return rows, compiled.columns
 
@@ -136,10 +144,8 @@ async def fetch_text(conn: AsyncConnection, sql: str, arguments: Sequence[Any]) 
         count()
         try:
             value = await driver.fetchval(sql, *arguments)
-        except asyncpg.PostgresError:
-            raise
         except Exception as error:
-            await conn.invalidate(error)
+            await _invalidate_unless_refused(conn, error)
             raise
     assert isinstance(value, str)
     return value

@@ -13,9 +13,20 @@ _LOST = (
     asyncpg.exceptions.OperatorInterventionError,  # shutdown, crash recovery, starting up
     asyncpg.exceptions.PostgresConnectionError,
     exc.TimeoutError,  # no pooled connection within the pool timeout
+    ConnectionError,  # the socket itself: reset, broken pipe, refused
+    TimeoutError,  # no answer within the command timeout: the server is not answering
 )
 # While connecting, the socket's own errors say the same (refused, no such socket, timeout).
-_UNREACHABLE = (*_LOST, OSError, TimeoutError)
+_UNREACHABLE = (*_LOST, OSError)
+# asyncpg's own word for a connection it already knows is gone; its other InterfaceErrors
+# (an operation already in progress, ...) are the program's mistakes, not an outage.
+_CLOSED_MESSAGES = ("connection is closed", "connection was closed")
+
+
+def _is_closed_connection(error: BaseException) -> bool:
+    return isinstance(error, asyncpg.exceptions.InterfaceError) and any(
+        message in str(error) for message in _CLOSED_MESSAGES
+    )
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -31,6 +42,7 @@ def is_lost_connection(error: BaseException) -> bool:
     """A statement failed because the connection or the server went away."""
     return any(
         isinstance(e, (Unavailable, *_LOST))
+        or _is_closed_connection(e)
         or (isinstance(e, exc.DBAPIError) and e.connection_invalidated)
         for e in _chain(error)
     )

@@ -125,9 +125,14 @@ class SqlUnitOfWork:
             return
         for name in _Repository.names & self.__dict__.keys():
             del self.__dict__[name]  # they belong to the connection given back
+        is_lost = exc is not None and is_lost_connection(exc)
         try:
             try:
-                if conn.in_transaction():
+                if is_lost:
+                    # No rollback on a connection that is gone or not answering (it would
+                    # wait out the command timeout again): drop it; the server rolls back.
+                    await conn.invalidate(exc if isinstance(exc, Exception) else None)
+                elif conn.in_transaction():
                     await conn.rollback()
             finally:
                 await conn.close()
@@ -137,7 +142,7 @@ class SqlUnitOfWork:
                 raise
         # One place turns a lost database into the domain's error, whatever statement of the
         # block met it (the caller answers UNAVAILABLE, not an internal error).
-        if exc is not None and not isinstance(exc, Unavailable) and is_lost_connection(exc):
+        if is_lost and not isinstance(exc, Unavailable):
             raise Unavailable() from exc
 
     @property

@@ -347,6 +347,12 @@ class SqlWebhookDispatch:
     async def finish_attempt(
         self, claimed: WebhookDelivery, updated: WebhookDelivery, attempt: DeliveryAttempt
     ) -> bool:
+        # Lock the delivery before writing beside it: an erasure of its owner either waits
+        # for this transaction (and then takes the attempt too) or is done, and then there
+        # is nothing to record.
+        locked = sa.select(_deliveries.c.id).where(_deliveries.c.id == claimed.id).with_for_update()
+        if (await self._conn.execute(locked)).first() is None:
+            return False
         await self._conn.execute(
             sa.insert(webhook_delivery_attempts).values(
                 id=attempt.id,

@@ -33,6 +33,7 @@ from graph.protection.sign_in import SignInCache
 from graph.schema.subscriptions import EventBroker
 from graph.transport.app import create_app
 from graph.transport.cors import CorsPolicy
+from graph.transport.graphiql import host_name
 from graph.transport.sockets import SocketLimits, SocketRegistry
 from integrations.blobs.local import LocalBlobStore
 from integrations.blobs.local_routes import UploadGate, blob_routes
@@ -148,6 +149,7 @@ def build_engine(
         on_statement=count,
         connect_timeout_seconds=settings.db_connect_timeout_seconds,
         pool_timeout_seconds=settings.db_pool_timeout_seconds,
+        command_timeout_seconds=settings.db_command_timeout_seconds,
     )
 
 
@@ -402,6 +404,7 @@ def build_app(
     sockets = SocketRegistry(
         SocketLimits(
             max_sockets=settings.max_websockets,
+            max_unauthenticated=settings.max_unauthenticated_websockets,
             max_unauthenticated_per_address=settings.max_unauthenticated_websockets_per_address,
         )
     )
@@ -463,6 +466,7 @@ def build_app(
         strict_transport_security=settings.is_production,
         sign_ins=sign_ins if settings.sign_in_cache_seconds > 0 else None,
         graphiql_token=demo_token_issuer(settings, issuer),
+        public_host=host_name(settings.base_url),
         cors=CorsPolicy.from_setting(
             settings.cors_origins, local_by_default=not settings.is_production
         ),

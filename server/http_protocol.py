@@ -2,7 +2,9 @@
 
 httptools buffers a header of any size before calling back (a 10 MB Authorization header
 was read in full), and uvicorn sets no deadline for a request's headers or body, so idle,
-slow-header and trickled-body connections stayed open for minutes.
+slow-header and trickled-body connections stayed open for minutes. Its own answers (a
+malformed request, headers too large, the concurrency limit) are plain text; here they are
+in the contract's error shape with a request id, like every other answer.
 """
 
 from __future__ import annotations
@@ -10,19 +12,54 @@ from __future__ import annotations
 import asyncio
 import functools
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from graph.transport.edge import new_request_id
+from graph.transport.http_errors import BAD_REQUEST, RETRY_AFTER_SECONDS, UNAVAILABLE, error_body
 from server.settings import load_settings
 
 # A body may take this long per byte on top of the read timeout: 64 KiB/s, slow but honest.
 MIN_BODY_BYTES_PER_SECOND = 64 * 1024
-_TOO_LARGE_BODY = (
-    b'{"errors":[{"message":"request headers too large","extensions":{"code":"BAD_REQUEST"}}]}'
-)
-_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY)
-)
+_END_OF_HEADERS = b"\r\n\r\n"
+_REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large"}
+
+
+class _HeadersTooLarge(Exception):
+    """Raised from a parser callback: httptools stops and uvicorn answers (see send_400)."""
+
+
+def shaped_answer(status: int, message: str, code: str = BAD_REQUEST) -> bytes:
+    """A whole HTTP answer, closing the connection, in the contract's error shape: what the
+    server says before any application sees the request (bad request line, headers)."""
+    request_id = new_request_id()
+    body = error_body(message, code, request_id)
+    head = [
+        b"HTTP/1.1 %d %s" % (status, _REASONS[status]),
+        b"content-type: application/json",
+        b"content-length: %d" % len(body),
+        b"connection: close",
+        b"x-request-id: " + request_id.encode(),
+    ]
+    return b"\r\n".join(head) + _END_OF_HEADERS + body
+
+
+async def shaped_unavailable(
+    scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+) -> None:
+    """uvicorn's answer past ASSAY_HTTP_LIMIT_CONCURRENCY, in the error shape."""
+    request_id = new_request_id()
+    body = error_body("the server is at its connection limit", UNAVAILABLE, request_id)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close"),
+        (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 @functools.cache
@@ -35,26 +72,68 @@ def _bounds() -> tuple[int, float]:
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows the type the same way
         super().connection_made(transport)
-        self._header_bytes = 0
+        self._header_bytes = 0  # read from the socket, before the parser sees them
+        self._parsed_bytes = 0  # seen by the parser (a pipelined request's too)
+        self._tail = b""  # the last bytes read, to find a header end split across reads
         self._reading_headers = True
+        self._is_too_large = False
         self._deadline: asyncio.TimerHandle | None = None
         self._arm(_bounds()[1])  # a connection that never sends a request is closed too
 
     def data_received(self, data: bytes) -> None:
+        # Counted before parsing, so headers that arrive in one read are held to the limit
+        # as well as ones that trickle in (the parser would take 60 KB at once).
         if self._reading_headers:
-            self._header_bytes += len(data)
+            window = self._tail + data
+            end = window.find(_END_OF_HEADERS)
+            self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._tail = window[-3:]
+            if self._header_bytes > _bounds()[0]:
+                self._refuse_headers()
+                return
         super().data_received(data)
-        if self._reading_headers and self._header_bytes > _bounds()[0]:
-            self._refuse_headers()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading_headers = True
+        self._parsed_bytes = 0
         self._arm(_bounds()[1])
+
+    def on_url(self, url: bytes) -> None:
+        self._count_parsed(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_parsed(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_parsed(self, size: int) -> None:
+        # A request pipelined behind another in one read was not counted before parsing.
+        self._parsed_bytes += size
+        if self._parsed_bytes > _bounds()[0]:
+            self._is_too_large = True
+            raise _HeadersTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to what the parser refused, in the error shape."""
+        self._disarm()
+        if self._is_too_large:
+            answer = shaped_answer(431, "request headers too large")
+        else:
+            answer = shaped_answer(400, "malformed HTTP request")
+        if not self.transport.is_closing():
+            self.transport.write(answer)
+            self.transport.close()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        if app is service_unavailable:
+            app = shaped_unavailable
+        super()._start_asgi_task(cycle, app)
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self._header_bytes = 0
+        self._tail = b""
         length = self._content_length()
         self._arm(_bounds()[1] + length / MIN_BODY_BYTES_PER_SECOND)
         super().on_headers_complete()
@@ -62,6 +141,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()
+        self._reading_headers = True  # what comes next on this connection is a request's head
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()  # the WebSocket protocol takes over; it has its own init timeout
@@ -98,5 +178,5 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = False
         self._disarm()
         if not self.transport.is_closing():
-            self.transport.write(_TOO_LARGE)
+            self.transport.write(shaped_answer(431, "request headers too large"))
             self.transport.close()

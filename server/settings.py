@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # Together under 2 s: a request meets an outage with UNAVAILABLE, not a hang.
     db_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     db_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    # How long any statement waits for the server's answer: a frozen database answers
+    # UNAVAILABLE within about the connect timeout plus this, in flight or not.
+    db_command_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
 
     cognito_region: str | None = None
     cognito_user_pool_id: str | None = None
@@ -99,6 +102,9 @@ class Settings(BaseSettings):
     subscription_queue_size: int = Field(default=4096, ge=1, le=100_000)
     max_subscription_message_bytes: int = Field(default=512 * 1024, ge=1024)
     max_websockets: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Sockets without connection_init yet, in all: a share of max_websockets, so they cannot
+    # keep signed-in users out (when full, the oldest of them is closed for a new one).
+    max_unauthenticated_websockets: int = Field(default=1_000, ge=1, le=1_000_000)
     max_unauthenticated_websockets_per_address: int = Field(default=50, ge=1, le=1_000_000)
     # uvicorn: header size, keep-alive, a deadline to read headers and body, open connections.
     http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)

@@ -22,7 +22,9 @@ NO_SECRET = (
 
 async def rotate_secret(uow: UnitOfWork, principal: Principal, *, clock: Clock) -> str:
     """A new callback secret for the viewer (the first one, or a replacement); shown once.
-    Callbacks not yet sent are signed with it: they are signed when sent."""
+    Callbacks not yet sent are signed with it: they are signed when sent. Not with an API
+    key: the secret signs every callback of the user, so its holder could forge them."""
+    principal.require_person("rotate the callback secret")
     secret = new_secret()
     async with uow:
         await uow.callbacks.set_secret(principal.user_id, secret, clock())

@@ -188,7 +188,9 @@ async def delete_endpoint(uow: UnitOfWork, principal: Principal, endpoint_id: UU
 async def rotate_secret(
     uow: UnitOfWork, principal: Principal, endpoint_id: UUID, *, clock: Clock
 ) -> WebhookEndpoint:
-    """A new secret; the previous one keeps signing (as a second signature) for 24 hours."""
+    """A new secret; the previous one keeps signing (as a second signature) for 24 hours.
+    Not with an API key: its holder could forge deliveries to an endpoint the user set up."""
+    principal.require_person("rotate a webhook secret")
     async with uow:
         endpoint = await _owned_endpoint(uow, principal, endpoint_id)
         return await _save(uow, endpoint.rotated(new_secret(), clock()))

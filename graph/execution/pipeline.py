@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, get_operation_ast
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 
-from domain.errors import DomainError
+from domain.errors import DomainError, Unauthenticated
 from domain.ports import UnitOfWork
 from domain.principal import Principal
 from graph.execution.context import Context
 from graph.execution.extension import Arguments, CompiledPlans
-from graph.protection.extension import rate_limit_key
+from graph.protection.extension import address_key, rate_limit_key
 from graph.protection.input_hygiene import input_problems, invalid_input_error
 from graph.protection.limits import OperationMeasure, QueryLimits, check_operation
 from graph.protection.persisted import PersistedQueries, Resolved
@@ -102,7 +102,14 @@ class Pipeline:
             self._step("authenticate")
             header = request.headers.get("authorization")
             state.principal_or_error = await self._authenticate(header, reader)
+            if header and isinstance(state.principal_or_error, Unauthenticated):
+                self.charge_refusal(request)
         return state.principal_or_error
+
+    def charge_refusal(self, request: HTTPConnection) -> None:
+        """A credential was presented and refused: its address pays (see rate_limit.py)."""
+        if self.rate_limiter is not None:
+            self.rate_limiter.charge_refusal(address_key(request, self.rate_limiter))
 
     async def resolve_document(
         self,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
@@ -66,6 +66,11 @@ def rate_limit_key(context: Context, limiter: RateLimiter) -> str:
     request = context.request
     if not isinstance(request, Request):
         return "ip:unknown"
+    return address_key(request, limiter)
+
+
+def address_key(request: HTTPConnection, limiter: RateLimiter) -> str:
+    """The rate-limit key of the request's client address."""
     peer = request.client.host if request.client else None
     return f"ip:{limiter.client_address(peer, request.headers.get('x-forwarded-for'))}"
 

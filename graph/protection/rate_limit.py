@@ -68,6 +68,12 @@ class TokenBuckets:
             self._buckets.popitem(last=False)
 
 
+# What a refused credential (an unknown or malformed API key, a token that fails verification)
+# costs its address, in points: with the default budget (20,000, 200 a second) an address
+# gets about 200 refusals, then two a second, instead of thousands free.
+REFUSED_CREDENTIAL_POINTS = 100
+
+
 @dataclass(frozen=True)
 class RateLimitPolicy:
     points_per_second: float = 200.0
@@ -110,6 +116,11 @@ class RateLimiter:
         if inference_requests:
             self.inference.take(key, inference_requests)
         return 0.0
+
+    def charge_refusal(self, key: str, points: float = REFUSED_CREDENTIAL_POINTS) -> None:
+        """Take up to `points`, down to an empty bucket but not into debt: the request's own
+        charge then finds nothing left, and the address recovers at the usual rate."""
+        self.points.take(key, min(points, max(0.0, self.points.available(key))))
 
     def refund(self, key: str, points: int, inference_requests: int = 0) -> None:
         """Give back a whole charge (a request that another path will charge again)."""

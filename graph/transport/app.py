@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -14,6 +15,13 @@ from graph.dependencies import AppDependencies
 from graph.transport.body_limit import RequestBodyLimit
 from graph.transport.edge import CURRENT_REQUEST_ID, REQUEST_ID_HEADER, Edge
 from graph.transport.graphiql import graphiql_routes
+from graph.transport.http_errors import (
+    BAD_REQUEST,
+    INTERNAL,
+    UNAVAILABLE,
+    error_response,
+    request_id_of,
+)
 from graph.transport.view import AssayGraphQL
 from telemetry import metrics
 
@@ -66,7 +74,8 @@ def create_app(deps: AppDependencies) -> Starlette:
             for stop in deps.on_shutdown:
                 await stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    handlers = {HTTPException: _http_error, Exception: _internal_error}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(RequestBodyLimit, max_bytes=deps.max_request_bytes, paths=["/graphql"])
     # Request id, security headers and CORS in one layer, outside the body limit: a browser
     # can read its 413.
@@ -74,3 +83,23 @@ def create_app(deps: AppDependencies) -> Starlette:
         Edge, cors=deps.cors.middleware(), strict_transport=deps.strict_transport_security
     )
     return app
+
+
+# The router's own answers (no such path, a method a route does not serve), in the error shape.
+_CODES = {404: "NOT_FOUND", 503: UNAVAILABLE}
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    status = error.status_code
+    code = _CODES.get(status, BAD_REQUEST if status < 500 else INTERNAL)
+    return error_response(request.scope, status, error.detail, code, headers=error.headers)
+
+
+async def _internal_error(request: Request, _: Exception) -> Response:
+    """Starlette's last resort (the exception is logged by the server): outside the Edge
+    layer, so the request id header is added here."""
+    request_id = request_id_of(request.scope)
+    return error_response(
+        request.scope, 500, "internal error", INTERNAL, headers={"x-request-id": request_id}
+    )

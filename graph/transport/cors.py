@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from graph.protection.extension import COST_HEADER
+from graph.transport.http_errors import error_response
 
 # Development's default: a web app on the developer's own machine, whatever its port.
 LOCAL_ORIGINS = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?"
@@ -49,7 +52,7 @@ class CorsPolicy:
     def middleware(self) -> Middleware:
         """Starlette's CORSMiddleware for this policy (preflights, and headers on answers)."""
         return Middleware(
-            CORSMiddleware,
+            ShapedCORSMiddleware,
             allow_origins=list(self.origins),
             allow_origin_regex=self.origin_regex,
             allow_methods=["GET", "POST"],
@@ -59,6 +62,29 @@ class CorsPolicy:
             allow_credentials=False,
             max_age=PREFLIGHT_MAX_AGE_SECONDS,
         )
+
+
+class ShapedCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, but a refused preflight (another origin, method or header) answers
+    in the contract's error shape, not Starlette's plain text."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                response = self.preflight_response(request_headers=headers)
+                if response.status_code >= 400:
+                    kept = {
+                        name: value
+                        for name, value in response.headers.items()
+                        if name not in {"content-type", "content-length"}
+                    }
+                    reason = bytes(response.body).decode("utf-8", "replace")
+                    message = f"CORS preflight refused: {reason}"
+                    response = error_response(scope, response.status_code, message, headers=kept)
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def parse_origins(text: str) -> Sequence[str]:

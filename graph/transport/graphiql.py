@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
@@ -120,6 +121,27 @@ def graphiql_page(endpoint: str = "/graphql", bearer: str | None = None) -> str:
     # "<" escaped so no string in the JSON can close the script element.
     encoded = json.dumps(config).replace("<", "\\u003c")
     return _PAGE.format(assets=ASSETS_PATH, config=encoded, style=_STYLE)
+
+
+# Names a browser on the developer's machine uses for this server; with the configured
+# public host, the only Host values for which GraphiQL's page carries the demo token.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_name(url_or_host: str) -> str | None:
+    """The host name of a URL or of a Host header (port and IPv6 brackets removed)."""
+    text = url_or_host if "//" in url_or_host else f"//{url_or_host}"
+    try:
+        return urlsplit(text).hostname  # lowercased
+    except ValueError:
+        return None
+
+
+def is_own_host(host_header: str | None, public_host: str | None) -> bool:
+    """Whether a request's Host names this server: a page on a rebinding domain (another
+    name that resolves to this server) must not receive a token."""
+    name = host_name(host_header or "")
+    return name is not None and (name in LOCAL_HOSTS or name == public_host)
 
 
 def graphiql_routes(*, enabled: bool) -> list[BaseRoute]:

@@ -38,11 +38,12 @@ from graph.execution.pipeline import OperationRecord, Pipeline, RequestState
 from graph.protection.extension import query_protection, rate_limit_key, rate_limited_error
 from graph.protection.operation_choice import OneOperationOrName
 from graph.protection.persisted import PersistedQueries
+from graph.protection.refused_keys import UnknownKeys
 from graph.protection.sign_in import SignedIn
 from graph.schema.record import build_schema
 from graph.transport.body_limit import BodyTooLarge
 from graph.transport.fast_lane import FastLane
-from graph.transport.graphiql import graphiql_response
+from graph.transport.graphiql import graphiql_response, is_own_host
 from graph.transport.http_errors import (
     BAD_REQUEST,
     INTERNAL,
@@ -59,6 +60,7 @@ from graph.transport.over_http import (
     request_error_status,
 )
 from graph.transport.request_log import log_operation
+from graph.transport.sockets import EvictableSend
 from graph.transport.websocket_adapter import JsonTextWebSocketAdapter
 from graph.transport.ws_handlers import LegacyWSHandler, TransportWSHandler
 from telemetry import metrics
@@ -121,6 +123,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             **kwargs,
         )
         self.deps = deps
+        self.unknown_keys = UnknownKeys()  # this process's; only misses, so none to revoke
         self.max_message_bytes = deps.max_subscription_message_bytes  # read by the handlers
         self.fast_lane = (
             FastLane(
@@ -175,13 +178,22 @@ class AssayGraphQL(GraphQL[Context, None]):
     async def _key_holder(
         self, secrets: ApiKeySecrets, secret: str, reader: UnitOfWork | None
     ) -> tuple[Principal | DomainError, datetime | None]:
-        """An API key acts as its user, never as an administrator, until revoked or expired."""
+        """An API key acts as its user, never as an administrator, until revoked or expired.
+        A malformed key is refused without a lookup, and one found unknown a moment ago too."""
+        if not secrets.is_well_formed(secret):
+            return Unauthenticated("malformed API key"), None
+        digest = secrets.digest(secret)
+        if digest in self.unknown_keys:
+            return Unauthenticated("unknown, revoked or expired API key"), None
         if reader is None and self.deps.read_uow is not None:
             reader = self.deps.read_uow()
         try:
             principal, key = await api_keys.authenticate_key(
                 self.deps.uow(), secrets, secret, clock=self.deps.clock, reader=reader
             )
+        except Unauthenticated as error:
+            self.unknown_keys.add(digest)
+            return error, None
         except DomainError as error:
             return error, None
         return principal, key.expires_at
@@ -243,10 +255,12 @@ class AssayGraphQL(GraphQL[Context, None]):
         if isinstance(principal_or_error, Unavailable):
             # Not a rejection: graph/transport/ws_handlers.py closes with 1013.
             raise principal_or_error
-        if isinstance(principal_or_error, DomainError):
-            raise ConnectionRejectionError({"message": str(principal_or_error)})
         websocket = context.request
         assert isinstance(websocket, WebSocket)
+        if isinstance(principal_or_error, DomainError):
+            if isinstance(principal_or_error, Unauthenticated):
+                self.pipeline.charge_refusal(websocket)
+            raise ConnectionRejectionError({"message": str(principal_or_error)})
         broker = self.deps.broker
         if broker is not None and getattr(websocket.state, "connected_user", None) is None:
             if not broker.connect(principal_or_error.user_id):
@@ -256,7 +270,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             # Once per socket: a second legacy connection_init must not count it out twice.
             # A key's sockets are filed under the key too: revoking it closes them.
             holders = principal_or_error.revocable_ids
-            self.deps.sockets.signed_in(websocket.state.address, holders, context.close_socket)
+            self.deps.sockets.signed_in(websocket.state.slot, holders, context.close_socket)
             websocket.state.signed_in = (holders, context.close_socket)
         context.principal_or_error = principal_or_error
         if expires_at is not None:
@@ -269,18 +283,21 @@ class AssayGraphQL(GraphQL[Context, None]):
             return
         sockets = self.deps.sockets
         address = scope["client"][0] if scope.get("client") else "unknown"
-        if sockets is not None and not sockets.admit(address):
+        gate = EvictableSend(send)
+        slot = None if sockets is None else await sockets.admit(address, gate.evict)
+        if sockets is not None and slot is None:
             metrics.WEBSOCKETS_REFUSED.inc()
             await send({"type": "websocket.close", "code": 1013, "reason": "too many sockets"})
             return
-        scope.setdefault("state", {})["address"] = address
+        state = scope.setdefault("state", {})
+        state["address"] = address
+        state["slot"] = slot
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, gate.send)
         finally:
-            state = scope.get("state", {})
-            if sockets is not None:
+            if sockets is not None and slot is not None:
                 holders, close = state.get("signed_in", (None, None))
-                sockets.release(address, holders, close)
+                sockets.release(slot, holders, close)
             if (expiry := state.get("expiry")) is not None:
                 expiry.cancel()
             if (user_id := state.get("connected_user")) is not None and self.deps.broker:
@@ -292,9 +309,11 @@ class AssayGraphQL(GraphQL[Context, None]):
         return self.deps.cors.allows(origin.rstrip("/"))
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        # The offline bundle of graph/transport/static/graphiql; in development, signed in already.
+        # The offline bundle of graph/transport/static/graphiql; in development, signed in
+        # already, but only when asked under the server's own name (DNS rebinding).
         issue = self.deps.graphiql_token
-        return graphiql_response(request, issue() if issue is not None else None)
+        is_own = is_own_host(request.headers.get("host"), self.deps.public_host)
+        return graphiql_response(request, issue() if issue is not None and is_own else None)
 
     # ------------------------------------------------ GraphQL over HTTP, persisted queries
 

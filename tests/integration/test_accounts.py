@@ -3,15 +3,18 @@ API is the point."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 from httpx import AsyncClient
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.services import accounts
+from domain.webhooks import DeliveryAttempt, DeliveryStatus, WebhookDelivery
 from graph.ids import from_global_id, to_global_id
 from integrations.blobs.local import LocalBlobStore
 from persistence import tables
@@ -25,6 +28,7 @@ from tests.factories import (
 )
 from tests.integration.conftest import JSONDict, TokenFactory, gql, only_error
 from tests.unit.fakes import FakeClock
+from tests.unit.test_erasure_coverage import user_references
 
 CREATE_KEY = """mutation($name: String!, $days: Int) {
   createApiKey(input: {name: $name, expiresInDays: $days}) {
@@ -114,6 +118,72 @@ async def test_bad_key_input_is_bad_user_input_and_stores_nothing(
         ).scalar_one() == 0
 
 
+async def _deliveries(conn: AsyncConnection, owner: UUID, submission: UUID) -> None:
+    """An event with a webhook delivery (and one attempt) and a callback queued for it."""
+    event = (
+        await conn.execute(
+            sa.insert(tables.events)
+            .values(type="SUBMISSION_SUCCEEDED", owner_id=owner, subject_id=submission, payload={})
+            .returning(tables.events.c.id)
+        )
+    ).scalar_one()
+    endpoint = (
+        await conn.execute(
+            sa.select(tables.webhook_endpoints.c.id).where(
+                tables.webhook_endpoints.c.owner_id == owner
+            )
+        )
+    ).scalar_one()
+    delivery = (
+        await conn.execute(
+            sa.insert(tables.webhook_deliveries)
+            .values(
+                endpoint_id=endpoint, event_id=event, event_type="SUBMISSION_SUCCEEDED", payload={}
+            )
+            .returning(tables.webhook_deliveries.c.id)
+        )
+    ).scalar_one()
+    await conn.execute(
+        sa.insert(tables.webhook_delivery_attempts).values(
+            delivery_id=delivery, attempt=1, duration_ms=3
+        )
+    )
+    await conn.execute(
+        sa.insert(tables.callback_deliveries).values(
+            owner_id=owner,
+            subject_id=submission,
+            url="https://example.com/cb",
+            event_id=event,
+            event_type="SUBMISSION_SUCCEEDED",
+            payload={},
+        )
+    )
+
+
+async def _left_behind(db: AsyncEngine, owner: UUID) -> dict[str, int]:
+    """Rows still referring to the user, in every table the metadata says refers to one
+    (the PRINCIPAL_REVOKED event the erasure itself writes, which carries no personal data,
+    excepted), and rows of the tables that hang off them."""
+    left = {}
+    async with db.connect() as conn:
+        for table_name, column in sorted(user_references(tables.metadata)):
+            table = tables.metadata.tables[table_name]
+            where = [table.c[column] == owner]
+            if table is tables.events:
+                where.append(table.c.type != "PRINCIPAL_REVOKED")
+            count = sa.select(sa.func.count()).select_from(table).where(*where)
+            left[f"{table_name}.{column}"] = int((await conn.execute(count)).scalar_one())
+        for table in (
+            tables.results,
+            tables.submission_assets,
+            tables.webhook_deliveries,
+            tables.webhook_delivery_attempts,
+        ):
+            count = sa.select(sa.func.count()).select_from(table)
+            left[table.name] = int((await conn.execute(count)).scalar_one())
+    return {name: count for name, count in left.items() if count}
+
+
 def _stored(root: Path) -> list[Path]:
     return list(root.rglob("photo.png"))
 
@@ -158,6 +228,12 @@ async def _account(db: AsyncEngine, email: str, tmp: Path, blobs: LocalBlobStore
         await conn.execute(
             sa.insert(tables.callback_secrets).values(user_id=owner, secret="whsec_x")
         )
+        await _deliveries(conn, owner, submission)
+        await conn.execute(
+            sa.insert(tables.persisted_operations).values(
+                sha256="a" * 64, document="{ viewer { name } } # Ann's query", registered_by=owner
+            )
+        )
     path = blobs.path_for(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"bytes")
@@ -174,8 +250,13 @@ async def test_erasure_deletes_the_account_in_one_go_and_its_bytes_through_the_q
     assert _code(wrong) == "BAD_USER_INPUT"
     assert await _count(db, tables.submissions, owner) == 1
 
+    seeded = await _left_behind(db, owner)
+    assert set(seeded) >= {f"{t}.{c}" for t, c in user_references(tables.metadata)}, (
+        "seed every table with a user reference in _account"
+    )
     erased = await gql(client, DELETE_VIEWER, {"email": "erase@example.com"}, me)
     assert erased["data"]["deleteViewer"]["deletedId"] == to_global_id("User", owner)
+    assert await _left_behind(db, owner) == {}
     erased_tables = (tables.submissions, tables.batches, tables.assets, tables.webhook_endpoints)
     for table in (*erased_tables, tables.api_keys):
         assert await _count(db, table, owner) == 0, table.name
@@ -275,3 +356,63 @@ async def test_bytes_of_an_upload_url_still_valid_are_deleted_again_after_it_exp
             await conn.execute(sa.select(sa.func.count()).select_from(tables.blob_deletions))
         ).scalar_one()
     assert left == 0
+
+
+async def _claimed_delivery(db: AsyncEngine) -> tuple[WebhookDelivery, WebhookDelivery]:
+    """The seeded delivery as the dispatcher claimed it, and its state after a 200."""
+    now = datetime.now(UTC)
+    async with db.begin() as conn:
+        await conn.execute(sa.update(tables.webhook_deliveries).values(next_attempt_at=now))
+    async with SqlUnitOfWork(db) as uow:
+        [due] = await uow.webhooks.claim_deliveries(10, now, now + timedelta(minutes=1))
+        await uow.commit()
+    claimed = due.delivery
+    return claimed, replace(claimed, status=DeliveryStatus.SUCCEEDED, last_status_code=200)
+
+
+def _attempt(delivery: WebhookDelivery) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        id=uuid4(),
+        delivery_id=delivery.id,
+        attempt=delivery.attempts,
+        status_code=200,
+        error=None,
+        duration_ms=5,
+        created_at=datetime.now(UTC),
+    )
+
+
+async def _erase(db: AsyncEngine, owner: UUID) -> None:
+    async with SqlUnitOfWork(db) as uow:
+        await uow.accounts.erase(owner, datetime.now(UTC))
+        await uow.commit()
+
+
+async def test_a_delivery_finished_after_its_owner_was_erased_records_nothing(
+    db: AsyncEngine, tmp_path: Path
+) -> None:
+    blobs = LocalBlobStore(tmp_path, "http://assay.test", b"k" * 32, 1024)
+    owner = await _account(db, "late@example.com", tmp_path, blobs)
+    claimed, updated = await _claimed_delivery(db)
+    await _erase(db, owner)  # while the POST was on its way
+
+    async with SqlUnitOfWork(db) as uow:
+        assert not await uow.webhooks.finish_attempt(claimed, updated, _attempt(claimed))
+        await uow.commit()
+    assert await _left_behind(db, owner) == {}
+
+
+async def test_an_erasure_waits_for_a_delivery_being_recorded_and_then_takes_it_too(
+    db: AsyncEngine, tmp_path: Path
+) -> None:
+    blobs = LocalBlobStore(tmp_path, "http://assay.test", b"k" * 32, 1024)
+    owner = await _account(db, "busy@example.com", tmp_path, blobs)
+    claimed, updated = await _claimed_delivery(db)
+
+    async with SqlUnitOfWork(db) as uow:
+        assert await uow.webhooks.finish_attempt(claimed, updated, _attempt(claimed))
+        erasing = asyncio.create_task(_erase(db, owner))
+        await asyncio.sleep(0.3)  # the erasure is under way, waiting on the delivery
+        await uow.commit()
+    await asyncio.wait_for(erasing, 10)
+    assert await _left_behind(db, owner) == {}

@@ -4,6 +4,7 @@ connection never handed out again."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.errors import Unavailable
 from domain.pagination import Keyset, PageRequest
 from domain.principal import Identity
 from domain.submissions import SubmissionStatus
@@ -167,6 +169,45 @@ async def test_a_connection_that_died_is_not_handed_out_again(
         found = await uow.users.get_by_subject("sub-ann@example.com")
     assert found is not None
     assert found.email == "ann@example.com"
+
+
+async def _terminate(db: AsyncEngine, pid: int) -> None:
+    async with db.connect() as other:
+        # With a timeout, it returns once the backend has exited (PostgreSQL 14+).
+        await other.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+
+
+@pytest.mark.parametrize("through_sqlalchemy", [False, True])
+async def test_a_connection_lost_in_a_unit_of_work_is_unavailable(
+    routed: tuple[AsyncEngine, Routes], db: AsyncEngine, through_sqlalchemy: bool
+) -> None:
+    engine, _ = routed
+    if through_sqlalchemy:
+        without_driver_reads(engine)
+
+    async def read_after_the_backend_died() -> None:
+        async with SqlUnitOfWork(engine, read_only=True) as uow:
+            pid = (await uow.connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+            await _terminate(db, pid)
+            await asyncio.sleep(0.1)  # the driver reads the goodbye: "connection is closed"
+            await uow.users.get_by_subject("sub-ann@example.com")
+
+    with pytest.raises(Unavailable):
+        await read_after_the_backend_died()
+
+
+async def test_a_connection_that_died_in_the_pool_is_replaced_on_checkout(
+    routed: tuple[AsyncEngine, Routes], db: AsyncEngine
+) -> None:
+    engine, _ = routed  # a pool of one: the next unit of work gets the same connection
+    await make_user(db, "ann@example.com")
+    async with SqlUnitOfWork(engine, read_only=True) as uow:
+        pid = (await uow.connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+    await _terminate(db, pid)  # a database restart while nothing was in flight
+    await asyncio.sleep(0.1)
+    async with SqlUnitOfWork(engine, read_only=True) as uow:
+        found = await uow.users.get_by_subject("sub-ann@example.com")
+    assert found is not None
 
 
 async def test_without_driver_reads_every_statement_goes_through_sqlalchemy(

@@ -100,3 +100,29 @@ async def test_a_streamed_body_over_the_limit_is_413_in_the_error_shape(
         headers={"Content-Type": JSON, "Accept": GRAPHQL_RESPONSE_JSON},
     )
     assert_error_shape(response, 413, "BAD_REQUEST", GRAPHQL_RESPONSE_JSON)
+
+
+async def test_an_unknown_path_is_404_not_found_in_the_error_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/no/such/page")
+    assert_error_shape(response, 404, "NOT_FOUND", JSON)
+
+
+async def test_a_method_another_route_does_not_serve_is_405_in_the_error_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/healthz")
+    assert_error_shape(response, 405, "BAD_REQUEST", JSON)
+    assert "GET" in response.headers["allow"]
+
+
+async def test_a_preflight_from_a_stranger_origin_is_refused_in_the_error_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.options(
+        "/graphql",
+        headers={"Origin": "https://stranger.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert_error_shape(response, 400, "BAD_REQUEST", JSON)
+    assert "access-control-allow-origin" not in response.headers

@@ -49,12 +49,15 @@ async def test_revoking_a_key_closes_only_the_sockets_opened_with_it() -> None:
 
         return close
 
+    slots = []
     for name, holders in (("token", (user,)), ("key", (user, key))):
-        sockets.admit("127.0.0.1")
-        sockets.signed_in("127.0.0.1", holders, closer(name))
+        slot = await sockets.admit("127.0.0.1", closer(name))
+        assert slot is not None
+        sockets.signed_in(slot, holders, closer(name))
+        slots.append(slot)
     assert await sockets.revoke([key]) == 1
     assert closed == ["key:4403"]
-    sockets.release("127.0.0.1", (user, key), None)
+    sockets.release(slots[1], (user, key), None)
     assert await sockets.revoke([user]) == 2  # the user's sockets: both, as before
     assert sockets.open == 1
 

@@ -7,7 +7,14 @@ import re
 
 from starlette.routing import Mount
 
-from graph.transport.graphiql import ASSETS_DIR, EXAMPLES, graphiql_page, graphiql_routes
+from graph.transport.graphiql import (
+    ASSETS_DIR,
+    EXAMPLES,
+    graphiql_page,
+    graphiql_routes,
+    host_name,
+    is_own_host,
+)
 
 
 def embedded_config(page: str) -> dict[str, object]:
@@ -59,3 +66,12 @@ def test_no_asset_routes_when_graphiql_is_off() -> None:
     [route] = graphiql_routes(enabled=True)
     assert isinstance(route, Mount)
     assert route.path == "/graphiql"
+
+
+def test_only_the_servers_own_names_are_its_hosts() -> None:
+    public = host_name("https://api.example.com")
+    assert public == "api.example.com"
+    for own in ("localhost", "localhost:8000", "127.0.0.1:80", "[::1]:8000", "API.example.com"):
+        assert is_own_host(own, public), own
+    for other in ("rebind.example", "127.0.0.1.nip.io", "[::2]", "", None, "[::1", "a b"):
+        assert not is_own_host(other, public), other

@@ -36,3 +36,22 @@ def test_a_refused_statement_is_no_outage() -> None:
     assert not is_unreachable(wrapped)
     # A file error inside a unit of work is not the database's.
     assert not is_lost_connection(FileNotFoundError(2, "blob"))
+
+
+def test_every_form_of_a_closed_connection_is_an_outage() -> None:
+    closed = asyncpg.exceptions.InterfaceError("cannot perform operation: connection is closed")
+    assert is_lost_connection(closed)
+    assert is_lost_connection(raised_from(exc.InterfaceError("SELECT 1", {}, closed), closed))
+    assert is_lost_connection(ConnectionResetError(104, "Connection reset by peer"))
+    assert is_lost_connection(BrokenPipeError(32, "Broken pipe"))
+    assert is_lost_connection(asyncpg.exceptions.ConnectionDoesNotExistError("closed mid-way"))
+    assert is_lost_connection(asyncpg.exceptions.CannotConnectNowError("starting up"))
+    # The driver gave up waiting for an answer (the command timeout): the server is not there.
+    assert is_lost_connection(TimeoutError())
+
+
+def test_a_misused_connection_is_no_outage() -> None:
+    busy = asyncpg.exceptions.InterfaceError(
+        "cannot perform operation: another operation is in progress"
+    )
+    assert not is_lost_connection(busy)

@@ -132,3 +132,15 @@ def test_bad_proxy_entries_are_named() -> None:
     assert parse_networks("") == ()
     with pytest.raises(ValueError, match=r"'10\.0\.0\.0/33'"):
         parse_networks("10.0.0.0/8,10.0.0.0/33")
+
+
+def test_a_refused_credential_empties_the_bucket_but_leaves_no_debt() -> None:
+    clock = FakeClock()
+    rate = limiter(clock, burst=150, points_per_second=10)
+    rate.charge_refusal("ip:a", 100)
+    assert rate.points.available("ip:a") == 50
+    rate.charge_refusal("ip:a", 100)
+    assert rate.points.available("ip:a") == 0
+    assert rate.acquire("ip:a", 1) > 0
+    clock.now += 1  # back at the usual rate: no debt to pay off first
+    assert rate.acquire("ip:a", 1) == 0
