@@ -56,6 +56,8 @@ class AppDependencies:
     max_request_bytes: int = 1024 * 1024
     jwks: Callable[[], dict[str, Any]] | None = None
     routes: Sequence[BaseRoute] = ()
+    # Where `routes` serve the local blob store's signed URLs (CORS as the bucket's rule).
+    blob_path_prefix: str | None = None
     on_startup: Sequence[Callable[[], Awaitable[None]]] = ()
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
     persisted_operations: PersistedOperations | None = None

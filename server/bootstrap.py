@@ -36,7 +36,7 @@ from graph.transport.cors import CorsPolicy
 from graph.transport.graphiql import host_name
 from graph.transport.sockets import SocketLimits, SocketRegistry
 from integrations.blobs.local import LocalBlobStore
-from integrations.blobs.local_routes import UploadGate, blob_routes
+from integrations.blobs.local_routes import BLOB_PATH_PREFIX, UploadGate, blob_routes
 from integrations.blobs.s3 import S3BlobStore
 from integrations.blobs.signing import load_or_create_signing_key
 from integrations.models.directory import ModelDirectory
@@ -450,6 +450,7 @@ def build_app(
             max_endpoints_per_user=settings.max_webhook_endpoints_per_user,
         ),
         routes=blob_http_routes,
+        blob_path_prefix=BLOB_PATH_PREFIX if blob_http_routes else None,
         on_startup=[tasks.start],
         on_shutdown=[tasks.stop, notifier.close, engine.dispose, *tracing_stop(tracing)],
         persisted_operations=SqlPersistedOperations(engine),

@@ -80,7 +80,11 @@ def create_app(deps: AppDependencies) -> Starlette:
     # Request id, security headers and CORS in one layer, outside the body limit: a browser
     # can read its 413.
     app.add_middleware(
-        Edge, cors=deps.cors.middleware(), strict_transport=deps.strict_transport_security
+        Edge,
+        cors=deps.cors.middleware(),
+        strict_transport=deps.strict_transport_security,
+        blob_cors=deps.cors.blob_middleware(),
+        blob_path_prefix=deps.blob_path_prefix,
     )
     return app
 

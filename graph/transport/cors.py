@@ -30,6 +30,12 @@ ALLOWED_HEADERS = (
 )
 EXPOSED_HEADERS = ("X-Request-ID", "Retry-After")
 PREFLIGHT_MAX_AGE_SECONDS = 600
+# The local blob store's upload and download URLs answer a browser as the production
+# bucket's CORS rule does (infra/assay_infra/storage.py): development and production alike.
+BLOB_METHODS = ("PUT", "GET", "HEAD")
+BLOB_HEADERS = ("Content-Type", "Content-Length", "If-None-Match")
+BLOB_EXPOSED_HEADERS = ("ETag", "X-Request-ID")
+BLOB_PREFLIGHT_MAX_AGE_SECONDS = 3000
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,20 @@ class CorsPolicy:
             # Tokens travel in Authorization, never in cookies: no credentials mode.
             allow_credentials=False,
             max_age=PREFLIGHT_MAX_AGE_SECONDS,
+        )
+
+    def blob_middleware(self) -> Middleware:
+        """The same origins, with the production bucket's methods and headers: a browser PUTs
+        an upload (signed in its URL, so no Authorization) and reads a download's ETag."""
+        return Middleware(
+            ShapedCORSMiddleware,
+            allow_origins=list(self.origins),
+            allow_origin_regex=self.origin_regex,
+            allow_methods=list(BLOB_METHODS),
+            allow_headers=list(BLOB_HEADERS),
+            expose_headers=list(BLOB_EXPOSED_HEADERS),
+            allow_credentials=False,
+            max_age=BLOB_PREFLIGHT_MAX_AGE_SECONDS,
         )
 
 

@@ -38,9 +38,22 @@ class Edge:
     """Honour a well-formed X-Request-ID or make one, expose it to handlers and echo it back;
     add the security headers (graph/transport/security_headers.py); apply the CORS policy."""
 
-    def __init__(self, app: ASGIApp, *, cors: Middleware, strict_transport: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        cors: Middleware,
+        strict_transport: bool,
+        blob_cors: Middleware | None = None,
+        blob_path_prefix: str | None = None,
+    ) -> None:
         self.app = app
         self.cors = cors.cls(app, *cors.args, **cors.kwargs)
+        # The local blob store's URLs: CORS as the production bucket answers it.
+        self.blob_cors = self.cors
+        if blob_cors is not None:
+            self.blob_cors = blob_cors.cls(app, *blob_cors.args, **blob_cors.kwargs)
+        self.blob_path_prefix = blob_path_prefix
         self._headers = {
             signed_in: security_headers(
                 is_authenticated=signed_in, strict_transport=strict_transport
@@ -63,7 +76,10 @@ class Edge:
                 return
             ours = [*self._headers[signed_in], (_REQUEST_ID, request_id.encode())]
             if origin:  # a browser's: Starlette's CORS answers preflights and adds its headers
-                await self.cors(scope, receive, _adding(send, ours, vary=False))
+                cors = self.cors
+                if self.blob_path_prefix and scope["path"].startswith(self.blob_path_prefix):
+                    cors = self.blob_cors
+                await cors(scope, receive, _adding(send, ours, vary=False))
             else:  # CORS adds only Vary: Origin here (a cache must not serve it to a browser)
                 await self.app(scope, receive, _adding(send, ours, vary=True))
         finally:

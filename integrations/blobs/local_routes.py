@@ -36,6 +36,8 @@ def _length_problem(request: Request, grant: UploadGrant) -> Response | None:
     return None
 
 
+BLOB_PATH_PREFIX = "/blobs/"  # what LocalBlobStore's URLs start with (base_url + /blobs/)
+
 # Whether the key's asset still awaits its bytes (the composition root asks the database).
 UploadGate = Callable[[str], Awaitable[bool]]
 
@@ -105,4 +107,4 @@ def blob_routes(store: LocalBlobStore, may_upload: UploadGate | None = None) -> 
         except SignatureError as e:
             return _error(403, f"forbidden: {e}")
 
-    return [Route("/blobs/{key:path}", endpoint, methods=["PUT", "GET", "HEAD"])]
+    return [Route(BLOB_PATH_PREFIX + "{key:path}", endpoint, methods=["PUT", "GET", "HEAD"])]

@@ -172,3 +172,71 @@ async def test_a_web_app_on_another_origin_can_neither_query_nor_subscribe(
     finally:
         await page.close()
     await asyncio.sleep(0)
+
+
+UPLOAD = """mutation { requestAssetUpload(input: {fileName: "note.txt", contentType: "text/plain",
+  sizeBytes: 11}) { asset { id } uploadUrl uploadHeaders } }"""
+COMPLETE = """mutation($id: ID!) { completeAssetUpload(id: $id) {
+  asset { id status downloadUrl } } }"""
+# The web app PUTs the bytes to the upload URL with the headers it was given (a browser sets
+# Content-Length itself), then GETs the download URL and reads the ETag.
+UPLOAD_JS = """
+async ([url, headers]) => {
+  const sent = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() !== 'content-length') sent[name] = value;
+  }
+  sent['If-None-Match'] = '*';
+  try {
+    const put = await fetch(url, {method: 'PUT', headers: sent, body: 'hello world'});
+    return {status: put.status, etag: put.headers.get('ETag')};
+  } catch (error) {
+    return {fetchError: String(error)};
+  }
+}
+"""
+DOWNLOAD_JS = """
+async (url) => {
+  try {
+    const got = await fetch(url);
+    return {status: got.status, body: await got.text(), etag: got.headers.get('ETag')};
+  } catch (error) {
+    return {fetchError: String(error)};
+  }
+}
+"""
+
+
+async def test_a_web_app_uploads_and_downloads_through_the_local_blob_urls(
+    browser: Browser, api: Api, pages: tuple[str, str]
+) -> None:
+    requested = (await agql(api.server.base_url, UPLOAD, token=api.token))["requestAssetUpload"]
+    page = await browser.new_page()
+    try:
+        await page.goto(f"{pages[0]}/index.html")
+        put = await page.evaluate(UPLOAD_JS, [requested["uploadUrl"], requested["uploadHeaders"]])
+        assert put.get("status") in (200, 201), put
+        assert put["etag"], "ETag is exposed to the page"
+        done = await agql(
+            api.server.base_url, COMPLETE, {"id": requested["asset"]["id"]}, api.token
+        )
+        asset = done["completeAssetUpload"]["asset"]
+        assert asset["status"] == "AVAILABLE"
+        got = await page.evaluate(DOWNLOAD_JS, asset["downloadUrl"])
+        assert got == {"status": 200, "body": "hello world", "etag": got["etag"]}, got
+        assert got["etag"]
+    finally:
+        await page.close()
+
+
+async def test_another_origin_cannot_upload(
+    browser: Browser, api: Api, pages: tuple[str, str]
+) -> None:
+    requested = (await agql(api.server.base_url, UPLOAD, token=api.token))["requestAssetUpload"]
+    page = await browser.new_page()
+    try:
+        await page.goto(f"{pages[1]}/index.html")
+        put = await page.evaluate(UPLOAD_JS, [requested["uploadUrl"], requested["uploadHeaders"]])
+        assert "fetchError" in put, put  # the preflight refused it; nothing was sent
+    finally:
+        await page.close()

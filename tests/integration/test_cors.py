@@ -68,3 +68,42 @@ async def test_other_origins_get_no_cors_headers(client: httpx.AsyncClient) -> N
     assert "access-control-allow-origin" not in preflight.headers
     response = await client.post("/graphql", json=VIEWER, headers={"Origin": ELSEWHERE})
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_blob_urls_answer_a_browser_as_the_production_bucket_does(
+    client: httpx.AsyncClient,
+) -> None:
+    # The bucket's rule (infra/assay_infra/storage.py): PUT, GET, HEAD; content-type and
+    # if-none-match; ETag exposed. The local store's URLs must let a web app do the same.
+    response = await client.options(
+        "/blobs/assets/some-owner/some-asset/scan.png",
+        headers={
+            "Origin": WEB_APP,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "content-type, if-none-match",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] == WEB_APP
+    methods = response.headers["access-control-allow-methods"]
+    assert {"PUT", "GET", "HEAD"} <= {m.strip() for m in methods.split(",")}
+    allowed = response.headers["access-control-allow-headers"].lower()
+    assert "content-type" in allowed
+    assert "if-none-match" in allowed
+    answer = await client.get("/blobs/assets/x/y/z.png", headers={"Origin": WEB_APP})
+    assert "etag" in answer.headers["access-control-expose-headers"].lower()
+
+
+async def test_blob_urls_refuse_another_origin_and_graphql_still_refuses_put(
+    client: httpx.AsyncClient,
+) -> None:
+    stranger = await client.options(
+        "/blobs/assets/a/b/c.png",
+        headers={"Origin": ELSEWHERE, "Access-Control-Request-Method": "PUT"},
+    )
+    assert stranger.status_code == 400
+    assert stranger.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    put_on_api = await client.options(
+        "/graphql", headers={"Origin": WEB_APP, "Access-Control-Request-Method": "PUT"}
+    )
+    assert put_on_api.status_code == 400
