@@ -36,7 +36,12 @@ from graph.transport.cors import CorsPolicy
 from graph.transport.graphiql import host_name
 from graph.transport.sockets import SocketLimits, SocketRegistry
 from integrations.blobs.local import LocalBlobStore
-from integrations.blobs.local_routes import BLOB_PATH_PREFIX, UploadGate, blob_routes
+from integrations.blobs.local_routes import (
+    BLOB_PATH_PREFIX,
+    DownloadGate,
+    UploadGate,
+    blob_routes,
+)
 from integrations.blobs.s3 import S3BlobStore
 from integrations.blobs.signing import load_or_create_signing_key
 from integrations.models.directory import ModelDirectory
@@ -114,7 +119,9 @@ def build_verifier(settings: Settings, issuer: LocalIssuer | None) -> JwtVerifie
 
 
 def build_blob_store(
-    settings: Settings, may_upload: UploadGate | None = None
+    settings: Settings,
+    may_upload: UploadGate | None = None,
+    may_download: DownloadGate | None = None,
 ) -> tuple[BlobStore, list[BaseRoute]]:
     if settings.s3_bucket:
         store = S3BlobStore(
@@ -127,7 +134,7 @@ def build_blob_store(
         signing_key=load_or_create_signing_key(settings.data_dir / "keys" / "blob-signing.key"),
         max_bytes=settings.max_asset_bytes,
     )
-    return local, list(blob_routes(local, may_upload))
+    return local, list(blob_routes(local, may_upload, may_download))
 
 
 def build_engine(
@@ -395,7 +402,9 @@ def build_app(
     issuer = None if settings.uses_cognito else local_issuer(settings)
     uow, notifier = unit_of_work_factory(engine)
     blobs, blob_http_routes = build_blob_store(
-        settings, lambda key: assets.accepts_upload(uow(), key)
+        settings,
+        lambda key: assets.accepts_upload(uow(), key),
+        lambda key: assets.serves_download(uow(), key),
     )
     broker = EventBroker(
         queue_size=settings.subscription_queue_size,

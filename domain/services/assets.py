@@ -163,6 +163,15 @@ async def accepts_upload(uow: UnitOfWork, object_key: str) -> bool:
     return asset is not None and asset.status is AssetStatus.PENDING_UPLOAD
 
 
+async def serves_download(uow: UnitOfWork, object_key: str) -> bool:
+    """Whether the bytes at `object_key` may be served now: only while their asset is
+    AVAILABLE. A signed download URL outlives deleteAsset and the owner's erasure, and the
+    bytes may wait for the next sweep; they are not served meanwhile."""
+    async with uow:
+        asset = await uow.assets.get_by_object_key(object_key)
+    return asset is not None and asset.status is AssetStatus.AVAILABLE
+
+
 async def sweep_stale_uploads(
     uow: UnitOfWork, blobs: BlobStore, *, clock: Clock, limit: int = 100
 ) -> int:

@@ -40,6 +40,8 @@ BLOB_PATH_PREFIX = "/blobs/"  # what LocalBlobStore's URLs start with (base_url 
 
 # Whether the key's asset still awaits its bytes (the composition root asks the database).
 UploadGate = Callable[[str], Awaitable[bool]]
+# Whether the key's bytes may be served now (its asset is AVAILABLE).
+DownloadGate = Callable[[str], Awaitable[bool]]
 
 
 async def _put(
@@ -73,8 +75,12 @@ async def _put(
     return Response(status_code=201, headers={"ETag": f'"{etag}"'})
 
 
-async def _get(store: LocalBlobStore, request: Request, key: str) -> Response:
+async def _get(
+    store: LocalBlobStore, request: Request, key: str, may_download: DownloadGate | None
+) -> Response:
     grant = store.authorise_download(key, request.query_params)
+    if may_download is not None and not await may_download(key):
+        return _error(404, "no such blob")  # the asset was deleted or its owner erased
     found = await store.open_for_read(key)
     if found is None:
         return _error(404, "no such blob")
@@ -87,11 +93,16 @@ async def _get(store: LocalBlobStore, request: Request, key: str) -> Response:
     )
 
 
-def blob_routes(store: LocalBlobStore, may_upload: UploadGate | None = None) -> list[Route]:
+def blob_routes(
+    store: LocalBlobStore,
+    may_upload: UploadGate | None = None,
+    may_download: DownloadGate | None = None,
+) -> list[Route]:
     """The /blobs/{key} route for PUT (upload), GET and HEAD (download) of signed URLs.
 
     A PUT stores bytes once (412 after that), and only while `may_upload` says the key's
-    asset awaits them (409 otherwise)."""
+    asset awaits them (409 otherwise); a GET serves them only while `may_download` says
+    their asset is AVAILABLE (404 otherwise)."""
 
     async def endpoint(request: Request) -> Response:
         key = request.path_params["key"]
@@ -101,7 +112,7 @@ def blob_routes(store: LocalBlobStore, may_upload: UploadGate | None = None) -> 
             store.path_for(key)
             if request.method == "PUT":
                 return await _put(store, request, key, may_upload)
-            return await _get(store, request, key)
+            return await _get(store, request, key, may_download)
         except InvalidKeyError:
             return _error(400, "invalid key")
         except SignatureError as e:

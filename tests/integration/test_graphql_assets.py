@@ -242,3 +242,24 @@ async def test_put_after_delete_stores_nothing(
             await conn.execute(sa.select(assets.c.object_key).where(assets.c.id == asset_id))
         ).scalar_one()
     assert not (settings.data_dir / "blobs" / key).exists()
+
+
+ERASE = "mutation($email: String!) { deleteViewer(input: {confirmEmail: $email}) { deletedId } }"
+
+
+async def test_a_download_url_stops_answering_once_its_owner_is_erased(
+    client: AsyncClient, token: TokenFactory
+) -> None:
+    # The URL is signed for its lifetime, and the bytes go with the next sweep: the route
+    # itself must refuse bytes whose asset is gone (or no longer AVAILABLE).
+    tok = token("erased@example.com")
+    payload = await _request_upload(client, tok)
+    assert await _put(client, payload) == 201
+    done = await gql(client, COMPLETE, {"id": payload["asset"]["id"]}, tok)
+    url = local_path(done["data"]["completeAssetUpload"]["asset"]["downloadUrl"])
+    assert (await client.get(url)).status_code == 200
+    erased = await gql(client, ERASE, {"email": "erased@example.com"}, tok)
+    assert "errors" not in erased, erased
+    gone = await client.get(url)
+    assert gone.status_code == 404
+    assert gone.content != CONTENT
