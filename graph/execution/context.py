@@ -73,6 +73,8 @@ class Context:
     connection_params: dict[str, object] | None = None
     webhooks: WebhookPolicy | None = None
     cost: int | None = None
+    # RateLimit-Policy and RateLimit for a signed-in caller's answer, once charged.
+    rate_limit_headers: tuple[tuple[str, str], ...] = ()
     read_uow: UnitOfWorkFactory | None = None  # for reads alone; `uow` when absent
     compiled_declined: bool = False  # the fast lane tried the compiled path; it fell back
     sign_ins: SignInCache | None = None  # this process's cached sign-ins

@@ -35,7 +35,11 @@ from graph.protection.extension import address_key, rate_limit_key
 from graph.protection.input_hygiene import input_problems, invalid_input_error
 from graph.protection.limits import OperationMeasure, QueryLimits, check_operation
 from graph.protection.persisted import PersistedQueries, Resolved
-from graph.protection.rate_limit import RateLimiter
+from graph.protection.rate_limit import (
+    RATE_LIMIT_HEADER,
+    RATE_LIMIT_POLICY_HEADER,
+    RateLimiter,
+)
 from graph.transport.request_log import log_operation
 from telemetry import metrics
 
@@ -164,6 +168,11 @@ class Pipeline:
             return Charge("", 0, 0, ())
         key = rate_limit_key(context, limiter)
         wait = limiter.acquire(key, measure.cost, measure.inference_requests)
+        if isinstance(context.principal_or_error, Principal):  # a budget of the caller's own
+            context.rate_limit_headers = (
+                (RATE_LIMIT_POLICY_HEADER, limiter.policy_header),
+                (RATE_LIMIT_HEADER, limiter.state_header(key)),
+            )
         if wait > 0:
             return wait
         return Charge(key, measure.cost, measure.inference_requests, measure.inference_fields)

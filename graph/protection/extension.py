@@ -176,10 +176,14 @@ class QueryProtection(SchemaExtension):
         if not isinstance(context.context, Context):
             return None
         charged = self.pipeline.charge(context.context, measure)
+        response = context.context.response
+        if response is not None:
+            for name, value in context.context.rate_limit_headers:
+                response.headers[name] = value
         if isinstance(charged, float):
             metrics.RATE_LIMIT_REFUSALS.inc()
-            if context.context.response is not None:
-                context.context.response.headers["Retry-After"] = str(math.ceil(charged))
+            if response is not None:
+                response.headers["Retry-After"] = str(math.ceil(charged))
             return rate_limited_error(charged)
         if measure.inference_requests:
             self.charged = (charged.key, measure.inference_fields)

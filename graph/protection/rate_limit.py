@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MonotonicClock = Callable[[], float]
+RATE_LIMIT_POLICY_HEADER = "RateLimit-Policy"
+RATE_LIMIT_HEADER = "RateLimit"
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
@@ -89,6 +92,15 @@ class RateLimiter:
 
     def __init__(self, policy: RateLimitPolicy, clock: MonotonicClock = time.monotonic) -> None:
         self.policy = policy
+        # IETF RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers): each bucket as a quota
+        # `q` that a caller gets back in full over `w` seconds.
+        self.policy_header = ", ".join(
+            f'"{name}";q={math.floor(bucket.burst)};w={math.ceil(bucket.burst / bucket.per_second)}'
+            for name, bucket in (
+                ("points", BucketPolicy(policy.points_per_second, policy.burst)),
+                ("inference", BucketPolicy(policy.inference_per_second, policy.inference_burst)),
+            )
+        )
         self.points = TokenBuckets(
             BucketPolicy(policy.points_per_second, policy.burst), clock, policy.max_keys
         )
@@ -116,6 +128,27 @@ class RateLimiter:
         if inference_requests:
             self.inference.take(key, inference_requests)
         return 0.0
+
+    def state_header(self, key: str) -> str:
+        """The IETF RateLimit field for `key`: per bucket, `r` units left now and `t` seconds
+        until the bucket is full again."""
+        return ", ".join(
+            f'"{name}";r={math.floor(max(0.0, left))};t={math.ceil(max(0.0, full - left) / rate)}'
+            for name, left, full, rate in (
+                (
+                    "points",
+                    self.points.available(key),
+                    self.policy.burst,
+                    self.policy.points_per_second,
+                ),
+                (
+                    "inference",
+                    self.inference.available(key),
+                    self.policy.inference_burst,
+                    self.policy.inference_per_second,
+                ),
+            )
+        )
 
     def charge_refusal(self, key: str, points: float = REFUSED_CREDENTIAL_POINTS) -> None:
         """Take up to `points`, down to an empty bucket but not into debt: the request's own

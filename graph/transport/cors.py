@@ -28,7 +28,7 @@ ALLOWED_HEADERS = (
     "apollographql-client-name",
     "apollographql-client-version",
 )
-EXPOSED_HEADERS = ("X-Request-ID", "Retry-After")
+EXPOSED_HEADERS = ("X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy")
 PREFLIGHT_MAX_AGE_SECONDS = 600
 # The local blob store's upload and download URLs answer a browser as the production
 # bucket's CORS rule does (infra/assay_infra/storage.py): development and production alike.

@@ -164,7 +164,10 @@ class FastLane:
             errors=None,
         )
         metrics.labelled(metrics.FAST_LANE, "answered").inc()
-        return Response(content, media_type=f"{media_type}; charset=utf-8")
+        response = Response(content, media_type=f"{media_type}; charset=utf-8")
+        for name, value in context.rate_limit_headers:  # after the body's, as the pipeline's
+            response.headers[name] = value
+        return response
 
 
 @functools.lru_cache(maxsize=64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -136,13 +137,17 @@ async def post(
 
 
 def same(a: httpx.Response, b: httpx.Response) -> None:
-    """The same status, headers (all of them, in order) and body bytes."""
-    assert (a.status_code, a.headers.multi_items(), a.content) == (
-        b.status_code,
-        b.headers.multi_items(),
-        b.content,
-    )
+    """The same status, headers (all of them, in order) and body bytes; of the RateLimit
+    field, only its shape (what is left changes with every request)."""
+    assert (a.status_code, _headers(a), a.content) == (b.status_code, _headers(b), b.content)
     assert a.headers["x-request-id"] == "lane"
+
+
+def _headers(response: httpx.Response) -> list[tuple[str, str]]:
+    return [
+        (name, re.sub(r"=\d+", "=N", value) if name == "ratelimit" else value)
+        for name, value in response.headers.multi_items()
+    ]
 
 
 async def owned_submission(db: AsyncEngine, client: httpx.AsyncClient, bearer: str) -> str:

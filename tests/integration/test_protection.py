@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -382,3 +383,44 @@ async def test_an_idempotency_key_replayed_with_another_input_is_conflict(
 
     assert same["data"] == first["data"]
     assert error_codes(changed) == ["CONFLICT"]
+
+
+def _points_left(response: httpx.Response) -> int:
+    found = re.search(r'"points";r=(\d+);t=(\d+)', response.headers["RateLimit"])
+    assert found is not None, response.headers["RateLimit"]
+    return int(found[1])
+
+
+async def test_answers_to_a_signed_in_caller_carry_its_rate_limits(
+    strict_client: httpx.AsyncClient, token: TokenFactory
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {token('budget@example.com')}",
+        "Accept": "application/graphql-response+json",
+    }
+    query = {"query": "{ viewer { id } }"}
+    answers = [await strict_client.post("/graphql", json=query, headers=headers) for _ in range(3)]
+    # The strict app's buckets: 5 points back in 5 s, 1 inference back in 2 s.
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["RateLimit-Policy"] == '"points";q=5;w=5, "inference";q=1;w=2'
+    left = [_points_left(a) for a in answers]
+    assert left[0] <= 4
+    assert left == sorted(left, reverse=True)
+    assert left[-1] < left[0]
+    for _ in range(10):  # 5 points and 1 a second: refused within a few requests
+        refused = await strict_client.post("/graphql", json=query, headers=headers)
+        if refused.status_code != 200:
+            break
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["Retry-After"] == "1"
+    assert _points_left(refused) == 0
+
+
+async def test_anonymous_answers_carry_no_rate_limit_fields(
+    strict_client: httpx.AsyncClient,
+) -> None:
+    answer = await strict_client.post("/graphql", json={"query": "{ __typename }"})
+    assert answer.status_code == 200
+    assert "RateLimit" not in answer.headers
+    assert "RateLimit-Policy" not in answer.headers
