@@ -30,6 +30,7 @@ from persistence.batching import (
     pages_statement,
     rows_for_keys,
 )
+from persistence.bulk import column_arrays, unnest_insert
 from persistence.driver import reusable
 from persistence.tables import results, submission_assets, submissions
 from persistence.turns import in_turns
@@ -453,10 +454,24 @@ class SqlResultRepository:
         await self.add_many([result])
 
     async def add_many(self, batch: Sequence[Result]) -> None:
-        """One INSERT for the whole group (executemany for asyncpg)."""
+        """One INSERT for the whole group: one array per column."""
         if not batch:
             return
-        await self._conn.execute(sa.insert(results), [_result_row(r) for r in batch])
+        rows = [_result_row(r) for r in batch]
+        await self._conn.execute(_insert_results, column_arrays(results, _RESULT_NAMES, rows))
+
+
+_RESULT_NAMES = (
+    "id",
+    "submission_id",
+    "prediction",
+    "confidence",
+    "alternatives",
+    "model_version",
+    "processing_time_ms",
+    "created_at",
+)
+_insert_results = unnest_insert(results, _RESULT_NAMES)
 
 
 def _result_row(result: Result) -> dict[str, object]:

@@ -200,3 +200,30 @@ def test_no_estimate_once_finished_or_before_the_model_was_ever_run() -> None:
     assert estimated_completion(_batch(BatchCounts(succeeded=3), completed=True), rate, NOW) is None
     never_run = Throughput(queued_ahead=0, timings=None)
     assert estimated_completion(_batch(BatchCounts(pending=3)), never_run, NOW) is None
+
+
+# Chunk times (rows, seconds) of the order measured here for iris-species with bulk writes.
+RECORDED = [(10, 0.012), (1000, 0.21), (100, 0.03), (10, 0.011), (1000, 0.26), (100, 0.028)]
+
+
+@pytest.mark.parametrize(("rows", "took"), RECORDED)
+def test_measured_timings_estimate_each_recorded_chunk_within_2x(rows: int, took: float) -> None:
+    timings = WorkTimings.of_chunk(*RECORDED[0])
+    for chunk in RECORDED[1:]:
+        timings = timings.add(*chunk)
+    assert took / 2 <= timings.seconds_for(rows) <= took * 2
+
+
+def test_chunks_of_one_size_are_taken_as_cost_per_row_exact_for_that_size() -> None:
+    timings = WorkTimings.of_chunk(100, 0.05).add(100, 0.05)
+    per_chunk, per_row = timings.costs()
+    assert per_chunk == 0.0
+    assert per_row == pytest.approx(0.0005)
+    assert timings.seconds_for(100) == pytest.approx(0.05)
+
+
+def test_old_chunks_weigh_less_than_new_ones() -> None:
+    slow = WorkTimings.of_chunk(100, 1.0)
+    for _ in range(200):
+        slow = slow.add(100, 0.1)
+    assert slow.seconds_for(100) == pytest.approx(0.1, rel=0.05)
