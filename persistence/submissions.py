@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -249,7 +250,8 @@ _finish_many = (
         lease_expires_at=None,
         updated_at=sa.bindparam("now", type_=_moment),
     )
-    .returning(*_SUBMISSION_COLUMNS)
+    # Only what the UPDATE changed: the rest (the input above all) the claim already holds.
+    .returning(submissions.c.id, submissions.c.status, submissions.c.error)
 )
 _held = (
     sa.func.unnest(_array("ids", sa.Uuid()), _array("claim_attempts", sa.Integer()))
@@ -380,7 +382,11 @@ class SqlSubmissionCommands:
             "available": [e.available_at for e in ends],
         }
         rows = await self._conn.execute(_finish_many, values | {"now": now})
-        return [_submission(r) for r in rows]
+        claimed = {e.claimed.id: e.claimed for e in ends}
+        return [
+            replace(claimed[id_], status=SubmissionStatus(status), error=error, updated_at=now)
+            for id_, status, error in rows
+        ]
 
     async def queue_stats(self, now: datetime) -> QueueStats:
         unfinished = [SubmissionStatus.PENDING.value, SubmissionStatus.RUNNING.value]

@@ -179,24 +179,33 @@ async def process(
 ) -> None:
     """Run the claim grouped by model, each group in chunks of the model's batch size: one
     `predict` and one write per chunk. `started` is when the claim began (its time counts
-    towards the first chunk's)."""
+    towards the first chunk's). Chunks not begun once half the lease has passed are given
+    back, so a slow model's last chunks are not run after another worker took them over."""
     by_model: dict[UUID, list[Submission]] = defaultdict(list)
     for submission in claimed:
         by_model[submission.model_id].append(submission)
     async with uow() as reader:
         models = await reader.models.get_many(list(by_model))
     since = started or clock()
-    for (model_id, group), model in zip(by_model.items(), models, strict=True):
-        for chunk in _chunks(group, policy.chunk_size(model)):
-            if model is None:
-                failure = ModelFailure(
-                    f"model {to_global_id('Model', model_id)} no longer exists",
-                    is_transient=False,
-                )
-                outcomes: list[Outcome] = [failure] * len(chunk)
-            else:
-                outcomes = await predict(runtimes, model, chunk)
-            since = await record(uow(), model, chunk, outcomes, policy, clock=clock, since=since)
+    give_back_at = since + timedelta(seconds=policy.lease_seconds / 2)
+    work = [
+        (model_id, model, chunk)
+        for (model_id, group), model in zip(by_model.items(), models, strict=True)
+        for chunk in _chunks(group, policy.chunk_size(model))
+    ]
+    for n, (model_id, model, chunk) in enumerate(work):
+        if clock() >= give_back_at:
+            await release(uow(), [s for _, _, rest in work[n:] for s in rest], clock=clock)
+            return
+        if model is None:
+            failure = ModelFailure(
+                f"model {to_global_id('Model', model_id)} no longer exists",
+                is_transient=False,
+            )
+            outcomes: list[Outcome] = [failure] * len(chunk)
+        else:
+            outcomes = await predict(runtimes, model, chunk)
+        since = await record(uow(), model, chunk, outcomes, policy, clock=clock, since=since)
 
 
 async def queue_stats(uow: UnitOfWork, *, clock: Clock) -> QueueStats:

@@ -245,44 +245,40 @@ async def _stored_batch(db: AsyncEngine, global_id: str) -> Batch:
 async def test_estimates_hold_for_batches_of_10_to_1000_however_long_the_model_sat_idle(
     api: Api, db: AsyncEngine, default_models: dict[str, str], runtimes: dict[str, ModelRuntime]
 ) -> None:
-    """Each batch's estimate, asked as if the model had been idle for minutes, against the
-    time the real worker then took: within 2x (it was off by 100x and more when the rate
-    was what finished in the last five minutes over the time since the first of them)."""
+    """A batch's estimate, asked as if the model had sat idle for minutes, against the
+    recorded time the real worker took for batches of its size: within 2x. (The rate used
+    to be what finished in the last five minutes over the time since the first of them
+    finished: 31-34x too late for 10 inputs.) Compared with recorded durations, not timed
+    here, so the busy machine's swings do not decide."""
     iris = default_models["iris-species"]
-    for size in (10, 1000, 100):  # the deployment measures the model on work it runs
-        await batch_inference(api, iris, size)
-        await work_off(db, runtimes)
-    idle = timedelta(minutes=4)
+    taken: dict[int, list[float]] = {10: [], 100: [], 1000: []}
+    for size in (10, 1000, 100) * 3:
+        taken[size].append(await _time_taken(api, db, runtimes, iris, size))
+    asked = utc_now() + timedelta(minutes=4)
     report = []
-    for size in (10, 100, 1000):
-        ratios = [await _estimated_over_taken(api, db, runtimes, iris, size, idle) for _ in "abc"]
-        report.append(f"{size}: estimate / actual {', '.join(f'{r:.2f}' for r in ratios)}")
-        # The median of three: one run slowed by the busy machine does not decide.
-        assert 0.5 <= statistics.median(ratios) <= 2.0, report
+    for size, durations in taken.items():
+        batch = await _stored_batch(db, (await batch_inference(api, iris, size))["batch"]["id"])
+        estimate = await batches.estimate_completion(
+            SqlUnitOfWork(db), batch, clock=stopped_at(asked)
+        )
+        assert estimate is not None
+        predicted, typical = (estimate - asked).total_seconds(), statistics.median(durations)
+        report.append(f"{size}: {predicted:.4f} s estimated, {typical:.4f} s taken")
+        assert typical / 2 <= predicted <= typical * 2, report
+        await work_off(db, runtimes)
     print("; ".join(report))
 
 
-async def _estimated_over_taken(
-    api: Api,
-    db: AsyncEngine,
-    runtimes: dict[str, ModelRuntime],
-    model: str,
-    size: int,
-    idle: timedelta,
+async def _time_taken(
+    api: Api, db: AsyncEngine, runtimes: dict[str, ModelRuntime], model: str, size: int
 ) -> float:
-    """Queue a batch, ask for its estimate as if `idle` had passed, work it off: the
-    estimated time left over the time it then took."""
-    batch = await _stored_batch(db, (await batch_inference(api, model, size))["batch"]["id"])
-    asked = utc_now()
-    estimate = await batches.estimate_completion(
-        SqlUnitOfWork(db), batch, clock=stopped_at(asked + idle)
-    )
+    """Queue a batch and work it off: seconds from the start of the work to its completion."""
+    made = await batch_inference(api, model, size)
+    begun = utc_now()
     await work_off(db, runtimes)
-    done = await _stored_batch(db, to_global_id("Batch", batch.id))
-    assert estimate is not None
+    done = await _stored_batch(db, made["batch"]["id"])
     assert done.completed_at is not None
-    predicted = (estimate - (asked + idle)).total_seconds()
-    return predicted / (done.completed_at - asked).total_seconds()
+    return (done.completed_at - begun).total_seconds()
 
 
 async def test_a_callback_url_needs_a_secret_and_changes_nothing_without_one(

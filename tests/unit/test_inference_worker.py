@@ -233,3 +233,21 @@ class SteppingClock(FakeClock):
     def __call__(self) -> datetime:
         self.now += self.step
         return self.now
+
+
+async def test_chunks_not_begun_by_half_the_lease_are_given_back_not_run_late() -> None:
+    data = FakeData()
+    _, stored = await queued(data, *range(25))
+    clock = SteppingClock(step_seconds=POLICY.lease_seconds / 8)  # a slow model
+    started = clock()
+    claimed = await inference.claim(FakeUnitOfWork(data), POLICY, clock=clock)
+    runtime = ScriptedRuntime()
+    await inference.process(
+        uow_factory(data), {"local": runtime}, claimed, POLICY, clock=clock, started=started
+    )
+    assert runtime.calls == [10]
+    after = [status_of(data, s) for s in stored]
+    assert [s.status for s in after].count(SubmissionStatus.SUCCEEDED) == 10
+    given_back = [s for s in after if s.status is SubmissionStatus.PENDING]
+    assert len(given_back) == 15
+    assert all(s.attempts == 0 for s in given_back)
