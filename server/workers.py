@@ -57,6 +57,10 @@ class SubmissionWorker:
     concurrency: int = 2
     bell: WorkBell = field(default_factory=WorkBell)
     processed: int = field(default=0, init=False)
+    # One claim at a time in this process: loops woken together would otherwise split a
+    # batch between them and run both halves at once, each as slow as the whole on a busy
+    # machine, which the model's measured timings would take for the model's speed.
+    _claiming: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     async def run(self, stop: asyncio.Event) -> None:
         wakes = [self.bell.subscribe() for _ in range(self.concurrency)]
@@ -73,9 +77,10 @@ class SubmissionWorker:
     async def _loop(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         while not stop.is_set():
             wake.clear()  # before the claim: work committed from now on rings again
-            started = self.clock()
             try:
-                claimed = await inference.claim(self.uow(), self.policy, clock=self.clock)
+                async with self._claiming:
+                    started = self.clock()
+                    claimed = await inference.claim(self.uow(), self.policy, clock=self.clock)
             except Exception:
                 logger.exception("claiming submissions failed; retrying")
                 await _sleep_or_stop(stop, self.poll_seconds * 5)
