@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -76,26 +77,82 @@ class Batch:
             raise Conflict(f"only an unfinished batch can be cancelled; this one is {self.status}")
 
 
+# A chunk's weight in a model's timings shrinks by this factor with each newer chunk: the
+# timings follow the last few dozen chunks, however long ago they ran.
+KEEP_PER_CHUNK = 1 - 1 / 64
+# Chunk sizes must spread at least this much (relative to their mean) to tell a chunk's fixed
+# cost from its cost per row.
+_MIN_SPREAD = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class WorkTimings:
+    """A model's measured work on this deployment: weighted sums over the chunks the workers
+    ran (rows in one `predict` call and one write; seconds from when its work began until it
+    was written), enough to fit seconds = per_chunk + per_row x rows by least squares."""
+
+    chunks: float
+    rows: float
+    seconds: float
+    rows_squared: float
+    rows_seconds: float
+    largest_chunk: int
+
+    @classmethod
+    def of_chunk(cls, rows: int, seconds: float) -> WorkTimings:
+        return cls(1.0, rows, seconds, rows * rows, rows * seconds, rows)
+
+    def add(self, rows: int, seconds: float) -> WorkTimings:
+        """These timings with one more chunk (the rollup's upsert does the same in SQL)."""
+        k = KEEP_PER_CHUNK
+        return WorkTimings(
+            chunks=self.chunks * k + 1,
+            rows=self.rows * k + rows,
+            seconds=self.seconds * k + seconds,
+            rows_squared=self.rows_squared * k + rows * rows,
+            rows_seconds=self.rows_seconds * k + rows * seconds,
+            largest_chunk=max(self.largest_chunk, rows),
+        )
+
+    def costs(self) -> tuple[float, float]:
+        """(seconds per chunk, seconds per row); with chunks all of about one size, the
+        whole time is taken as per row (exact for that size)."""
+        if self.chunks <= 0 or self.rows <= 0:
+            return 0.0, 0.0
+        mean_rows, mean_seconds = self.rows / self.chunks, self.seconds / self.chunks
+        spread = self.rows_squared / self.chunks - mean_rows**2
+        if spread <= (mean_rows * _MIN_SPREAD) ** 2:
+            return 0.0, self.seconds / self.rows
+        per_row = (self.rows_seconds / self.chunks - mean_rows * mean_seconds) / spread
+        per_chunk = mean_seconds - per_row * mean_rows
+        if per_row < 0:  # no cost grows with rows: it is all per chunk
+            return mean_seconds, 0.0
+        if per_chunk < 0:  # no fixed cost: the line through the origin
+            return 0.0, self.rows_seconds / self.rows_squared
+        return per_chunk, per_row
+
+    def seconds_for(self, rows: int) -> float:
+        """How long `rows` of this model's submissions take, in chunks as large as measured."""
+        per_chunk, per_row = self.costs()
+        return math.ceil(rows / max(1, self.largest_chunk)) * per_chunk + rows * per_row
+
+
 @dataclass(frozen=True, slots=True)
 class Throughput:
-    """What the estimate is made from: work queued ahead of the batch on its model, and how
-    many of that model's submissions finished over the recent window."""
+    """What the estimate is made from: work queued ahead of the batch on its model, and the
+    model's measured timings (None until a worker of this deployment has run it)."""
 
     queued_ahead: int
-    finished_recently: int
-    window: timedelta
+    timings: WorkTimings | None
 
 
 def estimated_completion(batch: Batch, throughput: Throughput, now: datetime) -> datetime | None:
-    """now + (work ahead + the batch's unfinished work) / the model's recent rate; None when
-    the batch is finished or nothing of the model finished recently (no rate to go by)."""
-    if batch.is_finished or batch.counts.unfinished == 0:
+    """now + the time the model's measured timings give for the work queued ahead and the
+    batch's unfinished work; None when the batch is finished or the model was never run."""
+    if batch.is_finished or batch.counts.unfinished == 0 or throughput.timings is None:
         return None
-    if throughput.finished_recently <= 0:
-        return None
-    per_second = throughput.finished_recently / throughput.window.total_seconds()
     remaining = throughput.queued_ahead + batch.counts.unfinished
-    return now + timedelta(seconds=remaining / per_second)
+    return now + timedelta(seconds=throughput.timings.seconds_for(remaining))
 
 
 def batch_payload(batch: Batch) -> dict[str, JSONValue]:

@@ -18,7 +18,7 @@ from domain.history import SubmissionFilter
 from domain.models import JSONValue, Model, ModelDefinition
 from domain.pagination import Page, PageRequest
 from domain.principal import Identity
-from domain.submissions import Prediction, Result, Submission, SubmissionStatus
+from domain.submissions import ClaimEnd, Prediction, Result, Submission, SubmissionStatus
 from domain.users import User, UserFilter
 from domain.webhooks import (
     DeliveryAttempt,
@@ -82,6 +82,10 @@ class ModelRepository(Protocol):
         """Insert or refresh each (name, version); registered models become active."""
         ...
 
+    async def record_work(self, model_id: UUID, rows: int, took: timedelta, now: datetime) -> None:
+        """Add one chunk the workers ran to the model's timings (see WorkTimings.add)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
@@ -122,22 +126,15 @@ class SubmissionRepository(Protocol):
         """Take up to `limit` due PENDING rows, or RUNNING rows whose lease expired, as RUNNING."""
         ...
 
-    async def finish(
-        self, claimed: Submission, status: SubmissionStatus, error: str | None, now: datetime
-    ) -> Submission | None:
-        """Leave RUNNING for `status` if this claim (same attempt) still holds the row."""
-        ...
-
-    async def reschedule(
-        self, claimed: Submission, available_at: datetime, error: str, now: datetime
-    ) -> Submission | None:
-        """Back to PENDING until `available_at`, if this claim still holds the row."""
+    async def finish_many(self, ends: Sequence[ClaimEnd], now: datetime) -> list[Submission]:
+        """Write each claim's end in one statement, where the claim (same attempt, still
+        RUNNING) holds the row; the rows written, as they are now."""
         ...
 
     async def queue_stats(self, now: datetime) -> QueueStats: ...
 
-    async def release(self, claimed: Submission, now: datetime) -> None:
-        """Give back an unstarted claim: PENDING again, the attempt not counted."""
+    async def release_many(self, claimed: Sequence[Submission], now: datetime) -> None:
+        """Give back unstarted claims: PENDING again, the attempt not counted."""
         ...
 
 
@@ -406,7 +403,10 @@ class BatchRepository(Protocol):
         """A submission of it was retried: not completed any more."""
         ...
 
-    async def throughput(self, batch: Batch, now: datetime, window: timedelta) -> Throughput: ...
+    async def throughput(self, batch: Batch) -> Throughput:
+        """The model's PENDING work created before the batch (not the batch's own), and the
+        model's measured timings."""
+        ...
 
 
 class CallbackRepository(Protocol):

@@ -51,6 +51,17 @@ class Submission:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimEnd:
+    """How a claimed submission leaves RUNNING: finished (SUCCEEDED or FAILED), or PENDING
+    again from `available_at` (a transient failure, retried after a backoff)."""
+
+    claimed: Submission
+    status: SubmissionStatus
+    error: str | None = None
+    available_at: datetime | None = None
+
+
 FINISHED = frozenset(
     {SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED, SubmissionStatus.CANCELLED}
 )

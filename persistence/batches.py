@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.batches import Batch, BatchCounts, Throughput
+from domain.batches import Batch, BatchCounts, Throughput, WorkTimings
 from domain.pagination import Page, PageRequest
 from domain.submissions import Submission, SubmissionStatus
 from persistence.batching import Row, any_of, page_per_parent, rows_in_key_order
 from persistence.submissions import _SUBMISSION_COLUMNS, _submission
-from persistence.tables import batches, submissions
+from persistence.tables import batches, model_timings, submissions
 
 _UNFINISHED = (SubmissionStatus.PENDING.value, SubmissionStatus.RUNNING.value)
-_SUCCEEDED_OR_FAILED = (SubmissionStatus.SUCCEEDED.value, SubmissionStatus.FAILED.value)
+# The columns WorkTimings is made of, in its fields' order.
+_TIMINGS = (
+    model_timings.c.chunks,
+    model_timings.c.rows,
+    model_timings.c.seconds,
+    model_timings.c.rows_squared,
+    model_timings.c.rows_seconds,
+    model_timings.c.largest_chunk,
+)
 
 
 def _count(status: SubmissionStatus) -> sa.Label[int]:
@@ -109,24 +117,26 @@ class SqlBatchReads:
         counts = {row[0]: row[1] for row in await self._conn.execute(statement)}
         return [counts.get(i, 0) for i in batch_ids]
 
-    async def throughput(self, batch: Batch, now: datetime, window: timedelta) -> Throughput:
-        ahead = sa.select(sa.func.count()).where(
-            submissions.c.model_id == batch.model_id,
-            submissions.c.status == SubmissionStatus.PENDING.value,
-            submissions.c.created_at < batch.created_at,
-            sa.or_(submissions.c.batch_id.is_(None), submissions.c.batch_id != batch.id),
+    async def throughput(self, batch: Batch) -> Throughput:
+        ahead = (
+            sa.select(sa.func.count())
+            .where(
+                submissions.c.model_id == batch.model_id,
+                submissions.c.status == SubmissionStatus.PENDING.value,
+                submissions.c.created_at < batch.created_at,
+                sa.or_(submissions.c.batch_id.is_(None), submissions.c.batch_id != batch.id),
+            )
+            .scalar_subquery()
         )
-        recent = sa.select(sa.func.count(), sa.func.min(submissions.c.updated_at)).where(
-            submissions.c.model_id == batch.model_id,
-            submissions.c.status.in_(_SUCCEEDED_OR_FAILED),
-            submissions.c.updated_at > now - window,
+        # One row whether or not the model has timings yet.
+        one = sa.select(sa.literal(1).label("one")).subquery("one")
+        statement = sa.select(ahead, *_TIMINGS).select_from(
+            one.outerjoin(model_timings, model_timings.c.model_id == batch.model_id)
         )
-        queued_ahead: int = (await self._conn.execute(ahead)).scalar_one()
-        finished, oldest = (await self._conn.execute(recent)).one()
-        # The rate over the part of the window that saw work, so a model that started a
-        # minute ago is not taken for one five times slower.
-        span = window if oldest is None else min(window, max(now - oldest, timedelta(seconds=1)))
-        return Throughput(queued_ahead=queued_ahead, finished_recently=finished, window=span)
+        queued_ahead, *sums = (await self._conn.execute(statement)).one()
+        if sums[0] is None:
+            return Throughput(queued_ahead=queued_ahead, timings=None)
+        return Throughput(queued_ahead=queued_ahead, timings=WorkTimings(*sums))
 
 
 class SqlBatchRepository(SqlBatchReads):

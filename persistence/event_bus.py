@@ -20,6 +20,8 @@ from persistence.tables import events
 logger = logging.getLogger(__name__)
 
 CHANNEL = "assay_events"
+# Submissions became due (created, retried, released): inference workers LISTEN here.
+WORK_CHANNEL = "assay_work"
 EventHandler = Callable[[Sequence[Event]], Awaitable[None]]
 # "caught_up": listening, and every event committed before the last notification delivered;
 # "pending": a notification came in and its events are not delivered yet;
@@ -62,7 +64,8 @@ async def latest_event_id(engine: AsyncEngine) -> int:
 
 
 class OutboxNotifier:
-    """Coalesces commit signals into at most one NOTIFY per tick, outside any writing transaction.
+    """Coalesces commit signals into at most one NOTIFY per channel and tick, outside any
+    writing transaction.
 
     A transaction that NOTIFYs takes a database-wide lock at commit; sending the hint
     from its own tiny statement after the writer committed keeps writers independent.
@@ -71,20 +74,21 @@ class OutboxNotifier:
     def __init__(self, engine: AsyncEngine, tick_seconds: float = 0.01) -> None:
         self._engine = engine
         self._tick = tick_seconds
-        self._wanted = asyncio.Event()
+        self._wanted: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
-    def poke(self) -> None:
-        self._wanted.set()
+    def poke(self, channel: str = CHANNEL) -> None:
+        self._wanted.add(channel)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while self._wanted.is_set():
-            self._wanted.clear()
+        while self._wanted:
+            channels, self._wanted = sorted(self._wanted), set()
             try:
                 async with self._engine.connect() as conn:
-                    await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+                    hints = [sa.func.pg_notify(c, "") for c in channels]
+                    await conn.execute(sa.select(*hints))
                     await conn.commit()
             except Exception:
                 # Listeners also poll, so a lost hint only delays delivery.
@@ -202,3 +206,43 @@ class EventListener:
             await self._handler(batch)
         except Exception:
             logger.exception("event handler failed for events %d..%d", batch[0].id, batch[-1].id)
+
+
+class WorkListener:
+    """LISTENs on WORK_CHANNEL on a dedicated connection and calls `on_work` for each
+    notification, and after each (re)connect, since what was sent while it was not listening
+    is lost. Workers still poll, slowly, for a notification lost anyway."""
+
+    def __init__(
+        self, engine: AsyncEngine, on_work: Callable[[], None], *, check_seconds: float = 1.0
+    ) -> None:
+        self._engine = engine
+        self._on_work = on_work
+        self._check = check_seconds
+        self.is_listening = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._listen(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                logger.warning("work listener lost its connection (%s); reconnecting", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._check)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(self._engine))
+        try:
+            await conn.add_listener(WORK_CHANNEL, self._heard)
+            self.is_listening = True
+            self._on_work()
+            while not stop.is_set() and not conn.is_closed():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self._check)
+        finally:
+            self.is_listening = False
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+    def _heard(self, *_: object) -> None:
+        self._on_work()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.events import NewEvent
+from persistence.bulk import column_arrays, unnest_insert
 from persistence.tables import events
+
+_COLUMNS = ("type", "owner_id", "subject_id", "payload")
+_insert = unnest_insert(events, _COLUMNS)
 
 
 class SqlEventRepository:
@@ -28,5 +31,6 @@ class SqlEventRepository:
             }
             for e in new_events
         ]
-        await self._conn.execute(sa.insert(events), rows)
+        # One statement whatever the count; ids are taken in the list's order.
+        await self._conn.execute(_insert, column_arrays(events, _COLUMNS, rows))
         self.appended = True

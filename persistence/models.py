@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.batches import KEEP_PER_CHUNK
 from domain.models import Model, ModelDefinition
 from persistence.batching import Row, any_key, rows_for_keys
 from persistence.driver import reusable
-from persistence.tables import models
+from persistence.tables import model_timings, models
 
 # The columns _model reads, in the order it unpacks them.
 _COLUMNS = (
@@ -59,6 +61,39 @@ def _model(row: Row) -> Model:
 _by_id = reusable(sa.select(*_COLUMNS).where(any_key(models.c.id)))
 
 
+def _timings_upsert() -> sa.Executable:
+    """WorkTimings.add in one statement: the first chunk inserts the row, later ones decay
+    the sums and add theirs (values bound as model_id, rows, seconds, now)."""
+    rows = sa.bindparam("rows", type_=sa.Float)
+    seconds = sa.bindparam("seconds", type_=sa.Float)
+    fresh = insert(model_timings).values(
+        model_id=sa.bindparam("model_id", type_=sa.Uuid),
+        chunks=1.0,
+        rows=rows,
+        seconds=seconds,
+        rows_squared=rows * rows,
+        rows_seconds=rows * seconds,
+        largest_chunk=sa.cast(rows, sa.Integer),
+        updated_at=sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+    )
+    old, new, keep = model_timings.c, fresh.excluded, KEEP_PER_CHUNK
+    return fresh.on_conflict_do_update(
+        index_elements=[model_timings.c.model_id],
+        set_={
+            "chunks": old.chunks * keep + new.chunks,
+            "rows": old.rows * keep + new.rows,
+            "seconds": old.seconds * keep + new.seconds,
+            "rows_squared": old.rows_squared * keep + new.rows_squared,
+            "rows_seconds": old.rows_seconds * keep + new.rows_seconds,
+            "largest_chunk": sa.func.greatest(old.largest_chunk, new.largest_chunk),
+            "updated_at": new.updated_at,
+        },
+    )
+
+
+_record_work = _timings_upsert()
+
+
 class SqlModelRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -95,6 +130,10 @@ class SqlModelRepository:
             },
         ).returning(*_COLUMNS)
         return [_model(row) for row in await self._conn.execute(statement)]
+
+    async def record_work(self, model_id: UUID, rows: int, took: timedelta, now: datetime) -> None:
+        values = {"model_id": model_id, "rows": rows, "seconds": took.total_seconds(), "now": now}
+        await self._conn.execute(_record_work, values)
 
     async def list_active(self) -> list[Model]:
         statement = (

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.history import EVERY_SUBMISSION, SubmissionFilter
 from domain.pagination import Page, PageRequest
 from domain.ports import QueueStats
-from domain.submissions import Alternative, Result, Submission, SubmissionStatus
+from domain.submissions import Alternative, ClaimEnd, Result, Submission, SubmissionStatus
 from persistence.batching import (
     NO_PARAMETERS,
     Parameters,
@@ -28,6 +31,7 @@ from persistence.batching import (
     pages_statement,
     rows_for_keys,
 )
+from persistence.bulk import column_arrays, unnest_insert
 from persistence.driver import reusable
 from persistence.tables import results, submission_assets, submissions
 from persistence.turns import in_turns
@@ -215,20 +219,67 @@ def _row_values(submission: Submission) -> dict[str, object]:
     }
 
 
-def _held_by(claimed: Submission) -> list[sa.ColumnElement[bool]]:
-    """The fence: the row is still RUNNING under the same attempt that claimed it."""
-    return [
-        submissions.c.id == claimed.id,
+def _array(name: str, item: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, type_=postgresql.ARRAY(item))
+
+
+_moment = sa.DateTime(timezone=True)
+# A chunk's endings as rows: id, attempt (the fence), new status, error, next availability.
+_ends = (
+    sa.func.unnest(
+        _array("ids", sa.Uuid()),
+        _array("claim_attempts", sa.Integer()),
+        _array("statuses", sa.Text()),
+        _array("errors", sa.Text()),
+        _array("available", _moment),
+    )
+    .table_valued("id", "attempts", "status", "error", "available_at")
+    .render_derived(name="ends")
+)
+_finish_many = (
+    sa.update(submissions)
+    .where(
+        submissions.c.id == _ends.c.id,
         submissions.c.status == SubmissionStatus.RUNNING.value,
-        submissions.c.attempts == claimed.attempts,
-    ]
+        submissions.c.attempts == _ends.c.attempts,
+    )
+    .values(
+        status=_ends.c.status,
+        error=_ends.c.error,
+        available_at=sa.func.coalesce(_ends.c.available_at, submissions.c.available_at),
+        lease_expires_at=None,
+        updated_at=sa.bindparam("now", type_=_moment),
+    )
+    # Only what the UPDATE changed: the rest (the input above all) the claim already holds.
+    .returning(submissions.c.id, submissions.c.status, submissions.c.error)
+)
+_held = (
+    sa.func.unnest(_array("ids", sa.Uuid()), _array("claim_attempts", sa.Integer()))
+    .table_valued("id", "attempts")
+    .render_derived(name="held")
+)
+_release_many = (
+    sa.update(submissions)
+    .where(
+        submissions.c.id == _held.c.id,
+        submissions.c.status == SubmissionStatus.RUNNING.value,
+        submissions.c.attempts == _held.c.attempts,
+    )
+    .values(
+        status=SubmissionStatus.PENDING.value,
+        attempts=submissions.c.attempts - 1,
+        lease_expires_at=None,
+        updated_at=sa.bindparam("now", type_=_moment),
+    )
+)
 
 
-# Rows considered per claim, beyond `limit`: room for rows other workers hold locked.
 class SqlSubmissionCommands:
     """Writes on submissions; mixed into the repository."""
 
     _conn: AsyncConnection
+    # Whether this transaction made work due: the unit of work wakes the workers after commit.
+    has_enqueued: bool
 
     async def add(
         self, submission: Submission, asset_ids: Sequence[UUID]
@@ -249,6 +300,7 @@ class SqlSubmissionCommands:
                 submissions.c.idempotency_key == submission.idempotency_key,
             )
             return _submission((await self._conn.execute(existing)).one()), False
+        self.has_enqueued = True
         if asset_ids:
             await self._conn.execute(
                 sa.insert(submission_assets),
@@ -264,6 +316,7 @@ class SqlSubmissionCommands:
         due = min(s.created_at for s in batch)
         rows = [_row_values(s) | {"available_at": due} for s in batch]
         await self._conn.execute(sa.insert(submissions), rows)
+        self.has_enqueued = True
         return list(batch)
 
     async def save_state(
@@ -283,7 +336,10 @@ class SqlSubmissionCommands:
             .returning(*_SUBMISSION_COLUMNS)
         )
         row = (await self._conn.execute(statement)).first()
-        return None if row is None else _submission(row)
+        if row is None:
+            return None
+        self.has_enqueued |= submission.status is SubmissionStatus.PENDING
+        return _submission(row)
 
     async def claim(self, limit: int, now: datetime, lease_until: datetime) -> list[Submission]:
         due = sa.or_(
@@ -312,35 +368,25 @@ class SqlSubmissionCommands:
         rows = await self._conn.execute(statement)
         return sorted((_submission(r) for r in rows), key=lambda s: (s.created_at, s.id))
 
-    async def finish(
-        self, claimed: Submission, status: SubmissionStatus, error: str | None, now: datetime
-    ) -> Submission | None:
-        statement = (
-            sa.update(submissions)
-            .where(*_held_by(claimed))
-            .values(status=status.value, error=error, lease_expires_at=None, updated_at=now)
-            .returning(*_SUBMISSION_COLUMNS)
-        )
-        row = (await self._conn.execute(statement)).first()
-        return None if row is None else _submission(row)
-
-    async def reschedule(
-        self, claimed: Submission, available_at: datetime, error: str, now: datetime
-    ) -> Submission | None:
-        statement = (
-            sa.update(submissions)
-            .where(*_held_by(claimed))
-            .values(
-                status=SubmissionStatus.PENDING.value,
-                error=error,
-                available_at=available_at,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-            .returning(*_SUBMISSION_COLUMNS)
-        )
-        row = (await self._conn.execute(statement)).first()
-        return None if row is None else _submission(row)
+    async def finish_many(self, ends: Sequence[ClaimEnd], now: datetime) -> list[Submission]:
+        """One UPDATE for a chunk of claims; the fence (still RUNNING under the claim's
+        attempt) is checked per row, so a row whose lease another worker took is left
+        alone and missing from the answer."""
+        if not ends:
+            return []
+        values = {
+            "ids": [e.claimed.id for e in ends],
+            "claim_attempts": [e.claimed.attempts for e in ends],
+            "statuses": [e.status.value for e in ends],
+            "errors": [e.error for e in ends],
+            "available": [e.available_at for e in ends],
+        }
+        rows = await self._conn.execute(_finish_many, values | {"now": now})
+        claimed = {e.claimed.id: e.claimed for e in ends}
+        return [
+            replace(claimed[id_], status=SubmissionStatus(status), error=error, updated_at=now)
+            for id_, status, error in rows
+        ]
 
     async def queue_stats(self, now: datetime) -> QueueStats:
         unfinished = [SubmissionStatus.PENDING.value, SubmissionStatus.RUNNING.value]
@@ -355,22 +401,19 @@ class SqlSubmissionCommands:
         age = (now - oldest).total_seconds() if oldest is not None else 0.0
         return QueueStats(pending=pending, running=running, oldest_pending_age_seconds=age)
 
-    async def release(self, claimed: Submission, now: datetime) -> None:
-        await self._conn.execute(
-            sa.update(submissions)
-            .where(*_held_by(claimed))
-            .values(
-                status=SubmissionStatus.PENDING.value,
-                attempts=submissions.c.attempts - 1,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-        )
+    async def release_many(self, claimed: Sequence[Submission], now: datetime) -> None:
+        """One UPDATE: PENDING again, the attempt not counted, where the claim still holds."""
+        if not claimed:
+            return
+        values = {"ids": [s.id for s in claimed], "claim_attempts": [s.attempts for s in claimed]}
+        await self._conn.execute(_release_many, values | {"now": now})
+        self.has_enqueued = True
 
 
 class SqlSubmissionRepository(SqlSubmissionCommands):
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self.has_enqueued = False
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Submission | None]:
         return await rows_for_keys(self._conn, _submissions_by_id, ids, _submission)
@@ -417,10 +460,24 @@ class SqlResultRepository:
         await self.add_many([result])
 
     async def add_many(self, batch: Sequence[Result]) -> None:
-        """One INSERT for the whole group (executemany for asyncpg)."""
+        """One INSERT for the whole group: one array per column."""
         if not batch:
             return
-        await self._conn.execute(sa.insert(results), [_result_row(r) for r in batch])
+        rows = [_result_row(r) for r in batch]
+        await self._conn.execute(_insert_results, column_arrays(results, _RESULT_NAMES, rows))
+
+
+_RESULT_NAMES = (
+    "id",
+    "submission_id",
+    "prediction",
+    "confidence",
+    "alternatives",
+    "model_version",
+    "processing_time_ms",
+    "created_at",
+)
+_insert_results = unnest_insert(results, _RESULT_NAMES)
 
 
 def _result_row(result: Result) -> dict[str, object]:

@@ -147,13 +147,23 @@ submissions = sa.Table(
         "id",
         postgresql_where=sa.text("batch_id IS NOT NULL"),
     ),
-    # A model's recent throughput, for batches' estimated completion.
-    sa.Index(
-        "ix_submissions_model_finished",
-        "model_id",
-        "updated_at",
-        postgresql_where=sa.text("status IN ('SUCCEEDED', 'FAILED')"),
+)
+
+# Each model's measured work (domain.batches.WorkTimings): a rollup the workers update with
+# every chunk they write, read for batches' estimated completion.
+model_timings = sa.Table(
+    "model_timings",
+    metadata,
+    sa.Column(
+        "model_id", sa.Uuid, sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
     ),
+    sa.Column("chunks", sa.Float, nullable=False),
+    sa.Column("rows", sa.Float, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("rows_squared", sa.Float, nullable=False),
+    sa.Column("rows_seconds", sa.Float, nullable=False),
+    sa.Column("largest_chunk", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 # One row per batchInference; its status and counts are read from its submissions.

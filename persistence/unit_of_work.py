@@ -80,9 +80,11 @@ class SqlUnitOfWork:
         on_events_committed: Callable[[], None] | None = None,
         *,
         read_only: bool = False,
+        on_work_committed: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._on_events_committed = on_events_committed
+        self._on_work_committed = on_work_committed
         self._read_only = read_only
         self._conn: AsyncConnection | None = None
         self._depth = 0
@@ -158,6 +160,12 @@ class SqlUnitOfWork:
         if self.events.appended and self._on_events_committed is not None:
             self.events.appended = False
             self._on_events_committed()
+        # Only a repository this transaction used can have queued work (see _Repository).
+        submissions: SqlSubmissionRepository | None = self.__dict__.get("submissions")
+        if submissions is not None and submissions.has_enqueued:
+            submissions.has_enqueued = False
+            if self._on_work_committed is not None:
+                self._on_work_committed()
 
     async def rollback(self) -> None:
         await self.connection.rollback()

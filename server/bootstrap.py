@@ -50,7 +50,13 @@ from integrations.models.sagemaker import SageMakerRuntime
 from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from persistence import migrate
 from persistence.database import create_engine
-from persistence.event_bus import EventHandler, EventListener, OutboxNotifier
+from persistence.event_bus import (
+    WORK_CHANNEL,
+    EventHandler,
+    EventListener,
+    OutboxNotifier,
+    WorkListener,
+)
 from persistence.operations import SqlPersistedOperations
 from persistence.unit_of_work import SqlUnitOfWork
 from server.callback_dispatcher import CallbackDispatcher
@@ -61,6 +67,7 @@ from server.workers import (
     BackgroundTasks,
     Runnable,
     SubmissionWorker,
+    WorkBell,
     asset_retention,
     blob_deleter,
     metrics_sampler,
@@ -245,6 +252,7 @@ def build_runtimes(settings: Settings) -> dict[str, ModelRuntime]:
 def worker_policy(settings: Settings) -> WorkerPolicy:
     return WorkerPolicy(
         batch_size=settings.worker_batch_size,
+        max_claim=settings.worker_max_claim,
         lease_seconds=settings.worker_lease_seconds,
         max_attempts=settings.max_attempts,
     )
@@ -255,9 +263,13 @@ def background_tasks(
     uow: UnitOfWorkFactory,
     blobs: BlobStore,
     *,
+    engine: AsyncEngine,
+    bell: WorkBell,
     concurrency: int | None = None,
     extra: Sequence[Runnable] = (),
 ) -> BackgroundTasks:
+    """The inference workers (woken by `bell`, which a WorkListener on `engine` rings for
+    other processes' commits), the dispatchers and the periodic jobs."""
     worker = SubmissionWorker(
         uow=uow,
         runtimes=build_runtimes(settings),
@@ -265,11 +277,13 @@ def background_tasks(
         clock=utc_now,
         poll_seconds=settings.worker_poll_seconds,
         concurrency=concurrency or settings.worker_concurrency,
+        bell=bell,
     )
     dispatcher = webhook_dispatcher(settings, uow)
     callback_sender = callback_dispatcher(settings, uow, dispatcher.sender)
     return BackgroundTasks(
         [
+            WorkListener(engine, bell.ring),
             worker,
             upload_sweeper(uow, blobs, utc_now),
             blob_deleter(uow, blobs, utc_now),
@@ -330,12 +344,22 @@ def read_unit_of_work_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
     return lambda: SqlUnitOfWork(engine, read_only=True)
 
 
-def unit_of_work_factory(engine: AsyncEngine) -> tuple[UnitOfWorkFactory, OutboxNotifier]:
-    """Units of work that signal listeners after committing events."""
+def unit_of_work_factory(
+    engine: AsyncEngine, bell: WorkBell | None = None
+) -> tuple[UnitOfWorkFactory, OutboxNotifier]:
+    """Units of work that signal listeners after committing events, and workers after
+    committing work: this process's through `bell` at once, every process's by NOTIFY."""
     notifier = OutboxNotifier(engine)
 
+    def work_committed() -> None:
+        if bell is not None:
+            bell.ring()
+        notifier.poke(WORK_CHANNEL)
+
     def uow() -> UnitOfWork:
-        return SqlUnitOfWork(engine, on_events_committed=notifier.poke)
+        return SqlUnitOfWork(
+            engine, on_events_committed=notifier.poke, on_work_committed=work_committed
+        )
 
     return uow, notifier
 
@@ -400,7 +424,8 @@ def build_app(
     if tracing is not None:
         tracing.instrument_engine(engine)
     issuer = None if settings.uses_cognito else local_issuer(settings)
-    uow, notifier = unit_of_work_factory(engine)
+    bell = WorkBell()
+    uow, notifier = unit_of_work_factory(engine, bell)
     blobs, blob_http_routes = build_blob_store(
         settings,
         lambda key: assets.accepts_upload(uow(), key),
@@ -423,7 +448,7 @@ def build_app(
     )
     always: list[Runnable] = [listener, metrics_sampler(uow, utc_now)]
     tasks = (
-        background_tasks(settings, uow, blobs, extra=always)
+        background_tasks(settings, uow, blobs, engine=engine, bell=bell, extra=always)
         if settings.run_workers
         else BackgroundTasks(always)
     )

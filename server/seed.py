@@ -26,6 +26,7 @@ from server.bootstrap import (
     utc_now,
 )
 from server.settings import Settings
+from server.workers import WorkBell
 
 SEED_CONCURRENCY = 8  # users seeded at once; below the default pool of 10 connections
 PROGRESS_EVERY_SECONDS = 2.0  # how often the wait for the workers says how far it is
@@ -148,7 +149,8 @@ async def seed(
     `progress` hears a line at each step: a thousand users take a minute."""
     engine = build_engine(settings, database_url)
     blobs, _ = build_blob_store(settings)
-    uow, notifier = unit_of_work_factory(engine)
+    bell = WorkBell()
+    uow, notifier = unit_of_work_factory(engine, bell)
 
     rng = random.Random(42)  # noqa: S311 - demo data, reproducible on purpose
     try:
@@ -158,7 +160,7 @@ async def seed(
         progress(f"signed in {users} users")
         chosen = [models[n % len(models)] for n in range(users)]
         inputs = [[example_input(m, rng) for _ in range(submissions_per_user)] for m in chosen]
-        tasks = background_tasks(settings, uow, blobs)
+        tasks = background_tasks(settings, uow, blobs, engine=engine, bell=bell)
         await tasks.start()
         try:
             # A few users at a time (within the pool): commits overlap, workers run meanwhile.

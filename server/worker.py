@@ -14,6 +14,7 @@ from server.bootstrap import (
 )
 from server.settings import Settings
 from server.tracing import configure_tracing
+from server.workers import WorkBell
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +25,12 @@ async def run_worker(settings: Settings, database_url: str, *, concurrency: int 
     if tracing is not None:
         tracing.instrument_engine(engine)
     blobs, _ = build_blob_store(settings)
-    uow, notifier = unit_of_work_factory(engine)
+    bell = WorkBell()
+    uow, notifier = unit_of_work_factory(engine, bell)
 
-    tasks = background_tasks(settings, uow, blobs, concurrency=concurrency)
+    tasks = background_tasks(
+        settings, uow, blobs, engine=engine, bell=bell, concurrency=concurrency
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
@@ -23,9 +24,30 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+class WorkBell:
+    """Wakes this process's claim loops: rung after a commit here that made work due, and
+    by the work listener when another process NOTIFYs. Each loop has its own event, so a
+    ring reaches every loop whichever clears first."""
+
+    def __init__(self) -> None:
+        self._events: list[asyncio.Event] = []
+
+    def subscribe(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._events.append(event)
+        return event
+
+    def ring(self) -> None:
+        for event in self._events:
+            event.set()
+
+
 @dataclass
 class SubmissionWorker:
-    """Claims due submissions with SKIP LOCKED, runs them, records the outcome; N loops."""
+    """Claims due submissions with SKIP LOCKED, runs them, records the outcome; N loops.
+
+    A loop sleeps only when a claim found nothing, until the bell rings (work was committed)
+    or `poll_seconds` pass: the poll is the fallback for a lost wake-up."""
 
     uow: UnitOfWorkFactory
     runtimes: Mapping[str, ModelRuntime]
@@ -33,27 +55,47 @@ class SubmissionWorker:
     clock: Clock
     poll_seconds: float = 0.2
     concurrency: int = 2
+    bell: WorkBell = field(default_factory=WorkBell)
     processed: int = field(default=0, init=False)
+    # One claim at a time in this process: loops woken together would otherwise split a
+    # batch between them and run both halves at once, each as slow as the whole on a busy
+    # machine, which the model's measured timings would take for the model's speed.
+    _claiming: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(self._loop(stop) for _ in range(self.concurrency)))
+        wakes = [self.bell.subscribe() for _ in range(self.concurrency)]
+        stopping = asyncio.create_task(self._ring_on(stop))
+        try:
+            await asyncio.gather(*(self._loop(stop, wake) for wake in wakes))
+        finally:
+            stopping.cancel()
 
-    async def _loop(self, stop: asyncio.Event) -> None:
+    async def _ring_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.bell.ring()
+
+    async def _loop(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         while not stop.is_set():
+            wake.clear()  # before the claim: work committed from now on rings again
             try:
-                claimed = await inference.claim(self.uow(), self.policy, clock=self.clock)
+                async with self._claiming:
+                    started = self.clock()
+                    claimed = await inference.claim(self.uow(), self.policy, clock=self.clock)
             except Exception:
                 logger.exception("claiming submissions failed; retrying")
                 await _sleep_or_stop(stop, self.poll_seconds * 5)
                 continue
             if not claimed:
-                await _sleep_or_stop(stop, self.poll_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=self.poll_seconds)
                 continue
-            await self._process(claimed)
+            await self._process(claimed, started)
 
-    async def _process(self, claimed: Sequence[Submission]) -> None:
+    async def _process(self, claimed: Sequence[Submission], started: datetime) -> None:
         try:
-            await inference.process(self.uow, self.runtimes, claimed, self.policy, clock=self.clock)
+            await inference.process(
+                self.uow, self.runtimes, claimed, self.policy, clock=self.clock, started=started
+            )
             self.processed += len(claimed)
         except asyncio.CancelledError:
             # Hand back what was not finished; the fence leaves finished rows alone.

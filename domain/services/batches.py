@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 from domain.batches import Batch, estimated_completion
@@ -15,9 +15,6 @@ from domain.principal import Principal, require_owner, visible_only
 from domain.services.batch_settlement import batch_event, settle
 from domain.services.submissions import submission_event
 from domain.submissions import Submission, SubmissionStatus
-
-# How far back the model's finished submissions count towards its rate.
-THROUGHPUT_WINDOW = timedelta(minutes=5)
 
 
 async def get_batches(
@@ -77,13 +74,12 @@ async def count_submissions(
 
 
 async def estimate_completion(uow: UnitOfWork, batch: Batch, *, clock: Clock) -> datetime | None:
-    """See domain.batches.estimated_completion: queue ahead and the model's recent rate."""
+    """See domain.batches.estimated_completion: queue ahead and the model's measured timings."""
     if batch.is_finished:
         return None
-    now = clock()
     async with uow:
-        throughput = await uow.batches.throughput(batch, now, THROUGHPUT_WINDOW)
-    return estimated_completion(batch, throughput, now)
+        throughput = await uow.batches.throughput(batch)
+    return estimated_completion(batch, throughput, clock())
 
 
 async def cancel_batch(

@@ -8,7 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from domain.errors import NotFound
@@ -20,12 +20,15 @@ from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWork
 from domain.principal import Principal, visible_only
 from domain.services.batch_settlement import settle
 from domain.services.submissions import submission_event
-from domain.submissions import Prediction, Result, Submission, SubmissionStatus
+from domain.submissions import ClaimEnd, Prediction, Result, Submission, SubmissionStatus
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerPolicy:
-    batch_size: int = 32
+    # The largest `predict` call for one model, unless its runtime_config sets max_batch_size.
+    batch_size: int = 1000
+    # The most submissions one claim takes (of every model, in turns across owners).
+    max_claim: int = 1000
     lease_seconds: float = 60.0
     max_attempts: int = 3
     backoff_base_seconds: float = 1.0
@@ -36,15 +39,23 @@ class WorkerPolicy:
         ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
+    def chunk_size(self, model: Model | None) -> int:
+        """How many of a model's submissions go to one `predict` call and one write."""
+        declared = None if model is None else model.runtime_config.get("max_batch_size")
+        if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 1:
+            return declared
+        return self.batch_size
+
 
 Outcome = Prediction | ModelFailure
 
 
 async def claim(uow: UnitOfWork, policy: WorkerPolicy, *, clock: Clock) -> list[Submission]:
+    """As much due work as one claim may take; a RUNNING event for each, in one statement."""
     now = clock()
     async with uow:
         claimed = await uow.submissions.claim(
-            policy.batch_size, now, now + timedelta(seconds=policy.lease_seconds)
+            policy.max_claim, now, now + timedelta(seconds=policy.lease_seconds)
         )
         await uow.events.append(
             [submission_event(EventType.SUBMISSION_UPDATED, s) for s in claimed]
@@ -72,7 +83,7 @@ async def predict(
     return outcomes
 
 
-def _result(submission: Submission, model: Model, prediction: Prediction, clock: Clock) -> Result:
+def _result(submission: Submission, model: Model, prediction: Prediction, now: datetime) -> Result:
     return Result(
         id=uuid.uuid4(),
         submission_id=submission.id,
@@ -82,66 +93,79 @@ def _result(submission: Submission, model: Model, prediction: Prediction, clock:
         alternatives=prediction.alternatives,
         model_version=model.version,
         processing_time_ms=prediction.processing_time_ms,
-        created_at=clock(),
+        created_at=now,
     )
 
 
-async def _record_one(
-    uow: UnitOfWork,
-    submission: Submission,
-    model: Model | None,
-    outcome: Outcome,
-    policy: WorkerPolicy,
-    clock: Clock,
-) -> None:
-    now = clock()
+def _end(claimed: Submission, outcome: Outcome, policy: WorkerPolicy, now: datetime) -> ClaimEnd:
+    if isinstance(outcome, Prediction):
+        return ClaimEnd(claimed, SubmissionStatus.SUCCEEDED)
+    if outcome.is_transient and claimed.attempts < policy.max_attempts:
+        later = now + timedelta(seconds=policy.backoff(claimed.attempts))
+        return ClaimEnd(claimed, SubmissionStatus.PENDING, str(outcome), later)
+    return ClaimEnd(claimed, SubmissionStatus.FAILED, str(outcome))
+
+
+def _outcome_events(
+    done: Submission, model: Model | None, outcome: Outcome, now: datetime
+) -> tuple[list[NewEvent], Result | None]:
+    """What one written end tells subscribers: the status (with the result), in order."""
     if isinstance(outcome, Prediction):
         assert model is not None, "a prediction always comes from a model"
-        done = await uow.submissions.finish(submission, SubmissionStatus.SUCCEEDED, None, now)
-        if done is None:
-            return  # the lease was lost and another worker owns the row now
-        result = _result(submission, model, outcome, clock)
-        await uow.results.add(result)
-        await uow.events.append(
-            [
-                submission_event(EventType.SUBMISSION_SUCCEEDED, done, result),
-                NewEvent(
-                    type=EventType.RESULT_CREATED,
-                    owner_id=done.owner_id,
-                    subject_id=result.id,
-                    payload=result_payload(result),
-                ),
-            ]
+        result = _result(done, model, outcome, now)
+        created = NewEvent(
+            type=EventType.RESULT_CREATED,
+            owner_id=done.owner_id,
+            subject_id=result.id,
+            payload=result_payload(result),
         )
-    elif outcome.is_transient and submission.attempts < policy.max_attempts:
-        later = now + timedelta(seconds=policy.backoff(submission.attempts))
-        again = await uow.submissions.reschedule(submission, later, str(outcome), now)
-        if again is not None:
-            await uow.events.append([submission_event(EventType.SUBMISSION_UPDATED, again)])
-    else:
-        failed = await uow.submissions.finish(
-            submission, SubmissionStatus.FAILED, str(outcome), now
-        )
-        if failed is not None:
-            await uow.events.append([submission_event(EventType.SUBMISSION_FAILED, failed)])
+        return [submission_event(EventType.SUBMISSION_SUCCEEDED, done, result), created], result
+    if done.status is SubmissionStatus.PENDING:
+        return [submission_event(EventType.SUBMISSION_UPDATED, done)], None
+    return [submission_event(EventType.SUBMISSION_FAILED, done)], None
 
 
 async def record(
     uow: UnitOfWork,
     model: Model | None,
-    batch: Sequence[Submission],
+    chunk: Sequence[Submission],
     outcomes: Sequence[Outcome],
     policy: WorkerPolicy,
     *,
     clock: Clock,
-) -> None:
-    """Write each outcome, results and status in one transaction for the whole batch."""
+    since: datetime | None = None,
+) -> datetime:
+    """Write a chunk's outcomes in one transaction of bulk statements: one UPDATE of the
+    submissions (fenced per row: a row whose lease was lost is left alone), one INSERT of
+    results, one of events, the batches settled once. With `since` (when the work on this
+    chunk began) the model's measured throughput learns how long the chunk took. Returns
+    the time written, where the next chunk's work begins."""
+    now = clock()
+    ends = [_end(s, o, policy, now) for s, o in zip(chunk, outcomes, strict=True)]
     async with uow:
-        for submission, outcome in zip(batch, outcomes, strict=True):
-            await _record_one(uow, submission, model, outcome, policy, clock)
+        written = {s.id: s for s in await uow.submissions.finish_many(ends, now)}
+        results: list[Result] = []
+        events: list[NewEvent] = []
+        for submission, outcome in zip(chunk, outcomes, strict=True):
+            done = written.get(submission.id)
+            if done is None:
+                continue  # the lease was lost and another worker owns the row now
+            told, result = _outcome_events(done, model, outcome, now)
+            events.extend(told)
+            if result is not None:
+                results.append(result)
+        await uow.results.add_many(results)
+        await uow.events.append(events)
         # After every submission row is written: settling locks the batch rows last.
-        await settle(uow, [s.batch_id for s in batch], clock())
+        await settle(uow, [s.batch_id for s in written.values()], now)
+        if since is not None and model is not None:
+            await uow.models.record_work(model.id, len(chunk), now - since, now)
         await uow.commit()
+    return now
+
+
+def _chunks(items: Sequence[Submission], size: int) -> list[Sequence[Submission]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 async def process(
@@ -151,21 +175,37 @@ async def process(
     policy: WorkerPolicy,
     *,
     clock: Clock,
+    started: datetime | None = None,
 ) -> None:
+    """Run the claim grouped by model, each group in chunks of the model's batch size: one
+    `predict` and one write per chunk. `started` is when the claim began (its time counts
+    towards the first chunk's). Chunks not begun once half the lease has passed are given
+    back, so a slow model's last chunks are not run after another worker took them over."""
     by_model: dict[UUID, list[Submission]] = defaultdict(list)
     for submission in claimed:
         by_model[submission.model_id].append(submission)
     async with uow() as reader:
         models = await reader.models.get_many(list(by_model))
-    for (model_id, batch), model in zip(by_model.items(), models, strict=True):
+    since = started or clock()
+    give_back_at = since + timedelta(seconds=policy.lease_seconds / 2)
+    work = [
+        (model_id, model, chunk)
+        for (model_id, group), model in zip(by_model.items(), models, strict=True)
+        for chunk in _chunks(group, policy.chunk_size(model))
+    ]
+    for n, (model_id, model, chunk) in enumerate(work):
+        if clock() >= give_back_at:
+            await release(uow(), [s for _, _, rest in work[n:] for s in rest], clock=clock)
+            return
         if model is None:
             failure = ModelFailure(
-                f"model {to_global_id('Model', model_id)} no longer exists", is_transient=False
+                f"model {to_global_id('Model', model_id)} no longer exists",
+                is_transient=False,
             )
-            outcomes: list[Outcome] = [failure] * len(batch)
+            outcomes: list[Outcome] = [failure] * len(chunk)
         else:
-            outcomes = await predict(runtimes, model, batch)
-        await record(uow(), model, batch, outcomes, policy, clock=clock)
+            outcomes = await predict(runtimes, model, chunk)
+        since = await record(uow(), model, chunk, outcomes, policy, clock=clock, since=since)
 
 
 async def queue_stats(uow: UnitOfWork, *, clock: Clock) -> QueueStats:
@@ -174,9 +214,9 @@ async def queue_stats(uow: UnitOfWork, *, clock: Clock) -> QueueStats:
 
 
 async def release(uow: UnitOfWork, claimed: Sequence[Submission], *, clock: Clock) -> None:
+    """Give the claim back in one statement (what was finished meanwhile stays finished)."""
     async with uow:
-        for submission in claimed:
-            await uow.submissions.release(submission, clock())
+        await uow.submissions.release_many(claimed, clock())
         await uow.commit()
 
 

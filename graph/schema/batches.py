@@ -85,8 +85,8 @@ class BatchType(Node):
         return await load_model(info, self.entity.model_id)
 
     @strawberry.field(
-        description="Null once finished, or while the model has no recent throughput: the "
-        "work queued ahead of the batch plus its unfinished work, at the model's recent rate."
+        description="Null once finished, or until this deployment has run the model: the "
+        "work queued ahead of the batch plus its unfinished work, at the model's measured costs."
     )
     async def estimated_completion_at(self, info: AppInfo) -> datetime | None:
         ctx = info.context

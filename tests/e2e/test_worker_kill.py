@@ -102,9 +102,12 @@ async def enqueue(queue: Queue, count: int, seed: int) -> list[UUID]:
 
 
 def start_worker(
-    launcher: Launcher, queue: Queue, lease_seconds: float = LEASE_SECONDS
+    launcher: Launcher,
+    queue: Queue,
+    lease_seconds: float = LEASE_SECONDS,
+    batch_size: int = BATCH_SIZE,
 ) -> AssayProcess:
-    """`assay worker` on the same database, short leases, small batches; not waited for."""
+    """`assay worker` on the same database, short leases, small chunks; not waited for."""
     return launcher.process(
         ["worker"],
         data_dir=queue.data_dir,
@@ -112,7 +115,7 @@ def start_worker(
         env={
             "ASSAY_MODEL_DIR": str(queue.models),
             "ASSAY_WORKER_LEASE_SECONDS": str(lease_seconds),
-            "ASSAY_WORKER_BATCH_SIZE": str(BATCH_SIZE),
+            "ASSAY_WORKER_BATCH_SIZE": str(batch_size),
         },
     )
 
@@ -291,3 +294,83 @@ async def test_sigterm_finishes_or_releases_the_work_in_hand(
             f" which {len(in_hand & finished)} finished and {len(in_hand - finished)} released;"
             f" final {dict(counts)}"
         )
+
+
+# A backend of the worker whose open transaction has inserted results: a chunk being written.
+WRITING_RESULTS = sa.text(
+    """
+    SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.relation = 'results'::regclass AND l.mode = 'RowExclusiveLock' AND l.granted
+      AND a.application_name = 'assay' AND a.pid <> pg_backend_pid()
+    """
+)
+
+
+async def is_writing_results(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        return bool((await conn.execute(WRITING_RESULTS)).scalar_one())
+
+
+async def freeze_mid_write(
+    worker: AssayProcess, engine: AsyncEngine, ids: list[UUID], *, within: float = 60.0
+) -> None:
+    """SIGSTOP the worker inside a chunk's write, after earlier chunks were committed: its
+    transaction has inserted results and not committed, and still has not once frozen."""
+    deadline = time.monotonic() + within
+    checks = 0
+    while time.monotonic() < deadline:
+        if await is_writing_results(engine):
+            worker.signal(signal.SIGSTOP)
+            await settled(worker)
+            if await is_writing_results(engine) and (await statuses(engine, ids))["SUCCEEDED"]:
+                return
+            worker.signal(signal.SIGCONT)
+        checks += 1
+        if checks % 50 == 0:
+            counts = await statuses(engine, ids)
+            if counts["SUCCEEDED"] == len(ids):
+                pytest.fail(f"every chunk was written before one could be caught: {counts}")
+            code = worker.poll()
+            if code is not None:
+                pytest.fail(f"worker exited with {code}: {worker.describe()}")
+    pytest.fail(f"never caught the worker writing a chunk within {within:.0f} s")
+
+
+async def test_a_worker_killed_while_writing_a_chunk_leaves_none_of_it(
+    queue: Queue, launcher: Launcher, engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = await enqueue(queue, SUBMISSIONS, seed=3)
+    first = start_worker(launcher, queue, batch_size=5)  # many chunks: many writes to catch
+    await freeze_mid_write(first, engine, ids)
+    first.signal(signal.SIGKILL)
+    assert first.wait(timeout=10) == -signal.SIGKILL
+    await wait_for(
+        lambda: _not_writing(engine), within=10, interval=0.05, message="the write rolled back"
+    )
+
+    at_kill = await rows(engine, ids)
+    kill_counts = Counter(r.status for r in at_kill)
+    # The chunk's statements went together or not at all: every SUCCEEDED row has its one
+    # result, and the rows of the chunk being written are still RUNNING, without results.
+    assert all(r.results == (1 if r.status == "SUCCEEDED" else 0) for r in at_kill), kill_counts
+    held = {r.id for r in at_kill if r.status == "RUNNING"}
+    assert held, f"nothing held by the killed worker: {kill_counts}"
+    assert kill_counts["SUCCEEDED"] >= 1, "the chunks written before the kill were lost"
+
+    second = start_worker(launcher, queue)
+    await wait_for(
+        lambda: _all_succeeded(engine, ids),
+        within=90,
+        interval=0.2,
+        message=f"all {SUBMISSIONS} SUCCEEDED after the second worker started",
+    )
+    after = await rows(engine, ids)
+    assert all(r.results == 1 for r in after), "a submission without exactly one result"
+    assert {r.id for r in after if r.attempts >= 2} >= held
+    with capsys.disabled():
+        print(f"\n[killed mid-write] at kill: {dict(kill_counts)}; then all {SUBMISSIONS} once")
+    assert second.terminate(timeout=30) == 0, second.describe()
+
+
+async def _not_writing(engine: AsyncEngine) -> bool:
+    return not await is_writing_results(engine)

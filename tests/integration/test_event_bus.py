@@ -6,15 +6,22 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.events import Event, EventType
-from persistence.event_bus import EventListener, OutboxNotifier
+from domain.models import ModelDefinition
+from domain.principal import Principal
+from domain.services import owned, submissions
+from persistence.event_bus import EventListener, OutboxNotifier, WorkListener
 from persistence.tables import events
+from server.bootstrap import unit_of_work_factory
+from server.workers import WorkBell
 from tests.factories import make_user
+from tests.integration.conftest import IRIS_INPUT
 
 
 class Received:
@@ -138,3 +145,42 @@ async def test_an_id_committed_late_is_still_delivered(
     await received.until(2)
     assert received.events[-1].payload == {"late": True}
     await notifier.close()
+
+
+async def test_a_commit_that_queues_work_wakes_this_process_at_once_and_others_by_notify(
+    db: AsyncEngine, model_definitions: list[ModelDefinition]
+) -> None:
+    here, elsewhere = WorkBell(), asyncio.Event()
+    listener = WorkListener(db, elsewhere.set, check_seconds=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    try:
+        async with asyncio.timeout(10):
+            await elsewhere.wait()  # set on connecting, for what was sent before it listened
+        elsewhere.clear()
+        wake = here.subscribe()
+        uow, notifier = unit_of_work_factory(db, here)
+        [model] = await owned.register_models(
+            uow(), [d for d in model_definitions if d.name == "iris-species"]
+        )
+        assert not wake.is_set(), "a commit that queued no work woke the workers"
+
+        await submissions.create_batch(
+            uow(), _principal(await make_user(db)), model.id, [IRIS_INPUT], clock=_now
+        )
+        assert wake.is_set(), "this process's workers were not rung after the commit"
+        async with asyncio.timeout(10):  # a bound on a hang, not a measure of speed
+            await elsewhere.wait()
+        await notifier.close()
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await task
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _principal(user_id: uuid.UUID) -> Principal:
+    return Principal(user_id=user_id, subject="s", groups=(), is_admin=False)

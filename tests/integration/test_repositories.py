@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain.assets import AssetStatus
 from domain.pagination import Keyset, Page, PageRequest
 from domain.principal import Identity
-from domain.submissions import Alternative, Result, Submission, SubmissionStatus
+from domain.submissions import Alternative, ClaimEnd, Result, Submission, SubmissionStatus
 from persistence.assets import SqlAssetRepository
 from persistence.submissions import SqlSubmissionRepository
 from persistence.tables import submission_assets, submissions
@@ -147,17 +147,91 @@ async def test_finish_with_stale_claim_is_fenced_off(db: AsyncEngine) -> None:
     assert current.attempts == stale.attempts + 1
 
     async with SqlUnitOfWork(db) as uow:
-        fenced = await uow.submissions.finish(stale, SubmissionStatus.SUCCEEDED, None, _now())
-        finished = await uow.submissions.finish(current, SubmissionStatus.FAILED, "boom", _now())
+        fenced = await uow.submissions.finish_many(
+            [ClaimEnd(stale, SubmissionStatus.SUCCEEDED)], _now()
+        )
+        [finished] = await uow.submissions.finish_many(
+            [ClaimEnd(current, SubmissionStatus.FAILED, "boom")], _now()
+        )
         await uow.commit()
 
-    assert fenced is None
-    assert finished is not None
+    assert fenced == []
     assert (finished.status, finished.error, finished.attempts) == (
         SubmissionStatus.FAILED,
         "boom",
         2,
     )
+
+
+async def test_finish_many_writes_every_held_row_in_one_go_and_fences_off_lost_ones(
+    db: AsyncEngine,
+) -> None:
+    await _seed_pending(db, 3)
+    lost, failing, retried = await _claim(db)
+    async with db.begin() as conn:  # the first row's lease runs out and is claimed again
+        await conn.execute(
+            sa.update(submissions)
+            .where(submissions.c.id == lost.id)
+            .values(lease_expires_at=_now() - timedelta(seconds=1))
+        )
+    [again] = await _claim(db)
+    later = _now() + timedelta(seconds=30)
+
+    async with SqlUnitOfWork(db) as uow:
+        written = await uow.submissions.finish_many(
+            [
+                ClaimEnd(lost, SubmissionStatus.SUCCEEDED),
+                ClaimEnd(failing, SubmissionStatus.FAILED, "bad input"),
+                ClaimEnd(retried, SubmissionStatus.PENDING, "throttled", later),
+            ],
+            _now(),
+        )
+        await uow.commit()
+
+    by_id = {s.id: s for s in written}
+    assert set(by_id) == {failing.id, retried.id}
+    assert (by_id[failing.id].status, by_id[failing.id].error) == (
+        SubmissionStatus.FAILED,
+        "bad input",
+    )
+    assert by_id[retried.id].status is SubmissionStatus.PENDING
+    async with db.connect() as conn:
+        rows = {
+            r.id: r
+            for r in await conn.execute(
+                sa.select(
+                    submissions.c.id,
+                    submissions.c.status,
+                    submissions.c.attempts,
+                    submissions.c.available_at,
+                    submissions.c.lease_expires_at,
+                )
+            )
+        }
+    assert (rows[lost.id].status, rows[lost.id].attempts) == ("RUNNING", again.attempts)
+    assert rows[lost.id].lease_expires_at is not None  # the new claim's lease, untouched
+    assert rows[retried.id].available_at == later
+    assert rows[retried.id].lease_expires_at is None
+
+
+async def test_release_many_gives_back_held_claims_without_counting_the_attempt(
+    db: AsyncEngine,
+) -> None:
+    await _seed_pending(db, 2)
+    claimed = await _claim(db)
+    async with SqlUnitOfWork(db) as uow:
+        [done] = await uow.submissions.finish_many(
+            [ClaimEnd(claimed[0], SubmissionStatus.SUCCEEDED)], _now()
+        )
+        await uow.submissions.release_many(claimed, _now())
+        await uow.commit()
+
+    async with db.connect() as conn:
+        found = await conn.execute(sa.select(submissions.c.id, submissions.c.status))
+        states = {ident: status for ident, status in found}
+    assert states == {done.id: "SUCCEEDED", claimed[1].id: "PENDING"}
+    [back] = await _claim(db)
+    assert (back.id, back.attempts) == (claimed[1].id, 1)
 
 
 def _identity(email: str, groups: tuple[str, ...] = (), name: str = "Ann") -> Identity:

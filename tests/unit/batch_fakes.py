@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -101,19 +101,18 @@ class FakeBatchRepository:
         stored = self._data.batches[batch_id]
         self._data.batches[batch_id] = replace(stored, completed_at=None, updated_at=now)
 
-    async def throughput(self, batch: Batch, now: datetime, window: timedelta) -> Throughput:
+    async def throughput(self, batch: Batch) -> Throughput:
         rows = [r.submission for r in self._data.submissions.values()]
-        of_model = [s for s in rows if s.model_id == batch.model_id]
         ahead = [
             s
-            for s in of_model
-            if s.status is SubmissionStatus.PENDING
+            for s in rows
+            if s.model_id == batch.model_id
+            and s.status is SubmissionStatus.PENDING
             and s.batch_id != batch.id
             and s.created_at < batch.created_at
         ]
-        done = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
-        recent = [s for s in of_model if s.status in done and s.updated_at > now - window]
-        return Throughput(queued_ahead=len(ahead), finished_recently=len(recent), window=window)
+        timings = self._data.timings.get(batch.model_id)
+        return Throughput(queued_ahead=len(ahead), timings=timings)
 
 
 class FakeCallbackRepository:

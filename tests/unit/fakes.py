@@ -13,7 +13,7 @@ from uuid import UUID
 
 from domain.api_keys import ApiKey
 from domain.assets import Asset, AssetStatus
-from domain.batches import Batch
+from domain.batches import Batch, WorkTimings
 from domain.callbacks import CallbackDelivery
 from domain.events import NewEvent
 from domain.history import EVERY_SUBMISSION, SubmissionFilter
@@ -21,7 +21,7 @@ from domain.models import Model, ModelDefinition
 from domain.pagination import Page, PageRequest, keyset_of
 from domain.ports import PresignedUpload, QueueStats
 from domain.principal import Identity
-from domain.submissions import Result, Submission, SubmissionStatus
+from domain.submissions import ClaimEnd, Result, Submission, SubmissionStatus
 from domain.users import User, UserFilter
 from domain.webhooks import (
     DeliveryAttempt,
@@ -77,6 +77,7 @@ class FakeData:
     callbacks: dict[UUID, CallbackDelivery] = field(default_factory=dict)
     api_keys: dict[UUID, tuple[ApiKey, bytes]] = field(default_factory=dict)
     blob_deletions: dict[str, datetime] = field(default_factory=dict)
+    timings: dict[UUID, WorkTimings] = field(default_factory=dict)
 
 
 def _page(items: Iterable[T], request: PageRequest) -> Page[T]:
@@ -240,6 +241,13 @@ class FakeModelRepository:
     async def get_many(self, ids: Sequence[UUID]) -> list[Model | None]:
         return [self._data.models.get(i) for i in ids]
 
+    async def record_work(self, model_id: UUID, rows: int, took: timedelta, now: datetime) -> None:
+        known = self._data.timings.get(model_id)
+        seconds = took.total_seconds()
+        self._data.timings[model_id] = (
+            WorkTimings.of_chunk(rows, seconds) if known is None else known.add(rows, seconds)
+        )
+
     async def list_active(self) -> list[Model]:
         active = [m for m in self._data.models.values() if m.is_active]
         return sorted(active, key=lambda m: (m.name, m.version))
@@ -374,27 +382,20 @@ class FakeSubmissionRepository:
             return None
         return row if row.submission.attempts == claimed.attempts else None
 
-    async def finish(
-        self, claimed: Submission, status: SubmissionStatus, error: str | None, now: datetime
-    ) -> Submission | None:
-        row = self._held(claimed)
-        if row is None:
-            return None
-        row.submission = replace(row.submission, status=status, error=error, updated_at=now)
-        row.lease_expires_at = None
-        return row.submission
-
-    async def reschedule(
-        self, claimed: Submission, available_at: datetime, error: str, now: datetime
-    ) -> Submission | None:
-        row = self._held(claimed)
-        if row is None:
-            return None
-        row.submission = replace(
-            row.submission, status=SubmissionStatus.PENDING, error=error, updated_at=now
-        )
-        row.available_at, row.lease_expires_at = available_at, None
-        return row.submission
+    async def finish_many(self, ends: Sequence[ClaimEnd], now: datetime) -> list[Submission]:
+        written = []
+        for end in ends:
+            row = self._held(end.claimed)
+            if row is None:
+                continue
+            row.submission = replace(
+                row.submission, status=end.status, error=end.error, updated_at=now
+            )
+            row.lease_expires_at = None
+            if end.available_at is not None:
+                row.available_at = end.available_at
+            written.append(row.submission)
+        return written
 
     async def queue_stats(self, now: datetime) -> QueueStats:
         rows = [r.submission for r in self._data.submissions.values()]
@@ -406,17 +407,18 @@ class FakeSubmissionRepository:
             pending=len(pending), running=len(running), oldest_pending_age_seconds=age
         )
 
-    async def release(self, claimed: Submission, now: datetime) -> None:
-        row = self._held(claimed)
-        if row is None:
-            return
-        row.submission = replace(
-            row.submission,
-            status=SubmissionStatus.PENDING,
-            attempts=row.submission.attempts - 1,
-            updated_at=now,
-        )
-        row.lease_expires_at = None
+    async def release_many(self, claimed: Sequence[Submission], now: datetime) -> None:
+        for submission in claimed:
+            row = self._held(submission)
+            if row is None:
+                continue
+            row.submission = replace(
+                row.submission,
+                status=SubmissionStatus.PENDING,
+                attempts=row.submission.attempts - 1,
+                updated_at=now,
+            )
+            row.lease_expires_at = None
 
 
 class FakeResultRepository:

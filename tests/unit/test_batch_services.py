@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from domain.batches import Batch, BatchCounts, BatchStatus, Throughput, estimated_completion
+from domain.batches import (
+    Batch,
+    BatchCounts,
+    BatchStatus,
+    Throughput,
+    WorkTimings,
+    estimated_completion,
+)
 from domain.errors import Conflict, Forbidden, NotFound
 from domain.events import EventType
 from domain.pagination import PageRequest
@@ -71,7 +78,7 @@ async def test_a_batch_with_unfinished_work_is_running_and_not_completed() -> No
     data = FakeData()
     await queued(data, 1, 2)
     uow = FakeUnitOfWork(data)
-    await inference.claim(uow, inference.WorkerPolicy(batch_size=1), clock=FakeClock())
+    await inference.claim(uow, inference.WorkerPolicy(max_claim=1), clock=FakeClock())
     batch = await only_batch(data)
     assert batch.status is BatchStatus.RUNNING
     assert batch.counts == BatchCounts(pending=1, running=1)
@@ -83,7 +90,7 @@ async def test_cancel_batch_cancels_what_is_pending_and_completes_when_running_e
     _, stored = await queued(data, 1, 2, 3)
     owner = principal(stored[0].owner_id)
     await inference.claim(
-        FakeUnitOfWork(data), inference.WorkerPolicy(batch_size=1), clock=FakeClock()
+        FakeUnitOfWork(data), inference.WorkerPolicy(max_claim=1), clock=FakeClock()
     )
     batch = await only_batch(data)
     cancelled = await batches.cancel_batch(FakeUnitOfWork(data), owner, batch.id, clock=FakeClock())
@@ -177,15 +184,46 @@ def _batch(counts: BatchCounts, *, completed: bool = False) -> Batch:
     )
 
 
-def test_the_estimate_is_the_work_ahead_and_left_at_the_recent_rate() -> None:
+def test_the_estimate_is_the_work_ahead_and_left_at_the_measured_costs() -> None:
     batch = _batch(BatchCounts(pending=80, running=20, succeeded=100))
-    rate = Throughput(queued_ahead=100, finished_recently=600, window=timedelta(minutes=5))
-    # 200 to go (100 ahead + 100 of its own) at 2 a second: 100 seconds.
-    assert estimated_completion(batch, rate, NOW) == NOW + timedelta(seconds=100)
+    # Chunks of 100 and 1,000 rows took 0.03 and 0.21 s: 0.01 s a chunk, 0.0002 s a row.
+    timings = WorkTimings.of_chunk(100, 0.03).add(1000, 0.21)
+    rate = Throughput(queued_ahead=100, timings=timings)
+    # 200 to go (100 ahead + 100 of its own): one chunk.
+    estimate = estimated_completion(batch, rate, NOW)
+    assert estimate is not None
+    assert (estimate - NOW).total_seconds() == pytest.approx(0.01 + 200 * 0.0002)
 
 
-def test_no_estimate_once_finished_or_without_a_recent_rate() -> None:
-    rate = Throughput(queued_ahead=0, finished_recently=10, window=timedelta(minutes=5))
+def test_no_estimate_once_finished_or_before_the_model_was_ever_run() -> None:
+    rate = Throughput(queued_ahead=0, timings=WorkTimings.of_chunk(10, 0.01))
     assert estimated_completion(_batch(BatchCounts(succeeded=3), completed=True), rate, NOW) is None
-    idle = Throughput(queued_ahead=0, finished_recently=0, window=timedelta(minutes=5))
-    assert estimated_completion(_batch(BatchCounts(pending=3)), idle, NOW) is None
+    never_run = Throughput(queued_ahead=0, timings=None)
+    assert estimated_completion(_batch(BatchCounts(pending=3)), never_run, NOW) is None
+
+
+# Chunk times (rows, seconds) of the order measured here for iris-species with bulk writes.
+RECORDED = [(10, 0.012), (1000, 0.21), (100, 0.03), (10, 0.011), (1000, 0.26), (100, 0.028)]
+
+
+@pytest.mark.parametrize(("rows", "took"), RECORDED)
+def test_measured_timings_estimate_each_recorded_chunk_within_2x(rows: int, took: float) -> None:
+    timings = WorkTimings.of_chunk(*RECORDED[0])
+    for chunk in RECORDED[1:]:
+        timings = timings.add(*chunk)
+    assert took / 2 <= timings.seconds_for(rows) <= took * 2
+
+
+def test_chunks_of_one_size_are_taken_as_cost_per_row_exact_for_that_size() -> None:
+    timings = WorkTimings.of_chunk(100, 0.05).add(100, 0.05)
+    per_chunk, per_row = timings.costs()
+    assert per_chunk == 0.0
+    assert per_row == pytest.approx(0.0005)
+    assert timings.seconds_for(100) == pytest.approx(0.05)
+
+
+def test_old_chunks_weigh_less_than_new_ones() -> None:
+    slow = WorkTimings.of_chunk(100, 1.0)
+    for _ in range(200):
+        slow = slow.add(100, 0.1)
+    assert slow.seconds_for(100) == pytest.approx(0.1, rel=0.05)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 
+from domain.batches import KEEP_PER_CHUNK as KEEP
 from domain.events import EventType
 from domain.models import JSONValue, Model, ModelFailure
 from domain.ports import ModelRuntime
@@ -170,3 +173,81 @@ def test_backoff_grows_exponentially_with_jitter_and_a_ceiling(attempt: int) -> 
     ceiling = min(60, 2 ** (attempt - 1))
     delays = [policy.backoff(attempt) for _ in range(50)]
     assert all(ceiling / 2 <= d <= ceiling for d in delays)
+
+
+async def test_one_claim_takes_the_backlog_and_runs_it_in_chunks_of_the_batch_size() -> None:
+    data = FakeData()
+    _, stored = await queued(data, *range(25))
+    runtime, clock = ScriptedRuntime(), FakeClock()
+    claimed = await inference.claim(FakeUnitOfWork(data), POLICY, clock=clock)
+    assert len(claimed) == 25  # not batch_size: as much as max_claim allows
+    await inference.process(uow_factory(data), {"local": runtime}, claimed, POLICY, clock=clock)
+    assert runtime.calls == [10, 10, 5]
+    assert {status_of(data, s).status for s in stored} == {SubmissionStatus.SUCCEEDED}
+    for submission in stored:  # each status once and in order, whatever the chunking
+        statuses = [
+            e.payload["status"]
+            for e in data.events
+            if e.subject_id == submission.id and e.type is not EventType.RESULT_CREATED
+        ]
+        assert statuses == ["PENDING", "RUNNING", "SUCCEEDED"]
+
+
+async def test_a_claim_is_capped_by_max_claim_and_a_models_own_batch_size_wins() -> None:
+    data = FakeData()
+    model, _ = await queued(data, *range(7))
+    data.models[model.id] = replace(model, runtime_config={"max_batch_size": 3})
+    runtime, clock = ScriptedRuntime(), FakeClock()
+    policy = replace(POLICY, max_claim=5)
+    claimed = await inference.claim(FakeUnitOfWork(data), policy, clock=clock)
+    await inference.process(uow_factory(data), {"local": runtime}, claimed, policy, clock=clock)
+    assert len(claimed) == 5
+    assert runtime.calls == [3, 2]
+
+
+async def test_each_chunk_teaches_the_model_timings_how_long_it_took() -> None:
+    data = FakeData()
+    model, _ = await queued(data, *range(25))
+    clock = SteppingClock(step_seconds=0.01)
+    started = clock()
+    claimed = await inference.claim(FakeUnitOfWork(data), POLICY, clock=clock)
+    runtime = ScriptedRuntime()
+    await inference.process(
+        uow_factory(data), {"local": runtime}, claimed, POLICY, clock=clock, started=started
+    )
+    timings = data.timings[model.id]
+    assert timings.largest_chunk == 10
+    assert timings.rows == pytest.approx(10 * KEEP**2 + 10 * KEEP + 5)
+    # From the claim's start to the first write, then from one write to the next.
+    assert timings.seconds > 0
+    assert timings.chunks == pytest.approx(KEEP**2 + KEEP + 1)
+
+
+class SteppingClock(FakeClock):
+    """Moves on by `step_seconds` at every reading, as time passes while work is done."""
+
+    def __init__(self, step_seconds: float) -> None:
+        super().__init__()
+        self.step = timedelta(seconds=step_seconds)
+
+    def __call__(self) -> datetime:
+        self.now += self.step
+        return self.now
+
+
+async def test_chunks_not_begun_by_half_the_lease_are_given_back_not_run_late() -> None:
+    data = FakeData()
+    _, stored = await queued(data, *range(25))
+    clock = SteppingClock(step_seconds=POLICY.lease_seconds / 8)  # a slow model
+    started = clock()
+    claimed = await inference.claim(FakeUnitOfWork(data), POLICY, clock=clock)
+    runtime = ScriptedRuntime()
+    await inference.process(
+        uow_factory(data), {"local": runtime}, claimed, POLICY, clock=clock, started=started
+    )
+    assert runtime.calls == [10]
+    after = [status_of(data, s) for s in stored]
+    assert [s.status for s in after].count(SubmissionStatus.SUCCEEDED) == 10
+    given_back = [s for s in after if s.status is SubmissionStatus.PENDING]
+    assert len(given_back) == 15
+    assert all(s.attempts == 0 for s in given_back)
