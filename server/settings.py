@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as UnparsableSetting
 
 from graph.protection.rate_limit import parse_networks
 from graph.transport.cors import parse_origins
@@ -309,6 +311,10 @@ def load_settings() -> Settings:
             env_name = name if name == "DATABASE_URL" else f"ASSAY_{name}" if name else "settings"
             problems.append(f"{env_name}: {error['msg']}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+    except UnparsableSetting as exc:  # a JSON setting (ASSAY_INFERENCE_BATCHING) that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"ASSAY_{field.group(1).upper()}" if field else "a setting"
+        raise SettingsError(f"invalid settings:\n  {name}: not valid JSON") from None
 
 
 def export_for_workers(database_url: str, *, host: str, port: int, run_workers: bool) -> None:
