@@ -137,6 +137,19 @@ class SubmissionRepository(Protocol):
         """Give back unstarted claims: PENDING again, the attempt not counted."""
         ...
 
+    async def add_finished_many(
+        self, finished: Sequence[Submission], asset_ids: Mapping[UUID, Sequence[UUID]]
+    ) -> set[UUID]:
+        """Insert submissions already finished (one statement, their assets in one more),
+        leaving out each whose owner used its idempotency key before; the ids inserted."""
+        ...
+
+    async def get_by_idempotency_keys(
+        self, keys: Sequence[tuple[UUID, str]]
+    ) -> list[Submission | None]:
+        """The submission each (owner id, idempotency key) names, in key order."""
+        ...
+
 
 class ResultRepository(Protocol):
     async def get_many(self, ids: Sequence[UUID]) -> list[Result | None]: ...
@@ -242,6 +255,22 @@ class ModelRuntime(Protocol):
 
     async def predict(self, model: Model, inputs: Sequence[JSONValue]) -> list[Prediction]:
         """One Prediction per input, in order; raise ModelFailure for a failed call."""
+        ...
+
+
+class ServingObserver(Protocol):
+    """Where the synchronous path reports its timings (seconds), by model name and version."""
+
+    def waited(self, name: str, version: str, seconds: float) -> None:
+        """One call's time queued in the batcher before its group started."""
+        ...
+
+    def ran(self, name: str, version: str, size: int, seconds: float) -> None:
+        """One group's predict call: how many inputs, how long the model took."""
+        ...
+
+    def answered(self, name: str, version: str, seconds: float) -> None:
+        """One call from its arrival to its durable answer."""
         ...
 
 

@@ -19,6 +19,7 @@ from domain.ports import (
     UnitOfWorkFactory,
 )
 from domain.services.assets import UploadPolicy
+from domain.services.serving import SynchronousInference
 from domain.services.webhooks import WebhookPolicy
 from graph.protection.limits import QueryLimits
 from graph.protection.persisted import PersistedQueryPolicy
@@ -43,6 +44,7 @@ class AppDependencies:
     download_url_ttl: int = 3600
     upload_policy: UploadPolicy = field(default_factory=UploadPolicy)
     run_inference_timeout: float = 30.0
+    inference: SynchronousInference | None = None  # runInference's use case, one per process
     broker: EventBroker | None = None
     max_subscriptions_per_connection: int = 10
     ws_init_timeout: timedelta = timedelta(seconds=10)

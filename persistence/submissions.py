@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -274,6 +274,16 @@ _release_many = (
 )
 
 
+_insert_unless_key_used = (
+    insert(submissions)
+    .on_conflict_do_nothing(
+        index_elements=[submissions.c.owner_id, submissions.c.idempotency_key],
+        index_where=submissions.c.idempotency_key.is_not(None),
+    )
+    .returning(submissions.c.id)
+)
+
+
 class SqlSubmissionCommands:
     """Writes on submissions; mixed into the repository."""
 
@@ -442,6 +452,39 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
         return await counts_for_keys(
             self._conn, statement, owner_ids, _filter_values(status, where)
         )
+
+    async def add_finished_many(
+        self, finished: Sequence[Submission], asset_ids: Mapping[UUID, Sequence[UUID]]
+    ) -> set[UUID]:
+        """One INSERT ... ON CONFLICT DO NOTHING RETURNING for the group (a used idempotency
+        key leaves its row out), then one for the assets of the rows inserted."""
+        if not finished:
+            return set()
+        rows = [_row_values(s) | {"error": s.error} for s in finished]
+        inserted = {row[0] for row in await self._conn.execute(_insert_unless_key_used, rows)}
+        links = [
+            {"submission_id": s.id, "asset_id": a, "position": n}
+            for s in finished
+            if s.id in inserted
+            for n, a in enumerate(asset_ids.get(s.id, ()))
+        ]
+        if links:
+            await self._conn.execute(sa.insert(submission_assets), links)
+        return inserted
+
+    async def get_by_idempotency_keys(
+        self, keys: Sequence[tuple[UUID, str]]
+    ) -> list[Submission | None]:
+        if not keys:
+            return []
+        statement = sa.select(*_SUBMISSION_COLUMNS).where(
+            sa.tuple_(submissions.c.owner_id, submissions.c.idempotency_key).in_(keys)
+        )
+        found = {
+            (s.owner_id, s.idempotency_key): s
+            for s in map(_submission, await self._conn.execute(statement))
+        }
+        return [found.get(key) for key in keys]
 
 
 class SqlResultRepository:

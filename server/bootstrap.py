@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,10 @@ from domain.events import Event, EventType
 from domain.ports import BlobStore, ModelRuntime, UnitOfWork, UnitOfWorkFactory, WebhookSender
 from domain.services import assets, owned
 from domain.services.assets import UploadPolicy
+from domain.services.batcher import BatchPolicy
 from domain.services.inference import WorkerPolicy
+from domain.services.serving import ServingPolicy, SynchronousInference
+from domain.services.waiting import SubmissionWatch
 from domain.services.webhooks import WebhookPolicy
 from domain.webhooks import RetrySchedule
 from graph.dependencies import AppDependencies
@@ -249,6 +252,46 @@ def build_runtimes(settings: Settings) -> dict[str, ModelRuntime]:
     return runtimes
 
 
+def serving_policy(settings: Settings) -> ServingPolicy:
+    """runInference's batching: the defaults, and per model by name or name:version."""
+    default = BatchPolicy(
+        max_batch_size=settings.inference_max_batch_size,
+        max_delay_seconds=settings.inference_max_delay_ms / 1000,
+        groups_in_flight=settings.inference_groups_in_flight,
+    )
+    by_model = {
+        name: replace(
+            default,
+            max_batch_size=given.max_batch_size or default.max_batch_size,
+            max_delay_seconds=(
+                default.max_delay_seconds
+                if given.max_delay_ms is None
+                else given.max_delay_ms / 1000
+            ),
+        )
+        for name, given in settings.inference_batching.items()
+    }
+    return ServingPolicy(default, by_model, timeout_seconds=settings.run_inference_timeout_seconds)
+
+
+def synchronous_inference(
+    settings: Settings,
+    uow: UnitOfWorkFactory,
+    reads: UnitOfWorkFactory,
+    runtimes: Mapping[str, ModelRuntime],
+    watch: SubmissionWatch,
+) -> SynchronousInference:
+    return SynchronousInference(
+        uow,
+        runtimes,
+        serving_policy(settings),
+        clock=utc_now,
+        watch=watch,
+        reads=reads,
+        observer=metrics.ServingMetrics(),
+    )
+
+
 def worker_policy(settings: Settings) -> WorkerPolicy:
     return WorkerPolicy(
         batch_size=settings.worker_batch_size,
@@ -267,12 +310,13 @@ def background_tasks(
     bell: WorkBell,
     concurrency: int | None = None,
     extra: Sequence[Runnable] = (),
+    runtimes: Mapping[str, ModelRuntime] | None = None,
 ) -> BackgroundTasks:
     """The inference workers (woken by `bell`, which a WorkListener on `engine` rings for
     other processes' commits), the dispatchers and the periodic jobs."""
     worker = SubmissionWorker(
         uow=uow,
-        runtimes=build_runtimes(settings),
+        runtimes=build_runtimes(settings) if runtimes is None else runtimes,
         policy=worker_policy(settings),
         clock=utc_now,
         poll_seconds=settings.worker_poll_seconds,
@@ -443,20 +487,28 @@ def build_app(
         )
     )
     sign_ins = SignInCache(settings.sign_in_cache_seconds, utc_now)
+    watch = SubmissionWatch()
     listener = EventListener(
-        engine, fan_out(broker, sockets, sign_ins), on_state=sign_ins.listener_state
+        engine, fan_out(broker, sockets, sign_ins, watch), on_state=sign_ins.listener_state
     )
     always: list[Runnable] = [listener, metrics_sampler(uow, utc_now)]
+    # One set of runtimes (loaded models, inference threads) for the worker and runInference.
+    runtimes = build_runtimes(settings)
     tasks = (
-        background_tasks(settings, uow, blobs, engine=engine, bell=bell, extra=always)
+        background_tasks(
+            settings, uow, blobs, engine=engine, bell=bell, extra=always, runtimes=runtimes
+        )
         if settings.run_workers
         else BackgroundTasks(always)
     )
+    reads = read_unit_of_work_factory(engine)
+    inference = synchronous_inference(settings, uow, reads, runtimes, watch)
     jwks: Any = issuer.jwks if issuer is not None else None
     verifier = build_verifier(settings, issuer)
     deps = AppDependencies(
         uow=uow,
-        read_uow=read_unit_of_work_factory(engine),
+        read_uow=reads,
+        inference=inference,
         verifier=verifier,
         api_key_secrets=Sha256ApiKeySecrets(),
         blobs=blobs,
@@ -486,7 +538,13 @@ def build_app(
         routes=blob_http_routes,
         blob_path_prefix=BLOB_PATH_PREFIX if blob_http_routes else None,
         on_startup=[tasks.start],
-        on_shutdown=[tasks.stop, notifier.close, engine.dispose, *tracing_stop(tracing)],
+        on_shutdown=[
+            inference.drain,
+            tasks.stop,
+            notifier.close,
+            engine.dispose,
+            *tracing_stop(tracing),
+        ],
         persisted_operations=SqlPersistedOperations(engine),
         persisted_queries=PersistedQueryPolicy(
             only_trusted=settings.only_persisted_operations,
@@ -513,15 +571,20 @@ def build_app(
 
 
 def fan_out(
-    broker: EventBroker, sockets: SocketRegistry, sign_ins: SignInCache | None = None
+    broker: EventBroker,
+    sockets: SocketRegistry,
+    sign_ins: SignInCache | None = None,
+    watch: SubmissionWatch | None = None,
 ) -> EventHandler:
     """Each process's share of new events: its subscribers' messages, its revoked sockets
-    and cached sign-ins."""
+    and cached sign-ins, its requests waiting for a submission another process runs."""
 
     async def handle(events: Sequence[Event]) -> None:
         revoked = [e.subject_id for e in events if e.type is EventType.PRINCIPAL_REVOKED]
         if revoked and sign_ins is not None:
             sign_ins.revoke(revoked, from_bus=True)  # first: nothing below may delay it
+        if watch is not None:
+            watch.notify(events)
         await broker.publish(events)
         if revoked:
             await sockets.revoke(revoked)

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote
 
 import platformdirs
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as UnparsableSetting
 
 from graph.protection.rate_limit import parse_networks
 from graph.transport.cors import parse_origins
@@ -39,6 +49,15 @@ def default_data_dir() -> Path:
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names it."""
+
+
+class ModelBatching(BaseModel):
+    """One model's batching on the synchronous path, overriding the defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_batch_size: int | None = Field(default=None, ge=1, le=1000)
+    max_delay_ms: float | None = Field(default=None, ge=0, le=1000)
 
 
 class Settings(BaseSettings):
@@ -93,6 +112,13 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(default=60.0, ge=1)
     worker_poll_seconds: float = Field(default=0.2, gt=0, le=60)
     inference_threads: int = Field(default=2, ge=1, le=64)
+    # runInference: concurrent calls of one model grouped into one predict call and one
+    # group commit; 0 ms of delay takes what queued while the previous group ran.
+    inference_max_batch_size: int = Field(default=32, ge=1, le=1000)
+    inference_max_delay_ms: float = Field(default=0.0, ge=0, le=1000)
+    inference_groups_in_flight: int = Field(default=2, ge=1, le=64)
+    # Per model, by "name" or "name:version" (JSON): {"iris-species": {"max_batch_size": 64}}.
+    inference_batching: dict[str, ModelBatching] = Field(default_factory=dict)
     sagemaker_region: str | None = None
     sagemaker_timeout_seconds: float = Field(default=10.0, gt=0)
 
@@ -294,6 +320,10 @@ def load_settings() -> Settings:
             env_name = name if name == "DATABASE_URL" else f"ASSAY_{name}" if name else "settings"
             problems.append(f"{env_name}: {error['msg']}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+    except UnparsableSetting as exc:  # a JSON setting (ASSAY_INFERENCE_BATCHING) that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"ASSAY_{field.group(1).upper()}" if field else "a setting"
+        raise SettingsError(f"invalid settings:\n  {name}: not valid JSON") from None
 
 
 def export_for_workers(database_url: str, *, host: str, port: int, run_workers: bool) -> None:

@@ -180,3 +180,52 @@ def record_operation(
         labelled(ERRORS, code).inc()
     labelled(REQUESTS, name, kind, "error" if error_codes else "ok").inc()
     labelled(LATENCY, name).observe(duration_seconds)
+
+
+# The synchronous inference path, by model name and version (the registered models: bounded).
+_INFERENCE_SECONDS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+    5, 10, 30,
+)  # fmt: skip
+INFERENCE_MODEL_SECONDS = Histogram(
+    "assay_inference_model_seconds",
+    "runInference: time of one predict call for a group, by model and version.",
+    ["model", "version"],
+    buckets=_INFERENCE_SECONDS,
+    registry=REGISTRY,
+)
+INFERENCE_QUEUE_WAIT_SECONDS = Histogram(
+    "assay_inference_queue_wait_seconds",
+    "runInference: time a call waited in the batcher before its group started.",
+    ["model", "version"],
+    buckets=_INFERENCE_SECONDS,
+    registry=REGISTRY,
+)
+INFERENCE_LATENCY_SECONDS = Histogram(
+    "assay_inference_latency_seconds",
+    "runInference: from the call's arrival to its committed answer, by model and version.",
+    ["model", "version"],
+    buckets=_INFERENCE_SECONDS,
+    registry=REGISTRY,
+)
+INFERENCE_BATCH_SIZE = Histogram(
+    "assay_inference_batch_size",
+    "runInference: inputs per predict call (calls grouped by the batcher).",
+    ["model", "version"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+    registry=REGISTRY,
+)
+
+
+class ServingMetrics:
+    """The synchronous inference path's timings (the domain's ServingObserver port)."""
+
+    def waited(self, name: str, version: str, seconds: float) -> None:
+        labelled(INFERENCE_QUEUE_WAIT_SECONDS, name, version).observe(seconds)
+
+    def ran(self, name: str, version: str, size: int, seconds: float) -> None:
+        labelled(INFERENCE_MODEL_SECONDS, name, version).observe(seconds)
+        labelled(INFERENCE_BATCH_SIZE, name, version).observe(size)
+
+    def answered(self, name: str, version: str, seconds: float) -> None:
+        labelled(INFERENCE_LATENCY_SECONDS, name, version).observe(seconds)

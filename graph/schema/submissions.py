@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 
 from domain.errors import InvalidInput
 from domain.history import SubmissionOrder
-from domain.services import callbacks, inference, submissions
+from domain.services import callbacks, submissions
 from domain.services.submissions import SubmissionRequest
 from domain.submissions import Submission, SubmissionStatus
 from graph.execution import loads
@@ -167,6 +167,11 @@ class RunInferenceInput:
     model_id: strawberry.ID
     input: JSON
     asset_ids: list[strawberry.ID] | None = strawberry.field(default_factory=list)
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="The same key from the same caller returns the first submission and its "
+        "result: retry with it after a lost answer, and the prediction is not made twice.",
+    )
 
 
 @strawberry.type
@@ -224,16 +229,16 @@ class SubmissionMutations:
         )
         return SubmissionPayload(submission=SubmissionType.from_entity(submission))
 
-    @strawberry.mutation(description="Submit and wait for the result, up to the server's timeout.")
+    @strawberry.mutation(
+        description="Run the model now and answer once the submission and its result are "
+        "stored; FAILED with the reason when the model fails or does not answer in time."
+    )
     async def run_inference(self, info: AppInfo, input: RunInferenceInput) -> RunInferencePayload:
         ctx = info.context
-        request = _request(input.model_id, input.input, input.asset_ids)
-        created = await submissions.create_submission(
-            ctx.uow(), ctx.principal, request, clock=ctx.clock
-        )
-        submission, result = await inference.wait_until_finished(
-            ctx.uow, ctx.principal, created.id, timeout_seconds=ctx.run_inference_timeout
-        )
+        if ctx.inference is None:
+            raise RuntimeError("AppDependencies.inference is missing: runInference cannot run")
+        request = _request(input.model_id, input.input, input.asset_ids, input.idempotency_key)
+        submission, result = await ctx.inference.run(ctx.principal, request)
         return RunInferencePayload(
             submission=SubmissionType.from_entity(submission),
             result=ResultType.from_entity(result) if result else None,

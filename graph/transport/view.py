@@ -244,6 +244,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             webhooks=self.deps.webhooks,
             sign_ins=self.deps.sign_ins,
             api_key_secrets=self.deps.api_key_secrets,
+            inference=self.deps.inference,
         )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:

@@ -300,6 +300,22 @@ async def test_one_submission_shows_each_status_once_in_order_as_it_was(
             assert done["results"] == [{"id": done["latestResult"]["id"]}]
 
 
+async def test_a_synchronous_prediction_shows_each_status_once_in_order_with_its_result(
+    cluster: Cluster,
+) -> None:
+    # runInference on the process without workers runs the model there, in a group commit;
+    # the subscriber listens on the other process.
+    async with connection(cluster.first, cluster.ada) as ws:
+        await subscribe(ws, "s", STATES)
+        ran = await agql(cluster.second.base_url, RUN, {"m": cluster.iris, "i": IRIS}, cluster.ada)
+        seen = await _states_of(ws, ran["runInference"]["submission"]["id"])
+        assert [m["status"] for m in seen] == ["PENDING", "RUNNING", "SUCCEEDED"]
+        for earlier in seen[:2]:
+            assert (earlier["latestResult"], earlier["results"]) == (None, [])
+        assert seen[2]["latestResult"]["id"] == ran["runInference"]["result"]["id"]
+        assert seen[2]["results"] == [{"id": ran["runInference"]["result"]["id"]}]
+
+
 DEEP = (
     "subscription { submissionUpdated { "
     + "owner { submissions(first: 100) { edges { node { " * 3

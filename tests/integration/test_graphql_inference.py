@@ -321,11 +321,27 @@ async def test_create_with_anothers_or_pending_upload_asset_is_bad_user_input(
     assert await _count(db, submission_assets) == 0
 
 
-async def test_run_inference_without_workers_returns_pending_after_timeout(
-    quick_client: AsyncClient, token: TokenFactory, default_models: dict[str, str]
+async def test_run_inference_without_workers_answers_with_the_stored_result(
+    db: AsyncEngine, client: AsyncClient, token: TokenFactory, default_models: dict[str, str]
 ) -> None:
     tok = token("amy@example.com")
-    variables = {"input": {"modelId": await _iris(quick_client, tok), "input": IRIS_INPUT}}
+    variables = {"input": {"modelId": await _iris(client, tok), "input": IRIS_INPUT}}
+
+    body = await gql(client, RUN, variables, tok)
+
+    payload = body["data"]["runInference"]
+    assert payload["submission"]["status"] == "SUCCEEDED"
+    assert payload["result"] is not None
+    assert await _count(db, submissions) == 1
+
+
+async def test_run_inference_of_a_model_run_elsewhere_returns_pending_after_timeout(
+    db: AsyncEngine, quick_client: AsyncClient, token: TokenFactory
+) -> None:
+    # No SageMaker region here: another process (a worker) runs this model's submissions.
+    remote = to_global_id("Model", await make_model(db, "remote", runtime="sagemaker"))
+    tok = token("amy@example.com")
+    variables = {"input": {"modelId": remote, "input": {"x": 1}}}
 
     started = asyncio.get_running_loop().time()
     body = await gql(quick_client, RUN, variables, tok)

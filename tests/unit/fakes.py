@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -419,6 +419,33 @@ class FakeSubmissionRepository:
                 updated_at=now,
             )
             row.lease_expires_at = None
+
+    async def add_finished_many(
+        self, finished: Sequence[Submission], asset_ids: Mapping[UUID, Sequence[UUID]]
+    ) -> set[UUID]:
+        inserted: set[UUID] = set()
+        for submission in finished:
+            key = submission.idempotency_key
+            if (
+                key is not None
+                and (await self.get_by_idempotency_keys([(submission.owner_id, key)]))[0]
+            ):
+                continue
+            self._data.submissions[submission.id] = QueueRow(submission, submission.created_at)
+            if asset_ids.get(submission.id):
+                self._data.submission_assets[submission.id] = list(asset_ids[submission.id])
+            inserted.add(submission.id)
+        return inserted
+
+    async def get_by_idempotency_keys(
+        self, keys: Sequence[tuple[UUID, str]]
+    ) -> list[Submission | None]:
+        found = {
+            (r.submission.owner_id, r.submission.idempotency_key): r.submission
+            for r in self._data.submissions.values()
+            if r.submission.idempotency_key is not None
+        }
+        return [found.get(key) for key in keys]
 
 
 class FakeResultRepository:

@@ -1,0 +1,319 @@
+"""Synchronous inference (runInference): the model runs in the process that took the call.
+
+Concurrent calls of one model form one `predict` call and one group commit (submissions,
+results and events, one INSERT each); a caller is answered only once its group committed.
+A model this process has no runtime for goes through the queue, as createSubmission does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from uuid import UUID
+
+from domain.errors import Conflict, InvalidInput
+from domain.event_payloads import result_payload
+from domain.events import EventType, NewEvent
+from domain.models import JSONValue, Model, ModelFailure
+from domain.ports import Clock, ModelRuntime, ServingObserver, UnitOfWorkFactory
+from domain.principal import Principal
+from domain.services.batcher import BatchPolicy, DynamicBatcher
+from domain.services.inference import Outcome, predict
+from domain.services.submissions import (
+    MAX_IDEMPOTENCY_KEY,
+    SubmissionRequest,
+    _active_model,
+    _check_assets,
+    _new_submission,
+    create_submission,
+    submission_event,
+)
+from domain.services.waiting import SubmissionWatch, wait_until_finished
+from domain.submissions import Prediction, Result, Submission, SubmissionStatus
+from domain.validation import schema_errors
+
+logger = logging.getLogger(__name__)
+
+Answer = tuple[Submission, Result | None]
+
+# runtime_config keys a model's manifest may set its own batching with.
+MAX_BATCH_SIZE_KEY = "max_batch_size"
+MAX_BATCH_DELAY_KEY = "max_batch_delay_ms"
+
+
+@dataclass(frozen=True, slots=True)
+class ServingPolicy:
+    batching: BatchPolicy = field(default_factory=BatchPolicy)
+    # Per model, by "name:version" or "name"; these win over the model's runtime_config.
+    by_model: Mapping[str, BatchPolicy] = field(default_factory=dict)
+    timeout_seconds: float = 30.0
+
+    def for_model(self, model: Model) -> BatchPolicy:
+        for key in (f"{model.name}:{model.version}", model.name):
+            if key in self.by_model:
+                return self.by_model[key]
+        size = model.runtime_config.get(MAX_BATCH_SIZE_KEY)
+        delay = model.runtime_config.get(MAX_BATCH_DELAY_KEY)
+        policy = self.batching
+        if isinstance(size, int) and not isinstance(size, bool) and size >= 1:
+            policy = replace(policy, max_batch_size=size)
+        if isinstance(delay, int | float) and not isinstance(delay, bool) and delay >= 0:
+            policy = replace(policy, max_delay_seconds=delay / 1000)
+        return policy
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One caller's request in a group: its submission as created (PENDING), its assets."""
+
+    submission: Submission
+    asset_ids: Sequence[UUID] = ()
+
+
+class SynchronousInference:
+    """runInference's use case; one per process, made by the composition root."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        runtimes: Mapping[str, ModelRuntime],
+        policy: ServingPolicy,
+        *,
+        clock: Clock,
+        watch: SubmissionWatch,
+        reads: UnitOfWorkFactory | None = None,
+        observer: ServingObserver | None = None,
+        ticks: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._uow = uow
+        self._reads = reads or uow
+        self._runtimes = runtimes
+        self._policy = policy
+        self._clock = clock
+        self._watch = watch
+        self._observer = observer
+        self._ticks = ticks
+        self._batcher: DynamicBatcher[Model, Call, Answer] = DynamicBatcher(
+            self._answer_group, on_wait=self._waited, ticks=ticks
+        )
+
+    async def run(self, principal: Principal, request: SubmissionRequest) -> Answer:
+        """The submission finished (or, past the timeout, as it is) with its result."""
+        arrived = self._ticks()
+        key = request.idempotency_key
+        if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidInput(
+                {"input.idempotencyKey": f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"}
+            )
+        model, earlier = await self._checked(principal, request)
+        if earlier is not None:
+            return earlier
+        if model.runtime not in self._runtimes:
+            return await self._through_the_queue(principal, request)
+        call = Call(_new_submission(principal, model, request, self._clock), request.asset_ids)
+        answer = await self._batcher.submit(model.id, model, self._policy.for_model(model), call)
+        if self._observer is not None:
+            self._observer.answered(model.name, model.version, self._ticks() - arrived)
+        return answer
+
+    async def drain(self) -> None:
+        """At shutdown: finish the groups already running, so their callers get answers."""
+        await self._batcher.drain()
+
+    async def _checked(
+        self, principal: Principal, request: SubmissionRequest
+    ) -> tuple[Model, Answer | None]:
+        """The model, once the input and assets pass; the first answer if the key was used."""
+        async with self._reads() as uow:
+            model = await _active_model(uow, request.model_id, "input.modelId")
+            problems = schema_errors(model.input_schema, request.input, "input.input")
+            if problems:
+                raise InvalidInput(problems)
+            await _check_assets(uow, principal, request.asset_ids, "input.assetIds")
+            if request.idempotency_key is None:
+                return model, None
+            keys = [(principal.user_id, request.idempotency_key)]
+            [first] = await uow.submissions.get_by_idempotency_keys(keys)
+            if first is None:
+                return model, None
+            [results] = await uow.results.list_for_submissions([first.id])
+        return model, _replayed(first, results, model.id, request.input)
+
+    async def _through_the_queue(self, principal: Principal, request: SubmissionRequest) -> Answer:
+        # Another process has this model's runtime: queue it, and wait to be woken.
+        created = await create_submission(self._uow(), principal, request, clock=self._clock)
+        return await wait_until_finished(
+            self._reads, self._watch, principal, created.id, self._policy.timeout_seconds
+        )
+
+    def _waited(self, model: Model, seconds: float) -> None:
+        if self._observer is not None:
+            self._observer.waited(model.name, model.version, seconds)
+
+    async def _answer_group(self, model: Model, calls: list[Call]) -> list[Answer | Exception]:
+        started_at, started = self._clock(), self._ticks()
+        outcomes = await self._predict(model, [c.submission for c in calls])
+        if self._observer is not None:
+            self._observer.ran(model.name, model.version, len(calls), self._ticks() - started)
+        return await record_group(self._uow, model, calls, outcomes, started_at, self._clock())
+
+    async def _predict(self, model: Model, batch: Sequence[Submission]) -> list[Outcome]:
+        timeout = self._policy.timeout_seconds
+        try:
+            outcomes = await asyncio.wait_for(predict(self._runtimes, model, batch), timeout)
+        except TimeoutError:
+            failure = ModelFailure(
+                f"the model did not answer within {timeout:g} s", is_transient=False
+            )
+            return [failure] * len(batch)
+        except Exception:  # a runtime's bug: recorded as a failure, not lost with the group
+            logger.exception("model %s %s failed unexpectedly", model.name, model.version)
+            return [ModelFailure("the model failed unexpectedly", is_transient=False)] * len(batch)
+        if len(outcomes) != len(batch):
+            if len(batch) > 1:  # find the input it stumbles on
+                return [o for s in batch for o in await self._predict(model, [s])]
+            failure = ModelFailure(
+                f"the model gave {len(outcomes)} answers for one input", is_transient=False
+            )
+            return [failure]
+        return [_finite(outcome) for outcome in outcomes]
+
+
+def _replayed(
+    first: Submission, results: Sequence[Result], model_id: UUID, value: JSONValue
+) -> Answer:
+    if (first.model_id, first.input) != (model_id, value):
+        # As createSubmission: another request under a used key is a client bug.
+        raise Conflict(
+            "this idempotencyKey was used for a request with another model or input; use a new key"
+        )
+    return first, (results[-1] if results else None)
+
+
+def _is_finite(value: JSONValue) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_is_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_is_finite(v) for v in value)
+    return True
+
+
+def _finite(outcome: Outcome) -> Outcome:
+    """NaN or infinity cannot be stored as JSON nor sent as a GraphQL Float: that input fails."""
+    if isinstance(outcome, ModelFailure):
+        return outcome
+    numbers = [outcome.prediction, outcome.confidence, [a.confidence for a in outcome.alternatives]]
+    if _is_finite(numbers) and all(_is_finite(a.value) for a in outcome.alternatives):
+        return outcome
+    return ModelFailure("the model answered with a number that is not finite", is_transient=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    submission: Submission
+    result: Result | None
+    events: list[NewEvent]
+
+
+def _finished(
+    submission: Submission, model: Model, outcome: Outcome, started: datetime, ended: datetime
+) -> _Finished:
+    """The submission as it ends, with the events a queued one would have had, in order."""
+    running = replace(submission, status=SubmissionStatus.RUNNING, attempts=1, updated_at=started)
+    events = [
+        submission_event(EventType.SUBMISSION_CREATED, submission),
+        submission_event(EventType.SUBMISSION_UPDATED, running),
+    ]
+    if isinstance(outcome, ModelFailure):
+        failed = replace(
+            running, status=SubmissionStatus.FAILED, error=str(outcome), updated_at=ended
+        )
+        events.append(submission_event(EventType.SUBMISSION_FAILED, failed))
+        return _Finished(failed, None, events)
+    done = replace(running, status=SubmissionStatus.SUCCEEDED, updated_at=ended)
+    result = _result(done, model, outcome)
+    events += [
+        submission_event(EventType.SUBMISSION_SUCCEEDED, done, result),
+        NewEvent(
+            type=EventType.RESULT_CREATED,
+            owner_id=done.owner_id,
+            subject_id=result.id,
+            payload=result_payload(result),
+        ),
+    ]
+    return _Finished(done, result, events)
+
+
+def _result(submission: Submission, model: Model, prediction: Prediction) -> Result:
+    return Result(
+        id=uuid.uuid4(),
+        submission_id=submission.id,
+        owner_id=submission.owner_id,
+        prediction=prediction.prediction,
+        confidence=prediction.confidence,
+        alternatives=prediction.alternatives,
+        model_version=model.version,
+        processing_time_ms=prediction.processing_time_ms,
+        created_at=submission.updated_at,
+    )
+
+
+async def record_group(
+    uow: UnitOfWorkFactory,
+    model: Model,
+    calls: Sequence[Call],
+    outcomes: Sequence[Outcome],
+    started: datetime,
+    ended: datetime,
+) -> list[Answer | Exception]:
+    """Write the group in one transaction: one INSERT each for its submissions (already
+    finished), results and events. A call whose idempotency key was used meanwhile (a
+    concurrent call with the same key) is answered with the first submission instead."""
+    finished = [
+        _finished(c.submission, model, o, started, ended)
+        for c, o in zip(calls, outcomes, strict=True)
+    ]
+    assets = {c.submission.id: c.asset_ids for c in calls if c.asset_ids}
+    async with uow() as writer:
+        inserted = await writer.submissions.add_finished_many(
+            [f.submission for f in finished], assets
+        )
+        kept = [f for f in finished if f.submission.id in inserted]
+        await writer.results.add_many([f.result for f in kept if f.result is not None])
+        await writer.events.append([e for f in kept for e in f.events])
+        await writer.commit()
+    answers: dict[UUID, Answer | Exception] = {
+        f.submission.id: (f.submission, f.result) for f in kept
+    }
+    replays = [c.submission for c in calls if c.submission.id not in inserted]
+    if replays:
+        answers.update(await _first_answers(uow, replays))
+    return [answers[c.submission.id] for c in calls]
+
+
+async def _first_answers(
+    uow: UnitOfWorkFactory, replays: Sequence[Submission]
+) -> dict[UUID, Answer | Exception]:
+    keys = [(s.owner_id, s.idempotency_key or "") for s in replays]
+    async with uow() as reader:
+        firsts = await reader.submissions.get_by_idempotency_keys(keys)
+        found = [f.id for f in firsts if f is not None]
+        results = dict(zip(found, await reader.results.list_for_submissions(found), strict=True))
+    answers: dict[UUID, Answer | Exception] = {}
+    for replay, first in zip(replays, firsts, strict=True):
+        if first is None:  # the first one was erased meanwhile
+            answers[replay.id] = Conflict("this idempotencyKey's submission is gone; use a new key")
+            continue
+        try:
+            answers[replay.id] = _replayed(first, results[first.id], replay.model_id, replay.input)
+        except Conflict as conflict:
+            answers[replay.id] = conflict
+    return answers
