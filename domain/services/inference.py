@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections import defaultdict
@@ -11,13 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from domain.errors import NotFound
 from domain.event_payloads import result_payload
 from domain.events import EventType, NewEvent
 from domain.ids import to_global_id
 from domain.models import Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWorkFactory
-from domain.principal import Principal, visible_only
 from domain.services.batch_settlement import settle
 from domain.services.submissions import submission_event
 from domain.submissions import ClaimEnd, Prediction, Result, Submission, SubmissionStatus
@@ -218,29 +215,3 @@ async def release(uow: UnitOfWork, claimed: Sequence[Submission], *, clock: Cloc
     async with uow:
         await uow.submissions.release_many(claimed, clock())
         await uow.commit()
-
-
-async def wait_until_finished(
-    uow: UnitOfWorkFactory,
-    principal: Principal,
-    submission_id: UUID,
-    *,
-    timeout_seconds: float,
-    poll_seconds: float = 0.05,
-) -> tuple[Submission, Result | None]:
-    """Poll until the submission finishes or the timeout passes; return it with its result."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_seconds
-    delay = poll_seconds
-    while True:
-        async with uow() as reader:
-            [submission] = visible_only(
-                principal, await reader.submissions.get_many([submission_id])
-            )
-            if submission is None:
-                raise NotFound("Submission", submission_id)
-            if submission.is_finished or loop.time() >= deadline:
-                [results] = await reader.results.list_for_submissions([submission_id])
-                return submission, (results[-1] if results else None)
-        await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
-        delay = min(delay * 1.5, 0.5)
