@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from bench.load import ErrorAnswer
 from bench.workloads import body
 
 FEATURES = ("sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm")
@@ -139,16 +140,16 @@ def assay_probabilities(prediction: Mapping[str, Any], classes: Sequence[str]) -
 
 
 def assay_run_reader(classes: Sequence[str]) -> Reader:
-    """runInference's answer: it must have SUCCEEDED, without errors."""
+    """runInference's answer: an error (ErrorAnswer) unless it SUCCEEDED, without errors."""
 
     def read(content: bytes) -> list[Probabilities]:
         document = orjson.loads(content)
         if document.get("errors"):
-            raise ValueError(f"errors: {document['errors']}")
+            raise ErrorAnswer(f"errors: {str(document['errors'])[:300]}")
         payload = document["data"]["runInference"]
         status = payload["submission"]["status"]
         if status != "SUCCEEDED" or payload["result"] is None:
-            raise ValueError(f"the submission ended {status}")
+            raise ErrorAnswer(f"the submission ended {status}")
         return [assay_probabilities(payload["result"]["prediction"], classes)]
 
     return read

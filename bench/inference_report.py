@@ -43,6 +43,7 @@ class InferenceRow:
     client_cpu_cores: float | None = None
     load_average: float | None = None  # 1-minute, when the turn began
     accepted_seconds: float | None = None  # B1 on Assay: until batchInference answered
+    errors: int = 0  # HTTP errors, timeouts, GraphQL errors, failed predictions
 
     @property
     def cpu_ms(self) -> float | None:
@@ -106,6 +107,14 @@ def _rss(row: InferenceRow | None) -> str:
     return f"{_n(row.peak_rss_mib, 0)} + {_n(row.db_peak_rss_mib, 0)} PostgreSQL"
 
 
+def _errors(row: InferenceRow) -> str:
+    return f" ({row.errors:,} errors)" if row.errors else ""
+
+
+def _rate(row: InferenceRow | None) -> str:
+    return "-" if row is None else _n(row.per_second) + _errors(row)
+
+
 SUMMARY_HEADER = (
     "| server | S1 one caller p50 / p99 ms | S2 8 callers pred/s | S3 64 callers pred/s "
     "| B1 1,000 inputs s | CPU ms/pred at 64 | peak RSS MiB at 64 |"
@@ -119,8 +128,8 @@ def summary(rows: Sequence[InferenceRow], servers: Sequence[str]) -> list[str]:
         s1, s2, s3, b1 = (best(rows, server, w) for w in WORKLOADS)
         lines.append(
             f"| {server} | "
-            + (f"{_n(s1.p50_ms, 2)} / {_n(s1.p99_ms, 2)}" if s1 else "-")
-            + f" | {_n(s2.per_second if s2 else None)} | {_n(s3.per_second if s3 else None)} | "
+            + (f"{_n(s1.p50_ms, 2)} / {_n(s1.p99_ms, 2)}{_errors(s1)}" if s1 else "-")
+            + f" | {_rate(s2)} | {_rate(s3)} | "
             f"{_n(b1.seconds if b1 else None, 3)} | {_cpu(s3)} | {_rss(s3)} |"
         )
     return lines
@@ -128,7 +137,7 @@ def summary(rows: Sequence[InferenceRow], servers: Sequence[str]) -> list[str]:
 
 ROUNDS_HEADER = (
     "| workload | server | round | callers | predictions | seconds | pred/s | p50 ms | p99 ms "
-    "| CPU ms/pred | peak RSS MiB | load gen CPU (cores) | load avg |"
+    "| CPU ms/pred | peak RSS MiB | errors | load gen CPU (cores) | load avg |"
 )
 NOTES = (
     "pred/s: answers within the measured run over its duration (S1: requests one after the "
@@ -144,13 +153,14 @@ NOTES = (
 
 
 def every_round(rows: Sequence[InferenceRow]) -> list[str]:
-    lines = [ROUNDS_HEADER, "|" + "---|" * 13]
+    lines = [ROUNDS_HEADER, "|" + "---|" * 14]
     for r in rows:
         per_second = None if r.workload == "B1" else r.per_second
         lines.append(
             f"| {r.workload} | {r.server} | {r.round} | {r.callers} | {r.predictions:,} | "
             f"{_n(r.seconds, 3)} | {_n(per_second)} | {_n(r.p50_ms, 2)} | {_n(r.p99_ms, 2)} | "
-            f"{_cpu(r)} | {_rss(r)} | {_n(r.client_cpu_cores, 2)} | {_n(r.load_average, 2)} |"
+            f"{_cpu(r)} | {_rss(r)} | {r.errors:,} | {_n(r.client_cpu_cores, 2)} | "
+            f"{_n(r.load_average, 2)} |"
         )
     return lines
 

@@ -36,6 +36,11 @@ Checker = Callable[[int, bytes], str | None]
 WRONG_EXAMPLES = 5
 
 
+class ErrorAnswer(Exception):
+    """Raised by a check for an answer that is an error (a GraphQL error, a failed
+    prediction): counted with the errors, not as a wrong answer."""
+
+
 @dataclass(frozen=True)
 class LoadResult:
     tool: str
@@ -50,6 +55,7 @@ class LoadResult:
     sent: int = 0  # requests begun in the measured run, all answered (asyncio client only)
     wrong: int = 0  # answers `check` refused
     wrong_examples: tuple[str, ...] = ()
+    error_examples: tuple[str, ...] = ()
 
     @property
     def rps(self) -> float:
@@ -113,22 +119,30 @@ class _Window:
         self.check, self.limit = check, limit
         self.sent = 0
         self.wrong: list[str] = []
+        self.failures: list[str] = []
+
+    def fail(self, what: str) -> None:
+        if len(self.failures) < WRONG_EXAMPLES:
+            self.failures.append(what)
 
     def is_over(self, now: float) -> bool:
         return now >= self.end or (self.limit is not None and self.sent >= self.limit)
 
-    def judge(self, index: int, status: int, content: bytes) -> None:
+    def judge(self, index: int, status: int, content: bytes, counted: bool) -> None:
         """Check an answer (a 200 one: others are errors already)."""
         if self.check is None or status != 200:
             return
-        problem = self.check(index, content)
+        try:
+            problem = self.check(index, content)
+        except ErrorAnswer as error:
+            self.errors += counted
+            self.fail(str(error))
+            return
         if problem is not None:
             self.wrong.append(problem)
 
 
-async def _connection(
-    port: int, requests: Sequence[bytes], window: _Window, failures: list[str]
-) -> None:
+async def _connection(port: int, requests: Sequence[bytes], window: _Window) -> None:
     reader, writer = await asyncio.open_connection(HOST, port, limit=2**24)
     try:
         while True:
@@ -146,19 +160,19 @@ async def _connection(
                 # As wrk does: an error; the answer may still come, so use a new connection.
                 if window.start <= began:
                     window.errors += 1
-                if len(failures) < 5:
-                    failures.append("timeout")
+                window.fail("timeout")
                 writer.close()
                 reader, writer = await asyncio.open_connection(HOST, port, limit=2**24)
                 continue
             done = time.perf_counter()
-            if window.start <= began and done <= window.end:
+            counted = window.start <= began and done <= window.end
+            if counted:
                 window.latencies.append(done - began)
                 if status != 200:
                     window.errors += 1
-            if status != 200 and len(failures) < 5:
-                failures.append(f"HTTP {status}")
-            window.judge(index, status, content)
+            if status != 200:
+                window.fail(f"HTTP {status}: {content[:300]!r}")
+            window.judge(index, status, content, counted)
     finally:
         writer.close()
 
@@ -173,10 +187,7 @@ async def _asyncio_load(
     limit: int | None = None,
 ) -> _Window:
     window = _Window(warmup, duration, check, limit)
-    failures: list[str] = []
-    await asyncio.gather(
-        *(_connection(port, requests, window, failures) for _ in range(connections))
-    )
+    await asyncio.gather(*(_connection(port, requests, window) for _ in range(connections)))
     return window
 
 
@@ -232,6 +243,7 @@ def asyncio_load(
         sent=window.sent,
         wrong=len(window.wrong),
         wrong_examples=tuple(window.wrong[:WRONG_EXAMPLES]),
+        error_examples=tuple(window.failures),
     )
 
 

@@ -3,6 +3,7 @@ predict_proba, the arithmetic and the tables, the peers' pinned settings, the op
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +87,15 @@ def test_checker_compares_each_answer_with_the_row_its_request_carried() -> None
     assert check(4, _litserve_answer([EXPECTED[3]])) is not None
 
 
-def test_assay_answers_must_have_succeeded_and_are_read_in_the_models_class_order() -> None:
+def test_assay_answers_are_read_in_the_models_class_order_and_errors_are_not_answers() -> None:
     check = inference.checker(inference.assay_run_reader(ORACLE.classes), [[e] for e in EXPECTED])
     assert check(1, _assay_answer(EXPECTED[1])) is None
     assert check(1, _assay_answer(EXPECTED[0])) is not None
-    assert "ended FAILED" in str(check(1, _assay_answer(EXPECTED[1], "FAILED")))
-    refused = orjson.dumps({"data": None, "errors": [{"message": "rate limited"}]})
-    assert "errors" in str(check(1, refused))
+    with pytest.raises(load.ErrorAnswer, match="ended FAILED"):
+        check(1, _assay_answer(EXPECTED[1], "FAILED"))
+    refused = orjson.dumps({"data": None, "errors": [{"message": "database unavailable"}]})
+    with pytest.raises(load.ErrorAnswer, match="database unavailable"):
+        check(1, refused)
 
 
 def test_the_oracle_is_the_model_files_own_predict_proba(tmp_path: Path) -> None:
@@ -254,6 +257,8 @@ def test_tables_show_the_best_round_per_server_and_every_round() -> None:
         "| assay | 248.00 / 496.00 | - | 120.0 | 1.810 | 11.00 (7.00 API + 4.00 PostgreSQL) | - |"
     )
     assert lines[3] == "| peer | - | - | 892.0 | - | 1.70 | - |"
+    with_errors = [*rows, replace(_row("S2", "assay", 1, 37.0), errors=13)]
+    assert "| 37.0 (13 errors) |" in summary(with_errors, ["assay"])[2]
     rounds = every_round(rows)
     assert len(rounds) == 2 + len(rows)
     assert "| B1 | assay | 1 | 1 | 100 | 1.810 | - | - | - |" in rounds[5]

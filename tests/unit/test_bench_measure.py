@@ -299,20 +299,23 @@ def test_the_asyncio_client_stops_after_its_limit_and_counts_what_it_sent() -> N
         assert limited.duration < 30.0  # the time the seven took, not the bound
 
 
-def test_the_asyncio_client_counts_every_answer_its_check_refuses() -> None:
+def test_the_asyncio_client_counts_wrong_answers_and_error_answers_apart() -> None:
     seen: list[tuple[int, bytes]] = []
 
     def check(index: int, content: bytes) -> str | None:
         seen.append((index, content))
+        if index == 2:
+            raise load.ErrorAnswer("an error, not an answer")
         return None if index == 0 else f"body {index} answered {content!r}"
 
     with _TinyServer() as server:
         result = load.asyncio_load(
-            server.port, "/", [b"a", b"b"], None, 1, 0.0, 30.0, check=check, limit=6
+            server.port, "/", [b"a", b"b", b"c"], None, 1, 0.0, 30.0, check=check, limit=6
         )
-    assert seen == [(0, b"{}"), (1, b"{}")] * 3
-    assert result.wrong == 3
-    assert result.wrong_examples == ("body 1 answered b'{}'",) * 3
+    assert seen == [(0, b"{}"), (1, b"{}"), (2, b"{}")] * 2
+    assert (result.wrong, result.errors) == (2, 2)
+    assert result.wrong_examples == ("body 1 answered b'{}'",) * 2
+    assert result.error_examples == ("an error, not an answer",) * 2
 
 
 def test_a_process_group_is_stopped_whole_even_a_child_that_ignores_sigterm(
