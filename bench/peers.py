@@ -12,11 +12,13 @@ reason and the benchmark goes on without it.
   batching (max_batch_size 32, max_batch_time 0.005).
 - LitServe 0.2.19 (bench/litserve_server.py), once as it comes, once with batching (the same
   32 and 5 ms).
+- BentoML 1.4.40 (bench/bentoml_service.py), as it comes, with LitServe's API.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -31,12 +33,15 @@ from bench.postgraphile import Unavailable, cache_directory
 MLSERVER = "1.7.1"
 UVLOOP_FOR_MLSERVER = "0.21.0"
 LITSERVE = "0.2.19"
+BENTOML = "1.4.40"
+VERSIONS = {"mlserver": MLSERVER, "litserve": LITSERVE, "bentoml": BENTOML}
 MAX_BATCH_SIZE = 32
 MAX_BATCH_TIME = 0.005  # seconds
 INSTALL_TIMEOUT = 1200
 READY_TIMEOUT = 240.0
 MARKER = "assay-bench-installed.txt"
 LITSERVE_SCRIPT = Path(__file__).resolve().parent / "litserve_server.py"
+BENTOML_SERVICE = Path(__file__).resolve().parent / "bentoml_service.py"
 
 __all__ = ["PEERS", "Peer", "Unavailable", "prepare", "requirements", "start"]
 
@@ -58,9 +63,10 @@ PEERS = {
         Peer("litserve", f"LitServe {LITSERVE}", "litserve", batching=False),
         Peer("litserve-batching", f"LitServe {LITSERVE}, batching "
              f"{MAX_BATCH_SIZE} / {MAX_BATCH_TIME * 1000:g} ms", "litserve", batching=True),
+        Peer("bentoml", f"BentoML {BENTOML}", "bentoml", batching=False),
     )
 }  # fmt: skip
-DEFAULT_PEERS = ("mlserver", "mlserver-batching", "litserve")
+DEFAULT_PEERS = ("mlserver", "mlserver-batching", "litserve", "bentoml")
 
 
 def joblib_version() -> str:
@@ -75,14 +81,15 @@ def requirements(kind: str, sklearn_version: str, joblib: str) -> tuple[str, ...
                 f"uvloop=={UVLOOP_FOR_MLSERVER}", *model)  # fmt: skip
     if kind == "litserve":
         return (f"litserve=={LITSERVE}", *model)
+    if kind == "bentoml":
+        return (f"bentoml=={BENTOML}", *model)
     raise ValueError(f"no such peer kind: {kind}")
 
 
 def prepare(kind: str, sklearn_version: str, cache: Path | None = None) -> Path:
     """The peer's virtualenv, made and pip-installed on first use; its directory."""
     wanted = requirements(kind, sklearn_version, joblib_version())
-    version = MLSERVER if kind == "mlserver" else LITSERVE
-    venv = (cache or cache_directory()) / f"{kind}-{version}-sklearn-{sklearn_version}"
+    venv = (cache or cache_directory()) / f"{kind}-{VERSIONS[kind]}-sklearn-{sklearn_version}"
     marker = venv / MARKER
     if marker.exists() and marker.read_text().split() == list(wanted):
         return venv
@@ -124,7 +131,7 @@ def mlserver_settings(
 def start(peer: Peer, venv: Path, model: Path, workdir: Path) -> tuple[procs.Child, int, Wire]:
     """Start a peer on a free port and wait until it is ready: (its process, port, wire)."""
     port = procs.free_port()
-    env = procs.clean_env({})
+    env, cwd = procs.clean_env({}), workdir
     if peer.kind == "mlserver":
         repository = workdir / peer.key
         (repository / MODEL_NAME).mkdir(parents=True, exist_ok=True)
@@ -134,11 +141,20 @@ def start(peer: Peer, venv: Path, model: Path, workdir: Path) -> tuple[procs.Chi
         (repository / MODEL_NAME / "model-settings.json").write_text(json.dumps(model_settings))
         argv = [str(venv / "bin" / "mlserver"), "start", str(repository)]
         wire, ready = mlserver_protocol(), f"/v2/models/{MODEL_NAME}/ready"
+    elif peer.kind == "bentoml":
+        cwd = workdir / peer.key
+        cwd.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(BENTOML_SERVICE, cwd / BENTOML_SERVICE.name)
+        env |= {"ASSAY_BENCH_MODEL": str(model), "BENTOML_HOME": str(cwd / "home"),
+                "BENTOML_DO_NOT_TRACK": "True"}  # fmt: skip
+        argv = [str(venv / "bin" / "bentoml"), "serve", f"{BENTOML_SERVICE.stem}:Iris",
+                "--host", procs.HOST, "--port", str(port)]  # fmt: skip
+        wire, ready = litserve_protocol(), "/readyz"  # the same JSON as LitServe's
     else:
         argv = [str(venv / "bin" / "python"), str(LITSERVE_SCRIPT), str(model), str(port)]
         if peer.batching:
             argv += [str(MAX_BATCH_SIZE), str(MAX_BATCH_TIME)]
         wire, ready = litserve_protocol(), "/health"
-    child = procs.start(peer.key, argv, env, workdir, stops_group=True, cwd=workdir)
+    child = procs.start(peer.key, argv, env, workdir, stops_group=True, cwd=cwd)
     procs.wait_http(child, f"http://{procs.HOST}:{port}{ready}", timeout=READY_TIMEOUT)
     return child, port, wire

@@ -177,6 +177,9 @@ def test_peers_are_pinned_with_the_model_files_scikit_learn() -> None:
     assert peers.requirements("litserve", "1.5.0", "1.4.2") == (
         "litserve==0.2.19", "scikit-learn==1.5.0", "joblib==1.4.2",
     )  # fmt: skip
+    assert peers.requirements("bentoml", "1.9.1", "1.6.0") == (
+        "bentoml==1.4.40", "scikit-learn==1.9.1", "joblib==1.6.0",
+    )  # fmt: skip
     with pytest.raises(ValueError, match="no such peer"):
         peers.requirements("triton", "1.9.1", "1.6.0")
 
