@@ -106,7 +106,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--tool", choices=["auto", "wrk", "asyncio"], default="auto")
     p.add_argument("--subscribers", type=int, default=200)
     p.add_argument("--fanout-events", type=int, help="W4 submissions (30; --quick 5)")
-    p.add_argument("--batch-size", type=int, default=1000, help="W5 inputs")
+    p.add_argument("--batch-size", type=int, default=1000, help="W5 and B1 inputs")
     p.add_argument("--idle-sockets", type=int, help="W7 signed-in sockets (10000; --quick 1000)")
     p.add_argument(
         "--only",
