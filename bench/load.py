@@ -5,6 +5,10 @@ percentiles, errors, and the load generator's own CPU use (to show it was not th
 The warm-up is a run of its own. Both call `at_start` after it, just before the measured run,
 and `at_end` just after that run, so the caller can wait for the server to finish the requests
 left in flight and read its counters and CPU time around the measured run alone.
+
+The asyncio client can also check every answer (`check`: the index of the body sent and the
+response body; it returns what is wrong, or None) and stop after a number of requests
+(`limit`: S1's sequential requests); wrk can do neither.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ MAX_RESPONSE_HEAD = 64 * 1024
 REQUEST_TIMEOUT = 30.0
 
 Hook = Callable[[], None]
+# (index of the body sent, the response's body) -> what is wrong with the answer, or None.
+Checker = Callable[[int, bytes], str | None]
+WRONG_EXAMPLES = 5
+
+
+class ErrorAnswer(Exception):
+    """Raised by a check for an answer that is an error (a GraphQL error, a failed
+    prediction): counted with the errors, not as a wrong answer."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,10 @@ class LoadResult:
     p95_ms: float
     p99_ms: float
     client_cpu_seconds: float
+    sent: int = 0  # requests begun in the measured run, all answered (asyncio client only)
+    wrong: int = 0  # answers `check` refused
+    wrong_examples: tuple[str, ...] = ()
+    error_examples: tuple[str, ...] = ()
 
     @property
     def rps(self) -> float:
@@ -70,7 +86,7 @@ def request_bytes(port: int, path: str, body: bytes, token: str | None) -> bytes
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     if len(head) > MAX_RESPONSE_HEAD:
         raise ValueError("response head too large")
@@ -83,63 +99,96 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
             length = int(value.strip())
     if length is None:
         raise ValueError("the load generator needs Content-Length responses")
-    await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length)
 
 
 class _Window:
-    def __init__(self, warmup: float, duration: float) -> None:
+    def __init__(
+        self,
+        warmup: float,
+        duration: float,
+        check: Checker | None = None,
+        limit: int | None = None,
+    ) -> None:
         now = time.perf_counter()
         self.start = now + warmup
         self.end = self.start + duration
         self.latencies: list[float] = []
         self.errors = 0
         self.next_body = 0
+        self.check, self.limit = check, limit
+        self.sent = 0
+        self.wrong: list[str] = []
+        self.failures: list[str] = []
+
+    def fail(self, what: str) -> None:
+        if len(self.failures) < WRONG_EXAMPLES:
+            self.failures.append(what)
+
+    def is_over(self, now: float) -> bool:
+        return now >= self.end or (self.limit is not None and self.sent >= self.limit)
+
+    def judge(self, index: int, status: int, content: bytes, counted: bool) -> None:
+        """Check an answer (a 200 one: others are errors already)."""
+        if self.check is None or status != 200:
+            return
+        try:
+            problem = self.check(index, content)
+        except ErrorAnswer as error:
+            self.errors += counted
+            self.fail(str(error))
+            return
+        if problem is not None:
+            self.wrong.append(problem)
 
 
-async def _connection(
-    port: int, requests: Sequence[bytes], window: _Window, failures: list[str]
-) -> None:
+async def _connection(port: int, requests: Sequence[bytes], window: _Window) -> None:
     reader, writer = await asyncio.open_connection(HOST, port, limit=2**24)
     try:
         while True:
             began = time.perf_counter()
-            if began >= window.end:
+            if window.is_over(began):
                 return
-            payload = requests[window.next_body % len(requests)]
+            index = window.next_body % len(requests)
             window.next_body += 1
-            writer.write(payload)
+            if window.start <= began:
+                window.sent += 1
+            writer.write(requests[index])
             try:
-                status = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
+                status, content = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
             except TimeoutError:
                 # As wrk does: an error; the answer may still come, so use a new connection.
                 if window.start <= began:
                     window.errors += 1
-                if len(failures) < 5:
-                    failures.append("timeout")
+                window.fail("timeout")
                 writer.close()
                 reader, writer = await asyncio.open_connection(HOST, port, limit=2**24)
                 continue
             done = time.perf_counter()
-            if window.start <= began and done <= window.end:
+            counted = window.start <= began and done <= window.end
+            if counted:
                 window.latencies.append(done - began)
                 if status != 200:
                     window.errors += 1
-            if status != 200 and len(failures) < 5:
-                failures.append(f"HTTP {status}")
+            if status != 200:
+                window.fail(f"HTTP {status}: {content[:300]!r}")
+            window.judge(index, status, content, counted)
     finally:
         writer.close()
 
 
 async def _asyncio_load(
-    port: int, requests: Sequence[bytes], connections: int, warmup: float, duration: float
-) -> tuple[list[float], int]:
-    window = _Window(warmup, duration)
-    failures: list[str] = []
-    await asyncio.gather(
-        *(_connection(port, requests, window, failures) for _ in range(connections))
-    )
-    return window.latencies, window.errors
+    port: int,
+    requests: Sequence[bytes],
+    connections: int,
+    warmup: float,
+    duration: float,
+    check: Checker | None = None,
+    limit: int | None = None,
+) -> _Window:
+    window = _Window(warmup, duration, check, limit)
+    await asyncio.gather(*(_connection(port, requests, window) for _ in range(connections)))
+    return window
 
 
 def asyncio_load(
@@ -152,7 +201,12 @@ def asyncio_load(
     duration: float,
     at_start: Hook | None = None,
     at_end: Hook | None = None,
+    *,
+    check: Checker | None = None,
+    limit: int | None = None,
 ) -> LoadResult:
+    """With `limit`, the measured run ends after that many requests (or `duration`), and its
+    duration is the time it took."""
     requests = [request_bytes(port, path, b, token) for b in bodies]
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     try:
@@ -163,26 +217,33 @@ def asyncio_load(
         pass
     with asyncio.Runner(loop_factory=factory) as runner:
         if warmup > 0:
-            runner.run(_asyncio_load(port, requests, connections, 0.0, warmup))
+            runner.run(_asyncio_load(port, requests, connections, 0.0, warmup, check))
         if at_start is not None:
             at_start()
         cpu_before, wall_before = time.process_time(), time.perf_counter()
-        latencies, errors = runner.run(_asyncio_load(port, requests, connections, 0.0, duration))
+        measured = _asyncio_load(port, requests, connections, 0.0, duration, check, limit)
+        window = runner.run(measured)
         wall = time.perf_counter() - wall_before
+        if limit is not None:
+            duration = wall
         cpu = (time.process_time() - cpu_before) * duration / wall  # share of the window
         if at_end is not None:
             at_end()
-    latencies.sort()
+    latencies = sorted(window.latencies)
     return LoadResult(
         tool="asyncio",
         connections=connections,
         duration=duration,
         requests=len(latencies),
-        errors=errors,
+        errors=window.errors,
         p50_ms=percentile(latencies, 0.50) * 1000,
         p95_ms=percentile(latencies, 0.95) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         client_cpu_seconds=cpu,
+        sent=window.sent,
+        wrong=len(window.wrong),
+        wrong_examples=tuple(window.wrong[:WRONG_EXAMPLES]),
+        error_examples=tuple(window.failures),
     )
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 HOST = "127.0.0.1"
 STOP_TIMEOUT = 30.0
+GROUP_STOP_TIMEOUT = 10.0
 ASSAY = Path(sys.executable).with_name("assay")
 ROOT = Path(__file__).resolve().parent.parent  # `python -m bench.baseline` runs from here
 PROC = Path("/proc")
@@ -54,6 +55,8 @@ class Child:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    # Stop its whole process group: a peer model server whose workers ignore SIGTERM.
+    stops_group: bool = False
     _stopped: bool = field(default=False)
 
     @property
@@ -72,7 +75,9 @@ class Child:
         if self._stopped:
             return
         self._stopped = True
-        if self.popen.poll() is None:
+        if self.stops_group:
+            self._stop_group()
+        elif self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.popen.send_signal(signal.SIGTERM)
             try:
@@ -84,8 +89,27 @@ class Child:
         if self in _running:
             _running.remove(self)
 
+    def _stop_group(self) -> None:
+        """SIGTERM to the process group (started as its own session), then SIGKILL to what is
+        left of it, even once the leader has exited: a worker that ignored SIGTERM."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=GROUP_STOP_TIMEOUT)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=STOP_TIMEOUT)
 
-def start(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path) -> Child:
+
+def start(
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    stops_group: bool = False,
+    cwd: Path = ROOT,
+) -> Child:
     log = log_dir / f"{name}.log"
     with log.open("ab") as out:
         popen = subprocess.Popen(
@@ -95,9 +119,9 @@ def start(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path)
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            cwd=ROOT,
+            cwd=cwd,
         )
-    child = Child(name, popen, log)
+    child = Child(name, popen, log, stops_group)
     _running.append(child)
     return child
 

@@ -60,6 +60,8 @@ class Report:
     meta: dict[str, Any] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)  # markdown sections, printed as they are
+    records: dict[str, Any] = field(default_factory=dict)  # written to the JSON only
 
     def with_ratios(self) -> list[Row]:
         """Rows with Assay's req/s divided by the baseline's and by PostGraphile's, same
@@ -142,12 +144,13 @@ def markdown_rows(rows: Sequence[Row]) -> list[str]:
 def markdown(report: Report) -> str:
     lines = ["## Assay benchmark", ""]
     lines += [f"- {k}: {v}" for k, v in report.meta.items()]
-    lines += ["", *markdown_rows(report.with_ratios())]
     if report.rows:
-        lines += ["", NOTES]
+        lines += ["", *markdown_rows(report.with_ratios()), "", NOTES]
     for name, values in report.extra.items():
         lines += ["", f"### {name}", ""]
         lines += [f"- {k}: {_fmt(v)}" for k, v in values.items()]
+    for table in report.tables.values():
+        lines += ["", table.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -160,6 +163,7 @@ def to_json(report: Report) -> bytes:
         "meta": report.meta,
         "rows": [{**asdict(r), "compiled_share": r.compiled_share} for r in report.with_ratios()],
         **report.extra,
+        **report.records,
     }
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
 

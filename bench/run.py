@@ -1,4 +1,5 @@
-"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W7.
+"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W7;
+then S1-S3 and B1, Assay's inference against peer model servers (bench/inference_run.py).
 
 W1 and W2 run on two Assay servers, one after the other on the same database: with
 compiled execution (the default settings) and with the reference executor
@@ -30,9 +31,22 @@ import asyncpg
 import httpx
 import orjson
 
-from bench import fair_queue, fanout, load, measure, postgraphile, procs, sockets, workloads
+from bench import (
+    fair_queue,
+    fanout,
+    inference_report,
+    load,
+    measure,
+    peers,
+    postgraphile,
+    procs,
+    sockets,
+    workloads,
+)
 from bench.compile import compile_times
 from bench.encoding import global_id
+from bench.inference import MODEL_NAME, Oracle
+from bench.inference_run import InferenceBench, InferenceOptions, Target, postgres_pid
 from bench.report import MIB, Report, Row, markdown, write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -48,6 +62,8 @@ ASSAY_VARIANTS: Mapping[str, tuple[str, Mapping[str, str]]] = {
 
 
 FAIR_QUEUE_BACKLOGS = ("queue1", "queue2", "queue3", "queue4")
+SEEDED_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7"})
+INFERENCE_WORKLOADS = inference_report.WORKLOADS
 
 BENCH_LIMITS = {
     "ASSAY_MAX_QUERY_COST": "1000000",
@@ -74,6 +90,9 @@ class Options:
     keep: bool
     executors: tuple[str, ...] = tuple(ASSAY_VARIANTS)
     postgraphile: bool = True
+    peers: tuple[str, ...] = peers.DEFAULT_PEERS
+    rounds: int = 3
+    sequential: int = 200
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -87,11 +106,23 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--tool", choices=["auto", "wrk", "asyncio"], default="auto")
     p.add_argument("--subscribers", type=int, default=200)
     p.add_argument("--fanout-events", type=int, help="W4 submissions (30; --quick 5)")
-    p.add_argument("--batch-size", type=int, default=1000, help="W5 inputs")
+    p.add_argument("--batch-size", type=int, default=1000, help="W5 and B1 inputs")
     p.add_argument("--idle-sockets", type=int, help="W7 signed-in sockets (10000; --quick 1000)")
-    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7", help="workloads to run")
+    p.add_argument(
+        "--only",
+        default=",".join([*sorted(SEEDED_WORKLOADS), *INFERENCE_WORKLOADS]),
+        help="workloads to run (W1-W7, S1-S3, B1)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--no-postgraphile", action="store_true", help="no PostGraphile 5 rows")
+    p.add_argument(
+        "--peers",
+        default=",".join(peers.DEFAULT_PEERS),
+        help=f"model servers timed against Assay in S1-S3 and B1, of {', '.join(peers.PEERS)}",
+    )
+    p.add_argument("--no-peers", action="store_true", help="S1-S3 and B1 on Assay alone")
+    p.add_argument("--rounds", type=int, help="turns of each server at S1-S3, B1 (3; --quick 1)")
+    p.add_argument("--sequential", type=int, help="S1's requests (200; --quick 50)")
     p.add_argument(
         "--executors",
         default=",".join(ASSAY_VARIANTS),
@@ -104,6 +135,10 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     if not executors or any(e not in ASSAY_VARIANTS for e in executors):
         p.error(f"--executors takes a comma-separated subset of {', '.join(ASSAY_VARIANTS)}")
     connections = a.connections or ("8" if quick else "8,32")
+    chosen_peers = [] if a.no_peers else [x.strip().lower() for x in a.peers.split(",")]
+    chosen_peers = [x for x in chosen_peers if x and x != "none"]
+    if any(x not in peers.PEERS for x in chosen_peers):
+        p.error(f"--peers takes a comma-separated subset of {', '.join(peers.PEERS)}")
     options = Options(
         users=a.users or (200 if quick else 1000),
         submissions_per_user=a.submissions_per_user,
@@ -119,6 +154,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         keep=bool(a.keep),
         executors=tuple(v for v in ASSAY_VARIANTS if v in executors),
         postgraphile=not a.no_postgraphile,
+        peers=tuple(dict.fromkeys(chosen_peers)),
+        rounds=a.rounds or (1 if quick else 3),
+        sequential=a.sequential or (50 if quick else 200),
     )
     if options.users < workloads.USERS_PAGE:
         p.error(f"--users must be at least {workloads.USERS_PAGE}")
@@ -230,11 +268,12 @@ class Bench:
         o = self.options
         log("migrating")
         self.assay("migrate", timeout=120)
-        log(f"seeding {o.users} users x {o.submissions_per_user} submissions (with results)")
+        # S1-S3 and B1 make their own data: a seed of one registers the models.
+        users, per_user = (o.users, o.submissions_per_user) if self.runs_seeded() else (1, 1)
+        log(f"seeding {users} users x {per_user} submissions (with results)")
+        self.report.meta["seed"] = f"{users} users x {per_user} submissions x 1 result"
         started = time.perf_counter()
-        self.assay(
-            "seed", "--users", str(o.users), "--submissions-per-user", str(o.submissions_per_user)
-        )
+        self.assay("seed", "--users", str(users), "--submissions-per-user", str(per_user))
         self.report.meta["seed_seconds"] = round(time.perf_counter() - started, 1)
         log(f"seeded in {self.report.meta['seed_seconds']} s")
         self.tokens = self.issue_tokens()
@@ -244,6 +283,7 @@ class Bench:
         """`assay token` for each role, run side by side (each start-up takes seconds)."""
         roles = {"admin": ["--group", "admin"], "writer": [], "fanout": [], "batch": []}
         roles |= {role: [] for role in (*FAIR_QUEUE_BACKLOGS, "prompt")}  # W6
+        roles["inference"] = []  # S1-S3, B1
         children = {
             role: subprocess.Popen(
                 [str(procs.ASSAY), "token", "--email", f"bench-{role}@example.com",
@@ -594,9 +634,19 @@ class Bench:
                 if rival is not None and workload.name in rival[1]:
                     self.report.rows.append(self.timed(rival[0], rival[1][workload.name], token, c))
 
+    def runs_seeded(self) -> bool:
+        return bool(self.options.workloads & SEEDED_WORKLOADS)
+
     def run(self) -> None:
-        o = self.options
         self.prepare()
+        if self.runs_seeded():
+            self.run_seeded()
+        if self.options.workloads & set(INFERENCE_WORKLOADS):
+            self.run_inference()
+
+    def run_seeded(self) -> None:
+        """W1-W7 on the seeded data."""
+        o = self.options
         reads = [
             w for w in (workloads.w1(), workloads.w2(self.submission_ids)) if w.name in o.workloads
         ]
@@ -636,6 +686,63 @@ class Bench:
             self.fan_out(assay)
         if "W7" in o.workloads:
             self.idle_sockets(assay)
+        assay.child.stop()
+
+    # ------------------------------------------------------------ S1-S3, B1
+
+    def start_assay_with_workers(self) -> Server:
+        """`assay serve` as it comes: default settings, in-process workers (limits raised)."""
+        log("starting assay serve (default settings, in-process workers)")
+        port = procs.free_port()
+        argv = [str(procs.ASSAY), "serve", "--port", str(port)]
+        child = procs.start("assay-serve-inference", argv, self.env, self.workdir)
+        procs.wait_http(child, f"http://{procs.HOST}:{port}/healthz")
+        return Server("assay", child, port)
+
+    def model_file(self) -> tuple[Path, str]:
+        """The iris-species model.joblib Assay built on first run, and the scikit-learn
+        version that wrote it (from its manifest)."""
+        manifests = sorted((self.workdir / "data" / "models" / MODEL_NAME).glob("*/model.json"))
+        if not manifests:
+            raise RuntimeError(f"no {MODEL_NAME} model under {self.workdir / 'data' / 'models'}")
+        manifest = orjson.loads(manifests[-1].read_bytes())
+        config = manifest["runtime_config"]
+        return manifests[-1].parent / str(config["artifact"]), str(config["sklearn_version"])
+
+    def run_inference(self) -> None:
+        o = self.options
+        model, sklearn_version = self.model_file()
+        chosen = tuple(w for w in INFERENCE_WORKLOADS if w in o.workloads)
+        options = InferenceOptions(
+            chosen, o.peers, o.rounds, o.sequential, o.batch_size, o.warmup, o.duration
+        )
+        bench = InferenceBench(options, Oracle.load(model), self.iris_id, log)
+        floor = bench.floor()
+        assay = self.start_assay_with_workers()
+        db_pid = postgres_pid(self.workdir)
+        targets = [bench.assay_target(assay.port, self.tokens["inference"], assay.child.pid,
+                                      db_pid)]  # fmt: skip
+        for key in o.peers:
+            peer = peers.PEERS[key]
+            try:
+                venv = peers.prepare(peer.kind, sklearn_version)
+            except peers.Unavailable as why:
+                log(f"{peer.name} skipped: {why}")
+                self.report.meta[peer.name] = f"skipped: {why}"
+                continue
+            log(f"starting {peer.name} ({venv})")
+            child, port, wire = peers.start(peer, venv, model, self.workdir)
+            targets.append(Target(peer.name, port, wire, None, child.pid))
+        self.report.meta["inference"] = (
+            f"{MODEL_NAME} ({model.name}, scikit-learn {sklearn_version}); assay serve on its "
+            f"default settings with the per-caller limits raised; {o.rounds} rounds; S1 "
+            f"{o.sequential} sequential; S2, S3 warm-up {o.warmup}s then {o.duration}s; B1 "
+            f"{o.batch_size} inputs; PostgreSQL CPU "
+            + ("counted" if db_pid is not None else "not counted (DATABASE_URL)")
+        )
+        bench.run(targets, self.url)
+        self.report.tables["Inference"] = bench.tables([t.name for t in targets], floor)
+        self.report.records["Inference (S1-S3, B1)"] = bench.record(floor)
 
 
 def _paths(window: measure.Window) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
+import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -284,3 +287,69 @@ def test_the_asyncio_client_marks_the_window_between_warm_up_and_measured_run() 
     assert done - warmed >= result.requests > 0
     assert result.tool == "asyncio"
     assert result.errors == 0
+
+
+def test_the_asyncio_client_stops_after_its_limit_and_counts_what_it_sent() -> None:
+    with _TinyServer() as server:
+        result = load.drive(server.port, [b"{}"], None, 1, 0.0, 0.1, "asyncio")
+        assert result.sent > 0  # without a limit: as many as the duration allows
+        served = server.served
+        limited = load.asyncio_load(server.port, "/", [b"{}"], None, 1, 0.0, 30.0, limit=7)
+        assert (limited.sent, limited.requests, server.served - served) == (7, 7, 7)
+        assert limited.duration < 30.0  # the time the seven took, not the bound
+
+
+def test_the_asyncio_client_counts_wrong_answers_and_error_answers_apart() -> None:
+    seen: list[tuple[int, bytes]] = []
+
+    def check(index: int, content: bytes) -> str | None:
+        seen.append((index, content))
+        if index == 2:
+            raise load.ErrorAnswer("an error, not an answer")
+        return None if index == 0 else f"body {index} answered {content!r}"
+
+    with _TinyServer() as server:
+        result = load.asyncio_load(
+            server.port, "/", [b"a", b"b", b"c"], None, 1, 0.0, 30.0, check=check, limit=6
+        )
+    assert seen == [(0, b"{}"), (1, b"{}"), (2, b"{}")] * 2
+    assert (result.wrong, result.errors) == (2, 2)
+    assert result.wrong_examples == ("body 1 answered b'{}'",) * 2
+    assert result.error_examples == ("an error, not an answer",) * 2
+
+
+def test_a_process_group_is_stopped_whole_even_a_child_that_ignores_sigterm(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    stubborn = (
+        "import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+    leader = (
+        "import subprocess, sys, time; "
+        f"subprocess.Popen([sys.executable, '-c', {stubborn!r}]); time.sleep(120)"
+    )
+    child = procs.start("group", [sys.executable, "-c", leader], {}, tmp_path, stops_group=True)
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the stubborn child never started"
+        time.sleep(0.05)
+    stubborn_pid = int(pid_file.read_text())
+    child.stop()
+    assert child.popen.poll() is not None
+    assert not _alive(stubborn_pid)
+
+
+def _alive(pid: int) -> bool:
+    """Still running after a while: neither gone nor a zombie waiting to be reaped."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return False
+        if state == "Z":
+            return False
+        time.sleep(0.05)
+    return True
