@@ -310,7 +310,8 @@ class BatchSubscriptions:
     @strawberry.subscription(
         description="A batch's counts and status: the first message is the batch as it is "
         "now, then its changes, at most four messages a second; the last message is the "
-        "finished batch (COMPLETED or CANCELLED), after which the subscription completes."
+        "finished batch (COMPLETED or CANCELLED), after which the subscription completes. "
+        "NOT_FOUND for an id the viewer cannot see."
     )
     async def batch_updated(self, info: AppInfo, id: BatchId) -> AsyncGenerator[BatchType, None]:
         from graph.schema.subscriptions import event_stream  # the Subscription root imports us

@@ -29,7 +29,7 @@ After = Annotated[
     str | None,
     strawberry.argument(
         description="Return the ones after this cursor (an `endCursor` or edge `cursor` "
-        "this API returned); BAD_USER_INPUT for anything else."
+        "this API returned); BAD_USER_INPUT for a malformed cursor."
     ),
 ]
 

@@ -72,14 +72,15 @@ described_enum(
 described_enum(
     SubmissionStatus,
     name="SubmissionStatus",
-    description="Where a submission is in its life: PENDING, RUNNING, then one finished status.",
+    description="Where a submission is in its life: PENDING, RUNNING, then SUCCEEDED, FAILED "
+    "or CANCELLED.",
     values={
         "PENDING": "Queued, waiting for a worker (also after retrySubmission).",
         "RUNNING": "A worker is running the model on it.",
-        "SUCCEEDED": "Finished with a result (finished).",
-        "FAILED": "Finished without a result; `error` says why (finished; retrySubmission can "
-        "queue it again).",
-        "CANCELLED": "Cancelled before it ran (finished).",
+        "SUCCEEDED": "Finished with a result.",
+        "FAILED": "Finished without a result; `error` says why, and retrySubmission queues it "
+        "again.",
+        "CANCELLED": "Finished without running: cancelSubmission or cancelBatch cancelled it.",
     },
 )
 AssetStatusArgument = Annotated[
@@ -130,7 +131,7 @@ class UserType(Node, Entity):
     )
     groups: list[str] = strawberry.field(
         description="The token's `cognito:groups`, followed at each sign-in; the `admin` group "
-        "makes an administrator."
+        "(by default) makes an administrator."
     )
     created_at: datetime = strawberry.field(description="When the user first signed in.")
     updated_at: datetime = strawberry.field(description="When the user last changed.")
