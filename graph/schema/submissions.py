@@ -79,7 +79,10 @@ class SubmissionType(Node, Entity):
     id: strawberry.ID = identifier()
     input: JSON = strawberry.field(description="The input as submitted.")
     status: SubmissionStatus = strawberry.field(description="Where it is in its life.")
-    error: str | None = strawberry.field(description="Why it failed; set when FAILED.")
+    error: str | None = strawberry.field(
+        description="Why the last attempt failed: set when FAILED, and also after a transient "
+        "failure that will be tried again; null otherwise."
+    )
     attempts: int = strawberry.field(
         description="How many times a worker has started it; a transient failure is tried "
         "again, up to 3 attempts by default. retrySubmission sets it back to 0."
