@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 import strawberry
@@ -21,14 +22,25 @@ _API_KEYS = "API keys: a handful per viewer, read on the reference path"
 
 
 @reference_only(_API_KEYS)
-@strawberry.type(name="ApiKey")
+@strawberry.type(
+    name="ApiKey",
+    description="A key for third-party integrations, sent as `Authorization: Bearer <secret>`; "
+    "it acts as its user, never as an administrator. Its owner's alone.",
+)
 class ApiKeyType(Node):
-    name: str
+    name: str = strawberry.field(description="The name given to recognise it.")
     prefix: str = strawberry.field(description="The secret's first characters, to recognise it.")
-    created_at: datetime
-    last_used_at: datetime | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
+    created_at: datetime = strawberry.field(description="When it was made.")
+    last_used_at: datetime | None = strawberry.field(
+        description="When it was last used, to the minute (written at most once a minute); "
+        "null if never."
+    )
+    expires_at: datetime | None = strawberry.field(
+        description="When it stops working (then UNAUTHENTICATED); null: never."
+    )
+    revoked_at: datetime | None = strawberry.field(
+        description="When revokeApiKey stopped it; null while it is not revoked."
+    )
 
     @classmethod
     def from_entity(cls, key: ApiKey) -> ApiKeyType:
@@ -43,28 +55,37 @@ class ApiKeyType(Node):
         )
 
 
-@strawberry.input
+@strawberry.input(description="A new API key.")
 class CreateApiKeyInput:
-    name: str
+    name: str = strawberry.field(
+        description="A name to recognise it by, 1 to 100 characters; BAD_USER_INPUT otherwise."
+    )
     expires_in_days: int | None = strawberry.field(
-        default=None, description="1 to 365; null: the key never expires."
+        default=None,
+        description="Days until it expires, 1 to 365 (BAD_USER_INPUT otherwise); null: the "
+        "key never expires.",
     )
 
 
-@strawberry.type
+@strawberry.type(description="The new key and its secret.")
 class CreateApiKeyPayload:
-    api_key: ApiKeyType
-    secret: str = strawberry.field(description="Shown once: send it as `Bearer <secret>`.")
+    api_key: ApiKeyType = strawberry.field(description="The key.")
+    secret: str = strawberry.field(
+        description="Shown once (`assay_sk_` + 43 characters), stored only as a hash: send it "
+        "as `Bearer <secret>`."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The key a mutation changed.")
 class ApiKeyPayload:
-    api_key: ApiKeyType
+    api_key: ApiKeyType = strawberry.field(description="The key as it is now.")
 
 
-@strawberry.input
+@strawberry.input(description="The confirmation that erases the viewer's account.")
 class DeleteViewerInput:
-    confirm_email: str = strawberry.field(description="Must equal the viewer's email.")
+    confirm_email: str = strawberry.field(
+        description="Must equal the viewer's email (ignoring case); BAD_USER_INPUT otherwise."
+    )
 
 
 def _secrets(info: AppInfo) -> ApiKeySecrets:
@@ -91,8 +112,15 @@ class AccountQueries:
 
 @strawberry.type
 class AccountMutations:
-    @strawberry.mutation(description="A new API key; its secret is shown once (not with a key).")
-    async def create_api_key(self, info: AppInfo, input: CreateApiKeyInput) -> CreateApiKeyPayload:
+    @strawberry.mutation(
+        description="A new API key; its secret is shown once. FORBIDDEN when called with an "
+        "API key; BAD_USER_INPUT for a bad name or expiry."
+    )
+    async def create_api_key(
+        self,
+        info: AppInfo,
+        input: Annotated[CreateApiKeyInput, strawberry.argument(description="The key.")],
+    ) -> CreateApiKeyPayload:
         ctx = info.context
         key, secret = await api_keys.create_api_key(
             ctx.uow(),
@@ -104,8 +132,16 @@ class AccountMutations:
         )
         return CreateApiKeyPayload(api_key=ApiKeyType.from_entity(key), secret=secret)
 
-    @strawberry.mutation(description="Stops the key at once, and closes sockets opened with it.")
-    async def revoke_api_key(self, info: AppInfo, id: strawberry.ID) -> ApiKeyPayload:
+    @strawberry.mutation(
+        description="Stops the key at once on every process, and closes sockets opened with "
+        "it (a revoked key is returned as it is). NOT_FOUND for another user's key (FORBIDDEN "
+        "to an administrator)."
+    )
+    async def revoke_api_key(
+        self,
+        info: AppInfo,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The key's global id.")],
+    ) -> ApiKeyPayload:
         ctx = info.context
         principal = ctx.principal
         key = await api_keys.revoke_api_key(
@@ -113,8 +149,17 @@ class AccountMutations:
         )
         return ApiKeyPayload(api_key=ApiKeyType.from_entity(key))
 
-    @strawberry.mutation(description="Erase the viewer's account and data (not with an API key).")
-    async def delete_viewer(self, info: AppInfo, input: DeleteViewerInput) -> DeletePayload:
+    @strawberry.mutation(
+        description="Erase the viewer's account and data (submissions, results, batches, "
+        "assets and their bytes, webhooks, API keys); a later sign-in starts a new, empty "
+        "account. FORBIDDEN when called with an API key; BAD_USER_INPUT for a wrong "
+        "confirmEmail."
+    )
+    async def delete_viewer(
+        self,
+        info: AppInfo,
+        input: Annotated[DeleteViewerInput, strawberry.argument(description="The confirmation.")],
+    ) -> DeletePayload:
         ctx = info.context
         principal = ctx.principal
         # Cached sign-ins of the erased account end on every process before the answer.
@@ -124,8 +169,15 @@ class AccountMutations:
             )
         return DeletePayload(deleted_id=strawberry.ID(to_global_id("User", user_id)))
 
-    @strawberry.mutation(description="Reactivate a deactivated user (administrators only).")
-    async def reactivate_user(self, info: AppInfo, id: strawberry.ID) -> UserType:
+    @strawberry.mutation(
+        description="Reactivate a deactivated user (administrators only, FORBIDDEN for "
+        "others). NOT_FOUND for an unknown or erased user."
+    )
+    async def reactivate_user(
+        self,
+        info: AppInfo,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The user's global id.")],
+    ) -> UserType:
         ctx = info.context
         principal = ctx.principal
         user = await accounts.reactivate_user(

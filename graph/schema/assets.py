@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 import strawberry
@@ -13,25 +14,38 @@ from domain.services import assets
 from graph.execution import loads
 from graph.ids import page_request, required_id
 from graph.schema.declarations import Computed, Entity, Paged, Source, declared, identifier, to_one
-from graph.schema.nodes import AppInfo, Connection, Node, by_id, connection
-from graph.schema.users import UserType
+from graph.schema.nodes import After, AppInfo, Connection, First, Node, by_id, connection
+from graph.schema.users import AssetStatusArgument, UserType
+
+AssetId = Annotated[strawberry.ID, strawberry.argument(description="The asset's global id.")]
 
 
-@strawberry.type(name="Asset")
+@strawberry.type(
+    name="Asset",
+    description="A file uploaded to object storage (requestAssetUpload), to attach to "
+    "submissions. Visible to its owner and administrators.",
+)
 class AssetType(Node, Entity):
     id: strawberry.ID = identifier()
-    file_name: str
-    content_type: str
-    size_bytes: int
-    status: AssetStatus
-    created_at: datetime
-    updated_at: datetime
+    file_name: str = strawberry.field(
+        description="The file's name as given at upload, 1 to 255 UTF-8 bytes."
+    )
+    content_type: str = strawberry.field(description="The file's media type, e.g. `image/png`.")
+    size_bytes: int = strawberry.field(description="The file's size in bytes.")
+    status: AssetStatus = strawberry.field(
+        description="PENDING_UPLOAD until completeAssetUpload, then AVAILABLE, DELETED at the end."
+    )
+    created_at: datetime = strawberry.field(description="When the upload was requested.")
+    updated_at: datetime = strawberry.field(description="When the status last changed.")
     entity: strawberry.Private[Asset]
-    owner: UserType = to_one("owner", key="owner_id", load=loads.users_by_id)
+    owner: UserType = to_one(
+        "owner", key="owner_id", load=loads.users_by_id, description="Who uploaded it."
+    )
 
     @declared(
         Computed(loads.download_urls, "a URL signed in Python per request"),
-        description="A short-lived URL to fetch the bytes; null unless AVAILABLE.",
+        description="A short-lived URL to GET the bytes (valid one hour by default); null "
+        "unless AVAILABLE.",
     )
     async def download_url(self, info: AppInfo) -> str | None:
         url: str | None = await info.context.loaders.level(loads.download_urls).load(self.entity)
@@ -61,46 +75,72 @@ _VIEWER_ASSETS = Paged(
 
 @strawberry.type
 class AssetQueries:
-    @declared(Source("asset", loads.assets_by_id, "Asset"))
-    async def asset(self, info: AppInfo, id: strawberry.ID) -> AssetType | None:
+    @declared(
+        Source("asset", loads.assets_by_id, "Asset"),
+        description="An asset by id; NOT_FOUND when the viewer cannot see it.",
+    )
+    async def asset(self, info: AppInfo, id: AssetId) -> AssetType | None:
         return await by_id(info, id, "Asset", loads.assets_by_id, AssetType.from_entity)
 
-    @declared(_VIEWER_ASSETS, description="The viewer's assets.")
+    @declared(_VIEWER_ASSETS, description="The viewer's assets, newest first.")
     async def assets(
         self,
         info: AppInfo,
-        first: int | None = 20,
-        after: str | None = None,
-        status: AssetStatus | None = None,
+        first: First = 20,
+        after: After = None,
+        status: AssetStatusArgument = None,
     ) -> Connection[AssetType]:
         return await assets_of(info, info.context.principal.user_id, first, after, status)
 
 
-@strawberry.input
+@strawberry.input(description="The file to upload; each bad field is BAD_USER_INPUT.")
 class RequestAssetUploadInput:
-    file_name: str
-    content_type: str
-    size_bytes: int
+    file_name: str = strawberry.field(
+        description="A plain file name: 1 to 255 UTF-8 bytes, no path separators or control "
+        "characters."
+    )
+    content_type: str = strawberry.field(
+        description="The media type: image/png, image/jpeg, image/gif, image/webp, "
+        "application/pdf, text/csv, application/json, text/plain, audio/wav or audio/x-wav."
+    )
+    size_bytes: int = strawberry.field(
+        description="The exact size in bytes: 1 to 104,857,600 (100 MiB) by default; the "
+        "upload must match it."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The reserved asset and where to PUT its bytes.")
 class RequestAssetUploadPayload:
-    asset: AssetType
-    upload_url: str = strawberry.field(description="PUT the bytes here.")
-    upload_headers: JSON = strawberry.field(description="Headers the PUT must carry.")
-    expires_at: datetime
+    asset: AssetType = strawberry.field(description="The new asset, PENDING_UPLOAD.")
+    upload_url: str = strawberry.field(
+        description="PUT the bytes here, once, before `expiresAt`; then call completeAssetUpload."
+    )
+    upload_headers: JSON = strawberry.field(
+        description="The headers the PUT must carry, as an object of header name to value."
+    )
+    expires_at: datetime = strawberry.field(
+        description="When the upload URL stops working (15 minutes by default); an asset "
+        "still PENDING_UPLOAD then becomes DELETED."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The asset a mutation changed.")
 class AssetPayload:
-    asset: AssetType
+    asset: AssetType = strawberry.field(description="The asset as it is now.")
 
 
 @strawberry.type
 class AssetMutations:
-    @strawberry.mutation(description="Reserve an asset and get a URL to PUT its bytes to.")
+    @strawberry.mutation(
+        description="Reserve an asset and get a URL to PUT its bytes to. BAD_USER_INPUT for "
+        "a bad name, media type or size."
+    )
     async def request_asset_upload(
-        self, info: AppInfo, input: RequestAssetUploadInput
+        self,
+        info: AppInfo,
+        input: Annotated[
+            RequestAssetUploadInput, strawberry.argument(description="The file to upload.")
+        ],
     ) -> RequestAssetUploadPayload:
         ctx = info.context
         asset, upload = await assets.request_upload(
@@ -120,16 +160,25 @@ class AssetMutations:
             expires_at=upload.expires_at,
         )
 
-    @strawberry.mutation(description="Check the bytes are there: PENDING_UPLOAD -> AVAILABLE.")
-    async def complete_asset_upload(self, info: AppInfo, id: strawberry.ID) -> AssetPayload:
+    @strawberry.mutation(
+        description="Check the bytes are there and of the announced size: PENDING_UPLOAD -> "
+        "AVAILABLE (an AVAILABLE asset is returned as it is). CONFLICT when nothing or the "
+        "wrong size was uploaded; NOT_FOUND for an unknown, DELETED or other user's asset "
+        "(FORBIDDEN to an administrator)."
+    )
+    async def complete_asset_upload(self, info: AppInfo, id: AssetId) -> AssetPayload:
         ctx = info.context
         asset = await assets.complete_upload(
             ctx.uow(), ctx.blobs, ctx.principal, required_id(id, "Asset"), clock=ctx.clock
         )
         return AssetPayload(asset=AssetType.from_entity(asset))
 
-    @strawberry.mutation(description="Delete an asset and its bytes.")
-    async def delete_asset(self, info: AppInfo, id: strawberry.ID) -> AssetPayload:
+    @strawberry.mutation(
+        description="Mark an asset DELETED and remove its bytes (submissions that used it "
+        "keep it). NOT_FOUND for an unknown, DELETED or other user's asset (FORBIDDEN to an "
+        "administrator)."
+    )
+    async def delete_asset(self, info: AppInfo, id: AssetId) -> AssetPayload:
         ctx = info.context
         asset = await assets.delete_asset(
             ctx.uow(), ctx.blobs, ctx.principal, required_id(id, "Asset"), clock=ctx.clock

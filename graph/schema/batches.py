@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 import strawberry
@@ -15,15 +16,34 @@ from domain.batches import Batch, BatchStatus
 from domain.errors import NotFound
 from domain.events import Event, EventType
 from domain.services import batches, callbacks, submissions
-from domain.submissions import SubmissionStatus
 from graph.ids import page_request, parse_id, required_id, to_global_id
 from graph.schema.declarations import ReferenceOnly, declared, reference_only
 from graph.schema.models import ModelType, load_model
-from graph.schema.nodes import BATCHES, AppInfo, Connection, Node, connection
-from graph.schema.submissions import SubmissionType, check_callback
-from graph.schema.users import UserType, load_user
+from graph.schema.nodes import (
+    BATCHES,
+    After,
+    AppInfo,
+    Connection,
+    First,
+    Node,
+    connection,
+    described_enum,
+)
+from graph.schema.submissions import MODEL_ID, SubmissionType, check_callback
+from graph.schema.users import SubmissionStatusArgument, UserType, load_user
 
-strawberry.enum(BatchStatus, name="BatchStatus")
+described_enum(
+    BatchStatus,
+    name="BatchStatus",
+    description="Where a batch is in its life.",
+    values={
+        "PENDING": "No submission of the batch has been picked up by a worker yet.",
+        "RUNNING": "Some submissions have been picked up; not all are finished.",
+        "COMPLETED": "Every submission is finished; `completedAt` is set.",
+        "CANCELLED": "cancelBatch cancelled what was PENDING; what was RUNNING still finishes.",
+    },
+)
+BatchId = Annotated[strawberry.ID, strawberry.argument(description="The batch's global id.")]
 
 # batchUpdated sends at most one message per interval; the events between are merged.
 BATCH_MESSAGE_INTERVAL = 0.25
@@ -34,26 +54,37 @@ _SUBMISSION_EVENTS = frozenset(
 
 
 @reference_only("batches: counted by status in the batch's read")
-@strawberry.type(name="BatchCounts")
+@strawberry.type(
+    name="BatchCounts",
+    description="How many of a batch's submissions are in each status, exact when read.",
+)
 class BatchCountsType:
-    pending: int
-    running: int
-    succeeded: int
-    failed: int
-    cancelled: int
+    pending: int = strawberry.field(description="Submissions waiting for a worker.")
+    running: int = strawberry.field(description="Submissions being run.")
+    succeeded: int = strawberry.field(description="Submissions finished with a result.")
+    failed: int = strawberry.field(description="Submissions finished without a result.")
+    cancelled: int = strawberry.field(description="Submissions cancelled before they ran.")
 
 
 @reference_only(BATCHES)
-@strawberry.type(name="Batch")
+@strawberry.type(
+    name="Batch",
+    description="The submissions of one batchInference, followed as one object. Visible to "
+    "its owner and administrators.",
+)
 class BatchType(Node):
-    size: int
+    size: int = strawberry.field(description="How many inputs (submissions) it holds, 1 to 1000.")
     status: BatchStatus = strawberry.field(
         description="COMPLETED once every submission is finished."
     )
-    counts: BatchCountsType
-    callback_url: str | None
-    created_at: datetime
-    completed_at: datetime | None
+    counts: BatchCountsType = strawberry.field(description="Its submissions by status.")
+    callback_url: str | None = strawberry.field(
+        description="Where the batch's callback is POSTed once it is finished; null for none."
+    )
+    created_at: datetime = strawberry.field(description="When batchInference made it.")
+    completed_at: datetime | None = strawberry.field(
+        description="When its last submission finished; null until then."
+    )
     entity: strawberry.Private[Batch]
 
     @classmethod
@@ -76,11 +107,11 @@ class BatchType(Node):
             entity=batch,
         )
 
-    @strawberry.field
+    @strawberry.field(description="Who made it.")
     async def owner(self, info: AppInfo) -> UserType:
         return await load_user(info, self.entity.owner_id)
 
-    @strawberry.field
+    @strawberry.field(description="The model its submissions run on.")
     async def model(self, info: AppInfo) -> ModelType:
         return await load_model(info, self.entity.model_id)
 
@@ -92,13 +123,13 @@ class BatchType(Node):
         ctx = info.context
         return await batches.estimate_completion(ctx.uow(), self.entity, clock=ctx.clock)
 
-    @strawberry.field(description="In input order.")
+    @strawberry.field(description="Its submissions, in input order.")
     async def submissions(
         self,
         info: AppInfo,
-        first: int | None = 20,
-        after: str | None = None,
-        status: SubmissionStatus | None = None,
+        first: First = 20,
+        after: After = None,
+        status: SubmissionStatusArgument = None,
     ) -> Connection[SubmissionType]:
         ctx = info.context
         ids = [self.entity.id]
@@ -131,20 +162,25 @@ async def batches_of(
     )
 
 
-@strawberry.type
+@strawberry.type(description="The batch a mutation changed.")
 class BatchPayload:
-    batch: BatchType
+    batch: BatchType = strawberry.field(description="The batch as it is now.")
 
 
-@strawberry.type
+@strawberry.type(description="The viewer's new callback secret.")
 class RotateCallbackSecretPayload:
-    secret: str = strawberry.field(description='Shown once: "whsec_" + a base64 key.')
+    secret: str = strawberry.field(
+        description='Shown once: "whsec_" + a base64 key; verify callback signatures with it.'
+    )
 
 
 @strawberry.type
 class BatchQueries:
-    @declared(ReferenceOnly(BATCHES))
-    async def batch(self, info: AppInfo, id: strawberry.ID) -> BatchType | None:
+    @declared(
+        ReferenceOnly(BATCHES),
+        description="A batch by id; NOT_FOUND when the viewer cannot see it.",
+    )
+    async def batch(self, info: AppInfo, id: BatchId) -> BatchType | None:
         found = await load_batch(info, required_id(id, "Batch"))
         if found is None:
             raise NotFound("Batch", id)
@@ -152,33 +188,43 @@ class BatchQueries:
 
     @declared(ReferenceOnly(BATCHES), description="The viewer's batches, newest first.")
     async def batches(
-        self, info: AppInfo, first: int | None = 20, after: str | None = None
+        self, info: AppInfo, first: First = 20, after: After = None
     ) -> Connection[BatchType]:
         return await batches_of(info, info.context.principal.user_id, first, after)
 
 
-@strawberry.input
+@strawberry.input(description="Many inputs to queue for one model, as one batch.")
 class BatchInferenceInput:
-    model_id: strawberry.ID
-    inputs: list[JSON] = strawberry.field(description="1 to 1000 inputs.")
+    model_id: strawberry.ID = strawberry.field(description=MODEL_ID)
+    inputs: list[JSON] = strawberry.field(
+        description="1 to 1000 inputs, each valid against the model's `inputSchema`; "
+        "BAD_USER_INPUT naming each failing one (`input.inputs.3`), and then none is queued."
+    )
     callback_url: str | None = strawberry.field(
         default=None,
         description="POSTed once the whole batch is finished, with its id, status and counts; "
-        "signed with the viewer's callback secret (see rotateCallbackSecret).",
+        "signed with the viewer's callback secret (see rotateCallbackSecret). BAD_USER_INPUT "
+        "without a secret or for a URL the server refuses.",
     )
 
 
-@strawberry.type
+@strawberry.type(description="What batchInference queued.")
 class BatchInferencePayload:
     submissions: list[SubmissionType] = strawberry.field(description="In input order, all PENDING.")
-    batch: BatchType
+    batch: BatchType = strawberry.field(description="The batch that follows them.")
 
 
 @strawberry.type
 class BatchMutations:
-    @strawberry.mutation(description="Queue 1 to 1000 inputs for one model, all or none.")
+    @strawberry.mutation(
+        description="Queue 1 to 1000 inputs for one model, all or none, as one batch. "
+        "BAD_USER_INPUT for a bad model, input or callbackUrl; RATE_LIMITED when the viewer's "
+        "inference budget (one per input) is spent."
+    )
     async def batch_inference(
-        self, info: AppInfo, input: BatchInferenceInput
+        self,
+        info: AppInfo,
+        input: Annotated[BatchInferenceInput, strawberry.argument(description="What to run.")],
     ) -> BatchInferencePayload:
         ctx = info.context
         model_id = parse_id(input.model_id, "Model", "input.modelId")
@@ -198,8 +244,12 @@ class BatchMutations:
             submissions=[SubmissionType.from_entity(s) for s in stored], batch=batch
         )
 
-    @strawberry.mutation(description="Cancel what is still PENDING; what is RUNNING finishes.")
-    async def cancel_batch(self, info: AppInfo, id: strawberry.ID) -> BatchPayload:
+    @strawberry.mutation(
+        description="Cancel what is still PENDING and make the batch CANCELLED; what is "
+        "RUNNING finishes. CONFLICT once finished or cancelled; NOT_FOUND when the viewer "
+        "cannot see it; FORBIDDEN to an administrator for another user's."
+    )
+    async def cancel_batch(self, info: AppInfo, id: BatchId) -> BatchPayload:
         ctx = info.context
         batch = await batches.cancel_batch(
             ctx.uow(), ctx.principal, required_id(id, "Batch"), clock=ctx.clock
@@ -207,7 +257,8 @@ class BatchMutations:
         return BatchPayload(batch=BatchType.from_entity(batch))
 
     @strawberry.mutation(
-        description="Create the viewer's callback secret the first time, replace it after."
+        description="Create the viewer's callback secret the first time, replace it after; "
+        "callbacks not yet sent are signed with the new one. Needed before any callbackUrl."
     )
     async def rotate_callback_secret(self, info: AppInfo) -> RotateCallbackSecretPayload:
         ctx = info.context
@@ -259,11 +310,10 @@ class BatchSubscriptions:
     @strawberry.subscription(
         description="A batch's counts and status: the first message is the batch as it is "
         "now, then its changes, at most four messages a second; the last message is the "
-        "finished batch (COMPLETED or CANCELLED), after which the subscription completes."
+        "finished batch (COMPLETED or CANCELLED), after which the subscription completes. "
+        "NOT_FOUND for an id the viewer cannot see."
     )
-    async def batch_updated(
-        self, info: AppInfo, id: strawberry.ID
-    ) -> AsyncGenerator[BatchType, None]:
+    async def batch_updated(self, info: AppInfo, id: BatchId) -> AsyncGenerator[BatchType, None]:
         from graph.schema.subscriptions import event_stream  # the Subscription root imports us
 
         ctx = info.context

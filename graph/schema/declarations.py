@@ -39,6 +39,7 @@ from graph.ids import to_global_id
 T = TypeVar("T")
 
 KEY = "assay"  # the key of a declaration in a Strawberry field's metadata
+ID_DESCRIPTION = "Opaque global id, unique across every type; `node(id:)` resolves it."
 _BACKREF = "strawberry-definition"  # where Strawberry keeps its definitions in graphql-core's
 
 
@@ -139,7 +140,7 @@ def declared(declaration: Declaration, *, description: str | None = None) -> Str
 
 def identifier() -> Any:
     """`id: strawberry.ID = identifier()`: the global id, set by `from_entity`."""
-    return strawberry.field(metadata={KEY: Identifier()})
+    return strawberry.field(description=ID_DESCRIPTION, metadata={KEY: Identifier()})
 
 
 def to_one(relation: str, *, key: str, load: LoadFn, description: str | None = None) -> Any:

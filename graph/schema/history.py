@@ -11,17 +11,39 @@ from domain.errors import InvalidInput
 from domain.history import EVERY_SUBMISSION, SubmissionOrder
 from domain.history import SubmissionFilter as SubmissionFilterValue
 from graph.ids import from_global_id
+from graph.schema.nodes import described_enum
 
-strawberry.enum(SubmissionOrder, name="SubmissionOrder")
+described_enum(
+    SubmissionOrder,
+    name="SubmissionOrder",
+    description="The order of a submissions list, by creation time.",
+    values={
+        "CREATED_AT_DESC": "Newest first (the default).",
+        "CREATED_AT_ASC": "Oldest first.",
+    },
+)
 
 DEFAULT_ORDER = SubmissionOrder.CREATED_AT_DESC
 
 
-@strawberry.input(description="Which submissions: both time bounds are exclusive.")
+@strawberry.input(
+    description="Which submissions: those matching every field given; both time bounds are "
+    "exclusive."
+)
 class SubmissionFilter:
-    model_id: strawberry.ID | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+    model_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Only submissions to this model (a Model's global id); BAD_USER_INPUT "
+        "for an id of another type.",
+    )
+    created_after: datetime | None = strawberry.field(
+        default=None, description="Only submissions created after this moment."
+    )
+    created_before: datetime | None = strawberry.field(
+        default=None,
+        description="Only submissions created before this moment; BAD_USER_INPUT unless it "
+        "is after `createdAfter`.",
+    )
 
 
 def model_id_of(global_id: str | None, path: str = "filter.modelId") -> UUID | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import strawberry
@@ -95,8 +95,16 @@ async def _load_nodes(info: AppInfo, decoded: list[tuple[str, UUID]]) -> list[No
 
 @strawberry.type
 class NodeQueries:
-    @declared(ReferenceOnly(_ABSTRACT), description="Any object by its global id.")
-    async def node(self, info: AppInfo, id: strawberry.ID) -> Node | None:
+    @declared(
+        ReferenceOnly(_ABSTRACT),
+        description="Any object by its global id. NOT_FOUND when the caller cannot see it; "
+        "BAD_USER_INPUT for a string that is not an id of this API.",
+    )
+    async def node(
+        self,
+        info: AppInfo,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> Node | None:
         type_name, ident = from_global_id(id)
         node = await _load_node(info, type_name, ident)
         if node is None:
@@ -105,9 +113,16 @@ class NodeQueries:
 
     @declared(
         ReferenceOnly(_ABSTRACT),
-        description="Objects by global id (at most 100), null for those the caller cannot see.",
+        description="Objects by global id, in the order given, null for those the caller "
+        "cannot see. BAD_USER_INPUT for more than 100 ids or a string that is not an id.",
     )
-    async def nodes(self, info: AppInfo, ids: list[strawberry.ID]) -> list[Node | None]:
+    async def nodes(
+        self,
+        info: AppInfo,
+        ids: Annotated[
+            list[strawberry.ID], strawberry.argument(description="At most 100 global ids.")
+        ],
+    ) -> list[Node | None]:
         if len(ids) > MAX_NODE_IDS:
             raise InvalidInput({"ids": f"at most {MAX_NODE_IDS} ids, got {len(ids)}"})
         decoded = [from_global_id(i, f"ids.{n}") for n, i in enumerate(ids)]

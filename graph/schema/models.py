@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 import strawberry
@@ -15,14 +16,24 @@ from graph.schema.declarations import Entity, Source, declared, identifier
 from graph.schema.nodes import AppInfo, Node, by_id
 
 
-@strawberry.type(name="Model")
+@strawberry.type(
+    name="Model",
+    description="A registered machine-learning model that submissions run on.",
+)
 class ModelType(Node, Entity):
     id: strawberry.ID = identifier()
-    name: str
-    version: str
-    description: str
-    input_schema: JSON
-    output_schema: JSON
+    name: str = strawberry.field(description="The model's name, e.g. `iris-species`.")
+    version: str = strawberry.field(
+        description="This model's version; results record the version that made them."
+    )
+    description: str = strawberry.field(description="What the model does, in words.")
+    input_schema: JSON = strawberry.field(
+        description="The JSON Schema (draft 2020-12) a submission's `input` must satisfy; "
+        "an input that fails it is BAD_USER_INPUT naming each failing path."
+    )
+    output_schema: JSON = strawberry.field(
+        description="The JSON Schema of a result's `prediction` for this model."
+    )
     entity: strawberry.Private[Model]
 
 
@@ -35,12 +46,22 @@ async def load_model(info: AppInfo, model_id: UUID) -> ModelType:
 
 @strawberry.type
 class ModelQueries:
-    @declared(Source("models", loads.active_models), description="The active models.")
+    @declared(
+        Source("models", loads.active_models),
+        description="The active models, the ones submissions can use.",
+    )
     async def models(self, info: AppInfo) -> list[ModelType]:
         ctx = info.context
         _ = ctx.principal
         return [ModelType.from_entity(m) for m in await owned.list_active_models(ctx.uow())]
 
-    @declared(Source("model", loads.models_by_id, "Model"))
-    async def model(self, info: AppInfo, id: strawberry.ID) -> ModelType | None:
+    @declared(
+        Source("model", loads.models_by_id, "Model"),
+        description="A model by id; NOT_FOUND for an id that names no model.",
+    )
+    async def model(
+        self,
+        info: AppInfo,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The model's global id.")],
+    ) -> ModelType | None:
         return await by_id(info, id, "Model", loads.models_by_id, ModelType.from_entity)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from enum import Enum
+from typing import Annotated, Generic, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -13,44 +14,85 @@ from domain.pagination import Keyed, Page, keyset_of
 from graph.execution.context import Context
 from graph.execution.specs import LoadFn
 from graph.ids import parse_id, to_cursor
+from graph.schema.declarations import ID_DESCRIPTION
 
 AppInfo = Info[Context, None]
+
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description="How many to return: 1 to 100, default 20 (null: 20); BAD_USER_INPUT "
+        "outside that range."
+    ),
+]
+After = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Return the ones after this cursor (an `endCursor` or edge `cursor` "
+        "this API returned); BAD_USER_INPUT for a malformed cursor."
+    ),
+]
 
 
 @strawberry.interface(name="Node", description="An object with a globally unique, opaque id.")
 class Node:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description=ID_DESCRIPTION)
 
 
-@strawberry.type
+@strawberry.type(description="Where a page sits in its list, and the cursors to page on.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="Whether more come after this page: pass `endCursor` as `after` for them."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Whether objects come before this page; paging forward, true when "
+        "`after` was given."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The cursor of the page's first edge; null for an empty page."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the page's last edge, to pass as `after`; null for an "
+        "empty page."
+    )
 
 
 N = TypeVar("N")
 
 
-@strawberry.type
+@strawberry.type(description="One object of a page, with its cursor.")
 class Edge(Generic[N]):
-    cursor: str
-    node: N
+    cursor: str = strawberry.field(
+        description="An opaque position in the list, to pass as `after` to continue after it."
+    )
+    node: N = strawberry.field(description="The object.")
 
 
-@strawberry.type
+@strawberry.type(description="One page of a list, in the list's order (Relay cursor paging).")
 class Connection(Generic[N]):
-    edges: list[Edge[N]]
-    page_info: PageInfo
+    edges: list[Edge[N]] = strawberry.field(description="The page's objects, in order.")
+    page_info: PageInfo = strawberry.field(description="Cursors and whether more pages exist.")
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field(description="Counted only when selected.")
+    @strawberry.field(
+        description="How many the whole list holds (not this page), with the same arguments; "
+        "counted only when selected, so leave it out when paging a long list."
+    )
     async def total_count(self) -> int:
         return await self.count()
 
 
 E = TypeVar("E", bound=Keyed)
+Named = TypeVar("Named", bound=type[Enum])
+
+
+def described_enum(cls: Named, *, name: str, description: str, values: Mapping[str, str]) -> Named:
+    """A domain enum (the domain imports no Strawberry) in the schema, with a description for
+    each value: `values` maps every member's name to its description."""
+    strawberry.enum(cls, name=name, description=description)
+    for value in cls.__strawberry_definition__.values:  # type: ignore[attr-defined]  # set by strawberry.enum just above
+        value.description = values[value.name]
+    return cls
 
 
 def connection(

@@ -20,29 +20,54 @@ if TYPE_CHECKING:
 LazySubmission = Annotated["SubmissionType", strawberry.lazy("graph.schema.submissions")]
 
 
-@strawberry.type
+@strawberry.type(description="One candidate answer of a model, with its confidence.")
 class Alternative(Entity):
-    value: JSON
-    confidence: float
+    value: JSON = strawberry.field(description="The candidate, e.g. a class label.")
+    confidence: float = strawberry.field(description="The model's confidence in it, 0 to 1.")
 
 
-@strawberry.type(name="Result")
+@strawberry.type(
+    name="Result",
+    description="What a model answered for a submission. Visible to the submission's owner "
+    "and administrators.",
+)
 class ResultType(Node, Entity):
     id: strawberry.ID = identifier()
-    prediction: JSON
-    confidence: float | None
-    alternatives: list[Alternative] = stored("alternatives")
-    model_version: str
-    processing_time_ms: int
-    created_at: datetime
+    prediction: JSON = strawberry.field(
+        description="The model's answer, shaped by the model's `outputSchema`."
+    )
+    confidence: float | None = strawberry.field(
+        description="The model's confidence in the prediction, 0 to 1; null when the model "
+        "gives none."
+    )
+    alternatives: list[Alternative] = stored(
+        "alternatives",
+        description="The candidates the model weighed, each with its confidence; empty when "
+        "the model gives none.",
+    )
+    model_version: str = strawberry.field(description="The version of the model that answered.")
+    processing_time_ms: int = strawberry.field(
+        description="How long the model took for this input, in milliseconds."
+    )
+    created_at: datetime = strawberry.field(description="When the result was recorded.")
     entity: strawberry.Private[Result]
     submission: LazySubmission = to_one(
-        "submission", key="submission_id", load=loads.submissions_by_id
+        "submission",
+        key="submission_id",
+        load=loads.submissions_by_id,
+        description="The submission it answers.",
     )
 
 
 @strawberry.type
 class ResultQueries:
-    @declared(Source("result", loads.results_by_id, "Result"))
-    async def result(self, info: AppInfo, id: strawberry.ID) -> ResultType | None:
+    @declared(
+        Source("result", loads.results_by_id, "Result"),
+        description="A result by id; NOT_FOUND when the viewer cannot see it.",
+    )
+    async def result(
+        self,
+        info: AppInfo,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The result's global id.")],
+    ) -> ResultType | None:
         return await by_id(info, id, "Result", loads.results_by_id, ResultType.from_entity)

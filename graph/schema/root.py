@@ -16,7 +16,12 @@ from graph.schema.users import UserMutations, UserQueries
 from graph.schema.webhooks import WebhookMutations, WebhookQueries
 
 
-@strawberry.type
+@strawberry.type(
+    description="Reads. Every field needs a signed-in caller: UNAUTHENTICATED without a valid "
+    "token or API key, FORBIDDEN for a deactivated user. Other users' objects are NOT_FOUND "
+    "except to administrators. Any operation can be QUERY_TOO_COMPLEX (size, depth, aliases, "
+    "cost) or RATE_LIMITED (`extensions.retryAfterSeconds` says when to retry)."
+)
 class Query(
     NodeQueries,
     UserQueries,
@@ -31,7 +36,10 @@ class Query(
     pass
 
 
-@strawberry.type
+@strawberry.type(
+    description="Changes, each in its own transaction; the same sign-in, limit and rate errors "
+    "as Query. Invalid input is BAD_USER_INPUT with `extensions.fields` naming each input path."
+)
 class Mutation(
     UserMutations,
     AssetMutations,

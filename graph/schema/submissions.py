@@ -32,9 +32,23 @@ from graph.schema.declarations import (
     to_one,
 )
 from graph.schema.models import ModelType
-from graph.schema.nodes import BATCHES, AppInfo, Connection, Node, by_id, connection
+from graph.schema.nodes import (
+    BATCHES,
+    After,
+    AppInfo,
+    Connection,
+    First,
+    Node,
+    by_id,
+    connection,
+)
 from graph.schema.results import ResultType
-from graph.schema.users import UserType
+from graph.schema.users import (
+    SubmissionFilterArgument,
+    SubmissionOrderArgument,
+    SubmissionStatusArgument,
+    UserType,
+)
 
 if TYPE_CHECKING:
     from graph.schema.batches import BatchType
@@ -42,23 +56,52 @@ if TYPE_CHECKING:
 # graph/schema/batches.py imports this module (a batch lists its submissions).
 LazyBatch = Annotated["BatchType", strawberry.lazy("graph.schema.batches")]
 
+SubmissionId = Annotated[
+    strawberry.ID, strawberry.argument(description="The submission's global id.")
+]
+MODEL_ID = "The model to run, a Model's global id; BAD_USER_INPUT unless it names an active model."
+INPUT = (
+    "The input: a JSON value valid against the model's `inputSchema`, at most 256 KiB "
+    "serialised by default; BAD_USER_INPUT naming each failing path."
+)
+ASSET_IDS = (
+    "Assets to attach (global ids): at most 20, distinct, the viewer's own and AVAILABLE; "
+    "BAD_USER_INPUT otherwise."
+)
 
-@strawberry.type(name="Submission")
+
+@strawberry.type(
+    name="Submission",
+    description="One input run through one model: PENDING, RUNNING, then SUCCEEDED, FAILED "
+    "or CANCELLED. Visible to its owner and administrators.",
+)
 class SubmissionType(Node, Entity):
     id: strawberry.ID = identifier()
-    input: JSON
-    status: SubmissionStatus
-    error: str | None
-    attempts: int
-    created_at: datetime
-    updated_at: datetime
+    input: JSON = strawberry.field(description="The input as submitted.")
+    status: SubmissionStatus = strawberry.field(description="Where it is in its life.")
+    error: str | None = strawberry.field(
+        description="Why the last attempt failed: set when FAILED, and also after a transient "
+        "failure that will be tried again; null otherwise."
+    )
+    attempts: int = strawberry.field(
+        description="How many times a worker has started it; a transient failure is tried "
+        "again, up to 3 attempts by default. retrySubmission sets it back to 0."
+    )
+    created_at: datetime = strawberry.field(description="When it was submitted.")
+    updated_at: datetime = strawberry.field(description="When its status last changed.")
     entity: strawberry.Private[Submission]
     # False for a subscription message about a moment before the submission succeeded: its
     # results did not exist then, even when they do by the time the message is resolved.
     has_results: strawberry.Private[bool] = True
-    owner: UserType = to_one("owner", key="owner_id", load=loads.users_by_id)
-    model: ModelType = to_one("model", key="model_id", load=loads.models_by_id)
-    assets: list[AssetType] = to_many("assets", load=loads.assets_of_submissions)
+    owner: UserType = to_one(
+        "owner", key="owner_id", load=loads.users_by_id, description="Who submitted it."
+    )
+    model: ModelType = to_one(
+        "model", key="model_id", load=loads.models_by_id, description="The model it runs on."
+    )
+    assets: list[AssetType] = to_many(
+        "assets", load=loads.assets_of_submissions, description="The assets attached to it."
+    )
 
     @classmethod
     def as_of(cls, submission: Submission) -> SubmissionType:
@@ -68,7 +111,10 @@ class SubmissionType(Node, Entity):
         return message
 
     # results and latestResult read one load: a document asking for both reads once.
-    @declared(ToMany("results", loads.results_of_submissions))
+    @declared(
+        ToMany("results", loads.results_of_submissions),
+        description="Its results, oldest first; empty until it succeeds.",
+    )
     async def results(self, info: AppInfo) -> list[ResultType]:
         if not self.has_results:
             return []
@@ -77,7 +123,7 @@ class SubmissionType(Node, Entity):
 
     @declared(
         ToOne("latest_result", "id", loads.latest_results_of_submissions),
-        description="The newest result, if any.",
+        description="Its newest result; null until it succeeds.",
     )
     async def latest_result(self, info: AppInfo) -> ResultType | None:
         if not self.has_results:
@@ -127,62 +173,84 @@ _VIEWER_SUBMISSIONS = Paged(
 
 @strawberry.type
 class SubmissionQueries:
-    @declared(Source("submission", loads.submissions_by_id, "Submission"))
-    async def submission(self, info: AppInfo, id: strawberry.ID) -> SubmissionType | None:
+    @declared(
+        Source("submission", loads.submissions_by_id, "Submission"),
+        description="A submission by id; NOT_FOUND when the viewer cannot see it.",
+    )
+    async def submission(self, info: AppInfo, id: SubmissionId) -> SubmissionType | None:
         load = loads.submissions_by_id
         return await by_id(info, id, "Submission", load, SubmissionType.from_entity)
 
-    @declared(_VIEWER_SUBMISSIONS, description="The viewer's submissions.")
+    @declared(
+        _VIEWER_SUBMISSIONS,
+        description="The viewer's submissions, newest first unless `orderBy` says otherwise. "
+        "BAD_USER_INPUT for a bad `filter`.",
+    )
     async def submissions(
         self,
         info: AppInfo,
-        first: int | None = 20,
-        after: str | None = None,
-        status: SubmissionStatus | None = None,
-        filter: history.SubmissionFilter | None = None,
-        order_by: SubmissionOrder | None = history.DEFAULT_ORDER,
+        first: First = 20,
+        after: After = None,
+        status: SubmissionStatusArgument = None,
+        filter: SubmissionFilterArgument = None,
+        order_by: SubmissionOrderArgument = history.DEFAULT_ORDER,
     ) -> Connection[SubmissionType]:
         viewer = info.context.principal.user_id
         return await submissions_of(info, viewer, first, after, status, filter, order_by)
 
 
-@strawberry.input
+@strawberry.input(description="One input to queue for a model.")
 class CreateSubmissionInput:
-    model_id: strawberry.ID
-    input: JSON
-    asset_ids: list[strawberry.ID] | None = strawberry.field(default_factory=list)
+    model_id: strawberry.ID = strawberry.field(description=MODEL_ID)
+    input: JSON = strawberry.field(description=INPUT)
+    asset_ids: list[strawberry.ID] | None = strawberry.field(
+        default_factory=list, description=ASSET_IDS
+    )
     idempotency_key: str | None = strawberry.field(
         default=None,
-        description="The same key from the same caller returns the first submission.",
+        description="1 to 200 characters: the same key from the same caller returns the first "
+        "submission instead of a second one; with another model or input it is CONFLICT.",
     )
     callback_url: str | None = strawberry.field(
         default=None,
         description="POSTed once the submission is finished, with it and its latest result; "
-        "signed with the viewer's callback secret (see rotateCallbackSecret).",
+        "signed with the viewer's callback secret (see rotateCallbackSecret). An http(s) URL "
+        "of at most 2,048 characters on a public host; BAD_USER_INPUT otherwise or without a "
+        "callback secret.",
     )
 
 
-@strawberry.input
+@strawberry.input(description="One input to run on a model, waiting for the result.")
 class RunInferenceInput:
-    model_id: strawberry.ID
-    input: JSON
-    asset_ids: list[strawberry.ID] | None = strawberry.field(default_factory=list)
+    model_id: strawberry.ID = strawberry.field(description=MODEL_ID)
+    input: JSON = strawberry.field(description=INPUT)
+    asset_ids: list[strawberry.ID] | None = strawberry.field(
+        default_factory=list, description=ASSET_IDS
+    )
     idempotency_key: str | None = strawberry.field(
         default=None,
         description="The same key from the same caller returns the first submission and its "
-        "result: retry with it after a lost answer, and the prediction is not made twice.",
+        "result: retry with it after a lost answer, and the prediction is not made twice. "
+        "CONFLICT when the key was used with another model or input.",
     )
 
 
-@strawberry.type
+@strawberry.type(description="The submission a mutation made or changed.")
 class SubmissionPayload:
-    submission: SubmissionType
+    submission: SubmissionType = strawberry.field(description="The submission as it is now.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="runInference's answer, once the submission finished or the wait ran out."
+)
 class RunInferencePayload:
-    submission: SubmissionType
-    result: ResultType | None
+    submission: SubmissionType = strawberry.field(
+        description="The submission: finished, or still PENDING or RUNNING if the wait ran out "
+        "(follow it with submissionUpdated)."
+    )
+    result: ResultType | None = strawberry.field(
+        description="Its result; null unless it SUCCEEDED within the wait."
+    )
 
 
 def _request(
@@ -216,9 +284,16 @@ async def check_callback(info: AppInfo, url: str | None) -> None:
 
 @strawberry.type
 class SubmissionMutations:
-    @strawberry.mutation(description="Queue an inference request; returns it PENDING.")
+    @strawberry.mutation(
+        description="Queue one input for a model; returns the submission PENDING (or the first "
+        "one again for a repeated idempotencyKey). BAD_USER_INPUT for a bad model, input, "
+        "assets or callbackUrl; CONFLICT for a key reused with another request; RATE_LIMITED "
+        "when the viewer's inference budget is spent."
+    )
     async def create_submission(
-        self, info: AppInfo, input: CreateSubmissionInput
+        self,
+        info: AppInfo,
+        input: Annotated[CreateSubmissionInput, strawberry.argument(description="What to run.")],
     ) -> SubmissionPayload:
         ctx = info.context
         request = _request(input.model_id, input.input, input.asset_ids, input.idempotency_key)
@@ -230,10 +305,17 @@ class SubmissionMutations:
         return SubmissionPayload(submission=SubmissionType.from_entity(submission))
 
     @strawberry.mutation(
-        description="Run the model now and answer once the submission and its result are "
-        "stored; FAILED with the reason when the model fails or does not answer in time."
+        description="Run the model now, in this process, and answer once the submission and "
+        "its result are stored; FAILED with the reason when the model fails or does not answer "
+        "within the server's timeout (30 seconds by default). BAD_USER_INPUT for a bad model, "
+        "input or assets; CONFLICT for an idempotencyKey reused with another input; "
+        "RATE_LIMITED when the viewer's inference budget is spent."
     )
-    async def run_inference(self, info: AppInfo, input: RunInferenceInput) -> RunInferencePayload:
+    async def run_inference(
+        self,
+        info: AppInfo,
+        input: Annotated[RunInferenceInput, strawberry.argument(description="What to run.")],
+    ) -> RunInferencePayload:
         ctx = info.context
         if ctx.inference is None:
             raise RuntimeError("AppDependencies.inference is missing: runInference cannot run")
@@ -244,16 +326,23 @@ class SubmissionMutations:
             result=ResultType.from_entity(result) if result else None,
         )
 
-    @strawberry.mutation(description="PENDING -> CANCELLED; CONFLICT otherwise.")
-    async def cancel_submission(self, info: AppInfo, id: strawberry.ID) -> SubmissionPayload:
+    @strawberry.mutation(
+        description="PENDING -> CANCELLED; CONFLICT in any other status. NOT_FOUND when the "
+        "viewer cannot see it; FORBIDDEN to an administrator for another user's."
+    )
+    async def cancel_submission(self, info: AppInfo, id: SubmissionId) -> SubmissionPayload:
         ctx = info.context
         submission = await submissions.cancel_submission(
             ctx.uow(), ctx.principal, required_id(id, "Submission"), clock=ctx.clock
         )
         return SubmissionPayload(submission=SubmissionType.from_entity(submission))
 
-    @strawberry.mutation(description="FAILED -> PENDING; CONFLICT otherwise.")
-    async def retry_submission(self, info: AppInfo, id: strawberry.ID) -> SubmissionPayload:
+    @strawberry.mutation(
+        description="FAILED -> PENDING, with `attempts` back to 0; CONFLICT in any other "
+        "status. NOT_FOUND when the viewer cannot see it; FORBIDDEN to an administrator for "
+        "another user's."
+    )
+    async def retry_submission(self, info: AppInfo, id: SubmissionId) -> SubmissionPayload:
         ctx = info.context
         submission = await submissions.retry_submission(
             ctx.uow(), ctx.principal, required_id(id, "Submission"), clock=ctx.clock

@@ -8,7 +8,7 @@ from collections import Counter, OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 from uuid import UUID
 
 import strawberry
@@ -251,7 +251,11 @@ def _is_news(first: datetime | None, changed: datetime) -> bool:
     return first is None or changed > first
 
 
-@strawberry.type
+@strawberry.type(
+    description="Live changes over WebSocket on /graphql (graphql-transport-ws or graphql-ws; "
+    "the token in `connection_init`'s payload). Each message shows its object as it was when "
+    "the event happened. The same limits as queries, charged once when it starts."
+)
 class Subscription(BatchSubscriptions):
     @strawberry.subscription(
         description="Status changes of the viewer's submissions. With `id`, that one "
@@ -261,7 +265,15 @@ class Subscription(BatchSubscriptions):
         "the viewer cannot see."
     )
     async def submission_updated(
-        self, info: AppInfo, id: strawberry.ID | None = None
+        self,
+        info: AppInfo,
+        id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="A submission's global id to follow it alone; null: every "
+                "submission of the viewer's."
+            ),
+        ] = None,
     ) -> AsyncGenerator[SubmissionType, None]:
         principal = info.context.principal
         load = owned.get_visible_submissions
@@ -295,7 +307,15 @@ class Subscription(BatchSubscriptions):
         "the subscription then completes. NOT_FOUND for a submission the viewer cannot see."
     )
     async def result_created(
-        self, info: AppInfo, submission_id: strawberry.ID | None = None
+        self,
+        info: AppInfo,
+        submission_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="A submission's global id to wait for its result alone; null: "
+                "results of every submission of the viewer's."
+            ),
+        ] = None,
     ) -> AsyncGenerator[ResultType, None]:
         principal = info.context.principal
         subject = None if submission_id is None else required_id(submission_id, "Submission")
@@ -323,7 +343,15 @@ class Subscription(BatchSubscriptions):
         "completes once the asset is DELETED. NOT_FOUND for an id the viewer cannot see."
     )
     async def asset_updated(
-        self, info: AppInfo, id: strawberry.ID | None = None
+        self,
+        info: AppInfo,
+        id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="An asset's global id to follow it alone; null: every asset of "
+                "the viewer's."
+            ),
+        ] = None,
     ) -> AsyncGenerator[AssetType, None]:
         principal = info.context.principal
         matches = (

@@ -27,7 +27,17 @@ from graph.schema.declarations import (
     declared,
     identifier,
 )
-from graph.schema.nodes import BATCHES, AppInfo, Connection, Node, by_id, connection
+from graph.schema.nodes import (
+    BATCHES,
+    After,
+    AppInfo,
+    Connection,
+    First,
+    Node,
+    by_id,
+    connection,
+    described_enum,
+)
 
 if TYPE_CHECKING:
     from graph.schema.assets import AssetType
@@ -49,52 +59,117 @@ _SUBMISSIONS = Paged(
     loads.submission_page_arguments,
     loads.submission_window,
 )
+described_enum(
+    AssetStatus,
+    name="AssetStatus",
+    description="Where an asset is in its life.",
+    values={
+        "PENDING_UPLOAD": "Reserved by requestAssetUpload; its bytes are not confirmed yet.",
+        "AVAILABLE": "Uploaded and checked: it can be downloaded and attached to submissions.",
+        "DELETED": "Deleted by its owner or by retention; its bytes are gone.",
+    },
+)
+described_enum(
+    SubmissionStatus,
+    name="SubmissionStatus",
+    description="Where a submission is in its life: PENDING, RUNNING, then SUCCEEDED, FAILED "
+    "or CANCELLED.",
+    values={
+        "PENDING": "Queued, waiting for a worker (also after retrySubmission).",
+        "RUNNING": "A worker is running the model on it.",
+        "SUCCEEDED": "Finished with a result.",
+        "FAILED": "Finished without a result; `error` says why, and retrySubmission queues it "
+        "again.",
+        "CANCELLED": "Finished without running: cancelSubmission or cancelBatch cancelled it.",
+    },
+)
+AssetStatusArgument = Annotated[
+    AssetStatus | None,
+    strawberry.argument(description="Only assets in this status; null: any status."),
+]
+SubmissionStatusArgument = Annotated[
+    SubmissionStatus | None,
+    strawberry.argument(description="Only submissions in this status; null: any status."),
+]
+SubmissionFilterArgument = Annotated[
+    history.SubmissionFilter | None,
+    strawberry.argument(
+        description="Only submissions of one model, or created in a time window; null: all."
+    ),
+]
+SubmissionOrderArgument = Annotated[
+    SubmissionOrder | None,
+    strawberry.argument(description="The order of the list; default newest first."),
+]
+UserId = Annotated[strawberry.ID, strawberry.argument(description="The user's global id.")]
+
 _USERS = Paged(
     "users", loads.user_page, loads.user_count, loads.user_page_arguments, loads.user_window
 )
 
 
-@strawberry.type(name="User")
+@strawberry.type(
+    name="User",
+    description="A person using the API, created at their first sign-in from the token's "
+    "claims. Visible to themselves, and to administrators.",
+)
 class UserType(Node, Entity):
     id: strawberry.ID = identifier()
-    email: str
-    name: str
-    language: str
-    is_active: bool
-    groups: list[str]
-    created_at: datetime
-    updated_at: datetime
+    email: str = strawberry.field(
+        description="From the token's email claim; follows the token at each sign-in."
+    )
+    name: str = strawberry.field(
+        description="Display name: from the token at the first sign-in, then the user's own "
+        "(updateViewer), 1 to 200 characters."
+    )
+    language: str = strawberry.field(
+        description="Preferred language, a BCP 47 tag such as `en` or `pt-BR` (updateViewer)."
+    )
+    is_active: bool = strawberry.field(
+        description="False once an administrator deactivated the user: their requests are "
+        "then FORBIDDEN until reactivateUser."
+    )
+    groups: list[str] = strawberry.field(
+        description="The token's `cognito:groups`, followed at each sign-in; the `admin` group "
+        "(by default) makes an administrator."
+    )
+    created_at: datetime = strawberry.field(description="When the user first signed in.")
+    updated_at: datetime = strawberry.field(description="When the user last changed.")
     entity: strawberry.Private[User]
 
-    @declared(_ASSETS)
+    @declared(_ASSETS, description="The user's assets, newest first.")
     async def assets(
         self,
         info: AppInfo,
-        first: int | None = 20,
-        after: str | None = None,
-        status: AssetStatus | None = None,
+        first: First = 20,
+        after: After = None,
+        status: AssetStatusArgument = None,
     ) -> Connection[LazyAsset]:
         from graph.schema.assets import assets_of
 
         return await assets_of(info, self.entity.id, first, after, status)
 
-    @declared(_SUBMISSIONS)
+    @declared(
+        _SUBMISSIONS,
+        description="The user's submissions, newest first unless `orderBy` says otherwise. "
+        "BAD_USER_INPUT for a bad `filter`.",
+    )
     async def submissions(
         self,
         info: AppInfo,
-        first: int | None = 20,
-        after: str | None = None,
-        status: SubmissionStatus | None = None,
-        filter: history.SubmissionFilter | None = None,
-        order_by: SubmissionOrder | None = history.DEFAULT_ORDER,
+        first: First = 20,
+        after: After = None,
+        status: SubmissionStatusArgument = None,
+        filter: SubmissionFilterArgument = None,
+        order_by: SubmissionOrderArgument = history.DEFAULT_ORDER,
     ) -> Connection[LazySubmission]:
         from graph.schema.submissions import submissions_of
 
         return await submissions_of(info, self.entity.id, first, after, status, filter, order_by)
 
-    @declared(ReferenceOnly(BATCHES), description="Newest first.")
+    @declared(ReferenceOnly(BATCHES), description="The user's batches, newest first.")
     async def batches(
-        self, info: AppInfo, first: int | None = 20, after: str | None = None
+        self, info: AppInfo, first: First = 20, after: After = None
     ) -> Connection[LazyBatch]:
         from graph.schema.batches import batches_of
 
@@ -108,38 +183,59 @@ async def load_user(info: AppInfo, user_id: UUID) -> UserType:
     return UserType.from_entity(user)
 
 
-@strawberry.input
+@strawberry.input(description="Which users `users` lists: those matching every field given.")
 class UserFilter:
-    email_contains: str | None = None
-    is_active: bool | None = None
+    email_contains: str | None = strawberry.field(
+        default=None, description="Only users whose email contains this text, ignoring case."
+    )
+    is_active: bool | None = strawberry.field(
+        default=None, description="Only active (true) or only deactivated (false) users."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="The viewer's profile changes; a field left null is unchanged.")
 class UpdateViewerInput:
-    name: str | None = None
-    language: str | None = None
+    name: str | None = strawberry.field(
+        default=None,
+        description="New display name, 1 to 200 characters (trimmed); BAD_USER_INPUT otherwise.",
+    )
+    language: str | None = strawberry.field(
+        default=None,
+        description="New language, a BCP 47 tag such as `en` or `pt-BR`; BAD_USER_INPUT otherwise.",
+    )
 
 
 @strawberry.type
 class UserQueries:
-    @declared(Source("viewer", loads.viewer), description="The signed-in user.")
+    @declared(
+        Source("viewer", loads.viewer),
+        description="The signed-in user (the API key's user for a key). UNAUTHENTICATED "
+        "without a valid token or key, FORBIDDEN for a deactivated user.",
+    )
     async def viewer(self, info: AppInfo) -> UserType:
         return await load_user(info, info.context.principal.user_id)
 
     @declared(
         Source("user", loads.users_by_id, "User"),
-        description="A user: the viewer, or anyone for administrators.",
+        description="A user by id: the viewer, or anyone for administrators; NOT_FOUND for "
+        "anyone else.",
     )
-    async def user(self, info: AppInfo, id: strawberry.ID) -> UserType | None:
+    async def user(self, info: AppInfo, id: UserId) -> UserType | None:
         return await by_id(info, id, "User", loads.users_by_id, UserType.from_entity)
 
-    @declared(_USERS, description="Every user, for administrators.")
+    @declared(
+        _USERS,
+        description="Every user, oldest first; administrators only (FORBIDDEN for others).",
+    )
     async def users(
         self,
         info: AppInfo,
-        first: int | None = 20,
-        after: str | None = None,
-        filter: UserFilter | None = None,
+        first: First = 20,
+        after: After = None,
+        filter: Annotated[
+            UserFilter | None,
+            strawberry.argument(description="Only users matching it; null: every user."),
+        ] = None,
     ) -> Connection[UserType]:
         ctx = info.context
         value = UserFilterValue(
@@ -156,16 +252,27 @@ class UserQueries:
 
 @strawberry.type
 class UserMutations:
-    @strawberry.mutation(description="Change the viewer's display name or language.")
-    async def update_viewer(self, info: AppInfo, input: UpdateViewerInput) -> UserType:
+    @strawberry.mutation(
+        description="Change the viewer's display name or language; returns the viewer. "
+        "BAD_USER_INPUT for an invalid value."
+    )
+    async def update_viewer(
+        self,
+        info: AppInfo,
+        input: Annotated[UpdateViewerInput, strawberry.argument(description="The changes.")],
+    ) -> UserType:
         ctx = info.context
         user = await users.update_viewer(
             ctx.uow(), ctx.principal, name=input.name, language=input.language, clock=ctx.clock
         )
         return UserType.from_entity(user)
 
-    @strawberry.mutation(description="Deactivate a user (administrators only).")
-    async def deactivate_user(self, info: AppInfo, id: strawberry.ID) -> UserType:
+    @strawberry.mutation(
+        description="Deactivate a user (administrators only, FORBIDDEN for others): their "
+        "requests become FORBIDDEN and their open sockets close within about a second. "
+        "NOT_FOUND for an unknown id; CONFLICT for the administrator's own account."
+    )
+    async def deactivate_user(self, info: AppInfo, id: UserId) -> UserType:
         ctx = info.context
         principal = ctx.principal
         users.require_admin(principal)

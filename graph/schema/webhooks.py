@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Annotated
 from uuid import UUID
 
 import strawberry
@@ -16,12 +17,24 @@ from domain.services import webhooks
 from domain.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from graph.ids import page_request, required_id, to_global_id
 from graph.schema.declarations import ReferenceOnly, declared, reference_only
-from graph.schema.nodes import AppInfo, Connection, Node, connection
+from graph.schema.nodes import After, AppInfo, Connection, First, Node, connection, described_enum
 
-strawberry.enum(DeliveryStatus, name="DeliveryStatus")
+described_enum(
+    DeliveryStatus,
+    name="DeliveryStatus",
+    description="Where a webhook delivery is: sent until a 2xx answer or the retry schedule ends.",
+    values={
+        "PENDING": "Waiting to be sent: its first attempt, or after redeliverWebhook.",
+        "SUCCEEDED": "The endpoint answered 2xx.",
+        "FAILED": "The last attempt failed; it is tried again at `nextAttemptAt`.",
+        "DEAD": "Every attempt of the retry schedule failed; redeliverWebhook can send it again.",
+    },
+)
+EndpointId = Annotated[
+    strawberry.ID, strawberry.argument(description="The webhook endpoint's global id.")
+]
 
 
-@strawberry.enum(name="EventType")
 class WebhookEventType(Enum):
     """The events a webhook endpoint can subscribe to (the domain has internal ones too)."""
 
@@ -42,6 +55,23 @@ class WebhookEventType(Enum):
         return cls(event_type.value)
 
 
+described_enum(
+    WebhookEventType,
+    name="EventType",
+    description="What happened: the kinds of webhook event.",
+    values={
+        "SUBMISSION_CREATED": "A submission was queued (createSubmission, runInference, "
+        "batchInference).",
+        "SUBMISSION_SUCCEEDED": "A submission finished with a result.",
+        "SUBMISSION_FAILED": "A submission failed after its last attempt.",
+        "RESULT_CREATED": "A result was recorded for a submission.",
+        "ASSET_AVAILABLE": "An asset's upload was completed.",
+        "ASSET_DELETED": "An asset was deleted, by its owner or by retention.",
+        "BATCH_COMPLETED": "Every submission of a batch finished.",
+    },
+)
+
+
 def _domain_events(events: list[WebhookEventType] | None) -> list[EventType] | None:
     return None if events is None else [e.domain for e in events]
 
@@ -50,13 +80,21 @@ _WEBHOOKS = "webhooks: owner-scoped reads, not yet declared"
 
 
 @reference_only(_WEBHOOKS)
-@strawberry.type(name="WebhookEndpoint")
+@strawberry.type(
+    name="WebhookEndpoint",
+    description="A URL that receives the viewer's events as signed POSTs (Standard "
+    "Webhooks). Its owner's alone, also for administrators.",
+)
 class WebhookEndpointType(Node):
-    url: str
-    events: list[WebhookEventType]
-    description: str
-    is_active: bool
-    created_at: datetime
+    url: str = strawberry.field(description="Where deliveries are POSTed.")
+    events: list[WebhookEventType] = strawberry.field(
+        description="The event types delivered to it."
+    )
+    description: str = strawberry.field(description="The owner's note about it; may be empty.")
+    is_active: bool = strawberry.field(
+        description="Whether events are delivered to it; false pauses it."
+    )
+    created_at: datetime = strawberry.field(description="When it was registered.")
     entity: strawberry.Private[WebhookEndpoint]
 
     @classmethod
@@ -74,7 +112,7 @@ class WebhookEndpointType(Node):
 
     @strawberry.field(description="Deliveries to this endpoint, oldest first.")
     async def deliveries(
-        self, info: AppInfo, first: int | None = 20, after: str | None = None
+        self, info: AppInfo, first: First = 20, after: After = None
     ) -> Connection[WebhookDeliveryType]:
         loaders, endpoint = info.context.loaders, self.entity
         request = page_request(first, after)
@@ -87,17 +125,31 @@ class WebhookEndpointType(Node):
 
 
 @reference_only(_WEBHOOKS)
-@strawberry.type(name="WebhookDelivery")
+@strawberry.type(
+    name="WebhookDelivery",
+    description="One event sent to one webhook endpoint, with the state of its attempts.",
+)
 class WebhookDeliveryType(Node):
-    event_type: WebhookEventType
-    event_id: str
-    payload: JSON
-    status: DeliveryStatus
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    next_attempt_at: datetime | None
-    created_at: datetime
+    event_type: WebhookEventType = strawberry.field(description="What happened.")
+    event_id: str = strawberry.field(
+        description="The `webhook-id` header (`evt_<n>`), the same on every attempt: "
+        "receivers drop repeats by it."
+    )
+    payload: JSON = strawberry.field(
+        description="The JSON body POSTed, with global ids and the event's `sequence`."
+    )
+    status: DeliveryStatus = strawberry.field(description="Where the delivery is.")
+    attempts: int = strawberry.field(description="How many attempts were made so far.")
+    last_status_code: int | None = strawberry.field(
+        description="The HTTP status of the last attempt; null before one, or when no answer came."
+    )
+    last_error: str | None = strawberry.field(
+        description="Why the last attempt failed, when it did (at most 1,000 characters)."
+    )
+    next_attempt_at: datetime | None = strawberry.field(
+        description="When the next attempt is due; null once SUCCEEDED or DEAD."
+    )
+    created_at: datetime = strawberry.field(description="When the event was queued for it.")
     entity: strawberry.Private[WebhookDelivery]
     known_endpoint: strawberry.Private[WebhookEndpoint | None]
 
@@ -120,7 +172,7 @@ class WebhookDeliveryType(Node):
             known_endpoint=endpoint,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The endpoint it is sent to.")
     async def endpoint(self, info: AppInfo) -> WebhookEndpointType:
         endpoint = self.known_endpoint
         if endpoint is None:
@@ -149,47 +201,58 @@ async def load_webhook_delivery(info: AppInfo, ident: UUID) -> WebhookDeliveryTy
     return WebhookDeliveryType.from_entity(delivery) if delivery else None
 
 
-@strawberry.input
+URL = "An http or https URL of at most 2,048 characters on a public host; BAD_USER_INPUT otherwise."
+EVENTS = "The event types to deliver, at least one; BAD_USER_INPUT for none."
+DESCRIPTION = "A note for the owner, at most 500 characters; BAD_USER_INPUT beyond."
+
+
+@strawberry.input(description="A new webhook endpoint.")
 class CreateWebhookEndpointInput:
-    url: str
-    events: list[WebhookEventType]
-    description: str | None = ""
+    url: str = strawberry.field(description=URL)
+    events: list[WebhookEventType] = strawberry.field(description=EVENTS)
+    description: str | None = strawberry.field(default="", description=DESCRIPTION)
 
 
-@strawberry.input
+@strawberry.input(description="Changes to an endpoint; a field left null is unchanged.")
 class UpdateWebhookEndpointInput:
-    id: strawberry.ID
-    url: str | None = None
-    events: list[WebhookEventType] | None = None
-    description: str | None = None
-    is_active: bool | None = None
+    id: strawberry.ID = strawberry.field(description="The endpoint's global id.")
+    url: str | None = strawberry.field(default=None, description=URL)
+    events: list[WebhookEventType] | None = strawberry.field(default=None, description=EVENTS)
+    description: str | None = strawberry.field(default=None, description=DESCRIPTION)
+    is_active: bool | None = strawberry.field(
+        default=None, description="False pauses deliveries, true resumes them."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The new endpoint and its signing secret.")
 class CreateWebhookEndpointPayload:
-    endpoint: WebhookEndpointType
-    secret: str = strawberry.field(description='Shown once: "whsec_" + base64 key.')
+    endpoint: WebhookEndpointType = strawberry.field(description="The endpoint, active.")
+    secret: str = strawberry.field(
+        description='Shown once: "whsec_" + base64 key; verify delivery signatures with it.'
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The endpoint a mutation changed.")
 class WebhookEndpointPayload:
-    endpoint: WebhookEndpointType
+    endpoint: WebhookEndpointType = strawberry.field(description="The endpoint as it is now.")
 
 
-@strawberry.type
+@strawberry.type(description="The endpoint and its new signing secret.")
 class RotateWebhookSecretPayload:
-    endpoint: WebhookEndpointType
+    endpoint: WebhookEndpointType = strawberry.field(description="The endpoint.")
     secret: str = strawberry.field(description="The new secret; the old one signs for 24 hours.")
 
 
-@strawberry.type
+@strawberry.type(description="The delivery a mutation changed.")
 class WebhookDeliveryPayload:
-    delivery: WebhookDeliveryType
+    delivery: WebhookDeliveryType = strawberry.field(description="The delivery as it is now.")
 
 
-@strawberry.type
+@strawberry.type(description="What a deletion removed.")
 class DeletePayload:
-    deleted_id: strawberry.ID
+    deleted_id: strawberry.ID = strawberry.field(
+        description="The global id of what was deleted; it names nothing any more."
+    )
 
 
 def _guard(info: AppInfo) -> UrlGuard:
@@ -206,7 +269,7 @@ def _max_endpoints(info: AppInfo) -> int:
 
 @strawberry.type
 class WebhookQueries:
-    @declared(ReferenceOnly(_WEBHOOKS), description="The viewer's webhook endpoints.")
+    @declared(ReferenceOnly(_WEBHOOKS), description="The viewer's webhook endpoints, oldest first.")
     async def webhook_endpoints(self, info: AppInfo) -> list[WebhookEndpointType]:
         ctx = info.context
         found = await webhooks.list_endpoints(ctx.uow(), ctx.principal)
@@ -215,9 +278,16 @@ class WebhookQueries:
 
 @strawberry.type
 class WebhookMutations:
-    @strawberry.mutation(description="Register a URL for signed event deliveries.")
+    @strawberry.mutation(
+        description="Register a URL for signed event deliveries; at most 10 endpoints per "
+        "user by default. BAD_USER_INPUT for a bad field or one endpoint too many."
+    )
     async def create_webhook_endpoint(
-        self, info: AppInfo, input: CreateWebhookEndpointInput
+        self,
+        info: AppInfo,
+        input: Annotated[
+            CreateWebhookEndpointInput, strawberry.argument(description="The endpoint.")
+        ],
     ) -> CreateWebhookEndpointPayload:
         ctx = info.context
         endpoint = await webhooks.create_endpoint(
@@ -234,9 +304,16 @@ class WebhookMutations:
             endpoint=WebhookEndpointType.from_entity(endpoint), secret=endpoint.secret
         )
 
-    @strawberry.mutation(description="Change an endpoint's URL, events, description or state.")
+    @strawberry.mutation(
+        description="Change an endpoint's URL, events, description or state. BAD_USER_INPUT "
+        "for a bad field; NOT_FOUND unless it is the viewer's."
+    )
     async def update_webhook_endpoint(
-        self, info: AppInfo, input: UpdateWebhookEndpointInput
+        self,
+        info: AppInfo,
+        input: Annotated[
+            UpdateWebhookEndpointInput, strawberry.argument(description="The changes.")
+        ],
     ) -> WebhookEndpointPayload:
         ctx = info.context
         endpoint = await webhooks.update_endpoint(
@@ -252,15 +329,20 @@ class WebhookMutations:
         )
         return WebhookEndpointPayload(endpoint=WebhookEndpointType.from_entity(endpoint))
 
-    @strawberry.mutation(description="Delete an endpoint and its deliveries.")
-    async def delete_webhook_endpoint(self, info: AppInfo, id: strawberry.ID) -> DeletePayload:
+    @strawberry.mutation(
+        description="Delete an endpoint and its deliveries. NOT_FOUND unless it is the viewer's."
+    )
+    async def delete_webhook_endpoint(self, info: AppInfo, id: EndpointId) -> DeletePayload:
         ctx = info.context
         await webhooks.delete_endpoint(ctx.uow(), ctx.principal, required_id(id, "WebhookEndpoint"))
         return DeletePayload(deleted_id=id)
 
-    @strawberry.mutation(description="A new signing secret; the old one still signs for 24 h.")
+    @strawberry.mutation(
+        description="A new signing secret; the old one still signs for 24 hours. NOT_FOUND "
+        "unless it is the viewer's."
+    )
     async def rotate_webhook_secret(
-        self, info: AppInfo, id: strawberry.ID
+        self, info: AppInfo, id: EndpointId
     ) -> RotateWebhookSecretPayload:
         ctx = info.context
         endpoint = await webhooks.rotate_secret(
@@ -270,9 +352,16 @@ class WebhookMutations:
             endpoint=WebhookEndpointType.from_entity(endpoint), secret=endpoint.secret
         )
 
-    @strawberry.mutation(description="FAILED or DEAD -> PENDING, due now; CONFLICT otherwise.")
+    @strawberry.mutation(
+        description="FAILED or DEAD -> PENDING, due now; CONFLICT in any other status. "
+        "NOT_FOUND unless it is a delivery to one of the viewer's endpoints."
+    )
     async def redeliver_webhook(
-        self, info: AppInfo, delivery_id: strawberry.ID
+        self,
+        info: AppInfo,
+        delivery_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The delivery's global id.")
+        ],
     ) -> WebhookDeliveryPayload:
         ctx = info.context
         delivery = await webhooks.redeliver(
