@@ -1,4 +1,4 @@
-"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W7;
+"""`python -m bench`: seed, start Assay and the baseline, check equal output, time W1-W8;
 then S1-S3 and B1, Assay's inference against peer model servers (bench/inference_run.py).
 
 W1 and W2 run on two Assay servers, one after the other on the same database: with
@@ -41,6 +41,7 @@ from bench import (
     postgraphile,
     procs,
     sockets,
+    storms,
     workloads,
 )
 from bench.compile import compile_times
@@ -62,7 +63,7 @@ ASSAY_VARIANTS: Mapping[str, tuple[str, Mapping[str, str]]] = {
 
 
 FAIR_QUEUE_BACKLOGS = ("queue1", "queue2", "queue3", "queue4")
-SEEDED_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7"})
+SEEDED_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"})
 INFERENCE_WORKLOADS = inference_report.WORKLOADS
 
 BENCH_LIMITS = {
@@ -86,6 +87,7 @@ class Options:
     fanout_events: int
     batch_size: int
     idle_sockets: int
+    storms: int
     workloads: frozenset[str]
     keep: bool
     executors: tuple[str, ...] = tuple(ASSAY_VARIANTS)
@@ -108,10 +110,11 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--fanout-events", type=int, help="W4 submissions (30; --quick 5)")
     p.add_argument("--batch-size", type=int, default=1000, help="W5 and B1 inputs")
     p.add_argument("--idle-sockets", type=int, help="W7 signed-in sockets (10000; --quick 1000)")
+    p.add_argument("--storms", type=int, help="W8 subscription storms (5; --quick 2)")
     p.add_argument(
         "--only",
         default=",".join([*sorted(SEEDED_WORKLOADS), *INFERENCE_WORKLOADS]),
-        help="workloads to run (W1-W7, S1-S3, B1)",
+        help="workloads to run (W1-W8, S1-S3, B1)",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--no-postgraphile", action="store_true", help="no PostGraphile 5 rows")
@@ -150,6 +153,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         fanout_events=a.fanout_events or (5 if quick else 30),
         batch_size=a.batch_size,
         idle_sockets=a.idle_sockets or (1000 if quick else 10_000),
+        storms=a.storms or (2 if quick else 5),
         workloads=frozenset(w.strip().upper() for w in a.only.split(",")),
         keep=bool(a.keep),
         executors=tuple(v for v in ASSAY_VARIANTS if v in executors),
@@ -284,6 +288,7 @@ class Bench:
         roles = {"admin": ["--group", "admin"], "writer": [], "fanout": [], "batch": []}
         roles |= {role: [] for role in (*FAIR_QUEUE_BACKLOGS, "prompt")}  # W6
         roles["inference"] = []  # S1-S3, B1
+        roles["storm"] = []  # W8
         children = {
             role: subprocess.Popen(
                 [str(procs.ASSAY), "token", "--email", f"bench-{role}@example.com",
@@ -617,6 +622,31 @@ class Bench:
         }
         log(f"W7: {opened} idle sockets, RSS {before / MIB:.0f} -> {held / MIB:.0f} MiB")
 
+    def subscription_storms(self, assay: Server) -> None:
+        """W8: RSS after each storm of heavy subscription messages, every socket closed."""
+        o = self.options
+        # The server runs --no-workers: an `assay worker` beside it runs the storms' batches.
+        worker = procs.start("assay-worker", [str(procs.ASSAY), "worker"], self.env, self.workdir)
+        try:
+            result = storms.storms(
+                assay.port,
+                self.tokens["storm"],
+                self.iris_id,
+                count=o.storms,
+                inputs=150,
+                rss_mib=lambda: procs.rss_bytes(assay.child.pid) / MIB,
+                settle=lambda: settle(assay),
+            )
+        finally:
+            worker.stop()
+        self.report.extra["W8 subscription storms (2 heavy sockets, 150-input batch)"] = {
+            "storms": result.storms,
+            "messages": result.messages,
+            "rss_mib_before_and_after_each": [round(r, 1) for r in result.rss_mib],
+        }
+        sizes = " -> ".join(f"{r:.0f}" for r in result.rss_mib)
+        log(f"W8: {result.storms} storms, {result.messages} messages, RSS {sizes} MiB")
+
     # ------------------------------------------------------------------- all
 
     def time_reads(
@@ -645,7 +675,7 @@ class Bench:
             self.run_inference()
 
     def run_seeded(self) -> None:
-        """W1-W7 on the seeded data."""
+        """W1-W8 on the seeded data."""
         o = self.options
         reads = [
             w for w in (workloads.w1(), workloads.w2(self.submission_ids)) if w.name in o.workloads
@@ -686,6 +716,8 @@ class Bench:
             self.fan_out(assay)
         if "W7" in o.workloads:
             self.idle_sockets(assay)
+        if "W8" in o.workloads:
+            self.subscription_storms(assay)
         assay.child.stop()
 
     # ------------------------------------------------------------ S1-S3, B1
