@@ -80,7 +80,10 @@ async def predict(
     return outcomes
 
 
-def _result(submission: Submission, model: Model, prediction: Prediction, now: datetime) -> Result:
+def result_of(
+    submission: Submission, model: Model, prediction: Prediction, now: datetime
+) -> Result:
+    """The result a prediction makes for its submission, recorded at `now`."""
     return Result(
         id=uuid.uuid4(),
         submission_id=submission.id,
@@ -109,7 +112,7 @@ def _outcome_events(
     """What one written end tells subscribers: the status (with the result), in order."""
     if isinstance(outcome, Prediction):
         assert model is not None, "a prediction always comes from a model"
-        result = _result(done, model, outcome, now)
+        result = result_of(done, model, outcome, now)
         created = NewEvent(
             type=EventType.RESULT_CREATED,
             owner_id=done.owner_id,

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import math
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,7 +23,7 @@ from domain.models import JSONValue, Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, ServingObserver, UnitOfWorkFactory
 from domain.principal import Principal
 from domain.services.batcher import BatchPolicy, DynamicBatcher
-from domain.services.inference import Outcome, predict
+from domain.services.inference import Outcome, predict, result_of
 from domain.services.submissions import (
     MAX_IDEMPOTENCY_KEY,
     SubmissionRequest,
@@ -35,7 +34,7 @@ from domain.services.submissions import (
     submission_event,
 )
 from domain.services.waiting import SubmissionWatch, wait_until_finished
-from domain.submissions import Prediction, Result, Submission, SubmissionStatus
+from domain.submissions import Result, Submission, SubmissionStatus
 from domain.validation import schema_errors
 
 logger = logging.getLogger(__name__)
@@ -239,7 +238,7 @@ def _finished(
         events.append(submission_event(EventType.SUBMISSION_FAILED, failed))
         return _Finished(failed, None, events)
     done = replace(running, status=SubmissionStatus.SUCCEEDED, updated_at=ended)
-    result = _result(done, model, outcome)
+    result = result_of(done, model, outcome, done.updated_at)
     events += [
         submission_event(EventType.SUBMISSION_SUCCEEDED, done, result),
         NewEvent(
@@ -250,20 +249,6 @@ def _finished(
         ),
     ]
     return _Finished(done, result, events)
-
-
-def _result(submission: Submission, model: Model, prediction: Prediction) -> Result:
-    return Result(
-        id=uuid.uuid4(),
-        submission_id=submission.id,
-        owner_id=submission.owner_id,
-        prediction=prediction.prediction,
-        confidence=prediction.confidence,
-        alternatives=prediction.alternatives,
-        model_version=model.version,
-        processing_time_ms=prediction.processing_time_ms,
-        created_at=submission.updated_at,
-    )
 
 
 async def record_group(
