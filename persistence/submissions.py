@@ -224,6 +224,17 @@ def _array(name: str, item: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
 
 
 _moment = sa.DateTime(timezone=True)
+
+
+def _fenced(rows: sa.TableValuedAlias) -> list[sa.ColumnElement[bool]]:
+    """The fence: each row is still RUNNING under the attempt that claimed it."""
+    return [
+        submissions.c.id == rows.c.id,
+        submissions.c.status == SubmissionStatus.RUNNING.value,
+        submissions.c.attempts == rows.c.attempts,
+    ]
+
+
 # A chunk's endings as rows: id, attempt (the fence), new status, error, next availability.
 _ends = (
     sa.func.unnest(
@@ -238,11 +249,7 @@ _ends = (
 )
 _finish_many = (
     sa.update(submissions)
-    .where(
-        submissions.c.id == _ends.c.id,
-        submissions.c.status == SubmissionStatus.RUNNING.value,
-        submissions.c.attempts == _ends.c.attempts,
-    )
+    .where(*_fenced(_ends))
     .values(
         status=_ends.c.status,
         error=_ends.c.error,
@@ -260,11 +267,7 @@ _held = (
 )
 _release_many = (
     sa.update(submissions)
-    .where(
-        submissions.c.id == _held.c.id,
-        submissions.c.status == SubmissionStatus.RUNNING.value,
-        submissions.c.attempts == _held.c.attempts,
-    )
+    .where(*_fenced(_held))
     .values(
         status=SubmissionStatus.PENDING.value,
         attempts=submissions.c.attempts - 1,

@@ -8,14 +8,14 @@ from collections import Counter, OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, Generic, TypeVar, cast
 from uuid import UUID
 
 import strawberry
 
 from domain.assets import Asset, AssetStatus
 from domain.errors import NotFound
-from domain.event_payloads import asset_as_of, submission_as_of
+from domain.event_payloads import Payload, asset_as_of, submission_as_of
 from domain.events import Event, EventType
 from domain.ports import UnitOfWork
 from domain.principal import Principal, visible_only
@@ -42,6 +42,7 @@ SLOW_CONSUMER_CLOSE_CODE = 1013  # "try again later"
 MEMO_EVENTS = 1024
 T = TypeVar("T")
 Subject = TypeVar("Subject", Submission, Result, Asset)
+Followed = TypeVar("Followed", Submission, Asset)
 Load = Callable[[UnitOfWork, Principal, Sequence[UUID]], Awaitable[list[Subject | None]]]
 
 
@@ -251,6 +252,67 @@ def _is_news(first: datetime | None, changed: datetime) -> bool:
     return first is None or changed > first
 
 
+@dataclass(frozen=True, slots=True)
+class _Follow(Generic[Followed]):
+    """How a subscription follows one kind of object through its events."""
+
+    type_name: str
+    kinds: frozenset[EventType]
+    load_first: Load[Followed]  # the object a subscription names, as the viewer sees it now
+    load_event: Load[Followed]  # what an event is about (a DELETED asset's last event too)
+    as_of: Callable[[Followed, Payload], Followed]  # laid over with the event's state
+    is_last: Callable[[Followed], bool]  # no change comes after this state
+
+
+SUBMISSIONS: _Follow[Submission] = _Follow(
+    "Submission",
+    SUBMISSION_EVENTS,
+    owned.get_visible_submissions,
+    owned.get_visible_submissions,
+    submission_as_of,
+    lambda submission: submission.is_finished,
+)
+ASSETS: _Follow[Asset] = _Follow(
+    "Asset",
+    ASSET_EVENTS,
+    owned.get_visible_assets,
+    _assets_with_deleted,
+    asset_as_of,
+    lambda asset: asset.status is AssetStatus.DELETED,
+)
+
+
+async def _followed(
+    info: AppInfo, id: strawberry.ID | None, follow: _Follow[Followed]
+) -> AsyncGenerator[tuple[Followed, bool], None]:
+    """The viewer's objects as their events change them, or with `id` that one object: first
+    as it is now (flagged True), then each change that first message did not show, until its
+    last state."""
+    matches = (
+        _about(required_id(id, follow.type_name), follow.kinds)
+        if id is not None
+        else _owned_by(info.context.principal, follow.kinds)
+    )
+    async with _listening(info, matches) as events:
+        shown = None
+        if id is not None:
+            with info.context.message():
+                first = await _first(info, id, follow.type_name, follow.load_first)
+                yield first, True
+            if follow.is_last(first):
+                return
+            shown = first.updated_at
+        async for event in events:
+            found = await _subject_of(info, event, follow.load_event)
+            if found is None:
+                continue
+            now = follow.as_of(found, event.payload)
+            if _is_news(shown, now.updated_at):
+                yield now, False
+                if id is not None and follow.is_last(now):
+                    return
+
+
 @strawberry.type(
     description="Live changes over WebSocket on /graphql (graphql-transport-ws or graphql-ws; "
     "the token in `connection_init`'s payload). Each message shows its object as it was when "
@@ -275,31 +337,12 @@ class Subscription(BatchSubscriptions):
             ),
         ] = None,
     ) -> AsyncGenerator[SubmissionType, None]:
-        principal = info.context.principal
-        load = owned.get_visible_submissions
-        matches = (
-            _about(required_id(id, "Submission"), SUBMISSION_EVENTS)
-            if id is not None
-            else _owned_by(principal, SUBMISSION_EVENTS)
-        )
-        async with _listening(info, matches) as events:
-            shown = None
-            if id is not None:
-                with info.context.message():
-                    first = await _first(info, id, "Submission", load)
-                    yield SubmissionType.from_entity(first)
-                if first.is_finished:
-                    return
-                shown = first.updated_at
-            async for event in events:
-                submission = await _subject_of(info, event, load)
-                if submission is None:
-                    continue
-                now = submission_as_of(submission, event.payload)
-                if _is_news(shown, now.updated_at):
-                    yield SubmissionType.as_of(now)
-                    if id is not None and now.is_finished:
-                        return
+        async with contextlib.aclosing(_followed(info, id, SUBMISSIONS)) as followed:
+            async for submission, is_first in followed:
+                if is_first:
+                    yield SubmissionType.from_entity(submission)
+                else:
+                    yield SubmissionType.as_of(submission)
 
     @strawberry.subscription(
         description="Results of the viewer's submissions. With `submissionId`, that "
@@ -353,25 +396,6 @@ class Subscription(BatchSubscriptions):
             ),
         ] = None,
     ) -> AsyncGenerator[AssetType, None]:
-        principal = info.context.principal
-        matches = (
-            _about(required_id(id, "Asset"), ASSET_EVENTS)
-            if id is not None
-            else _owned_by(principal, ASSET_EVENTS)
-        )
-        async with _listening(info, matches) as events:
-            shown = None
-            if id is not None:
-                with info.context.message():
-                    first = await _first(info, id, "Asset", owned.get_visible_assets)
-                    yield AssetType.from_entity(first)
-                shown = first.updated_at
-            async for event in events:
-                asset = await _subject_of(info, event, _assets_with_deleted)
-                if asset is None:
-                    continue
-                now = asset_as_of(asset, event.payload)
-                if _is_news(shown, now.updated_at):
-                    yield AssetType.from_entity(now)
-                    if id is not None and now.status is AssetStatus.DELETED:
-                        return
+        async with contextlib.aclosing(_followed(info, id, ASSETS)) as followed:
+            async for asset, _ in followed:
+                yield AssetType.from_entity(asset)
