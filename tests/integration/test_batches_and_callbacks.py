@@ -242,6 +242,9 @@ async def _stored_batch(db: AsyncEngine, global_id: str) -> Batch:
     return found
 
 
+ESTIMATE_SLACK = 0.01  # seconds
+
+
 async def test_estimates_hold_for_batches_of_10_to_1000_however_long_the_model_sat_idle(
     api: Api, db: AsyncEngine, default_models: dict[str, str], runtimes: dict[str, ModelRuntime]
 ) -> None:
@@ -264,7 +267,10 @@ async def test_estimates_hold_for_batches_of_10_to_1000_however_long_the_model_s
         assert estimate is not None
         predicted, typical = (estimate - asked).total_seconds(), statistics.median(durations)
         report.append(f"{size}: {predicted:.4f} s estimated, {typical:.4f} s taken")
-        assert typical / 2 <= predicted <= typical * 2, report
+        # Within 2x, give or take a few milliseconds: a 10-input batch takes about 5 ms, and
+        # at that scale the scheduler's jitter alone is more than 2x (seen in CI: 2.6 ms
+        # estimated, 5.6 ms taken). The estimates this guards against were minutes off.
+        assert typical / 2 - ESTIMATE_SLACK <= predicted <= typical * 2 + ESTIMATE_SLACK, report
         await work_off(db, runtimes)
     print("; ".join(report))
 
