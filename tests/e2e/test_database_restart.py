@@ -156,7 +156,8 @@ async def test_a_database_restart_answers_no_internal_and_loses_no_acknowledged_
     await _run_for(base, ada, iris, tally, 2.0)
 
     assert server.poll() is None, server.describe()
-    assert tally.wrong == [], f"{len(tally.wrong)} wrong answers: {tally.wrong[:5]}\n{server.output(20000)}"
+    wrong = f"{len(tally.wrong)} wrong answers: {tally.wrong[:5]}"
+    assert tally.wrong == [], f"{wrong}\n{server.output(20000)}"
     assert tally.written, "no write was acknowledged"
     missing = await _read_back(base, ada, tally.written)
     assert missing == [], f"{len(missing)} of {len(tally.written)} acknowledged writes lost"
