@@ -93,10 +93,33 @@ async def connection(server: AssayProcess, bearer: str) -> AsyncIterator[ClientC
         yield ws
 
 
-async def subscribe(ws: ClientConnection, ident: str, query: str, **variables: Any) -> None:
+async def open_subscriptions(client: httpx.AsyncClient) -> float:
+    text = (await client.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("assay_open_subscriptions "):
+            return float(line.split()[1])
+    raise AssertionError("no assay_open_subscriptions gauge on /metrics")
+
+
+async def subscribe(
+    ws: ClientConnection, ident: str, query: str, *, heard: bool = True, **variables: Any
+) -> None:
+    """Sends `subscribe`; with `heard`, returns once the server hears events for it. The
+    protocol has no acknowledgement, and a fixed sleep lost a batch's first results on a
+    busy machine. A subscription refused or finished at once never shows: heard=False."""
     payload = {"query": query, "variables": variables}
-    await ws.send(json.dumps({"id": ident, "type": "subscribe", "payload": payload}))
-    await asyncio.sleep(0.5)  # let the server register the subscriber
+    message = json.dumps({"id": ident, "type": "subscribe", "payload": payload})
+    if not heard:
+        await ws.send(message)
+        return
+    host, port = ws.remote_address[:2]
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+        before = await open_subscriptions(client)
+        await ws.send(message)
+        for _ in range(200):  # at most 10 s; a refused subscription never registers
+            if await open_subscriptions(client) > before:
+                return
+            await asyncio.sleep(0.05)
 
 
 async def next_message(ws: ClientConnection, within: float = 15.0) -> dict[str, Any]:
@@ -181,7 +204,11 @@ async def test_others_events_never_arrive_and_naming_their_id_is_not_found(
     adas = created["createSubmission"]["submission"]["id"]
     async with connection(cluster.first, cluster.bob) as ws:
         await subscribe(
-            ws, "named", "subscription($id: ID) { submissionUpdated(id: $id) { id } }", id=adas
+            ws,
+            "named",
+            "subscription($id: ID) { submissionUpdated(id: $id) { id } }",
+            heard=False,
+            id=adas,
         )
         assert error_code(await next_message(ws)) == "NOT_FOUND"
         assert (await next_message(ws)) == {"id": "named", "type": "complete"}
@@ -195,7 +222,7 @@ async def test_subscriptions_per_connection_are_limited(cluster: Cluster) -> Non
     async with connection(cluster.first, cluster.ada) as ws:
         for n in range(2):
             await subscribe(ws, f"s{n}", "subscription { submissionUpdated { id } }")
-        await subscribe(ws, "third", "subscription { submissionUpdated { id } }")
+        await subscribe(ws, "third", "subscription { submissionUpdated { id } }", heard=False)
         message = await next_message(ws)
         assert message["id"] == "third"
         assert error_code(message) == "RATE_LIMITED"
@@ -329,7 +356,7 @@ async def test_a_subscription_over_the_cost_limit_is_refused_and_never_runs(
     cluster: Cluster,
 ) -> None:
     async with connection(cluster.first, cluster.ada) as ws:
-        await subscribe(ws, "deep", DEEP)
+        await subscribe(ws, "deep", DEEP, heard=False)
         refused = await next_message(ws)
         assert refused["type"] == "error", refused
         [error] = refused["payload"]
@@ -533,11 +560,15 @@ async def test_a_finished_object_is_sent_once_and_the_subscription_completes(
     ran = await agql(cluster.first.base_url, RUN, {"m": cluster.iris, "i": IRIS}, cluster.ada)
     sid = ran["runInference"]["submission"]["id"]
     async with connection(cluster.second, cluster.ada) as ws:
-        await subscribe(ws, "s", SUBMISSION_BY_ID, id=sid)
+        await subscribe(ws, "s", SUBMISSION_BY_ID, heard=False, id=sid)
         [only] = await _until_complete(ws, "s")
         assert only["submissionUpdated"]["status"] == "SUCCEEDED"
         await subscribe(
-            ws, "r", "subscription($id: ID) { resultCreated(submissionId: $id) { id } }", id=sid
+            ws,
+            "r",
+            "subscription($id: ID) { resultCreated(submissionId: $id) { id } }",
+            heard=False,
+            id=sid,
         )
         assert await _until_complete(ws, "r") == [
             {"resultCreated": {"id": ran["runInference"]["result"]["id"]}}
