@@ -9,11 +9,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event, exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from persistence.driver import DRIVER_READS
+from persistence.outages import is_lost_connection
 
 
 def asyncpg_url(url: str) -> str:
@@ -77,6 +78,21 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             raise exc.DisconnectionError("idle pooled connection is gone") from error
 
 
+def _invalidate_when_lost(engine: AsyncEngine) -> None:
+    """A statement that failed because the server went away invalidates its connection.
+
+    SQLAlchemy's asyncpg dialect asks the driver whether the connection is closed, and a
+    restart's "terminating connection due to administrator command" can arrive before the
+    socket's end: the pool then handed out a connection stuck mid-protocol, and its next
+    statement failed with "another operation is in progress" (INTERNAL). The same test as
+    the one that answers UNAVAILABLE decides here."""
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _lost(context: ExceptionContext) -> None:
+        if not context.is_disconnect and is_lost_connection(context.original_exception):
+            context.is_disconnect = True
+
+
 def create_engine(
     url: str,
     *,
@@ -114,6 +130,7 @@ def create_engine(
         connect_args=connect_args,
     )
     _ping_when_idle(engine, ping_after_idle_seconds)
+    _invalidate_when_lost(engine)
     callback = on_statement if on_statement is not None else _uncounted
     # Statements run on the driver (persistence/driver.py) count through the same callback.
     engine.update_execution_options(**{DRIVER_READS: callback})

@@ -8,9 +8,11 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.database import create_engine
+from persistence.outages import is_lost_connection
 
 
 async def _backend_of(engine: AsyncEngine) -> int:
@@ -57,5 +59,26 @@ async def test_a_connection_used_a_moment_ago_is_handed_out_without_a_ping(
         first = await _backend_of(engine)
         assert await _backend_of(engine) == first
         assert pings == []
+    finally:
+        await engine.dispose()
+
+
+async def test_a_statement_ended_by_a_shutdown_error_never_returns_its_connection_to_the_pool(
+    postgres_url: str,
+) -> None:
+    # A restart's "terminating connection due to administrator command" (57P01) can arrive
+    # before the socket's end: the driver then does not yet see the connection closed, and
+    # a pool that took its word handed out a connection stuck mid-protocol ("another
+    # operation is in progress": INTERNAL). Raised here on a live backend, so that only the
+    # error decides.
+    shutdown = "do $$ begin raise exception 'shutting down' using errcode = '57P01'; end $$"
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0, ping_after_idle_seconds=60)
+    try:
+        first = await _backend_of(engine)
+        with pytest.raises(DBAPIError) as raised:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text(shutdown))
+        assert is_lost_connection(raised.value)
+        assert await _backend_of(engine) != first
     finally:
         await engine.dispose()
