@@ -15,6 +15,11 @@ _LOST = (
     exc.TimeoutError,  # no pooled connection within the pool timeout
     ConnectionError,  # the socket itself: reset, broken pipe, refused
     TimeoutError,  # no answer within the command timeout: the server is not answering
+    # The driver's protocol is out of step: a pooled connection heard the server's FATAL
+    # (a restart) while idle and its next statement finds it waiting for a sync point that
+    # never comes ("cannot switch to state 12; another operation (2) is in progress"). The
+    # connection is unusable, whatever the cause.
+    asyncpg.exceptions.InternalClientError,
 )
 # While connecting, the socket's own errors say the same (refused, no such socket, timeout).
 _UNREACHABLE = (*_LOST, OSError)

@@ -55,3 +55,14 @@ def test_a_misused_connection_is_no_outage() -> None:
         "cannot perform operation: another operation is in progress"
     )
     assert not is_lost_connection(busy)
+
+
+def test_a_connection_that_heard_the_servers_goodbye_while_idle_is_an_outage() -> None:
+    # A restart's FATAL arrives at an idle pooled connection before the socket's end: the
+    # driver is then stuck waiting for a sync point that never comes, and the next statement
+    # on it fails this way (seen as INTERNAL in test_database_restart.py).
+    stuck = asyncpg.exceptions.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress"
+    )
+    assert is_lost_connection(stuck)
+    assert is_lost_connection(raised_from(exc.InternalError("SELECT 1", {}, stuck), stuck))
