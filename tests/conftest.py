@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -66,3 +67,29 @@ async def db(engine: AsyncEngine) -> AsyncEngine:
     async with engine.begin() as conn:
         await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     return engine
+
+
+class _Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_EXECUTOR_ERRORS = _Collected()
+logging.getLogger("graph.execution.extension").addHandler(_EXECUTOR_ERRORS)
+
+
+@pytest.fixture(autouse=True)
+def executor_errors() -> Iterator[list[logging.LogRecord]]:
+    """An executor that fails and lets the reference path answer is a bug the caller never
+    sees: any test during which one does fails (a test that provokes one on purpose
+    empties the list)."""
+    _EXECUTOR_ERRORS.records.clear()
+    yield _EXECUTOR_ERRORS.records
+    failed = [r.getMessage() for r in _EXECUTOR_ERRORS.records]
+    _EXECUTOR_ERRORS.records.clear()
+    if failed:
+        pytest.fail(f"an executor failed and fell back: {failed}")

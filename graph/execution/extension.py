@@ -224,7 +224,12 @@ class CompiledPlans:
             return None
         except Exception:
             # A bug here must not cost the caller an answer: the reference path gives it.
-            logger.warning("compiled execution failed; falling back", exc_info=True)
+            # But it is a bug: an error in the log (and in tests, a failed test), a metric.
+            logger.error(
+                "compiled execution failed for operation %s; the reference path answers",
+                operation_name or "<anonymous>",
+                exc_info=True,
+            )
             metrics.EXECUTION_PATH.labels("fallback", "error").inc()
             return None
         metrics.labelled(metrics.EXECUTION_PATH, "compiled", "").inc()

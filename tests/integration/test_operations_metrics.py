@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.services import webhooks
 from domain.webhooks import DeliveryStatus
+from graph.execution import extension
 from persistence.unit_of_work import SqlUnitOfWork
 from server.bootstrap import Readiness
 from telemetry import metrics
@@ -70,3 +74,27 @@ async def test_readiness_names_signing_keys_that_cannot_be_loaded(db: AsyncEngin
 
     readiness = Readiness(db, Blobs(), signing_keys=no_keys)  # type: ignore[arg-type]  # only check() is used
     assert await readiness() == {"tokenIssuer": "signing keys unavailable"}
+
+
+async def test_an_executor_error_is_logged_with_its_operation_and_counted(
+    client: httpx.AsyncClient,
+    token: TokenFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    executor_errors: list[logging.LogRecord],
+) -> None:
+    async def broken(*_: object) -> None:
+        raise RuntimeError("a bug in the one-statement path")
+
+    monkeypatch.setattr(extension, "project", broken)
+    errors = _executions("fallback", "error")
+    body = await gql(
+        client,
+        "query Mine { viewer { submissions { edges { node { id } } } } }",
+        token=token("eo@example.com"),
+    )
+    assert body["data"]["viewer"]["submissions"] == {"edges": []}  # the reference path answered
+    assert _executions("fallback", "error") == errors + 1
+    [record] = executor_errors
+    assert record.levelno == logging.ERROR
+    assert "operation Mine" in record.getMessage()
+    executor_errors.clear()  # provoked on purpose
