@@ -296,7 +296,7 @@ class _Renderer:
                 written = _float(f"({element}.v ->> {_literal(value.key)})")
                 check = f"{typeof} IS DISTINCT FROM 'number'"
             elif value.kind is p.Kind.JSON:
-                written, check = f"{item}::json", f"coalesce({typeof}, 'null') = 'null'"
+                written, check = f"({item})::json", f"coalesce({typeof}, 'null') = 'null'"
             else:
                 raise ValueError(f"nested values of kind {value.kind} are not rendered")
             parts.append(
