@@ -181,9 +181,11 @@ _submissions_by_id = reusable(sa.select(*_SUBMISSION_COLUMNS).where(any_key(subm
 
 
 @built_once
-def _owner_pages(shape: _Shape, keyset: bool, descending: bool) -> Select:
+def _owner_pages(shape: _Shape, keyset: bool, descending: bool, until: bool) -> Select:
     rows = sa.select(*_SUBMISSION_COLUMNS).where(*_filtered(shape))
-    return pages_statement(rows, submissions.c.owner_id, keyset=keyset, descending=descending)
+    return pages_statement(
+        rows, submissions.c.owner_id, keyset=keyset, descending=descending, until=until
+    )
 
 
 @built_once
@@ -439,7 +441,9 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
         where: SubmissionFilter = EVERY_SUBMISSION,
     ) -> list[Page[Submission]]:
         shape = _shape(status, where)
-        statement = _owner_pages(shape, request.after is not None, request.descending)
+        statement = _owner_pages(
+            shape, request.after is not None, request.descending, request.until is not None
+        )
         values = _filter_values(status, where)
         return await pages_for_keys(
             self._conn, statement, owner_ids, "owner_id", request, _submission, values

@@ -16,7 +16,7 @@ from domain.services import callbacks, submissions
 from domain.services.submissions import SubmissionRequest
 from domain.submissions import Submission, SubmissionStatus
 from graph.execution import loads
-from graph.ids import page_request, parse_id, required_id
+from graph.ids import parse_id, required_id
 from graph.schema import history
 from graph.schema.assets import AssetType
 from graph.schema.declarations import (
@@ -36,9 +36,12 @@ from graph.schema.nodes import (
     BATCHES,
     After,
     AppInfo,
+    Before,
     Connection,
     First,
+    Last,
     Node,
+    Paging,
     by_id,
     connection,
 )
@@ -144,21 +147,21 @@ class SubmissionType(Node, Entity):
 async def submissions_of(
     info: AppInfo,
     owner_id: UUID,
-    first: int | None,
-    after: str | None,
+    paging: Paging,
     status: SubmissionStatus | None,
     given: history.SubmissionFilter | None = None,
     order: SubmissionOrder | None = history.DEFAULT_ORDER,
 ) -> Connection[SubmissionType]:
     loaders = info.context.loaders
     descending = (order or history.DEFAULT_ORDER).is_descending
-    request = page_request(first, after, descending=descending)
+    request = paging.request("Submission", descending=descending)
     key = (owner_id, (request, status, history.from_input(given)))
     page = await loaders.paged(loads.submission_pages).load(key)
     return connection(
         page,
         SubmissionType.from_entity,
         lambda: loaders.paged(loads.submission_counts).load(key),
+        "Submission",
     )
 
 
@@ -194,9 +197,12 @@ class SubmissionQueries:
         status: SubmissionStatusArgument = None,
         filter: SubmissionFilterArgument = None,
         order_by: SubmissionOrderArgument = history.DEFAULT_ORDER,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[SubmissionType]:
         viewer = info.context.principal.user_id
-        return await submissions_of(info, viewer, first, after, status, filter, order_by)
+        paging = Paging(first, after, last, before)
+        return await submissions_of(info, viewer, paging, status, filter, order_by)
 
 
 @strawberry.input(description="One input to queue for a model.")

@@ -368,9 +368,10 @@ def created_at_of(table: sa.Table, ident: UUID) -> datetime:
     raise KeyError(ident)
 
 
-def cursor_of(table: sa.Table, ident: UUID) -> str:
-    """The cursor the API gives the row: its keyset, as graph.ids encodes it."""
-    return to_cursor(Keyset(created_at_of(table, ident), ident))
+def cursor_of(table: sa.Table, ident: UUID, kind: str = "Submission") -> str:
+    """The cursor the API gives the row in a list of `kind`: its keyset, as graph.ids
+    encodes it."""
+    return to_cursor(Keyset(created_at_of(table, ident), ident), kind)
 
 
 def gid(type_name: str, ident: UUID) -> str:
@@ -384,7 +385,7 @@ MISSING: Final = {
 }
 OWNER_CURSOR: Final = cursor_of(tables.submissions, OWNER_SUBMISSIONS[2])
 MALFORMED_CURSOR: Final = "bm90LWEtY3Vyc29y"  # base64 of "not-a-cursor"
-NAIVE_CURSOR: Final = to_cursor(Keyset(BASE_TIME.replace(tzinfo=None), OWNER))
+NAIVE_CURSOR: Final = to_cursor(Keyset(BASE_TIME.replace(tzinfo=None), OWNER), "Submission")
 
 # Ids per node type: the owner's, the other user's, the administrator's.
 IDS: Final[Mapping[str, tuple[str, ...]]] = {

@@ -37,7 +37,10 @@ def test_bench_global_ids_equal_assays(type_name: str) -> None:
     ],
 )
 def test_bench_cursors_equal_assays(created_at: datetime) -> None:
-    assert encoding.cursor(created_at, IDENT) == to_cursor(Keyset(created_at, IDENT))
+    assert encoding.cursor("s", created_at, IDENT) == to_cursor(
+        Keyset(created_at, IDENT), "Submission"
+    )
+    assert encoding.cursor("u", created_at, IDENT) == to_cursor(Keyset(created_at, IDENT), "User")
     assert encoding.date_time(created_at) == created_at.isoformat()
 
 
