@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import projections as p
@@ -32,6 +33,7 @@ from domain.access import ENTITY_RULES, SOURCE_RULES, owner_attribute
 from domain.errors import NotFound
 from domain.ids import CURSOR_KINDS
 from domain.principal import Principal
+from domain.submissions import MetadataEntry
 from persistence.driver import fetch_text
 
 ANOMALY = '"\\u0007assay:anomaly"'  # as it appears in the JSON text
@@ -131,6 +133,11 @@ def _like_pattern(text: object) -> str:
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
+def _metadata_json(pair: object) -> str:
+    assert isinstance(pair, MetadataEntry)
+    return orjson.dumps([{"key": pair.key, "value": pair.value}]).decode()
+
+
 @dataclass(frozen=True)
 class _Filter:
     sql: str  # over {c} and {v}
@@ -145,6 +152,8 @@ FILTERS: Mapping[str, _Filter] = {
     "model_id": _Filter("{c}.model_id = {v}", "uuid"),
     "created_after": _Filter("{c}.created_at > {v}", "timestamptz"),
     "created_before": _Filter("{c}.created_at < {v}", "timestamptz"),
+    # One metadata pair (domain/submissions.py), as the repository's containment test.
+    "metadata": _Filter("{c}.metadata @> {v}::jsonb", "text", _metadata_json),
     "is_active": _Filter("{c}.is_active = {v}", "boolean"),
     "email_contains": _Filter(
         "lower({c}.email) LIKE '%' || lower({v}) || '%' ESCAPE '/'",
@@ -300,7 +309,9 @@ class _Renderer:
                 written = _float(f"({element}.v ->> {_literal(value.key)})")
                 check = f"{typeof} IS DISTINCT FROM 'number'"
             elif value.kind is p.Kind.JSON:
-                written, check = f"{item}::json", f"coalesce({typeof}, 'null') = 'null'"
+                written, check = f"({item})::json", f"coalesce({typeof}, 'null') = 'null'"
+            elif value.kind is p.Kind.TEXT:
+                written, check = f"({item})::json", f"{typeof} IS DISTINCT FROM 'string'"
             else:
                 raise ValueError(f"nested values of kind {value.kind} are not rendered")
             parts.append(

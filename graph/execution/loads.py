@@ -69,10 +69,12 @@ def submission_page_arguments(arguments: Arguments) -> SubmissionArguments:
     order = SubmissionOrder(arguments.get("orderBy") or history.DEFAULT_ORDER)
     request = paging(arguments, "Submission", order.is_descending)
     given = arguments.get("filter") or {}
+    pair = given.get("metadata")
     where = history.filter_value(
         given.get("modelId"),
         _moment(given.get("createdAfter")),
         _moment(given.get("createdBefore")),
+        None if pair is None else (pair["key"], pair["value"]),
     )
     return request, None if status is None else SubmissionStatus(status), where
 
@@ -103,6 +105,7 @@ def submission_window(arguments: Arguments) -> p.PageArguments:
         ("model_id", where.model_id),
         ("created_after", where.created_after),
         ("created_before", where.created_before),
+        ("metadata", where.metadata),
     )
     return p.PageArguments(request, filters)
 

@@ -18,6 +18,8 @@ from domain.events import Event, EventType
 from domain.services import batches, callbacks, submissions
 from graph.ids import parse_id, required_id, to_global_id
 from graph.schema.declarations import ReferenceOnly, declared, reference_only
+from graph.schema.metadata import METADATA_INPUT, MetadataEntryInput
+from graph.schema.metadata import from_input as metadata_from_input
 from graph.schema.models import ModelType, load_model
 from graph.schema.nodes import (
     BATCHES,
@@ -223,6 +225,9 @@ class BatchInferenceInput:
         "signed with the viewer's callback secret (see rotateCallbackSecret). BAD_USER_INPUT "
         "without a secret or for a URL the server refuses.",
     )
+    metadata: list[MetadataEntryInput] | None = strawberry.field(
+        default=None, description=f"Put on every submission of the batch. {METADATA_INPUT}"
+    )
 
 
 @strawberry.type(description="What batchInference queued.")
@@ -245,6 +250,7 @@ class BatchMutations:
     ) -> BatchInferencePayload:
         ctx = info.context
         model_id = parse_id(input.model_id, "Model", "input.modelId")
+        labels = metadata_from_input(input.metadata)
         await check_callback(info, input.callback_url)
         stored = await submissions.create_batch(
             ctx.uow(),
@@ -253,6 +259,7 @@ class BatchMutations:
             input.inputs,
             clock=ctx.clock,
             callback_url=input.callback_url,
+            metadata=labels,
         )
         assert stored[0].batch_id is not None, "create_batch always makes a batch"
         batch = await load_batch(info, stored[0].batch_id)

@@ -231,7 +231,15 @@ def _submission(
         "attempts": {"FAILED": 3, "RUNNING": 1, "SUCCEEDED": 1}.get(status, 0),
         "created_at": created_at,
         "updated_at": created_at + timedelta(seconds=2),
+        "metadata": submission_metadata(n),
     }
+
+
+def submission_metadata(n: int) -> list[JSONDict]:
+    """Every third submission has labels, sorted by key as the API stores them."""
+    if n % 3:
+        return []
+    return [{"key": "order", "value": f"o-{n % 2}"}, {"key": "team", "value": "red «ü»"}]
 
 
 def _asset(ident: UUID, owner: UUID, name: str, status: str, n: int, **values: Any) -> JSONDict:

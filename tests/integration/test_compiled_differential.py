@@ -648,6 +648,20 @@ CASES: Final = [
           submissions(first: 6) { edges { node { results { submission { id owner { id } } } } } }
         }""",
     ),
+    Case(
+        "submission_metadata_and_the_filter_by_one_pair",
+        """query($key: String!, $value: String!) {
+          submissions(first: 30, filter: {metadata: {key: $key, value: $value}}) {
+            totalCount edges { node { id metadata { key value __typename } } } }
+          viewer { submissions(first: 5, orderBy: CREATED_AT_ASC) {
+            edges { node { metadata { value } } } } } }""",
+        variables=[
+            {"key": "order", "value": "o-0"},
+            {"key": "team", "value": "red «ü»"},
+            {"key": "team", "value": "blue"},
+            {"key": "", "value": "x"},
+        ],
+    ),
     Case("fragments_aliases_typename_include", FRAGMENTS_ALIASES_TYPENAME_INCLUDE),
     Case(
         "fragments_aliases_typename_include_excluded",
@@ -776,9 +790,28 @@ COVERED: Final = {
         {"m": d.IDS["Model"][0]},
         None,
     ),
+    # A stored JSON value under a nested key: the one statement must parse, not fall back.
+    "result_alternatives": (
+        """query($id: ID!) { submission(id: $id) { results {
+          alternatives { value confidence } } } }""",
+        {"id": d.gid("Submission", d.ADMIN_SUBMISSIONS[0])},
+        None,
+    ),
+    "submission_metadata": (
+        """{ submissions(filter: {metadata: {key: "team", value: "red «ü»"}}) {
+          totalCount edges { node { id metadata { key value } } } } }""",
+        None,
+        None,
+    ),
+    "submission_metadata_batched": (
+        """{ submissions(filter: {metadata: {key: "order", value: "o-1"}}) {
+          totalCount edges { node { metadata { key value } assets { downloadUrl } } } } }""",
+        None,
+        None,
+    ),
 }
 
-BATCHED: Final = frozenset({"viewer_submissions_nested"})
+BATCHED: Final = frozenset({"viewer_submissions_nested", "submission_metadata_batched"})
 
 
 @pytest.mark.parametrize("name", sorted(COVERED))

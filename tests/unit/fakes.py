@@ -91,6 +91,7 @@ def _matches(submission: Submission, where: SubmissionFilter) -> bool:
         (where.model_id is None or submission.model_id == where.model_id)
         and (where.created_after is None or created > where.created_after)
         and (where.created_before is None or created < where.created_before)
+        and (where.metadata is None or where.metadata in submission.metadata)
     )
 
 
