@@ -109,6 +109,17 @@ def test_wrk_script_quotes_bodies_and_result_line_parses() -> None:
     assert load.parse_wrk(out) == (300, 3.0, 2, 1.5, 2.5, 4.0)
 
 
+def test_the_load_asks_for_compressed_answers_only_when_told() -> None:
+    plain = load.request_bytes(8000, "/graphql", b"{}", "tok")
+    asking = load.request_bytes(8000, "/graphql", b"{}", "tok", "br, gzip")
+
+    assert b"accept-encoding" not in plain.lower()
+    assert b"\r\nAccept-Encoding: br, gzip\r\n" in asking
+    assert asking.endswith(b"\r\n\r\n{}")
+    assert "Accept-Encoding" not in load.wrk_script([b"{}"], None)
+    assert 'wrk.headers["Accept-Encoding"] = [[gzip]]' in load.wrk_script([b"{}"], None, "gzip")
+
+
 def test_percentile_picks_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert load.percentile(values, 0.5) == 50.0
