@@ -9,9 +9,10 @@ encoded already, and it holds at least MIN_BYTES. Such answers carry
 itself writes before the application sees a request (http_protocol.py: small errors).
 WebSocket frames are not touched here: uvicorn negotiates permessage-deflate itself.
 
-Levels: both answers sizes are measured in docs/performance.md. A small answer compresses
-in microseconds at any level; a large one (W1, ~0.5 MB) costs 2.5 ms at br quality 1 and
-6.5 ms at gzip level 1, so large answers take the fastest level and small ones a better one.
+Levels (measured in docs/performance.md): a small answer compresses in microseconds at any
+level; a large one (a W1-like 0.5 MB) costs 2.5 ms at br quality 1 and 6.5 ms at gzip level
+1, several times that at the default levels, so large answers take the fastest level and
+small ones a better one.
 """
 
 from __future__ import annotations
