@@ -124,10 +124,10 @@ async def w1(pool: asyncpg.Pool, statements: Statements) -> Json:
     for u in page:
         rows = by_owner[u["id"]]
         edges = [_w1_submission_edge(s, child[s["id"]]) for s in rows[:SUBMISSIONS_PER_USER_PAGE]]
-        cursors = [cursor(s["created_at"], s["id"]) for s in rows[:SUBMISSIONS_PER_USER_PAGE]]
+        cursors = [cursor("s", s["created_at"], s["id"]) for s in rows[:SUBMISSIONS_PER_USER_PAGE]]
         user_edges.append(
             {
-                "cursor": cursor(u["created_at"], u["id"]),
+                "cursor": cursor("u", u["created_at"], u["id"]),
                 "node": {
                     "id": global_id("User", u["id"]),
                     "email": u["email"],
@@ -140,7 +140,7 @@ async def w1(pool: asyncpg.Pool, statements: Statements) -> Json:
                 },
             }
         )
-    cursors = [cursor(u["created_at"], u["id"]) for u in page]
+    cursors = [cursor("u", u["created_at"], u["id"]) for u in page]
     return {
         "data": {
             "users": {

@@ -25,8 +25,9 @@ def parse_global_id(value: str) -> tuple[str, UUID]:
     return type_name, UUID(raw)
 
 
-def cursor(created_at: datetime, ident: UUID) -> str:
-    return b64(f"{created_at.isoformat()}|{ident}")
+def cursor(kind: str, created_at: datetime, ident: UUID) -> str:
+    """A keyset cursor in a list of `kind` objects: "s" submissions, "u" users (domain/ids.py)."""
+    return b64(f"{kind}|{created_at.isoformat()}|{ident}")
 
 
 def date_time(value: datetime) -> str:

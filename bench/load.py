@@ -74,7 +74,9 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def request_bytes(port: int, path: str, body: bytes, token: str | None) -> bytes:
+def request_bytes(
+    port: int, path: str, body: bytes, token: str | None, accept_encoding: str | None = None
+) -> bytes:
     head = [
         f"POST {path} HTTP/1.1",
         f"Host: {HOST}:{port}",
@@ -83,6 +85,8 @@ def request_bytes(port: int, path: str, body: bytes, token: str | None) -> bytes
     ]
     if token:
         head.append(f"Authorization: Bearer {token}")
+    if accept_encoding:
+        head.append(f"Accept-Encoding: {accept_encoding}")
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
@@ -204,10 +208,12 @@ def asyncio_load(
     *,
     check: Checker | None = None,
     limit: int | None = None,
+    accept_encoding: str | None = None,
 ) -> LoadResult:
     """With `limit`, the measured run ends after that many requests (or `duration`), and its
-    duration is the time it took."""
-    requests = [request_bytes(port, path, b, token) for b in bodies]
+    duration is the time it took. `accept_encoding` asks for compressed answers (the check
+    then sees them compressed)."""
+    requests = [request_bytes(port, path, b, token, accept_encoding) for b in bodies]
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     try:
         import uvloop
@@ -266,10 +272,14 @@ end
 """
 
 
-def wrk_script(bodies: Sequence[bytes], token: str | None) -> str:
+def wrk_script(
+    bodies: Sequence[bytes], token: str | None, accept_encoding: str | None = None
+) -> str:
     lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"']
     if token:
         lines.append(f'wrk.headers["Authorization"] = "Bearer {token}"')
+    if accept_encoding:
+        lines.append(f'wrk.headers["Accept-Encoding"] = {_lua_string(accept_encoding)}')
     lines.append("local bodies = {")
     lines.extend(f"  {_lua_string(b.decode())}," for b in bodies)
     lines.append("}")
@@ -304,12 +314,14 @@ def wrk_load(
     duration: float,
     at_start: Hook | None = None,
     at_end: Hook | None = None,
+    *,
+    accept_encoding: str | None = None,
 ) -> LoadResult:
     wrk = shutil.which("wrk")
     assert wrk is not None
     with tempfile.TemporaryDirectory(prefix="assay-bench-wrk-") as tmp:
         script = Path(tmp) / "load.lua"
-        script.write_text(wrk_script(bodies, token))
+        script.write_text(wrk_script(bodies, token, accept_encoding))
         url = f"http://{HOST}:{port}{path}"
 
         def call(seconds: float) -> str:
@@ -345,11 +357,20 @@ def drive(
     *,
     at_start: Hook | None = None,
     at_end: Hook | None = None,
+    accept_encoding: str | None = None,
 ) -> LoadResult:
-    """Load the server with `bodies` in turn over `connections` keep-alive connections."""
+    """Load the server with `bodies` in turn over `connections` keep-alive connections,
+    asking for compressed answers with `accept_encoding` (an Accept-Encoding value)."""
     use_wrk = tool == "wrk" or (tool == "auto" and shutil.which("wrk") is not None)
-    run = wrk_load if use_wrk else asyncio_load
-    return run(port, path, bodies, token, connections, warmup, duration, at_start, at_end)
+    if use_wrk:
+        return wrk_load(
+            port, path, bodies, token, connections, warmup, duration, at_start, at_end,
+            accept_encoding=accept_encoding,
+        )  # fmt: skip
+    return asyncio_load(
+        port, path, bodies, token, connections, warmup, duration, at_start, at_end,
+        accept_encoding=accept_encoding,
+    )  # fmt: skip
 
 
 def dumps_result(result: LoadResult) -> bytes:

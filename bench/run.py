@@ -95,6 +95,7 @@ class Options:
     peers: tuple[str, ...] = peers.DEFAULT_PEERS
     rounds: int = 3
     sequential: int = 200
+    accept_encoding: str | None = None  # W1-W2's Accept-Encoding: None asks for no compression
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -126,6 +127,10 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--no-peers", action="store_true", help="S1-S3 and B1 on Assay alone")
     p.add_argument("--rounds", type=int, help="turns of each server at S1-S3, B1 (3; --quick 1)")
     p.add_argument("--sequential", type=int, help="S1's requests (200; --quick 50)")
+    p.add_argument(
+        "--accept-encoding",
+        help="the HTTP load's Accept-Encoding, e.g. 'br, gzip' (default: none, uncompressed)",
+    )
     p.add_argument(
         "--executors",
         default=",".join(ASSAY_VARIANTS),
@@ -161,6 +166,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         peers=tuple(dict.fromkeys(chosen_peers)),
         rounds=a.rounds or (1 if quick else 3),
         sequential=a.sequential or (50 if quick else 200),
+        accept_encoding=a.accept_encoding or None,
     )
     if options.users < workloads.USERS_PAGE:
         p.error(f"--users must be at least {workloads.USERS_PAGE}")
@@ -225,6 +231,16 @@ class Server:
             headers["Authorization"] = f"Bearer {token}"
         url = f"http://{procs.HOST}:{self.port}/graphql"
         return httpx.post(url, content=body, headers=headers, timeout=HTTP_TIMEOUT)
+
+    def sent_bytes(self, body: bytes, token: str | None, accept_encoding: str) -> tuple[str, int]:
+        """The Content-Encoding of the answer and its size as sent, asking for `accept_encoding`."""
+        headers = {"Content-Type": "application/json", "Accept-Encoding": accept_encoding}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        url = f"http://{procs.HOST}:{self.port}/graphql"
+        with httpx.stream("POST", url, content=body, headers=headers, timeout=HTTP_TIMEOUT) as r:
+            size = sum(len(part) for part in r.iter_raw())
+            return r.headers.get("content-encoding", "identity"), size
 
     def graphql(self, body: bytes, token: str | None) -> dict[str, Any]:
         response = self.post(body, token)
@@ -402,6 +418,8 @@ class Bench:
             log("same JSON, different byte order (accepted after sorting keys)")
         paths = measure.window(before, assay.snapshot())
         self.report.meta["w1_response_bytes"] = w1_bytes
+        sent = [assay.sent_bytes(cases[0], token, coding) for coding in ("gzip", "br")]
+        self.report.meta["w1_response_bytes_sent"] = ", ".join(f"{c} {n:,}" for c, n in sent)
         checked = f"W1 + W2 x{len(sample)} identical to the baseline; " + _paths(paths)
         self.report.meta[f"verified {assay.name}"] = checked
         log(f"{assay.name}: outputs identical (W1 {w1_bytes:,} bytes, W2 x{len(sample)}), "
@@ -425,7 +443,7 @@ class Bench:
         with procs.RssSampler(server.child.pid) as rss:
             result = load.drive(
                 server.port, workload.bodies, token, connections, o.warmup, o.duration, o.tool,
-                at_start=mark, at_end=mark,
+                at_start=mark, at_end=mark, accept_encoding=o.accept_encoding,
             )  # fmt: skip
         if len(marks) != 2:
             raise RuntimeError(f"the load generator marked {len(marks)} window edges, not 2")
@@ -837,6 +855,7 @@ def _meta(options: Options, stamp: str) -> dict[str, object]:
             for v in options.executors
         ),
         "w2_ids": W2_IDS,
+        "accept_encoding": options.accept_encoding or "none (uncompressed answers)",
         "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 

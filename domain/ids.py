@@ -20,3 +20,14 @@ def b64encode_text(text: str) -> str:
 
 def to_global_id(type_name: str, ident: UUID) -> str:
     return b64encode_text(f"{type_name}:{ident}")
+
+
+# A keyset cursor names its list's kind of object (graph/ids.py), so one from another kind
+# of list is refused; the store writes the same cursors (persistence/projections.py).
+CURSOR_KINDS = {
+    "User": "u",
+    "Asset": "a",
+    "Submission": "s",
+    "Batch": "b",
+    "WebhookDelivery": "d",
+}

@@ -84,7 +84,8 @@ class Many:
 
 @dataclass(frozen=True, slots=True)
 class Nested:
-    """A list of plain JSON objects stored in an attribute (a result's alternatives)."""
+    """A list of plain JSON objects stored in an attribute (a result's alternatives, a
+    submission's metadata)."""
 
     attribute: str
     fields: tuple[tuple[str, NestedValue | Constant], ...]

@@ -2,13 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from domain.errors import Conflict
+from domain.errors import Conflict, InvalidInput
 from domain.models import JSONValue
+
+# Submission metadata: a client's own labels (an order number, a device), bounded so a
+# submission's row stays small.
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataEntry:
+    key: str
+    value: str
+
+
+Metadata = tuple[MetadataEntry, ...]  # sorted by key, keys distinct
+
+
+def checked_metadata(pairs: Sequence[tuple[str, str]], path: str) -> Metadata:
+    """Key/value pairs as stored (sorted by key); InvalidInput naming each bad one: more
+    than 16 pairs, a key of 0 or more than 64 characters or with control characters, a
+    value of more than 256 characters, a key given twice."""
+    if len(pairs) > MAX_METADATA_PAIRS:
+        raise InvalidInput({path: f"at most {MAX_METADATA_PAIRS} pairs, got {len(pairs)}"})
+    problems: dict[str, str] = {}
+    seen: set[str] = set()
+    for n, (key, value) in enumerate(pairs):
+        key_problem = metadata_key_problem(key)
+        if key_problem is None and key in seen:
+            key_problem = "names a key given before"
+        if key_problem is not None:
+            problems[f"{path}.{n}.key"] = key_problem
+        if len(value) > MAX_METADATA_VALUE:
+            problems[f"{path}.{n}.value"] = f"must be at most {MAX_METADATA_VALUE} characters"
+        seen.add(key)
+    if problems:
+        raise InvalidInput(problems)
+    return tuple(MetadataEntry(k, v) for k, v in sorted(pairs))
+
+
+def metadata_key_problem(key: str) -> str | None:
+    if not 1 <= len(key) <= MAX_METADATA_KEY:
+        return f"must be 1 to {MAX_METADATA_KEY} characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        return "must not contain control characters"
+    return None
 
 
 class SubmissionStatus(StrEnum):
@@ -33,6 +79,7 @@ class Submission:
     updated_at: datetime
     batch_id: UUID | None = None  # set when made by batchInference
     callback_url: str | None = None  # POSTed once, when the submission finishes
+    metadata: Metadata = ()
 
     @property
     def is_finished(self) -> bool:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from domain.errors import InvalidInput, NotFound
+from domain.ids import CURSOR_KINDS
 from domain.ids import b64encode_text as _b64encode
 from domain.ids import to_global_id as to_global_id  # re-exported: graph names ids here
 from domain.pagination import Keyset, PageRequest
@@ -58,20 +59,26 @@ def required_id(global_id: str, expected_type: str, path: str = "id") -> UUID:
     return ident
 
 
-def to_cursor(keyset: Keyset) -> str:
-    return _b64encode(f"{keyset.created_at.isoformat()}|{keyset.id}")
+_NOT_A_CURSOR = "not a cursor returned by this API"
 
 
-def from_cursor(cursor: str | None, path: str = "after") -> Keyset | None:
+def to_cursor(keyset: Keyset, kind: str) -> str:
+    """The cursor of a position in a list of `kind` (a type name of CURSOR_KINDS)."""
+    return _b64encode(f"{CURSOR_KINDS[kind]}|{keyset.created_at.isoformat()}|{keyset.id}")
+
+
+def from_cursor(cursor: str | None, kind: str, path: str = "after") -> Keyset | None:
     if cursor is None:
         return None
     try:
-        created_at, _, raw_id = _b64decode(cursor).partition("|")
+        code, created_at, raw_id = _b64decode(cursor).split("|")
         keyset = Keyset(datetime.fromisoformat(created_at), UUID(raw_id))
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput({path: "not a cursor returned by this API"}) from None
+        raise InvalidInput({path: _NOT_A_CURSOR}) from None
+    if code != CURSOR_KINDS[kind]:
+        raise InvalidInput({path: f"a cursor of another list: this one lists {kind} objects"})
     if keyset.created_at.tzinfo is None or not _in_range(keyset.created_at):
-        raise InvalidInput({path: "not a cursor returned by this API"})
+        raise InvalidInput({path: _NOT_A_CURSOR})
     return keyset
 
 
@@ -84,5 +91,20 @@ def _in_range(moment: datetime) -> bool:
     return True
 
 
-def page_request(first: int | None, after: str | None, *, descending: bool = False) -> PageRequest:
-    return PageRequest.checked(first, from_cursor(after), descending=descending)
+def page_request(
+    first: int | None,
+    after: str | None,
+    last: int | None = None,
+    before: str | None = None,
+    *,
+    kind: str,
+    descending: bool = False,
+) -> PageRequest:
+    """A connection's page from its arguments; BAD_USER_INPUT naming the bad one."""
+    return PageRequest.checked(
+        first,
+        from_cursor(after, kind),
+        descending=descending,
+        last=last,
+        before=from_cursor(before, kind, "before"),
+    )

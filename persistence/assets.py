@@ -95,9 +95,11 @@ _by_submission = reusable(
 
 
 @built_once
-def _owner_pages(filtered: bool, keyset: bool, descending: bool) -> Select:
+def _owner_pages(filtered: bool, keyset: bool, descending: bool, until: bool) -> Select:
     rows = sa.select(*_COLUMNS).where(*_by_status(filtered))
-    return pages_statement(rows, assets.c.owner_id, keyset=keyset, descending=descending)
+    return pages_statement(
+        rows, assets.c.owner_id, keyset=keyset, descending=descending, until=until
+    )
 
 
 @built_once
@@ -168,7 +170,12 @@ class SqlAssetRepository:
     async def list_for_owners(
         self, owner_ids: Sequence[UUID], request: PageRequest, status: AssetStatus | None
     ) -> list[Page[Asset]]:
-        statement = _owner_pages(status is not None, request.after is not None, request.descending)
+        statement = _owner_pages(
+            status is not None,
+            request.after is not None,
+            request.descending,
+            request.until is not None,
+        )
         return await pages_for_keys(
             self._conn, statement, owner_ids, "owner_id", request, _asset, _status(status)
         )

@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.batches import Batch, BatchCounts, Throughput, WorkTimings
 from domain.pagination import Page, PageRequest
 from domain.submissions import Submission, SubmissionStatus
-from persistence.batching import Row, any_of, page_per_parent, rows_in_key_order
+from persistence.batching import (
+    Row,
+    any_of,
+    keyset_bounds,
+    page_per_parent,
+    rows_in_key_order,
+    scan_order,
+)
 from persistence.submissions import _SUBMISSION_COLUMNS, _submission
 from persistence.tables import batches, model_timings, submissions
 
@@ -78,17 +85,10 @@ class SqlBatchReads:
         )
 
     async def list_for_owner(self, owner_id: UUID, request: PageRequest) -> Page[Batch]:
-        newest_first = _with_counts.where(batches.c.owner_id == owner_id)
-        if request.after is not None:
-            newest_first = newest_first.where(
-                sa.tuple_(batches.c.created_at, batches.c.id)
-                < sa.tuple_(
-                    sa.literal(request.after.created_at, sa.DateTime(timezone=True)),
-                    sa.literal(request.after.id, sa.Uuid),
-                )
-            )
-        statement = newest_first.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(
-            request.first + 1
+        statement = (
+            _with_counts.where(batches.c.owner_id == owner_id, *keyset_bounds(batches, request))
+            .order_by(*scan_order(batches, request))
+            .limit(request.first + 1)
         )
         rows = [_batch(row) for row in await self._conn.execute(statement)]
         return Page.from_overfetch(rows, request)

@@ -55,27 +55,35 @@ def any_of(column: sa.ColumnElement[UUID], values: Sequence[UUID]) -> sa.ColumnE
     return column == sa.any_(sa.literal(list(values), ARRAY(sa.Uuid)))
 
 
-def after_keyset(table: sa.Table, request: PageRequest) -> list[sa.ColumnElement[bool]]:
-    if request.after is None:
-        return []
-    return [
-        sa.tuple_(table.c.created_at, table.c.id)
-        > sa.tuple_(
-            sa.literal(request.after.created_at, sa.DateTime(timezone=True)),
-            sa.literal(request.after.id, sa.Uuid),
+def keyset_bounds(table: sa.Table, request: PageRequest) -> list[sa.ColumnElement[bool]]:
+    """The request's scan bounds: beyond `after`, short of `until`, in its direction."""
+    position = sa.tuple_(table.c.created_at, table.c.id)
+    bounds = []
+    for keyset, is_start in ((request.after, True), (request.until, False)):
+        if keyset is None:
+            continue
+        cursor = sa.tuple_(
+            sa.literal(keyset.created_at, sa.DateTime(timezone=True)),
+            sa.literal(keyset.id, sa.Uuid),
         )
-    ]
+        bounds.append(position > cursor if is_start != request.descending else position < cursor)
+    return bounds
 
 
-def _after_bound_keyset(table: sa.Table, descending: bool) -> sa.ColumnElement[bool]:
-    """after_keyset with the keyset bound as `after_created_at` and `after_id`; newest first,
-    "after" is before it in time."""
+def scan_order(table: sa.Table, request: PageRequest) -> list[sa.ColumnElement[Any]]:
+    order = [table.c.created_at, table.c.id]
+    return [c.desc() for c in order] if request.descending else list(order)
+
+
+def _bound_keyset(table: sa.Table, descending: bool, name: str = "after") -> sa.ColumnElement[bool]:
+    """A keyset bound as `<name>_created_at` and `<name>_id`: rows beyond it in the scan's
+    direction ("after"; newest first, that is before it in time), or short of it ("until")."""
     position = sa.tuple_(table.c.created_at, table.c.id)
     cursor = sa.tuple_(
-        sa.bindparam("after_created_at", type_=sa.DateTime(timezone=True)),
-        sa.bindparam("after_id", type_=sa.Uuid),
+        sa.bindparam(f"{name}_created_at", type_=sa.DateTime(timezone=True)),
+        sa.bindparam(f"{name}_id", type_=sa.Uuid),
     )
-    return position < cursor if descending else position > cursor
+    return position < cursor if descending == (name == "after") else position > cursor
 
 
 def _in_key_order(
@@ -147,18 +155,24 @@ async def grouped_in_key_order(
 
 
 def pages_statement(
-    rows: Select, parent: sa.Column[UUID], *, keyset: bool, descending: bool = False
+    rows: Select,
+    parent: sa.Column[UUID],
+    *,
+    keyset: bool,
+    descending: bool = False,
+    until: bool = False,
 ) -> Select:
     """A keyset page of `rows` for each parent in one statement: unnest the parent ids, then a
     LATERAL ... LIMIT each, so every parent's page uses the (parent, created_at, id) index
     (read backwards when `descending`).
 
-    Bound when executed (pages_for_keys does it): `keys`, `limit` and, with `keyset`,
-    `after_created_at` and `after_id`."""
+    Bound when executed (pages_for_keys does it): `keys`, `limit`, with `keyset`
+    `after_created_at` and `after_id`, with `until` `until_created_at` and `until_id`."""
     table = parent.table
     assert isinstance(table, sa.Table)
     parents = sa.func.unnest(_bound_keys()).table_valued("parent_id").render_derived(name="parents")
-    after = [_after_bound_keyset(table, descending)] if keyset else []
+    after = [_bound_keyset(table, descending)] if keyset else []
+    after += [_bound_keyset(table, descending, "until")] if until else []
     order = (table.c.created_at, table.c.id)
     per_parent = (
         rows.where(parent == parents.c.parent_id, *after)
@@ -178,11 +192,15 @@ async def pages_for_keys(
     to_entity: Callable[[Row], K],
     parameters: Parameters = NO_PARAMETERS,
 ) -> list[Page[K]]:
-    """Execute a pages_statement built with `keyset=request.after is not None`."""
+    """Execute a pages_statement built with `keyset=request.after is not None`,
+    `until=request.until is not None` and `descending=request.descending`."""
     bound: dict[str, object] = {"limit": request.first + 1, **parameters}
     if request.after is not None:
         bound["after_created_at"] = request.after.created_at
         bound["after_id"] = request.after.id
+    if request.until is not None:
+        bound["until_created_at"] = request.until.created_at
+        bound["until_id"] = request.until.id
     grouped = await grouped_in_key_order(conn, statement, parent_ids, parent_key, to_entity, bound)
     return [Page.from_overfetch(found, request) for found in grouped]
 
@@ -196,7 +214,13 @@ async def page_per_parent(
     to_entity: Callable[[Row], K],
 ) -> list[Page[K]]:
     """pages_for_keys for `rows` built per call."""
-    statement = pages_statement(rows, parent, keyset=request.after is not None)
+    statement = pages_statement(
+        rows,
+        parent,
+        keyset=request.after is not None,
+        descending=request.descending,
+        until=request.until is not None,
+    )
     return await pages_for_keys(conn, statement, parent_ids, parent.name, request, to_entity)
 
 

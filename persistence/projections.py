@@ -24,14 +24,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import projections as p
 from domain.access import ENTITY_RULES, SOURCE_RULES, owner_attribute
 from domain.errors import NotFound
+from domain.ids import CURSOR_KINDS
 from domain.principal import Principal
+from domain.submissions import MetadataEntry
 from persistence.driver import fetch_text
 
 ANOMALY = '"\\u0007assay:anomaly"'  # as it appears in the JSON text
@@ -131,6 +133,11 @@ def _like_pattern(text: object) -> str:
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
+def _metadata_json(pair: object) -> str:
+    assert isinstance(pair, MetadataEntry)
+    return orjson.dumps([{"key": pair.key, "value": pair.value}]).decode()
+
+
 @dataclass(frozen=True)
 class _Filter:
     sql: str  # over {c} and {v}
@@ -145,6 +152,8 @@ FILTERS: Mapping[str, _Filter] = {
     "model_id": _Filter("{c}.model_id = {v}", "uuid"),
     "created_after": _Filter("{c}.created_at > {v}", "timestamptz"),
     "created_before": _Filter("{c}.created_at < {v}", "timestamptz"),
+    # One metadata pair (domain/submissions.py), as the repository's containment test.
+    "metadata": _Filter("{c}.metadata @> {v}::jsonb", "text", _metadata_json),
     "is_active": _Filter("{c}.is_active = {v}", "boolean"),
     "email_contains": _Filter(
         "lower({c}.email) LIKE '%' || lower({v}) || '%' ESCAPE '/'",
@@ -181,9 +190,10 @@ def _float(text_sql: str) -> str:
     return f"(CASE WHEN {integral} THEN {text_sql} || '.0' ELSE {text_sql} END)::json"
 
 
-# Per slot of a window: whether `after` is set, whether it is newest first, and each
+# Per slot of a window: whether `after` is set, whether the scan is newest first, whether
+# `until` is set, whether the page is read backwards (domain/pagination.py), and each
 # filter's name and whether it is set.
-SlotShape = tuple[bool, bool, tuple[tuple[str, bool], ...]]
+SlotShape = tuple[bool, bool, bool, bool, tuple[tuple[str, bool], ...]]
 Shape = tuple[SlotShape | None, ...]
 
 
@@ -246,7 +256,7 @@ class _Renderer:
         if isinstance(value, p.GlobalId):
             return _base64url(f"{_literal(value.type_name)} || ':' || {alias}.id::text")
         if isinstance(value, p.Cursor):
-            return self.cursor(alias)
+            return self.cursor(alias, name)
         if isinstance(value, p.Constant):
             return f"{_literal(value.value)}::text"
         if isinstance(value, p.One):
@@ -257,8 +267,11 @@ class _Renderer:
             return self.nested(entity, alias, value)
         return self.window(LINKS[(name, value.relation)], alias, value)
 
-    def cursor(self, alias: str) -> str:
-        return _base64url(f"{_moment(f'{alias}.created_at')} || '|' || {alias}.id::text")
+    def cursor(self, alias: str, entity: str) -> str:
+        kind = _literal(CURSOR_KINDS[entity])
+        return _base64url(
+            f"{kind} || '|' || {_moment(f'{alias}.created_at')} || '|' || {alias}.id::text"
+        )
 
     def attribute(self, entity: _Entity, alias: str, attribute: p.Attribute) -> str:
         expression = entity.column(alias, attribute.name)
@@ -297,6 +310,8 @@ class _Renderer:
                 check = f"{typeof} IS DISTINCT FROM 'number'"
             elif value.kind is p.Kind.JSON:
                 written, check = f"({item})::json", f"coalesce({typeof}, 'null') = 'null'"
+            elif value.kind is p.Kind.TEXT:
+                written, check = f"({item})::json", f"{typeof} IS DISTINCT FROM 'string'"
             else:
                 raise ValueError(f"nested values of kind {value.kind} are not rendered")
             parts.append(
@@ -347,7 +362,7 @@ class _Renderer:
         shape = self.shape[window.slot]
         assert shape is not None
         conditions = []
-        for n, (name, is_set) in enumerate(shape[2]):
+        for n, (name, is_set) in enumerate(shape[4]):
             if not is_set:
                 continue
             spec = FILTERS[name]
@@ -358,7 +373,7 @@ class _Renderer:
     def window(self, link: _Link, parent: str, window: p.Window) -> str:
         shape = self.shape[window.slot]
         assert shape is not None
-        has_after, descending = shape[0], shape[1]
+        has_after, descending, has_until, is_backward = shape[:4]
         slot = window.slot
         # A parameter the text does not use has no type PostgreSQL can infer: bind only
         # what the statement reads.
@@ -379,24 +394,29 @@ class _Renderer:
                     f"WHERE {' AND '.join(matching)})"
                 )
             elif part == "edges":
+                # In the order the rows were read, or the other way for a page read backwards.
+                order = f" ORDER BY {alias}.n__ DESC" if is_backward else ""
                 written = (
-                    # In the order the numbered rows come in: the window's.
-                    f"coalesce(json_agg({self.edge(window, alias)}) "
+                    f"coalesce(json_agg({self.edge(window, alias, link.target)}{order}) "
                     f"FILTER (WHERE {alias}.n__ <= {first}), '[]'::json)"
                 )
             else:
-                written = self.page_info(window, alias, first, has_after)
+                written = self.page_info(window, alias, first, link.target, shape)
             parts.append(f"{_literal(key)}, {written}")
         built = f"json_build_object({', '.join(parts)})"
         if not needs_rows:
             return built
         where = self._where(link, parent, alias) + self._filters(window, alias)
-        if has_after:
-            created = self.param(lambda s, _: _after(s, slot).created_at, "timestamptz")
-            ident = self.param(lambda s, _: _after(s, slot).id, "uuid")
-            # A cursor is a position: pages go on from it in the window's direction.
-            beyond = "<" if descending else ">"
-            where.append(f"({alias}.created_at, {alias}.id) {beyond} ({created}, {ident})")
+        # A cursor is a position: pages go on from it in the scan's direction, and stop
+        # short of `until`.
+        for is_set, name, beyond in (
+            (has_after, "after", "<" if descending else ">"),
+            (has_until, "until", ">" if descending else "<"),
+        ):
+            if is_set:
+                created = self.param(_keyset_getter(slot, name, "created_at"), "timestamptz")
+                ident = self.param(_keyset_getter(slot, name, "id"), "uuid")
+                where.append(f"({alias}.created_at, {alias}.id) {beyond} ({created}, {ident})")
         direction = " DESC" if descending else ""
         rows = (
             f"SELECT {alias}.* FROM {self._from(link, alias)} WHERE {' AND '.join(where)} "
@@ -408,11 +428,11 @@ class _Renderer:
         )
         return f"(SELECT {built} FROM ({numbered}) {alias})"
 
-    def edge(self, window: p.Window, alias: str) -> str:
+    def edge(self, window: p.Window, alias: str, entity: str) -> str:
         parts = []
         for key, part in window.edges:
             if isinstance(part, p.Cursor):
-                written = self.cursor(alias)
+                written = self.cursor(alias, entity)
             elif isinstance(part, p.Constant):
                 written = f"{_literal(part.value)}::text"
             else:
@@ -420,20 +440,29 @@ class _Renderer:
             parts.append(f"{_literal(key)}, {written}")
         return f"json_build_object({', '.join(parts)})"
 
-    def page_info(self, window: p.Window, alias: str, first: str, has_after: bool) -> str:
+    def page_info(
+        self, window: p.Window, alias: str, first: str, entity: str, shape: SlotShape
+    ) -> str:
+        has_after, _, has_until, is_backward = shape[:4]
+        # As Page.from_overfetch says: beyond the rows read (in the scan's direction), and
+        # behind them.
+        beyond = "TRUE" if has_until else f"count(*) > {first}"
+        behind = "TRUE" if has_after else "FALSE"
+        first_read = f"max(CASE WHEN {alias}.n__ = 1 THEN {self.cursor(alias, entity)} END)"
+        last = f"least({alias}.c__, {first})"
+        last_read = f"max(CASE WHEN {alias}.n__ = {last} THEN {self.cursor(alias, entity)} END)"
+        written_as = {
+            "hasNextPage": behind if is_backward else beyond,
+            "hasPreviousPage": beyond if is_backward else behind,
+            "startCursor": last_read if is_backward else first_read,
+            "endCursor": first_read if is_backward else last_read,
+        }
         parts = []
         for key, part in window.page_info:
             if isinstance(part, p.Constant):
                 written = f"{_literal(part.value)}::text"
-            elif part == "hasNextPage":
-                written = f"count(*) > {first}"
-            elif part == "hasPreviousPage":
-                written = "TRUE" if has_after else "FALSE"
-            elif part == "startCursor":
-                written = f"max(CASE WHEN {alias}.n__ = 1 THEN {self.cursor(alias)} END)"
-            elif part == "endCursor":
-                last = f"least({alias}.c__, {first})"
-                written = f"max(CASE WHEN {alias}.n__ = {last} THEN {self.cursor(alias)} END)"
+            elif part in written_as:
+                written = written_as[part]
             else:
                 raise ValueError(f"no page info part {part!r}")
             parts.append(f"{_literal(key)}, {written}")
@@ -469,10 +498,15 @@ def _page(slots: Sequence[p.SlotValue], slot: int) -> p.PageArguments:
     return value
 
 
-def _after(slots: Sequence[p.SlotValue], slot: int) -> Any:
-    after = _page(slots, slot).request.after
-    assert after is not None
-    return after
+def _keyset_getter(slot: int, name: str, part: str) -> Getter:
+    """A part of the request's `after` or `until` keyset (set whenever the shape says so)."""
+
+    def get(slots: Sequence[p.SlotValue], _: Principal) -> object:
+        keyset = getattr(_page(slots, slot).request, name)
+        assert keyset is not None
+        return getattr(keyset, part)
+
+    return get
 
 
 def _filter_getter(slot: int, n: int, convert: Callable[[object], object]) -> Getter:
@@ -485,7 +519,15 @@ def shape_of(slots: Sequence[p.SlotValue]) -> Shape:
         if isinstance(value, p.PageArguments):
             filters = tuple((name, FILTERS[name].is_set(v)) for name, v in value.filters)
             request = value.request
-            shape.append((request.after is not None, request.descending, filters))
+            shape.append(
+                (
+                    request.after is not None,
+                    request.descending,
+                    request.until is not None,
+                    request.is_backward,
+                    filters,
+                )
+            )
         else:
             shape.append(None)
     return tuple(shape)

@@ -10,13 +10,20 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.history import EVERY_SUBMISSION, SubmissionFilter
 from domain.pagination import Page, PageRequest
 from domain.ports import QueueStats
-from domain.submissions import Alternative, ClaimEnd, Result, Submission, SubmissionStatus
+from domain.submissions import (
+    Alternative,
+    ClaimEnd,
+    MetadataEntry,
+    Result,
+    Submission,
+    SubmissionStatus,
+)
 from persistence.batching import (
     NO_PARAMETERS,
     Parameters,
@@ -51,6 +58,7 @@ _SUBMISSION_COLUMNS = (
     submissions.c.updated_at,
     submissions.c.batch_id,
     submissions.c.callback_url,
+    submissions.c.metadata,
 )
 
 
@@ -68,6 +76,7 @@ def _submission(row: Row) -> Submission:
         updated_at,
         batch_id,
         callback_url,
+        metadata,
     ) = row
     return Submission(
         id=id_,
@@ -82,7 +91,12 @@ def _submission(row: Row) -> Submission:
         updated_at=updated_at,
         batch_id=batch_id,
         callback_url=callback_url,
+        metadata=tuple(MetadataEntry(m["key"], m["value"]) for m in metadata),
     )
+
+
+def _metadata_json(entries: Sequence[MetadataEntry]) -> list[dict[str, str]]:
+    return [{"key": m.key, "value": m.value} for m in entries]
 
 
 # The columns _result reads, in the order it unpacks them.
@@ -136,7 +150,7 @@ def _status(status: SubmissionStatus | None) -> Parameters:
 
 
 # Which of the filter's conditions a statement has: one statement variant per combination.
-_Shape = tuple[bool, bool, bool, bool]
+_Shape = tuple[bool, bool, bool, bool, bool]
 
 
 def _shape(status: SubmissionStatus | None, where: SubmissionFilter) -> _Shape:
@@ -145,12 +159,13 @@ def _shape(status: SubmissionStatus | None, where: SubmissionFilter) -> _Shape:
         where.model_id is not None,
         where.created_after is not None,
         where.created_before is not None,
+        where.metadata is not None,
     )
 
 
 def _filtered(shape: _Shape) -> list[sa.ColumnElement[bool]]:
     """The filter's conditions, their values bound when executed (see _filter_values)."""
-    by_status, by_model, after, before = shape
+    by_status, by_model, after, before, by_metadata = shape
     moment = sa.DateTime(timezone=True)
     return [
         *_by_status(by_status),
@@ -165,6 +180,12 @@ def _filtered(shape: _Shape) -> list[sa.ColumnElement[bool]]:
             if before
             else []
         ),
+        # One pair: the GIN index ix_submissions_metadata answers the containment.
+        *(
+            [submissions.c.metadata.contains(sa.bindparam("metadata", type_=JSONB))]
+            if by_metadata
+            else []
+        ),
     ]
 
 
@@ -173,6 +194,7 @@ def _filter_values(status: SubmissionStatus | None, where: SubmissionFilter) -> 
         "model_id": where.model_id,
         "created_after": where.created_after,
         "created_before": where.created_before,
+        "metadata": None if where.metadata is None else _metadata_json([where.metadata]),
     }
     return {**_status(status), **{k: v for k, v in values.items() if v is not None}}
 
@@ -181,9 +203,11 @@ _submissions_by_id = reusable(sa.select(*_SUBMISSION_COLUMNS).where(any_key(subm
 
 
 @built_once
-def _owner_pages(shape: _Shape, keyset: bool, descending: bool) -> Select:
+def _owner_pages(shape: _Shape, keyset: bool, descending: bool, until: bool) -> Select:
     rows = sa.select(*_SUBMISSION_COLUMNS).where(*_filtered(shape))
-    return pages_statement(rows, submissions.c.owner_id, keyset=keyset, descending=descending)
+    return pages_statement(
+        rows, submissions.c.owner_id, keyset=keyset, descending=descending, until=until
+    )
 
 
 @built_once
@@ -216,6 +240,7 @@ def _row_values(submission: Submission) -> dict[str, object]:
         "updated_at": submission.updated_at,
         "batch_id": submission.batch_id,
         "callback_url": submission.callback_url,
+        "metadata": _metadata_json(submission.metadata),
     }
 
 
@@ -439,7 +464,9 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
         where: SubmissionFilter = EVERY_SUBMISSION,
     ) -> list[Page[Submission]]:
         shape = _shape(status, where)
-        statement = _owner_pages(shape, request.after is not None, request.descending)
+        statement = _owner_pages(
+            shape, request.after is not None, request.descending, request.until is not None
+        )
         values = _filter_values(status, where)
         return await pages_for_keys(
             self._conn, statement, owner_ids, "owner_id", request, _submission, values

@@ -113,6 +113,8 @@ submissions = sa.Table(
     *_timestamps(),
     sa.Column("batch_id", sa.Uuid, sa.ForeignKey("batches.id")),
     sa.Column("callback_url", sa.Text),
+    # [{"key": ..., "value": ...}] sorted by key (domain/submissions.py), migration 0008.
+    sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     sa.CheckConstraint(
         "status IN ('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')", name="status"
     ),
@@ -121,6 +123,12 @@ submissions = sa.Table(
     # History filtered by model or by status: the same keyset, read either way.
     sa.Index("ix_submissions_owner_model_created", "owner_id", "model_id", "created_at", "id"),
     sa.Index("ix_submissions_owner_status_created", "owner_id", "status", "created_at", "id"),
+    sa.Index(
+        "ix_submissions_metadata",
+        "metadata",
+        postgresql_using="gin",
+        postgresql_ops={"metadata": "jsonb_path_ops"},
+    ),
     sa.Index(
         "uq_submissions_owner_idempotency_key",
         "owner_id",

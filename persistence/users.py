@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.pagination import Page, PageRequest
 from domain.principal import Identity
 from domain.users import User, UserFilter
-from persistence.batching import Row, after_keyset, any_key, rows_for_keys
+from persistence.batching import Row, any_key, keyset_bounds, rows_for_keys, scan_order
 from persistence.driver import fetch, reusable
 from persistence.tables import users
 
@@ -124,8 +124,8 @@ class SqlUserRepository:
     async def list_page(self, request: PageRequest, user_filter: UserFilter) -> Page[User]:
         statement = (
             sa.select(*_COLUMNS)
-            .where(*_filter(user_filter), *after_keyset(users, request))
-            .order_by(users.c.created_at, users.c.id)
+            .where(*_filter(user_filter), *keyset_bounds(users, request))
+            .order_by(*scan_order(users, request))
             .limit(request.first + 1)
         )
         rows = [_user(row) for row in await self._conn.execute(statement)]

@@ -18,7 +18,7 @@ from domain.models import JSONValue, Model
 from domain.ports import Clock, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
 from domain.services.batch_settlement import settle
-from domain.submissions import Result, Submission, SubmissionStatus
+from domain.submissions import Metadata, Result, Submission, SubmissionStatus
 from domain.validation import schema_errors
 
 MAX_BATCH = 1000
@@ -33,6 +33,7 @@ class SubmissionRequest:
     asset_ids: Sequence[UUID] = ()
     idempotency_key: str | None = None
     callback_url: str | None = None  # checked beforehand by services.callbacks
+    metadata: Metadata = ()  # checked beforehand (domain.submissions.checked_metadata)
 
 
 def submission_event(
@@ -94,6 +95,7 @@ def _new_submission(
         updated_at=now,
         batch_id=batch_id,
         callback_url=request.callback_url,
+        metadata=request.metadata,
     )
 
 
@@ -153,6 +155,7 @@ async def create_batch(
     *,
     clock: Clock,
     callback_url: str | None = None,
+    metadata: Metadata = (),
 ) -> list[Submission]:
     """Validate every input first; store all in one transaction, in input order, with the
     batch row that tracks them (each submission's batch_id names it)."""
@@ -168,7 +171,14 @@ async def create_batch(
         batch = _new_batch(principal, model, len(inputs), callback_url, clock)
         await uow.batches.add(batch)
         candidates = [
-            _new_submission(principal, model, SubmissionRequest(model.id, item), clock, n, batch.id)
+            _new_submission(
+                principal,
+                model,
+                SubmissionRequest(model.id, item, metadata=metadata),
+                clock,
+                n,
+                batch.id,
+            )
             for n, item in enumerate(inputs)
         ]
         stored = await uow.submissions.add_many(candidates)

@@ -111,8 +111,8 @@ def _no_children(_: Loaded) -> list[Any]:
     return []
 
 
-def _cursor(item: Any) -> str:
-    return to_cursor(keyset_of(item))
+def _cursor(kind: str) -> Callable[[Any], str]:
+    return lambda item: to_cursor(keyset_of(item), kind)
 
 
 class Compiler(FieldCollector):
@@ -229,6 +229,8 @@ class Compiler(FieldCollector):
         relations: list[Relation],
     ) -> Write:
         connection_type = self._object_type(gql_field.type)
+        edge_type = self._object_type(connection_type.fields["edges"].type)
+        cursor = _cursor(self._object_type(edge_type.fields["node"].type).name)
         pages = self._relation(
             spec.pages, spec.key, spec.bind, gql_field, details, _pages, relations
         )
@@ -239,12 +241,12 @@ class Compiler(FieldCollector):
             if name == "__typename":
                 writers.append((key, _connection_constant(connection_type.name)))
             elif name == "edges":
-                edge_type = self._object_type(connection_type.fields["edges"].type)
-                build_edge = self._edge(edge_type, self._subfields(edge_type, subdetails), pages)
+                grouped = self._subfields(edge_type, subdetails)
+                build_edge = self._edge(edge_type, grouped, pages, cursor)
                 writers.append((key, _edges(build_edge)))
             elif name == "pageInfo":
                 info_type = self._object_type(connection_type.fields["pageInfo"].type)
-                writers.append((key, self._page_info(info_type, subdetails)))
+                writers.append((key, self._page_info(info_type, subdetails, cursor)))
             elif name == "totalCount":
                 if counts is None:
                     counts = self._relation(
@@ -262,7 +264,11 @@ class Compiler(FieldCollector):
         return _paged(spec.key, pages.index, writers)
 
     def _edge(
-        self, edge_type: GraphQLObjectType, grouped: dict[str, FieldDetailsList], pages: Relation
+        self,
+        edge_type: GraphQLObjectType,
+        grouped: dict[str, FieldDetailsList],
+        pages: Relation,
+        cursor: Callable[[Any], str],
     ) -> Build:
         fields: list[tuple[str, FieldCode]] = []
         for key, details in self._fields(grouped):
@@ -270,7 +276,7 @@ class Compiler(FieldCollector):
             if name == "__typename":
                 fields.append((key, Constant(edge_type.name)))
             elif name == "cursor":
-                fields.append((key, Call(lambda item, _: _cursor(item))))
+                fields.append((key, Call(lambda item, _: cursor(item))))
             elif name == "node":
                 node_type = self._object_type(edge_type.fields["node"].type)
                 node = self._selection(node_type, self._subfields(node_type, details))
@@ -281,12 +287,13 @@ class Compiler(FieldCollector):
         return builder(fields)
 
     def _page_info(
-        self, info_type: GraphQLObjectType, details: FieldDetailsList
+        self, info_type: GraphQLObjectType, details: FieldDetailsList, cursor: Callable[[Any], str]
     ) -> Callable[[Any, Hashable, Values], Any]:
         fields: list[tuple[str, FieldCode]] = []
+        readers = _page_info_readers(cursor)
         for key, subdetails in self._fields_of(info_type, details):
             name = subdetails[0].node.name.value
-            reader = _PAGE_INFO.get(name)
+            reader = readers.get(name)
             if name == "__typename":
                 fields.append((key, Constant(info_type.name)))
             elif reader is None:
@@ -297,12 +304,13 @@ class Compiler(FieldCollector):
         return lambda page, _, values: build(page, values)
 
 
-_PAGE_INFO: dict[str, Write] = {
-    "hasNextPage": lambda page, _: page.has_next_page,
-    "hasPreviousPage": lambda page, _: page.has_previous_page,
-    "startCursor": lambda page, _: _cursor(page.items[0]) if page.items else None,
-    "endCursor": lambda page, _: _cursor(page.items[-1]) if page.items else None,
-}
+def _page_info_readers(cursor: Callable[[Any], str]) -> dict[str, Write]:
+    return {
+        "hasNextPage": lambda page, _: page.has_next_page,
+        "hasPreviousPage": lambda page, _: page.has_previous_page,
+        "startCursor": lambda page, _: cursor(page.items[0]) if page.items else None,
+        "endCursor": lambda page, _: cursor(page.items[-1]) if page.items else None,
+    }
 
 
 def _named(gql_type: GraphQLOutputType) -> Any:

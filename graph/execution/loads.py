@@ -25,6 +25,7 @@ from domain.users import UserFilter
 from graph.execution.specs import ROOT, Arguments, Fallback, Loaded, LoadFn, Run
 from graph.ids import page_request, required_id
 from graph.schema import history
+from graph.schema.orders import AssetOrder, UserOrder
 
 PageArguments = tuple[PageRequest, Any]
 SubmissionArguments = tuple[PageRequest, SubmissionStatus | None, SubmissionFilter]
@@ -44,23 +45,36 @@ def _the_one(value: Any) -> Loaded:
 # ------------------------------------------------------------------ arguments
 
 
+def paging(arguments: Arguments, kind: str, descending: bool) -> PageRequest:
+    """The page a connection's first/after/last/before ask for, in a list of `kind`."""
+    return page_request(
+        arguments.get("first"),
+        arguments.get("after"),
+        arguments.get("last"),
+        arguments.get("before"),
+        kind=kind,
+        descending=descending,
+    )
+
+
 def asset_page_arguments(arguments: Arguments) -> PageArguments:
     status = arguments.get("status")
-    request = page_request(arguments.get("first"), arguments.get("after"), descending=True)
+    order = AssetOrder(arguments.get("orderBy") or AssetOrder.CREATED_AT_DESC)
+    request = paging(arguments, "Asset", order.is_descending)
     return request, None if status is None else AssetStatus(status)
 
 
 def submission_page_arguments(arguments: Arguments) -> SubmissionArguments:
     status = arguments.get("status")
     order = SubmissionOrder(arguments.get("orderBy") or history.DEFAULT_ORDER)
-    request = page_request(
-        arguments.get("first"), arguments.get("after"), descending=order.is_descending
-    )
+    request = paging(arguments, "Submission", order.is_descending)
     given = arguments.get("filter") or {}
+    pair = given.get("metadata")
     where = history.filter_value(
         given.get("modelId"),
         _moment(given.get("createdAfter")),
         _moment(given.get("createdBefore")),
+        None if pair is None else (pair["key"], pair["value"]),
     )
     return request, None if status is None else SubmissionStatus(status), where
 
@@ -77,7 +91,8 @@ def user_page_arguments(arguments: Arguments) -> UserPageArguments:
     user_filter = UserFilter(
         email_contains=given.get("emailContains"), is_active=given.get("isActive")
     )
-    return page_request(arguments.get("first"), arguments.get("after")), user_filter
+    order = UserOrder(arguments.get("orderBy") or UserOrder.CREATED_AT_ASC)
+    return paging(arguments, "User", order.is_descending), user_filter
 
 
 # The same arguments as the store's one-statement projection reads them (filters by attribute).
@@ -90,6 +105,7 @@ def submission_window(arguments: Arguments) -> p.PageArguments:
         ("model_id", where.model_id),
         ("created_after", where.created_after),
         ("created_before", where.created_before),
+        ("metadata", where.metadata),
     )
     return p.PageArguments(request, filters)
 

@@ -222,7 +222,8 @@ class ProjectionCompiler(FieldCollector):
             if not isinstance(declaration_of, Column):
                 raise Unsupported(f"field:{item_type.name}.{name}")
             attribute = attribute_of(declaration_of.attribute or snake_case(name), item_field.type)
-            if not attribute.is_required or attribute.kind not in (p.Kind.JSON, p.Kind.FLOAT):
+            kinds = (p.Kind.JSON, p.Kind.FLOAT, p.Kind.TEXT)
+            if not attribute.is_required or attribute.kind not in kinds or attribute.choices:
                 raise Unsupported("type")
             fields.append((key, p.NestedValue(attribute.name, attribute.kind)))
         return p.Nested(declaration.attribute, tuple(fields))

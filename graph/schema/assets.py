@@ -12,9 +12,21 @@ from strawberry.scalars import JSON
 from domain.assets import Asset, AssetStatus
 from domain.services import assets
 from graph.execution import loads
-from graph.ids import page_request, required_id
+from graph.ids import required_id
 from graph.schema.declarations import Computed, Entity, Paged, Source, declared, identifier, to_one
-from graph.schema.nodes import After, AppInfo, Connection, First, Node, by_id, connection
+from graph.schema.nodes import (
+    After,
+    AppInfo,
+    Before,
+    Connection,
+    First,
+    Last,
+    Node,
+    Paging,
+    by_id,
+    connection,
+)
+from graph.schema.orders import AssetOrder, AssetOrderArgument
 from graph.schema.users import AssetStatusArgument, UserType
 
 AssetId = Annotated[strawberry.ID, strawberry.argument(description="The asset's global id.")]
@@ -53,14 +65,19 @@ class AssetType(Node, Entity):
 
 
 async def assets_of(
-    info: AppInfo, owner_id: UUID, first: int | None, after: str | None, status: AssetStatus | None
+    info: AppInfo,
+    owner_id: UUID,
+    paging: Paging,
+    status: AssetStatus | None,
+    order: AssetOrder | None,
 ) -> Connection[AssetType]:
-    """Newest first, as people read their own lists."""
+    """Newest first unless `order` says otherwise, as people read their own lists."""
     loaders = info.context.loaders
-    key = (owner_id, (page_request(first, after, descending=True), status))
+    descending = (order or AssetOrder.CREATED_AT_DESC).is_descending
+    key = (owner_id, (paging.request("Asset", descending=descending), status))
     page = await loaders.paged(loads.asset_pages).load(key)
     return connection(
-        page, AssetType.from_entity, lambda: loaders.paged(loads.asset_counts).load(key)
+        page, AssetType.from_entity, lambda: loaders.paged(loads.asset_counts).load(key), "Asset"
     )
 
 
@@ -82,15 +99,22 @@ class AssetQueries:
     async def asset(self, info: AppInfo, id: AssetId) -> AssetType | None:
         return await by_id(info, id, "Asset", loads.assets_by_id, AssetType.from_entity)
 
-    @declared(_VIEWER_ASSETS, description="The viewer's assets, newest first.")
+    @declared(
+        _VIEWER_ASSETS,
+        description="The viewer's assets, newest first unless `orderBy` says otherwise.",
+    )
     async def assets(
         self,
         info: AppInfo,
         first: First = 20,
         after: After = None,
         status: AssetStatusArgument = None,
+        last: Last = None,
+        before: Before = None,
+        order_by: AssetOrderArgument = AssetOrder.CREATED_AT_DESC,
     ) -> Connection[AssetType]:
-        return await assets_of(info, info.context.principal.user_id, first, after, status)
+        paging = Paging(first, after, last, before)
+        return await assets_of(info, info.context.principal.user_id, paging, status, order_by)
 
 
 @strawberry.input(description="The file to upload; each bad field is BAD_USER_INPUT.")

@@ -16,19 +16,25 @@ from domain.batches import Batch, BatchStatus
 from domain.errors import NotFound
 from domain.events import Event, EventType
 from domain.services import batches, callbacks, submissions
-from graph.ids import page_request, parse_id, required_id, to_global_id
+from graph.ids import parse_id, required_id, to_global_id
 from graph.schema.declarations import ReferenceOnly, declared, reference_only
+from graph.schema.metadata import METADATA_INPUT, MetadataEntryInput
+from graph.schema.metadata import from_input as metadata_from_input
 from graph.schema.models import ModelType, load_model
 from graph.schema.nodes import (
     BATCHES,
     After,
     AppInfo,
+    Before,
     Connection,
     First,
+    Last,
     Node,
+    Paging,
     connection,
     described_enum,
 )
+from graph.schema.orders import BatchOrder, BatchOrderArgument
 from graph.schema.submissions import MODEL_ID, SubmissionType, check_callback
 from graph.schema.users import SubmissionStatusArgument, UserType, load_user
 
@@ -130,17 +136,19 @@ class BatchType(Node):
         first: First = 20,
         after: After = None,
         status: SubmissionStatusArgument = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[SubmissionType]:
         ctx = info.context
         ids = [self.entity.id]
-        request = page_request(first, after)
+        request = Paging(first, after, last, before).request("Submission")
         [page] = await batches.list_submissions(ctx.uow(), ctx.principal, ids, request, status)
 
         async def count() -> int:
             [counted] = await batches.count_submissions(ctx.uow(), ctx.principal, ids, status)
             return counted
 
-        return connection(page, SubmissionType.from_entity, count)
+        return connection(page, SubmissionType.from_entity, count, "Submission")
 
 
 async def load_batch(info: AppInfo, batch_id: UUID) -> BatchType | None:
@@ -149,16 +157,17 @@ async def load_batch(info: AppInfo, batch_id: UUID) -> BatchType | None:
 
 
 async def batches_of(
-    info: AppInfo, owner_id: UUID, first: int | None, after: str | None
+    info: AppInfo, owner_id: UUID, paging: Paging, order: BatchOrder | None
 ) -> Connection[BatchType]:
     ctx = info.context
-    page = await batches.list_batches(
-        ctx.uow(), ctx.principal, owner_id, page_request(first, after)
-    )
+    descending = (order or BatchOrder.CREATED_AT_DESC).is_descending
+    request = paging.request("Batch", descending=descending)
+    page = await batches.list_batches(ctx.uow(), ctx.principal, owner_id, request)
     return connection(
         page,
         BatchType.from_entity,
         lambda: batches.count_batches(ctx.uow(), ctx.principal, owner_id),
+        "Batch",
     )
 
 
@@ -186,11 +195,21 @@ class BatchQueries:
             raise NotFound("Batch", id)
         return found
 
-    @declared(ReferenceOnly(BATCHES), description="The viewer's batches, newest first.")
+    @declared(
+        ReferenceOnly(BATCHES),
+        description="The viewer's batches, newest first unless `orderBy` says otherwise.",
+    )
     async def batches(
-        self, info: AppInfo, first: First = 20, after: After = None
+        self,
+        info: AppInfo,
+        first: First = 20,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        order_by: BatchOrderArgument = BatchOrder.CREATED_AT_DESC,
     ) -> Connection[BatchType]:
-        return await batches_of(info, info.context.principal.user_id, first, after)
+        paging = Paging(first, after, last, before)
+        return await batches_of(info, info.context.principal.user_id, paging, order_by)
 
 
 @strawberry.input(description="Many inputs to queue for one model, as one batch.")
@@ -205,6 +224,9 @@ class BatchInferenceInput:
         description="POSTed once the whole batch is finished, with its id, status and counts; "
         "signed with the viewer's callback secret (see rotateCallbackSecret). BAD_USER_INPUT "
         "without a secret or for a URL the server refuses.",
+    )
+    metadata: list[MetadataEntryInput] | None = strawberry.field(
+        default=None, description=f"Put on every submission of the batch. {METADATA_INPUT}"
     )
 
 
@@ -228,6 +250,7 @@ class BatchMutations:
     ) -> BatchInferencePayload:
         ctx = info.context
         model_id = parse_id(input.model_id, "Model", "input.modelId")
+        labels = metadata_from_input(input.metadata)
         await check_callback(info, input.callback_url)
         stored = await submissions.create_batch(
             ctx.uow(),
@@ -236,6 +259,7 @@ class BatchMutations:
             input.inputs,
             clock=ctx.clock,
             callback_url=input.callback_url,
+            metadata=labels,
         )
         assert stored[0].batch_id is not None, "create_batch always makes a batch"
         batch = await load_batch(info, stored[0].batch_id)

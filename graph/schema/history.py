@@ -11,6 +11,7 @@ from domain.errors import InvalidInput
 from domain.history import EVERY_SUBMISSION, SubmissionOrder
 from domain.history import SubmissionFilter as SubmissionFilterValue
 from graph.ids import from_global_id
+from graph.schema.metadata import MetadataEntryInput
 from graph.schema.nodes import described_enum
 
 described_enum(
@@ -44,6 +45,10 @@ class SubmissionFilter:
         description="Only submissions created before this moment; BAD_USER_INPUT unless it "
         "is after `createdAfter`.",
     )
+    metadata: MetadataEntryInput | None = strawberry.field(
+        default=None,
+        description="Only submissions whose metadata holds this key with exactly this value.",
+    )
 
 
 def model_id_of(global_id: str | None, path: str = "filter.modelId") -> UUID | None:
@@ -56,15 +61,21 @@ def model_id_of(global_id: str | None, path: str = "filter.modelId") -> UUID | N
 
 
 def filter_value(
-    model_id: str | None, created_after: datetime | None, created_before: datetime | None
+    model_id: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    metadata: tuple[str, str] | None = None,
 ) -> SubmissionFilterValue:
     """The domain's filter from the input's fields (the compiled path has them as a dict)."""
-    if model_id is None and created_after is None and created_before is None:
+    if model_id is None and created_after is None and created_before is None and metadata is None:
         return EVERY_SUBMISSION
-    return SubmissionFilterValue.checked(model_id_of(model_id), created_after, created_before)
+    return SubmissionFilterValue.checked(
+        model_id_of(model_id), created_after, created_before, metadata=metadata
+    )
 
 
 def from_input(given: SubmissionFilter | None) -> SubmissionFilterValue:
     if given is None:
         return EVERY_SUBMISSION
-    return filter_value(given.model_id, given.created_after, given.created_before)
+    pair = None if given.metadata is None else (given.metadata.key, given.metadata.value)
+    return filter_value(given.model_id, given.created_after, given.created_before, pair)

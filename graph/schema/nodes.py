@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Generic, TypeVar
 
@@ -10,10 +11,10 @@ import strawberry
 from strawberry.types import Info
 
 from domain.errors import NotFound
-from domain.pagination import Keyed, Page, keyset_of
+from domain.pagination import Keyed, Page, PageRequest, keyset_of
 from graph.execution.context import Context
 from graph.execution.specs import LoadFn
-from graph.ids import parse_id, to_cursor
+from graph.ids import page_request, parse_id, to_cursor
 from graph.schema.declarations import ID_DESCRIPTION
 
 AppInfo = Info[Context, None]
@@ -29,9 +30,43 @@ After = Annotated[
     str | None,
     strawberry.argument(
         description="Return the ones after this cursor (an `endCursor` or edge `cursor` "
-        "this API returned); BAD_USER_INPUT for a malformed cursor."
+        "this API returned for this kind of list); BAD_USER_INPUT for a malformed cursor or "
+        "one from a list of other objects."
     ),
 ]
+Last = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Page backwards: the last this many (1 to 100) of the list, or of those "
+        "before `before`, still in the list's order. BAD_USER_INPUT outside that range or "
+        "together with `first`."
+    ),
+]
+Before = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Return the ones before this cursor (a `startCursor` or edge `cursor` "
+        "this API returned for this kind of list), to page backwards with `last`; with "
+        "`first`, the page stops short of it. BAD_USER_INPUT for a malformed cursor or one "
+        "from a list of other objects."
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """A connection field's first, after, last and before, as given."""
+
+    first: int | None
+    after: str | None
+    last: int | None = None
+    before: str | None = None
+
+    def request(self, kind: str, *, descending: bool = False) -> PageRequest:
+        """The page they ask for in a list of `kind` objects; BAD_USER_INPUT naming a bad one."""
+        return page_request(
+            self.first, self.after, self.last, self.before, kind=kind, descending=descending
+        )
 
 
 @strawberry.interface(name="Node", description="An object with a globally unique, opaque id.")
@@ -42,14 +77,18 @@ class Node:
 @strawberry.type(description="Where a page sits in its list, and the cursors to page on.")
 class PageInfo:
     has_next_page: bool = strawberry.field(
-        description="Whether more come after this page: pass `endCursor` as `after` for them."
+        description="Whether objects come after this page: pass `endCursor` as `after` for "
+        "them. Paging forward, from reading one more than asked (or true when `before` was "
+        "given); paging backwards with `last`, true when `before` was given."
     )
     has_previous_page: bool = strawberry.field(
-        description="Whether objects come before this page; paging forward, true when "
-        "`after` was given."
+        description="Whether objects come before this page: pass `startCursor` as `before` "
+        "(with `last`) for them. Paging backwards, from reading one more than asked (or true "
+        "when `after` was given); paging forward, true when `after` was given."
     )
     start_cursor: str | None = strawberry.field(
-        description="The cursor of the page's first edge; null for an empty page."
+        description="The cursor of the page's first edge, to pass as `before`; null for an "
+        "empty page."
     )
     end_cursor: str | None = strawberry.field(
         description="The cursor of the page's last edge, to pass as `after`; null for an "
@@ -63,7 +102,8 @@ N = TypeVar("N")
 @strawberry.type(description="One object of a page, with its cursor.")
 class Edge(Generic[N]):
     cursor: str = strawberry.field(
-        description="An opaque position in the list, to pass as `after` to continue after it."
+        description="An opaque position in the list, to pass as `after` to continue after it "
+        "or as `before` to page back from it."
     )
     node: N = strawberry.field(description="The object.")
 
@@ -96,9 +136,12 @@ def described_enum(cls: Named, *, name: str, description: str, values: Mapping[s
 
 
 def connection(
-    page: Page[E], to_node: Callable[[E], N], count: Callable[[], Awaitable[int]]
+    page: Page[E], to_node: Callable[[E], N], count: Callable[[], Awaitable[int]], kind: str
 ) -> Connection[N]:
-    edges = [Edge(cursor=to_cursor(keyset_of(item)), node=to_node(item)) for item in page.items]
+    """A page as a connection of `kind` objects (a type name: its cursors name it)."""
+    edges = [
+        Edge(cursor=to_cursor(keyset_of(item), kind), node=to_node(item)) for item in page.items
+    ]
     return Connection(
         edges=edges,
         page_info=PageInfo(

@@ -16,7 +16,7 @@ from domain.services import callbacks, submissions
 from domain.services.submissions import SubmissionRequest
 from domain.submissions import Submission, SubmissionStatus
 from graph.execution import loads
-from graph.ids import page_request, parse_id, required_id
+from graph.ids import parse_id, required_id
 from graph.schema import history
 from graph.schema.assets import AssetType
 from graph.schema.declarations import (
@@ -28,17 +28,23 @@ from graph.schema.declarations import (
     ToOne,
     declared,
     identifier,
+    stored,
     to_many,
     to_one,
 )
+from graph.schema.metadata import METADATA_INPUT, MetadataEntry, MetadataEntryInput
+from graph.schema.metadata import from_input as metadata_from_input
 from graph.schema.models import ModelType
 from graph.schema.nodes import (
     BATCHES,
     After,
     AppInfo,
+    Before,
     Connection,
     First,
+    Last,
     Node,
+    Paging,
     by_id,
     connection,
 )
@@ -102,6 +108,10 @@ class SubmissionType(Node, Entity):
     assets: list[AssetType] = to_many(
         "assets", load=loads.assets_of_submissions, description="The assets attached to it."
     )
+    metadata: list[MetadataEntry] = stored(
+        "metadata",
+        description="The key/value labels it was created with, sorted by key; empty when none.",
+    )
 
     @classmethod
     def as_of(cls, submission: Submission) -> SubmissionType:
@@ -144,21 +154,21 @@ class SubmissionType(Node, Entity):
 async def submissions_of(
     info: AppInfo,
     owner_id: UUID,
-    first: int | None,
-    after: str | None,
+    paging: Paging,
     status: SubmissionStatus | None,
     given: history.SubmissionFilter | None = None,
     order: SubmissionOrder | None = history.DEFAULT_ORDER,
 ) -> Connection[SubmissionType]:
     loaders = info.context.loaders
     descending = (order or history.DEFAULT_ORDER).is_descending
-    request = page_request(first, after, descending=descending)
+    request = paging.request("Submission", descending=descending)
     key = (owner_id, (request, status, history.from_input(given)))
     page = await loaders.paged(loads.submission_pages).load(key)
     return connection(
         page,
         SubmissionType.from_entity,
         lambda: loaders.paged(loads.submission_counts).load(key),
+        "Submission",
     )
 
 
@@ -194,9 +204,12 @@ class SubmissionQueries:
         status: SubmissionStatusArgument = None,
         filter: SubmissionFilterArgument = None,
         order_by: SubmissionOrderArgument = history.DEFAULT_ORDER,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[SubmissionType]:
         viewer = info.context.principal.user_id
-        return await submissions_of(info, viewer, first, after, status, filter, order_by)
+        paging = Paging(first, after, last, before)
+        return await submissions_of(info, viewer, paging, status, filter, order_by)
 
 
 @strawberry.input(description="One input to queue for a model.")
@@ -218,6 +231,9 @@ class CreateSubmissionInput:
         "of at most 2,048 characters on a public host; BAD_USER_INPUT otherwise or without a "
         "callback secret.",
     )
+    metadata: list[MetadataEntryInput] | None = strawberry.field(
+        default=None, description=METADATA_INPUT
+    )
 
 
 @strawberry.input(description="One input to run on a model, waiting for the result.")
@@ -232,6 +248,9 @@ class RunInferenceInput:
         description="The same key from the same caller returns the first submission and its "
         "result: retry with it after a lost answer, and the prediction is not made twice. "
         "CONFLICT when the key was used with another model or input.",
+    )
+    metadata: list[MetadataEntryInput] | None = strawberry.field(
+        default=None, description=METADATA_INPUT
     )
 
 
@@ -258,7 +277,9 @@ def _request(
     value: JSON,
     asset_ids: list[strawberry.ID] | None,
     idempotency_key: str | None = None,
+    metadata: list[MetadataEntryInput] | None = None,
 ) -> SubmissionRequest:
+    labels = metadata_from_input(metadata)
     ids = [parse_id(a, "Asset", f"input.assetIds.{n}") for n, a in enumerate(asset_ids or [])]
     missing = {f"input.assetIds.{n}": "names no asset" for n, i in enumerate(ids) if i is None}
     if missing:
@@ -268,6 +289,7 @@ def _request(
         input=value,
         asset_ids=[i for i in ids if i is not None],
         idempotency_key=idempotency_key,
+        metadata=labels,
     )
 
 
@@ -296,7 +318,9 @@ class SubmissionMutations:
         input: Annotated[CreateSubmissionInput, strawberry.argument(description="What to run.")],
     ) -> SubmissionPayload:
         ctx = info.context
-        request = _request(input.model_id, input.input, input.asset_ids, input.idempotency_key)
+        request = _request(
+            input.model_id, input.input, input.asset_ids, input.idempotency_key, input.metadata
+        )
         await check_callback(info, input.callback_url)
         request = replace(request, callback_url=input.callback_url)
         submission = await submissions.create_submission(
@@ -319,7 +343,9 @@ class SubmissionMutations:
         ctx = info.context
         if ctx.inference is None:
             raise RuntimeError("AppDependencies.inference is missing: runInference cannot run")
-        request = _request(input.model_id, input.input, input.asset_ids, input.idempotency_key)
+        request = _request(
+            input.model_id, input.input, input.asset_ids, input.idempotency_key, input.metadata
+        )
         submission, result = await ctx.inference.run(ctx.principal, request)
         return RunInferencePayload(
             submission=SubmissionType.from_entity(submission),

@@ -16,7 +16,7 @@ from domain.submissions import SubmissionStatus
 from domain.users import User
 from domain.users import UserFilter as UserFilterValue
 from graph.execution import loads
-from graph.ids import page_request, required_id
+from graph.ids import required_id
 from graph.protection.sign_in import revoking
 from graph.schema import history
 from graph.schema.declarations import (
@@ -31,12 +31,23 @@ from graph.schema.nodes import (
     BATCHES,
     After,
     AppInfo,
+    Before,
     Connection,
     First,
+    Last,
     Node,
+    Paging,
     by_id,
     connection,
     described_enum,
+)
+from graph.schema.orders import (
+    AssetOrder,
+    AssetOrderArgument,
+    BatchOrder,
+    BatchOrderArgument,
+    UserOrder,
+    UserOrderArgument,
 )
 
 if TYPE_CHECKING:
@@ -137,17 +148,23 @@ class UserType(Node, Entity):
     updated_at: datetime = strawberry.field(description="When the user last changed.")
     entity: strawberry.Private[User]
 
-    @declared(_ASSETS, description="The user's assets, newest first.")
+    @declared(
+        _ASSETS, description="The user's assets, newest first unless `orderBy` says otherwise."
+    )
     async def assets(
         self,
         info: AppInfo,
         first: First = 20,
         after: After = None,
         status: AssetStatusArgument = None,
+        last: Last = None,
+        before: Before = None,
+        order_by: AssetOrderArgument = AssetOrder.CREATED_AT_DESC,
     ) -> Connection[LazyAsset]:
         from graph.schema.assets import assets_of
 
-        return await assets_of(info, self.entity.id, first, after, status)
+        paging = Paging(first, after, last, before)
+        return await assets_of(info, self.entity.id, paging, status, order_by)
 
     @declared(
         _SUBMISSIONS,
@@ -162,18 +179,30 @@ class UserType(Node, Entity):
         status: SubmissionStatusArgument = None,
         filter: SubmissionFilterArgument = None,
         order_by: SubmissionOrderArgument = history.DEFAULT_ORDER,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[LazySubmission]:
         from graph.schema.submissions import submissions_of
 
-        return await submissions_of(info, self.entity.id, first, after, status, filter, order_by)
+        paging = Paging(first, after, last, before)
+        return await submissions_of(info, self.entity.id, paging, status, filter, order_by)
 
-    @declared(ReferenceOnly(BATCHES), description="The user's batches, newest first.")
+    @declared(
+        ReferenceOnly(BATCHES),
+        description="The user's batches, newest first unless `orderBy` says otherwise.",
+    )
     async def batches(
-        self, info: AppInfo, first: First = 20, after: After = None
+        self,
+        info: AppInfo,
+        first: First = 20,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        order_by: BatchOrderArgument = BatchOrder.CREATED_AT_DESC,
     ) -> Connection[LazyBatch]:
         from graph.schema.batches import batches_of
 
-        return await batches_of(info, self.entity.id, first, after)
+        return await batches_of(info, self.entity.id, Paging(first, after, last, before), order_by)
 
 
 async def load_user(info: AppInfo, user_id: UUID) -> UserType:
@@ -225,7 +254,8 @@ class UserQueries:
 
     @declared(
         _USERS,
-        description="Every user, oldest first; administrators only (FORBIDDEN for others).",
+        description="Every user, oldest first unless `orderBy` says otherwise; administrators "
+        "only (FORBIDDEN for others).",
     )
     async def users(
         self,
@@ -236,17 +266,23 @@ class UserQueries:
             UserFilter | None,
             strawberry.argument(description="Only users matching it; null: every user."),
         ] = None,
+        last: Last = None,
+        before: Before = None,
+        order_by: UserOrderArgument = UserOrder.CREATED_AT_ASC,
     ) -> Connection[UserType]:
         ctx = info.context
         value = UserFilterValue(
             email_contains=filter.email_contains if filter else None,
             is_active=filter.is_active if filter else None,
         )
-        page = await users.list_users(ctx.uow(), ctx.principal, page_request(first, after), value)
+        descending = (order_by or UserOrder.CREATED_AT_ASC).is_descending
+        request = Paging(first, after, last, before).request("User", descending=descending)
+        page = await users.list_users(ctx.uow(), ctx.principal, request, value)
         return connection(
             page,
             UserType.from_entity,
             lambda: users.count_users(ctx.uow(), ctx.principal, value),
+            "User",
         )
 
 

@@ -15,9 +15,20 @@ from domain.events import EventType
 from domain.ports import UrlGuard
 from domain.services import webhooks
 from domain.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from graph.ids import page_request, required_id, to_global_id
+from graph.ids import required_id, to_global_id
 from graph.schema.declarations import ReferenceOnly, declared, reference_only
-from graph.schema.nodes import After, AppInfo, Connection, First, Node, connection, described_enum
+from graph.schema.nodes import (
+    After,
+    AppInfo,
+    Before,
+    Connection,
+    First,
+    Last,
+    Node,
+    Paging,
+    connection,
+    described_enum,
+)
 
 described_enum(
     DeliveryStatus,
@@ -112,15 +123,21 @@ class WebhookEndpointType(Node):
 
     @strawberry.field(description="Deliveries to this endpoint, oldest first.")
     async def deliveries(
-        self, info: AppInfo, first: First = 20, after: After = None
+        self,
+        info: AppInfo,
+        first: First = 20,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[WebhookDeliveryType]:
         loaders, endpoint = info.context.loaders, self.entity
-        request = page_request(first, after)
+        request = Paging(first, after, last, before).request("WebhookDelivery")
         page = await loaders.delivery_page_by_endpoint.load((endpoint.id, request))
         return connection(
             page,
             lambda d: WebhookDeliveryType.from_entity(d, endpoint),
             lambda: loaders.delivery_count_by_endpoint.load((endpoint.id, None)),
+            "WebhookDelivery",
         )
 
 

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from graph.dependencies import AppDependencies
 from graph.transport.body_limit import RequestBodyLimit
+from graph.transport.compression import Compression
 from graph.transport.edge import CURRENT_REQUEST_ID, REQUEST_ID_HEADER, Edge
 from graph.transport.graphiql import graphiql_routes
 from graph.transport.http_errors import (
@@ -77,6 +78,8 @@ def create_app(deps: AppDependencies) -> Starlette:
     handlers = {HTTPException: _http_error, Exception: _internal_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.add_middleware(RequestBodyLimit, max_bytes=deps.max_request_bytes, paths=["/graphql"])
+    # Every answer of the application, the fast lane's included; not the blob routes.
+    app.add_middleware(Compression, skip_path_prefix=deps.blob_path_prefix)
     # Request id, security headers and CORS in one layer, outside the body limit: a browser
     # can read its 413.
     app.add_middleware(

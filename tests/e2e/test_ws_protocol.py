@@ -409,3 +409,21 @@ async def test_a_repeated_legacy_connection_init_counts_one_connection_of_the_us
         for _ in range(20):  # ASSAY_MAX_CONNECTIONS_PER_USER's default
             ws = await stack.enter_async_context(raw_socket(api))
             await initialised(ws, bearer)
+
+
+async def test_frames_are_compressed_only_when_the_client_negotiates_permessage_deflate(
+    api: Api,
+) -> None:
+    """uvicorn's websockets protocol accepts permessage-deflate when offered (the websockets
+    client offers it by default) and adds no extension otherwise."""
+    async with raw_socket(api) as ws:
+        assert ws.response is not None
+        offered = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        await initialised(ws, api.token)
+    assert offered.startswith("permessage-deflate")
+    async with websockets.connect(
+        api.ws_url, subprotocols=[TRANSPORT_WS], compression=None, open_timeout=10
+    ) as ws:
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        await initialised(ws, api.token)

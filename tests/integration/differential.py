@@ -231,7 +231,15 @@ def _submission(
         "attempts": {"FAILED": 3, "RUNNING": 1, "SUCCEEDED": 1}.get(status, 0),
         "created_at": created_at,
         "updated_at": created_at + timedelta(seconds=2),
+        "metadata": submission_metadata(n),
     }
+
+
+def submission_metadata(n: int) -> list[JSONDict]:
+    """Every third submission has labels, sorted by key as the API stores them."""
+    if n % 3:
+        return []
+    return [{"key": "order", "value": f"o-{n % 2}"}, {"key": "team", "value": "red «ü»"}]
 
 
 def _asset(ident: UUID, owner: UUID, name: str, status: str, n: int, **values: Any) -> JSONDict:
@@ -368,9 +376,10 @@ def created_at_of(table: sa.Table, ident: UUID) -> datetime:
     raise KeyError(ident)
 
 
-def cursor_of(table: sa.Table, ident: UUID) -> str:
-    """The cursor the API gives the row: its keyset, as graph.ids encodes it."""
-    return to_cursor(Keyset(created_at_of(table, ident), ident))
+def cursor_of(table: sa.Table, ident: UUID, kind: str = "Submission") -> str:
+    """The cursor the API gives the row in a list of `kind`: its keyset, as graph.ids
+    encodes it."""
+    return to_cursor(Keyset(created_at_of(table, ident), ident), kind)
 
 
 def gid(type_name: str, ident: UUID) -> str:
@@ -384,7 +393,7 @@ MISSING: Final = {
 }
 OWNER_CURSOR: Final = cursor_of(tables.submissions, OWNER_SUBMISSIONS[2])
 MALFORMED_CURSOR: Final = "bm90LWEtY3Vyc29y"  # base64 of "not-a-cursor"
-NAIVE_CURSOR: Final = to_cursor(Keyset(BASE_TIME.replace(tzinfo=None), OWNER))
+NAIVE_CURSOR: Final = to_cursor(Keyset(BASE_TIME.replace(tzinfo=None), OWNER), "Submission")
 
 # Ids per node type: the owner's, the other user's, the administrator's.
 IDS: Final[Mapping[str, tuple[str, ...]]] = {

@@ -33,6 +33,7 @@ from server.callback_dispatcher import CallbackDispatcher
 from server.settings import Settings
 from server.webhook_dispatcher import WebhookDispatcher
 from tests.integration.conftest import IRIS_INPUT
+from tests.integration.paging import walk
 from tests.integration.test_webhooks import Api, utc_now
 from tests.integration.webhook_receiver import Receiver, running
 
@@ -214,6 +215,77 @@ async def test_batches_are_the_viewers_newest_first_and_hidden_from_others(
     assert (await api.ok("bob", BATCHES))["batches"]["totalCount"] == 0
     _, errors = await api("bob", BATCH_OF, id=first)
     assert [e["extensions"]["code"] for e in errors] == ["NOT_FOUND"]
+
+
+BATCHES_BOTH_WAYS = """
+query($first: Int, $after: String, $last: Int, $before: String, $order: BatchOrder) {
+  batches(first: $first, after: $after, last: $last, before: $before, orderBy: $order) {
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id } } }
+  viewer { batches(first: $first, after: $after, last: $last, before: $before, orderBy: $order) {
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id } } } }
+}"""
+BATCH_SUBMISSIONS_BOTH_WAYS = """
+query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+  batch(id: $id) { submissions(first: $first, after: $after, last: $last, before: $before) {
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id } } } }
+}"""
+
+
+async def test_batches_and_a_batchs_submissions_page_both_ways(
+    api: Api, default_models: dict[str, str]
+) -> None:
+    made = [await batch_inference(api, default_models["iris-species"], 5) for _ in range(3)]
+    newest_first = [m["batch"]["id"] for m in made][::-1]
+
+    for order, expected in (
+        ("CREATED_AT_DESC", newest_first),
+        ("CREATED_AT_ASC", newest_first[::-1]),
+    ):
+        for field in ("root", "viewer"):
+
+            async def fetch(
+                variables: dict[str, Any], field: str = field, order: str = order
+            ) -> dict[str, Any]:
+                data = await api.ok("alice", BATCHES_BOTH_WAYS, order=order, **variables)
+                listed: dict[str, Any] = (
+                    data["batches"] if field == "root" else data["viewer"]["batches"]
+                )
+                return listed
+
+            assert await walk(fetch, {"first": 2}) == expected
+            assert await walk(fetch, {"last": 2}) == expected
+
+    in_input_order = [s["id"] for s in made[0]["submissions"]]
+
+    async def submissions(variables: dict[str, Any]) -> dict[str, Any]:
+        data = await api.ok(
+            "alice", BATCH_SUBMISSIONS_BOTH_WAYS, id=made[0]["batch"]["id"], **variables
+        )
+        listed: dict[str, Any] = data["batch"]["submissions"]
+        return listed
+
+    assert await walk(submissions, {"first": 2}) == in_input_order
+    assert await walk(submissions, {"last": 2}) == in_input_order
+
+
+async def test_bad_batch_paging_is_bad_user_input_naming_the_argument(
+    api: Api, default_models: dict[str, str]
+) -> None:
+    made = await batch_inference(api, default_models["iris-species"], 2)
+    submission_cursor = (
+        await api.ok("alice", BATCH_SUBMISSIONS_BOTH_WAYS, id=made["batch"]["id"], first=1)
+    )["batch"]["submissions"]["edges"][0]["cursor"]
+    for variables, named in (
+        ({"first": 3, "last": 2}, "last"),
+        ({"last": 101}, "last"),
+        ({"last": 1, "before": submission_cursor}, "before"),  # a cursor of another list
+    ):
+        _, errors = await api("alice", BATCHES_BOTH_WAYS, **variables)
+        assert {e["extensions"]["code"] for e in errors} == {"BAD_USER_INPUT"}
+        assert {tuple(e["extensions"]["fields"]) for e in errors} == {(named,)}
 
 
 async def test_cancel_batch_cancels_the_pending_rest_once(

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from bench.workloads import W1_QUERY, W2_QUERY, W5_POLL
+from persistence import tables
 from server.settings import Settings
 from tests.integration import differential as d
 from tests.integration.bootstrapped import BASE_URL
@@ -647,6 +648,20 @@ CASES: Final = [
           submissions(first: 6) { edges { node { results { submission { id owner { id } } } } } }
         }""",
     ),
+    Case(
+        "submission_metadata_and_the_filter_by_one_pair",
+        """query($key: String!, $value: String!) {
+          submissions(first: 30, filter: {metadata: {key: $key, value: $value}}) {
+            totalCount edges { node { id metadata { key value __typename } } } }
+          viewer { submissions(first: 5, orderBy: CREATED_AT_ASC) {
+            edges { node { metadata { value } } } } } }""",
+        variables=[
+            {"key": "order", "value": "o-0"},
+            {"key": "team", "value": "red «ü»"},
+            {"key": "team", "value": "blue"},
+            {"key": "", "value": "x"},
+        ],
+    ),
     Case("fragments_aliases_typename_include", FRAGMENTS_ALIASES_TYPENAME_INCLUDE),
     Case(
         "fragments_aliases_typename_include_excluded",
@@ -775,9 +790,28 @@ COVERED: Final = {
         {"m": d.IDS["Model"][0]},
         None,
     ),
+    # A stored JSON value under a nested key: the one statement must parse, not fall back.
+    "result_alternatives": (
+        """query($id: ID!) { submission(id: $id) { results {
+          alternatives { value confidence } } } }""",
+        {"id": d.gid("Submission", d.ADMIN_SUBMISSIONS[0])},
+        None,
+    ),
+    "submission_metadata": (
+        """{ submissions(filter: {metadata: {key: "team", value: "red «ü»"}}) {
+          totalCount edges { node { id metadata { key value } } } } }""",
+        None,
+        None,
+    ),
+    "submission_metadata_batched": (
+        """{ submissions(filter: {metadata: {key: "order", value: "o-1"}}) {
+          totalCount edges { node { metadata { key value } assets { downloadUrl } } } } }""",
+        None,
+        None,
+    ),
 }
 
-BATCHED: Final = frozenset({"viewer_submissions_nested"})
+BATCHED: Final = frozenset({"viewer_submissions_nested", "submission_metadata_batched"})
 
 
 @pytest.mark.parametrize("name", sorted(COVERED))
@@ -820,3 +854,150 @@ async def test_most_of_the_hand_written_corpus_runs_on_the_compiled_path(
     # Each document is sent for several callers and variables: all but the first sending
     # of a text that runs compiled can be answered by the fast lane.
     assert by_fast_lane >= compiled / 2, f"fast lane {by_fast_lane} of {compiled} compiled"
+
+
+# ------------------------------------------------------------------ paging both ways
+
+JSONish = dict[str, Any]
+
+# Each connection the compiled paths serve, as (who, the field, its order type, the node's
+# fields); `{extra}` adds a field only the batched plan serves (downloadUrl, signed in
+# Python), so every list is paged on the one-statement plan, the batched plan and the
+# reference executor.
+BOTH_WAYS: Final = (
+    (d.OWNER_P, "{list}", "submissions", "SubmissionOrder", "id{extra}", " assets { downloadUrl }"),
+    (
+        d.OWNER_P,
+        "viewer {{ {list} }}",
+        "submissions",
+        "SubmissionOrder",
+        "id{extra}",
+        " assets { downloadUrl }",
+    ),
+    (d.OWNER_P, "{list}", "assets", "AssetOrder", "id{extra}", " downloadUrl"),
+    (d.OWNER_P, "viewer {{ {list} }}", "assets", "AssetOrder", "id{extra}", " downloadUrl"),
+    (
+        d.ADMIN_P,
+        "{list}",
+        "users",
+        "UserOrder",
+        "email{extra}",
+        " assets(first: 1) { edges { node { downloadUrl } } }",
+    ),
+)
+
+
+def _both_ways_document(wrapper: str, field: str, order_type: str, node: str, extra: str) -> str:
+    listed = (
+        f"{field}(first: $first, after: $after, last: $last, before: $before, orderBy: $order) "
+        "{ totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } "
+        f"edges {{ cursor node {{ {node.format(extra=extra)} }} }} }}"
+    )
+    return (
+        f"query($first: Int, $after: String, $last: Int, $before: String, $order: {order_type})"
+        f" {{ {wrapper.format(list=listed)} }}"
+    )
+
+
+def _connection_of(body: Mapping[str, Any], wrapper: str, field: str) -> Any:
+    data = body["data"]
+    return data["viewer"][field] if wrapper.startswith("viewer") else data[field]
+
+
+async def _walk(
+    pair: d.Pair, principal: str, query: str, wrapper: str, field: str, variables: JSONish
+) -> tuple[list[str], list[d.Exchange]]:
+    """Every cursor of the list, paging forward with `first` or backwards with `last`."""
+    backwards = "last" in variables
+    exchanges: list[d.Exchange] = []
+    cursors: list[str] = []
+    position: str | None = None
+    for _ in range(30):
+        given = {**variables, ("before" if backwards else "after"): position}
+        exchange = await pair.exchange(d.Request(query, given), principal, "both_ways")
+        exchanges.append(exchange)
+        connection = _connection_of(exchange.compiled.json(), wrapper, field)
+        page = [e["cursor"] for e in connection["edges"]]
+        info = connection["pageInfo"]
+        assert info["startCursor"] == (page[0] if page else None)
+        assert info["endCursor"] == (page[-1] if page else None)
+        # Behind the page: true exactly when a cursor was given; beyond it, more to read.
+        behind = info["hasNextPage"] if backwards else info["hasPreviousPage"]
+        assert behind is (position is not None)
+        cursors = page + cursors if backwards else cursors + page
+        more = info["hasPreviousPage"] if backwards else info["hasNextPage"]
+        if not more:
+            return cursors, exchanges
+        position = info["startCursor"] if backwards else info["endCursor"]
+    raise AssertionError("the list did not end")
+
+
+@pytest.mark.parametrize("order", ["CREATED_AT_DESC", "CREATED_AT_ASC"])
+@pytest.mark.parametrize("plan", ["statement", "batched"])
+@pytest.mark.parametrize("listed", BOTH_WAYS, ids=[f"{w[1]}:{w[2]}" for w in BOTH_WAYS])
+async def test_every_list_pages_both_ways_alike_on_every_executor(
+    pair: d.Pair, listed: tuple[str, str, str, str, str, str], plan: str, order: str
+) -> None:
+    principal, wrapper, field, order_type, node, batched_extra = listed
+    extra = batched_extra if plan == "batched" else ""
+    query = _both_ways_document(wrapper, field, order_type, node, extra)
+    statements = d.statement_plans()
+
+    forward, ahead = await _walk(
+        pair, principal, query, wrapper, field, {"first": 2, "order": order}
+    )
+    backward, behind = await _walk(
+        pair, principal, query, wrapper, field, {"last": 3, "order": order}
+    )
+
+    exchanges = ahead + behind
+    assert_identical(exchanges)
+    assert all(e.ran_compiled for e in exchanges), d.fallback_report(exchanges)
+    ran_as_statements = d.statement_plans() - statements
+    assert ran_as_statements == (len(exchanges) if plan == "statement" else 0)
+    assert backward == forward
+    assert len(forward) == len(set(forward)) >= 3
+
+
+async def test_a_window_between_two_cursors_pages_alike_both_ways(pair: d.Pair) -> None:
+    query = _both_ways_document("{list}", "submissions", "SubmissionOrder", "id{extra}", "")
+    everything = await pair.exchange(d.Request(query, {"first": 100}), d.OWNER_P, "window")
+    cursors = [e["cursor"] for e in everything.compiled.json()["data"]["submissions"]["edges"]]
+    between = {"after": cursors[3], "before": cursors[10]}
+    exchanges = [everything]
+    for size in ({"first": 4}, {"last": 4}, {"first": 50}, {"last": 50}):
+        exchanges.append(
+            await pair.exchange(d.Request(query, {**between, **size}), d.OWNER_P, "window")
+        )
+    assert_identical(exchanges)
+    assert all(e.ran_compiled for e in exchanges), d.fallback_report(exchanges)
+    pages = [e.compiled.json()["data"]["submissions"] for e in exchanges[1:]]
+    edges = [[e["cursor"] for e in page["edges"]] for page in pages]
+    assert edges == [cursors[4:8], cursors[6:10], cursors[4:10], cursors[4:10]]
+    flags = [
+        (page["pageInfo"]["hasPreviousPage"], page["pageInfo"]["hasNextPage"]) for page in pages
+    ]
+    assert flags == [(True, True), (True, True), (True, True), (True, True)]
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"first": 5, "last": 5}, "last"),
+        ({"last": 0}, "last"),
+        ({"last": 101}, "last"),
+        ({"last": 2, "before": d.MALFORMED_CURSOR}, "before"),
+        ({"first": 2, "before": d.cursor_of(tables.assets, d.OWNER_PHOTO, "Asset")}, "before"),
+        ({"after": d.cursor_of(tables.assets, d.OWNER_PHOTO, "Asset")}, "after"),
+    ],
+)
+async def test_bad_paging_arguments_are_bad_user_input_naming_the_argument_on_both_paths(
+    pair: d.Pair, variables: JSONish, named: str
+) -> None:
+    query = _both_ways_document("{list}", "submissions", "SubmissionOrder", "id{extra}", "")
+    exchange = await pair.exchange(d.Request(query, variables), d.OWNER_P, "bad_paging")
+
+    assert_identical([exchange])
+    [error] = exchange.compiled.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert list(error["extensions"]["fields"]) == [named]

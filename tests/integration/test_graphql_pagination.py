@@ -254,7 +254,7 @@ async def test_nested_status_filter_applies_to_page_and_count(
 async def test_nested_bad_cursor_is_bad_user_input(
     client: AsyncClient, token: TokenFactory
 ) -> None:
-    naive = to_cursor(Keyset(BASE_TIME.replace(tzinfo=None), UUID(int=1)))
+    naive = to_cursor(Keyset(BASE_TIME.replace(tzinfo=None), UUID(int=1)), "Submission")
 
     body = await gql(client, MY_SUBMISSIONS, {"after": naive}, token("amy@example.com"))
 

@@ -95,7 +95,7 @@ async def _check_plan(db: AsyncEngine, owner: UUID, wine: UUID, case: str) -> No
     }.get(str(where_name), EVERY_SUBMISSION)
     assert isinstance(where, SubmissionFilter)
     deep = where_name == "deep"
-    statement = _owner_pages(_shape(status, where), deep, descending)
+    statement = _owner_pages(_shape(status, where), deep, descending, False)
     async with db.connect() as conn:
         sync = conn.sync_connection
         assert sync is not None

@@ -28,6 +28,7 @@ from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from persistence import tables
 from persistence.unit_of_work import SqlUnitOfWork
 from server.webhook_dispatcher import WebhookDispatcher
+from tests.integration.paging import walk
 from tests.integration.webhook_receiver import Receiver, running
 
 pytestmark = pytest.mark.integration
@@ -341,3 +342,35 @@ async def test_claims_take_turns_across_owners_and_payloads_carry_a_sequence(
     assert bob in {due.delivery.owner_id for due in claimed}, "bob waits behind alice's backlog"
     for due in claimed:
         assert due.delivery.payload["sequence"] == due.delivery.event_id
+
+
+DELIVERIES_BOTH_WAYS = """
+query($first: Int, $after: String, $last: Int, $before: String) {
+  webhookEndpoints { deliveries(first: $first, after: $after, last: $last, before: $before) {
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id } } } }
+}"""
+
+
+async def test_deliveries_page_both_ways(
+    db: AsyncEngine, api: Api, dispatcher: WebhookDispatcher
+) -> None:
+    await api.ok("alice", CREATE, url="http://127.0.0.1:9/alice", events=["ASSET_DELETED"])
+    alice = await user_id(db, "alice")
+    for _ in range(5):
+        await append_event(db, alice, EventType.ASSET_DELETED)
+    assert await dispatcher.fan_out_step() == 5
+
+    async def fetch(variables: dict[str, Any]) -> dict[str, Any]:
+        [endpoint] = (await api.ok("alice", DELIVERIES_BOTH_WAYS, **variables))["webhookEndpoints"]
+        deliveries: dict[str, Any] = endpoint["deliveries"]
+        return deliveries
+
+    oldest_first = [e["node"]["id"] for e in (await fetch({"first": 10}))["edges"]]
+    assert len(oldest_first) == 5
+    assert await walk(fetch, {"first": 2}) == oldest_first
+    assert await walk(fetch, {"last": 2}) == oldest_first
+    _, errors = await api("alice", DELIVERIES_BOTH_WAYS, first=2, last=2)
+    assert [e["extensions"]["fields"] for e in errors] == [
+        {"last": "cannot be given with first: page one way at a time"}
+    ]

@@ -13,6 +13,7 @@ from domain.callbacks import CallbackDelivery, DueCallback
 from domain.pagination import Page, PageRequest, keyset_of
 from domain.submissions import FINISHED, Submission, SubmissionStatus
 from domain.webhooks import DeliveryStatus
+from tests.unit.fake_pages import page_in_order
 
 if TYPE_CHECKING:
     from tests.unit.fakes import FakeData
@@ -43,11 +44,8 @@ class FakeBatchRepository:
 
     async def list_for_owner(self, owner_id: UUID, request: PageRequest) -> Page[Batch]:
         owned = [b for b in self._data.batches.values() if b.owner_id == owner_id]
-        newest = sorted(owned, key=keyset_of, reverse=True)
-        if request.after is not None:
-            after = request.after
-            newest = [b for b in newest if keyset_of(b) < after]
-        return Page.from_overfetch([self._counted(b) for b in newest[: request.first + 1]], request)
+        page = page_in_order(sorted(owned, key=keyset_of), request)
+        return replace(page, items=[self._counted(b) for b in page.items])
 
     async def count_for_owner(self, owner_id: UUID) -> int:
         return sum(b.owner_id == owner_id for b in self._data.batches.values())
@@ -60,11 +58,7 @@ class FakeBatchRepository:
     ) -> list[Page[Submission]]:
         pages = []
         for batch_id in batch_ids:
-            rows = self._filtered(batch_id, status)
-            if request.after is not None:
-                after = request.after
-                rows = [s for s in rows if keyset_of(s) > after]
-            pages.append(Page.from_overfetch(rows[: request.first + 1], request))
+            pages.append(page_in_order(self._filtered(batch_id, status), request))
         return pages
 
     async def count_submissions(

@@ -31,6 +31,7 @@ from domain.webhooks import (
     WebhookEndpoint,
 )
 from tests.unit.batch_fakes import FakeBatchRepository, FakeCallbackRepository
+from tests.unit.fake_pages import page_in_order
 
 T = TypeVar("T", User, Asset, Submission, WebhookDelivery)
 
@@ -81,15 +82,7 @@ class FakeData:
 
 
 def _page(items: Iterable[T], request: PageRequest) -> Page[T]:
-    ordered = sorted(items, key=keyset_of, reverse=request.descending)
-    if request.after is not None:
-        after = request.after
-        ordered = [
-            i
-            for i in ordered
-            if (keyset_of(i) < after if request.descending else keyset_of(i) > after)
-        ]
-    return Page.from_overfetch(ordered[: request.first + 1], request)
+    return page_in_order(sorted(items, key=keyset_of), request)
 
 
 def _matches(submission: Submission, where: SubmissionFilter) -> bool:
@@ -98,6 +91,7 @@ def _matches(submission: Submission, where: SubmissionFilter) -> bool:
         (where.model_id is None or submission.model_id == where.model_id)
         and (where.created_after is None or created > where.created_after)
         and (where.created_before is None or created < where.created_before)
+        and (where.metadata is None or where.metadata in submission.metadata)
     )
 
 

@@ -37,7 +37,10 @@ def test_bench_global_ids_equal_assays(type_name: str) -> None:
     ],
 )
 def test_bench_cursors_equal_assays(created_at: datetime) -> None:
-    assert encoding.cursor(created_at, IDENT) == to_cursor(Keyset(created_at, IDENT))
+    assert encoding.cursor("s", created_at, IDENT) == to_cursor(
+        Keyset(created_at, IDENT), "Submission"
+    )
+    assert encoding.cursor("u", created_at, IDENT) == to_cursor(Keyset(created_at, IDENT), "User")
     assert encoding.date_time(created_at) == created_at.isoformat()
 
 
@@ -104,6 +107,17 @@ def test_wrk_script_quotes_bodies_and_result_line_parses() -> None:
     assert 'wrk.headers["Authorization"] = "Bearer tok"' in script
     out = "Running...\nBENCH_RESULT 300 3000000 0 0 0 2 0 1500 2500 4000\n"
     assert load.parse_wrk(out) == (300, 3.0, 2, 1.5, 2.5, 4.0)
+
+
+def test_the_load_asks_for_compressed_answers_only_when_told() -> None:
+    plain = load.request_bytes(8000, "/graphql", b"{}", "tok")
+    asking = load.request_bytes(8000, "/graphql", b"{}", "tok", "br, gzip")
+
+    assert b"accept-encoding" not in plain.lower()
+    assert b"\r\nAccept-Encoding: br, gzip\r\n" in asking
+    assert asking.endswith(b"\r\n\r\n{}")
+    assert "Accept-Encoding" not in load.wrk_script([b"{}"], None)
+    assert 'wrk.headers["Accept-Encoding"] = [[gzip]]' in load.wrk_script([b"{}"], None, "gzip")
 
 
 def test_percentile_picks_nearest_rank() -> None:

@@ -293,3 +293,8 @@ def test_options_run_the_inference_workloads_and_peers_by_default() -> None:
     assert run.parse_options(["--peers", "none"]).peers == ()
     with pytest.raises(SystemExit):
         run.parse_options(["--peers", "triton"])
+
+
+def test_options_ask_for_compressed_answers_only_when_told() -> None:
+    assert run.parse_options([]).accept_encoding is None
+    assert run.parse_options(["--accept-encoding", "br, gzip"]).accept_encoding == "br, gzip"

@@ -117,11 +117,11 @@ def test_malformed_global_id_is_invalid_input_naming_the_path(bad: str) -> None:
 def test_cursor_round_trips() -> None:
     keyset = Keyset(NOW, uuid.uuid4())
 
-    assert from_cursor(to_cursor(keyset)) == keyset
+    assert from_cursor(to_cursor(keyset, "Submission"), "Submission") == keyset
 
 
 def test_no_cursor_is_none() -> None:
-    assert from_cursor(None) is None
+    assert from_cursor(None, "Asset") is None
 
 
 @pytest.mark.parametrize(
@@ -129,14 +129,86 @@ def test_no_cursor_is_none() -> None:
     [
         "",
         "%%%",
-        b64("2026-01-01T00:00:00+00:00"),
-        b64(f"yesterday|{uuid.uuid4()}"),
-        b64("2026-01-01T00:00:00+00:00|nope"),
-        b64(f"2026-01-01T00:00:00|{uuid.uuid4()}"),  # no time zone
+        b64("s|2026-01-01T00:00:00+00:00"),
+        b64(f"s|yesterday|{uuid.uuid4()}"),
+        b64("s|2026-01-01T00:00:00+00:00|nope"),
+        b64(f"s|2026-01-01T00:00:00|{uuid.uuid4()}"),  # no time zone
+        b64(f"2026-01-01T00:00:00+00:00|{uuid.uuid4()}"),  # no kind
+        b64(f"a|2026-01-01T00:00:00+00:00|{uuid.uuid4()}"),  # an asset's, in submissions
     ],
 )
 def test_malformed_cursor_is_invalid_input_naming_after(bad: str) -> None:
     with pytest.raises(InvalidInput) as raised:
-        from_cursor(bad)
+        from_cursor(bad, "Submission")
 
     assert list(raised.value.fields) == ["after"]
+
+
+def test_last_scans_the_other_way_from_before_and_stops_at_after() -> None:
+    after, before = (keyset_of(i) for i in _items(2))
+
+    request = PageRequest.checked(None, after, descending=True, last=5, before=before)
+
+    assert request == PageRequest(
+        first=5, after=before, descending=False, until=after, is_backward=True
+    )
+
+
+def test_first_with_before_stops_short_of_it() -> None:
+    before = keyset_of(_items(1)[0])
+
+    assert PageRequest.checked(3, None, before=before).until == before
+
+
+@pytest.mark.parametrize("last", [0, 101])
+def test_last_out_of_bounds_is_invalid_input_naming_last(last: int) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        PageRequest.checked(None, None, last=last)
+
+    assert list(raised.value.fields) == ["last"]
+
+
+def test_first_with_last_is_invalid_input_naming_last() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        PageRequest.checked(5, None, last=5)
+
+    assert list(raised.value.fields) == ["last"]
+
+
+def test_the_default_first_a_schema_fills_in_does_not_count_against_last() -> None:
+    assert PageRequest.checked(DEFAULT_PAGE_SIZE, None, last=5).first == 5
+
+
+def test_a_backward_page_is_in_list_order_with_more_before_it_from_the_overfetch() -> None:
+    scanned = _items(4)[::-1]  # newest first: the other way from an oldest-first list
+
+    page = Page.from_overfetch(scanned, PageRequest(first=3, descending=True, is_backward=True))
+
+    assert list(page.items) == scanned[:3][::-1]
+    assert (page.has_previous_page, page.has_next_page) == (True, False)
+
+
+def test_a_backward_page_from_before_has_a_next_page_and_none_before_when_short() -> None:
+    before = keyset_of(_items(1)[0])
+    request = PageRequest(first=3, after=before, descending=True, is_backward=True)
+
+    page = Page.from_overfetch(_items(2)[::-1], request)
+
+    assert (page.has_previous_page, page.has_next_page) == (False, True)
+
+
+def test_a_page_that_stops_at_a_cursor_has_a_next_page() -> None:
+    until = keyset_of(_items(1)[0])
+
+    page = Page.from_overfetch(_items(2), PageRequest(first=3, until=until))
+
+    assert (page.has_previous_page, page.has_next_page) == (False, True)
+
+
+def test_a_cursor_of_another_kind_of_list_is_invalid_input_naming_the_argument() -> None:
+    cursor = to_cursor(Keyset(NOW, uuid.uuid4()), "Asset")
+
+    with pytest.raises(InvalidInput) as raised:
+        from_cursor(cursor, "Submission", "before")
+
+    assert list(raised.value.fields) == ["before"]

@@ -84,7 +84,7 @@ def test_what_one_statement_does_not_cover_is_unsupported_with_a_reason(
 
 
 def test_arguments_are_parameters_never_sql_text() -> None:
-    after = to_cursor(Keyset(datetime(2026, 1, 2, tzinfo=UTC), uuid.uuid4()))
+    after = to_cursor(Keyset(datetime(2026, 1, 2, tzinfo=UTC), uuid.uuid4()), "Submission")
     document = """query($after: String, $status: SubmissionStatus) {
       submissions(first: 3, after: $after, status: $status) {
         totalCount edges { node { id } } } }"""

@@ -1,0 +1,63 @@
+"""The orders of assets, batches and users lists, by creation time (submissions: history.py)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import strawberry
+
+from graph.schema.nodes import described_enum
+
+
+class _ByCreationTime(StrEnum):
+    @property
+    def is_descending(self) -> bool:
+        return self.value == "CREATED_AT_DESC"
+
+
+class AssetOrder(_ByCreationTime):
+    CREATED_AT_DESC = "CREATED_AT_DESC"
+    CREATED_AT_ASC = "CREATED_AT_ASC"
+
+
+class BatchOrder(_ByCreationTime):
+    CREATED_AT_DESC = "CREATED_AT_DESC"
+    CREATED_AT_ASC = "CREATED_AT_ASC"
+
+
+class UserOrder(_ByCreationTime):
+    CREATED_AT_DESC = "CREATED_AT_DESC"
+    CREATED_AT_ASC = "CREATED_AT_ASC"
+
+
+def _describe(cls: type[_ByCreationTime], objects: str, default: str) -> None:
+    newest, oldest = "Newest first", "Oldest first"
+    described_enum(
+        cls,
+        name=cls.__name__,
+        description=f"The order of a {objects} list, by creation time.",
+        values={
+            "CREATED_AT_DESC": f"{newest} (the default)." if default == "DESC" else f"{newest}.",
+            "CREATED_AT_ASC": f"{oldest} (the default)." if default == "ASC" else f"{oldest}.",
+        },
+    )
+
+
+_describe(AssetOrder, "assets", "DESC")
+_describe(BatchOrder, "batches", "DESC")
+# The contract keeps admin `users` in its order, oldest first, unless orderBy says otherwise.
+_describe(UserOrder, "users", "ASC")
+
+AssetOrderArgument = Annotated[
+    AssetOrder | None,
+    strawberry.argument(description="The order of the list; default (and null) newest first."),
+]
+BatchOrderArgument = Annotated[
+    BatchOrder | None,
+    strawberry.argument(description="The order of the list; default (and null) newest first."),
+]
+UserOrderArgument = Annotated[
+    UserOrder | None,
+    strawberry.argument(description="The order of the list; default (and null) oldest first."),
+]
