@@ -426,7 +426,9 @@ class _Renderer:
             f"SELECT r.*, row_number() OVER (ORDER BY r.created_at{direction}, r.id{direction}) "
             f"AS n__, count(*) OVER () AS c__ FROM ({rows}) r"
         )
-        return f"(SELECT {built} FROM ({numbered}) {alias})"
+        # One row, whatever was read: an aggregate query even when no part aggregates (a
+        # pageInfo of constants alone), as every column is read inside an aggregate.
+        return f"(SELECT {built} FROM ({numbered}) {alias} GROUP BY ())"
 
     def edge(self, window: p.Window, alias: str, entity: str) -> str:
         parts = []

@@ -742,3 +742,62 @@ def variable_sets(document: str, operation_name: str | None) -> list[JSONDict] |
     for name, pool in pools.items():
         sets.extend({**base, name: value} for value in pool[1:])
     return [{k: v for k, v in s.items() if v is not OMIT} for s in sets]
+
+
+# ------------------------------------------------------------------ every reachable field
+
+
+@dataclass(frozen=True)
+class FieldDocument:
+    """A query that reaches one field of one type by the shortest path from Query."""
+
+    coordinate: str  # Type.field
+    query: str
+
+
+def _leaf(type_: graphql.GraphQLOutputType) -> str:
+    named = graphql.get_named_type(type_)
+    return "" if graphql.is_leaf_type(named) else " { __typename }"
+
+
+def _arguments(field: graphql.GraphQLField, prefix: str, declared: dict[str, str]) -> str:
+    """The field's required arguments as variables (declared into `declared`)."""
+    passed = []
+    for name, argument in field.args.items():
+        if graphql.is_non_null_type(argument.type) and argument.default_value is graphql.Undefined:
+            variable = f"{prefix}_{name}"
+            declared[variable] = str(argument.type)
+            passed.append(f"{name}: ${variable}")
+    return f"({', '.join(passed)})" if passed else ""
+
+
+def every_field_documents(schema_: graphql.GraphQLSchema) -> list[FieldDocument]:
+    """One document per field of every object type reachable from Query (introspection and
+    the Relay `node` interfaces aside), each reached by the shortest path: the corpus that
+    walks every field an executor could be asked for."""
+    query_type = schema_.query_type
+    assert query_type is not None
+    # type name -> the path to it: (field name, field) pairs from Query
+    paths: dict[str, list[tuple[str, graphql.GraphQLField]]] = {query_type.name: []}
+    queue = [query_type]
+    documents = []
+    while queue:
+        parent = queue.pop(0)
+        for name, field in parent.fields.items():
+            if name.startswith("__"):
+                continue
+            steps = [*paths[parent.name], (name, field)]
+            declared: dict[str, str] = {}
+            selection = _leaf(field.type)
+            for n, (step, step_field) in reversed(list(enumerate(steps))):
+                selection = f"{step}{_arguments(step_field, f'v{n}', declared)}{selection}"
+                if n:
+                    selection = f" {{ {selection} }}"
+            header = ", ".join(f"${v}: {t}" for v, t in declared.items())
+            query = f"query{f'({header})' if header else ''} {{ {selection} }}"
+            documents.append(FieldDocument(f"{parent.name}.{name}", query))
+            named = graphql.get_named_type(field.type)
+            if isinstance(named, graphql.GraphQLObjectType) and named.name not in paths:
+                paths[named.name] = steps
+                queue.append(named)
+    return documents

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import graphql
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -125,6 +126,31 @@ async def test_both_apps_sign_download_urls_with_the_frozen_clock(
     expires = int(d.FROZEN_NOW.timestamp()) + ttl
     assert f"expires={expires}&" in url
     assert "/r%C3%A9sum%C3%A9%20final.pdf?" in url
+
+
+# ------------------------------------------------------------------ every reachable field
+
+EVERY_FIELD: Final = d.every_field_documents(graphql.build_schema(SCHEMA_SDL))
+
+
+def test_every_field_corpus_reaches_every_object_type() -> None:
+    reached = {doc.coordinate.split(".")[0] for doc in EVERY_FIELD}
+    assert {"Query", "User", "Submission", "Result", "Asset", "Model", "Batch"} <= reached
+
+
+@pytest.mark.parametrize("document", EVERY_FIELD, ids=[doc.coordinate for doc in EVERY_FIELD])
+async def test_every_field_answers_identically_on_every_executor(
+    pair: d.Pair, document: d.FieldDocument
+) -> None:
+    """Each field of the schema, asked alone by the shortest path: what the compiled app
+    serves (one statement or batched) must equal the reference answer, and an executor that
+    fails on it fails the test (tests/conftest.py) rather than falling back in silence."""
+    sets = d.variable_sets(document.query, None)
+    assert sets is not None, f"no variables for {document.query}"
+    exchanges = await run_all(
+        pair, document.coordinate, [d.Request(document.query, sets[0])], (d.OWNER_P, d.ADMIN_P)
+    )
+    assert_identical(exchanges)
 
 
 # ------------------------------------------------------------------ the suite's own documents
