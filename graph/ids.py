@@ -71,7 +71,10 @@ def from_cursor(cursor: str | None, kind: str, path: str = "after") -> Keyset | 
     if cursor is None:
         return None
     try:
-        code, created_at, raw_id = _b64decode(cursor).split("|")
+        parts = _b64decode(cursor).split("|")
+        # Cursors given out before they named their list (`createdAt|id`) still page on:
+        # a client paging through a deploy keeps its place.
+        code, created_at, raw_id = parts if len(parts) != 2 else [CURSOR_KINDS[kind], *parts]
         keyset = Keyset(datetime.fromisoformat(created_at), UUID(raw_id))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput({path: _NOT_A_CURSOR}) from None
