@@ -19,6 +19,7 @@ from domain.ports import (
     UnitOfWorkFactory,
 )
 from domain.services.assets import UploadPolicy
+from domain.services.monitoring import MonitoringPolicy
 from domain.services.serving import SynchronousInference
 from domain.services.webhooks import WebhookPolicy
 from graph.protection.limits import QueryLimits
@@ -44,6 +45,7 @@ class AppDependencies:
     download_url_ttl: int = 3600
     upload_policy: UploadPolicy = field(default_factory=UploadPolicy)
     run_inference_timeout: float = 30.0
+    monitoring: MonitoringPolicy = field(default_factory=MonitoringPolicy)
     inference: SynchronousInference | None = None  # runInference's use case, one per process
     broker: EventBroker | None = None
     max_subscriptions_per_connection: int = 10

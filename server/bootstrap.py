@@ -23,6 +23,8 @@ from domain.services import assets, owned
 from domain.services.assets import UploadPolicy
 from domain.services.batcher import BatchPolicy
 from domain.services.inference import WorkerPolicy
+from domain.services.model_alerts import AlertSettings
+from domain.services.monitoring import MonitoringPolicy
 from domain.services.serving import ServingPolicy, SynchronousInference
 from domain.services.waiting import SubmissionWatch
 from domain.services.webhooks import WebhookPolicy
@@ -74,6 +76,7 @@ from server.workers import (
     asset_retention,
     blob_deleter,
     metrics_sampler,
+    model_monitor,
     upload_sweeper,
 )
 from telemetry import metrics
@@ -332,10 +335,20 @@ def background_tasks(
             upload_sweeper(uow, blobs, utc_now),
             blob_deleter(uow, blobs, utc_now),
             asset_retention(uow, settings.asset_retention_days, utc_now),
+            model_monitor(
+                uow, AlertSettings(monitoring_policy(settings), settings.admin_group), utc_now
+            ),
             *dispatcher.runnables(settings.webhook_poll_seconds),
             *callback_sender.runnables(settings.webhook_poll_seconds),
             *extra,
         ]
+    )
+
+
+def monitoring_policy(settings: Settings) -> MonitoringPolicy:
+    return MonitoringPolicy(
+        retention=timedelta(days=settings.stats_retention_days),
+        reference_size=settings.reference_predictions,
     )
 
 
@@ -526,6 +539,7 @@ def build_app(
             max_bytes=settings.max_asset_bytes, url_ttl_seconds=settings.upload_url_ttl_seconds
         ),
         run_inference_timeout=settings.run_inference_timeout_seconds,
+        monitoring=monitoring_policy(settings),
         broker=broker,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         ws_init_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),

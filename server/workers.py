@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Protocol
 
 from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
-from domain.services import accounts, assets, callbacks, inference, webhooks
+from domain.services import accounts, assets, callbacks, inference, model_alerts, webhooks
 from domain.services.inference import WorkerPolicy
+from domain.services.model_alerts import AlertSettings
 from domain.submissions import Submission
 from telemetry import metrics
 
@@ -186,3 +187,15 @@ class BackgroundTasks:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def model_monitor(
+    uow: UnitOfWorkFactory, settings: AlertSettings, clock: Clock, interval: float = 60.0
+) -> Periodic:
+    """Every minute: check the alert policies, keep references, prune past retention."""
+
+    async def watch() -> int:
+        await model_alerts.check_alerts(uow(), uow(), settings, clock=clock)
+        return await model_alerts.maintain(uow(), settings.monitoring, clock=clock)
+
+    return Periodic("model-monitor", watch, interval=interval)

@@ -16,6 +16,7 @@ from domain.ids import to_global_id
 from domain.models import Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWorkFactory
 from domain.services.batch_settlement import settle
+from domain.services.recording import record_statistics
 from domain.services.submissions import submission_event
 from domain.submissions import ClaimEnd, Prediction, Result, Submission, SubmissionStatus
 
@@ -156,6 +157,12 @@ async def record(
                 results.append(result)
         await uow.results.add_many(results)
         await uow.events.append(events)
+        await record_statistics(
+            uow,
+            model,
+            [(s, o) for s, o in zip(chunk, outcomes, strict=True) if s.id in written],
+            now,
+        )
         # After every submission row is written: settling locks the batch rows last.
         await settle(uow, [s.batch_id for s in written.values()], now)
         if since is not None and model is not None:
