@@ -45,6 +45,7 @@ class WebhookEventType(Enum):
     ASSET_AVAILABLE = "ASSET_AVAILABLE"
     ASSET_DELETED = "ASSET_DELETED"
     BATCH_COMPLETED = "BATCH_COMPLETED"
+    MODEL_ALERT = "MODEL_ALERT"
 
     @property
     def domain(self) -> EventType:
@@ -68,6 +69,7 @@ described_enum(
         "ASSET_AVAILABLE": "An asset's upload was completed.",
         "ASSET_DELETED": "An asset was deleted, by its owner or by retention.",
         "BATCH_COMPLETED": "Every submission of a batch finished.",
+        "MODEL_ALERT": "A model's alert was raised or cleared (sent to administrators only).",
     },
 )
 
