@@ -232,8 +232,15 @@ class Observation:
     end_to_end_ms: float
 
 
+MINUTE, HOUR = 60, 3600  # the spans of rollup rows, in seconds
+
+
 def minute_of(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def tally(model_id: UUID, layout: Layout, seen: Sequence[Observation], now: datetime) -> Tally:
@@ -281,20 +288,26 @@ def add_counts(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
 
 
 def merged(model_id: UUID, minute: datetime, tallies: Sequence[Tally]) -> Tally:
-    """Many tallies as one (a window's total), dated `minute`."""
-    total = Tally(model_id, minute, 0, 0, (), (), (), ())
-    for t in tallies:
-        total = Tally(
-            model_id,
-            minute,
-            total.predictions + t.predictions,
-            total.failures + t.failures,
-            add_counts(total.model_ms, t.model_ms),
-            add_counts(total.end_to_end_ms, t.end_to_end_ms),
-            add_counts(total.output, t.output),
-            add_counts(total.features, t.features),
-        )
-    return total
+    """Many tallies as one (a window's total), dated `minute`: column sums, so a day's 1,440
+    rows add up in a few milliseconds."""
+    return Tally(
+        model_id,
+        minute,
+        sum(t.predictions for t in tallies),
+        sum(t.failures for t in tallies),
+        _column_sums([t.model_ms for t in tallies]),
+        _column_sums([t.end_to_end_ms for t in tallies]),
+        _column_sums([t.output for t in tallies]),
+        _column_sums([t.features for t in tallies]),
+    )
+
+
+def _column_sums(arrays: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    if not arrays:
+        return ()
+    width = max(len(a) for a in arrays)
+    padded = [a if len(a) == width else (*a, *([0] * (width - len(a)))) for a in arrays]
+    return tuple(map(sum, zip(*padded, strict=True)))
 
 
 def profile_from(layout: Layout, total: Tally) -> Profile:

@@ -20,7 +20,13 @@ class MonitoringRepository(Protocol):
         ...
 
     async def tallies(self, model_id: UUID, start: datetime, end: datetime) -> list[Tally]:
-        """The model's rows with start <= minute < end, oldest first."""
+        """The model's minute rows with start <= minute < end, oldest first."""
+        ...
+
+    async def window_rows(self, model_id: UUID, start: datetime, end: datetime) -> list[Tally]:
+        """Rows that add up to the minutes in [start, end) (minute-aligned), each within one
+        hour and dated at its start, oldest first: whole hours as one row each, so a day
+        takes at most 24 + 2 x 59 rows."""
         ...
 
     async def earliest(self, model_id: UUID, limit: int) -> list[Tally]: ...

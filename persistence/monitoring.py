@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.monitoring import Profile, Tally
+from domain.monitoring import HOUR, MINUTE, Profile, Tally, hour_of
 from persistence.batching import Row
 from persistence.tables import model_profiles, model_stats
 
@@ -23,12 +23,12 @@ _COLUMNS = (
 )
 
 
-def _tally_upsert() -> sa.Executable:
+def _tally_upsert() -> Insert:
     fresh = insert(model_stats)
     old, new = model_stats.c, fresh.excluded
     added = {name: sa.func.assay_add_counts(old[name], new[name]) for name in _ARRAYS}
     return fresh.on_conflict_do_update(
-        index_elements=[old.model_id, old.minute],
+        index_elements=[old.model_id, old.span, old.minute],
         set_={
             "predictions": old.predictions + new.predictions,
             "failures": old.failures + new.failures,
@@ -38,15 +38,52 @@ def _tally_upsert() -> sa.Executable:
 
 
 _ADD_TALLY = _tally_upsert()
-_IN_WINDOW = (
+_when = sa.DateTime(timezone=True)
+_MINUTES = (
     sa.select(*_COLUMNS)
     .where(
         model_stats.c.model_id == sa.bindparam("model_id", type_=sa.Uuid),
-        model_stats.c.minute >= sa.bindparam("start", type_=sa.DateTime(timezone=True)),
-        model_stats.c.minute < sa.bindparam("end", type_=sa.DateTime(timezone=True)),
+        model_stats.c.span == MINUTE,
+        model_stats.c.minute >= sa.bindparam("start", type_=_when),
+        model_stats.c.minute < sa.bindparam("end", type_=_when),
     )
     .order_by(model_stats.c.minute)
 )
+_minute = model_stats.c.minute
+_WINDOW = (
+    sa.select(*_COLUMNS)
+    .where(
+        model_stats.c.model_id == sa.bindparam("model_id", type_=sa.Uuid),
+        sa.or_(
+            sa.and_(
+                model_stats.c.span == HOUR,
+                _minute >= sa.bindparam("hours_from", type_=_when),
+                _minute < sa.bindparam("hours_to", type_=_when),
+            ),
+            sa.and_(
+                model_stats.c.span == MINUTE,
+                sa.or_(
+                    sa.and_(
+                        _minute >= sa.bindparam("start", type_=_when),
+                        _minute < sa.bindparam("hours_from", type_=_when),
+                    ),
+                    sa.and_(
+                        _minute >= sa.bindparam("hours_to", type_=_when),
+                        _minute < sa.bindparam("end", type_=_when),
+                    ),
+                ),
+            ),
+        ),
+    )
+    .order_by(model_stats.c.minute)
+)
+
+
+def _hours_within(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The whole hours inside [start, end) (both minute-aligned), as [from, to)."""
+    first = hour_of(start) if start == hour_of(start) else hour_of(start) + timedelta(hours=1)
+    last = hour_of(end)
+    return (first, last) if first < last else (end, end)
 
 
 def _tally(row: Row) -> Tally:
@@ -70,7 +107,6 @@ class SqlMonitoringRepository:
     async def add_tally(self, tally: Tally) -> None:
         values = {
             "model_id": tally.model_id,
-            "minute": tally.minute,
             "predictions": tally.predictions,
             "failures": tally.failures,
             "model_ms": list(tally.model_ms),
@@ -78,16 +114,32 @@ class SqlMonitoringRepository:
             "output": list(tally.output),
             "features": list(tally.features),
         }
-        await self._conn.execute(_ADD_TALLY, values)
+        # Its minute's row and its hour's, in one statement.
+        rows = [
+            {**values, "span": MINUTE, "minute": tally.minute},
+            {**values, "span": HOUR, "minute": hour_of(tally.minute)},
+        ]
+        await self._conn.execute(_ADD_TALLY.values(rows))
 
     async def tallies(self, model_id: UUID, start: datetime, end: datetime) -> list[Tally]:
         values = {"model_id": model_id, "start": start, "end": end}
-        return [_tally(row) for row in await self._conn.execute(_IN_WINDOW, values)]
+        return [_tally(row) for row in await self._conn.execute(_MINUTES, values)]
+
+    async def window_rows(self, model_id: UUID, start: datetime, end: datetime) -> list[Tally]:
+        hours_from, hours_to = _hours_within(start, end)
+        values = {
+            "model_id": model_id,
+            "start": start,
+            "end": end,
+            "hours_from": hours_from,
+            "hours_to": hours_to,
+        }
+        return [_tally(row) for row in await self._conn.execute(_WINDOW, values)]
 
     async def earliest(self, model_id: UUID, limit: int) -> list[Tally]:
         statement = (
             sa.select(*_COLUMNS)
-            .where(model_stats.c.model_id == model_id)
+            .where(model_stats.c.model_id == model_id, model_stats.c.span == MINUTE)
             .order_by(model_stats.c.minute)
             .limit(limit)
         )
@@ -117,7 +169,11 @@ class SqlMonitoringRepository:
         await self._conn.execute(statement)
 
     async def prune(self, before: datetime) -> int:
-        result = await self._conn.execute(
-            sa.delete(model_stats).where(model_stats.c.minute < before)
+        # An hour's row goes once the whole hour is before `before`, with its last minute.
+        hour_ended = before - timedelta(hours=1)
+        expired = sa.or_(
+            sa.and_(model_stats.c.span == MINUTE, model_stats.c.minute < before),
+            sa.and_(model_stats.c.span == HOUR, model_stats.c.minute <= hour_ended),
         )
+        result = await self._conn.execute(sa.delete(model_stats).where(expired))
         return int(result.rowcount)

@@ -415,12 +415,15 @@ def _model_key(*, primary: bool) -> sa.Column[object]:
     )
 
 
-# One row per model version and minute, added to as work is recorded (domain/monitoring.py
-# says what each array counts); assay_add_counts (migration 0009) sums arrays on conflict.
+# Per model version, one row per minute (span 60) and one per hour (span 3600) starting at
+# `minute`, added to as work is recorded (domain/monitoring.py says what each array counts);
+# assay_add_counts (migration 0009) sums arrays on conflict. A day reads 24 hourly rows and
+# the minutes of its partial hours.
 model_stats = sa.Table(
     "model_stats",
     metadata,
     _model_key(primary=True),
+    sa.Column("span", sa.Integer, primary_key=True),
     sa.Column("minute", sa.DateTime(timezone=True), primary_key=True),
     sa.Column("predictions", sa.BigInteger, nullable=False),
     sa.Column("failures", sa.BigInteger, nullable=False),

@@ -7,6 +7,7 @@ Each read takes at most one rollup row per minute of the window (1,440 for a day
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -15,6 +16,7 @@ from domain.drift import Bin, DriftStatus, FeatureDrift, bins, feature_drift, wo
 from domain.errors import Forbidden, InvalidInput, NotFound
 from domain.models import Model
 from domain.monitoring import (
+    HOUR,
     Layout,
     Profile,
     Tally,
@@ -93,25 +95,45 @@ class ModelStats:
     def end_to_end_latency(self) -> Latency:
         return Latency.of(self.total.end_to_end_ms)
 
-    def series(self, bucket_seconds: int) -> list[StatsPoint]:
-        """The window in buckets aligned on multiples of `bucket_seconds` since the epoch."""
-        if not 60 <= bucket_seconds <= 86400:
-            raise InvalidInput({"bucketSeconds": "must be between 60 and 86400"})
-        first = _bucket_of(self.window.start, bucket_seconds)
-        count = math.ceil((self.window.end - first).total_seconds() / bucket_seconds)
-        if count > MAX_POINTS:
-            raise InvalidInput({"bucketSeconds": f"gives more than {MAX_POINTS} points"})
-        grouped: dict[datetime, list[Tally]] = {}
-        for row in self.rows:
-            grouped.setdefault(_bucket_of(row.minute, bucket_seconds), []).append(row)
-        points = []
-        for n in range(count):
-            at = first + timedelta(seconds=n * bucket_seconds)
-            total = merged(self.total.model_id, at, grouped.get(at, []))
-            points.append(
-                StatsPoint(at, total.predictions, total.failures, Latency.of(total.model_ms))
-            )
-        return points
+
+def check_bucket(bucket_seconds: int, window: Window) -> int:
+    if not 60 <= bucket_seconds <= 86400:
+        raise InvalidInput({"bucketSeconds": "must be between 60 and 86400"})
+    first = _bucket_of(window.start, bucket_seconds)
+    count = math.ceil((window.end - first).total_seconds() / bucket_seconds)
+    if count > MAX_POINTS:
+        raise InvalidInput({"bucketSeconds": f"gives more than {MAX_POINTS} points"})
+    return count
+
+
+def series_of(
+    model_id: UUID, rows: Sequence[Tally], window: Window, bucket_seconds: int
+) -> list[StatsPoint]:
+    """The window in buckets aligned on multiples of `bucket_seconds` since the epoch; each
+    row must lie within one bucket (minute rows always do; hour rows for whole hours)."""
+    count = check_bucket(bucket_seconds, window)
+    first = _bucket_of(window.start, bucket_seconds)
+    grouped: dict[datetime, list[Tally]] = {}
+    for row in rows:
+        grouped.setdefault(_bucket_of(row.minute, bucket_seconds), []).append(row)
+    points = []
+    for n in range(count):
+        at = first + timedelta(seconds=n * bucket_seconds)
+        total = merged(model_id, at, grouped.get(at, []))
+        points.append(StatsPoint(at, total.predictions, total.failures, Latency.of(total.model_ms)))
+    return points
+
+
+async def stats_series(uow: UnitOfWork, stats: ModelStats, bucket_seconds: int) -> list[StatsPoint]:
+    """ModelStats.series: from the window's rows when buckets are whole hours, else from
+    its minute rows (up to 1,440, read only for this)."""
+    model_id, window = stats.total.model_id, stats.window
+    check_bucket(bucket_seconds, window)
+    if bucket_seconds % HOUR == 0:
+        return series_of(model_id, stats.rows, window, bucket_seconds)
+    async with uow:
+        rows = await uow.monitoring.tallies(model_id, minute_of(window.start), window.end)
+    return series_of(model_id, rows, window, bucket_seconds)
 
 
 def _bucket_of(moment: datetime, seconds: int) -> datetime:
@@ -164,7 +186,7 @@ async def _model(uow: UnitOfWork, model_id: UUID) -> Model:
 
 
 async def _rows(uow: UnitOfWork, model_id: UUID, window: Window) -> list[Tally]:
-    return await uow.monitoring.tallies(model_id, minute_of(window.start), window.end)
+    return await uow.monitoring.window_rows(model_id, minute_of(window.start), window.end)
 
 
 async def model_stats(

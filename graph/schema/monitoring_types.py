@@ -11,7 +11,7 @@ from domain import drift as d
 from domain.model_alerts import AlertKind, AlertPolicy, AlertState
 from domain.services import monitoring as m
 from graph.schema.declarations import reference_only
-from graph.schema.nodes import described_enum
+from graph.schema.nodes import AppInfo, described_enum
 
 MONITORING = "model monitoring: computed from the rollups by the reference executor"
 
@@ -134,14 +134,16 @@ class ModelStats:
         description="The window in buckets aligned on multiples of `bucketSeconds` since the "
         "epoch; BAD_USER_INPUT outside 60..86400 or beyond 1,440 points."
     )
-    def series(
+    async def series(
         self,
+        info: AppInfo,
         bucket_seconds: Annotated[
             int | None,
             strawberry.argument(description="Bucket length in seconds, 60 to 86400 (null: 60)."),
         ] = 60,
     ) -> list[ModelStatsPoint]:
-        bucket_seconds = 60 if bucket_seconds is None else bucket_seconds
+        bucket = 60 if bucket_seconds is None else bucket_seconds
+        points = await m.stats_series(info.context.uow(), self.stats, bucket)
         return [
             ModelStatsPoint(
                 at=p.at,
@@ -149,7 +151,7 @@ class ModelStats:
                 failures=p.failures,
                 model_latency=LatencySummary.of(p.model_latency),
             )
-            for p in self.stats.series(bucket_seconds)
+            for p in points
         ]
 
 

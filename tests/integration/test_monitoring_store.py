@@ -108,3 +108,26 @@ async def test_alert_policies_and_the_latest_alert_of_each_kind(db: AsyncEngine)
         assert page.has_next_page
         assert await uow.model_alerts.count(None) == 2
         assert await uow.model_alerts.get_many([alerts[0].id]) == [alerts[0]]
+
+
+async def test_window_rows_add_up_to_the_minutes_of_any_window(db: AsyncEngine) -> None:
+    model = await make_model(db)
+    start = MINUTE - timedelta(minutes=90)
+    async with SqlUnitOfWork(db) as uow:
+        for n in range(180):  # three hours, one prediction per minute
+            await uow.monitoring.add_tally(_tally(model, start + timedelta(minutes=n), 1, (1,)))
+        await uow.commit()
+    windows = [
+        (start, start + timedelta(hours=3)),
+        (start + timedelta(minutes=7), start + timedelta(minutes=151, seconds=30)),
+        (MINUTE, MINUTE + timedelta(hours=1)),
+        (MINUTE + timedelta(minutes=1), MINUTE + timedelta(minutes=2)),
+    ]
+    async with SqlUnitOfWork(db) as uow:
+        for begin, end in windows:
+            rows = await uow.monitoring.window_rows(model, begin, end)
+            minutes = await uow.monitoring.tallies(model, begin, end)
+            assert sum(r.predictions for r in rows) == len(minutes), (begin, end)
+            assert sum(r.features[0] for r in rows) == len(minutes)
+        whole = await uow.monitoring.window_rows(model, start, start + timedelta(hours=3))
+        assert len(whole) < 180  # whole hours come as one row each

@@ -43,6 +43,9 @@ class FakeMonitoringRepository:
         ]
         return sorted(found, key=lambda t: t.minute)
 
+    async def window_rows(self, model_id: UUID, start: datetime, end: datetime) -> list[Tally]:
+        return await self.tallies(model_id, start, end)  # minute rows add up the same
+
     async def earliest(self, model_id: UUID, limit: int) -> list[Tally]:
         found = [t for (m, _), t in self._data.tallies.items() if m == model_id]
         return sorted(found, key=lambda t: t.minute)[:limit]

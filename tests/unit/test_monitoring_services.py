@@ -29,6 +29,7 @@ from domain.services.monitoring import (
     model_drift,
     model_quality,
     model_stats,
+    stats_series,
     window_of,
 )
 from domain.services.recording import record_statistics
@@ -155,7 +156,7 @@ async def test_stats_count_predictions_failures_and_latency(trained: TrainedMode
     assert e2e is not None
     assert 15 <= e2e <= 25
     assert [b.label for b in stats.output_distribution][:3] == ["setosa", "versicolor", "virginica"]
-    points = stats.series(600)
+    points = await stats_series(FakeUnitOfWork(data), stats, 600)
     assert sum(p.predictions for p in points) == 1
     assert len(points) <= 7
 
