@@ -24,6 +24,7 @@ from domain.services.model_alerts import (
     maintain,
     set_alert_policy,
 )
+from domain.services.model_health import model_health
 from domain.services.monitoring import (
     MonitoringPolicy,
     model_drift,
@@ -36,6 +37,7 @@ from domain.services.recording import record_statistics
 from domain.submissions import Prediction, Result, Submission, SubmissionStatus
 from domain.users import User
 from integrations.models.defaults import SEED, TrainedModel, train_iris
+from telemetry import metrics
 from tests.unit.fakes import FakeClock, FakeData, FakeUnitOfWork, QueueRow
 
 POLICY = MonitoringPolicy(retention=timedelta(days=2), reference_size=50)
@@ -274,3 +276,33 @@ async def test_upkeep_keeps_a_reference_from_the_first_predictions_then_prunes()
     kept = data.profiles[model.id]
     assert kept.source == "predictions"
     assert kept.size == 60
+
+
+async def test_each_models_health_reaches_the_prometheus_gauges(trained: TrainedModel) -> None:
+    data, clock = FakeData(), FakeClock()
+    model = _registered(trained, data)
+    accepted = _submission(model, clock, dict.fromkeys(FEATURES, 5.0))
+    uow = FakeUnitOfWork(data)
+    failed = ModelFailure("no", is_transient=False)
+    async with uow:
+        ok = Prediction({"species": "setosa"}, 1.0, (), 3)
+        await record_statistics(uow, model, [(accepted, ok)] * 3 + [(accepted, failed)], clock())
+        await uow.commit()
+    clock.advance(seconds=1)
+    [health] = await model_health(lambda: FakeUnitOfWork(data), POLICY, clock=clock)
+    assert (health.name, health.error_rate, health.drift_level) == ("iris-species", 0.25, -1)
+    assert health.model_p95_seconds is not None
+    metrics.record_model_health(
+        health.name,
+        health.version,
+        predictions_per_second=health.predictions_per_second,
+        error_rate=health.error_rate,
+        p95_seconds={"model": health.model_p95_seconds, "end_to_end": None},
+        drift_level=health.drift_level,
+        worst_psi=health.worst_psi,
+        accuracy=health.accuracy,
+    )
+    text = metrics.render()[0].decode()
+    assert 'assay_model_error_rate{model="iris-species",version="1.0.0"} 0.25' in text
+    assert 'assay_model_latency_p95_seconds{kind="model",model="iris-species"' in text
+    assert 'kind="end_to_end",model="iris-species"' not in text
