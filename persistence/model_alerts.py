@@ -122,5 +122,7 @@ class SqlModelAlertRepository:
         return int((await self._conn.execute(statement)).scalar_one())
 
     async def admin_ids(self, admin_group: str) -> list[UUID]:
-        statement = sa.select(users.c.id).where(users.c.is_active, users.c.groups.any(admin_group))
+        statement = sa.select(users.c.id).where(
+            users.c.is_active, sa.literal(admin_group) == sa.any_(users.c.groups)
+        )
         return list((await self._conn.execute(statement)).scalars())
