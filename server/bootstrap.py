@@ -507,6 +507,8 @@ def build_app(
     always: list[Runnable] = [listener, metrics_sampler(uow, utc_now)]
     # One set of runtimes (loaded models, inference threads) for the worker and runInference.
     runtimes = build_runtimes(settings)
+    if tracing is not None:
+        runtimes = tracing.traced_runtimes(runtimes)
     tasks = (
         background_tasks(
             settings, uow, blobs, engine=engine, bell=bell, extra=always, runtimes=runtimes
