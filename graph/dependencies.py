@@ -76,6 +76,8 @@ class AppDependencies:
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     # Development with the local issuer only: a demo user's token for GraphiQL's headers.
     graphiql_token: Callable[[], str] | None = None
+    # The same, for GET /models: a demo administrator's (statistics are for administrators).
+    models_page_token: Callable[[], str] | None = None
     # The configured public URL's host name: with localhost's, the Hosts the token is for.
     public_host: str | None = None
     api_key_secrets: ApiKeySecrets | None = None  # API keys are refused without it

@@ -453,6 +453,7 @@ def rate_limiter(settings: Settings) -> RateLimiter:
 
 
 DEMO_EMAIL = "demo@example.com"
+DEMO_ADMIN_EMAIL = "demo-admin@example.com"
 DEMO_TOKEN_SECONDS = 8 * 3600  # a working day in GraphiQL without a new page
 
 
@@ -464,6 +465,26 @@ def demo_token_issuer(settings: Settings, issuer: LocalIssuer | None) -> Callabl
 
     def issue() -> str:
         return issuer.issue(email=DEMO_EMAIL, name="Demo", expires_in=DEMO_TOKEN_SECONDS)
+
+    return issue
+
+
+def demo_admin_token_issuer(
+    settings: Settings, issuer: LocalIssuer | None
+) -> Callable[[], str] | None:
+    """GET /models in development opens as a demo administrator: its statistics are for
+    administrators. Never with Cognito or in production, as for GraphiQL."""
+    if demo_token_issuer(settings, issuer) is None:
+        return None
+    assert issuer is not None
+
+    def issue() -> str:
+        return issuer.issue(
+            email=DEMO_ADMIN_EMAIL,
+            name="Demo administrator",
+            groups=[settings.admin_group],
+            expires_in=DEMO_TOKEN_SECONDS,
+        )
 
     return issue
 
@@ -575,6 +596,7 @@ def build_app(
         strict_transport_security=settings.is_production,
         sign_ins=sign_ins if settings.sign_in_cache_seconds > 0 else None,
         graphiql_token=demo_token_issuer(settings, issuer),
+        models_page_token=demo_admin_token_issuer(settings, issuer),
         public_host=host_name(settings.base_url),
         cors=CorsPolicy.from_setting(
             settings.cors_origins, local_by_default=not settings.is_production
