@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import Insert, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.monitoring import HOUR, MINUTE, Profile, Tally, hour_of
@@ -23,21 +23,21 @@ _COLUMNS = (
 )
 
 
-def _tally_upsert() -> Insert:
-    fresh = insert(model_stats)
-    old, new = model_stats.c, fresh.excluded
-    added = {name: sa.func.assay_add_counts(old[name], new[name]) for name in _ARRAYS}
-    return fresh.on_conflict_do_update(
-        index_elements=[old.model_id, old.span, old.minute],
-        set_={
-            "predictions": old.predictions + new.predictions,
-            "failures": old.failures + new.failures,
-            **added,
-        },
-    )
-
-
-_ADD_TALLY = _tally_upsert()
+# The minute's row and the hour's in one statement, in PostgreSQL's own $n form: run through
+# exec_driver_sql it skips SQLAlchemy's compilation and cache key, which cost about 2 ms a
+# call on this two-row, array-valued upsert (measured: 2.7-3.5 ms against 0.6 ms).
+_ADD_TALLY = """
+INSERT INTO model_stats AS old
+  (model_id, span, minute, predictions, failures, model_ms, end_to_end_ms, output, features)
+VALUES ($1, 60, $2, $4, $5, $6, $7, $8, $9), ($1, 3600, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (model_id, span, minute) DO UPDATE SET
+  predictions = old.predictions + excluded.predictions,
+  failures = old.failures + excluded.failures,
+  model_ms = assay_add_counts(old.model_ms, excluded.model_ms),
+  end_to_end_ms = assay_add_counts(old.end_to_end_ms, excluded.end_to_end_ms),
+  output = assay_add_counts(old.output, excluded.output),
+  features = assay_add_counts(old.features, excluded.features)
+"""
 _when = sa.DateTime(timezone=True)
 _MINUTES = (
     sa.select(*_COLUMNS)
@@ -105,21 +105,18 @@ class SqlMonitoringRepository:
         self._conn = conn
 
     async def add_tally(self, tally: Tally) -> None:
-        values = {
-            "model_id": tally.model_id,
-            "predictions": tally.predictions,
-            "failures": tally.failures,
-            "model_ms": list(tally.model_ms),
-            "end_to_end_ms": list(tally.end_to_end_ms),
-            "output": list(tally.output),
-            "features": list(tally.features),
-        }
-        # Its minute's row and its hour's, in one statement.
-        rows = [
-            {**values, "span": MINUTE, "minute": tally.minute},
-            {**values, "span": HOUR, "minute": hour_of(tally.minute)},
-        ]
-        await self._conn.execute(_ADD_TALLY.values(rows))
+        arguments = (
+            tally.model_id,
+            tally.minute,
+            hour_of(tally.minute),
+            tally.predictions,
+            tally.failures,
+            list(tally.model_ms),
+            list(tally.end_to_end_ms),
+            list(tally.output),
+            list(tally.features),
+        )
+        await self._conn.exec_driver_sql(_ADD_TALLY, arguments)
 
     async def tallies(self, model_id: UUID, start: datetime, end: datetime) -> list[Tally]:
         values = {"model_id": model_id, "start": start, "end": end}
