@@ -157,16 +157,18 @@ async def record(
                 results.append(result)
         await uow.results.add_many(results)
         await uow.events.append(events)
+        # After every submission row is written: settling locks the batch rows last.
+        await settle(uow, [s.batch_id for s in written.values()], now)
+        if since is not None and model is not None:
+            await uow.models.record_work(model.id, len(chunk), now - since, now)
+        # After the batch rows: the model's rollup rows are shared by every writer, so they
+        # are locked last, just before commit.
         await record_statistics(
             uow,
             model,
             [(s, o) for s, o in zip(chunk, outcomes, strict=True) if s.id in written],
             now,
         )
-        # After every submission row is written: settling locks the batch rows last.
-        await settle(uow, [s.batch_id for s in written.values()], now)
-        if since is not None and model is not None:
-            await uow.models.record_work(model.id, len(chunk), now - since, now)
         await uow.commit()
     return now
 

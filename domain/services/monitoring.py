@@ -161,6 +161,11 @@ def window_of(
 ) -> Window:
     """`from` defaults to `to` minus an hour, `to` to now; BAD_USER_INPUT naming the field
     for a window that is empty or reaches past the retention period."""
+    for name, moment in (("window.from", start), ("window.to", end)):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidInput({name: "must carry a time zone (RFC 3339)"})
+    if end is not None and end > now + timedelta(days=1):
+        raise InvalidInput({"window.to": "must not be more than a day ahead of now"})
     end = end or now
     start = start or end - DEFAULT_WINDOW
     if start >= end:

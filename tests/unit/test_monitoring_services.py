@@ -176,6 +176,12 @@ async def test_statistics_are_for_administrators_and_windows_are_checked(
     assert list(beyond.value.fields) == ["window.from"]
     with pytest.raises(InvalidInput):
         window_of(clock(), clock() - timedelta(hours=1), POLICY, clock())
+    with pytest.raises(InvalidInput) as naive:
+        window_of(clock().replace(tzinfo=None), None, POLICY, clock())
+    assert list(naive.value.fields) == ["window.from"]
+    with pytest.raises(InvalidInput) as ahead:
+        window_of(None, clock() + timedelta(days=3000), POLICY, clock())
+    assert list(ahead.value.fields) == ["window.to"]
 
 
 def _result(model: Model, clock: FakeClock, owner: uuid.UUID, data: FakeData, label: str) -> Result:
