@@ -28,6 +28,7 @@ from domain.monitoring import (
     layout_of,
     merged,
 )
+from persistence.monitoring import SHARDS
 
 TARGET_MS = 50.0
 MINUTES = 1440
@@ -48,7 +49,7 @@ QUERY = """query M1($model: ID!, $from: DateTime!) { model(id: $model) {
 
 @dataclass(frozen=True)
 class MonitoringResult:
-    rows: int  # seeded: 1,440 minute rows and 24 or 25 hour rows
+    rows: int  # seeded: 1,440 minutes and 24 or 25 hours, each in SHARDS rows
     predictions: int
     samples: int
     p50_ms: float
@@ -98,13 +99,20 @@ def day_of_rows(
     for tally in minutes:
         by_hour.setdefault(hour_of(tally.minute), []).append(tally)
     hours = [merged(model_id, hour, rows) for hour, rows in by_hour.items()]
-    return [_row(t, MINUTE) for t in minutes] + [_row(t, HOUR) for t in hours]
+    rows = [_row(t, MINUTE, shard) for t in minutes for shard in range(SHARDS)]
+    return rows + [_row(t, HOUR, shard) for t in hours for shard in range(SHARDS)]
 
 
-def _row(t: Tally, span: int) -> tuple[object, ...]:
+def _row(t: Tally, span: int, shard: int) -> tuple[object, ...]:
+    """The shard's part of a tally: every writer of the minute took its turn (the worst
+    case for reads: each minute and hour has all of its rows)."""
+
+    def part(counts: Sequence[int]) -> list[int]:
+        return [c // SHARDS + (c % SHARDS if shard == 0 else 0) for c in counts]
+
     return (
-        t.model_id, span, t.minute, t.predictions, t.failures, list(t.model_ms),
-        list(t.end_to_end_ms), list(t.output), list(t.features),
+        t.model_id, span, t.minute, shard, *part((t.predictions, t.failures)),
+        part(t.model_ms), part(t.end_to_end_ms), part(t.output), part(t.features),
     )  # fmt: skip
 
 
@@ -140,7 +148,7 @@ async def seed(url: str, model_id: UUID, predictions: int, end: datetime) -> int
             "model_stats",
             records=rows,
             columns=[
-                "model_id", "span", "minute", "predictions", "failures", "model_ms",
+                "model_id", "span", "minute", "shard", "predictions", "failures", "model_ms",
                 "end_to_end_ms", "output", "features",
             ],
         )  # fmt: skip

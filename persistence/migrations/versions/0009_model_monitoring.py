@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("model_id", sa.Uuid(), nullable=False),
         sa.Column("span", sa.Integer(), nullable=False),
         sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("shard", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("predictions", sa.BigInteger(), nullable=False),
         sa.Column("failures", sa.BigInteger(), nullable=False),
         sa.Column("model_ms", _COUNTS, nullable=False),
@@ -45,7 +46,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["model_id"], ["models.id"], name="fk_model_stats_model_id_models", ondelete="CASCADE"
         ),
-        sa.PrimaryKeyConstraint("model_id", "span", "minute", name="pk_model_stats"),
+        sa.PrimaryKeyConstraint("model_id", "span", "minute", "shard", name="pk_model_stats"),
     )
     op.create_index("ix_model_stats_minute", "model_stats", ["minute"])
     op.create_table(
