@@ -25,9 +25,9 @@ _COLUMNS = (
 )
 
 
-# Rows of one minute (or hour) per model, written round robin: a process's concurrent writers
-# (two runInference groups in flight, the queue's workers) lock different rows. Reads sum them.
-SHARDS = 4
+# Rows of one minute (or hour) per model, written round robin: a process's two writers
+# (two runInference groups in flight, or two queue workers) lock different rows. Reads sum them.
+SHARDS = 2
 _next_shard = itertools.count(random.randrange(SHARDS))  # noqa: S311 - spreading, not security
 
 # The minute's row and the hour's in one statement, in PostgreSQL's own $n form: run through
@@ -156,17 +156,21 @@ class SqlMonitoringRepository:
         return [_tally(row) for row in await self._conn.execute(_WINDOW, values)]
 
     async def earliest(self, model_id: UUID, limit: int) -> list[Tally]:
+        mine = [model_stats.c.model_id == model_id, model_stats.c.span == MINUTE]
+        first_minutes = (
+            sa.select(model_stats.c.minute)
+            .where(*mine)
+            .distinct()
+            .order_by(model_stats.c.minute)
+            .limit(limit)
+        )
         statement = (
             sa.select(*_COLUMNS)
-            .where(model_stats.c.model_id == model_id, model_stats.c.span == MINUTE)
+            .where(*mine, model_stats.c.minute.in_(first_minutes.scalar_subquery()))
             .order_by(model_stats.c.minute)
-            .limit(limit * SHARDS)
         )
-        rows = [_tally(row) for row in await self._conn.execute(statement)]
-        minutes = _by_minute(model_id, rows)
-        if len(rows) == limit * SHARDS:
-            minutes = minutes[:-1]  # the last minute may be cut short by the limit
-        return minutes[:limit]
+        rows = await self._conn.execute(statement)
+        return _by_minute(model_id, [_tally(row) for row in rows])
 
     async def get_profile(self, model_id: UUID) -> Profile | None:
         statement = sa.select(model_profiles.c.features, model_profiles.c.output).where(

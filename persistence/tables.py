@@ -418,7 +418,7 @@ def _model_key(*, primary: bool) -> sa.Column[object]:
 # Per model version, one row per minute (span 60) and one per hour (span 3600) starting at
 # `minute`, added to as work is recorded (domain/monitoring.py says what each array counts);
 # assay_add_counts (migration 0009) sums arrays on conflict. A day reads 24 hourly rows and
-# the minutes of its partial hours. Writers spread over a few `shard`s of each row, so two
+# the minutes of its partial hours. Writers alternate between two `shard`s of each row, so two
 # concurrent commits for one model do not wait on each other's row lock.
 model_stats = sa.Table(
     "model_stats",
