@@ -17,6 +17,7 @@ from persistence.batching import Row, any_of
 from persistence.tables import model_alert_policies, model_alerts, users
 
 _p, _a = model_alert_policies.c, model_alerts.c
+_ALERT_LOCK = 27_0001  # the advisory lock namespace of model alert checks (issue 27)
 _LIMITS = ("latency_p95_ms", "error_rate", "drift", "min_accuracy", "min_r2")
 _ALERT_COLUMNS = (_a.id, _a.model_id, _a.kind, _a.state, _a.value, _a.threshold, _a.at)
 
@@ -85,6 +86,12 @@ class SqlModelAlertRepository:
         await self._conn.execute(sa.insert(model_alerts), rows)
 
     async def latest(self, model_id: UUID) -> dict[AlertKind, ModelAlert]:
+        # Every process with workers checks alerts each minute: the model's alert state is
+        # locked until this transaction ends, so two checkers never both raise (or clear).
+        lock = sa.select(
+            sa.func.pg_advisory_xact_lock(_ALERT_LOCK, sa.func.hashtext(str(model_id)))
+        )
+        await self._conn.execute(lock)
         statement = (
             sa.select(*_ALERT_COLUMNS)
             .ext(distinct_on(_a.kind))

@@ -148,3 +148,29 @@ async def test_admins_follow_model_alerts_and_others_are_forbidden(
     alert = message["payload"]["data"]["modelAlertRaised"]
     assert (alert["kind"], alert["state"], alert["value"]) == ("QUALITY", "RAISED", 0.5)
     assert alert["model"]["id"] == iris
+
+
+async def test_two_checkers_at_once_record_the_change_once(db: AsyncEngine) -> None:
+    owner = await make_user(db)
+    model = await make_model(db, output_schema=IRIS_OUTPUT)
+    now = datetime.now(UTC)
+    async with SqlUnitOfWork(db) as uow:
+        await uow.model_alerts.save_policy(AlertPolicy(model, min_accuracy=0.9), now)
+        result = await make_result(db, await make_submission(db, owner, model))
+        wrong = Feedback(result, model, "virginica", "setosa", "virginica", None, None, now, now)
+        await uow.feedback.record(wrong)
+        await uow.commit()
+    settings = AlertSettings(MonitoringPolicy())
+
+    def clock() -> datetime:
+        return now + timedelta(seconds=1)
+
+    found = await asyncio.gather(
+        *(
+            check_alerts(SqlUnitOfWork(db), SqlUnitOfWork(db), settings, clock=clock)
+            for _ in range(3)
+        )
+    )
+    assert sorted(len(alerts) for alerts in found) == [0, 0, 1]
+    async with SqlUnitOfWork(db) as uow:
+        assert await uow.model_alerts.count(model) == 1
