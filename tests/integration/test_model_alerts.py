@@ -13,7 +13,7 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.events import EventType
-from domain.model_alerts import AlertPolicy, AlertState
+from domain.model_alerts import AlertKind, AlertPolicy, AlertState, ModelAlert
 from domain.quality import Feedback
 from domain.services.model_alerts import AlertSettings, check_alerts
 from domain.services.monitoring import MonitoringPolicy
@@ -150,27 +150,18 @@ async def test_admins_follow_model_alerts_and_others_are_forbidden(
     assert alert["model"]["id"] == iris
 
 
-async def test_two_checkers_at_once_record_the_change_once(db: AsyncEngine) -> None:
-    owner = await make_user(db)
+async def test_a_second_checker_waits_for_the_first_and_sees_its_alert(db: AsyncEngine) -> None:
     model = await make_model(db, output_schema=IRIS_OUTPUT)
     now = datetime.now(UTC)
-    async with SqlUnitOfWork(db) as uow:
-        await uow.model_alerts.save_policy(AlertPolicy(model, min_accuracy=0.9), now)
-        result = await make_result(db, await make_submission(db, owner, model))
-        wrong = Feedback(result, model, "virginica", "setosa", "virginica", None, None, now, now)
-        await uow.feedback.record(wrong)
-        await uow.commit()
-    settings = AlertSettings(MonitoringPolicy())
-
-    def clock() -> datetime:
-        return now + timedelta(seconds=1)
-
-    found = await asyncio.gather(
-        *(
-            check_alerts(SqlUnitOfWork(db), SqlUnitOfWork(db), settings, clock=clock)
-            for _ in range(3)
-        )
-    )
-    assert sorted(len(alerts) for alerts in found) == [0, 0, 1]
-    async with SqlUnitOfWork(db) as uow:
-        assert await uow.model_alerts.count(model) == 1
+    raised = ModelAlert(uuid.uuid4(), model, AlertKind.QUALITY, AlertState.RAISED, 0.5, 0.9, now)
+    first, second = SqlUnitOfWork(db), SqlUnitOfWork(db)
+    async with first:
+        assert await first.model_alerts.latest(model) == {}
+        async with second:
+            waiting = asyncio.create_task(second.model_alerts.latest(model))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # the first checker holds the model's alert state
+            await first.model_alerts.add([raised])
+            await first.commit()
+            seen = await asyncio.wait_for(waiting, timeout=10)
+    assert seen == {AlertKind.QUALITY: raised}
