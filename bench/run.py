@@ -23,9 +23,10 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -37,6 +38,7 @@ from bench import (
     inference_report,
     load,
     measure,
+    monitoring,
     peers,
     postgraphile,
     procs,
@@ -63,7 +65,7 @@ ASSAY_VARIANTS: Mapping[str, tuple[str, Mapping[str, str]]] = {
 
 
 FAIR_QUEUE_BACKLOGS = ("queue1", "queue2", "queue3", "queue4")
-SEEDED_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"})
+SEEDED_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "M1"})
 INFERENCE_WORKLOADS = inference_report.WORKLOADS
 
 BENCH_LIMITS = {
@@ -115,7 +117,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument(
         "--only",
         default=",".join([*sorted(SEEDED_WORKLOADS), *INFERENCE_WORKLOADS]),
-        help="workloads to run (W1-W8, S1-S3, B1)",
+        help="workloads to run (W1-W8, M1, S1-S3, B1)",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--no-postgraphile", action="store_true", help="no PostGraphile 5 rows")
@@ -276,6 +278,7 @@ class Bench:
         self.sql: dict[tuple[str, str], float] = {}
         self.tokens: dict[str, str] = {}
         self.iris_id = ""
+        self.iris_uuid = ""
         self.submission_ids: list[str] = []
         self.submission_uuids: list[str] = []
 
@@ -336,6 +339,7 @@ class Bench:
         if iris is None or not rows:
             raise RuntimeError("the seed left no iris-species model or no submissions")
         self.iris_id = global_id("Model", iris)
+        self.iris_uuid = str(iris)
         self.submission_ids = [global_id("Submission", r["id"]) for r in rows]
         self.submission_uuids = [str(r["id"]) for r in rows]
 
@@ -565,6 +569,24 @@ class Bench:
         )
         log(f"W6: runInference p95 {result.p95_ms:.0f} ms with {result.queued} queued")
 
+    def monitoring_reads(self, assay: Server) -> None:
+        """M1: Model.stats and Model.drift over a day of 1,000,000 predictions (rollups)."""
+        model_uuid = UUID(self.iris_uuid)
+        end = monitoring.now()
+        rows = asyncio.run(monitoring.seed(self.url, model_uuid, 1_000_000, end))
+        result = monitoring.time_reads(
+            assay.port, self.tokens["admin"], self.iris_id, end - timedelta(days=1), rows,
+            1_000_000,
+        )  # fmt: skip
+        self.report.extra["M1 model monitoring (stats + drift, a day of 1,000,000)"] = asdict(
+            result
+        )
+        log(
+            f"M1: stats + drift over {result.rows} rollup rows ({result.predictions} "
+            f"predictions): p50 {result.p50_ms} ms, p95 {result.p95_ms} ms "
+            f"(target {result.target_ms:g} ms)"
+        )
+
     def _wait_succeeded(
         self, assay: Server, token: str, count: int, worker: procs.Child, timeout: float
     ) -> float:
@@ -736,6 +758,8 @@ class Bench:
             self.idle_sockets(assay)
         if "W8" in o.workloads:
             self.subscription_storms(assay)
+        if "M1" in o.workloads:
+            self.monitoring_reads(assay)
         assay.child.stop()
 
     # ------------------------------------------------------------ S1-S3, B1

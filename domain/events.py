@@ -20,6 +20,8 @@ class EventType(StrEnum):
     ASSET_DELETED = "ASSET_DELETED"
     # Every submission of a batch is finished (the batch is COMPLETED or CANCELLED).
     BATCH_COMPLETED = "BATCH_COMPLETED"
+    # A model's alert was raised or cleared; one event per administrator (its owner).
+    MODEL_ALERT = "MODEL_ALERT"
     # Internal: a batch changed without a submission changing (cancelBatch with none PENDING).
     BATCH_UPDATED = "BATCH_UPDATED"
     # Internal: other status changes (RUNNING, CANCELLED, retried) that subscribers see

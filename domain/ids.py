@@ -30,4 +30,5 @@ CURSOR_KINDS = {
     "Submission": "s",
     "Batch": "b",
     "WebhookDelivery": "d",
+    "ModelAlert": "m",
 }

@@ -16,6 +16,11 @@ from domain.callbacks import CallbackDelivery, DueCallback
 from domain.events import NewEvent
 from domain.history import SubmissionFilter
 from domain.models import JSONValue, Model, ModelDefinition
+from domain.monitoring_ports import (
+    FeedbackRepository,
+    ModelAlertRepository,
+    MonitoringRepository,
+)
 from domain.pagination import Page, PageRequest
 from domain.principal import Identity
 from domain.submissions import ClaimEnd, Prediction, Result, Submission, SubmissionStatus
@@ -226,6 +231,12 @@ class UnitOfWork(Protocol):
     def accounts(self) -> AccountRepository: ...
     @property
     def blob_deletions(self) -> BlobDeletionRepository: ...
+    @property
+    def monitoring(self) -> MonitoringRepository: ...
+    @property
+    def feedback(self) -> FeedbackRepository: ...
+    @property
+    def model_alerts(self) -> ModelAlertRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -19,6 +19,7 @@ from domain.ports import (
     UnitOfWorkFactory,
 )
 from domain.services.assets import UploadPolicy
+from domain.services.monitoring import MonitoringPolicy
 from domain.services.serving import SynchronousInference
 from domain.services.webhooks import WebhookPolicy
 from graph.protection.limits import QueryLimits
@@ -44,6 +45,7 @@ class AppDependencies:
     download_url_ttl: int = 3600
     upload_policy: UploadPolicy = field(default_factory=UploadPolicy)
     run_inference_timeout: float = 30.0
+    monitoring: MonitoringPolicy = field(default_factory=MonitoringPolicy)
     inference: SynchronousInference | None = None  # runInference's use case, one per process
     broker: EventBroker | None = None
     max_subscriptions_per_connection: int = 10
@@ -74,6 +76,8 @@ class AppDependencies:
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     # Development with the local issuer only: a demo user's token for GraphiQL's headers.
     graphiql_token: Callable[[], str] | None = None
+    # The same, for GET /models: a demo administrator's (statistics are for administrators).
+    models_page_token: Callable[[], str] | None = None
     # The configured public URL's host name: with localhost's, the Hosts the token is for.
     public_host: str | None = None
     api_key_secrets: ApiKeySecrets | None = None  # API keys are refused without it

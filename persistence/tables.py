@@ -407,3 +407,93 @@ blob_deletions = sa.Table(
     sa.Column("not_final_before", sa.DateTime(timezone=True)),
     sa.Index("ix_blob_deletions_due", "next_attempt_at"),
 )
+
+# ------------------------------------------------------------------ model monitoring
+
+_COUNTS = ARRAY(sa.BigInteger)
+
+
+def _model_key(*, primary: bool) -> sa.Column[object]:
+    return sa.Column(
+        "model_id",
+        sa.Uuid,
+        sa.ForeignKey("models.id", ondelete="CASCADE"),
+        primary_key=primary,
+        nullable=False,
+    )
+
+
+# Per model version, one row per minute (span 60) and one per hour (span 3600) starting at
+# `minute`, added to as work is recorded (domain/monitoring.py says what each array counts);
+# assay_add_counts (migration 0009) sums arrays on conflict. A day reads 24 hourly rows and
+# the minutes of its partial hours. Writers alternate between two `shard`s of each row, so two
+# concurrent commits for one model do not wait on each other's row lock.
+model_stats = sa.Table(
+    "model_stats",
+    metadata,
+    _model_key(primary=True),
+    sa.Column("span", sa.Integer, primary_key=True),
+    sa.Column("minute", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("shard", sa.SmallInteger, primary_key=True, server_default="0"),
+    sa.Column("predictions", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.BigInteger, nullable=False),
+    sa.Column("model_ms", _COUNTS, nullable=False),
+    sa.Column("end_to_end_ms", _COUNTS, nullable=False),
+    sa.Column("output", _COUNTS, nullable=False),
+    sa.Column("features", _COUNTS, nullable=False),
+    sa.Index("ix_model_stats_minute", "minute"),
+)
+
+# The reference made from a model's first predictions, when it ships none.
+model_profiles = sa.Table(
+    "model_profiles",
+    metadata,
+    _model_key(primary=True),
+    sa.Column("features", JSONB, nullable=False),
+    sa.Column("output", _COUNTS, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# A result's true label, from its owner; erased with the result.
+result_feedback = sa.Table(
+    "result_feedback",
+    metadata,
+    sa.Column(
+        "result_id", sa.Uuid, sa.ForeignKey("results.id", ondelete="CASCADE"), primary_key=True
+    ),
+    _model_key(primary=False),
+    sa.Column("label", JSONB, nullable=False),
+    sa.Column("predicted_class", sa.Text),
+    sa.Column("true_class", sa.Text),
+    sa.Column("predicted_value", sa.Float),
+    sa.Column("true_value", sa.Float),
+    sa.Column("result_created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_result_feedback_model_id_result_created_at", "model_id", "result_created_at"),
+)
+
+model_alert_policies = sa.Table(
+    "model_alert_policies",
+    metadata,
+    _model_key(primary=True),
+    sa.Column("latency_p95_ms", sa.Float),
+    sa.Column("error_rate", sa.Float),
+    sa.Column("drift", sa.Text),
+    sa.Column("min_accuracy", sa.Float),
+    sa.Column("min_r2", sa.Float),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+model_alerts = sa.Table(
+    "model_alerts",
+    metadata,
+    _uuid_pk(),
+    _model_key(primary=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_model_alerts_at_id", "at", "id"),
+    sa.Index("ix_model_alerts_model_id_at_id", "model_id", "at", "id"),
+)

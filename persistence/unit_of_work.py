@@ -15,7 +15,10 @@ from persistence.assets import SqlAssetRepository
 from persistence.batches import SqlBatchRepository
 from persistence.callbacks import SqlCallbackRepository
 from persistence.events import SqlEventRepository
+from persistence.feedback import SqlFeedbackRepository
+from persistence.model_alerts import SqlModelAlertRepository
 from persistence.models import SqlModelRepository
+from persistence.monitoring import SqlMonitoringRepository
 from persistence.outages import is_lost_connection, is_unreachable
 from persistence.projections import SqlProjectionReader
 from persistence.submissions import SqlResultRepository, SqlSubmissionRepository
@@ -73,6 +76,9 @@ class SqlUnitOfWork:
     accounts = _Repository(SqlAccountRepository)
     blob_deletions = _Repository(SqlBlobDeletionRepository)
     projections = _Repository(SqlProjectionReader)
+    monitoring = _Repository(SqlMonitoringRepository)
+    feedback = _Repository(SqlFeedbackRepository)
+    model_alerts = _Repository(SqlModelAlertRepository)
 
     def __init__(
         self,

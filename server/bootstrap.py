@@ -23,6 +23,8 @@ from domain.services import assets, owned
 from domain.services.assets import UploadPolicy
 from domain.services.batcher import BatchPolicy
 from domain.services.inference import WorkerPolicy
+from domain.services.model_alerts import AlertSettings
+from domain.services.monitoring import MonitoringPolicy
 from domain.services.serving import ServingPolicy, SynchronousInference
 from domain.services.waiting import SubmissionWatch
 from domain.services.webhooks import WebhookPolicy
@@ -74,6 +76,7 @@ from server.workers import (
     asset_retention,
     blob_deleter,
     metrics_sampler,
+    model_monitor,
     upload_sweeper,
 )
 from telemetry import metrics
@@ -332,10 +335,20 @@ def background_tasks(
             upload_sweeper(uow, blobs, utc_now),
             blob_deleter(uow, blobs, utc_now),
             asset_retention(uow, settings.asset_retention_days, utc_now),
+            model_monitor(
+                uow, AlertSettings(monitoring_policy(settings), settings.admin_group), utc_now
+            ),
             *dispatcher.runnables(settings.webhook_poll_seconds),
             *callback_sender.runnables(settings.webhook_poll_seconds),
             *extra,
         ]
+    )
+
+
+def monitoring_policy(settings: Settings) -> MonitoringPolicy:
+    return MonitoringPolicy(
+        retention=timedelta(days=settings.stats_retention_days),
+        reference_size=settings.reference_predictions,
     )
 
 
@@ -440,6 +453,7 @@ def rate_limiter(settings: Settings) -> RateLimiter:
 
 
 DEMO_EMAIL = "demo@example.com"
+DEMO_ADMIN_EMAIL = "demo-admin@example.com"
 DEMO_TOKEN_SECONDS = 8 * 3600  # a working day in GraphiQL without a new page
 
 
@@ -451,6 +465,26 @@ def demo_token_issuer(settings: Settings, issuer: LocalIssuer | None) -> Callabl
 
     def issue() -> str:
         return issuer.issue(email=DEMO_EMAIL, name="Demo", expires_in=DEMO_TOKEN_SECONDS)
+
+    return issue
+
+
+def demo_admin_token_issuer(
+    settings: Settings, issuer: LocalIssuer | None
+) -> Callable[[], str] | None:
+    """GET /models in development opens as a demo administrator: its statistics are for
+    administrators. Never with Cognito or in production, as for GraphiQL."""
+    if demo_token_issuer(settings, issuer) is None:
+        return None
+    assert issuer is not None
+
+    def issue() -> str:
+        return issuer.issue(
+            email=DEMO_ADMIN_EMAIL,
+            name="Demo administrator",
+            groups=[settings.admin_group],
+            expires_in=DEMO_TOKEN_SECONDS,
+        )
 
     return issue
 
@@ -494,6 +528,8 @@ def build_app(
     always: list[Runnable] = [listener, metrics_sampler(uow, utc_now)]
     # One set of runtimes (loaded models, inference threads) for the worker and runInference.
     runtimes = build_runtimes(settings)
+    if tracing is not None:
+        runtimes = tracing.traced_runtimes(runtimes)
     tasks = (
         background_tasks(
             settings, uow, blobs, engine=engine, bell=bell, extra=always, runtimes=runtimes
@@ -526,6 +562,7 @@ def build_app(
             max_bytes=settings.max_asset_bytes, url_ttl_seconds=settings.upload_url_ttl_seconds
         ),
         run_inference_timeout=settings.run_inference_timeout_seconds,
+        monitoring=monitoring_policy(settings),
         broker=broker,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         ws_init_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
@@ -559,6 +596,7 @@ def build_app(
         strict_transport_security=settings.is_production,
         sign_ins=sign_ins if settings.sign_in_cache_seconds > 0 else None,
         graphiql_token=demo_token_issuer(settings, issuer),
+        models_page_token=demo_admin_token_issuer(settings, issuer),
         public_host=host_name(settings.base_url),
         cors=CorsPolicy.from_setting(
             settings.cors_origins, local_by_default=not settings.is_production

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # Assets older than this become DELETED and their bytes are removed; 0 keeps them forever.
     asset_retention_days: int = Field(default=30, ge=0, le=3650)
     download_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # Model monitoring: per-minute statistics are kept this long (and windows may not reach
+    # further back); a model that ships no reference profile gets one from its first N.
+    stats_retention_days: int = Field(default=14, ge=1, le=3650)
+    reference_predictions: int = Field(default=1000, ge=100, le=1_000_000)
 
     run_workers: bool = True
     model_dir: Path | None = None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -18,14 +19,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from strawberry.extensions import SchemaExtension
 
+from domain.models import JSONValue, Model, ModelFailure
+from domain.ports import ModelRuntime
+from domain.submissions import Prediction
 from graph.execution.tracing import slow_resolver_spans
 from persistence.database import without_driver_reads
 from server.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from opentelemetry.propagators.textmap import TextMapPropagator
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
-    from opentelemetry.trace import Span
+    from opentelemetry.trace import Span, Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +132,12 @@ class TracingHandles:
     resolver_threshold_ms: float
     owns_provider: bool
     is_engine_instrumented: bool = False
+    previous_propagator: TextMapPropagator | None = None
+
+    def traced_runtimes(self, runtimes: Mapping[str, ModelRuntime]) -> dict[str, ModelRuntime]:
+        """Each runtime with a span per `predict` call (both the queue and runInference)."""
+        tracer = self.provider.get_tracer("assay.inference")
+        return {name: TracedRuntime(runtime, tracer) for name, runtime in runtimes.items()}
 
     def instrument_engine(self, engine: AsyncEngine) -> None:
         """Spans for SQL statements: the statement text with placeholders, never parameters."""
@@ -168,6 +179,10 @@ class TracingHandles:
             instrumentors.append(SQLAlchemyInstrumentor())
         for instrumentor in instrumentors:
             instrumentor.uninstrument()
+        if self.previous_propagator is not None:
+            from opentelemetry import propagate
+
+            propagate.set_global_textmap(self.previous_propagator)
         # Exporting what is still batched can block on the network: off the event loop.
         if self.owns_provider:
             await asyncio.to_thread(self.provider.shutdown)
@@ -213,7 +228,57 @@ def configure_tracing(
     HTTPXClientInstrumentor().instrument(tracer_provider=provider, **hooks)
     # Spans name the service, operation, region and endpoint host; never parameters or bodies.
     _botocore().instrument(tracer_provider=provider)
+    previous = _continue_xray_traces()
     logger.info(
         "tracing on; resolvers slower than %g ms get spans", settings.tracing_resolver_threshold_ms
     )
-    return TracingHandles(provider, settings.tracing_resolver_threshold_ms, owns_provider)
+    return TracingHandles(
+        provider, settings.tracing_resolver_threshold_ms, owns_provider, False, previous
+    )
+
+
+def _continue_xray_traces() -> TextMapPropagator:
+    """Continue an incoming X-Amzn-Trace-Id (the load balancer adds one to every request)
+    as well as what OTEL_PROPAGATORS names (W3C traceparent and baggage by default); a
+    traceparent the client sent wins over the balancer's header. Returns the propagator it
+    replaced."""
+    from opentelemetry import propagate
+    from opentelemetry.propagators.aws import AwsXRayPropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([AwsXRayPropagator(), previous]))
+    return previous
+
+
+class TracedRuntime:
+    """A ModelRuntime whose every `predict` is a span: model, version, runtime, batch size,
+    and the model's own time (the sum of what it reports per input)."""
+
+    def __init__(self, runtime: ModelRuntime, tracer: Tracer) -> None:
+        self._runtime = runtime
+        self._tracer = tracer
+
+    async def predict(self, model: Model, inputs: Sequence[JSONValue]) -> list[Prediction]:
+        attributes: dict[str, str | int] = {
+            "assay.model.name": model.name,
+            "assay.model.version": model.version,
+            "assay.model.runtime": model.runtime,
+            "assay.inference.batch_size": len(inputs),
+        }
+        with self._tracer.start_as_current_span(
+            f"inference {model.name}", attributes=attributes
+        ) as span:
+            started = time.perf_counter()
+            try:
+                predictions = await self._runtime.predict(model, inputs)
+            except ModelFailure as failure:
+                span.set_attribute("assay.inference.transient", failure.is_transient)
+                raise  # the span records the exception and an error status
+            span.set_attribute(
+                "assay.inference.model_time_ms", sum(p.processing_time_ms for p in predictions)
+            )
+            span.set_attribute(
+                "assay.inference.call_ms", round((time.perf_counter() - started) * 1000, 3)
+            )
+            return predictions

@@ -11,8 +11,10 @@ from datetime import datetime
 from typing import Protocol
 
 from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
-from domain.services import accounts, assets, callbacks, inference, webhooks
+from domain.services import accounts, assets, callbacks, inference, model_alerts, webhooks
 from domain.services.inference import WorkerPolicy
+from domain.services.model_alerts import AlertSettings
+from domain.services.model_health import model_health
 from domain.submissions import Submission
 from telemetry import metrics
 
@@ -186,3 +188,30 @@ class BackgroundTasks:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def model_monitor(
+    uow: UnitOfWorkFactory, settings: AlertSettings, clock: Clock, interval: float = 60.0
+) -> Periodic:
+    """Every minute: check the alert policies, sample each model's health for /metrics,
+    keep references, prune past retention."""
+
+    async def watch() -> int:
+        await model_alerts.check_alerts(uow(), uow(), settings, clock=clock)
+        for health in await model_health(uow, settings.monitoring, clock=clock):
+            metrics.record_model_health(
+                health.name,
+                health.version,
+                predictions_per_second=health.predictions_per_second,
+                error_rate=health.error_rate,
+                p95_seconds={
+                    "model": health.model_p95_seconds,
+                    "end_to_end": health.end_to_end_p95_seconds,
+                },
+                drift_level=health.drift_level,
+                worst_psi=health.worst_psi,
+                accuracy=health.accuracy,
+            )
+        return await model_alerts.maintain(uow(), settings.monitoring, clock=clock)
+
+    return Periodic("model-monitor", watch, interval=interval)

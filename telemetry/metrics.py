@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -229,3 +230,74 @@ class ServingMetrics:
 
     def answered(self, name: str, version: str, seconds: float) -> None:
         labelled(INFERENCE_LATENCY_SECONDS, name, version).observe(seconds)
+
+
+# Model monitoring, per model and version, sampled from the rollups each minute (every
+# process reports the same values: they come from the database).
+_MODEL = ["model", "version"]
+MODEL_THROUGHPUT = Gauge(
+    "assay_model_predictions_per_second",
+    "Predictions per second over the last 5 minutes.",
+    _MODEL,
+    registry=REGISTRY,
+)
+MODEL_ERROR_RATE = Gauge(
+    "assay_model_error_rate",
+    "Failed attempts / (predictions + failures) over the last 5 minutes.",
+    _MODEL,
+    registry=REGISTRY,
+)
+MODEL_LATENCY_P95 = Gauge(
+    "assay_model_latency_p95_seconds",
+    "p95 latency over the last 5 minutes: kind=model (inside the model) or end_to_end.",
+    [*_MODEL, "kind"],
+    registry=REGISTRY,
+)
+MODEL_DRIFT = Gauge(
+    "assay_model_drift_status",
+    "Drift over the last hour: 0 OK, 1 WARNING, 2 DRIFT, -1 not enough data.",
+    _MODEL,
+    registry=REGISTRY,
+)
+MODEL_DRIFT_PSI = Gauge(
+    "assay_model_drift_psi_max",
+    "The largest PSI of any input feature or the output over the last hour.",
+    _MODEL,
+    registry=REGISTRY,
+)
+MODEL_ACCURACY = Gauge(
+    "assay_model_accuracy",
+    "Accuracy over the last hour's results with feedback (classifiers).",
+    _MODEL,
+    registry=REGISTRY,
+)
+
+
+def record_model_health(
+    model: str,
+    version: str,
+    *,
+    predictions_per_second: float,
+    error_rate: float,
+    p95_seconds: Mapping[str, float | None],
+    drift_level: int,
+    worst_psi: float | None,
+    accuracy: float | None,
+) -> None:
+    """One model's gauges; a value that cannot be read (no traffic, no labels) is removed
+    rather than left at its last reading."""
+    labelled(MODEL_THROUGHPUT, model, version).set(predictions_per_second)
+    labelled(MODEL_ERROR_RATE, model, version).set(error_rate)
+    labelled(MODEL_DRIFT, model, version).set(drift_level)
+    for kind, seconds in p95_seconds.items():
+        _set_or_remove(MODEL_LATENCY_P95, (model, version, kind), seconds)
+    _set_or_remove(MODEL_DRIFT_PSI, (model, version), worst_psi)
+    _set_or_remove(MODEL_ACCURACY, (model, version), accuracy)
+
+
+def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
+    if value is None:
+        with contextlib.suppress(KeyError):
+            gauge.remove(*labels)
+    else:
+        labelled(gauge, *labels).set(value)

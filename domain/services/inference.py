@@ -16,6 +16,7 @@ from domain.ids import to_global_id
 from domain.models import Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWorkFactory
 from domain.services.batch_settlement import settle
+from domain.services.recording import record_statistics
 from domain.services.submissions import submission_event
 from domain.submissions import ClaimEnd, Prediction, Result, Submission, SubmissionStatus
 
@@ -160,6 +161,14 @@ async def record(
         await settle(uow, [s.batch_id for s in written.values()], now)
         if since is not None and model is not None:
             await uow.models.record_work(model.id, len(chunk), now - since, now)
+        # After the batch rows: the model's rollup rows are shared by every writer, so they
+        # are locked last, just before commit.
+        await record_statistics(
+            uow,
+            model,
+            [(s, o) for s, o in zip(chunk, outcomes, strict=True) if s.id in written],
+            now,
+        )
         await uow.commit()
     return now
 

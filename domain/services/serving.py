@@ -24,6 +24,7 @@ from domain.ports import Clock, ModelRuntime, ServingObserver, UnitOfWorkFactory
 from domain.principal import Principal
 from domain.services.batcher import BatchPolicy, DynamicBatcher
 from domain.services.inference import Outcome, predict, result_of
+from domain.services.recording import record_statistics
 from domain.services.submissions import (
     MAX_IDEMPOTENCY_KEY,
     SubmissionRequest,
@@ -274,6 +275,16 @@ async def record_group(
         kept = [f for f in finished if f.submission.id in inserted]
         await writer.results.add_many([f.result for f in kept if f.result is not None])
         await writer.events.append([e for f in kept for e in f.events])
+        await record_statistics(
+            writer,
+            model,
+            [
+                (c.submission, o)
+                for c, o in zip(calls, outcomes, strict=True)
+                if c.submission.id in inserted
+            ],
+            ended,
+        )
         await writer.commit()
     answers: dict[UUID, Answer | Exception] = {
         f.submission.id: (f.submission, f.result) for f in kept

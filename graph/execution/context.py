@@ -17,6 +17,7 @@ from domain.errors import DomainError, Unauthenticated
 from domain.ports import BlobStore, Clock, UnitOfWorkFactory
 from domain.principal import Principal
 from domain.services.assets import UploadPolicy
+from domain.services.monitoring import MonitoringPolicy
 from domain.services.serving import SynchronousInference
 from domain.services.webhooks import WebhookPolicy
 from graph.execution.loaders import Loaders
@@ -81,6 +82,7 @@ class Context:
     sign_ins: SignInCache | None = None  # this process's cached sign-ins
     api_key_secrets: ApiKeySecrets | None = None  # makes and digests API key secrets
     inference: SynchronousInference | None = None  # runInference's use case (batcher)
+    monitoring: MonitoringPolicy = field(default_factory=MonitoringPolicy)
     _loaders: Loaders | None = None
 
     async def close_socket(self, code: int, reason: str) -> None:

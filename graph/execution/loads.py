@@ -19,7 +19,7 @@ from domain import projections as p
 from domain.assets import Asset, AssetStatus
 from domain.history import SubmissionFilter, SubmissionOrder
 from domain.pagination import PageRequest
-from domain.services import owned, users
+from domain.services import feedback, owned, users
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter
 from graph.execution.specs import ROOT, Arguments, Fallback, Loaded, LoadFn, Run
@@ -145,6 +145,11 @@ async def assets_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
 
 async def results_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
     return _by_key(ids, await owned.get_visible_results(run.uow, run.principal, ids))
+
+
+async def feedback_of_results(run: Run, ids: Sequence[UUID], _: None) -> Loaded:
+    """The labels of results the caller already sees (the parent resolved them)."""
+    return _by_key(ids, await feedback.feedback_labels(run.uow, list(ids)))
 
 
 async def submissions_by_id(run: Run, ids: Sequence[UUID], _: None) -> Loaded:

@@ -17,6 +17,7 @@ from graph.schema.accounts import load_api_key
 from graph.schema.assets import AssetType
 from graph.schema.batches import BatchType
 from graph.schema.declarations import ReferenceOnly, declared
+from graph.schema.model_alerts import load_model_alert
 from graph.schema.models import ModelType
 from graph.schema.nodes import AppInfo, Node
 from graph.schema.results import ResultType
@@ -57,6 +58,8 @@ async def _load_node(info: AppInfo, type_name: str, ident: UUID) -> Node | None:
         return BatchType.from_entity(batch) if batch else None
     if type_name == "ApiKey":
         return await load_api_key(info, ident)
+    if type_name == "ModelAlert":
+        return await load_model_alert(info, ident)
     return None
 
 
@@ -74,6 +77,8 @@ async def _load_many(info: AppInfo, type_name: str, idents: list[UUID]) -> Seque
         return [BatchType.from_entity(b) if b else None for b in found]
     if type_name == "ApiKey":  # a viewer has a handful: one read each
         return [await load_api_key(info, i) for i in idents]
+    if type_name == "ModelAlert":
+        return [await load_model_alert(info, i) for i in idents]
     if type_name not in _BY_ID:
         return [None] * len(idents)
     load, to_node = _BY_ID[type_name]

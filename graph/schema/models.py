@@ -10,10 +10,25 @@ from strawberry.scalars import JSON
 
 from domain.errors import NotFound
 from domain.models import Model
-from domain.services import owned
+from domain.services import model_alerts, monitoring, owned
 from graph.execution import loads
-from graph.schema.declarations import Entity, Source, declared, identifier
+from graph.schema.declarations import Entity, ReferenceOnly, Source, declared, identifier
+from graph.schema.monitoring_types import (
+    MONITORING,
+    ModelAlertPolicy,
+    ModelDrift,
+    ModelQuality,
+    ModelStats,
+    StatsWindow,
+    window_of,
+)
 from graph.schema.nodes import AppInfo, Node, by_id
+
+Window = Annotated[
+    StatsWindow | None,
+    strawberry.argument(description="The window; default the last hour."),
+]
+ADMINS = " Administrators only (FORBIDDEN otherwise): it aggregates every caller's traffic."
 
 
 @strawberry.type(
@@ -35,6 +50,50 @@ class ModelType(Node, Entity):
         description="The JSON Schema of a result's `prediction` for this model."
     )
     entity: strawberry.Private[Model]
+
+    @declared(
+        ReferenceOnly(MONITORING),
+        description="Counts, error rate, throughput, latency percentiles and the prediction "
+        "distribution over the window, from per-minute rollups." + ADMINS,
+    )
+    async def stats(self, info: AppInfo, window: Window = None) -> ModelStats:
+        ctx = info.context
+        checked = window_of(window, ctx.monitoring, ctx.clock())
+        found = await monitoring.model_stats(ctx.uow(), ctx.principal, self.entity, checked)
+        return ModelStats.of(found)
+
+    @declared(
+        ReferenceOnly(MONITORING),
+        description="Per input feature and for the output: PSI and KS against the model's "
+        "reference, a status, and the drift share." + ADMINS,
+    )
+    async def drift(self, info: AppInfo, window: Window = None) -> ModelDrift:
+        ctx = info.context
+        checked = window_of(window, ctx.monitoring, ctx.clock())
+        found = await monitoring.model_drift(
+            ctx.uow(), ctx.principal, self.entity, checked, ctx.monitoring
+        )
+        return ModelDrift.of(found)
+
+    @declared(
+        ReferenceOnly(MONITORING),
+        description="Accuracy and macro F1 (classifiers) or MAE and RMSE (regressors) over "
+        "the results created in the window that have feedback." + ADMINS,
+    )
+    async def quality(self, info: AppInfo, window: Window = None) -> ModelQuality:
+        ctx = info.context
+        checked = window_of(window, ctx.monitoring, ctx.clock())
+        found = await monitoring.model_quality(ctx.uow(), ctx.principal, self.entity, checked)
+        return ModelQuality.of(found)
+
+    @declared(
+        ReferenceOnly(MONITORING),
+        description="The thresholds that raise this model's alerts." + ADMINS,
+    )
+    async def alert_policy(self, info: AppInfo) -> ModelAlertPolicy:
+        ctx = info.context
+        [policy] = await model_alerts.alert_policies(ctx.uow(), ctx.principal, [self.entity.id])
+        return ModelAlertPolicy.of(policy)
 
 
 async def load_model(info: AppInfo, model_id: UUID) -> ModelType:

@@ -19,6 +19,7 @@ from graph.execution.context import Context
 from graph.execution.pipeline import OperationRecord
 from graph.schema.assets import AssetType
 from graph.schema.batches import BatchType
+from graph.schema.model_alerts import ModelAlertType
 from graph.schema.models import ModelType
 from graph.schema.results import ResultType
 from graph.schema.root import Mutation, Query, Subscription
@@ -107,6 +108,7 @@ def build_schema(
             WebhookEndpointType,
             WebhookDeliveryType,
             BatchType,
+            ModelAlertType,
         ],
         extensions=[record, ContractErrors, *extra_extensions],
     )

@@ -10,7 +10,15 @@ from strawberry.scalars import JSON
 
 from domain.submissions import Result
 from graph.execution import loads
-from graph.schema.declarations import Entity, Source, declared, identifier, stored, to_one
+from graph.schema.declarations import (
+    Entity,
+    ReferenceOnly,
+    Source,
+    declared,
+    identifier,
+    stored,
+    to_one,
+)
 from graph.schema.nodes import AppInfo, Node, by_id
 
 if TYPE_CHECKING:
@@ -51,6 +59,17 @@ class ResultType(Node, Entity):
     )
     created_at: datetime = strawberry.field(description="When the result was recorded.")
     entity: strawberry.Private[Result]
+
+    @declared(
+        ReferenceOnly("model monitoring: feedback is read by the reference executor"),
+        description="The true label or value its owner recorded (submitFeedback); null until then.",
+    )
+    async def feedback(self, info: AppInfo) -> JSON | None:
+        label: JSON | None = await info.context.loaders.level(loads.feedback_of_results).load(
+            self.entity.id
+        )
+        return label
+
     submission: LazySubmission = to_one(
         "submission",
         key="submission_id",

@@ -8,6 +8,7 @@ from graph.schema.accounts import AccountMutations, AccountQueries
 from graph.schema.assets import AssetMutations, AssetQueries
 from graph.schema.batches import BatchMutations, BatchQueries
 from graph.schema.lookups import NodeQueries
+from graph.schema.model_alerts import ModelAlertMutations, ModelAlertQueries
 from graph.schema.models import ModelQueries
 from graph.schema.results import ResultQueries
 from graph.schema.submissions import SubmissionMutations, SubmissionQueries
@@ -32,6 +33,7 @@ class Query(
     BatchQueries,
     WebhookQueries,
     AccountQueries,
+    ModelAlertQueries,
 ):
     pass
 
@@ -47,6 +49,7 @@ class Mutation(
     BatchMutations,
     WebhookMutations,
     AccountMutations,
+    ModelAlertMutations,
 ):
     pass
 

@@ -25,6 +25,7 @@ from graph.errors import AssayGraphQLError
 from graph.ids import required_id, to_global_id
 from graph.schema.assets import AssetType
 from graph.schema.batches import BatchSubscriptions
+from graph.schema.model_alerts import ModelAlertSubscriptions
 from graph.schema.nodes import AppInfo
 from graph.schema.results import ResultType
 from graph.schema.submissions import SubmissionType
@@ -318,7 +319,7 @@ async def _followed(
     "the token in `connection_init`'s payload). Each message shows its object as it was when "
     "the event happened. The same limits as queries, charged once when it starts."
 )
-class Subscription(BatchSubscriptions):
+class Subscription(BatchSubscriptions, ModelAlertSubscriptions):
     @strawberry.subscription(
         description="Status changes of the viewer's submissions. With `id`, that one "
         "submission: the first message is the submission as it is now, then one message per "

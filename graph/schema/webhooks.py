@@ -56,6 +56,7 @@ class WebhookEventType(Enum):
     ASSET_AVAILABLE = "ASSET_AVAILABLE"
     ASSET_DELETED = "ASSET_DELETED"
     BATCH_COMPLETED = "BATCH_COMPLETED"
+    MODEL_ALERT = "MODEL_ALERT"
 
     @property
     def domain(self) -> EventType:
@@ -79,6 +80,7 @@ described_enum(
         "ASSET_AVAILABLE": "An asset's upload was completed.",
         "ASSET_DELETED": "An asset was deleted, by its owner or by retention.",
         "BATCH_COMPLETED": "Every submission of a batch finished.",
+        "MODEL_ALERT": "A model's alert was raised or cleared (sent to administrators only).",
     },
 )
 

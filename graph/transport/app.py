@@ -23,6 +23,7 @@ from graph.transport.http_errors import (
     error_response,
     request_id_of,
 )
+from graph.transport.models_page import models_page_routes
 from graph.transport.view import AssayGraphQL
 from telemetry import metrics
 
@@ -60,6 +61,9 @@ def create_app(deps: AppDependencies) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         *graphiql_routes(enabled=deps.graphiql),
+        *models_page_routes(
+            enabled=deps.graphiql, token=deps.models_page_token, public_host=deps.public_host
+        ),
         *deps.routes,
     ]
     if deps.jwks is not None:

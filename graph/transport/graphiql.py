@@ -78,6 +78,7 @@ _PAGE = """<!doctype html>
   </head>
   <body>
     <div id="graphiql">Loading GraphiQL...</div>
+    <a id="assay-models-link" href="/models">Model monitoring</a>
     <script type="application/json" id="assay-graphiql-config">{config}</script>
     <script src="{assets}/graphiql.js"></script>
   </body>
@@ -85,7 +86,10 @@ _PAGE = """<!doctype html>
 """
 
 
-_STYLE = "body { margin: 0; } #graphiql { height: 100vh; }"
+_STYLE = (
+    "body { margin: 0; } #graphiql { height: 100vh; } #assay-models-link { position: fixed; "
+    "right: 14px; bottom: 6px; z-index: 10; font: 12px sans-serif; }"
+)
 _STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 # Only the page's own assets: the bundle, its stylesheet, the one inline style (by hash) and
 # the API itself over HTTP and WebSocket ('self' covers ws: of the same host in CSP 3).

@@ -245,6 +245,7 @@ class AssayGraphQL(GraphQL[Context, None]):
             sign_ins=self.deps.sign_ins,
             api_key_secrets=self.deps.api_key_secrets,
             inference=self.deps.inference,
+            monitoring=self.deps.monitoring,
         )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:

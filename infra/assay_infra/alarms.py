@@ -1,5 +1,8 @@
-"""Five alarms on an encrypted SNS topic: API errors and latency, database CPU, queue
-age and dead webhooks (the last two from the app's own metrics, see monitoring.py)."""
+"""Eight alarms on an encrypted SNS topic: API errors and latency, database CPU, queue
+age and dead webhooks, and the models' own (inference latency over 2 s, error rate over 5%,
+drift), the last five from the app's metrics (see monitoring.py). The model alarms watch
+every model and version at once through a Metrics Insights query: models are registered at
+run time, so no alarm can name them when the stack is made."""
 
 from __future__ import annotations
 
@@ -101,6 +104,26 @@ class Alarms(Construct):
             )
         )
 
+        self._model_alarms()
+
+    def _model_alarms(self) -> None:
+        for alarm_id, metric, statistic, threshold, description in MODEL_ALARMS:
+            self._wire(
+                model_metric(metric, statistic).create_alarm(
+                    self,
+                    alarm_id,
+                    alarm_description=description,
+                    threshold=threshold,
+                    evaluation_periods=2,
+                    comparison_operator=(
+                        cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+                        if alarm_id == "ModelDriftAlarm"
+                        else ABOVE
+                    ),
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+
     def _wire(self, alarm: cloudwatch.Alarm) -> None:
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
@@ -128,3 +151,44 @@ class Alarms(Construct):
             statistic="Maximum",
             period=FIVE_MINUTES,
         )
+
+
+# (alarm id, metric, statistic over models, threshold, description): the seed's rules.
+MODEL_ALARMS = (
+    (
+        "InferenceLatencyAlarm",
+        "assay_model_latency_p95_seconds",
+        "MAX",
+        2.0,
+        "A model's p95 inference latency (end to end) above 2 s (2 x 5 min)",
+    ),
+    (
+        "ModelErrorRateAlarm",
+        "assay_model_error_rate",
+        "MAX",
+        0.05,
+        "A model's error rate above 5% (2 x 5 min)",
+    ),
+    (
+        "ModelDriftAlarm",
+        "assay_model_drift_status",
+        "MAX",
+        2.0,
+        "A model's inputs or outputs drifted (status DRIFT, PSI >= 0.25; 2 x 5 min)",
+    ),
+)
+
+
+def model_metric(name: str, statistic: str) -> cloudwatch.MathExpression:
+    """`statistic` of a model metric over every model and version (Metrics Insights);
+    latency only end to end."""
+    where = " WHERE kind = 'end_to_end'" if name == "assay_model_latency_p95_seconds" else ""
+    dimensions = "Service, model, version, kind" if where else "Service, model, version"
+    return cloudwatch.MathExpression(
+        expression=(
+            f'SELECT {statistic}({name}) FROM SCHEMA("{METRICS_NAMESPACE}", {dimensions}){where}'  # noqa: S608 - a Metrics Insights query of constants
+        ),
+        using_metrics={},
+        label=name,
+        period=FIVE_MINUTES,
+    )

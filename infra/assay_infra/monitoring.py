@@ -19,6 +19,12 @@ JOB_NAME = "assay"
 SHIPPED_METRICS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("assay_queue_oldest_pending_age_seconds", ("Service",)),
     ("assay_webhook_deliveries", ("Service", "status")),
+    # Model monitoring (telemetry/metrics.py), per model and version.
+    ("assay_model_predictions_per_second", ("Service", "model", "version")),
+    ("assay_model_error_rate", ("Service", "model", "version")),
+    ("assay_model_latency_p95_seconds", ("Service", "model", "version", "kind")),
+    ("assay_model_drift_status", ("Service", "model", "version")),
+    ("assay_model_accuracy", ("Service", "model", "version")),
 )
 
 

@@ -12,6 +12,7 @@ from constructs import Construct
 from assay_infra.alarms import Alarms
 from assay_infra.checkov import CdkProvidedFunctions
 from assay_infra.config import DeployContext, EnvironmentConfig
+from assay_infra.dashboards import Dashboards
 from assay_infra.database import Database
 from assay_infra.edge import Edge
 from assay_infra.encryption import DataKey
@@ -78,6 +79,13 @@ class AssayStack(Stack):
             config=config,
             context=ctx,
             key=self.key,
+            alb=self.edge.alb,
+            database=self.database.cluster,
+        )
+        self.dashboards = Dashboards(
+            self,
+            "Dashboards",
+            config=config,
             alb=self.edge.alb,
             database=self.database.cluster,
         )

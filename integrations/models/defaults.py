@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import joblib  # type: ignore[import-untyped]  # joblib ships no type hints
+import numpy as np
 import sklearn  # type: ignore[import-untyped]  # scikit-learn ships no type hints
+from numpy.typing import NDArray
 from sklearn.datasets import load_diabetes, load_iris  # type: ignore[import-untyped]  # untyped
 from sklearn.linear_model import LogisticRegression, Ridge  # type: ignore[import-untyped]  # untyped
 from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]  # untyped
@@ -20,6 +22,7 @@ from sklearn.pipeline import Pipeline, make_pipeline  # type: ignore[import-unty
 from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]  # untyped
 
 from domain.models import JSONValue, ModelDefinition
+from domain.monitoring import PREDICTION, PROFILE_KEY, Axis
 from integrations.models.local import ARTIFACT_FILE, MANIFEST_FILE, LocalRuntimeConfig
 
 VERSION = "1.0.0"
@@ -97,9 +100,14 @@ def train_iris() -> TrainedModel:
         input_schema=input_schema(IRIS_FEATURES),
         output_schema=_iris_output_schema(),
         runtime="local",
-        runtime_config=_config(
-            "classification", IRIS_FEATURES, "species", {"accuracy": accuracy}, len(y_test)
-        ),
+        runtime_config={
+            **_config(
+                "classification", IRIS_FEATURES, "species", {"accuracy": accuracy}, len(y_test)
+            ),
+            PROFILE_KEY: reference_profile(
+                IRIS_FEATURES, x_train, Axis(PREDICTION, categories=IRIS_SPECIES), y_train
+            ),
+        },
     )
     return TrainedModel(definition, estimator)
 
@@ -124,9 +132,15 @@ def train_diabetes() -> TrainedModel:
             {"progression": {"type": "number", "description": "Quantitative progression score"}}
         ),
         runtime="local",
-        runtime_config=_config(
-            "regression", DIABETES_FEATURES, "progression", {"r2": r2}, len(y_test)
-        ),
+        runtime_config={
+            **_config("regression", DIABETES_FEATURES, "progression", {"r2": r2}, len(y_test)),
+            PROFILE_KEY: reference_profile(
+                DIABETES_FEATURES,
+                x_train,
+                Axis(PREDICTION, edges=_decile_edges(y_train)),
+                estimator.predict(x_train),
+            ),
+        },
     )
     return TrainedModel(definition, estimator)
 
@@ -185,3 +199,36 @@ def _config(
         "sklearn_version": sklearn.__version__,
     }
     return {**config, **extra}
+
+
+def reference_profile(
+    features: Sequence[Feature],
+    x_train: NDArray[np.float64],
+    output: Axis,
+    outputs: NDArray[np.generic],
+) -> dict[str, JSONValue]:
+    """The model's reference for monitoring (domain/monitoring.py): each input feature's
+    training deciles as bin edges with the training rows' counts in them, and the output's
+    counts (the model's answers on the training rows, in class shares or value bins)."""
+    axes = [Axis(f.name, edges=_decile_edges(x_train[:, i])) for i, f in enumerate(features)]
+    return {
+        "features": {axis.name: _part(axis, x_train[:, i].tolist()) for i, axis in enumerate(axes)},
+        "output": _part(output, outputs.tolist()),
+    }
+
+
+def _decile_edges(values: NDArray[np.generic]) -> tuple[float, ...]:
+    quantiles = np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0.1, 0.9, 9))
+    return tuple(sorted({round(float(q), 6) for q in quantiles}))
+
+
+def _part(axis: Axis, values: list[JSONValue]) -> dict[str, JSONValue]:
+    counts = [0] * axis.size
+    for value in values:
+        at = axis.bin_of(value)
+        if at is not None:
+            counts[at] += 1
+    shape: dict[str, JSONValue] = (
+        {"edges": list(axis.edges)} if axis.is_numeric else {"categories": list(axis.categories)}
+    )
+    return {**shape, "counts": counts}

@@ -1,4 +1,4 @@
-"""Alarms construct: five alarms, every one wired to the KMS-encrypted topic."""
+"""Alarms construct: eight alarms, every one wired to the KMS-encrypted topic."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.infra.synth import ENVIRONMENTS, Json, key_ref, one, only_id, resourc
 def test_alarms(env: str, templates: dict[str, Json]) -> None:
     template = templates[env]
     alarms = resources(template, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 5
+    assert len(alarms) == 8
     metric_names = {
         node["MetricName"]
         for node in walk(list(alarms.values()))
@@ -44,3 +44,22 @@ def test_alarm_topic_is_encrypted_and_tls_only(env: str, templates: dict[str, Js
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         for s in policy["Statement"]
     )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_model_alarms_watch_every_model_for_the_seeds_rules(
+    env: str, templates: dict[str, Json]
+) -> None:
+    alarms = resources(templates[env], "AWS::CloudWatch::Alarm")
+    by_id = {name.split("Alarms", 1)[1]: a["Properties"] for name, a in alarms.items()}
+    expected = {
+        "InferenceLatencyAlarm": ("assay_model_latency_p95_seconds", 2, "kind = 'end_to_end'"),
+        "ModelErrorRateAlarm": ("assay_model_error_rate", 0.05, "SCHEMA"),
+        "ModelDriftAlarm": ("assay_model_drift_status", 2, "SCHEMA"),
+    }
+    for alarm_id, (metric, threshold, clause) in expected.items():
+        found = next(p for name, p in by_id.items() if name.startswith(alarm_id))
+        [query] = [m["Expression"] for m in found["Metrics"] if "Expression" in m]
+        assert query.startswith(f'SELECT MAX({metric}) FROM SCHEMA("Assay"')  # noqa: S608 - a Metrics Insights query
+        assert clause in query
+        assert found["Threshold"] == threshold

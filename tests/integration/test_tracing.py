@@ -20,7 +20,7 @@ from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from server.bootstrap import build_app
 from server.settings import Settings
 from tests.integration.bootstrapped import BASE_URL, variant
-from tests.integration.conftest import TokenFactory, gql
+from tests.integration.conftest import IRIS_INPUT, TokenFactory, gql
 from tests.integration.webhook_receiver import Receiver, running
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
@@ -169,3 +169,52 @@ async def test_s3_calls_get_client_spans(
             await store.check()
     (call,) = [s for s in exporter.get_finished_spans() if s.name == "S3.HeadBucket"]
     assert (call.attributes or {})["rpc.method"] == "HeadBucket"
+
+
+RUN = """mutation($m: ID!, $i: JSON!) {
+  runInference(input: {modelId: $m, input: $i}) { result { id } } }"""
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_an_inference_has_its_own_span_in_the_callers_w3c_trace(
+    settings: Settings,
+    postgres_url: str,
+    db: AsyncEngine,
+    token: TokenFactory,
+    default_models: dict[str, str],
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+) -> None:
+    traceparent = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+    async with traced_client(settings, postgres_url, provider) as client:
+        body = await gql(
+            client,
+            RUN,
+            {"m": default_models["iris-species"], "i": IRIS_INPUT},
+            token=token("tracy@example.com"),
+            headers={"traceparent": traceparent},
+        )
+    assert body["data"]["runInference"]["result"]["id"]
+    spans = exporter.get_finished_spans()
+    (inference,) = [s for s in spans if s.name == "inference iris-species"]
+    attributes = inference.attributes or {}
+    assert attributes["assay.model.version"] == "1.0.0"
+    assert attributes["assay.inference.batch_size"] == 1
+    assert isinstance(attributes["assay.inference.model_time_ms"], int)
+    assert f"{inference.context.trace_id:032x}" == TRACE_ID  # the caller's trace goes on
+
+
+async def test_an_incoming_x_ray_trace_id_is_continued(
+    settings: Settings,
+    postgres_url: str,
+    db: AsyncEngine,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+) -> None:
+    header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    async with traced_client(settings, postgres_url, provider) as client:
+        await client.get("/healthz", headers={"X-Amzn-Trace-Id": header})
+    (health,) = [s for s in exporter.get_finished_spans() if s.name == "GET /healthz"]
+    assert f"{health.context.trace_id:032x}" == "5759e988bd862e3fe1be46a994272793"
+    assert health.parent is not None
+    assert f"{health.parent.span_id:016x}" == "53995c3f42cd8ad8"

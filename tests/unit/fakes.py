@@ -17,10 +17,13 @@ from domain.batches import Batch, WorkTimings
 from domain.callbacks import CallbackDelivery
 from domain.events import NewEvent
 from domain.history import EVERY_SUBMISSION, SubmissionFilter
+from domain.model_alerts import AlertPolicy, ModelAlert
 from domain.models import Model, ModelDefinition
+from domain.monitoring import Profile, Tally
 from domain.pagination import Page, PageRequest, keyset_of
 from domain.ports import PresignedUpload, QueueStats
 from domain.principal import Identity
+from domain.quality import Feedback
 from domain.submissions import ClaimEnd, Result, Submission, SubmissionStatus
 from domain.users import User, UserFilter
 from domain.webhooks import (
@@ -32,6 +35,11 @@ from domain.webhooks import (
 )
 from tests.unit.batch_fakes import FakeBatchRepository, FakeCallbackRepository
 from tests.unit.fake_pages import page_in_order
+from tests.unit.monitoring_fakes import (
+    FakeFeedbackRepository,
+    FakeModelAlertRepository,
+    FakeMonitoringRepository,
+)
 
 T = TypeVar("T", User, Asset, Submission, WebhookDelivery)
 
@@ -79,6 +87,11 @@ class FakeData:
     api_keys: dict[UUID, tuple[ApiKey, bytes]] = field(default_factory=dict)
     blob_deletions: dict[str, datetime] = field(default_factory=dict)
     timings: dict[UUID, WorkTimings] = field(default_factory=dict)
+    tallies: dict[tuple[UUID, datetime], Tally] = field(default_factory=dict)
+    profiles: dict[UUID, Profile] = field(default_factory=dict)
+    feedback: dict[UUID, Feedback] = field(default_factory=dict)
+    policies: dict[UUID, AlertPolicy] = field(default_factory=dict)
+    alerts: list[ModelAlert] = field(default_factory=list)
 
 
 def _page(items: Iterable[T], request: PageRequest) -> Page[T]:
@@ -669,6 +682,9 @@ class FakeUnitOfWork:
         self.api_keys = FakeApiKeyRepository(self.data)
         self.accounts = FakeAccountRepository(self.data)
         self.blob_deletions = FakeBlobDeletionRepository(self.data)
+        self.monitoring = FakeMonitoringRepository(self.data)
+        self.feedback = FakeFeedbackRepository(self.data)
+        self.model_alerts = FakeModelAlertRepository(self.data)
         self._depth = 0
 
     async def __aenter__(self) -> Self:

@@ -64,6 +64,11 @@ def test_total_count_adds_a_count_load_only_when_selected() -> None:
         ('{ __type(name: "User") { name } }', "field:Query.__type"),
         ("mutation { updateViewer(input: {}) { id } }", "operation"),
         ("subscription { submissionUpdated { id } }", "operation"),
+        ('{ model(id: "x") { stats { predictions } } }', "field:Model.stats"),
+        ('{ model(id: "x") { drift { status } } }', "field:Model.drift"),
+        ('{ model(id: "x") { quality { labelled } } }', "field:Model.quality"),
+        ('{ result(id: "x") { feedback } }', "field:Result.feedback"),
+        ("{ modelAlerts { totalCount } }", "field:Query.modelAlerts"),
     ],
 )
 def test_what_the_compiler_does_not_cover_falls_back_with_a_reason(

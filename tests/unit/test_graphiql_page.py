@@ -15,6 +15,8 @@ from graph.transport.graphiql import (
     host_name,
     is_own_host,
 )
+from graph.transport.models_page import ASSETS_DIR as MODELS_ASSETS
+from graph.transport.models_page import models_page
 
 
 def embedded_config(page: str) -> dict[str, object]:
@@ -27,7 +29,22 @@ def embedded_config(page: str) -> dict[str, object]:
 def test_page_loads_only_its_own_assets() -> None:
     page = graphiql_page()
     sources = re.findall(r'(?:src|href)="([^"]+)"', page)
-    assert sources == ["data:,", "/graphiql/graphiql.css", "/graphiql/graphiql.js"]
+    # and the link to the model monitoring page, served by this server too
+    assert sources == ["data:,", "/graphiql/graphiql.css", "/models", "/graphiql/graphiql.js"]
+
+
+def test_the_models_page_loads_only_its_own_assets_and_reads_only_graphql() -> None:
+    page = models_page("/graphql", None)
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources == [
+        "data:,",
+        "/models-assets/models.css",
+        "/graphql",
+        "/models-assets/models.js",
+    ]
+    script = (MODELS_ASSETS / "models.js").read_text()
+    assert "config.endpoint" in script
+    assert "http" not in script.replace("http://www.w3.org/2000/svg", "")  # no CDN, no other API
 
 
 def test_built_assets_are_in_the_package() -> None:

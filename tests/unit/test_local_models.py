@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from domain.models import JSONValue, Model, ModelDefinition, ModelFailure
+from domain.monitoring import layout_of, shipped_profile
 from integrations.models.directory import ModelDirectory
 from integrations.models.local import LocalModelRuntime
 
@@ -175,3 +176,21 @@ async def test_artifacts_are_loaded_once_and_cached(tmp_path: Path, iris: Model)
     finally:
         runtime.close()
     assert second.prediction == first.prediction
+
+
+@pytest.mark.parametrize("name", ["iris-species", "diabetes-progression"])
+def test_each_default_model_ships_a_reference_profile_that_fits_its_layout(
+    models: dict[str, Model], name: str
+) -> None:
+    model = models[name]
+    layout = layout_of(model)
+    profile = shipped_profile(model, layout)
+    assert profile is not None
+    assert profile.source == "training"
+    assert [axis.name for axis in layout.features] == model.runtime_config["features"]
+    # Decile bins: every feature's training rows spread over them, none holding most.
+    for axis in layout.features:
+        counts = profile.features[axis.name]
+        assert sum(counts) == profile.size
+        assert max(counts) < profile.size / 2 or len(set(counts)) < 4
+    assert sum(profile.output) == profile.size > 100

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # the shared original, when present beside the checkout, must not have drifted from it.
 CONTRACT = ROOT / "contract" / "api-contract.graphql"
 ADDITIONS = ROOT / "contract" / "api-contract-additions.graphql"
+NEXT = ROOT / "contract" / "api-contract-next.graphql"
 SHARED = ROOT.parent / "shared"
 
 
@@ -95,7 +96,19 @@ def test_batches_and_callbacks_of_the_additions_are_built() -> None:
         assert field in built, field
 
 
-@pytest.mark.parametrize("copy", [CONTRACT, ADDITIONS], ids=lambda p: p.name)
+def test_schema_breaks_nothing_in_model_monitoring() -> None:
+    """api-contract-next.graphql (model monitoring) is built whole: contract, the built
+    additions and it, against ours, show no breaking change."""
+    ours = build_schema(schema.as_str())
+    built, _ = _built_additions(ours)
+    expected = build_schema("\n".join([CONTRACT.read_text(), built, NEXT.read_text()]))
+    changes = find_breaking_changes(expected, ours)
+    assert changes == [], "\n".join(f"{c.type.name}: {c.description}" for c in changes)
+    for name in ("ModelStats", "ModelDrift", "ModelQuality", "ModelAlert", "StatsWindow"):
+        assert ours.get_type(name) is not None, name
+
+
+@pytest.mark.parametrize("copy", [CONTRACT, ADDITIONS, NEXT], ids=lambda p: p.name)
 def test_contract_copy_equals_the_shared_original(copy: Path) -> None:
     original = SHARED / copy.name
     if not SHARED.is_dir():
