@@ -124,6 +124,9 @@ class SharedBuckets:
             mirror.reported -= spent
 
 
+# The smallest lease, in tokens (or the whole burst, when smaller).
+MIN_LEASE = 10.0
+
 # What a caller over its lease but within its budget is told to wait: about one settle.
 SETTLE_WAIT_SECONDS = 0.1
 
@@ -221,13 +224,15 @@ def shared_buckets_factory(
     settler: BudgetSettler, lease_fraction: float, clock: MonotonicClock = time.monotonic
 ) -> Callable[[str, BucketPolicy, int], SharedBuckets]:
     """For RateLimiter: each of its buckets shared through `settler`, with a lease of
-    `lease_fraction` of the bucket's burst (at least one token)."""
+    `lease_fraction` of the bucket's burst, and at least MIN_LEASE tokens (the whole burst
+    when it is smaller): a lease of one or two would make a caller within a small budget wait
+    for a settle at every other request."""
 
     def build(name: str, policy: BucketPolicy, max_keys: int) -> SharedBuckets:
         buckets = SharedBuckets(
             name,
             policy,
-            max(1.0, policy.burst * lease_fraction),
+            max(policy.burst * lease_fraction, min(policy.burst, MIN_LEASE)),
             wake=settler.wake,
             clock=clock,
             max_keys=max_keys,

@@ -203,3 +203,17 @@ async def test_the_settler_settles_on_its_interval_and_once_more_on_stop() -> No
 
     assert store.buckets[("points", "user:a")][0] == 97
     assert store.closed
+
+
+async def test_a_small_budget_is_one_lease_so_it_never_waits_for_a_settle() -> None:
+    clock = FakeClock()
+    settler = BudgetSettler(FakeBudgetStore(clock), store_name="fake")
+    small = RateLimitPolicy(
+        points_per_second=1.0, burst=5.0, inference_per_second=1.0, inference_burst=5.0
+    )
+    limiter = RateLimiter(small, clock, shared_buckets_factory(settler, 0.05, clock))
+
+    waits = [limiter.acquire("user:a", 1) for _ in range(6)]
+
+    assert waits[:5] == [0] * 5
+    assert waits[5] == pytest.approx(1.0)  # the budget is spent: a real refusal
