@@ -437,18 +437,27 @@ def query_limits(settings: Settings) -> QueryLimits:
     )
 
 
-def budget_store(settings: Settings, engine: AsyncEngine) -> BudgetStore | None:
-    """Where every process's rate-limit spending meets; None: each process alone."""
+def budget_store(settings: Settings, database_url: str) -> BudgetStore | None:
+    """Where every process's rate-limit spending meets; None: each process alone. On the
+    database, a connection of its own: a settle never waits behind requests for the pool."""
     if settings.rate_limit_store == "process":
         return None
     if settings.rate_limit_store == "database":
-        return SqlBudgetStore(engine)
+        return SqlBudgetStore(
+            create_engine(
+                database_url,
+                pool_size=1,
+                max_overflow=1,
+                ssl_mode=settings.db_ssl_mode.value,
+                connect_timeout_seconds=settings.db_connect_timeout_seconds,
+                pool_timeout_seconds=settings.db_pool_timeout_seconds,
+                command_timeout_seconds=settings.db_command_timeout_seconds,
+            )
+        )
     return RedisBudgetStore(settings.rate_limit_store, password=settings.rate_limit_store_token)
 
 
-def rate_limiter(
-    settings: Settings, engine: AsyncEngine
-) -> tuple[RateLimiter, BudgetSettler | None]:
+def rate_limiter(settings: Settings, database_url: str) -> tuple[RateLimiter, BudgetSettler | None]:
     """The limiter, and the settler (a background task) when its buckets are shared."""
     policy = RateLimitPolicy(
         points_per_second=settings.rate_limit_points_per_second,
@@ -457,7 +466,7 @@ def rate_limiter(
         inference_burst=settings.inference_burst,
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
-    store = budget_store(settings, engine)
+    store = budget_store(settings, database_url)
     if store is None:
         return RateLimiter(policy), None
     settler = BudgetSettler(store, store_name=settings.rate_limit_store_label)
@@ -517,7 +526,7 @@ def build_app(
     listener = EventListener(
         engine, fan_out(broker, sockets, sign_ins, watch), on_state=sign_ins.listener_state
     )
-    limiter, settler = rate_limiter(settings, engine)
+    limiter, settler = rate_limiter(settings, database_url)
     always: list[Runnable] = [listener, metrics_sampler(uow, utc_now)]
     if settler is not None:
         always.append(settler)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from domain.ports import BudgetCharge, BudgetStore
 from graph.protection.rate_limit import BucketPolicy, MonotonicClock
+from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class SharedBuckets:
         self.is_shared = True  # False while the store is unreachable: no lease cap then
         self._wake = wake
         self._mirrors: OrderedDict[str, _Mirror] = OrderedDict()
+        self._unsettled: set[str] = set()  # keys spent from since the last settle
 
     def __len__(self) -> int:
         return len(self._mirrors)
@@ -95,14 +97,17 @@ class SharedBuckets:
         mirror = self._mirror(key)
         mirror.spent += amount
         self._mirrors.move_to_end(key)
+        self._unsettled.add(key)
         if mirror.spent >= self.lease / 2:
             self._wake()
 
     def unsettled(self) -> list[tuple[str, float]]:
         """What was spent since the last settle, per key, now counted as reported."""
         charges = []
-        for key, mirror in self._mirrors.items():
-            if mirror.spent:
+        keys, self._unsettled = self._unsettled, set()
+        for key in keys:
+            mirror = self._mirrors.get(key)
+            if mirror is not None and mirror.spent:
                 charges.append((key, mirror.spent))
                 mirror.reported += mirror.spent
                 mirror.spent = 0.0
@@ -195,10 +200,12 @@ class BudgetSettler:
         except Exception as exc:
             for buckets, key, spent in owed:
                 buckets.unreported(key, spent)
+            metrics.labelled(metrics.RATE_LIMIT_SETTLES, "failed").inc()
             self._failed(exc)
             return
         for (buckets, key, spent), level in zip(owed, levels, strict=True):
             buckets.settled(key, spent, level)
+        metrics.labelled(metrics.RATE_LIMIT_SETTLES, "ok").inc()
         self._recovered()
 
     def _failed(self, exc: BaseException) -> None:

@@ -217,3 +217,25 @@ async def test_a_small_budget_is_one_lease_so_it_never_waits_for_a_settle() -> N
 
     assert waits[:5] == [0] * 5
     assert waits[5] == pytest.approx(1.0)  # the budget is spent: a real refusal
+
+
+async def test_a_settle_reports_only_the_callers_that_spent_since_the_last_one() -> None:
+    clock = FakeClock()
+    store = FakeBudgetStore(clock)
+    limiter, settler = process(store, clock)
+    limiter.acquire("user:a", 1)
+    limiter.acquire("user:b", 1)
+    await settler.settle()
+    reported: list[list[str]] = []
+    settle = store.settle
+
+    async def recording(charges: Sequence[BudgetCharge]) -> list[float]:
+        reported.append([c.key for c in charges])
+        return await settle(charges)
+
+    store.settle = recording  # type: ignore[method-assign]  # a spy on the fake
+    await settler.settle()
+    limiter.acquire("user:b", 1)
+    await settler.settle()
+
+    assert reported == [["user:b"]]
