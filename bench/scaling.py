@@ -1,7 +1,8 @@
 """`python -m bench.scaling`: how Assay scales with processes on one PostgreSQL.
 
-W2 (point lookups) against `assay serve --workers N`, and the queue's inferences per second
-drained by N `assay worker` processes, for N = 1, 2, 4; the same seed and options as
+W2 (point lookups) and S2/S3 (runInference from 8 and 64 concurrent callers) against
+`assay serve --workers N`, and the queue's inferences per second drained by N `assay worker`
+processes, for N = 1, 2, 4; the same seed and options as
 `python -m bench` (`--quick` for a short run). Each figure is one run on whatever machine
 runs it: say how many cores it has next to the figures (docs/performance.md).
 """
@@ -14,19 +15,25 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import asyncpg
 import httpx
 
 from bench import load, procs, workloads
+from bench.load import LoadResult
 from bench.run import Bench, database, log, parse_options
 
 PROCESSES = (1, 2, 4)
 QUEUED = 2000  # inferences queued per worker count, as batches of BATCH
 BATCH = 500
+RUN = """mutation S($input: RunInferenceInput!) {
+  runInference(input: $input) { result { prediction } }
+}"""
+CALLERS = {"S2": 8, "S3": 64}  # as bench/inference_report.py's
 # Claims small enough that 4 workers all get work from 2,000 submissions.
 WORKER_SETTINGS = {"ASSAY_WORKER_MAX_CLAIM": "100", "ASSAY_WORKER_BATCH_SIZE": "100"}
 
@@ -55,29 +62,59 @@ def table(figures: Sequence[Figure], cpus: int | None) -> str:
     return "\n".join(lines)
 
 
-def w2_with_processes(bench: Bench, processes: int) -> Figure:
+def run_bodies(model_id: str) -> list[bytes]:
+    return [
+        workloads.body(RUN, "S", workloads.create_submission_variables(model_id, n))
+        for n in range(64)
+    ]
+
+
+def timed(
+    child: procs.Child, port: int, what: str, processes: int, load_run: Callable[..., LoadResult]
+) -> Figure:
+    """One timed run; the CPU of the server's whole process tree over it, per request."""
+    cpu: list[float] = []
+
+    def mark() -> None:
+        cpu.append(procs.cpu_seconds(child.pid))
+
+    result = load_run(at_start=mark, at_end=mark)
+    if result.errors:
+        raise RuntimeError(f"{what} with {processes} processes: {result.errors} errors, such "
+                           f"as {list(result.error_examples)}")  # fmt: skip
+    cpu_ms = (cpu[1] - cpu[0]) * 1000 / result.requests if result.requests else None
+    figure = Figure(what, processes, result.rps, result.p99_ms, cpu_ms)
+    log(f"{what} with {processes} server process(es): {figure.per_second:,.1f}")
+    return figure
+
+
+def serve_with_processes(bench: Bench, processes: int) -> list[Figure]:
+    """W2, then S2 and S3, on `assay serve --workers N` (its queue workers off)."""
     o, port = bench.options, procs.free_port()
     argv = [str(procs.ASSAY), "serve", "--no-workers", "--workers", str(processes)]
     child = procs.start(
         f"assay-serve-x{processes}", [*argv, "--port", str(port)], bench.env, bench.workdir
     )
+    w2 = workloads.w2(bench.submission_ids).bodies
+    runs = run_bodies(bench.iris_id)
     try:
         procs.wait_http(child, f"http://{procs.HOST}:{port}/healthz")
-        cpu: list[float] = []
-
-        def mark() -> None:
-            cpu.append(procs.cpu_seconds(child.pid))
-
-        result = load.drive(
-            port, workloads.w2(bench.submission_ids).bodies, bench.tokens["admin"],
-            o.connections[-1], o.warmup, o.duration, o.tool, at_start=mark, at_end=mark,
-        )  # fmt: skip
+        figures = [
+            timed(child, port, "W2 req/s", processes, partial(
+                load.drive, port, w2, bench.tokens["admin"], o.connections[-1], o.warmup,
+                o.duration, o.tool,
+            ))
+        ]  # fmt: skip
+        for name, callers in CALLERS.items():
+            figures.append(
+                timed(child, port, f"{name} predictions/s", processes, partial(
+                    load.asyncio_load, port, "/graphql", runs, bench.tokens["inference"],
+                    callers, o.warmup, o.duration,
+                ))
+            )  # fmt: skip
     finally:
         child.stop()
-    cpu_ms = (cpu[1] - cpu[0]) * 1000 / result.requests if result.requests else None
-    figure = Figure("W2 req/s", processes, result.rps, result.p99_ms, cpu_ms)
-    log(f"W2 with {processes} server process(es): {figure.per_second:,.1f} req/s")
-    return figure
+    return figures
 
 
 def wait_idle(children: Sequence[procs.Child], timeout: float = 120.0) -> None:
@@ -140,7 +177,9 @@ def queue_with_workers(bench: Bench, server_port: int, processes: int) -> Figure
 
 
 def measure_all(bench: Bench) -> list[Figure]:
-    figures = [w2_with_processes(bench, n) for n in PROCESSES]
+    served = [f for n in PROCESSES for f in serve_with_processes(bench, n)]
+    kinds = list(dict.fromkeys(f.what for f in served))
+    figures = sorted(served, key=lambda f: (kinds.index(f.what), f.processes))
     port = procs.free_port()
     argv = [str(procs.ASSAY), "serve", "--no-workers", "--port", str(port)]
     server = procs.start("assay-serve-queue", argv, bench.env, bench.workdir)
