@@ -463,3 +463,25 @@ class CallbackRepository(Protocol):
 
     async def release(self, claimed: CallbackDelivery) -> None: ...
     async def count_by_status(self) -> dict[DeliveryStatus, int]: ...
+
+
+@dataclass(frozen=True)
+class BudgetCharge:
+    """What one process spent from one caller's bucket since it last settled (negative: a
+    refund), with the bucket's policy so the store can refill it."""
+
+    bucket: str
+    key: str
+    spent: float
+    per_second: float
+    burst: float
+
+
+class BudgetStore(Protocol):
+    """Token buckets that every process shares. Each charge is applied atomically: the bucket
+    refills at `per_second` up to `burst` since it was last charged (a bucket never seen is
+    full), then `spent` is taken, into debt if need be. Returns each bucket's level after its
+    charge, in the charges' order."""
+
+    async def settle(self, charges: Sequence[BudgetCharge]) -> list[float]: ...
+    async def close(self) -> None: ...

@@ -40,6 +40,8 @@ class AppDependencies:
     blobs: BlobStore
     clock: Clock
     readiness: ReadinessCheck
+    # What works in a lesser way (reported by /readyz, never a 503): e.g. the rate-limit store.
+    degradations: Callable[[], dict[str, str]] | None = None
     read_uow: UnitOfWorkFactory | None = None  # reads only; `uow` when absent
     admin_group: str = "admin"
     download_url_ttl: int = 3600

@@ -18,7 +18,14 @@ from auth.jwks import JwksCache, JwksDocument, http_jwks_fetcher
 from auth.local_issuer import LocalIssuer
 from auth.verifier import JwtVerifier, TrustedIssuer
 from domain.events import Event, EventType
-from domain.ports import BlobStore, ModelRuntime, UnitOfWork, UnitOfWorkFactory, WebhookSender
+from domain.ports import (
+    BlobStore,
+    BudgetStore,
+    ModelRuntime,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    WebhookSender,
+)
 from domain.services import assets, owned
 from domain.services.assets import UploadPolicy
 from domain.services.batcher import BatchPolicy
@@ -34,6 +41,7 @@ from graph.protection.input_hygiene import InputBounds
 from graph.protection.limits import QueryLimits
 from graph.protection.persisted import PersistedQueryPolicy
 from graph.protection.rate_limit import RateLimiter, RateLimitPolicy, parse_networks
+from graph.protection.shared_budget import BudgetSettler, shared_buckets_factory
 from graph.protection.sign_in import SignInCache
 from graph.schema.subscriptions import EventBroker
 from graph.transport.app import create_app
@@ -49,11 +57,13 @@ from integrations.blobs.local_routes import (
 )
 from integrations.blobs.s3 import S3BlobStore
 from integrations.blobs.signing import load_or_create_signing_key
+from integrations.budgets import RedisBudgetStore
 from integrations.models.directory import ModelDirectory
 from integrations.models.local import LocalModelRuntime
 from integrations.models.sagemaker import SageMakerRuntime
 from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from persistence import migrate
+from persistence.budgets import SqlBudgetStore
 from persistence.database import create_engine
 from persistence.event_bus import (
     WORK_CHANNEL,
@@ -440,16 +450,41 @@ def query_limits(settings: Settings) -> QueryLimits:
     )
 
 
-def rate_limiter(settings: Settings) -> RateLimiter:
-    return RateLimiter(
-        RateLimitPolicy(
-            points_per_second=settings.rate_limit_points_per_second,
-            burst=settings.rate_limit_burst,
-            inference_per_second=settings.inference_rate_per_second,
-            inference_burst=settings.inference_burst,
-            trusted_proxies=parse_networks(settings.trusted_proxies),
+def budget_store(settings: Settings, database_url: str) -> BudgetStore | None:
+    """Where every process's rate-limit spending meets; None: each process alone. On the
+    database, a connection of its own: a settle never waits behind requests for the pool."""
+    if settings.rate_limit_store == "process":
+        return None
+    if settings.rate_limit_store == "database":
+        return SqlBudgetStore(
+            create_engine(
+                database_url,
+                pool_size=1,
+                max_overflow=1,
+                ssl_mode=settings.db_ssl_mode.value,
+                connect_timeout_seconds=settings.db_connect_timeout_seconds,
+                pool_timeout_seconds=settings.db_pool_timeout_seconds,
+                command_timeout_seconds=settings.db_command_timeout_seconds,
+            )
         )
+    return RedisBudgetStore(settings.rate_limit_store, password=settings.rate_limit_store_token)
+
+
+def rate_limiter(settings: Settings, database_url: str) -> tuple[RateLimiter, BudgetSettler | None]:
+    """The limiter, and the settler (a background task) when its buckets are shared."""
+    policy = RateLimitPolicy(
+        points_per_second=settings.rate_limit_points_per_second,
+        burst=settings.rate_limit_burst,
+        inference_per_second=settings.inference_rate_per_second,
+        inference_burst=settings.inference_burst,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
     )
+    store = budget_store(settings, database_url)
+    if store is None:
+        return RateLimiter(policy), None
+    settler = BudgetSettler(store, store_name=settings.rate_limit_store_label)
+    buckets = shared_buckets_factory(settler, settings.rate_limit_lease)
+    return RateLimiter(policy, buckets=buckets), settler
 
 
 DEMO_EMAIL = "demo@example.com"
@@ -525,7 +560,10 @@ def build_app(
     listener = EventListener(
         engine, fan_out(broker, sockets, sign_ins, watch), on_state=sign_ins.listener_state
     )
+    limiter, settler = rate_limiter(settings, database_url)
     always: list[Runnable] = [listener, metrics_sampler(uow, utc_now)]
+    if settler is not None:
+        always.append(settler)
     # One set of runtimes (loaded models, inference threads) for the worker and runInference.
     runtimes = build_runtimes(settings)
     if tracing is not None:
@@ -555,7 +593,8 @@ def build_app(
         graphiql=settings.graphiql,
         introspection=settings.introspection,
         limits=query_limits(settings),
-        rate_limiter=rate_limiter(settings),
+        rate_limiter=limiter,
+        degradations=settler.degradations if settler is not None else None,
         max_request_bytes=settings.max_request_bytes,
         jwks=jwks,
         upload_policy=UploadPolicy(

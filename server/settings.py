@@ -7,7 +7,7 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import platformdirs
 from pydantic import (
@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     rate_limit_burst: float = Field(default=20_000.0, ge=1)
     inference_rate_per_second: float = Field(default=50.0, gt=0)
     inference_burst: float = Field(default=2_000.0, ge=1)
+    # Where the callers' buckets live: `database` (the application's PostgreSQL, which every
+    # process shares), `process` (each process its own), or a redis:// or rediss:// URL.
+    rate_limit_store: str = "database"
+    rate_limit_store_token: str | None = None  # the Redis AUTH token (from Secrets Manager)
+    # The share of a bucket's burst a process may spend between two settles with the store.
+    rate_limit_lease: float = Field(default=0.05, gt=0, le=0.5)
     trusted_proxies: str = ""
     # Unset: localhost and 127.0.0.1 on any port in development, no origin in production.
     cors_origins: str = ""
@@ -220,6 +226,19 @@ class Settings(BaseSettings):
         parse_networks(value)  # comma-separated IP addresses or CIDR networks
         return value
 
+    @field_validator("rate_limit_store")
+    @classmethod
+    def _budget_store(cls, value: str) -> str:
+        if value in {"database", "process"}:
+            return value
+        url = urlsplit(value)
+        if url.scheme not in {"redis", "rediss"} or not url.hostname:
+            raise ValueError(
+                "must be `database`, `process`, or a redis:// or rediss:// URL "
+                "(e.g. rediss://my-cache.example.com:6379/0)"
+            )
+        return value
+
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, value: str) -> str:
@@ -232,6 +251,14 @@ class Settings(BaseSettings):
         # server (and read GraphiQL's demo token) if every origin were reflected.
         if "*" in parse_origins(self.cors_origins):
             raise ValueError("ASSAY_CORS_ORIGINS: `*` is refused; list the origins")
+        return self
+
+    @model_validator(mode="after")
+    def _budget_store_encrypted_in_production(self) -> Settings:
+        if self.is_production and self.rate_limit_store.startswith("redis://"):
+            raise ValueError(
+                "ASSAY_RATE_LIMIT_STORE: production needs TLS in transit: use rediss://"
+            )
         return self
 
     @model_validator(mode="after")
@@ -262,6 +289,14 @@ class Settings(BaseSettings):
     @property
     def uses_cognito(self) -> bool:
         return self.cognito_user_pool_id is not None
+
+    @property
+    def rate_limit_store_label(self) -> str:
+        """The store's name for logs: its kind and host, never a password."""
+        if self.rate_limit_store in {"database", "process"}:
+            return self.rate_limit_store
+        url = urlsplit(self.rate_limit_store)
+        return f"{url.scheme}://{url.hostname}:{url.port or 6379}"
 
     @property
     def base_url(self) -> str:

@@ -101,6 +101,12 @@ RATE_LIMIT_REFUSALS = Counter(
     "Operations refused by a rate limit.",
     registry=REGISTRY,
 )
+RATE_LIMIT_SETTLES = Counter(
+    "assay_rate_limit_settles_total",
+    "Settles of this process's rate-limit spending with the shared store, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
 
 
 # The child of each (metric, label values) once looked up: prometheus_client's labels() takes

@@ -1,4 +1,5 @@
-"""Per-caller rate limits: in-process token buckets of cost points and of inference requests."""
+"""Per-caller rate limits: token buckets of cost points and of inference requests, in this
+process or shared by every process (shared_budget.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MonotonicClock = Callable[[], float]
@@ -35,6 +37,19 @@ def parse_networks(text: str) -> tuple[Network, ...]:
 class BucketPolicy:
     per_second: float
     burst: float
+
+
+class Buckets(Protocol):
+    """One bucket per key: this process's own (TokenBuckets) or shared ones (shared_budget.py)."""
+
+    def __len__(self) -> int: ...
+    def available(self, key: str) -> float: ...
+    def wait_for(self, key: str, amount: float) -> float: ...
+    def take(self, key: str, amount: float) -> None: ...
+
+
+# Builds a limiter's bucket set from its name ("points", "inference"), policy and key cap.
+BucketsFactory = Callable[[str, BucketPolicy, int], Buckets]
 
 
 class TokenBuckets:
@@ -90,7 +105,12 @@ class RateLimitPolicy:
 class RateLimiter:
     """Cost points for every operation, plus a lower budget for inference requests."""
 
-    def __init__(self, policy: RateLimitPolicy, clock: MonotonicClock = time.monotonic) -> None:
+    def __init__(
+        self,
+        policy: RateLimitPolicy,
+        clock: MonotonicClock = time.monotonic,
+        buckets: BucketsFactory | None = None,
+    ) -> None:
         self.policy = policy
         # IETF RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers): each bucket as a quota
         # `q` that a caller gets back in full over `w` seconds.
@@ -101,12 +121,15 @@ class RateLimiter:
                 ("inference", BucketPolicy(policy.inference_per_second, policy.inference_burst)),
             )
         )
-        self.points = TokenBuckets(
-            BucketPolicy(policy.points_per_second, policy.burst), clock, policy.max_keys
+        build: BucketsFactory = buckets or (
+            lambda _name, bucket, max_keys: TokenBuckets(bucket, clock, max_keys)
         )
-        self.inference = TokenBuckets(
+        self.points = build(
+            "points", BucketPolicy(policy.points_per_second, policy.burst), policy.max_keys
+        )
+        self.inference = build(
+            "inference",
             BucketPolicy(policy.inference_per_second, policy.inference_burst),
-            clock,
             policy.max_keys,
         )
 

@@ -39,7 +39,12 @@ def create_app(deps: AppDependencies) -> Starlette:
     async def readyz(_: Request) -> Response:
         failures = await deps.readiness()
         status = 503 if failures else 200
-        body = {"status": "unavailable" if failures else "ready", "failures": failures}
+        degraded = deps.degradations() if deps.degradations is not None else {}
+        body = {
+            "status": "unavailable" if failures else "ready",
+            "failures": failures,
+            "degraded": degraded,
+        }
         return JSONResponse(body, status_code=status)
 
     async def metrics_endpoint(_: Request) -> Response:

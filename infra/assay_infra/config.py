@@ -41,6 +41,10 @@ class EnvironmentConfig:
     # The same as the service's ASSAY_ASSET_RETENTION_DAYS (default 30): the bucket expires
     # what the retention sweep should have removed already (0: keep forever, no rule).
     asset_retention_days: int = 30
+    # The rate-limit cache (ElastiCache for Valkey): replicas give failover across AZs.
+    cache_node_type: str = "cache.t4g.micro"
+    cache_replicas: int = 0
+    cache_snapshot_days: int = 1
 
 
 DEV = EnvironmentConfig(
@@ -89,6 +93,8 @@ PROD = EnvironmentConfig(
     db_enhanced_monitoring=True,
     access_log_days=365,
     noncurrent_version_days=30,
+    cache_node_type="cache.t4g.small",
+    cache_replicas=1,
 )
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {"dev": DEV, "prod": PROD}

@@ -61,4 +61,9 @@ class Network(Construct):
             "Assay Aurora cluster: PostgreSQL from Assay tasks only",
             outbound=False,
         )
+        self.cache_sg = group(
+            "CacheSecurityGroup",
+            "Assay rate-limit cache: Valkey from the API tasks only",
+            outbound=False,
+        )
         self.alb_sg = group("LoadBalancerSecurityGroup", "Assay public ALB")

@@ -12,6 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from assay_infra.cache import Cache
 from assay_infra.config import CLOUDWATCH_AGENT_IMAGE, DeployContext, EnvironmentConfig
 from assay_infra.containers import APP_PORT, READY_PROBE, app_environment, app_image
 from assay_infra.database import Database
@@ -40,6 +41,7 @@ class Service(Construct):
         key: DataKey,
         network: Network,
         database: Database,
+        cache: Cache,
         identity: Identity,
         storage: Storage,
         edge: Edge,
@@ -70,7 +72,7 @@ class Service(Construct):
             proxies=network.vpc.vpc_cidr_block,
         )
         self.secrets = {"ASSAY_DATABASE_SECRET": ecs.Secret.from_secrets_manager(database.secret)}
-        self.api = self._api(config, network, edge)
+        self.api = self._api(config, network, edge, cache)
         self.worker = self._worker(config, network)
         self.migrate_task = self._task("Migrate", 512, 1024, self.roles.migrate)
         self._app_container(self.migrate_task, "migrate", "migrate")
@@ -100,9 +102,11 @@ class Service(Construct):
             **options,
         )
 
-    def _api(self, config: EnvironmentConfig, network: Network, edge: Edge) -> ecs.FargateService:
+    def _api(
+        self, config: EnvironmentConfig, network: Network, edge: Edge, cache: Cache
+    ) -> ecs.FargateService:
         task = self._task("Api", config.api_cpu, config.api_memory_mib, self.roles.api)
-        self._app_container(
+        api = self._app_container(
             task,
             "api",
             "serve",
@@ -116,6 +120,10 @@ class Service(Construct):
             ),
             stop_timeout=Duration.seconds(30),
         )
+        # One budget per caller across the API's processes and tasks (docs/serving.md).
+        api.add_environment("ASSAY_RATE_LIMIT_STORE", cache.url)
+        token = ecs.Secret.from_secrets_manager(cache.auth_token)
+        api.add_secret("ASSAY_RATE_LIMIT_STORE_TOKEN", token)
         metrics_logs = self.logs["PrometheusMetrics"]
         task.add_container(
             "metrics-agent",

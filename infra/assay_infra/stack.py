@@ -10,6 +10,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from assay_infra.alarms import Alarms
+from assay_infra.cache import Cache
 from assay_infra.checkov import CdkProvidedFunctions
 from assay_infra.config import DeployContext, EnvironmentConfig
 from assay_infra.dashboards import Dashboards
@@ -50,6 +51,7 @@ class AssayStack(Stack):
         self.database = Database(
             self, "Database", config=config, network=self.network, key=self.key
         )
+        self.cache = Cache(self, "Cache", config=config, network=self.network, key=self.key)
         self.identity = Identity(self, "Identity", config=config, context=ctx)
         self.storage = Storage(self, "Storage", config=config, context=ctx, key=self.key)
         self.edge = Edge(
@@ -69,6 +71,7 @@ class AssayStack(Stack):
             key=self.key,
             network=self.network,
             database=self.database,
+            cache=self.cache,
             identity=self.identity,
             storage=self.storage,
             edge=self.edge,
@@ -112,6 +115,7 @@ class AssayStack(Stack):
             "WorkerServiceName": service.worker.service_name,
             "DatabaseSecretArn": self.database.secret.secret_arn,
             "DatabaseClusterId": self.database.cluster.cluster_identifier,
+            "CacheReplicationGroupId": self.cache.group.ref,
             "DataKeyArn": self.key.key.key_arn,
             "AlarmTopicArn": self.alarms.topic.topic_arn,
             "ApiLogGroupName": service.logs["Api"].log_group_name,

@@ -15,9 +15,11 @@ BASE_URL = "http://testserver"
 
 def variant(settings: Settings, **overrides: Any) -> Settings:
     """The session's settings (same data directory, so the same token issuer) with overrides;
-    no sign-in cache unless asked (see conftest._settings)."""
+    no sign-in cache and each process's own rate-limit buckets unless asked (see
+    conftest._settings)."""
     overrides.setdefault("sign_in_cache_seconds", 0)
     overrides.setdefault("run_workers", False)
+    overrides.setdefault("rate_limit_store", "process")  # see conftest._settings
     return Settings(data_dir=settings.data_dir, public_url=BASE_URL, **overrides)
 
 

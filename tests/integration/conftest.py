@@ -102,6 +102,9 @@ def _settings(data_dir: Path, **overrides: Any) -> Settings:
     # tests, which gives a subject a new user id (no deployment does that), while a token
     # issued in the same second is the same text and would sign in from the cache.
     overrides.setdefault("sign_in_cache_seconds", 0)
+    # Each process's own buckets unless a test asks: the session's many apps share one
+    # database, and shared buckets would carry one test's spending into the next.
+    overrides.setdefault("rate_limit_store", "process")
     return Settings(data_dir=data_dir, run_workers=False, public_url=BASE_URL, **overrides)
 
 

@@ -61,7 +61,7 @@ async def test_webhook_delivery_counts_cover_every_status(db: AsyncEngine) -> No
 async def test_readyz_checks_the_token_issuer_keys(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ready", "failures": {}}
+    assert response.json() == {"status": "ready", "failures": {}, "degraded": {}}
 
 
 async def test_readiness_names_signing_keys_that_cannot_be_loaded(db: AsyncEngine) -> None:

@@ -19,6 +19,9 @@ VARIABLES = (
     "ASSAY_COGNITO_APP_CLIENT_ID",
     "ASSAY_PUBLIC_URL",
     "ASSAY_LOG_LEVEL",
+    "ASSAY_ENVIRONMENT",
+    "ASSAY_RATE_LIMIT_STORE",
+    "ASSAY_RATE_LIMIT_LEASE",
 )
 
 
@@ -112,3 +115,44 @@ def test_keyword_construction_strips_public_url_slash(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, public_url="https://assay.example.com/")
 
     assert settings.base_url == "https://assay.example.com"
+
+
+@pytest.mark.parametrize(
+    "store", ["database", "process", "redis://cache:6379/0", "rediss://:token@cache.example.com"]
+)
+def test_rate_limit_stores_that_load(monkeypatch: pytest.MonkeyPatch, store: str) -> None:
+    monkeypatch.setenv("ASSAY_RATE_LIMIT_STORE", store)
+
+    assert load_settings().rate_limit_store == store
+
+
+@pytest.mark.parametrize("store", ["memcached://cache:11211", "redis://", "postgres"])
+def test_a_bad_rate_limit_store_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, store: str
+) -> None:
+    monkeypatch.setenv("ASSAY_RATE_LIMIT_STORE", store)
+
+    with pytest.raises(SettingsError, match=r"ASSAY_RATE_LIMIT_STORE: .*rediss://"):
+        load_settings()
+
+
+def test_production_refuses_a_rate_limit_store_without_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSAY_ENVIRONMENT", "production")
+    monkeypatch.setenv("ASSAY_RATE_LIMIT_STORE", "redis://cache:6379/0")
+
+    with pytest.raises(SettingsError, match="TLS in transit: use rediss://"):
+        load_settings()
+
+
+def test_the_store_label_for_logs_never_shows_the_token(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, rate_limit_store="rediss://:hunter2@cache.example.com")
+
+    assert settings.rate_limit_store_label == "rediss://cache.example.com:6379"
+
+
+@pytest.mark.parametrize("lease", ["0", "0.9", "much"])
+def test_a_bad_lease_names_the_setting(monkeypatch: pytest.MonkeyPatch, lease: str) -> None:
+    monkeypatch.setenv("ASSAY_RATE_LIMIT_LEASE", lease)
+
+    with pytest.raises(SettingsError, match="ASSAY_RATE_LIMIT_LEASE"):
+        load_settings()
