@@ -104,7 +104,7 @@ async def test_alert_policies_and_the_latest_alert_of_each_kind(db: AsyncEngine)
         assert await uow.model_alerts.watched() == [policy]
         latest = await uow.model_alerts.latest(model)
         assert latest[AlertKind.LATENCY].state is AlertState.CLEARED
-        page = await uow.model_alerts.page(model, PageRequest(first=1))
+        page = await uow.model_alerts.page(model, PageRequest(first=1, descending=True))
         assert [a.id for a in page.items] == [alerts[1].id]
         assert page.has_next_page
         assert await uow.model_alerts.count(None) == 2
