@@ -138,10 +138,16 @@ class SubmissionRepository(Protocol):
         ...
 
     async def add_finished_many(
-        self, finished: Sequence[Submission], asset_ids: Mapping[UUID, Sequence[UUID]]
+        self,
+        finished: Sequence[Submission],
+        asset_ids: Mapping[UUID, Sequence[UUID]],
+        *,
+        model: Model | None = None,
     ) -> set[UUID]:
         """Insert submissions already finished (one statement, their assets in one more),
-        leaving out each whose owner used its idempotency key before; the ids inserted."""
+        leaving out each whose owner used its idempotency key before; the ids inserted.
+        With `model`, nothing unless that model is still active and as it was read (its
+        updated_at unchanged)."""
         ...
 
     async def get_by_idempotency_keys(

@@ -22,6 +22,11 @@ def _is_json(column: sa.Column[Any]) -> bool:
 def unnest_insert(table: sa.Table, names: Sequence[str]) -> sa.Insert:
     """INSERT INTO table (names) SELECT FROM unnest of one array per column, each array
     bound as `v_<name>` (see column_arrays)."""
+    return sa.insert(table).from_select(list(names), unnest_rows(table, names))
+
+
+def unnest_rows(table: sa.Table, names: Sequence[str]) -> sa.Select[Any]:
+    """The rows of unnest_insert's SELECT, to narrow with a WHERE or insert otherwise."""
     columns = [table.c[name] for name in names]
     arrays = [
         sa.bindparam(f"v_{c.name}", type_=postgresql.ARRAY(sa.Text() if _is_json(c) else c.type))
@@ -32,7 +37,7 @@ def unnest_insert(table: sa.Table, names: Sequence[str]) -> sa.Insert:
         sa.cast(rows.c[c.name], postgresql.JSONB) if _is_json(c) else rows.c[c.name]
         for c in columns
     ]
-    return sa.insert(table).from_select(list(names), sa.select(*picked))
+    return sa.select(*picked)
 
 
 def column_arrays(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -14,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.history import EVERY_SUBMISSION, SubmissionFilter
+from domain.models import Model
 from domain.pagination import Page, PageRequest
 from domain.ports import QueueStats
 from domain.submissions import Alternative, ClaimEnd, Result, Submission, SubmissionStatus
@@ -31,9 +33,9 @@ from persistence.batching import (
     pages_statement,
     rows_for_keys,
 )
-from persistence.bulk import column_arrays, unnest_insert
+from persistence.bulk import column_arrays, unnest_insert, unnest_rows
 from persistence.driver import reusable
-from persistence.tables import results, submission_assets, submissions
+from persistence.tables import models, results, submission_assets, submissions
 from persistence.turns import in_turns
 
 # The columns _submission reads, in the order it unpacks them: not the claim's
@@ -277,14 +279,29 @@ _release_many = (
 )
 
 
-_insert_unless_key_used = (
-    insert(submissions)
-    .on_conflict_do_nothing(
-        index_elements=[submissions.c.owner_id, submissions.c.idempotency_key],
-        index_where=submissions.c.idempotency_key.is_not(None),
+@functools.cache
+def _insert_finished(names: tuple[str, ...], *, if_model_current: bool) -> sa.Insert:
+    """A group's submissions from one array per column (see bulk.py), leaving out each whose
+    idempotency key was used; with `if_model_current`, none at all unless the model is still
+    as the caller read it (active, not registered again since; bound as model_id and
+    model_updated_at): the check read of a cached model, folded into the write."""
+    rows = unnest_rows(submissions, names)
+    if if_model_current:
+        current = sa.select(models.c.id).where(
+            models.c.id == sa.bindparam("model_id", type_=sa.Uuid),
+            models.c.is_active,
+            models.c.updated_at == sa.bindparam("model_updated_at", type_=_moment),
+        )
+        rows = rows.where(current.exists())
+    return (
+        insert(submissions)
+        .from_select(list(names), rows)
+        .on_conflict_do_nothing(
+            index_elements=[submissions.c.owner_id, submissions.c.idempotency_key],
+            index_where=submissions.c.idempotency_key.is_not(None),
+        )
+        .returning(submissions.c.id)
     )
-    .returning(submissions.c.id)
-)
 
 
 class SqlSubmissionCommands:
@@ -457,14 +474,24 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
         )
 
     async def add_finished_many(
-        self, finished: Sequence[Submission], asset_ids: Mapping[UUID, Sequence[UUID]]
+        self,
+        finished: Sequence[Submission],
+        asset_ids: Mapping[UUID, Sequence[UUID]],
+        *,
+        model: Model | None = None,
     ) -> set[UUID]:
         """One INSERT ... ON CONFLICT DO NOTHING RETURNING for the group (a used idempotency
-        key leaves its row out), then one for the assets of the rows inserted."""
+        key leaves its row out; a `model` no longer current, every row), then one for the
+        assets of the rows inserted."""
         if not finished:
             return set()
         rows = [_row_values(s) | {"error": s.error} for s in finished]
-        inserted = {row[0] for row in await self._conn.execute(_insert_unless_key_used, rows)}
+        names = tuple(rows[0])
+        values: dict[str, object] = {**column_arrays(submissions, names, rows)}
+        if model is not None:
+            values |= {"model_id": model.id, "model_updated_at": model.updated_at}
+        statement = _insert_finished(names, if_model_current=model is not None)
+        inserted = {row[0] for row in await self._conn.execute(statement, values)}
         links = [
             {"submission_id": s.id, "asset_id": a, "position": n}
             for s in finished

@@ -20,7 +20,7 @@ from domain.errors import Conflict, InvalidInput
 from domain.event_payloads import result_payload
 from domain.events import EventType, NewEvent
 from domain.models import JSONValue, Model, ModelFailure
-from domain.ports import Clock, ModelRuntime, ServingObserver, UnitOfWorkFactory
+from domain.ports import Clock, ModelRuntime, ServingObserver, UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
 from domain.services.batcher import BatchPolicy, DynamicBatcher
 from domain.services.inference import Outcome, predict, result_of
@@ -44,6 +44,14 @@ Answer = tuple[Submission, Result | None]
 # runtime_config keys a model's manifest may set its own batching with.
 MAX_BATCH_SIZE_KEY = "max_batch_size"
 MAX_BATCH_DELAY_KEY = "max_batch_delay_ms"
+# Runs of a call whose cached model turned out stale at the write (registered again).
+_ATTEMPTS = 3
+_MAX_CACHED_MODELS = 1_000
+
+
+class ModelChanged(Exception):
+    """The group's model was registered again or deactivated after it was read: its group
+    wrote nothing, and its callers run again against the model as it is now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,9 @@ class SynchronousInference:
         self._batcher: DynamicBatcher[Model, Call, Answer] = DynamicBatcher(
             self._answer_group, on_wait=self._waited, ticks=ticks
         )
+        # Active models as last read: a plain call reads nothing before its group's write,
+        # which inserts nothing unless the model is still as read (ModelChanged otherwise).
+        self._models: dict[UUID, Model] = {}
 
     async def run(self, principal: Principal, request: SubmissionRequest) -> Answer:
         """The submission finished (or, past the timeout, as it is) with its result."""
@@ -110,13 +121,25 @@ class SynchronousInference:
             raise InvalidInput(
                 {"input.idempotencyKey": f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"}
             )
-        model, earlier = await self._checked(principal, request)
-        if earlier is not None:
-            return earlier
-        if model.runtime not in self._runtimes:
-            return await self._through_the_queue(principal, request)
-        call = Call(_new_submission(principal, model, request, self._clock), request.asset_ids)
-        answer = await self._batcher.submit(model.id, model, self._policy.for_model(model), call)
+        for attempt in range(1, _ATTEMPTS + 1):
+            model, earlier = await self._checked(principal, request)
+            if earlier is not None:
+                return earlier
+            if model.runtime not in self._runtimes:
+                return await self._through_the_queue(principal, request)
+            call = Call(_new_submission(principal, model, request, self._clock), request.asset_ids)
+            # Keyed by the model as read, so that a group never mixes two readings of it.
+            lane = (model.id, model.updated_at)
+            try:
+                answer = await self._batcher.submit(
+                    lane, model, self._policy.for_model(model), call
+                )
+                break
+            except ModelChanged:
+                if self._models.get(model.id) is model:
+                    del self._models[model.id]
+                if attempt == _ATTEMPTS:
+                    raise Conflict("the model changed during the call; try again") from None
         if self._observer is not None:
             self._observer.answered(model.name, model.version, self._ticks() - arrived)
         return answer
@@ -128,12 +151,16 @@ class SynchronousInference:
     async def _checked(
         self, principal: Principal, request: SubmissionRequest
     ) -> tuple[Model, Answer | None]:
-        """The model, once the input and assets pass; the first answer if the key was used."""
+        """The model, once the input and assets pass; the first answer if the key was used.
+        A call with neither key nor assets reads nothing when the model is cached."""
+        cached = self._models.get(request.model_id) if request.model_id else None
+        if cached is not None and request.idempotency_key is None and not request.asset_ids:
+            _check_input(cached, request)
+            return cached, None
         async with self._reads() as uow:
             model = await _active_model(uow, request.model_id, "input.modelId")
-            problems = schema_errors(model.input_schema, request.input, "input.input")
-            if problems:
-                raise InvalidInput(problems)
+            self._remember(model)
+            _check_input(model, request)
             await _check_assets(uow, principal, request.asset_ids, "input.assetIds")
             if request.idempotency_key is None:
                 return model, None
@@ -143,6 +170,11 @@ class SynchronousInference:
                 return model, None
             [results] = await uow.results.list_for_submissions([first.id])
         return model, _replayed(first, results, model.id, request.input)
+
+    def _remember(self, model: Model) -> None:
+        if len(self._models) >= _MAX_CACHED_MODELS:
+            self._models.clear()
+        self._models[model.id] = model
 
     async def _through_the_queue(self, principal: Principal, request: SubmissionRequest) -> Answer:
         # Another process has this model's runtime: queue it, and wait to be woken.
@@ -182,6 +214,12 @@ class SynchronousInference:
             )
             return [failure]
         return [_finite(outcome) for outcome in outcomes]
+
+
+def _check_input(model: Model, request: SubmissionRequest) -> None:
+    problems = schema_errors(model.input_schema, request.input, "input.input")
+    if problems:
+        raise InvalidInput(problems)
 
 
 def _replayed(
@@ -261,7 +299,8 @@ async def record_group(
 ) -> list[Answer | Exception]:
     """Write the group in one transaction: one INSERT each for its submissions (already
     finished), results and events. A call whose idempotency key was used meanwhile (a
-    concurrent call with the same key) is answered with the first submission instead."""
+    concurrent call with the same key) is answered with the first submission instead.
+    Raises ModelChanged, writing nothing, when `model` is no longer as it was read."""
     finished = [
         _finished(c.submission, model, o, started, ended)
         for c, o in zip(calls, outcomes, strict=True)
@@ -269,8 +308,10 @@ async def record_group(
     assets = {c.submission.id: c.asset_ids for c in calls if c.asset_ids}
     async with uow() as writer:
         inserted = await writer.submissions.add_finished_many(
-            [f.submission for f in finished], assets
+            [f.submission for f in finished], assets, model=model
         )
+        if not inserted and not await _all_replays(writer, model, calls):
+            raise ModelChanged(model.id)
         kept = [f for f in finished if f.submission.id in inserted]
         await writer.results.add_many([f.result for f in kept if f.result is not None])
         await writer.events.append([e for f in kept for e in f.events])
@@ -282,6 +323,15 @@ async def record_group(
     if replays:
         answers.update(await _first_answers(uow, replays))
     return [answers[c.submission.id] for c in calls]
+
+
+async def _all_replays(writer: UnitOfWork, model: Model, calls: Sequence[Call]) -> bool:
+    """Whether a group that inserted nothing was all used idempotency keys (else its model
+    changed); read only when every call has a key."""
+    if any(c.submission.idempotency_key is None for c in calls):
+        return False
+    [now] = await writer.models.get_many([model.id])
+    return now is not None and now.is_active and now.updated_at == model.updated_at
 
 
 async def _first_answers(

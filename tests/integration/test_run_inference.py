@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from graph.ids import parse_id, to_global_id
-from persistence.tables import events, results, submission_assets, submissions
+from persistence.tables import events, models, results, submission_assets, submissions
 from server.bootstrap import build_app
 from server.settings import Settings
 from tests.factories import make_asset, make_user
@@ -250,3 +250,28 @@ async def test_serving_metrics_by_model_and_version_follow_a_prediction(
     ):
         [line] = [row for row in text.splitlines() if row.startswith(name + labels)]
         assert float(line.split()[-1]) >= 1, line
+
+
+async def test_a_model_deactivated_or_registered_again_after_a_call_is_read_again(
+    db: AsyncEngine, client: httpx.AsyncClient, token: TokenFactory, default_models: dict[str, str]
+) -> None:
+    iris, tok = default_models["iris-species"], token("amy@example.com")
+    model = models.c.id == parse_id(iris, "Model")
+    first = await gql(client, RUN, _run(iris), tok)  # the process now holds the model
+    try:
+        async with db.begin() as conn:
+            await conn.execute(sa.update(models).where(model).values(is_active=False))
+        refused = await gql(client, RUN, _run(iris), tok)
+        async with db.begin() as conn:
+            await conn.execute(
+                sa.update(models).where(model).values(is_active=True, updated_at=sa.func.now())
+            )
+        again = await gql(client, RUN, _run(iris), tok)
+    finally:
+        async with db.begin() as conn:
+            await conn.execute(sa.update(models).where(model).values(is_active=True))
+
+    assert first["data"]["runInference"]["submission"]["status"] == "SUCCEEDED"
+    assert only_error(refused)["extensions"]["fields"] == {"input.modelId": "names no active model"}
+    assert again["data"]["runInference"]["submission"]["status"] == "SUCCEEDED"
+    assert len(await _rows(db, sa.select(submissions.c.id))) == 2

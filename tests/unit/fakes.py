@@ -421,9 +421,17 @@ class FakeSubmissionRepository:
             row.lease_expires_at = None
 
     async def add_finished_many(
-        self, finished: Sequence[Submission], asset_ids: Mapping[UUID, Sequence[UUID]]
+        self,
+        finished: Sequence[Submission],
+        asset_ids: Mapping[UUID, Sequence[UUID]],
+        *,
+        model: Model | None = None,
     ) -> set[UUID]:
         inserted: set[UUID] = set()
+        if model is not None:
+            now = self._data.models.get(model.id)
+            if now is None or not now.is_active or now.updated_at != model.updated_at:
+                return inserted
         for submission in finished:
             key = submission.idempotency_key
             if (
