@@ -77,7 +77,7 @@ class SqlUnitOfWork:
     def __init__(
         self,
         engine: AsyncEngine,
-        on_events_committed: Callable[[], None] | None = None,
+        on_events_committed: Callable[[bool], None] | None = None,
         *,
         read_only: bool = False,
         on_work_committed: Callable[[], None] | None = None,
@@ -158,8 +158,9 @@ class SqlUnitOfWork:
             raise RuntimeError("a read-only unit of work cannot commit")
         await self.connection.commit()
         if self.events.appended and self._on_events_committed is not None:
-            self.events.appended = False
-            self._on_events_committed()
+            revokes = self.events.revokes
+            self.events.appended = self.events.revokes = False
+            self._on_events_committed(revokes)
         # Only a repository this transaction used can have queued work (see _Repository).
         submissions: SqlSubmissionRepository | None = self.__dict__.get("submissions")
         if submissions is not None and submissions.has_enqueued:

@@ -400,9 +400,12 @@ def unit_of_work_factory(
             bell.ring()
         notifier.poke(WORK_CHANNEL)
 
+    def events_committed(revokes: bool) -> None:
+        notifier.poke(is_plain=not revokes)
+
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(
-            engine, on_events_committed=notifier.poke, on_work_committed=work_committed
+            engine, on_events_committed=events_committed, on_work_committed=work_committed
         )
 
     return uow, notifier
