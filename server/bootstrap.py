@@ -241,7 +241,11 @@ def build_readiness(
 
 def build_runtimes(settings: Settings) -> dict[str, ModelRuntime]:
     runtimes: dict[str, ModelRuntime] = {
-        "local": LocalModelRuntime(settings.models_path, max_workers=settings.inference_threads)
+        "local": LocalModelRuntime(
+            settings.models_path,
+            max_workers=settings.inference_threads,
+            inline_seconds=settings.inference_inline_ms / 1000,
+        )
     }
     if settings.sagemaker_region:
         runtimes["sagemaker"] = SageMakerRuntime(

@@ -11,7 +11,7 @@ import pytest
 
 from domain.models import JSONValue, Model, ModelDefinition, ModelFailure
 from integrations.models.directory import ModelDirectory
-from integrations.models.local import LocalModelRuntime
+from integrations.models.local import RECENT_CALLS, LocalModelRuntime
 
 IRIS_KEYS = ("sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm")
 # Textbook samples: rows 1, 51 and 101 of Fisher's iris data.
@@ -175,3 +175,36 @@ async def test_artifacts_are_loaded_once_and_cached(tmp_path: Path, iris: Model)
     finally:
         runtime.close()
     assert second.prediction == first.prediction
+
+
+async def test_a_model_measured_fast_runs_on_the_event_loop_for_batches_no_larger(
+    directory: Path, iris: Model
+) -> None:
+    # A budget no call can exceed: what is judged is the rule, not this machine's speed.
+    runtime = LocalModelRuntime(directory, inline_seconds=3600.0)
+    for _ in range(RECENT_CALLS - 1):
+        await runtime.predict(iris, [SETOSA, SETOSA])
+    pooled = await runtime.predict(iris, [SETOSA])
+    runtime.close()  # the pool takes nothing more: what still answers ran on the loop
+
+    assert runtime.runs_inline(iris, 2)
+    assert not runtime.runs_inline(iris, 3)  # larger than any batch measured
+    [inline] = await runtime.predict(iris, [SETOSA])
+    assert (inline.prediction, inline.alternatives) == (
+        pooled[0].prediction,
+        pooled[0].alternatives,
+    )
+    with pytest.raises(RuntimeError):
+        await runtime.predict(iris, [SETOSA, SETOSA, SETOSA])
+
+
+async def test_without_an_inline_budget_every_call_goes_to_the_pool(
+    directory: Path, iris: Model
+) -> None:
+    runtime = LocalModelRuntime(directory)
+    try:
+        for _ in range(RECENT_CALLS + 1):
+            await runtime.predict(iris, [SETOSA])
+        assert not runtime.runs_inline(iris, 1)
+    finally:
+        runtime.close()
