@@ -18,7 +18,14 @@ from domain.history import SubmissionFilter
 from domain.models import JSONValue, Model, ModelDefinition
 from domain.pagination import Page, PageRequest
 from domain.principal import Identity
-from domain.submissions import ClaimEnd, Prediction, Result, Submission, SubmissionStatus
+from domain.submissions import (
+    ClaimEnd,
+    FinishedRun,
+    Prediction,
+    Result,
+    Submission,
+    SubmissionStatus,
+)
 from domain.users import User, UserFilter
 from domain.webhooks import (
     DeliveryAttempt,
@@ -137,16 +144,17 @@ class SubmissionRepository(Protocol):
         """Give back unstarted claims: PENDING again, the attempt not counted."""
         ...
 
-    async def add_finished_many(
+    async def add_finished_runs(
         self,
-        finished: Sequence[Submission],
+        runs: Sequence[FinishedRun],
         asset_ids: Mapping[UUID, Sequence[UUID]],
         *,
         model: Model | None = None,
     ) -> set[UUID]:
-        """Insert submissions already finished (one statement, their assets in one more),
-        leaving out each whose owner used its idempotency key before; the ids inserted.
-        With `model`, nothing unless that model is still active and as it was read (its
+        """Insert submissions already finished with their results and events (one
+        statement, their assets in one more), leaving out each whose owner used its
+        idempotency key before, with its result and events; the ids inserted. With
+        `model`, nothing unless that model is still active and as it was read (its
         updated_at unchanged)."""
         ...
 

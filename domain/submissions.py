@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
 from domain.errors import Conflict
+from domain.events import NewEvent
 from domain.models import JSONValue
 
 
@@ -94,3 +96,13 @@ class Prediction:
     confidence: float | None
     alternatives: tuple[Alternative, ...]
     processing_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """A submission that ran before it was stored (runInference): as it ended, its result
+    (None when it failed) and its events, in order."""
+
+    submission: Submission
+    result: Result | None
+    events: Sequence[NewEvent]

@@ -157,12 +157,15 @@ class SqlUnitOfWork:
         if self._read_only:
             raise RuntimeError("a read-only unit of work cannot commit")
         await self.connection.commit()
-        if self.events.appended and self._on_events_committed is not None:
+        # Only a repository this transaction used can have queued work (see _Repository).
+        submissions: SqlSubmissionRepository | None = self.__dict__.get("submissions")
+        appended = submissions is not None and submissions.has_events
+        if submissions is not None:
+            submissions.has_events = False
+        if (appended or self.events.appended) and self._on_events_committed is not None:
             revokes = self.events.revokes
             self.events.appended = self.events.revokes = False
             self._on_events_committed(revokes)
-        # Only a repository this transaction used can have queued work (see _Repository).
-        submissions: SqlSubmissionRepository | None = self.__dict__.get("submissions")
         if submissions is not None and submissions.has_enqueued:
             submissions.has_enqueued = False
             if self._on_work_committed is not None:

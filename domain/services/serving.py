@@ -34,7 +34,7 @@ from domain.services.submissions import (
     submission_event,
 )
 from domain.services.waiting import SubmissionWatch, wait_until_finished
-from domain.submissions import Result, Submission, SubmissionStatus
+from domain.submissions import FinishedRun, Result, Submission, SubmissionStatus
 from domain.validation import schema_errors
 
 logger = logging.getLogger(__name__)
@@ -253,16 +253,9 @@ def _finite(outcome: Outcome) -> Outcome:
     return ModelFailure("the model answered with a number that is not finite", is_transient=False)
 
 
-@dataclass(frozen=True, slots=True)
-class _Finished:
-    submission: Submission
-    result: Result | None
-    events: list[NewEvent]
-
-
 def _finished(
     submission: Submission, model: Model, outcome: Outcome, started: datetime, ended: datetime
-) -> _Finished:
+) -> FinishedRun:
     """The submission as it ends, with the events a queued one would have had, in order."""
     running = replace(submission, status=SubmissionStatus.RUNNING, attempts=1, updated_at=started)
     events = [
@@ -274,7 +267,7 @@ def _finished(
             running, status=SubmissionStatus.FAILED, error=str(outcome), updated_at=ended
         )
         events.append(submission_event(EventType.SUBMISSION_FAILED, failed))
-        return _Finished(failed, None, events)
+        return FinishedRun(failed, None, events)
     done = replace(running, status=SubmissionStatus.SUCCEEDED, updated_at=ended)
     result = result_of(done, model, outcome, done.updated_at)
     events += [
@@ -286,7 +279,7 @@ def _finished(
             payload=result_payload(result),
         ),
     ]
-    return _Finished(done, result, events)
+    return FinishedRun(done, result, events)
 
 
 async def record_group(
@@ -297,9 +290,9 @@ async def record_group(
     started: datetime,
     ended: datetime,
 ) -> list[Answer | Exception]:
-    """Write the group in one transaction: one INSERT each for its submissions (already
-    finished), results and events. A call whose idempotency key was used meanwhile (a
-    concurrent call with the same key) is answered with the first submission instead.
+    """Write the group in one statement and its commit: its submissions (already finished),
+    results and events (see add_finished_runs). A call whose idempotency key was used
+    meanwhile (a concurrent call with the same key) is answered with the first submission.
     Raises ModelChanged, writing nothing, when `model` is no longer as it was read."""
     finished = [
         _finished(c.submission, model, o, started, ended)
@@ -307,15 +300,11 @@ async def record_group(
     ]
     assets = {c.submission.id: c.asset_ids for c in calls if c.asset_ids}
     async with uow() as writer:
-        inserted = await writer.submissions.add_finished_many(
-            [f.submission for f in finished], assets, model=model
-        )
+        inserted = await writer.submissions.add_finished_runs(finished, assets, model=model)
         if not inserted and not await _all_replays(writer, model, calls):
             raise ModelChanged(model.id)
-        kept = [f for f in finished if f.submission.id in inserted]
-        await writer.results.add_many([f.result for f in kept if f.result is not None])
-        await writer.events.append([e for f in kept for e in f.events])
         await writer.commit()
+    kept = [f for f in finished if f.submission.id in inserted]
     answers: dict[UUID, Answer | Exception] = {
         f.submission.id: (f.submission, f.result) for f in kept
     }

@@ -21,7 +21,7 @@ from domain.models import Model, ModelDefinition
 from domain.pagination import Page, PageRequest, keyset_of
 from domain.ports import PresignedUpload, QueueStats
 from domain.principal import Identity
-from domain.submissions import ClaimEnd, Result, Submission, SubmissionStatus
+from domain.submissions import ClaimEnd, FinishedRun, Result, Submission, SubmissionStatus
 from domain.users import User, UserFilter
 from domain.webhooks import (
     DeliveryAttempt,
@@ -420,9 +420,9 @@ class FakeSubmissionRepository:
             )
             row.lease_expires_at = None
 
-    async def add_finished_many(
+    async def add_finished_runs(
         self,
-        finished: Sequence[Submission],
+        runs: Sequence[FinishedRun],
         asset_ids: Mapping[UUID, Sequence[UUID]],
         *,
         model: Model | None = None,
@@ -432,7 +432,8 @@ class FakeSubmissionRepository:
             now = self._data.models.get(model.id)
             if now is None or not now.is_active or now.updated_at != model.updated_at:
                 return inserted
-        for submission in finished:
+        for run in runs:
+            submission = run.submission
             key = submission.idempotency_key
             if (
                 key is not None
@@ -442,6 +443,9 @@ class FakeSubmissionRepository:
             self._data.submissions[submission.id] = QueueRow(submission, submission.created_at)
             if asset_ids.get(submission.id):
                 self._data.submission_assets[submission.id] = list(asset_ids[submission.id])
+            if run.result is not None:
+                self._data.results[run.result.id] = run.result
+            self._data.events.extend(run.events)
             inserted.add(submission.id)
         return inserted
 

@@ -22,7 +22,7 @@ from domain.services.batcher import BatchPolicy
 from domain.services.serving import ServingPolicy, SynchronousInference
 from domain.services.submissions import SubmissionRequest
 from domain.services.waiting import SubmissionWatch
-from domain.submissions import Prediction, Submission, SubmissionStatus
+from domain.submissions import FinishedRun, Prediction, SubmissionStatus
 from tests.unit.fakes import FakeClock, FakeData, FakeUnitOfWork
 
 SCHEMA: dict[str, Any] = {
@@ -97,23 +97,23 @@ class Writes:
 
     def __call__(self) -> FakeUnitOfWork:
         uow = FakeUnitOfWork(self.data)
-        original = uow.submissions.add_finished_many
+        original = uow.submissions.add_finished_runs
         read_models = uow.models.get_many
 
         async def counted(
-            finished: Sequence[Submission],
+            runs: Sequence[FinishedRun],
             asset_ids: Mapping[uuid.UUID, Sequence[uuid.UUID]],
             *,
             model: Model | None = None,
         ) -> set[uuid.UUID]:
             self.group_writes += 1
-            return await original(finished, asset_ids, model=model)
+            return await original(runs, asset_ids, model=model)
 
         async def models_read(ids: Sequence[uuid.UUID]) -> list[Model | None]:
             self.model_reads += 1
             return await read_models(ids)
 
-        uow.submissions.add_finished_many = counted  # type: ignore[method-assign]  # a spy
+        uow.submissions.add_finished_runs = counted  # type: ignore[method-assign]  # a spy
         uow.models.get_many = models_read  # type: ignore[method-assign]  # a spy
         return uow
 
