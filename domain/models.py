@@ -22,6 +22,8 @@ class Model:
     runtime_config: dict[str, JSONValue] = field(default_factory=dict)
     is_active: bool = True
     created_at: datetime | None = None
+    # Changes whenever the model is registered again: a cached copy is current while it holds.
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

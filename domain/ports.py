@@ -23,7 +23,14 @@ from domain.monitoring_ports import (
 )
 from domain.pagination import Page, PageRequest
 from domain.principal import Identity
-from domain.submissions import ClaimEnd, Prediction, Result, Submission, SubmissionStatus
+from domain.submissions import (
+    ClaimEnd,
+    FinishedRun,
+    Prediction,
+    Result,
+    Submission,
+    SubmissionStatus,
+)
 from domain.users import User, UserFilter
 from domain.webhooks import (
     DeliveryAttempt,
@@ -142,11 +149,18 @@ class SubmissionRepository(Protocol):
         """Give back unstarted claims: PENDING again, the attempt not counted."""
         ...
 
-    async def add_finished_many(
-        self, finished: Sequence[Submission], asset_ids: Mapping[UUID, Sequence[UUID]]
+    async def add_finished_runs(
+        self,
+        runs: Sequence[FinishedRun],
+        asset_ids: Mapping[UUID, Sequence[UUID]],
+        *,
+        model: Model | None = None,
     ) -> set[UUID]:
-        """Insert submissions already finished (one statement, their assets in one more),
-        leaving out each whose owner used its idempotency key before; the ids inserted."""
+        """Insert submissions already finished with their results and events (one
+        statement, their assets in one more), leaving out each whose owner used its
+        idempotency key before, with its result and events; the ids inserted. With
+        `model`, nothing unless that model is still active and as it was read (its
+        updated_at unchanged)."""
         ...
 
     async def get_by_idempotency_keys(

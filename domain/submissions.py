@@ -9,6 +9,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from domain.errors import Conflict, InvalidInput
+from domain.events import NewEvent
 from domain.models import JSONValue
 
 # Submission metadata: a client's own labels (an order number, a device), bounded so a
@@ -141,3 +142,13 @@ class Prediction:
     confidence: float | None
     alternatives: tuple[Alternative, ...]
     processing_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """A submission that ran before it was stored (runInference): as it ended, its result
+    (None when it failed) and its events, in order."""
+
+    submission: Submission
+    result: Result | None
+    events: Sequence[NewEvent]

@@ -22,9 +22,13 @@ logger = logging.getLogger(__name__)
 CHANNEL = "assay_events"
 # Submissions became due (created, retried, released): inference workers LISTEN here.
 WORK_CHANNEL = "assay_work"
+# The payload of a hint whose transactions appended no PRINCIPAL_REVOKED. Any other payload
+# (the empty one of earlier versions included) may stand for a revocation.
+PLAIN_HINT = "plain"
 EventHandler = Callable[[Sequence[Event]], Awaitable[None]]
-# "caught_up": listening, and every event committed before the last notification delivered;
-# "pending": a notification came in and its events are not delivered yet;
+# "caught_up": listening, and every event committed before the last notification that may
+# carry a revocation delivered;
+# "pending": such a notification came in and its events are not delivered yet;
 # "disconnected": not listening (events are replayed after reconnecting).
 ListenerState = Literal["caught_up", "pending", "disconnected"]
 StateObserver = Callable[[ListenerState], None]
@@ -74,20 +78,23 @@ class OutboxNotifier:
     def __init__(self, engine: AsyncEngine, tick_seconds: float = 0.01) -> None:
         self._engine = engine
         self._tick = tick_seconds
-        self._wanted: set[str] = set()
+        self._wanted: dict[str, str] = {}  # channel -> payload
         self._task: asyncio.Task[None] | None = None
 
-    def poke(self, channel: str = CHANNEL) -> None:
-        self._wanted.add(channel)
+    def poke(self, channel: str = CHANNEL, *, is_plain: bool = False) -> None:
+        """`is_plain`: the committed events hold no revocation (see PLAIN_HINT); a tick's
+        hint is plain only when every poke of it was."""
+        is_plain = is_plain and self._wanted.get(channel, PLAIN_HINT) == PLAIN_HINT
+        self._wanted[channel] = PLAIN_HINT if is_plain else ""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         while self._wanted:
-            channels, self._wanted = sorted(self._wanted), set()
+            channels, self._wanted = sorted(self._wanted.items()), {}
             try:
                 async with self._engine.connect() as conn:
-                    hints = [sa.func.pg_notify(c, "") for c in channels]
+                    hints = [sa.func.pg_notify(c, payload) for c, payload in channels]
                     await conn.execute(sa.select(*hints))
                     await conn.commit()
             except Exception:
@@ -167,9 +174,13 @@ class EventListener:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
 
-    def _on_notify(self, *_: object) -> None:
-        self._notifications += 1
-        self._on_state("pending")
+    def _on_notify(self, *heard: object) -> None:
+        # (connection, pid, channel, payload) for a notification; (connection,) at a drop.
+        if heard[3:] != (PLAIN_HINT,):
+            # It may carry a revocation: what trusts this process to have heard every one
+            # (cached sign-ins) must not until its events are delivered.
+            self._notifications += 1
+            self._on_state("pending")
         self._wake.set()
 
     async def _drain(self) -> None:

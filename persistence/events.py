@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.events import NewEvent
+from domain.events import EventType, NewEvent
 from persistence.bulk import column_arrays, unnest_insert
 from persistence.tables import events
 
@@ -18,6 +18,7 @@ class SqlEventRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self.appended = False
+        self.revokes = False  # a PRINCIPAL_REVOKED among what was appended
 
     async def append(self, new_events: Sequence[NewEvent]) -> None:
         if not new_events:
@@ -34,3 +35,4 @@ class SqlEventRepository:
         # One statement whatever the count; ids are taken in the list's order.
         await self._conn.execute(_insert, column_arrays(events, _COLUMNS, rows))
         self.appended = True
+        self.revokes |= any(e.type is EventType.PRINCIPAL_REVOKED for e in new_events)

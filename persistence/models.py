@@ -28,6 +28,7 @@ _COLUMNS = (
     models.c.runtime_config,
     models.c.is_active,
     models.c.created_at,
+    models.c.updated_at,
 )
 
 
@@ -43,6 +44,7 @@ def _model(row: Row) -> Model:
         runtime_config,
         is_active,
         created_at,
+        updated_at,
     ) = row
     return Model(
         id=id_,
@@ -55,6 +57,7 @@ def _model(row: Row) -> Model:
         runtime_config=runtime_config,
         is_active=is_active,
         created_at=created_at,
+        updated_at=updated_at,
     )
 
 

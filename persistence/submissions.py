@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.history import EVERY_SUBMISSION, SubmissionFilter
+from domain.models import Model
 from domain.pagination import Page, PageRequest
 from domain.ports import QueueStats
 from domain.submissions import (
     Alternative,
     ClaimEnd,
+    FinishedRun,
     MetadataEntry,
     Result,
     Submission,
@@ -38,9 +42,9 @@ from persistence.batching import (
     pages_statement,
     rows_for_keys,
 )
-from persistence.bulk import column_arrays, unnest_insert
+from persistence.bulk import column_arrays, unnest_insert, unnest_rows
 from persistence.driver import reusable
-from persistence.tables import results, submission_assets, submissions
+from persistence.tables import events, models, results, submission_assets, submissions
 from persistence.turns import in_turns
 
 # The columns _submission reads, in the order it unpacks them: not the claim's
@@ -302,14 +306,74 @@ _release_many = (
 )
 
 
-_insert_unless_key_used = (
-    insert(submissions)
-    .on_conflict_do_nothing(
-        index_elements=[submissions.c.owner_id, submissions.c.idempotency_key],
-        index_where=submissions.c.idempotency_key.is_not(None),
+@functools.cache
+def _insert_finished(names: tuple[str, ...], *, if_model_current: bool) -> sa.Insert:
+    """A group's submissions from one array per column (see bulk.py), leaving out each whose
+    idempotency key was used; with `if_model_current`, none at all unless the model is still
+    as the caller read it (active, not registered again since; bound as model_id and
+    model_updated_at): the check read of a cached model, folded into the write."""
+    rows = unnest_rows(submissions, names)
+    if if_model_current:
+        current = sa.select(models.c.id).where(
+            models.c.id == sa.bindparam("model_id", type_=sa.Uuid),
+            models.c.is_active,
+            models.c.updated_at == sa.bindparam("model_updated_at", type_=_moment),
+        )
+        rows = rows.where(current.exists())
+    return (
+        insert(submissions)
+        .from_select(list(names), rows)
+        .on_conflict_do_nothing(
+            index_elements=[submissions.c.owner_id, submissions.c.idempotency_key],
+            index_where=submissions.c.idempotency_key.is_not(None),
+        )
+        .returning(submissions.c.id)
     )
-    .returning(submissions.c.id)
-)
+
+
+_EVENT_NAMES = ("type", "owner_id", "subject_id", "payload")
+
+
+def _events_of(kept: sa.CTE) -> sa.Insert:
+    """The events of the kept submissions, bound as e_<column> with e_submission_id (the
+    submission each belongs to); ids taken in the arrays' order."""
+    arrays = [
+        sa.bindparam("e_type", type_=postgresql.ARRAY(sa.Text)),
+        sa.bindparam("e_owner_id", type_=postgresql.ARRAY(sa.Uuid)),
+        sa.bindparam("e_subject_id", type_=postgresql.ARRAY(sa.Uuid)),
+        sa.bindparam("e_payload", type_=postgresql.ARRAY(sa.Text)),
+        sa.bindparam("e_submission_id", type_=postgresql.ARRAY(sa.Uuid)),
+    ]
+    rows = (
+        sa.func.unnest(*arrays)
+        .table_valued(*_EVENT_NAMES, "submission_id", with_ordinality="position")
+        .render_derived(name="e")
+    )
+    picked = sa.select(
+        rows.c.type, rows.c.owner_id, rows.c.subject_id, sa.cast(rows.c.payload, JSONB)
+    )
+    kept_rows = picked.where(rows.c.submission_id.in_(sa.select(kept.c.id))).order_by(
+        rows.c.position
+    )
+    return sa.insert(events).from_select(list(_EVENT_NAMES), kept_rows)
+
+
+@functools.cache
+def _record_runs(names: tuple[str, ...], *, if_model_current: bool) -> sa.Select[UUID]:
+    """One statement for a group of finished runs: WITH kept AS (its submissions INSERT),
+    its results and its events INSERTs (of the kept rows only), SELECT the kept ids. A
+    row's result references its submission inserted by the same statement: the foreign
+    key is checked at the statement's end."""
+    kept = _insert_finished(names, if_model_current=if_model_current).cte("kept")
+    result_rows = unnest_rows(results, _RESULT_NAMES, prefix="r_")
+    result_rows = result_rows.where(
+        result_rows.selected_columns.submission_id.in_(sa.select(kept.c.id))
+    )
+    written = sa.insert(results).from_select(list(_RESULT_NAMES), result_rows)
+    return sa.select(kept.c.id).add_cte(
+        written.returning(results.c.id).cte("results_written"),
+        _events_of(kept).returning(events.c.id).cte("events_written"),
+    )
 
 
 class SqlSubmissionCommands:
@@ -318,6 +382,8 @@ class SqlSubmissionCommands:
     _conn: AsyncConnection
     # Whether this transaction made work due: the unit of work wakes the workers after commit.
     has_enqueued: bool
+    # Whether it appended events (add_finished_runs): the unit of work signals them too.
+    has_events: bool
 
     async def add(
         self, submission: Submission, asset_ids: Sequence[UUID]
@@ -452,6 +518,7 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self.has_enqueued = False
+        self.has_events = False
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Submission | None]:
         return await rows_for_keys(self._conn, _submissions_by_id, ids, _submission)
@@ -483,15 +550,37 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
             self._conn, statement, owner_ids, _filter_values(status, where)
         )
 
-    async def add_finished_many(
-        self, finished: Sequence[Submission], asset_ids: Mapping[UUID, Sequence[UUID]]
+    async def add_finished_runs(
+        self,
+        runs: Sequence[FinishedRun],
+        asset_ids: Mapping[UUID, Sequence[UUID]],
+        *,
+        model: Model | None = None,
     ) -> set[UUID]:
-        """One INSERT ... ON CONFLICT DO NOTHING RETURNING for the group (a used idempotency
-        key leaves its row out), then one for the assets of the rows inserted."""
-        if not finished:
+        """One statement for the group (see _record_runs: a used idempotency key leaves its
+        row, result and events out; a `model` no longer current, every row), then one
+        INSERT for the assets of the rows inserted."""
+        if not runs:
             return set()
-        rows = [_row_values(s) | {"error": s.error} for s in finished]
-        inserted = {row[0] for row in await self._conn.execute(_insert_unless_key_used, rows)}
+        rows = [_row_values(r.submission) | {"error": r.submission.error} for r in runs]
+        names = tuple(rows[0])
+        written = [r.result for r in runs if r.result is not None]
+        changes = [(r.submission.id, e) for r in runs for e in r.events]
+        values: dict[str, object] = {
+            **column_arrays(submissions, names, rows),
+            **column_arrays(results, _RESULT_NAMES, list(map(_result_row, written)), "r_"),
+            "e_type": [e.type.value for _, e in changes],
+            "e_owner_id": [e.owner_id for _, e in changes],
+            "e_subject_id": [e.subject_id for _, e in changes],
+            "e_payload": [orjson.dumps(e.payload).decode() for _, e in changes],
+            "e_submission_id": [s for s, _ in changes],
+        }
+        if model is not None:
+            values |= {"model_id": model.id, "model_updated_at": model.updated_at}
+        statement = _record_runs(names, if_model_current=model is not None)
+        inserted = {row[0] for row in await self._conn.execute(statement, values)}
+        self.has_events |= bool(inserted) and bool(changes)
+        finished = [r.submission for r in runs]
         links = [
             {"submission_id": s.id, "asset_id": a, "position": n}
             for s in finished

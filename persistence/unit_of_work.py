@@ -83,15 +83,19 @@ class SqlUnitOfWork:
     def __init__(
         self,
         engine: AsyncEngine,
-        on_events_committed: Callable[[], None] | None = None,
+        on_events_committed: Callable[[bool], None] | None = None,
         *,
         read_only: bool = False,
         on_work_committed: Callable[[], None] | None = None,
+        single_statement: bool = False,
     ) -> None:
+        """`single_statement`: every statement commits as it runs (no BEGIN and COMMIT round
+        trips), for a use case whose write is one statement; commit() then only signals."""
         self._engine = engine
         self._on_events_committed = on_events_committed
         self._on_work_committed = on_work_committed
         self._read_only = read_only
+        self._autocommits = read_only or single_statement
         self._conn: AsyncConnection | None = None
         self._depth = 0
 
@@ -105,8 +109,8 @@ class SqlUnitOfWork:
     async def _connect(self) -> AsyncConnection:
         try:
             conn = await self._engine.connect()
-            if self._read_only:
-                # Reads only: each statement on its own, no BEGIN/ROLLBACK round trips.
+            if self._autocommits:
+                # Each statement on its own, no BEGIN/ROLLBACK round trips.
                 # Set on the sync connection: asyncpg's adapter only records the level (no
                 # I/O), so the greenlet hand-off of the async call is not needed.
                 assert conn.sync_connection is not None
@@ -163,11 +167,15 @@ class SqlUnitOfWork:
         if self._read_only:
             raise RuntimeError("a read-only unit of work cannot commit")
         await self.connection.commit()
-        if self.events.appended and self._on_events_committed is not None:
-            self.events.appended = False
-            self._on_events_committed()
         # Only a repository this transaction used can have queued work (see _Repository).
         submissions: SqlSubmissionRepository | None = self.__dict__.get("submissions")
+        appended = submissions is not None and submissions.has_events
+        if submissions is not None:
+            submissions.has_events = False
+        if (appended or self.events.appended) and self._on_events_committed is not None:
+            revokes = self.events.revokes
+            self.events.appended = self.events.revokes = False
+            self._on_events_committed(revokes)
         if submissions is not None and submissions.has_enqueued:
             submissions.has_enqueued = False
             if self._on_work_committed is not None:

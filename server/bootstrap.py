@@ -254,7 +254,11 @@ def build_readiness(
 
 def build_runtimes(settings: Settings) -> dict[str, ModelRuntime]:
     runtimes: dict[str, ModelRuntime] = {
-        "local": LocalModelRuntime(settings.models_path, max_workers=settings.inference_threads)
+        "local": LocalModelRuntime(
+            settings.models_path,
+            max_workers=settings.inference_threads,
+            inline_seconds=settings.inference_inline_ms / 1000,
+        )
     }
     if settings.sagemaker_region:
         runtimes["sagemaker"] = SageMakerRuntime(
@@ -293,6 +297,7 @@ def synchronous_inference(
     reads: UnitOfWorkFactory,
     runtimes: Mapping[str, ModelRuntime],
     watch: SubmissionWatch,
+    one_statement: UnitOfWorkFactory | None = None,
 ) -> SynchronousInference:
     return SynchronousInference(
         uow,
@@ -301,6 +306,7 @@ def synchronous_inference(
         clock=utc_now,
         watch=watch,
         reads=reads,
+        one_statement=one_statement,
         observer=metrics.ServingMetrics(),
     )
 
@@ -411,6 +417,20 @@ def read_unit_of_work_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
     return lambda: SqlUnitOfWork(engine, read_only=True)
 
 
+def single_statement_unit_of_work_factory(
+    engine: AsyncEngine, notifier: OutboxNotifier
+) -> UnitOfWorkFactory:
+    """Units of work whose one write commits as it runs (runInference's group without
+    assets): no BEGIN and COMMIT round trips; listeners are signalled as after a commit."""
+
+    def events_committed(revokes: bool) -> None:
+        notifier.poke(is_plain=not revokes)
+
+    return lambda: SqlUnitOfWork(
+        engine, on_events_committed=events_committed, single_statement=True
+    )
+
+
 def unit_of_work_factory(
     engine: AsyncEngine, bell: WorkBell | None = None
 ) -> tuple[UnitOfWorkFactory, OutboxNotifier]:
@@ -423,9 +443,12 @@ def unit_of_work_factory(
             bell.ring()
         notifier.poke(WORK_CHANNEL)
 
+    def events_committed(revokes: bool) -> None:
+        notifier.poke(is_plain=not revokes)
+
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(
-            engine, on_events_committed=notifier.poke, on_work_committed=work_committed
+            engine, on_events_committed=events_committed, on_work_committed=work_committed
         )
 
     return uow, notifier
@@ -576,7 +599,8 @@ def build_app(
         else BackgroundTasks(always)
     )
     reads = read_unit_of_work_factory(engine)
-    inference = synchronous_inference(settings, uow, reads, runtimes, watch)
+    one_statement = single_statement_unit_of_work_factory(engine, notifier)
+    inference = synchronous_inference(settings, uow, reads, runtimes, watch, one_statement)
     jwks: Any = issuer.jwks if issuer is not None else None
     verifier = build_verifier(settings, issuer)
     deps = AppDependencies(

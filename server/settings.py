@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(default=60.0, ge=1)
     worker_poll_seconds: float = Field(default=0.2, gt=0, le=60)
     inference_threads: int = Field(default=2, ge=1, le=64)
+    # A local model whose recent calls each took less runs on the event loop (0: never).
+    inference_inline_ms: float = Field(default=1.0, ge=0, le=100)
     # runInference: concurrent calls of one model grouped into one predict call and one
     # group commit; 0 ms of delay takes what queued while the previous group ran.
     inference_max_batch_size: int = Field(default=32, ge=1, le=1000)

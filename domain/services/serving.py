@@ -20,7 +20,7 @@ from domain.errors import Conflict, InvalidInput
 from domain.event_payloads import result_payload
 from domain.events import EventType, NewEvent
 from domain.models import JSONValue, Model, ModelFailure
-from domain.ports import Clock, ModelRuntime, ServingObserver, UnitOfWorkFactory
+from domain.ports import Clock, ModelRuntime, ServingObserver, UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
 from domain.services.batcher import BatchPolicy, DynamicBatcher
 from domain.services.inference import Outcome, predict, result_of
@@ -35,7 +35,7 @@ from domain.services.submissions import (
     submission_event,
 )
 from domain.services.waiting import SubmissionWatch, wait_until_finished
-from domain.submissions import Result, Submission, SubmissionStatus
+from domain.submissions import FinishedRun, Result, Submission, SubmissionStatus
 from domain.validation import schema_errors
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,14 @@ Answer = tuple[Submission, Result | None]
 # runtime_config keys a model's manifest may set its own batching with.
 MAX_BATCH_SIZE_KEY = "max_batch_size"
 MAX_BATCH_DELAY_KEY = "max_batch_delay_ms"
+# Runs of a call whose cached model turned out stale at the write (registered again).
+_ATTEMPTS = 3
+_MAX_CACHED_MODELS = 1_000
+
+
+class ModelChanged(Exception):
+    """The group's model was registered again or deactivated after it was read: its group
+    wrote nothing, and its callers run again against the model as it is now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +96,15 @@ class SynchronousInference:
         clock: Clock,
         watch: SubmissionWatch,
         reads: UnitOfWorkFactory | None = None,
+        one_statement: UnitOfWorkFactory | None = None,
         observer: ServingObserver | None = None,
         ticks: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """`one_statement`: units of work whose statements each commit as they run, for a
+        group whose write is one statement (no assets to link); `uow` otherwise."""
         self._uow = uow
         self._reads = reads or uow
+        self._one_statement = one_statement or uow
         self._runtimes = runtimes
         self._policy = policy
         self._clock = clock
@@ -102,6 +114,9 @@ class SynchronousInference:
         self._batcher: DynamicBatcher[Model, Call, Answer] = DynamicBatcher(
             self._answer_group, on_wait=self._waited, ticks=ticks
         )
+        # Active models as last read: a plain call reads nothing before its group's write,
+        # which inserts nothing unless the model is still as read (ModelChanged otherwise).
+        self._models: dict[UUID, Model] = {}
 
     async def run(self, principal: Principal, request: SubmissionRequest) -> Answer:
         """The submission finished (or, past the timeout, as it is) with its result."""
@@ -111,13 +126,25 @@ class SynchronousInference:
             raise InvalidInput(
                 {"input.idempotencyKey": f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"}
             )
-        model, earlier = await self._checked(principal, request)
-        if earlier is not None:
-            return earlier
-        if model.runtime not in self._runtimes:
-            return await self._through_the_queue(principal, request)
-        call = Call(_new_submission(principal, model, request, self._clock), request.asset_ids)
-        answer = await self._batcher.submit(model.id, model, self._policy.for_model(model), call)
+        for attempt in range(1, _ATTEMPTS + 1):
+            model, earlier = await self._checked(principal, request)
+            if earlier is not None:
+                return earlier
+            if model.runtime not in self._runtimes:
+                return await self._through_the_queue(principal, request)
+            call = Call(_new_submission(principal, model, request, self._clock), request.asset_ids)
+            # Keyed by the model as read, so that a group never mixes two readings of it.
+            lane = (model.id, model.updated_at)
+            try:
+                answer = await self._batcher.submit(
+                    lane, model, self._policy.for_model(model), call
+                )
+                break
+            except ModelChanged:
+                if self._models.get(model.id) is model:
+                    del self._models[model.id]
+                if attempt == _ATTEMPTS:
+                    raise Conflict("the model changed during the call; try again") from None
         if self._observer is not None:
             self._observer.answered(model.name, model.version, self._ticks() - arrived)
         return answer
@@ -129,12 +156,16 @@ class SynchronousInference:
     async def _checked(
         self, principal: Principal, request: SubmissionRequest
     ) -> tuple[Model, Answer | None]:
-        """The model, once the input and assets pass; the first answer if the key was used."""
+        """The model, once the input and assets pass; the first answer if the key was used.
+        A call with neither key nor assets reads nothing when the model is cached."""
+        cached = self._models.get(request.model_id) if request.model_id else None
+        if cached is not None and request.idempotency_key is None and not request.asset_ids:
+            _check_input(cached, request)
+            return cached, None
         async with self._reads() as uow:
             model = await _active_model(uow, request.model_id, "input.modelId")
-            problems = schema_errors(model.input_schema, request.input, "input.input")
-            if problems:
-                raise InvalidInput(problems)
+            self._remember(model)
+            _check_input(model, request)
             await _check_assets(uow, principal, request.asset_ids, "input.assetIds")
             if request.idempotency_key is None:
                 return model, None
@@ -144,6 +175,11 @@ class SynchronousInference:
                 return model, None
             [results] = await uow.results.list_for_submissions([first.id])
         return model, _replayed(first, results, model.id, request.input)
+
+    def _remember(self, model: Model) -> None:
+        if len(self._models) >= _MAX_CACHED_MODELS:
+            self._models.clear()
+        self._models[model.id] = model
 
     async def _through_the_queue(self, principal: Principal, request: SubmissionRequest) -> Answer:
         # Another process has this model's runtime: queue it, and wait to be woken.
@@ -161,7 +197,8 @@ class SynchronousInference:
         outcomes = await self._predict(model, [c.submission for c in calls])
         if self._observer is not None:
             self._observer.ran(model.name, model.version, len(calls), self._ticks() - started)
-        return await record_group(self._uow, model, calls, outcomes, started_at, self._clock())
+        writes = self._uow if any(c.asset_ids for c in calls) else self._one_statement
+        return await record_group(writes, model, calls, outcomes, started_at, self._clock())
 
     async def _predict(self, model: Model, batch: Sequence[Submission]) -> list[Outcome]:
         timeout = self._policy.timeout_seconds
@@ -183,6 +220,12 @@ class SynchronousInference:
             )
             return [failure]
         return [_finite(outcome) for outcome in outcomes]
+
+
+def _check_input(model: Model, request: SubmissionRequest) -> None:
+    problems = schema_errors(model.input_schema, request.input, "input.input")
+    if problems:
+        raise InvalidInput(problems)
 
 
 def _replayed(
@@ -216,16 +259,9 @@ def _finite(outcome: Outcome) -> Outcome:
     return ModelFailure("the model answered with a number that is not finite", is_transient=False)
 
 
-@dataclass(frozen=True, slots=True)
-class _Finished:
-    submission: Submission
-    result: Result | None
-    events: list[NewEvent]
-
-
 def _finished(
     submission: Submission, model: Model, outcome: Outcome, started: datetime, ended: datetime
-) -> _Finished:
+) -> FinishedRun:
     """The submission as it ends, with the events a queued one would have had, in order."""
     running = replace(submission, status=SubmissionStatus.RUNNING, attempts=1, updated_at=started)
     events = [
@@ -237,7 +273,7 @@ def _finished(
             running, status=SubmissionStatus.FAILED, error=str(outcome), updated_at=ended
         )
         events.append(submission_event(EventType.SUBMISSION_FAILED, failed))
-        return _Finished(failed, None, events)
+        return FinishedRun(failed, None, events)
     done = replace(running, status=SubmissionStatus.SUCCEEDED, updated_at=ended)
     result = result_of(done, model, outcome, done.updated_at)
     events += [
@@ -249,7 +285,7 @@ def _finished(
             payload=result_payload(result),
         ),
     ]
-    return _Finished(done, result, events)
+    return FinishedRun(done, result, events)
 
 
 async def record_group(
@@ -260,21 +296,19 @@ async def record_group(
     started: datetime,
     ended: datetime,
 ) -> list[Answer | Exception]:
-    """Write the group in one transaction: one INSERT each for its submissions (already
-    finished), results and events. A call whose idempotency key was used meanwhile (a
-    concurrent call with the same key) is answered with the first submission instead."""
+    """Write the group in one statement and its commit: its submissions (already finished),
+    results and events (see add_finished_runs). A call whose idempotency key was used
+    meanwhile (a concurrent call with the same key) is answered with the first submission.
+    Raises ModelChanged, writing nothing, when `model` is no longer as it was read."""
     finished = [
         _finished(c.submission, model, o, started, ended)
         for c, o in zip(calls, outcomes, strict=True)
     ]
     assets = {c.submission.id: c.asset_ids for c in calls if c.asset_ids}
     async with uow() as writer:
-        inserted = await writer.submissions.add_finished_many(
-            [f.submission for f in finished], assets
-        )
-        kept = [f for f in finished if f.submission.id in inserted]
-        await writer.results.add_many([f.result for f in kept if f.result is not None])
-        await writer.events.append([e for f in kept for e in f.events])
+        inserted = await writer.submissions.add_finished_runs(finished, assets, model=model)
+        if not inserted and not await _all_replays(writer, model, calls):
+            raise ModelChanged(model.id)
         await record_statistics(
             writer,
             model,
@@ -286,6 +320,7 @@ async def record_group(
             ended,
         )
         await writer.commit()
+    kept = [f for f in finished if f.submission.id in inserted]
     answers: dict[UUID, Answer | Exception] = {
         f.submission.id: (f.submission, f.result) for f in kept
     }
@@ -293,6 +328,15 @@ async def record_group(
     if replays:
         answers.update(await _first_answers(uow, replays))
     return [answers[c.submission.id] for c in calls]
+
+
+async def _all_replays(writer: UnitOfWork, model: Model, calls: Sequence[Call]) -> bool:
+    """Whether a group that inserted nothing was all used idempotency keys (else its model
+    changed); read only when every call has a key."""
+    if any(c.submission.idempotency_key is None for c in calls):
+        return False
+    [now] = await writer.models.get_many([model.id])
+    return now is not None and now.is_active and now.updated_at == model.updated_at
 
 
 async def _first_answers(

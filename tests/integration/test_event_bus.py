@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.events import Event, EventType
+from domain.events import Event, EventType, NewEvent, principal_revoked
 from domain.models import ModelDefinition
 from domain.principal import Principal
 from domain.services import owned, submissions
@@ -80,6 +80,41 @@ async def test_a_notify_after_commit_wakes_the_listener(
     await received.until(3, within=5.0)
     assert [e.payload["n"] for e in received.events] == [0, 1, 2]
     await notifier.close()
+
+
+async def test_only_a_hint_that_may_carry_a_revocation_makes_the_listener_pending(
+    db: AsyncEngine,
+) -> None:
+    # Under a steady flow of events, a listener made "pending" by every hint left cached
+    # sign-ins unused nearly all the time: every request signed in against the database.
+    states: list[str] = []
+    received = Received()
+    listener = EventListener(db, received, poll_seconds=30.0, on_state=states.append)
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    await asyncio.sleep(0.5)  # connected and LISTENing
+    uow, notifier = unit_of_work_factory(db)
+    owner = await make_user(db)
+    created = NewEvent(EventType.SUBMISSION_CREATED, owner, uuid.uuid4(), {})
+    try:
+        async with uow() as writer:
+            await writer.events.append([created])
+            await writer.commit()
+        await received.until(1)
+        after_plain = len(states)
+        async with uow() as writer:
+            await writer.events.append([created, principal_revoked(owner, "deactivated")])
+            await writer.commit()
+        await received.until(3)
+    finally:
+        stop.set()
+        await notifier.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    assert "pending" not in states[:after_plain]
+    assert "pending" in states[after_plain:]
 
 
 async def test_many_pokes_coalesce_into_few_notifies(db: AsyncEngine) -> None:

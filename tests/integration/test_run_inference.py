@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from graph.ids import parse_id, to_global_id
-from persistence.tables import events, results, submission_assets, submissions
+from persistence.tables import events, models, results, submission_assets, submissions
 from server.bootstrap import build_app
 from server.settings import Settings
 from tests.factories import make_asset, make_user
@@ -65,14 +65,18 @@ async def grouping_client(
 
 
 @pytest.fixture
-def inserts() -> Iterator[Counter[str]]:
-    """INSERT statements sent by any engine of this process while the test runs, by table."""
-    seen: Counter[str] = Counter()
+def inserts() -> Iterator[Counter[tuple[str, ...]]]:
+    """Statements that INSERT, sent by any engine of this process while the test runs, by
+    the tables each inserts into (a WITH of several INSERTs names them all)."""
+    seen: Counter[tuple[str, ...]] = Counter()
 
     def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        words = statement.split()
-        if words[:2] == ["INSERT", "INTO"]:
-            seen[words[2]] += 1
+        words = statement.replace("(", " ").split()
+        tables = tuple(
+            words[n + 2] for n in range(len(words) - 2) if words[n : n + 2] == ["INSERT", "INTO"]
+        )
+        if tables:
+            seen[tables] += 1
 
     event.listen(Engine, "before_cursor_execute", count)
     yield seen
@@ -116,12 +120,12 @@ async def test_run_inference_answers_with_its_stored_result_and_events_in_order(
     ]
 
 
-async def test_a_group_of_concurrent_calls_is_written_with_one_insert_per_table(
+async def test_a_group_of_concurrent_calls_is_written_with_one_statement(
     db: AsyncEngine,
     grouping_client: httpx.AsyncClient,
     token: TokenFactory,
     default_models: dict[str, str],
-    inserts: Counter[str],
+    inserts: Counter[tuple[str, ...]],
 ) -> None:
     iris = default_models["iris-species"]
     callers = [token(f"user{n}@example.com") for n in range(GROUP)]
@@ -137,8 +141,8 @@ async def test_a_group_of_concurrent_calls_is_written_with_one_insert_per_table(
     answers = [b["data"]["runInference"] for b in bodies]
     assert [a["submission"]["status"] for a in answers] == ["SUCCEEDED"] * GROUP
     assert len({a["submission"]["id"] for a in answers}) == GROUP
-    # and the model's statistics: one upsert of this minute's rollup
-    assert inserts == Counter({"submissions": 1, "results": 1, "events": 1, "model_stats": 1})
+    # One statement for the group, and the model's statistics: one upsert of this minute's rollup
+    assert inserts == Counter({("submissions", "results", "events"): 1, ("model_stats",): 1})
     assert len(await _rows(db, sa.select(submissions.c.id))) == GROUP
     assert len(await _rows(db, sa.select(results.c.id))) == GROUP
     assert len(await _rows(db, sa.select(events.c.id))) == 4 * GROUP
@@ -173,6 +177,7 @@ async def test_concurrent_calls_with_one_idempotency_key_give_one_submission(
     assert len({a["result"]["id"] for a in answers}) == 1
     assert len(await _rows(db, sa.select(submissions.c.id))) == 1
     assert len(await _rows(db, sa.select(results.c.id))) == 1
+    assert len(await _rows(db, sa.select(events.c.id))) == 4  # the replays wrote none
 
 
 async def test_a_retry_with_the_key_returns_the_first_submission_and_result(
@@ -251,3 +256,28 @@ async def test_serving_metrics_by_model_and_version_follow_a_prediction(
     ):
         [line] = [row for row in text.splitlines() if row.startswith(name + labels)]
         assert float(line.split()[-1]) >= 1, line
+
+
+async def test_a_model_deactivated_or_registered_again_after_a_call_is_read_again(
+    db: AsyncEngine, client: httpx.AsyncClient, token: TokenFactory, default_models: dict[str, str]
+) -> None:
+    iris, tok = default_models["iris-species"], token("amy@example.com")
+    model = models.c.id == parse_id(iris, "Model")
+    first = await gql(client, RUN, _run(iris), tok)  # the process now holds the model
+    try:
+        async with db.begin() as conn:
+            await conn.execute(sa.update(models).where(model).values(is_active=False))
+        refused = await gql(client, RUN, _run(iris), tok)
+        async with db.begin() as conn:
+            await conn.execute(
+                sa.update(models).where(model).values(is_active=True, updated_at=sa.func.now())
+            )
+        again = await gql(client, RUN, _run(iris), tok)
+    finally:
+        async with db.begin() as conn:
+            await conn.execute(sa.update(models).where(model).values(is_active=True))
+
+    assert first["data"]["runInference"]["submission"]["status"] == "SUCCEEDED"
+    assert only_error(refused)["extensions"]["fields"] == {"input.modelId": "names no active model"}
+    assert again["data"]["runInference"]["submission"]["status"] == "SUCCEEDED"
+    assert len(await _rows(db, sa.select(submissions.c.id))) == 2

@@ -24,7 +24,7 @@ from domain.pagination import Page, PageRequest, keyset_of
 from domain.ports import PresignedUpload, QueueStats
 from domain.principal import Identity
 from domain.quality import Feedback
-from domain.submissions import ClaimEnd, Result, Submission, SubmissionStatus
+from domain.submissions import ClaimEnd, FinishedRun, Result, Submission, SubmissionStatus
 from domain.users import User, UserFilter
 from domain.webhooks import (
     DeliveryAttempt,
@@ -427,11 +427,20 @@ class FakeSubmissionRepository:
             )
             row.lease_expires_at = None
 
-    async def add_finished_many(
-        self, finished: Sequence[Submission], asset_ids: Mapping[UUID, Sequence[UUID]]
+    async def add_finished_runs(
+        self,
+        runs: Sequence[FinishedRun],
+        asset_ids: Mapping[UUID, Sequence[UUID]],
+        *,
+        model: Model | None = None,
     ) -> set[UUID]:
         inserted: set[UUID] = set()
-        for submission in finished:
+        if model is not None:
+            now = self._data.models.get(model.id)
+            if now is None or not now.is_active or now.updated_at != model.updated_at:
+                return inserted
+        for run in runs:
+            submission = run.submission
             key = submission.idempotency_key
             if (
                 key is not None
@@ -441,6 +450,9 @@ class FakeSubmissionRepository:
             self._data.submissions[submission.id] = QueueRow(submission, submission.created_at)
             if asset_ids.get(submission.id):
                 self._data.submission_assets[submission.id] = list(asset_ids[submission.id])
+            if run.result is not None:
+                self._data.results[run.result.id] = run.result
+            self._data.events.extend(run.events)
             inserted.add(submission.id)
         return inserted
 

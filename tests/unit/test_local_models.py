@@ -12,7 +12,7 @@ import pytest
 from domain.models import JSONValue, Model, ModelDefinition, ModelFailure
 from domain.monitoring import layout_of, shipped_profile
 from integrations.models.directory import ModelDirectory
-from integrations.models.local import LocalModelRuntime
+from integrations.models.local import RECENT_CALLS, LocalModelRuntime
 
 IRIS_KEYS = ("sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm")
 # Textbook samples: rows 1, 51 and 101 of Fisher's iris data.
@@ -194,3 +194,36 @@ def test_each_default_model_ships_a_reference_profile_that_fits_its_layout(
         assert sum(counts) == profile.size
         assert max(counts) < profile.size / 2 or len(set(counts)) < 4
     assert sum(profile.output) == profile.size > 100
+
+
+async def test_a_model_measured_fast_runs_on_the_event_loop_for_batches_no_larger(
+    directory: Path, iris: Model
+) -> None:
+    # A budget no call can exceed: what is judged is the rule, not this machine's speed.
+    runtime = LocalModelRuntime(directory, inline_seconds=3600.0)
+    for _ in range(RECENT_CALLS - 1):
+        await runtime.predict(iris, [SETOSA, SETOSA])
+    pooled = await runtime.predict(iris, [SETOSA])
+    runtime.close()  # the pool takes nothing more: what still answers ran on the loop
+
+    assert runtime.runs_inline(iris, 2)
+    assert not runtime.runs_inline(iris, 3)  # larger than any batch measured
+    [inline] = await runtime.predict(iris, [SETOSA])
+    assert (inline.prediction, inline.alternatives) == (
+        pooled[0].prediction,
+        pooled[0].alternatives,
+    )
+    with pytest.raises(RuntimeError):
+        await runtime.predict(iris, [SETOSA, SETOSA, SETOSA])
+
+
+async def test_without_an_inline_budget_every_call_goes_to_the_pool(
+    directory: Path, iris: Model
+) -> None:
+    runtime = LocalModelRuntime(directory)
+    try:
+        for _ in range(RECENT_CALLS + 1):
+            await runtime.predict(iris, [SETOSA])
+        assert not runtime.runs_inline(iris, 1)
+    finally:
+        runtime.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from domain.assets import Asset, AssetStatus
 from domain.errors import Conflict, InvalidInput
 from domain.events import Event, EventType
 from domain.models import JSONValue, Model, ModelFailure
@@ -22,7 +23,7 @@ from domain.services.batcher import BatchPolicy
 from domain.services.serving import ServingPolicy, SynchronousInference
 from domain.services.submissions import SubmissionRequest
 from domain.services.waiting import SubmissionWatch
-from domain.submissions import Prediction, Submission, SubmissionStatus
+from domain.submissions import FinishedRun, Prediction, SubmissionStatus
 from tests.unit.fakes import FakeClock, FakeData, FakeUnitOfWork
 
 SCHEMA: dict[str, Any] = {
@@ -93,18 +94,28 @@ class Writes:
 
     data: FakeData
     group_writes: int = 0
+    model_reads: int = 0
 
     def __call__(self) -> FakeUnitOfWork:
         uow = FakeUnitOfWork(self.data)
-        original = uow.submissions.add_finished_many
+        original = uow.submissions.add_finished_runs
+        read_models = uow.models.get_many
 
         async def counted(
-            finished: Sequence[Submission], asset_ids: Mapping[uuid.UUID, Sequence[uuid.UUID]]
+            runs: Sequence[FinishedRun],
+            asset_ids: Mapping[uuid.UUID, Sequence[uuid.UUID]],
+            *,
+            model: Model | None = None,
         ) -> set[uuid.UUID]:
             self.group_writes += 1
-            return await original(finished, asset_ids)
+            return await original(runs, asset_ids, model=model)
 
-        uow.submissions.add_finished_many = counted  # type: ignore[method-assign]  # a spy
+        async def models_read(ids: Sequence[uuid.UUID]) -> list[Model | None]:
+            self.model_reads += 1
+            return await read_models(ids)
+
+        uow.submissions.add_finished_runs = counted  # type: ignore[method-assign]  # a spy
+        uow.models.get_many = models_read  # type: ignore[method-assign]  # a spy
         return uow
 
 
@@ -342,3 +353,81 @@ async def settled_until(condition: Any, turns: int = 1000) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("the condition never held")
+
+
+async def test_a_model_read_once_is_not_read_again_for_a_plain_call() -> None:
+    data = FakeData()
+    model = add_model(data)
+    inference, writes = service(data, {"local": Runtime()})
+
+    for x in (1, 2, 3):
+        submission, _ = await inference.run(principal(), SubmissionRequest(model.id, {"x": x}))
+        assert submission.status is SubmissionStatus.SUCCEEDED
+
+    assert (writes.model_reads, writes.group_writes) == (1, 3)
+
+
+async def test_a_model_registered_again_after_it_was_read_serves_the_call_as_it_is_now() -> None:
+    data, runtime = FakeData(), Runtime()
+    model = add_model(data)
+    inference, writes = service(data, {"local": runtime})
+    await inference.run(principal(), SubmissionRequest(model.id, {"x": 1}))
+    stored = len(data.submissions)
+    # Another process registers it again with a schema this input no longer passes.
+    schema = {**SCHEMA, "required": ["x", "z"]}
+    data.models[model.id] = replace(
+        model, input_schema=schema, updated_at=datetime(2026, 1, 2, tzinfo=UTC)
+    )
+
+    with pytest.raises(InvalidInput):
+        await inference.run(principal(), SubmissionRequest(model.id, {"x": 2}))
+
+    assert len(data.submissions) == stored  # the group run against the stale copy wrote nothing
+    assert writes.model_reads == 2
+
+
+async def test_a_model_deactivated_after_it_was_read_is_refused() -> None:
+    data = FakeData()
+    model = add_model(data)
+    inference, _ = service(data, {"local": Runtime()})
+    await inference.run(principal(), SubmissionRequest(model.id, {"x": 1}))
+    data.models[model.id] = replace(model, is_active=False)
+
+    with pytest.raises(InvalidInput, match="no active model"):
+        await inference.run(principal(), SubmissionRequest(model.id, {"x": 2}))
+
+    assert len(data.submissions) == 1
+
+
+async def test_a_group_without_assets_is_written_by_a_single_statement_unit_of_work() -> None:
+    data = FakeData()
+    model = add_model(data)
+    who = principal()
+    asset = Asset(
+        id=uuid.uuid4(),
+        owner_id=who.user_id,
+        file_name="a.png",
+        content_type="image/png",
+        size_bytes=3,
+        status=AssetStatus.AVAILABLE,
+        object_key="assets/a.png",
+        upload_expires_at=None,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    data.assets[asset.id] = asset
+    transactions, single = Writes(data), Writes(data)
+    inference = SynchronousInference(
+        transactions,
+        {"local": Runtime()},
+        ServingPolicy(BatchPolicy()),
+        clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
+        watch=SubmissionWatch(),
+        one_statement=single,
+    )
+
+    await inference.run(who, SubmissionRequest(model.id, {"x": 1}))
+    assert (single.group_writes, transactions.group_writes) == (1, 0)
+    # Linking assets is a second statement: that group commits as a transaction.
+    await inference.run(who, SubmissionRequest(model.id, {"x": 2}, asset_ids=[asset.id]))
+    assert (single.group_writes, transactions.group_writes) == (1, 1)
