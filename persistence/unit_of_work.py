@@ -87,15 +87,11 @@ class SqlUnitOfWork:
         *,
         read_only: bool = False,
         on_work_committed: Callable[[], None] | None = None,
-        single_statement: bool = False,
     ) -> None:
-        """`single_statement`: every statement commits as it runs (no BEGIN and COMMIT round
-        trips), for a use case whose write is one statement; commit() then only signals."""
         self._engine = engine
         self._on_events_committed = on_events_committed
         self._on_work_committed = on_work_committed
         self._read_only = read_only
-        self._autocommits = read_only or single_statement
         self._conn: AsyncConnection | None = None
         self._depth = 0
 
@@ -109,8 +105,8 @@ class SqlUnitOfWork:
     async def _connect(self) -> AsyncConnection:
         try:
             conn = await self._engine.connect()
-            if self._autocommits:
-                # Each statement on its own, no BEGIN/ROLLBACK round trips.
+            if self._read_only:
+                # Reads only: each statement on its own, no BEGIN/ROLLBACK round trips.
                 # Set on the sync connection: asyncpg's adapter only records the level (no
                 # I/O), so the greenlet hand-off of the async call is not needed.
                 assert conn.sync_connection is not None

@@ -297,7 +297,6 @@ def synchronous_inference(
     reads: UnitOfWorkFactory,
     runtimes: Mapping[str, ModelRuntime],
     watch: SubmissionWatch,
-    one_statement: UnitOfWorkFactory | None = None,
 ) -> SynchronousInference:
     return SynchronousInference(
         uow,
@@ -306,7 +305,6 @@ def synchronous_inference(
         clock=utc_now,
         watch=watch,
         reads=reads,
-        one_statement=one_statement,
         observer=metrics.ServingMetrics(),
     )
 
@@ -415,20 +413,6 @@ def register_models(settings: Settings, database_url: str) -> int:
 def read_unit_of_work_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
     """Units of work for reads alone (the compiled query path): no transaction round trips."""
     return lambda: SqlUnitOfWork(engine, read_only=True)
-
-
-def single_statement_unit_of_work_factory(
-    engine: AsyncEngine, notifier: OutboxNotifier
-) -> UnitOfWorkFactory:
-    """Units of work whose one write commits as it runs (runInference's group without
-    assets): no BEGIN and COMMIT round trips; listeners are signalled as after a commit."""
-
-    def events_committed(revokes: bool) -> None:
-        notifier.poke(is_plain=not revokes)
-
-    return lambda: SqlUnitOfWork(
-        engine, on_events_committed=events_committed, single_statement=True
-    )
 
 
 def unit_of_work_factory(
@@ -599,8 +583,7 @@ def build_app(
         else BackgroundTasks(always)
     )
     reads = read_unit_of_work_factory(engine)
-    one_statement = single_statement_unit_of_work_factory(engine, notifier)
-    inference = synchronous_inference(settings, uow, reads, runtimes, watch, one_statement)
+    inference = synchronous_inference(settings, uow, reads, runtimes, watch)
     jwks: Any = issuer.jwks if issuer is not None else None
     verifier = build_verifier(settings, issuer)
     deps = AppDependencies(

@@ -96,15 +96,11 @@ class SynchronousInference:
         clock: Clock,
         watch: SubmissionWatch,
         reads: UnitOfWorkFactory | None = None,
-        one_statement: UnitOfWorkFactory | None = None,
         observer: ServingObserver | None = None,
         ticks: Callable[[], float] = time.perf_counter,
     ) -> None:
-        """`one_statement`: units of work whose statements each commit as they run, for a
-        group whose write is one statement (no assets to link); `uow` otherwise."""
         self._uow = uow
         self._reads = reads or uow
-        self._one_statement = one_statement or uow
         self._runtimes = runtimes
         self._policy = policy
         self._clock = clock
@@ -197,8 +193,7 @@ class SynchronousInference:
         outcomes = await self._predict(model, [c.submission for c in calls])
         if self._observer is not None:
             self._observer.ran(model.name, model.version, len(calls), self._ticks() - started)
-        writes = self._uow if any(c.asset_ids for c in calls) else self._one_statement
-        return await record_group(writes, model, calls, outcomes, started_at, self._clock())
+        return await record_group(self._uow, model, calls, outcomes, started_at, self._clock())
 
     async def _predict(self, model: Model, batch: Sequence[Submission]) -> list[Outcome]:
         timeout = self._policy.timeout_seconds

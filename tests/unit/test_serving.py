@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from domain.assets import Asset, AssetStatus
 from domain.errors import Conflict, InvalidInput
 from domain.events import Event, EventType
 from domain.models import JSONValue, Model, ModelFailure
@@ -397,37 +396,3 @@ async def test_a_model_deactivated_after_it_was_read_is_refused() -> None:
         await inference.run(principal(), SubmissionRequest(model.id, {"x": 2}))
 
     assert len(data.submissions) == 1
-
-
-async def test_a_group_without_assets_is_written_by_a_single_statement_unit_of_work() -> None:
-    data = FakeData()
-    model = add_model(data)
-    who = principal()
-    asset = Asset(
-        id=uuid.uuid4(),
-        owner_id=who.user_id,
-        file_name="a.png",
-        content_type="image/png",
-        size_bytes=3,
-        status=AssetStatus.AVAILABLE,
-        object_key="assets/a.png",
-        upload_expires_at=None,
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-        updated_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-    data.assets[asset.id] = asset
-    transactions, single = Writes(data), Writes(data)
-    inference = SynchronousInference(
-        transactions,
-        {"local": Runtime()},
-        ServingPolicy(BatchPolicy()),
-        clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
-        watch=SubmissionWatch(),
-        one_statement=single,
-    )
-
-    await inference.run(who, SubmissionRequest(model.id, {"x": 1}))
-    assert (single.group_writes, transactions.group_writes) == (1, 0)
-    # Linking assets is a second statement: that group commits as a transaction.
-    await inference.run(who, SubmissionRequest(model.id, {"x": 2}, asset_ids=[asset.id]))
-    assert (single.group_writes, transactions.group_writes) == (1, 1)
