@@ -48,6 +48,7 @@ async def pair(
         "ASSAY_RATE_LIMIT_BURST": str(BURST),
         "ASSAY_RATE_LIMIT_POINTS_PER_SECOND": "0.001",
         "ASSAY_RATE_LIMIT_LEASE": str(LEASE / BURST),
+        "ASSAY_RATE_LIMIT_STORE": "database",
     }
     first = module_launcher.serve(
         "--no-workers", data_dir=data_dir, database_url=postgres_url, env=env
