@@ -55,9 +55,12 @@ def any_of(column: sa.ColumnElement[UUID], values: Sequence[UUID]) -> sa.ColumnE
     return column == sa.any_(sa.literal(list(values), ARRAY(sa.Uuid)))
 
 
-def keyset_bounds(table: sa.Table, request: PageRequest) -> list[sa.ColumnElement[bool]]:
-    """The request's scan bounds: beyond `after`, short of `until`, in its direction."""
-    position = sa.tuple_(table.c.created_at, table.c.id)
+def keyset_bounds(
+    table: sa.Table, request: PageRequest, moment: str = "created_at"
+) -> list[sa.ColumnElement[bool]]:
+    """The request's scan bounds: beyond `after`, short of `until`, in its direction, on the
+    position (`moment`, id)."""
+    position = sa.tuple_(table.c[moment], table.c.id)
     bounds = []
     for keyset, is_start in ((request.after, True), (request.until, False)):
         if keyset is None:
@@ -70,8 +73,10 @@ def keyset_bounds(table: sa.Table, request: PageRequest) -> list[sa.ColumnElemen
     return bounds
 
 
-def scan_order(table: sa.Table, request: PageRequest) -> list[sa.ColumnElement[Any]]:
-    order = [table.c.created_at, table.c.id]
+def scan_order(
+    table: sa.Table, request: PageRequest, moment: str = "created_at"
+) -> list[sa.ColumnElement[Any]]:
+    order = [table.c[moment], table.c.id]
     return [c.desc() for c in order] if request.descending else list(order)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.drift import DriftStatus
 from domain.model_alerts import AlertKind, AlertPolicy, AlertState, ModelAlert
 from domain.pagination import Page, PageRequest
-from persistence.batching import Row, any_of
+from persistence.batching import Row, any_of, keyset_bounds, scan_order
 from persistence.tables import model_alert_policies, model_alerts, users
 
 _p, _a = model_alert_policies.c, model_alerts.c
@@ -109,21 +109,10 @@ class SqlModelAlertRepository:
 
     async def page(self, model_id: UUID | None, request: PageRequest) -> Page[ModelAlert]:
         where = [] if model_id is None else [_a.model_id == model_id]
-        position = sa.tuple_(_a.at, _a.id)
-        # As keyset_bounds, on the alert's time: beyond `after`, short of `until`.
-        for keyset, is_start in ((request.after, True), (request.until, False)):
-            if keyset is not None:
-                cursor = sa.tuple_(
-                    sa.literal(keyset.created_at, sa.DateTime(timezone=True)),
-                    sa.literal(keyset.id, sa.Uuid),
-                )
-                beyond = is_start != request.descending
-                where.append(position > cursor if beyond else position < cursor)
-        order = [_a.at, _a.id]
         statement = (
             sa.select(*_ALERT_COLUMNS)
-            .where(*where)
-            .order_by(*(c.desc() for c in order) if request.descending else order)
+            .where(*where, *keyset_bounds(model_alerts, request, "at"))
+            .order_by(*scan_order(model_alerts, request, "at"))
             .limit(request.first + 1)
         )
         rows = [_alert(row) for row in await self._conn.execute(statement)]
