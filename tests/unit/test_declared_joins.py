@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import GraphQLSchema, parse
+from graphql import FieldNode, GraphQLSchema, OperationDefinitionNode, parse
 
 from domain import projections as p
 from domain.models import Model
@@ -23,7 +23,9 @@ from graph.execution.specs import Loaded, Run
 from graph.ids import to_global_id
 from graph.schema.declarations import (
     Column,
+    Computed,
     Entity,
+    ReferenceOnly,
     Source,
     ToMany,
     declarations_of,
@@ -34,6 +36,7 @@ from graph.schema.declarations import (
 )
 from graph.schema.record import schema
 from persistence.projections import ENTITIES, rendered, shape_of
+from tests.integration import differential as d
 
 
 async def _submissions_of_models(run: Run, ids: Sequence[uuid.UUID], _: None) -> Loaded:
@@ -132,3 +135,44 @@ def test_every_column_of_the_schema_is_a_column_of_its_entitys_table() -> None:
                 ENTITIES[entity].column("t", declaration.attribute)  # raises when missing
                 checked += 1
     assert checked > 25
+
+
+def test_every_field_a_query_reaches_renders_as_sql_or_says_why_not() -> None:
+    """Each field, reached by the shortest path from Query, compiles to one statement whose
+    joins and columns render (their entities have tables, their columns exist), unless the
+    path crosses a field declared Computed or ReferenceOnly: no relation is left to a
+    registry the declaration does not feed."""
+    gql = schema._schema
+    declared_here = declarations_of(gql)
+    left_out = {
+        f"field:{type_name}.{name}"
+        for type_name, fields in declared_here.fields.items()
+        for name, declaration in fields.items()
+        if isinstance(declaration, Computed | ReferenceOnly)
+    }
+    rendered_count = 0
+    for found in d.every_field_documents(gql):
+        plan, slots = _compiled(gql, found.query)
+        if isinstance(plan, str):
+            assert plan in left_out, (found.coordinate, plan)
+            continue
+        for is_admin in (False, True):
+            assert rendered(plan.projection, is_admin, shape_of(slots)).sql
+        rendered_count += 1
+    assert rendered_count > 50
+
+
+def _compiled(gql: GraphQLSchema, query: str) -> tuple[ProjectionPlan | str, list[p.SlotValue]]:
+    """The document's plan and its slots, with an id of the root field's type for `$v0_id`."""
+    [variables, *_] = d.variable_sets(query, None) or [{}]
+    document = parse(query)
+    operation = document.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    root = operation.selection_set.selections[0]
+    if "v0_id" in variables and isinstance(root, FieldNode):
+        type_name = root.name.value[0].upper() + root.name.value[1:]
+        variables = {**variables, "v0_id": to_global_id(type_name, uuid.uuid4())}
+    plan, coerced = CompiledPlans(4).projection_for(gql, document, (query, None), variables)
+    if isinstance(plan, str):
+        return plan, []
+    return plan, plan.slots(coerced)
