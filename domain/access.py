@@ -42,9 +42,6 @@ ENTITY_RULES: Mapping[str, ReadRule] = {
     "Model": Everyone(),
 }
 
-# Root lists with a rule of their own, beyond their items' (users.list_users).
-SOURCE_RULES: Mapping[str, ReadRule] = {"users": AdministratorsOnly()}
-
 
 def owner_attribute(rule: ReadRule, *, is_admin: bool) -> str | None:
     """The attribute that must equal the caller's user id, or None for no filter.

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
+from domain.access import ReadRule
 from domain.pagination import PageRequest
 from domain.principal import Principal
 
@@ -66,19 +67,86 @@ class Shape:
 
 
 @dataclass(frozen=True, slots=True)
+class Parent:
+    """The parent object's attribute (`owner_id`)."""
+
+    attribute: str
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """The root field's argument (an id), bound per request in the root's slot."""
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The caller's user id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Rows whose `attribute` holds `value` (None: no value), or, `negated`, does not."""
+
+    attribute: str
+    value: str | bool | None
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    attribute: str
+    descending: bool = False
+
+
+BY_CREATION = (Sort("created_at"), Sort("id"))
+NEWEST_FIRST = (Sort("created_at", descending=True), Sort("id", descending=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Through:
+    """Rows reached through a link entity: the links whose `key` holds the join's value,
+    each naming its row's id in `target`, in the order of `position`."""
+
+    entity: str
+    key: str
+    target: str
+    position: str
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Which rows of `entity` a relation or a root field reads: those whose `key` holds
+    `value` (every row when it is None) and that match each of `where`, in `order`.
+
+    A field declares it once (graph/schema/declarations.py); the store renders it. A to-one
+    join on another key than `id` reads the first row in `order`."""
+
+    entity: str
+    key: str = "id"
+    value: Parent | Argument | Viewer | None = None
+    where: tuple[Match, ...] = ()
+    order: tuple[Sort, ...] = BY_CREATION
+    through: Through | None = None
+
+    @property
+    def is_unique(self) -> bool:
+        return self.key == "id" and self.through is None and self.value is not None
+
+
+@dataclass(frozen=True, slots=True)
 class One:
     """A to-one relation; a missing or invisible target is null, or an anomaly if required."""
 
-    relation: str
+    join: Join
     shape: Shape
     is_required: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Many:
-    """A to-many relation, in the relation's own order, the invisible items left out."""
+    """A to-many relation, in the join's order, the invisible items left out."""
 
-    relation: str
+    join: Join
     shape: Shape
 
 
@@ -102,13 +170,14 @@ PageInfoPart = str  # hasNextPage, hasPreviousPage, startCursor, endCursor
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A connection: one keyset page of a relation (or a root list), its page info and count.
+    """A connection: one keyset page of a join (a relation or a root list), its page info and
+    count.
 
     `edges` are (key, Cursor | Constant | Shape) per edge; `page_info` (key, part name or
     Constant); `parts` the connection's own keys in order, each "edges", "pageInfo",
     "totalCount" or a Constant."""
 
-    relation: str
+    join: Join
     slot: int
     parts: tuple[tuple[str, str | Constant], ...]
     edges: tuple[tuple[str, Cursor | Constant | Shape], ...] = ()
@@ -120,12 +189,13 @@ Field = Attribute | GlobalId | Cursor | Constant | One | Many | Nested | Window
 
 @dataclass(frozen=True, slots=True)
 class Root:
-    """A root field: a source the store knows by name ("submission", "models", ...) and what
-    to write of it. `slot` holds the source's argument (an id), if it takes one."""
+    """A root field: one object (NotFound when missing), a list or a connection, each of
+    rows its join names. `slot` holds the argument a join's Argument reads, if any; `rule`
+    is the field's own access rule beyond its items' (users.list_users: administrators)."""
 
-    source: str
-    value: Shape | Window
+    value: One | Many | Window
     slot: int | None = None
+    rule: ReadRule | None = None
 
 
 @dataclass(frozen=True, slots=True)

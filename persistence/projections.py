@@ -16,7 +16,8 @@ happens to contain it costs a fallback, never a wrong answer.
 The SQL text depends on the projection, on whether the caller is an administrator and on
 which optional arguments are set; everything else is a bound parameter, so asyncpg's
 prepared-statement cache serves repeated requests. Names in the text come from the tables
-below and from GraphQL names (checked to be names); no value ever enters it.
+below, from declarations and from GraphQL names (each checked to be a name); no value from a
+request ever enters it.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import projections as p
-from domain.access import ENTITY_RULES, SOURCE_RULES, owner_attribute
+from domain.access import ENTITY_RULES, owner_attribute
 from domain.errors import NotFound
 from domain.ids import CURSOR_KINDS
 from domain.principal import Principal
 from domain.submissions import MetadataEntry
+from persistence import tables
 from persistence.driver import fetch_text
 
 ANOMALY = '"\\u0007assay:anomaly"'  # as it appears in the JSON text
@@ -49,82 +52,47 @@ Getter = Callable[[Sequence[p.SlotValue], Principal], object]
 
 @dataclass(frozen=True)
 class _Entity:
-    table: str
-    nullable: frozenset[str] = frozenset()
-    big: frozenset[str] = frozenset()  # bigint attributes: range-checked as Int
-    computed: Mapping[str, str] = field(default_factory=dict)  # attribute -> SQL over {t}
+    """Where an entity's rows are: its table, and attributes computed in SQL over {t}."""
+
+    table: sa.Table
+    computed: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.table.name
 
     def column(self, alias: str, attribute: str) -> str:
         computed = self.computed.get(attribute)
         if computed is not None:
             return computed.format(t=alias)
-        if not _NAME.match(attribute):
-            raise ValueError(f"not an attribute name: {attribute!r}")
+        if attribute not in self.table.c:
+            raise ValueError(f"{self.table.name} has no column {attribute!r}")
         return f"{alias}.{attribute}"
 
+    def is_nullable(self, attribute: str) -> bool:
+        return attribute in self.table.c and bool(self.table.c[attribute].nullable)
 
+    def is_big(self, attribute: str) -> bool:
+        """A bigint: range-checked when written as an Int."""
+        return attribute in self.table.c and isinstance(self.table.c[attribute].type, sa.BigInteger)
+
+
+# The domain's entities (domain/projections.py names them) and link entities, by table.
+# Which rows a relation reads is declared with its field (graph/schema/declarations.py) and
+# arrives here as a p.Join.
 ENTITIES: Mapping[str, _Entity] = {
-    "User": _Entity("users"),
-    "Asset": _Entity("assets", big=frozenset({"size_bytes"})),
-    "Model": _Entity("models"),
-    "Submission": _Entity("submissions", nullable=frozenset({"error"})),
+    "User": _Entity(tables.users),
+    "Asset": _Entity(tables.assets),
+    "Model": _Entity(tables.models),
+    "Submission": _Entity(tables.submissions),
+    "SubmissionAsset": _Entity(tables.submission_assets),
     "Result": _Entity(
-        "results",
-        nullable=frozenset({"confidence"}),
+        tables.results,
         computed={
             "owner_id": "(SELECT o.owner_id FROM submissions o WHERE o.id = {t}.submission_id)"
         },
     ),
 }
-
-
-@dataclass(frozen=True)
-class _Link:
-    """How a relation (or a root source) finds its rows: `where` over {p} (the parent) and
-    {c} (the rows); `joined` replaces `<table> {c}` in FROM when the rows come through a
-    link table; `order` the relation's order."""
-
-    target: str
-    where: str
-    order: str = "{c}.created_at, {c}.id"
-    joined: str | None = None
-    first_only: bool = False  # a to-one relation read as the first row in `order`
-
-
-LINKS: Mapping[tuple[str, str], _Link] = {
-    ("Submission", "owner"): _Link("User", "{c}.id = {p}.owner_id"),
-    ("Asset", "owner"): _Link("User", "{c}.id = {p}.owner_id"),
-    ("Submission", "model"): _Link("Model", "{c}.id = {p}.model_id"),
-    ("Result", "submission"): _Link("Submission", "{c}.id = {p}.submission_id"),
-    ("Submission", "results"): _Link("Result", "{c}.submission_id = {p}.id"),
-    ("Submission", "latest_result"): _Link(
-        "Result", "{c}.submission_id = {p}.id", "{c}.created_at DESC, {c}.id DESC", first_only=True
-    ),
-    ("Submission", "assets"): _Link(
-        "Asset",
-        "{c}_l.submission_id = {p}.id",
-        "{c}_l.position",
-        joined="submission_assets {c}_l JOIN assets {c} ON {c}.id = {c}_l.asset_id",
-    ),
-    ("User", "submissions"): _Link("Submission", "{c}.owner_id = {p}.id"),
-    ("User", "assets"): _Link("Asset", "{c}.owner_id = {p}.id"),
-}
-
-# Root sources: {me} is the principal's user id, {slot} the root's argument.
-SOURCES: Mapping[str, _Link] = {
-    "viewer": _Link("User", "{c}.id = {me}"),
-    # An erased account's emptied row is invisible to every query (persistence/users.py).
-    "user": _Link("User", "{c}.id = {slot} AND {c}.erased_at IS NULL"),
-    "asset": _Link("Asset", "{c}.id = {slot} AND {c}.status <> 'DELETED'"),
-    "submission": _Link("Submission", "{c}.id = {slot}"),
-    "result": _Link("Result", "{c}.id = {slot}"),
-    "model": _Link("Model", "{c}.id = {slot}"),
-    "models": _Link("Model", "{c}.is_active", "{c}.name, {c}.created_at, {c}.id"),
-    "users": _Link("User", "{c}.erased_at IS NULL"),
-    "submissions": _Link("Submission", "{c}.owner_id = {me}"),
-    "assets": _Link("Asset", "{c}.owner_id = {me}"),
-}
-LIST_SOURCES = frozenset({"models"})
 
 
 def _like_pattern(text: object) -> str:
@@ -162,6 +130,26 @@ FILTERS: Mapping[str, _Filter] = {
         lambda value: bool(value),
     ),
 }
+
+
+# The parent row of a relation: its entity and alias (none for a root field).
+_Parent = tuple[_Entity | None, str]
+_NO_PARENT: _Parent = (None, "")
+
+
+def _name(text: str) -> str:
+    if not _NAME.match(text):
+        raise ValueError(f"not a name: {text!r}")
+    return text
+
+
+def _match(column: str, match: p.Match) -> str:
+    """A condition of a join, its value written into the text (from declarations alone)."""
+    if match.value is None:
+        return f"{column} IS {'NOT ' if match.negated else ''}NULL"
+    if isinstance(match.value, bool):
+        return f"{'NOT ' if match.value == match.negated else ''}{column}"
+    return f"{column} {'<>' if match.negated else '='} {_literal(match.value)}"
 
 
 def _literal(text: str) -> str:
@@ -228,15 +216,42 @@ class _Renderer:
             return []
         return [f"{ENTITIES[entity].column(alias, owner)} = {self.me()}"]
 
-    def _from(self, link: _Link, alias: str) -> str:
-        if link.joined is not None:
-            return link.joined.format(c=alias)
-        return f"{ENTITIES[link.target].table} {alias}"
+    def _from(self, join: p.Join, alias: str) -> str:
+        table = ENTITIES[join.entity].name
+        if join.through is None:
+            return f"{table} {alias}"
+        link = ENTITIES[join.through.entity].name
+        on = f"{alias}.{_name(join.key)} = {alias}_l.{_name(join.through.target)}"
+        return f"{link} {alias}_l JOIN {table} {alias} ON {on}"
 
-    def _where(self, link: _Link, parent: str, alias: str, slot: str = "") -> list[str]:
-        me = self.me() if "{me}" in link.where else ""
-        condition = link.where.format(p=parent, c=alias, me=me, slot=slot)
-        return [condition, *self._rule(link.target, alias)]
+    def _where(self, join: p.Join, parent: _Parent, alias: str, slot: str = "") -> list[str]:
+        conditions = []
+        if join.value is not None:
+            if isinstance(join.value, p.Parent):
+                entity, parent_alias = parent
+                assert entity is not None, "a relation's join reads a parent"
+                value = entity.column(parent_alias, join.value.attribute)
+            elif isinstance(join.value, p.Viewer):
+                value = self.me()
+            else:
+                value = slot
+            if join.through is not None:
+                keyed = f"{alias}_l.{_name(join.through.key)}"
+            else:
+                keyed = ENTITIES[join.entity].column(alias, join.key)
+            conditions.append(f"{keyed} = {value}")
+        entity = ENTITIES[join.entity]
+        conditions.extend(_match(entity.column(alias, m.attribute), m) for m in join.where)
+        return [*conditions, *self._rule(join.entity, alias)] or ["TRUE"]  # every row
+
+    def _order(self, join: p.Join, alias: str) -> str:
+        if join.through is not None:
+            return f"{alias}_l.{_name(join.through.position)}"
+        entity = ENTITIES[join.entity]
+        return ", ".join(
+            entity.column(alias, sort.attribute) + (" DESC" if sort.descending else "")
+            for sort in join.order
+        )
 
     # ------------------------------------------------------------------ objects
 
@@ -259,13 +274,14 @@ class _Renderer:
             return self.cursor(alias, name)
         if isinstance(value, p.Constant):
             return f"{_literal(value.value)}::text"
+        parent = (entity, alias)
         if isinstance(value, p.One):
-            return self.one(LINKS[(name, value.relation)], alias, value.shape, value.is_required)
+            return self.one(value.join, parent, value.shape, value.is_required)
         if isinstance(value, p.Many):
-            return self.many(LINKS[(name, value.relation)], alias, value.shape)
+            return self.many(value.join, parent, value.shape)
         if isinstance(value, p.Nested):
             return self.nested(entity, alias, value)
-        return self.window(LINKS[(name, value.relation)], alias, value)
+        return self.window(value.join, parent, value)
 
     def cursor(self, alias: str, entity: str) -> str:
         kind = _literal(CURSOR_KINDS[entity])
@@ -276,13 +292,13 @@ class _Renderer:
     def attribute(self, entity: _Entity, alias: str, attribute: p.Attribute) -> str:
         expression = entity.column(alias, attribute.name)
         anomalies: list[str] = []
-        if attribute.is_required and attribute.name in entity.nullable:
+        if attribute.is_required and entity.is_nullable(attribute.name):
             anomalies.append(f"{expression} IS NULL")
         if attribute.choices is not None:
             anomalies.append(f"{expression} NOT IN ({', '.join(map(_literal, attribute.choices))})")
         value = expression
         kind = attribute.kind
-        if kind is p.Kind.INT and attribute.name in entity.big:
+        if kind is p.Kind.INT and entity.is_big(attribute.name):
             anomalies.append(f"{expression} NOT BETWEEN -2147483648 AND 2147483647")
         elif kind is p.Kind.FLOAT:
             value = _float(f"{expression}::text")
@@ -328,30 +344,31 @@ class _Renderer:
 
     def one(
         self,
-        link: _Link,
-        parent: str,
+        join: p.Join,
+        parent: _Parent,
         shape: p.Shape,
         is_required: bool,
         slot: str = "",
         missing: str = _ANOMALY_JSON,
     ) -> str:
         alias = self.alias()
-        where = " AND ".join(self._where(link, parent, alias, slot))
-        limit = f" ORDER BY {link.order.format(c=alias)} LIMIT 1" if link.first_only else ""
+        where = " AND ".join(self._where(join, parent, alias, slot))
+        # Found by another key than its id: the first row in the join's order.
+        limit = "" if join.is_unique else f" ORDER BY {self._order(join, alias)} LIMIT 1"
         found = (
-            f"(SELECT {self.object(shape, alias)} FROM {self._from(link, alias)} "
+            f"(SELECT {self.object(shape, alias)} FROM {self._from(join, alias)} "
             f"WHERE {where}{limit})"
         )
         return f"coalesce({found}, {missing})" if is_required else found
 
-    def many(self, link: _Link, parent: str, shape: p.Shape) -> str:
+    def many(self, join: p.Join, parent: _Parent, shape: p.Shape) -> str:
         # The rows come ordered from a subquery (an index scan, mostly) rather than through
         # json_agg(... ORDER BY), which sorts once per parent: a third of the time of W1.
         alias = self.alias()
-        where = " AND ".join(self._where(link, parent, alias))
+        where = " AND ".join(self._where(join, parent, alias))
         rows = (
-            f"SELECT {alias}.* FROM {self._from(link, alias)} WHERE {where} "
-            f"ORDER BY {link.order.format(c=alias)}"
+            f"SELECT {alias}.* FROM {self._from(join, alias)} WHERE {where} "
+            f"ORDER BY {self._order(join, alias)}"
         )
         return (
             f"(SELECT coalesce(json_agg({self.object(shape, alias)}), '[]'::json) "
@@ -370,7 +387,7 @@ class _Renderer:
             conditions.append(spec.sql.format(c=alias, v=value))
         return conditions
 
-    def window(self, link: _Link, parent: str, window: p.Window) -> str:
+    def window(self, join: p.Join, parent: _Parent, window: p.Window) -> str:
         shape = self.shape[window.slot]
         assert shape is not None
         has_after, descending, has_until, is_backward = shape[:4]
@@ -388,25 +405,25 @@ class _Renderer:
                 written = f"{_literal(part.value)}::text"
             elif part == "totalCount":
                 counted = self.alias()
-                matching = self._where(link, parent, counted) + self._filters(window, counted)
+                matching = self._where(join, parent, counted) + self._filters(window, counted)
                 written = (
-                    f"(SELECT count(*) FROM {self._from(link, counted)} "
+                    f"(SELECT count(*) FROM {self._from(join, counted)} "
                     f"WHERE {' AND '.join(matching)})"
                 )
             elif part == "edges":
                 # In the order the rows were read, or the other way for a page read backwards.
                 order = f" ORDER BY {alias}.n__ DESC" if is_backward else ""
                 written = (
-                    f"coalesce(json_agg({self.edge(window, alias, link.target)}{order}) "
+                    f"coalesce(json_agg({self.edge(window, alias, join.entity)}{order}) "
                     f"FILTER (WHERE {alias}.n__ <= {first}), '[]'::json)"
                 )
             else:
-                written = self.page_info(window, alias, first, link.target, shape)
+                written = self.page_info(window, alias, first, join.entity, shape)
             parts.append(f"{_literal(key)}, {written}")
         built = f"json_build_object({', '.join(parts)})"
         if not needs_rows:
             return built
-        where = self._where(link, parent, alias) + self._filters(window, alias)
+        where = self._where(join, parent, alias) + self._filters(window, alias)
         # A cursor is a position: pages go on from it in the scan's direction, and stop
         # short of `until`.
         for is_set, name, beyond in (
@@ -419,7 +436,7 @@ class _Renderer:
                 where.append(f"({alias}.created_at, {alias}.id) {beyond} ({created}, {ident})")
         direction = " DESC" if descending else ""
         rows = (
-            f"SELECT {alias}.* FROM {self._from(link, alias)} WHERE {' AND '.join(where)} "
+            f"SELECT {alias}.* FROM {self._from(join, alias)} WHERE {' AND '.join(where)} "
             f"ORDER BY {alias}.created_at{direction}, {alias}.id{direction} LIMIT {first} + 1"
         )
         numbered = (
@@ -473,16 +490,16 @@ class _Renderer:
     # --------------------------------------------------------------------- roots
 
     def root(self, root: p.Root) -> str:
-        link = SOURCES[root.source]
         slot = ""
         if root.slot is not None:
             index = root.slot
             slot = self.param(lambda slots, _: slots[index], "uuid")
-        if isinstance(root.value, p.Window):
-            return self.window(link, "", root.value)
-        if root.source in LIST_SOURCES:
-            return self.many(link, "", root.value)
-        return self.one(link, "", root.value, True, slot, _NOT_FOUND_JSON)
+        value = root.value
+        if isinstance(value, p.Window):
+            return self.window(value.join, _NO_PARENT, value)
+        if isinstance(value, p.Many):
+            return self.many(value.join, _NO_PARENT, value.shape)
+        return self.one(value.join, _NO_PARENT, value.shape, True, slot, _NOT_FOUND_JSON)
 
     def statement(self, projection: p.Projection) -> str:
         parts = []
@@ -569,9 +586,9 @@ class SqlProjectionReader:
         self, principal: Principal, projection: p.Projection, slots: Sequence[p.SlotValue]
     ) -> str:
         for _, root in projection.roots:
-            if isinstance(root, p.Root) and root.source in SOURCE_RULES:
+            if isinstance(root, p.Root) and root.rule is not None:
                 # Forbidden, as the service says it; the statement then need not filter.
-                owner_attribute(SOURCE_RULES[root.source], is_admin=principal.is_admin)
+                owner_attribute(root.rule, is_admin=principal.is_admin)
         statement = rendered(projection, principal.is_admin, shape_of(slots))
         arguments = [get(slots, principal) for get in statement.getters]
         text = await fetch_text(self._conn, statement.sql, arguments)

@@ -128,7 +128,9 @@ class ProjectionCompiler(FieldCollector):
         operation: OperationDefinitionNode,
     ) -> None:
         super().__init__(schema, fragments, variables, operation)
-        self.declared = declarations_of(schema).fields
+        declarations = declarations_of(schema)
+        self.declared = declarations.fields
+        self.entities = declarations.entities
         self.bindings: list[Binding] = []
 
     def plan(self) -> ProjectionPlan:
@@ -155,20 +157,31 @@ class ProjectionCompiler(FieldCollector):
             raise Unsupported(f"field:{gql_type.name}.{name}")
         return declaration, gql_field
 
+    def _entity(self, gql_type: GraphQLObjectType) -> str:
+        """The domain entity the type shows (where the store finds its rows)."""
+        entity = self.entities.get(gql_type.name)
+        if entity is None:
+            raise Unsupported(f"entity:{gql_type.name}")
+        return entity
+
     # -------------------------------------------------------------------- roots
 
     def _root(self, query: GraphQLObjectType, name: str, details: FieldDetailsList) -> p.Root:
         declaration, gql_field = self._declared(query, name)
         if isinstance(declaration, Paged):
             window = self._window(declaration, gql_field, details)
-            return p.Root(declaration.relation, window)
+            return p.Root(window, rule=declaration.rule)
         if not isinstance(declaration, Source):
             raise Unsupported(f"field:{query.name}.{name}")
-        shape = self._shape(_object_type(gql_field.type), details)
+        target = _object_type(gql_field.type)
+        join = declaration.join(self._entity(target))
+        shape = self._shape(target, details)
+        if isinstance(_unwrapped(gql_field.type), GraphQLList):
+            return p.Root(p.Many(join, shape))
         slot = None
         if declaration.id_of is not None:
             slot = self._slot(gql_field, details, loads.id_of(declaration.id_of))
-        return p.Root(declaration.source, shape, slot)
+        return p.Root(p.One(join, shape, is_required=True), slot)
 
     # ------------------------------------------------------------------ objects
 
@@ -181,7 +194,7 @@ class ProjectionCompiler(FieldCollector):
                 continue
             declaration, gql_field = self._declared(gql_type, name)
             fields.append((key, self._field(gql_type, name, declaration, gql_field, subdetails)))
-        return p.Shape(gql_type.name, tuple(fields))
+        return p.Shape(self._entity(gql_type), tuple(fields))
 
     def _field(
         self,
@@ -195,11 +208,13 @@ class ProjectionCompiler(FieldCollector):
             return attribute_of(declaration.attribute or snake_case(name), gql_field.type)
         if isinstance(declaration, Identifier):
             return p.GlobalId(parent.name)
-        if isinstance(declaration, ToOne):
-            shape = self._shape(_object_type(gql_field.type), details)
-            return p.One(declaration.relation, shape, is_non_null_type(gql_field.type))
-        if isinstance(declaration, ToMany):
-            return p.Many(declaration.relation, self._shape(_object_type(gql_field.type), details))
+        if isinstance(declaration, ToOne | ToMany):
+            target = _object_type(gql_field.type)
+            join = declaration.join(self._entity(target))
+            shape = self._shape(target, details)
+            if isinstance(declaration, ToMany):
+                return p.Many(join, shape)
+            return p.One(join, shape, is_non_null_type(gql_field.type))
         if isinstance(declaration, Stored):
             return self._stored(declaration, gql_field, details)
         if isinstance(declaration, Paged):
@@ -234,6 +249,7 @@ class ProjectionCompiler(FieldCollector):
         self, declaration: Paged, gql_field: GraphQLField, details: FieldDetailsList
     ) -> p.Window:
         connection = _object_type(gql_field.type)
+        join = declaration.join(self._entity(_node_type(connection)))
         slot = self._slot(gql_field, details, declaration.window)
         parts: list[tuple[str, str | p.Constant]] = []
         edges: tuple[tuple[str, p.Cursor | p.Constant | p.Shape], ...] | None = None
@@ -254,7 +270,7 @@ class ProjectionCompiler(FieldCollector):
             else:
                 # Another field, or edges under two keys: one window writes one of each.
                 raise Unsupported(f"field:{connection.name}.{name}")
-        return p.Window(declaration.relation, slot, tuple(parts), edges or (), page_info or ())
+        return p.Window(join, slot, tuple(parts), edges or (), page_info or ())
 
     def _edges(
         self, edge: GraphQLObjectType, details: FieldDetailsList
@@ -288,6 +304,16 @@ class ProjectionCompiler(FieldCollector):
 
 
 _PAGE_INFO = frozenset({"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"})
+
+
+def _node_type(connection: GraphQLObjectType) -> GraphQLObjectType:
+    edges = connection.fields.get("edges")
+    if edges is None:
+        raise Unsupported(f"field:{connection.name}.edges")
+    node = _object_type(edges.type).fields.get("node")
+    if node is None:
+        raise Unsupported(f"field:{connection.name}.edges")
+    return _object_type(node.type)
 
 
 def _object_type(gql_type: GraphQLOutputType) -> GraphQLObjectType:

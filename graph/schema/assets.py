@@ -9,6 +9,7 @@ from uuid import UUID
 import strawberry
 from strawberry.scalars import JSON
 
+from domain import projections as p
 from domain.assets import Asset, AssetStatus
 from domain.services import assets
 from graph.execution import loads
@@ -50,9 +51,7 @@ class AssetType(Node, Entity):
     created_at: datetime = strawberry.field(description="When the upload was requested.")
     updated_at: datetime = strawberry.field(description="When the status last changed.")
     entity: strawberry.Private[Asset]
-    owner: UserType = to_one(
-        "owner", key="owner_id", load=loads.users_by_id, description="Who uploaded it."
-    )
+    owner: UserType = to_one("owner_id", load=loads.users_by_id, description="Who uploaded it.")
 
     @declared(
         Computed(loads.download_urls, "a URL signed in Python per request"),
@@ -82,18 +81,18 @@ async def assets_of(
 
 
 _VIEWER_ASSETS = Paged(
-    "assets",
     loads.for_the_viewer(loads.asset_pages, "viewer_asset_page"),
     loads.for_the_viewer(loads.asset_counts, "viewer_asset_count"),
     loads.asset_page_arguments,
     loads.asset_window,
+    value=p.Viewer(),
 )
 
 
 @strawberry.type
 class AssetQueries:
     @declared(
-        Source("asset", loads.assets_by_id, "Asset"),
+        Source(loads.assets_by_id, "Asset", where=(p.Match("status", "DELETED", negated=True),)),
         description="An asset by id; NOT_FOUND when the viewer cannot see it.",
     )
     async def asset(self, info: AppInfo, id: AssetId) -> AssetType | None:

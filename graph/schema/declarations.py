@@ -9,11 +9,12 @@ convention: a field with no resolver and no declaration whose GraphQL type is a 
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, get_args
 
 import strawberry
 from graphql import (
@@ -32,6 +33,7 @@ from strawberry.types.lazy_type import LazyType
 from strawberry.types.private import is_private
 
 from domain import projections as p
+from domain.access import ReadRule
 from domain.errors import NotFound
 from graph.execution.specs import Arguments, LoadFn
 from graph.ids import to_global_id
@@ -59,20 +61,38 @@ class Identifier:
 class ToOne:
     """One object found by an attribute of the parent (`owner_id`), or None.
 
-    `relation` names it for the store's projections; `load` is the level load
-    (graph/execution/loads.py) both the batched plan and the reference DataLoader call."""
+    `key` is the parent's attribute, matched against the target's `target_key` (its id,
+    unless declared); a target found by another key is the first in `order`. `load` is the
+    level load (graph/execution/loads.py) both the batched plan and the reference DataLoader
+    call, keyed by the parent's `key`."""
 
-    relation: str
     key: str
     load: LoadFn
+    target_key: str = "id"
+    order: tuple[p.Sort, ...] = p.BY_CREATION
+
+    def join(self, entity: str) -> p.Join:
+        return p.Join(entity, self.target_key, p.Parent(self.key), order=self.order)
 
 
 @dataclass(frozen=True, slots=True)
 class ToMany:
-    """A list of objects per parent, found by the parent's id."""
+    """A list of objects per parent, found by the parent's id: the targets whose `key`
+    holds it, or those a link entity names (`through`), in `order`."""
 
-    relation: str
     load: LoadFn
+    key: str = ""
+    through: p.Through | None = None
+    order: tuple[p.Sort, ...] = p.BY_CREATION
+
+    def __post_init__(self) -> None:
+        if bool(self.key) == (self.through is not None):
+            raise TypeError("a to-many relation names either its key or its link entity")
+
+    def join(self, entity: str) -> p.Join:
+        if self.through is not None:  # the link names the target's id
+            return p.Join(entity, "id", p.Parent("id"), through=self.through)
+        return p.Join(entity, self.key, p.Parent("id"), order=self.order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,29 +102,48 @@ class Stored:
     attribute: str
 
 
+BY_PARENT_ID = p.Parent("id")
+
+
 @dataclass(frozen=True, slots=True)
 class Paged:
-    """A connection over a relation (or a root source).
+    """A connection: the targets whose `key` holds the parent's id (or, on the Query root,
+    `value`: the viewer's id, or None for every row) and that match each of `where`.
 
     `pages` and `counts` are level loads keyed by the parent's id (the Query root's one key
     on the root); `arguments` binds the field's arguments for them, `window` for the store's
-    one-statement projection."""
+    one-statement projection. `rule` is the field's own access rule beyond its items'."""
 
-    relation: str
     pages: LoadFn
     counts: LoadFn
     arguments: Callable[[Arguments], Any]
     window: Callable[[Arguments], p.PageArguments]
+    key: str = "owner_id"
+    value: p.Parent | p.Viewer | None = BY_PARENT_ID
+    where: tuple[p.Match, ...] = ()
+    rule: ReadRule | None = None
+
+    def join(self, entity: str) -> p.Join:
+        return p.Join(entity, self.key, self.value, self.where)
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A root field read from a named source through a root load, by its `id` argument when
-    `id_of` names the id's type (then `load` is that type's level load by id)."""
+    """A root field read through a root load: by its `id` argument when `id_of` names the
+    id's type (then `load` is that type's level load by id), else the rows whose `key`
+    holds `value` (the viewer's id, or every row for None); all of them matching `where`,
+    in `order` when the field is a list."""
 
-    source: str
     load: LoadFn
     id_of: str | None = None
+    key: str = "id"
+    value: p.Viewer | None = None
+    where: tuple[p.Match, ...] = ()
+    order: tuple[p.Sort, ...] = p.BY_CREATION
+
+    def join(self, entity: str) -> p.Join:
+        value = p.Argument() if self.id_of is not None else self.value
+        return p.Join(entity, self.key, value, self.where, self.order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +182,10 @@ def identifier() -> Any:
     return strawberry.field(description=ID_DESCRIPTION, metadata={KEY: Identifier()})
 
 
-def to_one(relation: str, *, key: str, load: LoadFn, description: str | None = None) -> Any:
-    """A to-one relation with its reference resolver: the per-request DataLoader of `load`."""
-    declaration = ToOne(relation, key, load)
+def to_one(key: str, *, load: LoadFn, description: str | None = None) -> Any:
+    """A to-one relation by the parent's `key` (the target's id), with its reference
+    resolver: the per-request DataLoader of `load`."""
+    declaration = ToOne(key, load)
 
     async def resolve(self: Any, info: strawberry.Info) -> Any:
         ident = getattr(self.entity, key)
@@ -161,9 +201,16 @@ def to_one(relation: str, *, key: str, load: LoadFn, description: str | None = N
     return field
 
 
-def to_many(relation: str, *, load: LoadFn, description: str | None = None) -> Any:
-    """A list of objects per parent, through the per-request DataLoader of `load`."""
-    declaration = ToMany(relation, load)
+def to_many(
+    load: LoadFn,
+    *,
+    key: str = "",
+    through: p.Through | None = None,
+    description: str | None = None,
+) -> Any:
+    """A list of objects per parent (the targets whose `key` holds its id, or those a link
+    entity names), through the per-request DataLoader of `load`."""
+    declaration = ToMany(load, key, through)
 
     async def resolve(self: Any, info: strawberry.Info) -> list[Any]:
         target, _ = _target(field)
@@ -274,17 +321,20 @@ def _attribute(name: str) -> Callable[[Any], Any]:
 
 @dataclass(frozen=True, slots=True)
 class Declarations:
-    """Every object type's field declarations, read from a schema once."""
+    """Every object type's field declarations, read from a schema once, and the name of the
+    domain entity each type shows (its `entity` attribute's class), where it has one."""
 
     fields: Mapping[str, Mapping[str, Declaration]]
     reference_only_types: Mapping[str, str]
+    entities: Mapping[str, str]
 
 
 _BY_SCHEMA: weakref.WeakKeyDictionary[GraphQLSchema, Declarations] = weakref.WeakKeyDictionary()
 
 
 def declarations_of(schema: GraphQLSchema) -> Declarations:
-    """The schema's declarations; read on first use (build_schema asks at once)."""
+    """The schema's declarations; read on first use (build_schema asks at once). Raises
+    TypeError for a column the type's domain entity does not have."""
     found = _BY_SCHEMA.get(schema)
     if found is None:
         found = _BY_SCHEMA[schema] = _read(schema)
@@ -294,6 +344,7 @@ def declarations_of(schema: GraphQLSchema) -> Declarations:
 def _read(schema: GraphQLSchema) -> Declarations:
     fields: dict[str, dict[str, Declaration]] = {}
     reference_only_types: dict[str, str] = {}
+    entities: dict[str, str] = {}
     for gql_type in schema.type_map.values():
         if not isinstance(gql_type, GraphQLObjectType) or gql_type.name.startswith("__"):
             continue
@@ -308,7 +359,36 @@ def _read(schema: GraphQLSchema) -> Declarations:
             if declaration is not None:
                 declared_here[name] = declaration
         fields[gql_type.name] = declared_here
-    return Declarations(fields, reference_only_types)
+        entity = entity_of(origin) if isinstance(origin, type) else None
+        if entity is not None:
+            _check_columns(gql_type.name, entity, declared_here)
+            entities[gql_type.name] = entity.__name__
+    return Declarations(fields, reference_only_types, entities)
+
+
+def entity_of(cls: type) -> type | None:
+    """The domain entity a Strawberry type shows: the class of its private `entity` field."""
+    if not has_object_definition(cls):
+        return None
+    for field in cls.__strawberry_definition__.fields:
+        if field.python_name == "entity" and is_private(field.type):
+            shown = get_args(field.type)[0]
+            return shown if isinstance(shown, type) else None
+    return None
+
+
+def _check_columns(type_name: str, entity: type, declared: Mapping[str, Declaration]) -> None:
+    """Every column of a type is an attribute of its entity: `from_entity` reads each one,
+    and the store reads the column of that name."""
+    known = (
+        {f.name for f in dataclasses.fields(entity)} if dataclasses.is_dataclass(entity) else set()
+    )
+    for name, declaration in declared.items():
+        if not isinstance(declaration, Column):
+            continue
+        attribute = declaration.attribute or name
+        if attribute not in known and not hasattr(entity, attribute):
+            raise TypeError(f"{type_name}.{name}: {entity.__name__} has no attribute {attribute!r}")
 
 
 def declaration_of(gql_field: GraphQLField) -> Declaration | None:

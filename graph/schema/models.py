@@ -8,6 +8,7 @@ from uuid import UUID
 import strawberry
 from strawberry.scalars import JSON
 
+from domain import projections as p
 from domain.errors import NotFound
 from domain.models import Model
 from domain.services import model_alerts, monitoring, owned
@@ -106,7 +107,11 @@ async def load_model(info: AppInfo, model_id: UUID) -> ModelType:
 @strawberry.type
 class ModelQueries:
     @declared(
-        Source("models", loads.active_models),
+        Source(
+            loads.active_models,
+            where=(p.Match("is_active", True),),
+            order=(p.Sort("name"), *p.BY_CREATION),
+        ),
         description="The active models, the ones submissions can use.",
     )
     async def models(self, info: AppInfo) -> list[ModelType]:
@@ -115,7 +120,7 @@ class ModelQueries:
         return [ModelType.from_entity(m) for m in await owned.list_active_models(ctx.uow())]
 
     @declared(
-        Source("model", loads.models_by_id, "Model"),
+        Source(loads.models_by_id, "Model"),
         description="A model by id; NOT_FOUND for an id that names no model.",
     )
     async def model(

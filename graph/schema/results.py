@@ -71,8 +71,7 @@ class ResultType(Node, Entity):
         return label
 
     submission: LazySubmission = to_one(
-        "submission",
-        key="submission_id",
+        "submission_id",
         load=loads.submissions_by_id,
         description="The submission it answers.",
     )
@@ -81,7 +80,7 @@ class ResultType(Node, Entity):
 @strawberry.type
 class ResultQueries:
     @declared(
-        Source("result", loads.results_by_id, "Result"),
+        Source(loads.results_by_id, "Result"),
         description="A result by id; NOT_FOUND when the viewer cannot see it.",
     )
     async def result(

@@ -10,6 +10,7 @@ from uuid import UUID
 import strawberry
 from strawberry.scalars import JSON
 
+from domain import projections as p
 from domain.errors import InvalidInput
 from domain.history import SubmissionOrder
 from domain.services import callbacks, submissions
@@ -99,14 +100,14 @@ class SubmissionType(Node, Entity):
     # False for a subscription message about a moment before the submission succeeded: its
     # results did not exist then, even when they do by the time the message is resolved.
     has_results: strawberry.Private[bool] = True
-    owner: UserType = to_one(
-        "owner", key="owner_id", load=loads.users_by_id, description="Who submitted it."
-    )
+    owner: UserType = to_one("owner_id", load=loads.users_by_id, description="Who submitted it.")
     model: ModelType = to_one(
-        "model", key="model_id", load=loads.models_by_id, description="The model it runs on."
+        "model_id", load=loads.models_by_id, description="The model it runs on."
     )
     assets: list[AssetType] = to_many(
-        "assets", load=loads.assets_of_submissions, description="The assets attached to it."
+        loads.assets_of_submissions,
+        through=p.Through("SubmissionAsset", "submission_id", "asset_id", "position"),
+        description="The assets attached to it.",
     )
     metadata: list[MetadataEntry] = stored(
         "metadata",
@@ -122,7 +123,7 @@ class SubmissionType(Node, Entity):
 
     # results and latestResult read one load: a document asking for both reads once.
     @declared(
-        ToMany("results", loads.results_of_submissions),
+        ToMany(loads.results_of_submissions, "submission_id"),
         description="Its results, oldest first; empty until it succeeds.",
     )
     async def results(self, info: AppInfo) -> list[ResultType]:
@@ -132,7 +133,12 @@ class SubmissionType(Node, Entity):
         return [ResultType.from_entity(r) for r in await loader.load(self.entity.id)]
 
     @declared(
-        ToOne("latest_result", "id", loads.latest_results_of_submissions),
+        ToOne(
+            "id",
+            loads.latest_results_of_submissions,
+            target_key="submission_id",
+            order=p.NEWEST_FIRST,
+        ),
         description="Its newest result; null until it succeeds.",
     )
     async def latest_result(self, info: AppInfo) -> ResultType | None:
@@ -173,18 +179,18 @@ async def submissions_of(
 
 
 _VIEWER_SUBMISSIONS = Paged(
-    "submissions",
     loads.for_the_viewer(loads.submission_pages, "viewer_submission_page"),
     loads.for_the_viewer(loads.submission_counts, "viewer_submission_count"),
     loads.submission_page_arguments,
     loads.submission_window,
+    value=p.Viewer(),
 )
 
 
 @strawberry.type
 class SubmissionQueries:
     @declared(
-        Source("submission", loads.submissions_by_id, "Submission"),
+        Source(loads.submissions_by_id, "Submission"),
         description="A submission by id; NOT_FOUND when the viewer cannot see it.",
     )
     async def submission(self, info: AppInfo, id: SubmissionId) -> SubmissionType | None:

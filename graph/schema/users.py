@@ -8,6 +8,8 @@ from uuid import UUID
 
 import strawberry
 
+from domain import projections as p
+from domain.access import AdministratorsOnly
 from domain.assets import AssetStatus
 from domain.errors import NotFound
 from domain.history import SubmissionOrder
@@ -61,10 +63,9 @@ LazySubmission = Annotated["SubmissionType", strawberry.lazy("graph.schema.submi
 LazyBatch = Annotated["BatchType", strawberry.lazy("graph.schema.batches")]
 
 _ASSETS = Paged(
-    "assets", loads.asset_pages, loads.asset_counts, loads.asset_page_arguments, loads.asset_window
+    loads.asset_pages, loads.asset_counts, loads.asset_page_arguments, loads.asset_window
 )
 _SUBMISSIONS = Paged(
-    "submissions",
     loads.submission_pages,
     loads.submission_counts,
     loads.submission_page_arguments,
@@ -114,8 +115,16 @@ SubmissionOrderArgument = Annotated[
 ]
 UserId = Annotated[strawberry.ID, strawberry.argument(description="The user's global id.")]
 
+# An erased account's emptied row is invisible to every query (persistence/users.py).
+UNERASED = (p.Match("erased_at", None),)
 _USERS = Paged(
-    "users", loads.user_page, loads.user_count, loads.user_page_arguments, loads.user_window
+    loads.user_page,
+    loads.user_count,
+    loads.user_page_arguments,
+    loads.user_window,
+    value=None,
+    where=UNERASED,
+    rule=AdministratorsOnly(),
 )
 
 
@@ -237,7 +246,7 @@ class UpdateViewerInput:
 @strawberry.type
 class UserQueries:
     @declared(
-        Source("viewer", loads.viewer),
+        Source(loads.viewer, value=p.Viewer()),
         description="The signed-in user (the API key's user for a key). UNAUTHENTICATED "
         "without a valid token or key, FORBIDDEN for a deactivated user.",
     )
@@ -245,7 +254,7 @@ class UserQueries:
         return await load_user(info, info.context.principal.user_id)
 
     @declared(
-        Source("user", loads.users_by_id, "User"),
+        Source(loads.users_by_id, "User", where=UNERASED),
         description="A user by id: the viewer, or anyone for administrators; NOT_FOUND for "
         "anyone else.",
     )

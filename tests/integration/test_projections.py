@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import projections as p
+from domain.access import AdministratorsOnly
 from domain.errors import Forbidden, NotFound
 from domain.ids import to_global_id
 from domain.pagination import PageRequest
@@ -43,7 +44,7 @@ SUBMISSION = p.Shape(
         (
             "results",
             p.Many(
-                "results",
+                p.Join("Result", "submission_id", p.Parent("id")),
                 p.Shape(
                     "Result",
                     (
@@ -61,13 +62,17 @@ SUBMISSION = p.Shape(
     ),
 )
 OWNER_PAGE = p.Window(
-    "submissions",
+    p.Join("Submission", "owner_id", p.Viewer()),
     0,
     (("totalCount", "totalCount"), ("edges", "edges"), ("pageInfo", "pageInfo")),
     (("cursor", p.Cursor()), ("node", SUBMISSION)),
     (("hasNextPage", "hasNextPage"), ("endCursor", "endCursor")),
 )
-PAGE = p.Projection((("submissions", p.Root("submissions", OWNER_PAGE)),))
+PAGE = p.Projection((("submissions", p.Root(OWNER_PAGE)),))
+
+
+def _by_id(shape: p.Shape) -> p.Root:
+    return p.Root(p.One(p.Join(shape.entity, value=p.Argument()), shape, is_required=True), 0)
 
 
 def _slots(first: int = 2, status: str | None = None) -> list[p.SlotValue]:
@@ -128,7 +133,7 @@ async def test_the_access_rules_filter_rows_for_users_and_not_for_administrators
         (
             (
                 "s",
-                p.Root("submission", p.Shape("Submission", (("id", p.GlobalId("Submission")),)), 0),
+                _by_id(p.Shape("Submission", (("id", p.GlobalId("Submission")),))),
             ),
         )
     )
@@ -146,8 +151,8 @@ async def test_users_list_is_forbidden_to_non_administrators(
     engine: AsyncEngine, db: AsyncEngine
 ) -> None:
     ann = await make_user(db)
-    window = p.Window("users", 0, (("totalCount", "totalCount"),))
-    users = p.Projection((("users", p.Root("users", window)),))
+    window = p.Window(p.Join("User"), 0, (("totalCount", "totalCount"),))
+    users = p.Projection((("users", p.Root(window, rule=AdministratorsOnly())),))
     slots = [p.PageArguments(PageRequest(), (("email_contains", None), ("is_active", None)))]
 
     with pytest.raises(Forbidden):
@@ -163,7 +168,7 @@ async def test_a_value_graphql_cannot_carry_is_an_anomaly(
     ann = await make_user(db)
     big = await make_asset(db, ann, size_bytes=2**31)
     size = p.Attribute("size_bytes", p.Kind.INT, True)
-    lookup = p.Projection((("a", p.Root("asset", p.Shape("Asset", (("size", size),)), 0)),))
+    lookup = p.Projection((("a", _by_id(p.Shape("Asset", (("size", size),)))),))
 
     with pytest.raises(p.Anomaly):
         await _read(engine, _principal(ann), lookup, [big])

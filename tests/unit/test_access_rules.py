@@ -6,9 +6,11 @@ import uuid
 
 import pytest
 
-from domain.access import ENTITY_RULES, SOURCE_RULES, can_read, owner_attribute
+from domain.access import ENTITY_RULES, can_read, owner_attribute
 from domain.errors import Forbidden
 from domain.principal import Principal
+from graph.schema.declarations import Paged, declarations_of
+from graph.schema.record import schema
 
 ME, OTHER = uuid.uuid4(), uuid.uuid4()
 
@@ -35,7 +37,10 @@ def test_users_filter_on_the_owner_and_administrators_do_not() -> None:
 
 
 def test_the_user_list_is_forbidden_to_non_administrators() -> None:
+    users = declarations_of(schema._schema).fields["Query"]["users"]
+    assert isinstance(users, Paged)
+    assert users.rule is not None  # the field's own rule, declared with it
     with pytest.raises(Forbidden):
-        owner_attribute(SOURCE_RULES["users"], is_admin=False)
-    assert owner_attribute(SOURCE_RULES["users"], is_admin=True) is None
-    assert not can_read(SOURCE_RULES["users"], _principal(is_admin=False), ME)
+        owner_attribute(users.rule, is_admin=False)
+    assert owner_attribute(users.rule, is_admin=True) is None
+    assert not can_read(users.rule, _principal(is_admin=False), ME)

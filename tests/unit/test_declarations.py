@@ -52,7 +52,8 @@ def test_the_schema_holds_each_fields_declaration() -> None:
     declared = declarations_of(GQL)
     assert declared.fields["User"]["id"] == Identifier()
     assert declared.fields["User"]["isActive"] == Column("is_active")  # the convention
-    assert declared.fields["Asset"]["owner"] == ToOne("owner", "owner_id", loads.users_by_id)
+    assert declared.fields["Asset"]["owner"] == ToOne("owner_id", loads.users_by_id)
+    assert declared.entities["Asset"] == "Asset"  # the class of AssetType's `entity`
     assert isinstance(declared.fields["Query"]["node"], ReferenceOnly)
     assert "Batch" in declared.reference_only_types
     assert "Batch" not in catalog_of(GQL)  # and so the batched plan never serves it
@@ -62,7 +63,7 @@ def test_the_batched_catalog_follows_the_declaration() -> None:
     column = spec_of("User", Column("email"))
     assert isinstance(column, Value)
     assert column.attribute == "email"
-    relation = spec_of("Asset", ToOne("owner", "owner_id", loads.users_by_id))
+    relation = spec_of("Asset", ToOne("owner_id", loads.users_by_id))
     assert isinstance(relation, Related)
     assert relation.load is loads.users_by_id
     assert relation.key(SimpleNamespace(owner_id=7)) == 7
