@@ -107,14 +107,14 @@ class RateLimitPolicy:
     max_keys: int = 100_000
 
 
+@dataclass(frozen=True)
 class Settled:
     """How a limiter with shared buckets waits for their next settle with the store
     (BudgetSettler.settled): `wait()` is True when one ended (the store answered or was found
-    unreachable), False when none ended within `limit` seconds."""
+    unreachable), False when none ended in time; a request waits `limit` seconds at most."""
 
-    def __init__(self, wait: Callable[[], Awaitable[bool]], limit: float) -> None:
-        self.wait = wait
-        self.limit = limit
+    wait: Callable[[], Awaitable[bool]]
+    limit: float
 
 
 class RateLimiter:
@@ -182,7 +182,7 @@ class RateLimiter:
             async with asyncio.timeout(settled.limit):
                 while self._needs_settle(key, points, inference_requests):
                     if not await settled.wait():
-                        break  # no settle in time: the limits are per process now (see wait)
+                        break  # no settle in time: limits are per process now (as for a store down)
                     if self.acquire(key, points, inference_requests) == 0:
                         return 0.0
         except TimeoutError:

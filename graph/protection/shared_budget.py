@@ -143,7 +143,8 @@ class SharedBuckets:
 # The smallest lease, in tokens (or the whole burst, when smaller).
 MIN_LEASE = 10.0
 
-# What a caller over its lease but within its budget is told to wait: about one settle.
+# The settler's interval, and what a request past its lease is told to wait when it could not
+# wait for settles itself (RateLimiter.acquire, or acquire_settled out of time): one settle.
 SETTLE_WAIT_SECONDS = 0.1
 
 
