@@ -491,7 +491,7 @@ def rate_limiter(settings: Settings, database_url: str) -> tuple[RateLimiter, Bu
         return RateLimiter(policy), None
     settler = BudgetSettler(store, store_name=settings.rate_limit_store_label)
     buckets = shared_buckets_factory(settler, settings.rate_limit_lease)
-    return RateLimiter(policy, buckets=buckets), settler
+    return RateLimiter(policy, buckets=buckets, settled=settler.settled_waiter()), settler
 
 
 DEMO_EMAIL = "demo@example.com"

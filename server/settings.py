@@ -167,11 +167,9 @@ class Settings(BaseSettings):
     rate_limit_burst: float = Field(default=20_000.0, ge=1)
     inference_rate_per_second: float = Field(default=50.0, gt=0)
     inference_burst: float = Field(default=2_000.0, ge=1)
-    # Where the callers' buckets live: `process` (each process its own), `database` (the
-    # application's PostgreSQL, which every process shares), or a redis:// or rediss:// URL.
-    # Shared stores are opt-in while a request past a process's lease is refused until the
-    # next settle (docs/serving.md) rather than waiting for it.
-    rate_limit_store: str = "process"
+    # Where the callers' buckets live: `database` (the application's PostgreSQL, which every
+    # process shares), `process` (each process its own), or a redis:// or rediss:// URL.
+    rate_limit_store: str = "database"
     rate_limit_store_token: str | None = None  # the Redis AUTH token (from Secrets Manager)
     # The share of a bucket's burst a process may spend between two settles with the store.
     rate_limit_lease: float = Field(default=0.05, gt=0, le=0.5)

@@ -121,7 +121,7 @@ class Pipeline:
         extensions: dict[str, Any] | None,
         principal_or_error: Principal | DomainError,
         *,
-        charge: Callable[[], None] | None = None,
+        charge: Callable[[], Awaitable[None]] | None = None,
         in_memory: bool = False,
     ) -> Resolved | None:
         """The document text a request stands for (persisted queries by hash). `in_memory`
@@ -158,9 +158,10 @@ class Pipeline:
         problems = input_problems(schema, document, operation, variables, bounds, sites)
         return invalid_input_error(problems) if problems else None
 
-    def charge(self, context: Context, measure: OperationMeasure) -> Charge | float:
+    async def charge(self, context: Context, measure: OperationMeasure) -> Charge | float:
         """Take the operation's cost from the caller's rate limit; when the bucket cannot
-        pay now, the seconds to wait (nothing taken: the path that answers refuses)."""
+        pay now, the seconds to wait (nothing taken: the path that answers refuses). Only a
+        request past its process's lease of a shared bucket waits here, for a settle."""
         self._step("charge")
         context.cost = measure.cost  # for the request log
         limiter = self.rate_limiter
@@ -168,6 +169,8 @@ class Pipeline:
             return Charge("", 0, 0, ())
         key = rate_limit_key(context, limiter)
         wait = limiter.acquire(key, measure.cost, measure.inference_requests)
+        if wait > 0:
+            wait = await limiter.acquire_settled(key, measure.cost, measure.inference_requests)
         if isinstance(context.principal_or_error, Principal):  # a budget of the caller's own
             context.rate_limit_headers = (
                 (RATE_LIMIT_POLICY_HEADER, limiter.policy_header),

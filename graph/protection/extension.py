@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -122,7 +122,7 @@ class QueryProtection(SchemaExtension):
         self.execution_context.parse_options["max_tokens"] = limit
         yield
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         if _is_subscription(context) and context.graphql_document is not None:
             # A subscription ignores a result set in on_execute, so it is refused here, as a
@@ -131,14 +131,14 @@ class QueryProtection(SchemaExtension):
                 context.pre_execution_errors = validate_document(
                     context.schema._schema, context.graphql_document, context.validation_rules
                 )
-            if not context.pre_execution_errors and (refusal := self._refusal()) is not None:
+            if not context.pre_execution_errors and (refusal := await self._refusal()) is not None:
                 context.pre_execution_errors = [refusal]
         yield
 
-    def on_execute(self) -> Iterator[None]:
+    async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
         refuses = not _is_subscription(context) and context.result is None
-        if refuses and (error := self._refusal()) is not None:
+        if refuses and (error := await self._refusal()) is not None:
             context.result = GraphQLExecutionResult(data=None, errors=[error])
         yield
         self._refund_refused_inference()
@@ -158,7 +158,7 @@ class QueryProtection(SchemaExtension):
         returned = sum(count for name, count in fields if name in refused)
         self.rate_limiter.refund_inference(key, returned)
 
-    def _refusal(self) -> GraphQLError | None:
+    async def _refusal(self) -> GraphQLError | None:
         """The pipeline's limits (depth, aliases, cost, input hygiene), then its charge; the
         first refusal."""
         context = self.execution_context
@@ -175,7 +175,7 @@ class QueryProtection(SchemaExtension):
         self.cost = measure.cost
         if not isinstance(context.context, Context):
             return None
-        charged = self.pipeline.charge(context.context, measure)
+        charged = await self.pipeline.charge(context.context, measure)
         response = context.context.response
         if response is not None:
             for name, value in context.context.rate_limit_headers:

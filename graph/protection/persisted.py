@@ -8,7 +8,7 @@ in-process LRU and in the database, so every process knows it).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -82,7 +82,7 @@ class PersistedQueries:
         extensions: Mapping[str, object] | None,
         *,
         is_admin: bool,
-        charge: Callable[[], None] | None = None,
+        charge: Callable[[], Awaitable[None]] | None = None,
     ) -> Resolved:
         """The document a request means; raises AssayGraphQLError with the contract's code.
 
@@ -140,18 +140,20 @@ class PersistedQueries:
                 quota=self.policy.quota_per_caller,
             )
 
-    async def _lookup(self, sha256: str, charge: Callable[[], None] | None) -> str | None:
+    async def _lookup(
+        self, sha256: str, charge: Callable[[], Awaitable[None]] | None
+    ) -> str | None:
         document = self._documents.get(sha256)
         if document is None and self.store is not None:
             if charge is not None:
-                charge()
+                await charge()
             document = await self.store.get(sha256)
             if document is not None:
                 self._documents.put(sha256, document)
         return document
 
     async def _trusted_document(
-        self, query: str | None, sha256: str | None, charge: Callable[[], None] | None
+        self, query: str | None, sha256: str | None, charge: Callable[[], Awaitable[None]] | None
     ) -> Resolved:
         if sha256 is None and query is not None:
             sha256 = document_hash(query)
@@ -162,13 +164,13 @@ class PersistedQueries:
             raise AssayGraphQLError("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
         return Resolved(document)
 
-    async def _is_trusted(self, sha256: str, charge: Callable[[], None] | None) -> bool:
+    async def _is_trusted(self, sha256: str, charge: Callable[[], Awaitable[None]] | None) -> bool:
         # Only "trusted" is cached: a document registered as trusted later must not be
         # refused because this process once saw it untrusted.
         if self._trusted.get(sha256):
             return True
         if self.store is not None and charge is not None:
-            charge()
+            await charge()
         if self.store is None or not await self.store.is_trusted(sha256):
             return False
         self._trusted.put(sha256, True)

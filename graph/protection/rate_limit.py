@@ -3,11 +3,12 @@ process or shared by every process (shared_budget.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +46,7 @@ class Buckets(Protocol):
     def __len__(self) -> int: ...
     def available(self, key: str) -> float: ...
     def wait_for(self, key: str, amount: float) -> float: ...
+    def needs_settle(self, key: str, amount: float) -> bool: ...
     def take(self, key: str, amount: float) -> None: ...
 
 
@@ -79,6 +81,9 @@ class TokenBuckets:
         missing = needed - self.available(key)
         return max(0.0, missing / self.policy.per_second)
 
+    def needs_settle(self, key: str, amount: float) -> bool:
+        return False  # this process's own bucket: nothing to settle
+
     def take(self, key: str, amount: float) -> None:
         self._buckets[key] = (self.available(key) - amount, self.clock())
         self._buckets.move_to_end(key)
@@ -102,6 +107,16 @@ class RateLimitPolicy:
     max_keys: int = 100_000
 
 
+@dataclass(frozen=True)
+class Settled:
+    """How a limiter with shared buckets waits for their next settle with the store
+    (BudgetSettler.settled): `wait()` is True when one ended (the store answered or was found
+    unreachable), False when none ended in time; a request waits `limit` seconds at most."""
+
+    wait: Callable[[], Awaitable[bool]]
+    limit: float
+
+
 class RateLimiter:
     """Cost points for every operation, plus a lower budget for inference requests."""
 
@@ -110,8 +125,10 @@ class RateLimiter:
         policy: RateLimitPolicy,
         clock: MonotonicClock = time.monotonic,
         buckets: BucketsFactory | None = None,
+        settled: Settled | None = None,
     ) -> None:
         self.policy = policy
+        self._settled = settled
         # IETF RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers): each bucket as a quota
         # `q` that a caller gets back in full over `w` seconds.
         self.policy_header = ", ".join(
@@ -151,6 +168,36 @@ class RateLimiter:
         if inference_requests:
             self.inference.take(key, inference_requests)
         return 0.0
+
+    async def acquire_settled(self, key: str, points: int, inference_requests: int = 0) -> float:
+        """`acquire`, except that a refusal only a settle can lift (this process spent its
+        lease of a shared bucket that may have budget left) waits for the next settle and is
+        decided on the fresh level. Only such a request waits, at most `settled.limit`; a
+        request within its lease, or refused by an empty bucket, never does."""
+        wait = self.acquire(key, points, inference_requests)
+        if wait == 0 or self._settled is None:
+            return wait
+        settled = self._settled
+        try:
+            async with asyncio.timeout(settled.limit):
+                while self._needs_settle(key, points, inference_requests):
+                    if not await settled.wait():
+                        break  # no settle in time: limits are per process now (as for a store down)
+                    if self.acquire(key, points, inference_requests) == 0:
+                        return 0.0
+        except TimeoutError:
+            pass  # fresh leases went to this process's other requests first: a real wait
+        return self.acquire(key, points, inference_requests)
+
+    def _needs_settle(self, key: str, points: int, inference_requests: int) -> bool:
+        """Refused by a lease, and no bucket empty (a settle would not help then)."""
+        points = max(1, points)
+        wanted = [(self.points, points)]
+        if inference_requests:
+            wanted.append((self.inference, inference_requests))
+        if any(b.wait_for(key, n) > 0 and not b.needs_settle(key, n) for b, n in wanted):
+            return False
+        return any(b.needs_settle(key, n) for b, n in wanted)
 
     def state_header(self, key: str) -> str:
         """The IETF RateLimit field for `key`: per bucket, `r` units left now and `t` seconds

@@ -1,11 +1,13 @@
 """One budget per caller across processes: each process spends from its mirror of the caller's
 shared bucket, and a settler reports the spending to the shared store and reads the level back.
 
-The hot path never waits on the store. A process may spend up to a lease (a slice of the
-bucket) since it last settled a caller's bucket; past half of it the settler is woken, and
-every `interval` it settles whatever was spent. So across N processes a caller gets at most
-N leases (plus one operation each) beyond its budget before every process knows. When the
-store fails, each mirror becomes a per-process bucket until it answers again.
+A request within its lease never waits on the store. A process may spend up to a lease (a
+slice of the bucket) since it last settled a caller's bucket; past half of it the settler is
+woken, and every `interval` it settles whatever was spent. A request past the lease waits for
+the next settle (RateLimiter.acquire_settled) and is decided on the fresh level. So across N
+processes a caller gets at most N leases (plus one operation each) beyond its budget before
+every process knows. When the store fails, each mirror becomes a per-process bucket until it
+answers again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from domain.ports import BudgetCharge, BudgetStore
-from graph.protection.rate_limit import BucketPolicy, MonotonicClock
+from graph.protection.rate_limit import BucketPolicy, MonotonicClock, Settled
 from telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -84,14 +86,23 @@ class SharedBuckets:
         the first spending since the last settle), the seconds until the next settle."""
         needed = min(amount, self.policy.burst)
         wait = max(0.0, (needed - self.available(key)) / self.policy.per_second)
-        mirror = self._mirrors.get(key)
-        if wait > 0 or not self.is_shared or mirror is None:
+        if wait > 0:
             return wait
-        unsettled = mirror.spent + mirror.reported
-        if unsettled > 0 and unsettled + amount > self.lease:
+        if self.needs_settle(key, amount):
             self._wake()
             return SETTLE_WAIT_SECONDS
         return 0.0
+
+    def needs_settle(self, key: str, amount: float) -> bool:
+        """The bucket may pay `amount`, but this process has spent its lease since the last
+        settle: only the store's fresh level may say yes (RateLimiter.acquire_settled)."""
+        mirror = self._mirrors.get(key)
+        if not self.is_shared or mirror is None:
+            return False
+        unsettled = mirror.spent + mirror.reported
+        if unsettled <= 0 or unsettled + amount <= self.lease:
+            return False
+        return self.available(key) >= min(amount, self.policy.burst)
 
     def take(self, key: str, amount: float) -> None:
         mirror = self._mirror(key)
@@ -132,7 +143,8 @@ class SharedBuckets:
 # The smallest lease, in tokens (or the whole burst, when smaller).
 MIN_LEASE = 10.0
 
-# What a caller over its lease but within its budget is told to wait: about one settle.
+# The settler's interval, and what a request past its lease is told to wait when it could not
+# wait for settles itself (RateLimiter.acquire, or acquire_settled out of time): one settle.
 SETTLE_WAIT_SECONDS = 0.1
 
 
@@ -155,9 +167,40 @@ class BudgetSettler:
         self.buckets: list[SharedBuckets] = []
         self.failure: str | None = None
         self._woken = asyncio.Event()
+        self._ended = asyncio.Event()  # set when the settle under way (or the next) ends
 
     def wake(self) -> None:
         self._woken.set()
+
+    @property
+    def wait_limit(self) -> float:
+        """The longest a settle can take from a wake: one in flight ends within `timeout`,
+        and a sleeping settler starts at once (`interval` is the margin)."""
+        return self.timeout + self.interval
+
+    async def settled(self) -> bool:
+        """Wake the settler and wait until a settle ends (answered or failed): True. False
+        when none ends within `wait_limit`; the settler is then not settling (stopped or
+        stuck), which counts as an unreachable store: limits are per process, and the log
+        and /readyz say so, until a settle answers again."""
+        ended = self._ended
+        self.wake()
+        try:
+            await asyncio.wait_for(ended.wait(), self.wait_limit)
+        except TimeoutError:
+            self._failed(TimeoutError(f"no settle ended within {self.wait_limit:g} s"))
+            return False
+        return True
+
+    def settled_waiter(self) -> Settled:
+        """For RateLimiter: how a request past its lease waits for settles. At most two of
+        them: the one under way when it came (which may have reported only part of this
+        process's spending) and the next."""
+        return Settled(self.settled, 2 * self.wait_limit)
+
+    def _end_settle(self) -> None:
+        ended, self._ended = self._ended, asyncio.Event()
+        ended.set()
 
     def degradations(self) -> dict[str, str]:
         """For /readyz: a store that does not answer degrades limits, it refuses nothing."""
@@ -185,7 +228,14 @@ class BudgetSettler:
         self._woken.clear()
 
     async def settle(self) -> None:
-        """Report every bucket's spending in one call; apply the levels the store answers."""
+        """Report every bucket's spending in one call; apply the levels the store answers.
+        Whatever happens, the requests waiting for a settle are woken when it ends."""
+        try:
+            await self._settle()
+        finally:
+            self._end_settle()
+
+    async def _settle(self) -> None:
         owed = [
             (buckets, key, spent) for buckets in self.buckets for key, spent in buckets.unsettled()
         ]

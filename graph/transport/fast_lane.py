@@ -144,7 +144,7 @@ class FastLane:
         if refused is not None:  # the full path answers QUERY_TOO_COMPLEX or BAD_USER_INPUT
             is_input = (refused.extensions or {}).get("code") == "BAD_USER_INPUT"
             return _hand_on("input" if is_input else "limits")
-        charged = pipeline.charge(context, measure)
+        charged = await pipeline.charge(context, measure)
         if isinstance(charged, float):
             return _hand_on("rate_limit")  # the full path refuses it (nothing was taken)
 

@@ -401,13 +401,15 @@ class AssayGraphQL(GraphQL[Context, None]):
             await self.persisted.remember(resolved.sha256, resolved.document, signed_in)
         return result
 
-    def _charge_lookup(self, context: Context) -> None:
+    async def _charge_lookup(self, context: Context) -> None:
         """A persisted-document lookup in the database costs the caller points: unknown
         hashes are free to invent, and each one is a statement."""
         limiter = self.deps.rate_limiter
         if limiter is None:
             return
-        wait = limiter.acquire(rate_limit_key(context, limiter), PERSISTED_LOOKUP_COST)
+        wait = await limiter.acquire_settled(
+            rate_limit_key(context, limiter), PERSISTED_LOOKUP_COST
+        )
         if wait > 0:
             metrics.RATE_LIMIT_REFUSALS.inc()
             raise rate_limited_error(wait)

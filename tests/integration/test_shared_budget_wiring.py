@@ -65,6 +65,21 @@ async def test_a_caller_alternating_between_two_processes_gets_one_budget(
     assert BURST <= granted <= BURST + 2 * MIN_LEASE, granted
 
 
+async def test_requests_past_the_lease_wait_for_a_settle_and_only_an_empty_bucket_refuses(
+    first: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+) -> None:
+    bearer = token(f"{uuid.uuid4()}@example.com")
+
+    # Back to back, so the settler has no turn between them: past each lease of 10 points,
+    # the request itself has the settle made and waits for it.
+    bodies = [await gql(first, "{ __typename }", token=bearer) for _ in range(BURST)]
+    refused = await gql(first, "{ __typename }", token=bearer)
+
+    assert [error_codes(body) for body in bodies] == [[]] * BURST
+    assert error_codes(refused) == ["RATE_LIMITED"]
+    assert only_error(refused)["extensions"]["retryAfterSeconds"] > 100  # 1 point at 0.001/s
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -200,7 +200,7 @@ async def test_a_caller_keeps_its_quota_of_most_recently_used_documents() -> Non
 async def test_a_lookup_the_process_cannot_answer_from_memory_is_charged_first() -> None:
     charges: list[str] = []
 
-    def charge() -> None:
+    async def charge() -> None:
         charges.append("lookup")
         if len(charges) > 1:
             raise AssayGraphQLError("rate limit exceeded", "RATE_LIMITED")

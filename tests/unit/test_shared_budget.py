@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -63,8 +64,8 @@ def process(
     store: FakeBudgetStore, clock: FakeClock, lease: float = 0.1
 ) -> tuple[RateLimiter, BudgetSettler]:
     settler = BudgetSettler(store, store_name="fake")
-    limiter = RateLimiter(POLICY, clock, shared_buckets_factory(settler, lease, clock))
-    return limiter, settler
+    buckets = shared_buckets_factory(settler, lease, clock)
+    return RateLimiter(POLICY, clock, buckets, settler.settled_waiter()), settler
 
 
 def spend_until_refused(limiter: RateLimiter, key: str = "user:a") -> int:
@@ -239,3 +240,82 @@ async def test_a_settle_reports_only_the_callers_that_spent_since_the_last_one()
     await settler.settle()
 
     assert reported == [["user:b"]]
+
+
+@contextlib.asynccontextmanager
+async def settling(settler: BudgetSettler) -> AsyncIterator[None]:
+    """The settler running in the background, woken only (its interval is a minute)."""
+    settler.interval = 60.0
+    stop = asyncio.Event()
+    task = asyncio.create_task(settler.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def test_past_the_lease_with_budget_left_a_request_waits_for_a_settle_and_passes() -> None:
+    clock = FakeClock()
+    store = FakeBudgetStore(clock)
+    limiter, settler = process(store, clock)  # a lease of 10 points of 100
+    assert spend_until_refused(limiter) == 10
+
+    async with settling(settler):
+        assert await limiter.acquire_settled("user:a", 1) == 0
+
+    assert store.calls == 2  # the request's settle, then the settler's last one as it stops
+    assert store.buckets[("points", "user:a")][0] == 89
+
+
+async def test_past_the_lease_with_the_shared_bucket_empty_is_refused_with_its_real_wait() -> None:
+    clock = FakeClock()
+    store = FakeBudgetStore(clock)
+    other, other_settler = process(store, clock, lease=1.0)
+    limiter, settler = process(store, clock)
+    assert other.acquire("user:a", 95) == 0
+    await other_settler.settle()  # 5 points left in the shared bucket
+    assert spend_until_refused(limiter) == 10  # this process does not know yet
+
+    async with settling(settler):
+        wait = await limiter.acquire_settled("user:a", 1)
+
+    assert wait == pytest.approx(6.0)  # -5 after this process's 10: 6 s to refill 1 point
+    assert store.buckets[("points", "user:a")][0] == -5
+
+
+async def test_concurrent_requests_past_the_lease_share_settles_until_the_budget_ends() -> None:
+    clock = FakeClock()
+    store = FakeBudgetStore(clock)
+    limiter, settler = process(store, clock)
+
+    async with settling(settler):
+        waits = await asyncio.gather(*(limiter.acquire_settled("user:a", 1) for _ in range(120)))
+
+    assert waits.count(0) == 100  # the whole budget, no more: one process, the store exact
+    assert all(wait >= 1.0 for wait in waits if wait)  # refusals name the refill, not a settle
+    assert store.calls <= 20  # a settle per lease, not one per request
+
+
+async def test_past_the_lease_with_the_store_down_a_request_spends_this_process_budget() -> None:
+    clock = FakeClock()
+    store = FakeBudgetStore(clock)
+    limiter, settler = process(store, clock)
+    spend_until_refused(limiter)
+    store.is_down = True
+
+    async with settling(settler):
+        assert await limiter.acquire_settled("user:a", 1) == 0
+        assert set(settler.degradations()) == {"rateLimitStore"}
+
+
+async def test_past_the_lease_without_a_running_settler_the_wait_is_bounded_and_said() -> None:
+    clock = FakeClock()
+    limiter, settler = process(FakeBudgetStore(clock), clock)
+    settler.timeout, settler.interval = 0.01, 0.01
+    spend_until_refused(limiter)
+
+    assert await limiter.acquire_settled("user:a", 1) == 0  # per process, like a store down
+
+    assert "no settle ended" in (settler.failure or "")
+    assert set(settler.degradations()) == {"rateLimitStore"}
