@@ -26,9 +26,9 @@ from graph.protection.limits import QueryLimits
 from graph.protection.persisted import PersistedQueryPolicy
 from graph.protection.rate_limit import RateLimiter
 from graph.protection.sign_in import SignInCache
-from graph.schema.subscriptions import EventBroker
+from graph.realtime.broker import EventBroker
+from graph.realtime.sockets import SocketRegistry
 from graph.transport.cors import CorsPolicy
-from graph.transport.sockets import SocketRegistry
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 

@@ -24,7 +24,7 @@ from graph.execution.loaders import Loaders
 from graph.protection.sign_in import SignInCache
 
 if TYPE_CHECKING:
-    from graph.schema.subscriptions import EventBroker
+    from graph.realtime.broker import EventBroker
 
 
 class _MessageLoaders:

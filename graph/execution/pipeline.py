@@ -31,7 +31,8 @@ from domain.ports import UnitOfWork
 from domain.principal import Principal
 from graph.execution.context import Context
 from graph.execution.extension import Arguments, CompiledPlans
-from graph.protection.extension import address_key, rate_limit_key
+from graph.execution.query_protection import address_key, rate_limit_key
+from graph.execution.request_log import log_operation
 from graph.protection.input_hygiene import input_problems, invalid_input_error
 from graph.protection.limits import OperationMeasure, QueryLimits, check_operation
 from graph.protection.persisted import PersistedQueries, Resolved
@@ -40,7 +41,6 @@ from graph.protection.rate_limit import (
     RATE_LIMIT_POLICY_HEADER,
     RateLimiter,
 )
-from graph.transport.request_log import log_operation
 from telemetry import metrics
 
 STEPS = ("authenticate", "resolve_document", "limits", "charge", "execute", "record")

@@ -12,8 +12,16 @@ from strawberry.scalars import JSON
 from domain.assets import Asset, AssetStatus
 from domain.services import assets
 from graph.execution import loads
+from graph.execution.declarations import (
+    Computed,
+    Entity,
+    Paged,
+    Source,
+    declared,
+    identifier,
+    to_one,
+)
 from graph.ids import required_id
-from graph.schema.declarations import Computed, Entity, Paged, Source, declared, identifier, to_one
 from graph.schema.nodes import (
     After,
     AppInfo,

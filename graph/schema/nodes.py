@@ -13,9 +13,9 @@ from strawberry.types import Info
 from domain.errors import NotFound
 from domain.pagination import Keyed, Page, PageRequest, keyset_of
 from graph.execution.context import Context
+from graph.execution.declarations import ID_DESCRIPTION
 from graph.execution.specs import LoadFn
 from graph.ids import page_request, parse_id, to_cursor
-from graph.schema.declarations import ID_DESCRIPTION
 
 AppInfo = Info[Context, None]
 

@@ -16,10 +16,7 @@ from domain.services import callbacks, submissions
 from domain.services.submissions import SubmissionRequest
 from domain.submissions import Submission, SubmissionStatus
 from graph.execution import loads
-from graph.ids import parse_id, required_id
-from graph.schema import history
-from graph.schema.assets import AssetType
-from graph.schema.declarations import (
+from graph.execution.declarations import (
     Entity,
     Paged,
     ReferenceOnly,
@@ -32,6 +29,9 @@ from graph.schema.declarations import (
     to_many,
     to_one,
 )
+from graph.ids import parse_id, required_id
+from graph.schema import history
+from graph.schema.assets import AssetType
 from graph.schema.metadata import METADATA_INPUT, MetadataEntry, MetadataEntryInput
 from graph.schema.metadata import from_input as metadata_from_input
 from graph.schema.models import ModelType

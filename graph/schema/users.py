@@ -16,10 +16,7 @@ from domain.submissions import SubmissionStatus
 from domain.users import User
 from domain.users import UserFilter as UserFilterValue
 from graph.execution import loads
-from graph.ids import required_id
-from graph.protection.sign_in import revoking
-from graph.schema import history
-from graph.schema.declarations import (
+from graph.execution.declarations import (
     Entity,
     Paged,
     ReferenceOnly,
@@ -27,6 +24,9 @@ from graph.schema.declarations import (
     declared,
     identifier,
 )
+from graph.ids import required_id
+from graph.protection.sign_in import revoking
+from graph.schema import history
 from graph.schema.nodes import (
     BATCHES,
     After,

@@ -40,7 +40,7 @@ from domain.principal import Principal
 from graph.execution.context import Context
 from graph.execution.extension import KnownQueries, KnownQuery
 from graph.execution.pipeline import Pipeline
-from graph.protection.extension import COST_HEADER
+from graph.execution.query_protection import COST_HEADER
 from graph.transport.over_http import JSON, negotiate
 from telemetry import metrics
 

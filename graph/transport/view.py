@@ -35,11 +35,13 @@ from graph.execution.context import Context
 from graph.execution.document_cache import CachedDocuments, DocumentCache
 from graph.execution.extension import CompiledExecution, CompiledPlans, KnownQueries
 from graph.execution.pipeline import OperationRecord, Pipeline, RequestState
-from graph.protection.extension import query_protection, rate_limit_key, rate_limited_error
+from graph.execution.query_protection import query_protection, rate_limit_key, rate_limited_error
+from graph.execution.request_log import log_operation
 from graph.protection.operation_choice import OneOperationOrName
 from graph.protection.persisted import PersistedQueries
 from graph.protection.refused_keys import UnknownKeys
 from graph.protection.sign_in import SignedIn
+from graph.realtime.sockets import EvictableSend
 from graph.schema.record import build_schema
 from graph.transport.body_limit import BodyTooLarge
 from graph.transport.fast_lane import FastLane
@@ -59,8 +61,6 @@ from graph.transport.over_http import (
     negotiate,
     request_error_status,
 )
-from graph.transport.request_log import log_operation
-from graph.transport.sockets import EvictableSend
 from graph.transport.websocket_adapter import JsonTextWebSocketAdapter
 from graph.transport.ws_handlers import LegacyWSHandler, TransportWSHandler
 from telemetry import metrics
