@@ -5,8 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,9 +21,7 @@ from domain.services.serving import SynchronousInference
 from domain.services.webhooks import WebhookPolicy
 from graph.execution.loaders import Loaders
 from graph.protection.sign_in import SignInCache
-
-if TYPE_CHECKING:
-    from graph.realtime.broker import EventBroker
+from graph.realtime.broker import EventBroker
 
 
 class _MessageLoaders:
@@ -84,6 +81,25 @@ class Context:
     inference: SynchronousInference | None = None  # runInference's use case (batcher)
     monitoring: MonitoringPolicy = field(default_factory=MonitoringPolicy)
     _loaders: Loaders | None = None
+
+    def for_request(
+        self,
+        request: Request | WebSocket,
+        response: Response | None,
+        principal_or_error: Principal | DomainError,
+        *,
+        compiled_declined: bool = False,
+    ) -> Context:
+        """A request's context: this one, the application's (made once from its dependencies,
+        graph/dependencies.py), with the request, its caller and its response."""
+        return replace(
+            self,
+            request_id=request.state.request_id,
+            request=request,
+            response=response,
+            principal_or_error=principal_or_error,
+            compiled_declined=compiled_declined,
+        )
 
     async def close_socket(self, code: int, reason: str) -> None:
         if isinstance(self.request, WebSocket):

@@ -85,8 +85,10 @@ class Pipeline:
         limits: QueryLimits,
         rate_limiter: RateLimiter | None,
         plans: CompiledPlans,
+        shared_context: Context,
     ) -> None:
         self._authenticate = authenticate
+        self.shared_context = shared_context
         self.persisted = persisted
         self.query_limits = limits
         self.rate_limiter = rate_limiter
@@ -109,6 +111,19 @@ class Pipeline:
             if header and isinstance(state.principal_or_error, Unauthenticated):
                 self.charge_refusal(request)
         return state.principal_or_error
+
+    def context(self, request: Request | WebSocket, response: Response | None) -> Context:
+        """The request's context, from what its RequestState holds: the caller signed in (a
+        WebSocket's signs in later, at connection_init) and whether the compiled path was
+        tried already."""
+        state = RequestState.of(request)
+        signed_in = state.principal_or_error
+        return self.shared_context.for_request(
+            request,
+            response,
+            Unauthenticated() if signed_in is None else signed_in,
+            compiled_declined=state.compiled_declined,
+        )
 
     def charge_refusal(self, request: HTTPConnection) -> None:
         """A credential was presented and refused: its address pays (see rate_limit.py)."""
