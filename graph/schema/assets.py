@@ -15,7 +15,6 @@ from graph.execution import loads
 from graph.execution.declarations import (
     Computed,
     Entity,
-    Paged,
     Source,
     declared,
     identifier,
@@ -32,10 +31,11 @@ from graph.schema.nodes import (
     Node,
     Paging,
     by_id,
-    connection,
+    of_the_viewer,
+    paged_connection,
 )
 from graph.schema.orders import AssetOrder, AssetOrderArgument
-from graph.schema.users import AssetStatusArgument, UserType
+from graph.schema.users import OWNED_ASSETS, AssetStatusArgument, UserType
 
 AssetId = Annotated[strawberry.ID, strawberry.argument(description="The asset's global id.")]
 
@@ -80,22 +80,13 @@ async def assets_of(
     order: AssetOrder | None,
 ) -> Connection[AssetType]:
     """Newest first unless `order` says otherwise, as people read their own lists."""
-    loaders = info.context.loaders
-    descending = (order or AssetOrder.CREATED_AT_DESC).is_descending
-    key = (owner_id, (paging.request("Asset", descending=descending), status))
-    page = await loaders.paged(loads.asset_pages).load(key)
-    return connection(
-        page, AssetType.from_entity, lambda: loaders.paged(loads.asset_counts).load(key), "Asset"
+    request = paging.ordered("Asset", order, AssetOrder.CREATED_AT_DESC)
+    return await paged_connection(
+        info, OWNED_ASSETS, (owner_id, (request, status)), AssetType.from_entity, "Asset"
     )
 
 
-_VIEWER_ASSETS = Paged(
-    "assets",
-    loads.for_the_viewer(loads.asset_pages, "viewer_asset_page"),
-    loads.for_the_viewer(loads.asset_counts, "viewer_asset_count"),
-    loads.asset_page_arguments,
-    loads.asset_window,
-)
+_VIEWER_ASSETS = of_the_viewer(OWNED_ASSETS, "asset")
 
 
 @strawberry.type

@@ -160,8 +160,7 @@ async def batches_of(
     info: AppInfo, owner_id: UUID, paging: Paging, order: BatchOrder | None
 ) -> Connection[BatchType]:
     ctx = info.context
-    descending = (order or BatchOrder.CREATED_AT_DESC).is_descending
-    request = paging.request("Batch", descending=descending)
+    request = paging.ordered("Batch", order, BatchOrder.CREATED_AT_DESC)
     page = await batches.list_batches(ctx.uow(), ctx.principal, owner_id, request)
     return connection(
         page,

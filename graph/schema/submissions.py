@@ -18,7 +18,6 @@ from domain.submissions import Submission, SubmissionStatus
 from graph.execution import loads
 from graph.execution.declarations import (
     Entity,
-    Paged,
     ReferenceOnly,
     Source,
     ToMany,
@@ -46,10 +45,12 @@ from graph.schema.nodes import (
     Node,
     Paging,
     by_id,
-    connection,
+    of_the_viewer,
+    paged_connection,
 )
 from graph.schema.results import ResultType
 from graph.schema.users import (
+    OWNED_SUBMISSIONS,
     SubmissionFilterArgument,
     SubmissionOrderArgument,
     SubmissionStatusArgument,
@@ -159,26 +160,14 @@ async def submissions_of(
     given: history.SubmissionFilter | None = None,
     order: SubmissionOrder | None = history.DEFAULT_ORDER,
 ) -> Connection[SubmissionType]:
-    loaders = info.context.loaders
-    descending = (order or history.DEFAULT_ORDER).is_descending
-    request = paging.request("Submission", descending=descending)
+    request = paging.ordered("Submission", order, history.DEFAULT_ORDER)
     key = (owner_id, (request, status, history.from_input(given)))
-    page = await loaders.paged(loads.submission_pages).load(key)
-    return connection(
-        page,
-        SubmissionType.from_entity,
-        lambda: loaders.paged(loads.submission_counts).load(key),
-        "Submission",
+    return await paged_connection(
+        info, OWNED_SUBMISSIONS, key, SubmissionType.from_entity, "Submission"
     )
 
 
-_VIEWER_SUBMISSIONS = Paged(
-    "submissions",
-    loads.for_the_viewer(loads.submission_pages, "viewer_submission_page"),
-    loads.for_the_viewer(loads.submission_counts, "viewer_submission_count"),
-    loads.submission_page_arguments,
-    loads.submission_window,
-)
+_VIEWER_SUBMISSIONS = of_the_viewer(OWNED_SUBMISSIONS, "submission")
 
 
 @strawberry.type
