@@ -1,16 +1,17 @@
 """The one request pipeline: authenticate, resolve the document, limits, charge, execute, record.
 
 Both ways an HTTP request is answered call these steps, in this order, and nothing else
-does their work: the full path (the view authenticates and resolves persisted documents;
-Strawberry's extensions QueryProtection, CompiledExecution and OperationRecord apply the
-limits, charge, execute and record) and the fast lane (graph/transport/fast_lane.py), which runs the
+does their work: the full path (the view calls the authenticate and resolve steps, the
+latter's refusals recorded by the record step; Strawberry's extensions QueryProtection,
+CompiledExecution and OperationRecord apply the limits, charge, execute and record) and the fast lane (graph/transport/fast_lane.py), which runs the
 same steps below Strawberry for a text the full path accepted before. `Pipeline.on_step`
 sees each step as it runs; tests/integration/test_pipeline.py fails when the two paths stop
 taking the same steps.
 
 `RequestState` is what a request carries from step to step and from the fast lane to the
 full path when the lane hands a request on (the caller it signed in, a compiled run that fell
-back), in one typed object instead of loose request.state attributes.
+back), in one typed object instead of loose request.state attributes; the `context` step
+builds the request's Context from it.
 """
 
 from __future__ import annotations
