@@ -3,8 +3,9 @@
 Both ways an HTTP request is answered call these steps, in this order, and nothing else
 does their work: the full path (the view calls the authenticate and resolve steps, the
 latter's refusals recorded by the record step; Strawberry's extensions QueryProtection,
-CompiledExecution and OperationRecord apply the limits, charge, execute and record) and the fast lane (graph/transport/fast_lane.py), which runs the
-same steps below Strawberry for a text the full path accepted before. `Pipeline.on_step`
+CompiledExecution and OperationRecord apply the limits, charge, execute and record) and
+the fast lane (graph/transport/fast_lane.py), which runs the same steps below Strawberry for
+a text the full path accepted before. `Pipeline.on_step`
 sees each step as it runs; tests/integration/test_pipeline.py fails when the two paths stop
 taking the same steps.
 
