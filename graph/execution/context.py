@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -90,16 +90,19 @@ class Context:
         *,
         compiled_declined: bool = False,
     ) -> Context:
-        """A request's context: this one, the application's (made once from its dependencies,
-        graph/dependencies.py), with the request, its caller and its response."""
-        return replace(
-            self,
-            request_id=request.state.request_id,
-            request=request,
-            response=response,
-            principal_or_error=principal_or_error,
-            compiled_declined=compiled_declined,
-        )
+        """A request's context: a copy of this one, the application's (made once from its
+        dependencies, graph/dependencies.py, and never a request's own), with the request, its
+        caller and its response."""
+        # A shallow copy of the fields (0.8 us; dataclasses.replace, which calls __init__
+        # again, costs 3.7 us a request, 1% of a point lookup's CPU).
+        context = object.__new__(Context)
+        context.__dict__.update(self.__dict__)
+        context.request_id = request.state.request_id
+        context.request = request
+        context.response = response
+        context.principal_or_error = principal_or_error
+        context.compiled_declined = compiled_declined
+        return context
 
     async def close_socket(self, code: int, reason: str) -> None:
         if isinstance(self.request, WebSocket):
