@@ -118,7 +118,7 @@ class Join:
     """Which rows of `entity` a relation or a root field reads: those whose `key` holds
     `value` (every row when it is None) and that match each of `where`, in `order`.
 
-    A field declares it once (graph/schema/declarations.py); the store renders it. A to-one
+    A field declares it once (graph/execution/declarations.py); the store renders it. A to-one
     join on another key than `id` reads the first row in `order`."""
 
     entity: str

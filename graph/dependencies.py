@@ -22,13 +22,14 @@ from domain.services.assets import UploadPolicy
 from domain.services.monitoring import MonitoringPolicy
 from domain.services.serving import SynchronousInference
 from domain.services.webhooks import WebhookPolicy
+from graph.execution.context import Context
 from graph.protection.limits import QueryLimits
 from graph.protection.persisted import PersistedQueryPolicy
 from graph.protection.rate_limit import RateLimiter
 from graph.protection.sign_in import SignInCache
-from graph.schema.subscriptions import EventBroker
+from graph.realtime.broker import EventBroker
+from graph.realtime.sockets import SocketRegistry
 from graph.transport.cors import CorsPolicy
-from graph.transport.sockets import SocketRegistry
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 
@@ -86,3 +87,25 @@ class AppDependencies:
     strict_transport_security: bool = False  # production: HTTPS only, HSTS on every answer
     # Verified principals kept briefly; dropped on every process when access is revoked.
     sign_ins: SignInCache | None = None
+
+    def shared_context(self) -> Context:
+        """What every request's context starts from: Context.for_request adds the request's
+        own (the pipeline's `context` step)."""
+        return Context(
+            request_id="-",
+            uow=self.uow,
+            read_uow=self.read_uow,
+            clock=self.clock,
+            admin_group=self.admin_group,
+            blobs=self.blobs,
+            download_url_ttl=self.download_url_ttl,
+            upload_policy=self.upload_policy,
+            run_inference_timeout=self.run_inference_timeout,
+            broker=self.broker,
+            max_subscriptions_per_connection=self.max_subscriptions_per_connection,
+            webhooks=self.webhooks,
+            sign_ins=self.sign_ins,
+            api_key_secrets=self.api_key_secrets,
+            inference=self.inference,
+            monitoring=self.monitoring,
+        )

@@ -78,7 +78,7 @@ class _Entity:
 
 
 # The domain's entities (domain/projections.py names them) and link entities, by table.
-# Which rows a relation reads is declared with its field (graph/schema/declarations.py) and
+# Which rows a relation reads is declared with its field (graph/execution/declarations.py) and
 # arrives here as a p.Join.
 ENTITIES: Mapping[str, _Entity] = {
     "User": _Entity(tables.users),

@@ -43,11 +43,11 @@ from graph.protection.persisted import PersistedQueryPolicy
 from graph.protection.rate_limit import RateLimiter, RateLimitPolicy, parse_networks
 from graph.protection.shared_budget import BudgetSettler, shared_buckets_factory
 from graph.protection.sign_in import SignInCache
-from graph.schema.subscriptions import EventBroker
+from graph.realtime.broker import EventBroker
+from graph.realtime.sockets import SocketLimits, SocketRegistry
 from graph.transport.app import create_app
 from graph.transport.cors import CorsPolicy
 from graph.transport.graphiql import host_name
-from graph.transport.sockets import SocketLimits, SocketRegistry
 from integrations.blobs.local import LocalBlobStore
 from integrations.blobs.local_routes import (
     BLOB_PATH_PREFIX,

@@ -1,9 +1,9 @@
 """The fields the batched compiler serves, by GraphQL type: built from the schema's declarations.
 
-Each field's declaration (graph/schema/declarations.py) says where its value comes from; this module
-turns it into what the batched plan needs (specs.py). A field without one the batched plan
-can serve sends its documents to the reference executor; tests/unit/test_projection_plans.py
-fails when such a field is not marked ReferenceOnly.
+Each field's declaration (graph/execution/declarations.py) says where its value comes from;
+this module turns it into what the batched plan needs (specs.py). A field without one the
+batched plan can serve sends its documents to the reference executor;
+tests/unit/test_projection_plans.py fails when such a field is not marked ReferenceOnly.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from typing import Any
 from graphql import GraphQLSchema
 
 from graph.execution import loads, specs
-from graph.execution.specs import ROOT, Embedded, FieldSpec, Related, Value
-from graph.ids import to_global_id
-from graph.schema.declarations import (
+from graph.execution.declarations import (
     Column,
     Computed,
     Declaration,
@@ -30,6 +28,8 @@ from graph.schema.declarations import (
     ToOne,
     declarations_of,
 )
+from graph.execution.specs import ROOT, Embedded, FieldSpec, Related, Value
+from graph.ids import to_global_id
 
 Catalog = Mapping[str, Mapping[str, FieldSpec]]
 

@@ -2,48 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Generic, TypeVar
 
 from graphql import DocumentNode, GraphQLError, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def document_hash(document: str) -> str:
-    """The SHA-256 of a document's UTF-8 text, as lowercase hex (the APQ key)."""
-    return hashlib.sha256(document.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-class LruCache(Generic[K, V]):
-    """At most `maxsize` entries; the least recently used goes first."""
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._entries: OrderedDict[K, V] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: K) -> V | None:
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        if self.maxsize <= 0:
-            return
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
-
+from graph.lru import LruCache
+from graph.protection.persisted import document_hash
 
 CacheKey = tuple[str, int | None]  # (document hash, the parser's token limit)
 

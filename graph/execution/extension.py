@@ -37,10 +37,10 @@ from domain.errors import DomainError
 from domain.principal import Principal
 from graph.execution.compiler import Compiler, Plan
 from graph.execution.context import Context
-from graph.execution.document_cache import LruCache
 from graph.execution.projection import ProjectionCompiler, ProjectionPlan
 from graph.execution.runner import execute, project
 from graph.execution.specs import Fallback, Run, Unsupported
+from graph.lru import LruCache
 from graph.protection.input_hygiene import ArgumentSite, argument_sites
 from graph.protection.limits import OperationMeasure, measure_operation, measured_variables
 from telemetry import metrics

@@ -17,15 +17,15 @@ from uuid import UUID
 
 from domain import projections as p
 from domain.assets import Asset, AssetStatus
-from domain.history import SubmissionFilter, SubmissionOrder
+from domain.errors import InvalidInput
+from domain.history import EVERY_SUBMISSION, SubmissionFilter, SubmissionOrder
+from domain.orders import AssetOrder, UserOrder
 from domain.pagination import PageRequest
 from domain.services import feedback, owned, users
 from domain.submissions import SubmissionStatus
 from domain.users import UserFilter
 from graph.execution.specs import ROOT, Arguments, Fallback, Loaded, LoadFn, Run
-from graph.ids import page_request, required_id
-from graph.schema import history
-from graph.schema.orders import AssetOrder, UserOrder
+from graph.ids import from_global_id, page_request, required_id
 
 PageArguments = tuple[PageRequest, Any]
 SubmissionArguments = tuple[PageRequest, SubmissionStatus | None, SubmissionFilter]
@@ -66,17 +66,40 @@ def asset_page_arguments(arguments: Arguments) -> PageArguments:
 
 def submission_page_arguments(arguments: Arguments) -> SubmissionArguments:
     status = arguments.get("status")
-    order = SubmissionOrder(arguments.get("orderBy") or history.DEFAULT_ORDER)
+    order = SubmissionOrder(arguments.get("orderBy") or SubmissionOrder.CREATED_AT_DESC)
     request = paging(arguments, "Submission", order.is_descending)
     given = arguments.get("filter") or {}
     pair = given.get("metadata")
-    where = history.filter_value(
+    where = filter_value(
         given.get("modelId"),
         _moment(given.get("createdAfter")),
         _moment(given.get("createdBefore")),
         None if pair is None else (pair["key"], pair["value"]),
     )
     return request, None if status is None else SubmissionStatus(status), where
+
+
+def model_id_of(global_id: str | None, path: str = "filter.modelId") -> UUID | None:
+    if global_id is None:
+        return None
+    type_name, ident = from_global_id(global_id, path)
+    if type_name != "Model":
+        raise InvalidInput({path: f"{global_id!r} is not a Model id"})
+    return ident
+
+
+def filter_value(
+    model_id: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    metadata: tuple[str, str] | None = None,
+) -> SubmissionFilter:
+    """The domain's filter from the input's fields (the compiled path has them as a dict)."""
+    if model_id is None and created_after is None and created_before is None and metadata is None:
+        return EVERY_SUBMISSION
+    return SubmissionFilter.checked(
+        model_id_of(model_id), created_after, created_before, metadata=metadata
+    )
 
 
 def _moment(value: object) -> datetime | None:

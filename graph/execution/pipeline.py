@@ -1,16 +1,18 @@
 """The one request pipeline: authenticate, resolve the document, limits, charge, execute, record.
 
 Both ways an HTTP request is answered call these steps, in this order, and nothing else
-does their work: the full path (the view authenticates and resolves persisted documents;
-Strawberry's extensions QueryProtection, CompiledExecution and OperationRecord apply the
-limits, charge, execute and record) and the fast lane (graph/transport/fast_lane.py), which runs the
-same steps below Strawberry for a text the full path accepted before. `Pipeline.on_step`
+does their work: the full path (the view calls the authenticate and resolve steps, the
+latter's refusals recorded by the record step; Strawberry's extensions QueryProtection,
+CompiledExecution and OperationRecord apply the limits, charge, execute and record) and
+the fast lane (graph/transport/fast_lane.py), which runs the same steps below Strawberry for
+a text the full path accepted before. `Pipeline.on_step`
 sees each step as it runs; tests/integration/test_pipeline.py fails when the two paths stop
 taking the same steps.
 
 `RequestState` is what a request carries from step to step and from the fast lane to the
 full path when the lane hands a request on (the caller it signed in, a compiled run that fell
-back), in one typed object instead of loose request.state attributes.
+back), in one typed object instead of loose request.state attributes; the `context` step
+builds the request's Context from it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from domain.ports import UnitOfWork
 from domain.principal import Principal
 from graph.execution.context import Context
 from graph.execution.extension import Arguments, CompiledPlans
-from graph.protection.extension import address_key, rate_limit_key
+from graph.execution.query_protection import address_key, rate_limit_key
+from graph.execution.request_log import log_operation
 from graph.protection.input_hygiene import input_problems, invalid_input_error
 from graph.protection.limits import OperationMeasure, QueryLimits, check_operation
 from graph.protection.persisted import PersistedQueries, Resolved
@@ -40,7 +43,6 @@ from graph.protection.rate_limit import (
     RATE_LIMIT_POLICY_HEADER,
     RateLimiter,
 )
-from graph.transport.request_log import log_operation
 from telemetry import metrics
 
 STEPS = ("authenticate", "resolve_document", "limits", "charge", "execute", "record")
@@ -85,8 +87,10 @@ class Pipeline:
         limits: QueryLimits,
         rate_limiter: RateLimiter | None,
         plans: CompiledPlans,
+        shared_context: Context,
     ) -> None:
         self._authenticate = authenticate
+        self.shared_context = shared_context
         self.persisted = persisted
         self.query_limits = limits
         self.rate_limiter = rate_limiter
@@ -109,6 +113,19 @@ class Pipeline:
             if header and isinstance(state.principal_or_error, Unauthenticated):
                 self.charge_refusal(request)
         return state.principal_or_error
+
+    def context(self, request: Request | WebSocket, response: Response | None) -> Context:
+        """The request's context, from what its RequestState holds: the caller signed in (a
+        WebSocket's signs in later, at connection_init) and whether the compiled path was
+        tried already."""
+        state = RequestState.of(request)
+        signed_in = state.principal_or_error
+        return self.shared_context.for_request(
+            request,
+            response,
+            Unauthenticated() if signed_in is None else signed_in,
+            compiled_declined=state.compiled_declined,
+        )
 
     def charge_refusal(self, request: HTTPConnection) -> None:
         """A credential was presented and refused: its address pays (see rate_limit.py)."""

@@ -3,7 +3,7 @@
 The store builds the response JSON itself (persistence/projections.py); this module says
 what to build, from the same field collection as the batched compiler (graphql-core's
 `collect_fields`, so keys, order, fragments and @skip/@include mean what they mean on the
-reference path) and from the schema's declarations (graph/schema/declarations.py), which say what
+reference path) and from the schema's declarations (graph/execution/declarations.py), which say what
 each field is. A field declared as something this plan cannot build makes the operation
 Unsupported here; the batched plan (compiler.py) may still serve it. Argument values never
 enter the projection: each argument-taking field gets a slot, bound per request by the same
@@ -38,8 +38,7 @@ from graphql.execution.values import VariableValues, get_argument_values
 from domain import projections as p
 from graph.execution import loads
 from graph.execution.collection import FieldCollector
-from graph.execution.specs import Arguments, Unsupported
-from graph.schema.declarations import (
+from graph.execution.declarations import (
     Column,
     Declaration,
     Identifier,
@@ -50,6 +49,7 @@ from graph.schema.declarations import (
     ToOne,
     declarations_of,
 )
+from graph.execution.specs import Arguments, Unsupported
 
 # ------------------------------------------------------------------ the plan
 

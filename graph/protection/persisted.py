@@ -7,6 +7,7 @@ in-process LRU and in the database, so every process knows it).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -27,11 +28,16 @@ from graphql import (
 
 from domain.ports import PersistedOperations
 from graph.errors import AssayGraphQLError
-from graph.execution.document_cache import LruCache, document_hash
+from graph.lru import LruCache
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 ONLY_TRUSTED = "only trusted persisted operations are accepted"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def document_hash(document: str) -> str:
+    """The SHA-256 of a document's UTF-8 text, as lowercase hex (the APQ key)."""
+    return hashlib.sha256(document.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)

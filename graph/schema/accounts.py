@@ -11,9 +11,9 @@ import strawberry
 from domain.api_keys import ApiKey, ApiKeySecrets
 from domain.errors import Unavailable
 from domain.services import accounts, api_keys
+from graph.execution.declarations import ReferenceOnly, declared, reference_only
 from graph.ids import required_id, to_global_id
 from graph.protection.sign_in import revoking
-from graph.schema.declarations import ReferenceOnly, declared, reference_only
 from graph.schema.nodes import AppInfo, Node
 from graph.schema.users import UserType
 from graph.schema.webhooks import DeletePayload

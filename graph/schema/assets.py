@@ -13,8 +13,15 @@ from domain import projections as p
 from domain.assets import Asset, AssetStatus
 from domain.services import assets
 from graph.execution import loads
+from graph.execution.declarations import (
+    Computed,
+    Entity,
+    Source,
+    declared,
+    identifier,
+    to_one,
+)
 from graph.ids import required_id
-from graph.schema.declarations import Computed, Entity, Paged, Source, declared, identifier, to_one
 from graph.schema.nodes import (
     After,
     AppInfo,
@@ -25,10 +32,11 @@ from graph.schema.nodes import (
     Node,
     Paging,
     by_id,
-    connection,
+    of_the_viewer,
+    paged_connection,
 )
 from graph.schema.orders import AssetOrder, AssetOrderArgument
-from graph.schema.users import AssetStatusArgument, UserType
+from graph.schema.users import OWNED_ASSETS, AssetStatusArgument, UserType
 
 AssetId = Annotated[strawberry.ID, strawberry.argument(description="The asset's global id.")]
 
@@ -71,22 +79,13 @@ async def assets_of(
     order: AssetOrder | None,
 ) -> Connection[AssetType]:
     """Newest first unless `order` says otherwise, as people read their own lists."""
-    loaders = info.context.loaders
-    descending = (order or AssetOrder.CREATED_AT_DESC).is_descending
-    key = (owner_id, (paging.request("Asset", descending=descending), status))
-    page = await loaders.paged(loads.asset_pages).load(key)
-    return connection(
-        page, AssetType.from_entity, lambda: loaders.paged(loads.asset_counts).load(key), "Asset"
+    request = paging.ordered("Asset", order, AssetOrder.CREATED_AT_DESC)
+    return await paged_connection(
+        info, OWNED_ASSETS, (owner_id, (request, status)), AssetType.from_entity, "Asset"
     )
 
 
-_VIEWER_ASSETS = Paged(
-    loads.for_the_viewer(loads.asset_pages, "viewer_asset_page"),
-    loads.for_the_viewer(loads.asset_counts, "viewer_asset_count"),
-    loads.asset_page_arguments,
-    loads.asset_window,
-    value=p.Viewer(),
-)
+_VIEWER_ASSETS = of_the_viewer(OWNED_ASSETS, "asset")
 
 
 @strawberry.type

@@ -16,8 +16,8 @@ from domain.batches import Batch, BatchStatus
 from domain.errors import NotFound
 from domain.events import Event, EventType
 from domain.services import batches, callbacks, submissions
+from graph.execution.declarations import ReferenceOnly, declared, reference_only
 from graph.ids import parse_id, required_id, to_global_id
-from graph.schema.declarations import ReferenceOnly, declared, reference_only
 from graph.schema.metadata import METADATA_INPUT, MetadataEntryInput
 from graph.schema.metadata import from_input as metadata_from_input
 from graph.schema.models import ModelType, load_model
@@ -160,8 +160,7 @@ async def batches_of(
     info: AppInfo, owner_id: UUID, paging: Paging, order: BatchOrder | None
 ) -> Connection[BatchType]:
     ctx = info.context
-    descending = (order or BatchOrder.CREATED_AT_DESC).is_descending
-    request = paging.request("Batch", descending=descending)
+    request = paging.ordered("Batch", order, BatchOrder.CREATED_AT_DESC)
     page = await batches.list_batches(ctx.uow(), ctx.principal, owner_id, request)
     return connection(
         page,

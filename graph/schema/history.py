@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID
 
 import strawberry
 
-from domain.errors import InvalidInput
 from domain.history import EVERY_SUBMISSION, SubmissionOrder
 from domain.history import SubmissionFilter as SubmissionFilterValue
-from graph.ids import from_global_id
+from graph.execution.loads import filter_value
 from graph.schema.metadata import MetadataEntryInput
 from graph.schema.nodes import described_enum
 
@@ -48,29 +46,6 @@ class SubmissionFilter:
     metadata: MetadataEntryInput | None = strawberry.field(
         default=None,
         description="Only submissions whose metadata holds this key with exactly this value.",
-    )
-
-
-def model_id_of(global_id: str | None, path: str = "filter.modelId") -> UUID | None:
-    if global_id is None:
-        return None
-    type_name, ident = from_global_id(global_id, path)
-    if type_name != "Model":
-        raise InvalidInput({path: f"{global_id!r} is not a Model id"})
-    return ident
-
-
-def filter_value(
-    model_id: str | None,
-    created_after: datetime | None,
-    created_before: datetime | None,
-    metadata: tuple[str, str] | None = None,
-) -> SubmissionFilterValue:
-    """The domain's filter from the input's fields (the compiled path has them as a dict)."""
-    if model_id is None and created_after is None and created_before is None and metadata is None:
-        return EVERY_SUBMISSION
-    return SubmissionFilterValue.checked(
-        model_id_of(model_id), created_after, created_before, metadata=metadata
     )
 
 

@@ -11,12 +11,12 @@ import strawberry
 from domain.errors import InvalidInput, NotFound
 from domain.services import webhooks
 from graph.execution import loads
+from graph.execution.declarations import ReferenceOnly, declared
 from graph.execution.specs import LoadFn
 from graph.ids import from_global_id
 from graph.schema.accounts import load_api_key
 from graph.schema.assets import AssetType
 from graph.schema.batches import BatchType
-from graph.schema.declarations import ReferenceOnly, declared
 from graph.schema.model_alerts import load_model_alert
 from graph.schema.models import ModelType
 from graph.schema.nodes import AppInfo, Node

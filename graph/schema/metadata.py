@@ -11,7 +11,7 @@ from domain.submissions import (
     Metadata,
     checked_metadata,
 )
-from graph.schema.declarations import Entity
+from graph.execution.declarations import Entity
 
 LIMITS = (
     f"at most {MAX_METADATA_PAIRS} pairs, keys distinct, each key 1 to {MAX_METADATA_KEY} "

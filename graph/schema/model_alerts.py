@@ -16,8 +16,8 @@ from domain.errors import Forbidden
 from domain.events import Event, EventType
 from domain.model_alerts import AlertKind, AlertPolicy, AlertState, ModelAlert
 from domain.services import feedback, model_alerts
+from graph.execution.declarations import ReferenceOnly, declared, reference_only
 from graph.ids import from_global_id, required_id, to_global_id
-from graph.schema.declarations import ReferenceOnly, declared, reference_only
 from graph.schema.models import ModelType, load_model
 from graph.schema.monitoring_types import MONITORING
 from graph.schema.nodes import (

@@ -13,7 +13,7 @@ from domain.errors import NotFound
 from domain.models import Model
 from domain.services import model_alerts, monitoring, owned
 from graph.execution import loads
-from graph.schema.declarations import Entity, ReferenceOnly, Source, declared, identifier
+from graph.execution.declarations import Entity, ReferenceOnly, Source, declared, identifier
 from graph.schema.monitoring_types import (
     MONITORING,
     ModelAlertPolicy,

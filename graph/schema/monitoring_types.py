@@ -10,7 +10,7 @@ import strawberry
 from domain import drift as d
 from domain.model_alerts import AlertKind, AlertPolicy, AlertState
 from domain.services import monitoring as m
-from graph.schema.declarations import reference_only
+from graph.execution.declarations import reference_only
 from graph.schema.nodes import AppInfo, described_enum
 
 MONITORING = "model monitoring: computed from the rollups by the reference executor"

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Protocol, TypeVar
 
 import strawberry
 from strawberry.types import Info
 
+from domain import projections as p
 from domain.errors import NotFound
 from domain.pagination import Keyed, Page, PageRequest, keyset_of
+from graph.execution import loads
 from graph.execution.context import Context
+from graph.execution.declarations import ID_DESCRIPTION, Paged
 from graph.execution.specs import LoadFn
 from graph.ids import page_request, parse_id, to_cursor
-from graph.schema.declarations import ID_DESCRIPTION
 
 AppInfo = Info[Context, None]
 
@@ -67,6 +69,17 @@ class Paging:
         return page_request(
             self.first, self.after, self.last, self.before, kind=kind, descending=descending
         )
+
+    def ordered(self, kind: str, order: Ordered | None, default: Ordered) -> PageRequest:
+        """The page they ask for in a list in `order` (`default` when null)."""
+        return self.request(kind, descending=(order or default).is_descending)
+
+
+class Ordered(Protocol):
+    """A list's order argument (domain/orders.py, domain/history.py)."""
+
+    @property
+    def is_descending(self) -> bool: ...
 
 
 @strawberry.interface(name="Node", description="An object with a globally unique, opaque id.")
@@ -151,6 +164,31 @@ def connection(
             end_cursor=edges[-1].cursor if edges else None,
         ),
         count=count,
+    )
+
+
+async def paged_connection(
+    info: AppInfo,
+    paged: Paged,
+    key: tuple[Hashable, Hashable],
+    to_node: Callable[[E], N],
+    kind: str,
+) -> Connection[N]:
+    """The connection a `Paged` declaration stands for, on the reference path: its page and
+    (when asked for) its count, through the request's per-level DataLoaders."""
+    loaders = info.context.loaders
+    page: Page[E] = await loaders.paged(paged.pages).load(key)
+    return connection(page, to_node, lambda: loaders.paged(paged.counts).load(key), kind)
+
+
+def of_the_viewer(paged: Paged, noun: str) -> Paged:
+    """The root list of the viewer's own (`assets`, `submissions`), by the per-owner one
+    (User's): the same loads, for the caller, named for plans and their tests."""
+    return replace(
+        paged,
+        pages=loads.for_the_viewer(paged.pages, f"viewer_{noun}_page"),
+        counts=loads.for_the_viewer(paged.counts, f"viewer_{noun}_count"),
+        value=p.Viewer(),
     )
 
 

@@ -1,34 +1,22 @@
-"""The orders of assets, batches and users lists, by creation time (submissions: history.py)."""
+"""The orders of assets, batches and users lists in the schema (the values: domain/orders.py)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import strawberry
 
+from domain.orders import AssetOrder, BatchOrder, UserOrder, _ByCreationTime
 from graph.schema.nodes import described_enum
 
-
-class _ByCreationTime(StrEnum):
-    @property
-    def is_descending(self) -> bool:
-        return self.value == "CREATED_AT_DESC"
-
-
-class AssetOrder(_ByCreationTime):
-    CREATED_AT_DESC = "CREATED_AT_DESC"
-    CREATED_AT_ASC = "CREATED_AT_ASC"
-
-
-class BatchOrder(_ByCreationTime):
-    CREATED_AT_DESC = "CREATED_AT_DESC"
-    CREATED_AT_ASC = "CREATED_AT_ASC"
-
-
-class UserOrder(_ByCreationTime):
-    CREATED_AT_DESC = "CREATED_AT_DESC"
-    CREATED_AT_ASC = "CREATED_AT_ASC"
+__all__ = [
+    "AssetOrder",
+    "AssetOrderArgument",
+    "BatchOrder",
+    "BatchOrderArgument",
+    "UserOrder",
+    "UserOrderArgument",
+]
 
 
 def _describe(cls: type[_ByCreationTime], objects: str, default: str) -> None:

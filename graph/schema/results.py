@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from domain.submissions import Result
 from graph.execution import loads
-from graph.schema.declarations import (
+from graph.execution.declarations import (
     Entity,
     ReferenceOnly,
     Source,

@@ -17,12 +17,8 @@ from domain.services import callbacks, submissions
 from domain.services.submissions import SubmissionRequest
 from domain.submissions import Submission, SubmissionStatus
 from graph.execution import loads
-from graph.ids import parse_id, required_id
-from graph.schema import history
-from graph.schema.assets import AssetType
-from graph.schema.declarations import (
+from graph.execution.declarations import (
     Entity,
-    Paged,
     ReferenceOnly,
     Source,
     ToMany,
@@ -33,6 +29,9 @@ from graph.schema.declarations import (
     to_many,
     to_one,
 )
+from graph.ids import parse_id, required_id
+from graph.schema import history
+from graph.schema.assets import AssetType
 from graph.schema.metadata import METADATA_INPUT, MetadataEntry, MetadataEntryInput
 from graph.schema.metadata import from_input as metadata_from_input
 from graph.schema.models import ModelType
@@ -47,10 +46,12 @@ from graph.schema.nodes import (
     Node,
     Paging,
     by_id,
-    connection,
+    of_the_viewer,
+    paged_connection,
 )
 from graph.schema.results import ResultType
 from graph.schema.users import (
+    OWNED_SUBMISSIONS,
     SubmissionFilterArgument,
     SubmissionOrderArgument,
     SubmissionStatusArgument,
@@ -165,26 +166,14 @@ async def submissions_of(
     given: history.SubmissionFilter | None = None,
     order: SubmissionOrder | None = history.DEFAULT_ORDER,
 ) -> Connection[SubmissionType]:
-    loaders = info.context.loaders
-    descending = (order or history.DEFAULT_ORDER).is_descending
-    request = paging.request("Submission", descending=descending)
+    request = paging.ordered("Submission", order, history.DEFAULT_ORDER)
     key = (owner_id, (request, status, history.from_input(given)))
-    page = await loaders.paged(loads.submission_pages).load(key)
-    return connection(
-        page,
-        SubmissionType.from_entity,
-        lambda: loaders.paged(loads.submission_counts).load(key),
-        "Submission",
+    return await paged_connection(
+        info, OWNED_SUBMISSIONS, key, SubmissionType.from_entity, "Submission"
     )
 
 
-_VIEWER_SUBMISSIONS = Paged(
-    loads.for_the_viewer(loads.submission_pages, "viewer_submission_page"),
-    loads.for_the_viewer(loads.submission_counts, "viewer_submission_count"),
-    loads.submission_page_arguments,
-    loads.submission_window,
-    value=p.Viewer(),
-)
+_VIEWER_SUBMISSIONS = of_the_viewer(OWNED_SUBMISSIONS, "submission")
 
 
 @strawberry.type

@@ -18,10 +18,7 @@ from domain.submissions import SubmissionStatus
 from domain.users import User
 from domain.users import UserFilter as UserFilterValue
 from graph.execution import loads
-from graph.ids import required_id
-from graph.protection.sign_in import revoking
-from graph.schema import history
-from graph.schema.declarations import (
+from graph.execution.declarations import (
     Entity,
     Paged,
     ReferenceOnly,
@@ -29,6 +26,9 @@ from graph.schema.declarations import (
     declared,
     identifier,
 )
+from graph.ids import required_id
+from graph.protection.sign_in import revoking
+from graph.schema import history
 from graph.schema.nodes import (
     BATCHES,
     After,
@@ -62,10 +62,10 @@ LazyAsset = Annotated["AssetType", strawberry.lazy("graph.schema.assets")]
 LazySubmission = Annotated["SubmissionType", strawberry.lazy("graph.schema.submissions")]
 LazyBatch = Annotated["BatchType", strawberry.lazy("graph.schema.batches")]
 
-_ASSETS = Paged(
+OWNED_ASSETS = Paged(
     loads.asset_pages, loads.asset_counts, loads.asset_page_arguments, loads.asset_window
 )
-_SUBMISSIONS = Paged(
+OWNED_SUBMISSIONS = Paged(
     loads.submission_pages,
     loads.submission_counts,
     loads.submission_page_arguments,
@@ -158,7 +158,7 @@ class UserType(Node, Entity):
     entity: strawberry.Private[User]
 
     @declared(
-        _ASSETS, description="The user's assets, newest first unless `orderBy` says otherwise."
+        OWNED_ASSETS, description="The user's assets, newest first unless `orderBy` says otherwise."
     )
     async def assets(
         self,
@@ -176,7 +176,7 @@ class UserType(Node, Entity):
         return await assets_of(info, self.entity.id, paging, status, order_by)
 
     @declared(
-        _SUBMISSIONS,
+        OWNED_SUBMISSIONS,
         description="The user's submissions, newest first unless `orderBy` says otherwise. "
         "BAD_USER_INPUT for a bad `filter`.",
     )
@@ -284,8 +284,9 @@ class UserQueries:
             email_contains=filter.email_contains if filter else None,
             is_active=filter.is_active if filter else None,
         )
-        descending = (order_by or UserOrder.CREATED_AT_ASC).is_descending
-        request = Paging(first, after, last, before).request("User", descending=descending)
+        request = Paging(first, after, last, before).ordered(
+            "User", order_by, UserOrder.CREATED_AT_ASC
+        )
         page = await users.list_users(ctx.uow(), ctx.principal, request, value)
         return connection(
             page,

@@ -15,8 +15,8 @@ from domain.events import EventType
 from domain.ports import UrlGuard
 from domain.services import webhooks
 from domain.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from graph.execution.declarations import ReferenceOnly, declared, reference_only
 from graph.ids import required_id, to_global_id
-from graph.schema.declarations import ReferenceOnly, declared, reference_only
 from graph.schema.nodes import (
     After,
     AppInfo,

@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
-from graph.protection.extension import COST_HEADER
+from graph.execution.query_protection import COST_HEADER
 from graph.transport.http_errors import error_response
 
 # Development's default: a web app on the developer's own machine, whatever its port.

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -34,21 +33,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.http.parse_content_type import parse_content_type
 
-from domain.errors import DomainError
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
-from graph.execution.context import Context
 from graph.execution.extension import KnownQueries, KnownQuery
 from graph.execution.pipeline import Pipeline
-from graph.protection.extension import COST_HEADER
+from graph.execution.query_protection import COST_HEADER
 from graph.transport.over_http import JSON, negotiate
 from telemetry import metrics
 
 _REQUEST_KEYS = frozenset({"query", "operationName", "variables", "extensions"})
 _APQ = frozenset({"persistedQuery"})
-
-
-ContextFor = Callable[[Request, Response | None, Principal | DomainError], Context]
 
 
 class FastLane:
@@ -58,14 +52,11 @@ class FastLane:
         pipeline: Pipeline,
         known: KnownQueries,
         reads: UnitOfWorkFactory,
-        *,
-        context_for: ContextFor,
     ) -> None:
         self.schema = schema
         self.pipeline = pipeline
         self.known = known
         self.reads = reads
-        self.context_for = context_for
 
     async def answer(self, request: Request) -> Response | None:
         """The response, or None for the full pipeline (the body stays readable for it)."""
@@ -132,7 +123,7 @@ class FastLane:
                 return _hand_on("unknown_document")
         query = resolved.document
         started = time.perf_counter()
-        context = self.context_for(request, None, principal_or_error)
+        context = pipeline.context(request, None)
         context.read_uow = lambda: reader
         measure = known.measure(self.schema, variables)
         if measure is None:

@@ -1,4 +1,4 @@
-"""The GraphQL view: authentication, HTTP semantics, persisted queries, WebSocket set-up."""
+"""The GraphQL view: adapts HTTP and WebSocket to the request pipeline (execution/pipeline.py)."""
 
 from __future__ import annotations
 
@@ -24,22 +24,19 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from domain.api_keys import ApiKeySecrets
 from domain.errors import DomainError, Unauthenticated, Unavailable
-from domain.ports import UnitOfWork
 from domain.principal import Principal
-from domain.services import api_keys, users
 from graph.dependencies import AppDependencies
 from graph.errors import INTERNAL_MESSAGE, AssayGraphQLError, format_error
 from graph.execution.context import Context
 from graph.execution.document_cache import CachedDocuments, DocumentCache
 from graph.execution.extension import CompiledExecution, CompiledPlans, KnownQueries
 from graph.execution.pipeline import OperationRecord, Pipeline, RequestState
-from graph.protection.extension import query_protection, rate_limit_key, rate_limited_error
+from graph.execution.query_protection import query_protection, rate_limit_key, rate_limited_error
+from graph.protection.authentication import Authenticator
 from graph.protection.operation_choice import OneOperationOrName
 from graph.protection.persisted import PersistedQueries
-from graph.protection.refused_keys import UnknownKeys
-from graph.protection.sign_in import SignedIn
+from graph.realtime.sockets import EvictableSend
 from graph.schema.record import build_schema
 from graph.transport.body_limit import BodyTooLarge
 from graph.transport.fast_lane import FastLane
@@ -59,8 +56,6 @@ from graph.transport.over_http import (
     negotiate,
     request_error_status,
 )
-from graph.transport.request_log import log_operation
-from graph.transport.sockets import EvictableSend
 from graph.transport.websocket_adapter import JsonTextWebSocketAdapter
 from graph.transport.ws_handlers import LegacyWSHandler, TransportWSHandler
 from telemetry import metrics
@@ -74,13 +69,6 @@ NOT_AN_OPERATION = (
 )
 
 
-def _bearer_token(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
-
-
 class AssayGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = JsonTextWebSocketAdapter  # see graph/transport/websocket_adapter.py
     graphql_transport_ws_handler_class = TransportWSHandler  # see graph/transport/ws_handlers.py
@@ -92,13 +80,23 @@ class AssayGraphQL(GraphQL[Context, None]):
         )
         plans = CompiledPlans(deps.compiled_plan_cache_size, is_enabled=deps.compiled_execution)
         self.persisted = PersistedQueries(deps.persisted_operations, deps.persisted_queries)
+        self.authenticator = Authenticator(
+            verifier=deps.verifier,
+            uow=deps.uow,
+            read_uow=deps.read_uow,
+            clock=deps.clock,
+            admin_group=deps.admin_group,
+            api_key_secrets=deps.api_key_secrets,
+            sign_ins=deps.sign_ins,
+        )
         # One pipeline for both paths: these extensions and the fast lane call its steps.
         pipeline = Pipeline(
-            authenticate=self._caller,
+            authenticate=self.authenticator.caller,
             persisted=self.persisted,
             limits=deps.limits,
             rate_limiter=deps.rate_limiter,
             plans=plans,
+            shared_context=deps.shared_context(),
         )
         self.pipeline = pipeline
         extensions.append(query_protection(pipeline))
@@ -123,7 +121,6 @@ class AssayGraphQL(GraphQL[Context, None]):
             **kwargs,
         )
         self.deps = deps
-        self.unknown_keys = UnknownKeys()  # this process's; only misses, so none to revoke
         self.max_message_bytes = deps.max_subscription_message_bytes  # read by the handlers
         self.fast_lane = (
             FastLane(
@@ -131,127 +128,23 @@ class AssayGraphQL(GraphQL[Context, None]):
                 pipeline,
                 known,
                 deps.read_uow or deps.uow,
-                context_for=self._context,
             )
             if known is not None
             else None
         )
 
-    async def authenticate(
-        self, authorization: str | None, reader: UnitOfWork | None = None
-    ) -> tuple[Principal | DomainError, datetime | None]:
-        """The caller and when its token expires, or the error that every resolver will raise.
-
-        `reader`: the read-only unit of work to look a returning user up on (a new one if
-        not given)."""
-        token = _bearer_token(authorization)
-        if token is None:
-            return Unauthenticated(), None
-        if not token:
-            return Unauthenticated("the Authorization header must be 'Bearer <token>'"), None
-        secrets = self.deps.api_key_secrets
-        if secrets is not None and secrets.is_api_key(token):
-            return await self._key_holder(secrets, token, reader)
-        cache = self.deps.sign_ins
-        if cache is not None and (hit := cache.get(token)) is not None:
-            metrics.labelled(metrics.SIGN_INS, "cached").inc()
-            return hit.principal, hit.expires_at
-        generation = cache.generation if cache is not None else 0
-        try:
-            identity = await self.deps.verifier.verify(token)
-            if reader is None and self.deps.read_uow is not None:
-                reader = self.deps.read_uow()
-            principal, _ = await users.authenticate(
-                self.deps.uow(),
-                identity,
-                admin_group=self.deps.admin_group,
-                clock=self.deps.clock,
-                reader=reader,
-            )
-        except DomainError as error:
-            return error, None
-        metrics.SIGN_INS.labels("verified").inc()
-        if cache is not None:
-            cache.put(token, SignedIn(principal, identity.expires_at), generation=generation)
-        return principal, identity.expires_at
-
-    async def _key_holder(
-        self, secrets: ApiKeySecrets, secret: str, reader: UnitOfWork | None
-    ) -> tuple[Principal | DomainError, datetime | None]:
-        """An API key acts as its user, never as an administrator, until revoked or expired.
-        A malformed key is refused without a lookup, and one found unknown a moment ago too."""
-        if not secrets.is_well_formed(secret):
-            return Unauthenticated("malformed API key"), None
-        digest = secrets.digest(secret)
-        if digest in self.unknown_keys:
-            return Unauthenticated("unknown, revoked or expired API key"), None
-        if reader is None and self.deps.read_uow is not None:
-            reader = self.deps.read_uow()
-        try:
-            principal, key = await api_keys.authenticate_key(
-                self.deps.uow(), secrets, secret, clock=self.deps.clock, reader=reader
-            )
-        except Unauthenticated as error:
-            self.unknown_keys.add(digest)
-            return error, None
-        except DomainError as error:
-            return error, None
-        return principal, key.expires_at
-
-    async def _caller(
-        self, authorization: str | None, reader: UnitOfWork | None = None
-    ) -> Principal | DomainError:
-        principal_or_error, _ = await self.authenticate(authorization, reader)
-        return principal_or_error
-
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
     ) -> Context:
-        principal_or_error: Principal | DomainError
-        if isinstance(request, WebSocket):
-            # Over WebSocket the token arrives later, in connection_init (on_ws_connect).
-            principal_or_error = Unauthenticated()
-        else:  # once per request: the fast lane may have signed the caller in already
-            principal_or_error = await self.pipeline.authenticate(request)
-        context = self._context(
-            request, response if isinstance(response, Response) else None, principal_or_error
-        )
-        if isinstance(request, Request):
-            context.compiled_declined = RequestState.of(request).compiled_declined
-        return context
-
-    def _context(
-        self,
-        request: Request | WebSocket,
-        response: Response | None,
-        principal_or_error: Principal | DomainError,
-    ) -> Context:
-        return Context(
-            request_id=request.state.request_id,
-            uow=self.deps.uow,
-            read_uow=self.deps.read_uow,
-            clock=self.deps.clock,
-            admin_group=self.deps.admin_group,
-            blobs=self.deps.blobs,
-            download_url_ttl=self.deps.download_url_ttl,
-            upload_policy=self.deps.upload_policy,
-            run_inference_timeout=self.deps.run_inference_timeout,
-            principal_or_error=principal_or_error,
-            request=request,
-            response=response,
-            broker=self.deps.broker,
-            max_subscriptions_per_connection=self.deps.max_subscriptions_per_connection,
-            webhooks=self.deps.webhooks,
-            sign_ins=self.deps.sign_ins,
-            api_key_secrets=self.deps.api_key_secrets,
-            inference=self.deps.inference,
-            monitoring=self.deps.monitoring,
-        )
+        # Over WebSocket the token arrives later, in connection_init (on_ws_connect).
+        if isinstance(request, Request):  # once per request: the fast lane may have already
+            await self.pipeline.authenticate(request)
+        return self.pipeline.context(request, response if isinstance(response, Response) else None)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         params = context.connection_params or {}
         authorization = params.get("Authorization") or params.get("authorization")
-        principal_or_error, expires_at = await self.authenticate(
+        principal_or_error, expires_at = await self.authenticator.authenticate(
             authorization if isinstance(authorization, str) else None
         )
         if isinstance(principal_or_error, Unavailable):
@@ -375,7 +268,7 @@ class AssayGraphQL(GraphQL[Context, None]):
                 charge=lambda: self._charge_lookup(context),
             )
         except AssayGraphQLError as error:
-            return _refused(context, request_data, error, started)
+            return self._refused(context, request_data, error, started)
         assert resolved is not None  # only the fast lane's in-memory resolution gives None
         try:
             result = await super().execute_single(
@@ -400,6 +293,25 @@ class AssayGraphQL(GraphQL[Context, None]):
             signed_in = principal.user_id if isinstance(principal, Principal) else None
             await self.persisted.remember(resolved.sha256, resolved.document, signed_in)
         return result
+
+    def _refused(
+        self,
+        context: Context,
+        request_data: GraphQLRequestData,
+        error: AssayGraphQLError,
+        started: float,
+    ) -> ExecutionResult:
+        """A request that never reached the schema: the same error shape, and the pipeline's
+        record step counts and times it like any operation."""
+        formatted = format_error(error, context.request_id)
+        self.pipeline.record(
+            context,
+            operation_name=request_data.operation_name,
+            operation_type="unknown",
+            duration_seconds=time.perf_counter() - started,
+            errors=[formatted],
+        )
+        return ExecutionResult(data=None, errors=[formatted])
 
     async def _charge_lookup(self, context: Context) -> None:
         """A persisted-document lookup in the database costs the caller points: unknown
@@ -504,22 +416,6 @@ def _check_media_types(request: AsyncHTTPRequestAdapter) -> None:
         media_type, _ = parse_content_type(request.content_type or "")
         if media_type.lower() != JSON:
             raise HTTPException(415, f"The request body must be {JSON}")
-
-
-def _refused(
-    context: Context, request_data: GraphQLRequestData, error: AssayGraphQLError, started: float
-) -> ExecutionResult:
-    """A request that never reached the schema: the same error shape, metrics and log."""
-    formatted = format_error(error, context.request_id)
-    metrics.ERRORS.labels(str((error.extensions or {}).get("code", "INTERNAL"))).inc()
-    log_operation(
-        context,
-        operation_name=request_data.operation_name,
-        operation_type="unknown",
-        duration_seconds=time.perf_counter() - started,
-        errors=[formatted],
-    )
-    return ExecutionResult(data=None, errors=[formatted])
 
 
 async def _close_at(context: Context, expires_at: datetime) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graph.execution.document_cache import document_hash
+from graph.protection.persisted import document_hash
 from persistence.operations import SqlPersistedOperations
 from tests.e2e.conftest import base_env, run_assay
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from graph.execution.document_cache import document_hash
+from graph.protection.persisted import document_hash
 from persistence.operations import SqlPersistedOperations
 from server.settings import Settings
 from tests.integration.bootstrapped import BASE_URL, running_app

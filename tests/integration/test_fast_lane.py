@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool
 from starlette.applications import Starlette
 
-from graph.execution.document_cache import document_hash
 from graph.ids import parse_id, to_global_id
+from graph.protection.persisted import document_hash
 from persistence.operations import SqlPersistedOperations
 from server.bootstrap import build_app
 from server.logging import JsonFormatter

@@ -98,3 +98,41 @@ async def test_an_executor_error_is_logged_with_its_operation_and_counted(
     assert record.levelno == logging.ERROR
     assert "operation Mine" in record.getMessage()
     executor_errors.clear()  # provoked on purpose
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_request_refused_before_the_schema_counts_as_a_request_with_its_latency(
+    client: httpx.AsyncClient, db: AsyncEngine, token: TokenFactory
+) -> None:
+    # An unknown persisted-query hash is refused before any operation runs: the pipeline's
+    # record step still counts it, as an error, and times it.
+    requests = {"operation": "Refused", "type": "unknown", "outcome": "error"}
+    latency = {"operation": "Refused"}
+    not_found = {"code": "PERSISTED_QUERY_NOT_FOUND"}
+    before = (
+        _sample("assay_graphql_requests_total", requests),
+        _sample("assay_graphql_request_duration_seconds_count", latency),
+        _sample("assay_graphql_errors_total", not_found),
+    )
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
+    response = await client.post(
+        "/graphql",
+        json={"operationName": "Refused", "extensions": extensions},
+        headers={"Authorization": f"Bearer {token('refused@example.com')}"},
+    )
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == [
+        "PERSISTED_QUERY_NOT_FOUND"
+    ]
+    after = (
+        _sample("assay_graphql_requests_total", requests),
+        _sample("assay_graphql_request_duration_seconds_count", latency),
+        _sample("assay_graphql_errors_total", not_found),
+    )
+    assert after == (before[0] + 1, before[1] + 1, before[2] + 1)
+    text = (await client.get("/metrics")).text
+    assert 'assay_graphql_requests_total{operation="Refused",outcome="error",type="unknown"}' in (
+        text
+    )

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graph.execution.document_cache import document_hash
+from graph.protection.persisted import document_hash
 from server.logging import JsonFormatter
 from tests.integration.conftest import TokenFactory, gql
 

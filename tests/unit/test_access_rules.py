@@ -9,7 +9,7 @@ import pytest
 from domain.access import ENTITY_RULES, can_read, owner_attribute
 from domain.errors import Forbidden
 from domain.principal import Principal
-from graph.schema.declarations import Paged, declarations_of
+from graph.execution.declarations import Paged, declarations_of
 from graph.schema.record import schema
 
 ME, OTHER = uuid.uuid4(), uuid.uuid4()

@@ -13,9 +13,9 @@ from domain.principal import Principal
 from domain.services import accounts
 from domain.services.assets import UploadPolicy
 from graph.execution.context import Context
-from graph.protection.extension import rate_limit_key
+from graph.execution.query_protection import rate_limit_key
 from graph.protection.rate_limit import RateLimiter, RateLimitPolicy
-from graph.transport.sockets import SocketRegistry
+from graph.realtime.sockets import SocketRegistry
 from tests.unit.fakes import FakeBlobStore, FakeClock, FakeData, FakeUnitOfWork
 
 

@@ -1,4 +1,4 @@
-"""Field declarations (graph/schema/declarations.py): what the schema says each field is."""
+"""Field declarations (graph/execution/declarations.py): what the schema says each field is."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from types import SimpleNamespace
 from domain.users import User
 from graph.execution import loads
 from graph.execution.catalog import catalog_of, spec_of
-from graph.execution.specs import Related, Value
-from graph.ids import to_global_id
-from graph.schema.declarations import (
+from graph.execution.declarations import (
     Column,
     Identifier,
     ReferenceOnly,
     ToOne,
     declarations_of,
 )
+from graph.execution.specs import Related, Value
+from graph.ids import to_global_id
 from graph.schema.record import schema
 from graph.schema.users import UserType
 

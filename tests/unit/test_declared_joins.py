@@ -1,4 +1,4 @@
-"""Relations reach the one statement from their declaration alone (graph/schema/declarations.py
+"""Relations reach the one statement from their declaration alone (graph/execution/declarations.py
 -> domain/projections.py's Join -> persistence/projections.py), and a declared column the
 entity or its table lacks fails at once rather than at run time."""
 
@@ -17,11 +17,7 @@ from graphql import FieldNode, GraphQLSchema, OperationDefinitionNode, parse
 from domain import projections as p
 from domain.models import Model
 from domain.submissions import Submission
-from graph.execution.extension import CompiledPlans
-from graph.execution.projection import ProjectionPlan
-from graph.execution.specs import Loaded, Run
-from graph.ids import to_global_id
-from graph.schema.declarations import (
+from graph.execution.declarations import (
     Column,
     Computed,
     Entity,
@@ -34,6 +30,10 @@ from graph.schema.declarations import (
     to_many,
     to_one,
 )
+from graph.execution.extension import CompiledPlans
+from graph.execution.projection import ProjectionPlan
+from graph.execution.specs import Loaded, Run
+from graph.ids import to_global_id
 from graph.schema.record import schema
 from persistence.projections import ENTITIES, rendered, shape_of
 from tests.integration import differential as d

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.events import Event, EventType
-from graph.schema.subscriptions import EventBroker, SlowConsumer
+from graph.realtime.broker import EventBroker, SlowConsumer
 
 
 def event(n: int, owner: uuid.UUID, kind: EventType = EventType.SUBMISSION_CREATED) -> Event:

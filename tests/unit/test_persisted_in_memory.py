@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from graph.errors import AssayGraphQLError
-from graph.execution.document_cache import document_hash
-from graph.protection.persisted import PersistedQueries, PersistedQueryPolicy
+from graph.protection.persisted import PersistedQueries, PersistedQueryPolicy, document_hash
 from tests.unit.fakes import FakeOperations
 
 SEEN, TRUSTED, STORED, NEW = "{ a }", "{ b }", "{ c }", "{ d }"

@@ -8,11 +8,12 @@ import pytest
 from graphql import GraphQLError
 
 from graph.errors import AssayGraphQLError
-from graph.execution.document_cache import LruCache, document_hash
+from graph.lru import LruCache
 from graph.protection.persisted import (
     PERSISTED_QUERY_NOT_FOUND,
     PersistedQueries,
     PersistedQueryPolicy,
+    document_hash,
     trusted_documents,
 )
 from graph.transport.over_http import GRAPHQL_RESPONSE_JSON, JSON, is_request_error, negotiate

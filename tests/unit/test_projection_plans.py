@@ -22,10 +22,7 @@ from bench.workloads import W1_QUERY, W2_QUERY
 from domain import projections as p
 from domain.pagination import Keyset, PageRequest
 from graph.execution.catalog import spec_of
-from graph.execution.extension import CompiledPlans
-from graph.execution.projection import ProjectionPlan
-from graph.ids import to_cursor, to_global_id
-from graph.schema.declarations import (
+from graph.execution.declarations import (
     Column,
     Computed,
     Declaration,
@@ -39,6 +36,9 @@ from graph.schema.declarations import (
     declarations_of,
     declared,
 )
+from graph.execution.extension import CompiledPlans
+from graph.execution.projection import ProjectionPlan
+from graph.ids import to_cursor, to_global_id
 from graph.schema.record import schema
 from persistence.projections import rendered, shape_of
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from graphql import get_introspection_query, parse
 
-from graph.protection.extension import strip_suggestions
+from graph.execution.query_protection import strip_suggestions
 from graph.protection.limits import (
     OperationMeasure,
     QueryLimits,

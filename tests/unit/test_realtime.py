@@ -12,7 +12,7 @@ from domain.events import EventType
 from domain.ids import to_global_id
 from domain.services import users
 from domain.submissions import Result, Submission, SubmissionStatus
-from graph.transport.sockets import SocketRegistry
+from graph.realtime.sockets import SocketRegistry
 from tests.unit.fakes import FakeClock, FakeData, FakeUnitOfWork
 from tests.unit.test_user_services import identity, sign_in
 

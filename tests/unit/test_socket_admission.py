@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from graph.transport.sockets import Slot, SocketLimits, SocketRegistry
+from graph.realtime.sockets import Slot, SocketLimits, SocketRegistry
 
 
 class Socket:

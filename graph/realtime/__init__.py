@@ -1,0 +1,1 @@
+"""Realtime plumbing: the event broker and this process's WebSockets."""
