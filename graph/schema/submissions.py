@@ -293,6 +293,13 @@ def _request(
     )
 
 
+def inference_request(input: RunInferenceInput) -> SubmissionRequest:
+    """runInference's request (the resolver's, and graph/transport/inference_lane.py's)."""
+    return _request(
+        input.model_id, input.input, input.asset_ids, input.idempotency_key, input.metadata
+    )
+
+
 async def check_callback(info: AppInfo, url: str | None) -> None:
     if url is None:
         return
@@ -343,10 +350,7 @@ class SubmissionMutations:
         ctx = info.context
         if ctx.inference is None:
             raise RuntimeError("AppDependencies.inference is missing: runInference cannot run")
-        request = _request(
-            input.model_id, input.input, input.asset_ids, input.idempotency_key, input.metadata
-        )
-        submission, result = await ctx.inference.run(ctx.principal, request)
+        submission, result = await ctx.inference.run(ctx.principal, inference_request(input))
         return RunInferencePayload(
             submission=SubmissionType.from_entity(submission),
             result=ResultType.from_entity(result) if result else None,

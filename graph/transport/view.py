@@ -34,6 +34,7 @@ from graph.errors import INTERNAL_MESSAGE, AssayGraphQLError, format_error
 from graph.execution.context import Context
 from graph.execution.document_cache import CachedDocuments, DocumentCache
 from graph.execution.extension import CompiledExecution, CompiledPlans, KnownQueries
+from graph.execution.inference_plans import KnownInferences, RememberInference
 from graph.execution.pipeline import OperationRecord, Pipeline, RequestState
 from graph.protection.extension import query_protection, rate_limit_key, rate_limited_error
 from graph.protection.operation_choice import OneOperationOrName
@@ -52,6 +53,7 @@ from graph.transport.http_errors import (
     error_response,
     unavailable_response,
 )
+from graph.transport.inference_lane import InferenceLane
 from graph.transport.over_http import (
     GRAPHQL_RESPONSE_JSON,
     JSON,
@@ -110,6 +112,10 @@ class AssayGraphQL(GraphQL[Context, None]):
         known = KnownQueries(deps.compiled_plan_cache_size) if deps.compiled_execution else None
         # Last: after the limits' on_execute.
         extensions.append(lambda: CompiledExecution(pipeline, known))
+        # runInference texts the pipeline accepted, for graph/transport/inference_lane.py.
+        inferences = KnownInferences(deps.compiled_plan_cache_size) if known is not None else None
+        if inferences is not None:
+            extensions.append(lambda: RememberInference(inferences))
         limits = deps.limits
         schema = build_schema(
             extensions,
@@ -132,6 +138,11 @@ class AssayGraphQL(GraphQL[Context, None]):
                 known,
                 deps.read_uow or deps.uow,
                 context_for=self._context,
+                inference=(
+                    InferenceLane(schema, pipeline, inferences, context_for=self._context)
+                    if inferences is not None
+                    else None
+                ),
             )
             if known is not None
             else None
