@@ -220,6 +220,7 @@ class RememberInference(SchemaExtension):
             and context.graphql_document is not None
             and context.query is not None
             and isinstance(context.context, Context)
+            and RUN_INFERENCE in context.query  # other mutations: not even parsed for it
             and context.operation_type is StrawberryOperationType.MUTATION
             and self.known.get(context.query, context.operation_name) is None
         ):
