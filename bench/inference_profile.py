@@ -3,7 +3,8 @@
 `python -m bench.inference_profile [--calls N]`: an embedded PostgreSQL in a temporary
 directory, the composition root's app (default settings, limits raised), the default models,
 one signed-in caller sending bench/inference.py's RUN_INFERENCE through httpx's in-process
-ASGI transport: a warm-up, then N calls under cProfile. Prints the CPU per call and each
+ASGI transport: a warm-up, N calls timed, then N calls under cProfile. Prints the CPU per
+call (this process: the app and the client) and each
 library's share of it (own time, cProfile's tottime, a builtin's time counted to its
 caller's library), the client's (httpx) shown apart.
 """
@@ -54,7 +55,11 @@ def group_of(filename: str) -> str:
     for marker, name in GROUPS:
         if marker in filename:
             return name
-    return "other (stdlib, prometheus, ...)" if filename != "~" else "builtins"
+    if filename == "~":
+        return "builtins"
+    if "site-packages/" in filename:
+        return filename.split("site-packages/")[1].split("/")[0].removesuffix(".py")
+    return f"stdlib {Path(filename).stem}"
 
 
 async def _calls(app: Any, bearer: str, model_id: str, calls: int) -> None:
@@ -84,13 +89,16 @@ async def _profiled(settings: Settings, url: str, warmup: int, calls: int) -> No
     async with app.router.lifespan_context(app):
         model_id = await _model_id(app, bearer)
         await _calls(app, bearer, model_id, warmup)
+        started = time.process_time()
+        await _calls(app, bearer, model_id, calls)
+        plain = time.process_time() - started
         profile = cProfile.Profile(time.process_time)  # CPU, not the waits for PostgreSQL
         started = time.process_time()
         profile.enable()
         await _calls(app, bearer, model_id, calls)
         profile.disable()
         cpu = time.process_time() - started
-    _report(profile, cpu, calls)
+    _report(profile, plain, cpu, calls)
 
 
 async def _model_id(app: Any, bearer: str) -> str:
@@ -106,7 +114,7 @@ async def _model_id(app: Any, bearer: str) -> str:
     raise RuntimeError(response.text)
 
 
-def _report(profile: cProfile.Profile, cpu: float, calls: int) -> None:
+def _report(profile: cProfile.Profile, plain: float, cpu: float, calls: int) -> None:
     stats: Any = getattr(pstats.Stats(profile), "stats")  # noqa: B009 - untyped; {(file, line, name): (cc, nc, tt, ct, callers)}
     shares: Counter[str] = Counter()
     for (filename, _, _), (_, _, own, _, callers) in stats.items():
@@ -117,8 +125,9 @@ def _report(profile: cProfile.Profile, cpu: float, calls: int) -> None:
         for (caller, _, _), (_, _, spent, _) in callers.items():
             shares[group_of(caller)] += spent
     total = sum(shares.values())
-    print(f"{calls} calls, {cpu / calls * 1000:.2f} ms CPU a call (under cProfile)")
-    for name, own in shares.most_common():
+    print(f"{calls} calls, {plain / calls * 1000:.2f} ms CPU a call (client included)")
+    print(f"under cProfile {cpu / calls * 1000:.2f} ms a call; the shares of that:")
+    for name, own in shares.most_common(16):
         print(f"{own / total:6.1%}  {name}")
 
 

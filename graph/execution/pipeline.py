@@ -29,6 +29,7 @@ from strawberry.extensions import SchemaExtension
 from domain.errors import DomainError, Unauthenticated
 from domain.ports import UnitOfWork
 from domain.principal import Principal
+from domain.submissions import Result, Submission
 from graph.execution.context import Context
 from graph.execution.extension import Arguments, CompiledPlans
 from graph.protection.extension import address_key, rate_limit_key
@@ -56,6 +57,8 @@ class RequestState:
     principal_or_error: Principal | DomainError | None = None  # None: not signed in yet
     compiled_declined: bool = False  # the compiled path was tried and fell back: not again
     sub_response: Response | None = None  # the full path's response under construction
+    # runInference's answer when the lane ran it but cannot write it: the full path writes it
+    inference_answer: tuple[Submission, Result | None] | None = None
 
     @classmethod
     def of(cls, request: Request | WebSocket) -> RequestState:

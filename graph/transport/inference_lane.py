@@ -42,7 +42,8 @@ from graph.execution.inference_plans import (
     KnownInference,
     KnownInferences,
 )
-from graph.execution.pipeline import Pipeline
+from graph.execution.pipeline import Pipeline, RequestState
+from graph.execution.specs import Fallback
 from graph.schema.submissions import RunInferenceInput, inference_request
 from graph.transport.http_errors import RETRY_AFTER_SECONDS, UNAVAILABLE
 from telemetry import metrics
@@ -135,7 +136,6 @@ class InferenceLane:
         status = 200
         try:
             answer = await context.inference.run(principal, inference_request(given))
-            content = orjson.dumps({"data": plan.write(answer)})
         except Exception as raised:
             error = located_error(raised, list(plan.field_nodes), [plan.key])
             log_unexpected([error], context.request_id)
@@ -147,6 +147,17 @@ class InferenceLane:
             content = orjson.dumps({"data": None, "errors": [e.formatted for e in errors]})
             if (errors[0].extensions or {}).get("code") == UNAVAILABLE:
                 status = 503
+        else:
+            try:
+                data = plan.write(answer)
+            except Fallback:
+                # A value GraphQL cannot carry: the reference executor reports it at its own
+                # path. The full path writes this answer (the resolver returns it, nothing
+                # runs twice) and charges the request again, so this charge is given back.
+                pipeline.refund(charged)
+                RequestState.of(request).inference_answer = answer
+                return _hand_on("answer_fallback")
+            content = orjson.dumps({"data": data})  # its failure is the view's, as there
         pipeline.record(
             context,
             operation_name=document.operation_name,

@@ -228,7 +228,9 @@ class AssayGraphQL(GraphQL[Context, None]):
             request, response if isinstance(response, Response) else None, principal_or_error
         )
         if isinstance(request, Request):
-            context.compiled_declined = RequestState.of(request).compiled_declined
+            state = RequestState.of(request)
+            context.compiled_declined = state.compiled_declined
+            context.inference_answer = state.inference_answer
         return context
 
     def _context(

@@ -15,8 +15,8 @@ import binascii
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import httpx
@@ -26,12 +26,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from domain.principal import Principal
+from domain.services.submissions import SubmissionRequest
+from domain.submissions import Result, Submission
 from persistence.tables import submissions
 from server.settings import Settings
 from telemetry import metrics
 from tests.integration import differential as d
 from tests.integration.bootstrapped import BASE_URL, variant
 from tests.integration.conftest import IRIS_INPUT, TokenFactory
+from tests.integration.test_pipeline import view_of
 
 OWNER: Final = "ivy@example.com"
 BUDGET: Final = 3
@@ -407,3 +411,45 @@ async def test_a_document_the_lane_cannot_serve_is_answered_by_the_full_path(app
             assert "errors" not in lane.json(), lane.json()
     body = lane.json()["data"]
     assert body["one"]["submission"]["status"] == body["two"]["submission"]["status"] == "SUCCEEDED"
+
+
+async def test_an_answer_graphql_cannot_carry_is_written_by_the_full_path_without_a_second_run(
+    apps: Apps, lane_app: Starlette, full_app: Starlette, db: AsyncEngine
+) -> None:
+    """No model here answers with a value outside GraphQL's types (NaN and infinities fail
+    the submission first), so the use case's answer is doctored on both apps: a processing
+    time past Int's range. The reference executor reports it at its path; so must the lane."""
+    iris, document = apps.models["iris-species"], fresh(EVERYTHING)
+    await post(apps.lane, apps.bearer, {"query": document, "variables": run_input(iris)}, None)
+    with pytest.MonkeyPatch.context() as patch:
+        for app in (lane_app, full_app):
+            inference = view_of(app).deps.inference
+            assert inference is not None
+            patch.setattr(inference, "run", _too_long(inference.run))
+        before = await _count(db)
+        lane, full, counted = await compare(apps, Case("too long", document, run_input(iris)))
+    assert counted == Counter({"answer_fallback": 1})
+    assert await _count(db) == before + 2  # one run on each app: none twice
+    error = lane.json()["errors"][0]
+    assert error["path"] == ["ran", "result", "processingTimeMs"]
+    assert lane.json()["data"]["ran"]["result"] is None
+    assert full.json()["data"]["ran"]["submission"]["status"] == "SUCCEEDED"
+
+
+Run = Callable[[Principal, SubmissionRequest], Awaitable[tuple[Submission, Result | None]]]
+
+
+def _too_long(run: Run) -> Run:
+    async def doctored(
+        principal: Principal, request: SubmissionRequest
+    ) -> tuple[Submission, Result | None]:
+        submission, result = await run(principal, request)
+        assert result is not None
+        return submission, replace(result, processing_time_ms=2**31)
+
+    return doctored
+
+
+async def _count(db: AsyncEngine) -> int:
+    async with db.connect() as conn:
+        return int(await conn.scalar(sa.select(sa.func.count()).select_from(submissions)) or 0)
