@@ -15,7 +15,9 @@ caller not signed in, variables that do not coerce, a limit or rate limit that r
 plan it has not got) is handed on, untouched and uncharged. After it, the answer is its own:
 a domain error becomes the error the reference executor would give (located at the field,
 with its path, code and request id, the inference budget given back as QueryProtection gives
-it back), and an unexpected one is logged and masked as there.
+it back), and an unexpected one is logged and masked as there. An answer the plan cannot
+write (a value outside GraphQL's types) goes to the full path with the request, whose
+resolver returns it instead of running again (RequestState.inference_answer).
 """
 
 from __future__ import annotations
