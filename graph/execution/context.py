@@ -19,6 +19,7 @@ from domain.services.assets import UploadPolicy
 from domain.services.monitoring import MonitoringPolicy
 from domain.services.serving import SynchronousInference
 from domain.services.webhooks import WebhookPolicy
+from domain.submissions import Result, Submission
 from graph.execution.loaders import Loaders
 from graph.protection.sign_in import SignInCache
 from graph.realtime.broker import EventBroker
@@ -76,6 +77,8 @@ class Context:
     rate_limit_headers: tuple[tuple[str, str], ...] = ()
     read_uow: UnitOfWorkFactory | None = None  # for reads alone; `uow` when absent
     compiled_declined: bool = False  # the fast lane tried the compiled path; it fell back
+    # runInference's answer, made by the inference lane, for the resolver to return as is
+    inference_answer: tuple[Submission, Result | None] | None = None
     sign_ins: SignInCache | None = None  # this process's cached sign-ins
     api_key_secrets: ApiKeySecrets | None = None  # makes and digests API key secrets
     inference: SynchronousInference | None = None  # runInference's use case (batcher)

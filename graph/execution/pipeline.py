@@ -31,6 +31,7 @@ from strawberry.extensions import SchemaExtension
 from domain.errors import DomainError, Unauthenticated
 from domain.ports import UnitOfWork
 from domain.principal import Principal
+from domain.submissions import Result, Submission
 from graph.execution.context import Context
 from graph.execution.extension import Arguments, CompiledPlans
 from graph.execution.query_protection import address_key, rate_limit_key
@@ -58,6 +59,8 @@ class RequestState:
     principal_or_error: Principal | DomainError | None = None  # None: not signed in yet
     compiled_declined: bool = False  # the compiled path was tried and fell back: not again
     sub_response: Response | None = None  # the full path's response under construction
+    # runInference's answer when the lane ran it but cannot write it: the full path writes it
+    inference_answer: tuple[Submission, Result | None] | None = None
 
     @classmethod
     def of(cls, request: Request | WebSocket) -> RequestState:
@@ -120,12 +123,14 @@ class Pipeline:
         tried already."""
         state = RequestState.of(request)
         signed_in = state.principal_or_error
-        return self.shared_context.for_request(
+        context = self.shared_context.for_request(
             request,
             response,
             Unauthenticated() if signed_in is None else signed_in,
             compiled_declined=state.compiled_declined,
         )
+        context.inference_answer = state.inference_answer  # the inference lane ran it
+        return context
 
     def charge_refusal(self, request: HTTPConnection) -> None:
         """A credential was presented and refused: its address pays (see rate_limit.py)."""

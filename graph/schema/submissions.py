@@ -288,6 +288,13 @@ def _request(
     )
 
 
+def inference_request(input: RunInferenceInput) -> SubmissionRequest:
+    """runInference's request (the resolver's, and graph/transport/inference_lane.py's)."""
+    return _request(
+        input.model_id, input.input, input.asset_ids, input.idempotency_key, input.metadata
+    )
+
+
 async def check_callback(info: AppInfo, url: str | None) -> None:
     if url is None:
         return
@@ -338,10 +345,10 @@ class SubmissionMutations:
         ctx = info.context
         if ctx.inference is None:
             raise RuntimeError("AppDependencies.inference is missing: runInference cannot run")
-        request = _request(
-            input.model_id, input.input, input.asset_ids, input.idempotency_key, input.metadata
+        answered, ctx.inference_answer = ctx.inference_answer, None  # the lane ran it already
+        submission, result = answered or await ctx.inference.run(
+            ctx.principal, inference_request(input)
         )
-        submission, result = await ctx.inference.run(ctx.principal, request)
         return RunInferencePayload(
             submission=SubmissionType.from_entity(submission),
             result=ResultType.from_entity(result) if result else None,

@@ -38,6 +38,7 @@ from domain.principal import Principal
 from graph.execution.extension import KnownQueries, KnownQuery
 from graph.execution.pipeline import Pipeline
 from graph.execution.query_protection import COST_HEADER
+from graph.transport.inference_lane import InferenceLane
 from graph.transport.over_http import JSON, negotiate
 from telemetry import metrics
 
@@ -52,11 +53,14 @@ class FastLane:
         pipeline: Pipeline,
         known: KnownQueries,
         reads: UnitOfWorkFactory,
+        *,
+        inference: InferenceLane | None = None,
     ) -> None:
         self.schema = schema
         self.pipeline = pipeline
         self.known = known
         self.reads = reads
+        self.inference = inference  # known runInference texts (graph/transport/inference_lane.py)
 
     async def answer(self, request: Request) -> Response | None:
         """The response, or None for the full pipeline (the body stays readable for it)."""
@@ -88,6 +92,9 @@ class FastLane:
         if query is not None and extensions is None:
             known = self.known.get(query, operation_name)
             if known is None:
+                lane = self.inference
+                if lane is not None and (run := lane.known.get(query, operation_name)):
+                    return await lane.answer(request, run, query, variables, media_type)
                 return _hand_on("unknown_document")  # the common case, before any sign-in
         # One connection for the sign-in and the plan (the unit of work is reentrant); it is
         # back in the pool before the full pipeline runs, when the request is handed on.

@@ -31,6 +31,7 @@ from graph.errors import INTERNAL_MESSAGE, AssayGraphQLError, format_error
 from graph.execution.context import Context
 from graph.execution.document_cache import CachedDocuments, DocumentCache
 from graph.execution.extension import CompiledExecution, CompiledPlans, KnownQueries
+from graph.execution.inference_plans import KnownInferences, RememberInference
 from graph.execution.pipeline import OperationRecord, Pipeline, RequestState
 from graph.execution.query_protection import query_protection, rate_limit_key, rate_limited_error
 from graph.protection.authentication import Authenticator
@@ -49,6 +50,7 @@ from graph.transport.http_errors import (
     error_response,
     unavailable_response,
 )
+from graph.transport.inference_lane import InferenceLane
 from graph.transport.over_http import (
     GRAPHQL_RESPONSE_JSON,
     JSON,
@@ -108,6 +110,10 @@ class AssayGraphQL(GraphQL[Context, None]):
         known = KnownQueries(deps.compiled_plan_cache_size) if deps.compiled_execution else None
         # Last: after the limits' on_execute.
         extensions.append(lambda: CompiledExecution(pipeline, known))
+        # runInference texts the pipeline accepted, for graph/transport/inference_lane.py.
+        inferences = KnownInferences(deps.compiled_plan_cache_size) if known is not None else None
+        if inferences is not None:
+            extensions.append(lambda: RememberInference(inferences))
         limits = deps.limits
         schema = build_schema(
             extensions,
@@ -128,6 +134,11 @@ class AssayGraphQL(GraphQL[Context, None]):
                 pipeline,
                 known,
                 deps.read_uow or deps.uow,
+                inference=(
+                    InferenceLane(schema, pipeline, inferences)
+                    if inferences is not None
+                    else None
+                ),
             )
             if known is not None
             else None

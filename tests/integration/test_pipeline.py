@@ -28,7 +28,7 @@ from server.settings import Settings
 from telemetry import metrics
 from tests.factories import make_model, make_submission, make_user
 from tests.integration.bootstrapped import BASE_URL, variant
-from tests.integration.conftest import TokenFactory
+from tests.integration.conftest import IRIS_INPUT, TokenFactory
 
 VIEWER = "query Me { viewer { id email submissions(first: 2) { totalCount } } }"
 LOOKUP = "query Lookup($id: ID!) { submission(id: $id) { id status owner { id } } }"
@@ -151,3 +151,26 @@ def test_request_state_is_one_typed_object_per_request() -> None:
         False,
         None,
     )
+
+
+RUN = """mutation Run($input: RunInferenceInput!) {
+  runInference(input: $input) { submission { status } result { prediction } }
+}"""
+
+
+async def test_a_run_inference_takes_the_same_steps_on_the_full_path_and_the_lane(
+    app: Starlette, client: httpx.AsyncClient, token: TokenFactory, default_models: dict[str, str]
+) -> None:
+    pipeline, bearer = pipeline_of(app), token("rhea@example.com")
+    query = f"# {uuid.uuid4()}\n{RUN}"
+    variables = {"input": {"modelId": default_models["iris-species"], "input": IRIS_INPUT}}
+
+    full, full_lane, first = await steps_of(client, pipeline, bearer, query, variables=variables)
+    fast, fast_lane, second = await steps_of(client, pipeline, bearer, query, variables=variables)
+
+    assert full_lane == Counter({"unknown_document": 1})
+    assert fast_lane == Counter({"answered": 1})
+    # A mutation has no compiled run: the execute step is the query paths'.
+    assert full == fast == [step for step in STEPS if step != "execute"]
+    assert first == second
+    assert first["data"]["runInference"]["submission"]["status"] == "SUCCEEDED"

@@ -1,0 +1,168 @@
+"""Where a runInference's CPU goes: cProfile over sequential calls, by library.
+
+`python -m bench.inference_profile [--calls N]`: an embedded PostgreSQL in a temporary
+directory, the composition root's app (default settings, limits raised), the default models,
+one signed-in caller sending bench/inference.py's RUN_INFERENCE through httpx's in-process
+ASGI transport: a warm-up, N calls timed, then N calls under cProfile. Prints the CPU per
+call (this process: the app and the client) and each
+library's share of it (own time, cProfile's tottime, a builtin's time counted to its
+caller's library), the client's (httpx) shown apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.inference import FEATURES, RUN_INFERENCE
+from persistence import migrate
+from persistence.database import create_engine
+from persistence.embedded import EmbeddedPostgres
+from server.bootstrap import build_app, local_issuer, register_models
+from server.settings import Settings
+
+GROUPS = (
+    ("strawberry", "Strawberry"),
+    ("graphql", "graphql-core"),
+    ("httpx", "httpx (the client)"),
+    ("starlette", "Starlette"),
+    ("sqlalchemy", "SQLAlchemy"),
+    ("asyncpg", "asyncpg"),
+    ("sklearn", "scikit-learn and NumPy"),
+    ("numpy", "scikit-learn and NumPy"),
+    ("asyncio", "asyncio"),
+    ("/graph/", "Assay graph/"),
+    ("/domain/", "Assay domain/"),
+    ("/persistence/", "Assay persistence/"),
+    ("/integrations/", "Assay integrations/"),
+    ("/telemetry/", "Assay telemetry/"),
+    ("/auth/", "Assay auth/"),
+)
+
+
+def group_of(filename: str) -> str:
+    for marker, name in GROUPS:
+        if marker in filename:
+            return name
+    if filename == "~":
+        return "builtins"
+    if "site-packages/" in filename:
+        return filename.split("site-packages/")[1].split("/")[0].removesuffix(".py")
+    return f"stdlib {Path(filename).stem}"
+
+
+async def _calls(app: Any, bearer: str, model_id: str, calls: int) -> None:
+    body = orjson.dumps(
+        {
+            "query": RUN_INFERENCE,
+            "variables": {
+                "input": {"modelId": model_id, "input": dict.fromkeys(FEATURES, 1.0)},
+            },
+        }
+    )
+    headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for _ in range(calls):
+            response = await client.post("/graphql", content=body, headers=headers)
+            answer = response.json()
+            if "errors" in answer:
+                raise RuntimeError(answer)
+
+
+async def _profiled(settings: Settings, url: str, warmup: int, calls: int) -> None:
+    app = build_app(settings, url)
+    bearer = local_issuer(settings).issue(
+        email="profile@example.com", name="profile", groups=[], subject="sub-profile"
+    )
+    async with app.router.lifespan_context(app):
+        model_id = await _model_id(app, bearer)
+        await _calls(app, bearer, model_id, warmup)
+        started = time.process_time()
+        await _calls(app, bearer, model_id, calls)
+        plain = time.process_time() - started
+        profile = cProfile.Profile(time.process_time)  # CPU, not the waits for PostgreSQL
+        started = time.process_time()
+        profile.enable()
+        await _calls(app, bearer, model_id, calls)
+        profile.disable()
+        cpu = time.process_time() - started
+    _report(profile, plain, cpu, calls)
+
+
+async def _model_id(app: Any, bearer: str) -> str:
+    query = "{ models { id name } }"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        response = await client.post(
+            "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {bearer}"}
+        )
+    for model in (response.json().get("data") or {}).get("models") or ():
+        if model["name"] == "iris-species":
+            return str(model["id"])
+    raise RuntimeError(response.text)
+
+
+def _report(profile: cProfile.Profile, plain: float, cpu: float, calls: int) -> None:
+    stats: Any = getattr(pstats.Stats(profile), "stats")  # noqa: B009 - untyped; {(file, line, name): (cc, nc, tt, ct, callers)}
+    shares: Counter[str] = Counter()
+    for (filename, _, _), (_, _, own, _, callers) in stats.items():
+        if filename != "~":
+            shares[group_of(filename)] += own
+            continue
+        # A builtin's time goes to whoever called it (json, regexes, the event loop's select).
+        for (caller, _, _), (_, _, spent, _) in callers.items():
+            shares[group_of(caller)] += spent
+    total = sum(shares.values())
+    print(f"{calls} calls, {plain / calls * 1000:.2f} ms CPU a call (client included)")
+    print(f"under cProfile {cpu / calls * 1000:.2f} ms a call; the shares of that:")
+    for name, own in shares.most_common(16):
+        print(f"{own / total:6.1%}  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=200)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="assay-profile-"))
+    postgres = EmbeddedPostgres(root / "pg")
+    url = postgres.start()
+    try:
+        asyncio.run(_migrate(url))
+        settings = Settings(
+            data_dir=root / "data",
+            run_workers=False,
+            rate_limit_burst=1e12,
+            rate_limit_points_per_second=1e12,
+            inference_burst=1e12,
+            inference_rate_per_second=1e12,
+        )
+        register_models(settings, url)
+        asyncio.run(_profiled(settings, url, args.warmup, args.calls))
+    finally:
+        postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url, pool_size=1)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

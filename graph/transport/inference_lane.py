@@ -1,0 +1,176 @@
+"""The fast lane for runInference: a known mutation text answered below Strawberry.
+
+graph/execution/inference_plans.py remembers a runInference text once the full pipeline
+accepted it. The fast lane (graph/transport/fast_lane.py) hands a POST of that text here, and
+this module takes the request pipeline's steps as the full path takes them for a mutation
+(authenticate, resolve the document, limits, charge, record; the execute step is the query
+paths' compiled run), with the same `Pipeline` methods: it signs the caller in, coerces the
+variables and the argument as graphql-core and Strawberry do, applies the limits and the input
+hygiene rule, charges the rate limit and the inference budget, calls the resolver's use case
+(`SynchronousInference.run`, whose group commits before it answers) and writes the payload
+with the plan's builder.
+
+Until the use case is called, anything it is not sure to answer as the full path would (a
+caller not signed in, variables that do not coerce, a limit or rate limit that refuses, a
+plan it has not got) is handed on, untouched and uncharged. After it, the answer is its own:
+a domain error becomes the error the reference executor would give (located at the field,
+with its path, code and request id, the inference budget given back as QueryProtection gives
+it back), and an unexpected one is logged and masked as there. An answer the plan cannot
+write (a value outside GraphQL's types) goes to the full path with the request, whose
+resolver returns it instead of running again (RequestState.inference_answer).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from graphql import GraphQLError, located_error
+from graphql.execution.values import VariableValues, get_argument_values
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry import Schema
+from strawberry.types.arguments import convert_arguments
+
+from domain.errors import DomainError
+from domain.principal import Principal
+from graph.errors import format_error, log_unexpected
+from graph.execution.context import Context
+from graph.execution.inference_plans import (
+    RUN_INFERENCE,
+    InferencePlan,
+    KnownInference,
+    KnownInferences,
+)
+from graph.execution.pipeline import Pipeline, RequestState
+from graph.execution.specs import Fallback
+from graph.schema.submissions import RunInferenceInput, inference_request
+from graph.transport.http_errors import RETRY_AFTER_SECONDS, UNAVAILABLE
+from telemetry import metrics
+
+class InferenceLane:
+    def __init__(
+        self,
+        schema: Schema,
+        pipeline: Pipeline,
+        known: KnownInferences,
+    ) -> None:
+        self.schema = schema
+        self.gql_schema = schema._schema
+        self.pipeline = pipeline
+        self.known = known
+        self.field = schema.get_field_for_type(field_name=RUN_INFERENCE, type_name="Mutation")
+
+    def _input(self, plan: InferencePlan, variables: VariableValues) -> RunInferenceInput | None:
+        """The argument as the resolver receives it, or None (the full path answers)."""
+        field = self.field
+        if field is None or field.extensions:
+            return None
+        try:
+            raw = get_argument_values(plan.gql_field, plan.field_nodes[0], variables)
+            converter = self.schema.schema_converter
+            kwargs = convert_arguments(
+                raw,
+                field.arguments,
+                scalar_registry=converter.scalar_registry,
+                config=self.schema.config,
+            )
+        except Exception:
+            return None
+        given = kwargs.get("input")
+        return given if isinstance(given, RunInferenceInput) else None
+
+    async def answer(
+        self,
+        request: Request,
+        known: KnownInference,
+        query: str,
+        variables: dict[str, Any] | None,
+        media_type: str,
+    ) -> Response | None:
+        """The response, or None for the full pipeline (nothing charged, nothing run)."""
+        pipeline, schema = self.pipeline, self.gql_schema
+        principal = await pipeline.authenticate(request)  # kept for the full path
+        if not isinstance(principal, Principal):
+            return _hand_on("signed_out")
+        resolved = await pipeline.resolve_document(query, None, principal, in_memory=True)
+        if resolved is None or resolved.document is None:
+            return _hand_on("persisted_query")
+        started = time.perf_counter()
+        context = pipeline.context(request, None)
+        coerced = known.coerced(schema, variables)
+        if coerced is None:
+            return _hand_on("variables")
+        plan = known.plan(schema, coerced)
+        if isinstance(plan, str):
+            return _hand_on("unsupported")
+        given = self._input(plan, coerced)
+        if given is None or context.inference is None:
+            return _hand_on("arguments")
+        document = known.query
+        measure = document.measure(schema, variables)
+        if measure is None:
+            return _hand_on("limits")
+        refused = pipeline.limits(
+            schema,
+            document.document,
+            document.operation_name,
+            variables,
+            measure,
+            document.argument_sites(schema),
+        )
+        if refused is not None:  # the full path answers QUERY_TOO_COMPLEX or BAD_USER_INPUT
+            is_input = (refused.extensions or {}).get("code") == "BAD_USER_INPUT"
+            return _hand_on("input" if is_input else "limits")
+        charged = pipeline.charge(context, measure)
+        if isinstance(charged, float):
+            return _hand_on("rate_limit")  # the full path refuses it (nothing was taken)
+
+        errors: list[GraphQLError] | None = None
+        status = 200
+        try:
+            answer = await context.inference.run(principal, inference_request(given))
+        except Exception as raised:
+            error = located_error(raised, list(plan.field_nodes), [plan.key])
+            log_unexpected([error], context.request_id)
+            if isinstance(raised, DomainError) and pipeline.rate_limiter is not None:
+                # As QueryProtection: a refused inference field spent no inference budget.
+                returned = sum(n for name, n in measure.inference_fields if name == plan.key)
+                pipeline.rate_limiter.refund_inference(charged.key, returned)
+            errors = [format_error(error, context.request_id)]
+            content = orjson.dumps({"data": None, "errors": [e.formatted for e in errors]})
+            if (errors[0].extensions or {}).get("code") == UNAVAILABLE:
+                status = 503
+        else:
+            try:
+                data = plan.write(answer)
+            except Fallback:
+                # A value GraphQL cannot carry: the reference executor reports it at its own
+                # path. The full path writes this answer (the resolver returns it, nothing
+                # runs twice) and charges the request again, so this charge is given back.
+                pipeline.refund(charged)
+                RequestState.of(request).inference_answer = answer
+                return _hand_on("answer_fallback")
+            content = orjson.dumps({"data": data})  # its failure is the view's, as there
+        pipeline.record(
+            context,
+            operation_name=document.operation_name,
+            operation_type="mutation",
+            duration_seconds=time.perf_counter() - started,
+            errors=errors,
+        )
+        metrics.labelled(metrics.FAST_LANE, "answered").inc()
+        response = Response(content, status_code=status, media_type=f"{media_type}; charset=utf-8")
+        for name, value in context.rate_limit_headers:  # after the body's, as the pipeline's
+            response.headers[name] = value
+        if status == 503:  # as the view's process_result: clients and proxies retry
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
+def _hand_on(reason: str) -> Response | None:
+    """None, for the full pipeline, counted by why."""
+    metrics.labelled(metrics.FAST_LANE, reason).inc()
+    return None
