@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from domain.models import Model, ModelFailure
-from domain.monitoring import Observation, Tally, layout_of, tally
+from domain.monitoring import Observation, Tally, layout_of
 from domain.ports import UnitOfWork
 from domain.submissions import Prediction, Submission
+from domain.tallies import tally
 
 Written = Sequence[tuple[Submission, Prediction | ModelFailure]]
 
