@@ -44,7 +44,7 @@ from persistence.batching import (
     rows_for_keys,
 )
 from persistence.bulk import column_arrays, unnest_insert, unnest_rows
-from persistence.driver import reusable
+from persistence.driver import fetch, reusable
 from persistence.monitoring import tally_upsert, tally_values
 from persistence.tables import (
     events,
@@ -396,7 +396,7 @@ def _record_runs(
         ).scalar_subquery() == sa.bindparam("s_expected", type_=sa.Integer)
         counted = tally_upsert(every_row_kept).returning(model_stats.c.span)
         parts.append(counted.cte("tally_counted"))
-    return sa.select(kept.c.id).add_cte(*parts)
+    return reusable(sa.select(kept.c.id).add_cte(*parts))
 
 
 _LINK_NAMES = ("submission_id", "asset_id", "position")
@@ -624,7 +624,10 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
             with_assets=bool(links),
             with_tally=tally is not None,
         )
-        inserted = {row[0] for row in await self._conn.execute(statement, values)}
+        # On asyncpg itself when the unit of work commits each statement (runInference's
+        # group): SQLAlchemy's execution of this many-CTE statement cost ~0.25 ms of CPU.
+        kept, _ = await fetch(self._conn, statement, values)
+        inserted: set[UUID] = {row[0] for row in kept}
         self.has_events |= bool(inserted) and bool(changes)
         return inserted
 

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -72,9 +73,10 @@ async def grouping_client(
 
 
 @pytest.fixture
-def inserts() -> Iterator[Counter[tuple[str, ...]]]:
-    """Statements that INSERT, sent by any engine of this process while the test runs, by
-    the tables each inserts into (a WITH of several INSERTs names them all)."""
+def inserts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[tuple[str, ...]]]:
+    """Statements that INSERT, sent by any engine of this process while the test runs (through
+    SQLAlchemy or straight on asyncpg, see persistence/driver.py), by the tables each inserts
+    into (a WITH of several INSERTs names them all)."""
     seen: Counter[tuple[str, ...]] = Counter()
 
     def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
@@ -85,6 +87,13 @@ def inserts() -> Iterator[Counter[tuple[str, ...]]]:
         if tables:
             seen[tables] += 1
 
+    fetch = asyncpg.connection.Connection.fetch
+
+    async def fetched(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        count(None, None, query)
+        return await fetch(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetch", fetched)
     event.listen(Engine, "before_cursor_execute", count)
     yield seen
     event.remove(Engine, "before_cursor_execute", count)
