@@ -258,58 +258,6 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def tally(model_id: UUID, layout: Layout, seen: Sequence[Observation], now: datetime) -> Tally:
-    """The delta `seen` adds to the model's rollup of the minute of `now`. On the record
-    paths, so written for speed: a JSON number (exactly int or float: not a bool) needs no
-    finiteness check, since JSON has no NaN."""
-    model_ms = [0] * (len(LATENCY_EDGES_MS) + 1)
-    end_to_end = [0] * (len(LATENCY_EDGES_MS) + 1)
-    output = [0] * layout.output.size
-    numeric: list[tuple[str, int, tuple[float, ...]]] = []
-    other: list[tuple[str, int, Axis]] = []
-    start = 0
-    for axis in layout.features:
-        if axis.is_numeric:
-            numeric.append((axis.name, start, axis.edges))
-        else:
-            other.append((axis.name, start, axis))
-        start += axis.size
-    features = [0] * start
-    failures = 0
-    place, edges, key = bisect.bisect_right, LATENCY_EDGES_MS, layout.output_key
-    for item in seen:
-        end_to_end[place(edges, item.end_to_end_ms)] += 1
-        if item.failed:
-            failures += 1
-            continue
-        model_ms[place(edges, item.model_ms)] += 1
-        prediction = item.prediction
-        if key is not None and isinstance(prediction, dict):
-            prediction = prediction.get(key)
-        out = layout.output.bin_of(prediction)
-        if out is not None:
-            output[out] += 1
-        values = item.input if isinstance(item.input, dict) else {}
-        for name, offset, bounds in numeric:
-            value = values.get(name)
-            if type(value) is float or type(value) is int:
-                features[offset + place(bounds, value)] += 1
-        for name, offset, axis in other:
-            at = axis.bin_of(values.get(name))
-            if at is not None:
-                features[offset + at] += 1
-    return Tally(
-        model_id,
-        minute_of(now),
-        len(seen) - failures,
-        failures,
-        tuple(model_ms),
-        tuple(end_to_end),
-        tuple(output),
-        tuple(features),
-    )
-
-
 def add_counts(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
     """Element-wise sum; the shorter one counts as zeros (as the SQL function does)."""
     longer, shorter = (a, b) if len(a) >= len(b) else (b, a)

@@ -16,6 +16,7 @@ from domain.callbacks import CallbackDelivery, DueCallback
 from domain.events import NewEvent
 from domain.history import SubmissionFilter
 from domain.models import JSONValue, Model, ModelDefinition
+from domain.monitoring import Tally
 from domain.monitoring_ports import (
     FeedbackRepository,
     ModelAlertRepository,
@@ -94,8 +95,17 @@ class ModelRepository(Protocol):
         """Insert or refresh each (name, version); registered models become active."""
         ...
 
-    async def record_work(self, model_id: UUID, rows: int, took: timedelta, now: datetime) -> None:
-        """Add one chunk the workers ran to the model's timings (see WorkTimings.add)."""
+    async def record_work(
+        self,
+        model_id: UUID,
+        rows: int,
+        took: timedelta,
+        now: datetime,
+        *,
+        tally: Tally | None = None,
+    ) -> None:
+        """Add one chunk the workers ran to the model's timings (see WorkTimings.add) and,
+        in the same statement, `tally` to its rollup."""
         ...
 
 
@@ -155,12 +165,14 @@ class SubmissionRepository(Protocol):
         asset_ids: Mapping[UUID, Sequence[UUID]],
         *,
         model: Model | None = None,
+        tally: Tally | None = None,
     ) -> set[UUID]:
-        """Insert submissions already finished with their results and events (one
-        statement, their assets in one more), leaving out each whose owner used its
-        idempotency key before, with its result and events; the ids inserted. With
-        `model`, nothing unless that model is still active and as it was read (its
-        updated_at unchanged)."""
+        """Insert submissions already finished with their results, events and assets, in
+        one statement, leaving out each whose owner used its idempotency key before, with
+        its result, events and assets; the ids inserted. With `model`, nothing unless that
+        model is still active and as it was read (its updated_at unchanged). With `tally`
+        (of every run), the same statement adds it to the model's rollup, but only if
+        every run was inserted: the caller adds the kept runs' tally otherwise."""
         ...
 
     async def get_by_idempotency_keys(
@@ -259,6 +271,13 @@ class UnitOfWork(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+    def autocommit(self) -> None:
+        """Each statement from here on commits as it runs, with no transaction block (no
+        BEGIN or COMMIT round trips): for a use case that writes a single statement, which
+        is atomic on its own. Call it before the first statement; commit() then only tells
+        listeners what was written."""
+        ...
+
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
 

@@ -5,7 +5,8 @@ statement on top of asyncpg's ~60 (measured on a point read), which is most of a
 lookup's server time. `fetch` runs a statement built once (see batching.built_once) straight
 on the pooled asyncpg connection when that is safe, and through SQLAlchemy otherwise:
 
-- only in autocommit units of work (read-only ones): there SQLAlchemy's adapter keeps no
+- only in autocommit units of work (read-only ones, and runInference's group write, a
+  statement built once that returns the ids it kept): there SQLAlchemy's adapter keeps no
   transaction of its own that a statement beside it could escape;
 - only when the engine opted in (create_engine sets DRIVER_READS to its statement counter,
   so /metrics and the per-request count still see every statement); tracing's SQLAlchemy

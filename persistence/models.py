@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.batches import KEEP_PER_CHUNK
 from domain.models import Model, ModelDefinition
+from domain.monitoring import Tally
 from persistence.batching import Row, any_key, rows_for_keys
 from persistence.driver import reusable
+from persistence.monitoring import tally_upsert, tally_values
 from persistence.tables import model_timings, models
 
 # The columns _model reads, in the order it unpacks them.
@@ -64,7 +66,7 @@ def _model(row: Row) -> Model:
 _by_id = reusable(sa.select(*_COLUMNS).where(any_key(models.c.id)))
 
 
-def _timings_upsert() -> sa.Executable:
+def _timings_upsert() -> sa.Insert:
     """WorkTimings.add in one statement: the first chunk inserts the row, later ones decay
     the sums and add theirs (values bound as model_id, rows, seconds, now)."""
     rows = sa.bindparam("rows", type_=sa.Float)
@@ -95,6 +97,8 @@ def _timings_upsert() -> sa.Executable:
 
 
 _record_work = _timings_upsert()
+# The chunk's statistics in the same statement: one round trip, not two.
+_record_work_and_tally = _record_work.add_cte(tally_upsert().cte("tally_counted"))
 
 
 class SqlModelRepository:
@@ -134,9 +138,20 @@ class SqlModelRepository:
         ).returning(*_COLUMNS)
         return [_model(row) for row in await self._conn.execute(statement)]
 
-    async def record_work(self, model_id: UUID, rows: int, took: timedelta, now: datetime) -> None:
+    async def record_work(
+        self,
+        model_id: UUID,
+        rows: int,
+        took: timedelta,
+        now: datetime,
+        *,
+        tally: Tally | None = None,
+    ) -> None:
         values = {"model_id": model_id, "rows": rows, "seconds": took.total_seconds(), "now": now}
-        await self._conn.execute(_record_work, values)
+        if tally is None:
+            await self._conn.execute(_record_work, values)
+        else:
+            await self._conn.execute(_record_work_and_tally, values | tally_values(tally))
 
     async def list_active(self) -> list[Model]:
         statement = (

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,6 +48,58 @@ ON CONFLICT (model_id, span, minute, shard) DO UPDATE SET
   features = assay_add_counts(old.features, excluded.features)
 """
 _when = sa.DateTime(timezone=True)
+
+
+def tally_upsert(counted_if: sa.ColumnElement[bool] | None = None) -> sa.Insert:
+    """_ADD_TALLY as a statement to put in another's WITH (the group's write, the chunk's
+    timings), its values bound as s_<name> (see tally_values); with `counted_if`, it adds
+    nothing unless that holds when the statement runs."""
+    counts = postgresql.ARRAY(sa.BigInteger)
+    values = [
+        sa.bindparam("s_model_id", type_=sa.Uuid),
+        sa.bindparam("s_shard", type_=sa.SmallInteger),
+        sa.bindparam("s_predictions", type_=sa.BigInteger),
+        sa.bindparam("s_failures", type_=sa.BigInteger),
+        *(sa.bindparam(f"s_{name}", type_=counts) for name in _ARRAYS),
+    ]
+    spans = []
+    for span, start in ((MINUTE, "s_minute"), (HOUR, "s_hour")):
+        row = sa.select(
+            values[0], sa.literal_column(str(span)), sa.bindparam(start, type_=_when), *values[1:]
+        )
+        spans.append(row if counted_if is None else row.where(counted_if))
+    names = ["model_id", "span", "minute", "shard", "predictions", "failures", *_ARRAYS]
+    fresh = insert(model_stats).from_select(names, sa.union_all(*spans))
+    old, new = model_stats.c, fresh.excluded
+    return fresh.on_conflict_do_update(
+        index_elements=[old.model_id, old.span, old.minute, old.shard],
+        set_={
+            "predictions": old.predictions + new.predictions,
+            "failures": old.failures + new.failures,
+            **{
+                name: sa.func.assay_add_counts(old[name], new[name], type_=counts)
+                for name in _ARRAYS
+            },
+        },
+    )
+
+
+def tally_values(tally: Tally) -> dict[str, object]:
+    """The bound values of tally_upsert, on the next shard."""
+    return {
+        "s_model_id": tally.model_id,
+        "s_minute": tally.minute,
+        "s_hour": hour_of(tally.minute),
+        "s_shard": next(_next_shard) % SHARDS,
+        "s_predictions": tally.predictions,
+        "s_failures": tally.failures,
+        "s_model_ms": list(tally.model_ms),
+        "s_end_to_end_ms": list(tally.end_to_end_ms),
+        "s_output": list(tally.output),
+        "s_features": list(tally.features),
+    }
+
+
 _MINUTES = (
     sa.select(*_COLUMNS)
     .where(

@@ -107,12 +107,10 @@ class SqlUnitOfWork:
             conn = await self._engine.connect()
             if self._read_only:
                 # Reads only: each statement on its own, no BEGIN/ROLLBACK round trips.
-                # Set on the sync connection: asyncpg's adapter only records the level (no
-                # I/O), so the greenlet hand-off of the async call is not needed.
-                assert conn.sync_connection is not None
-                conn.sync_connection.execution_options(isolation_level="AUTOCOMMIT")
-            else:
-                await conn.begin()
+                _autocommit(conn)
+            # Otherwise the first statement begins the transaction (SQLAlchemy's autobegin;
+            # asyncpg's adapter sends BEGIN with it either way), so autocommit() may still
+            # be chosen until then.
         except Exception as error:
             if is_unreachable(error):
                 raise Unavailable() from error
@@ -159,6 +157,14 @@ class SqlUnitOfWork:
             raise RuntimeError("the unit of work is not entered")
         return self._conn
 
+    def autocommit(self) -> None:
+        """Each statement from here on commits as it runs: no BEGIN and COMMIT round trips,
+        for a use case that writes one statement (atomic on its own). Only before the first
+        statement; commit() then only tells the listeners."""
+        if self.connection.in_transaction():
+            raise RuntimeError("autocommit() must come before the unit of work's first statement")
+        _autocommit(self.connection)
+
     async def commit(self) -> None:
         if self._read_only:
             raise RuntimeError("a read-only unit of work cannot commit")
@@ -179,3 +185,10 @@ class SqlUnitOfWork:
 
     async def rollback(self) -> None:
         await self.connection.rollback()
+
+
+def _autocommit(conn: AsyncConnection) -> None:
+    # Set on the sync connection: asyncpg's adapter only records the level (no I/O), so the
+    # greenlet hand-off of the async call is not needed. The pool resets it on check-in.
+    assert conn.sync_connection is not None
+    conn.sync_connection.execution_options(isolation_level="AUTOCOMMIT")

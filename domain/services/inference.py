@@ -16,7 +16,7 @@ from domain.ids import to_global_id
 from domain.models import Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWorkFactory
 from domain.services.batch_settlement import settle
-from domain.services.recording import record_statistics
+from domain.services.recording import record_statistics, statistics_of
 from domain.services.submissions import submission_event
 from domain.submissions import ClaimEnd, Prediction, Result, Submission, SubmissionStatus
 
@@ -139,7 +139,8 @@ async def record(
     """Write a chunk's outcomes in one transaction of bulk statements: one UPDATE of the
     submissions (fenced per row: a row whose lease was lost is left alone), one INSERT of
     results, one of events, the batches settled once. With `since` (when the work on this
-    chunk began) the model's measured throughput learns how long the chunk took. Returns
+    chunk began) the model's measured throughput learns how long the chunk took, and its
+    statistics come with that statement (else in one of their own). Returns
     the time written, where the next chunk's work begins."""
     now = clock()
     ends = [_end(s, o, policy, now) for s, o in zip(chunk, outcomes, strict=True)]
@@ -159,16 +160,14 @@ async def record(
         await uow.events.append(events)
         # After every submission row is written: settling locks the batch rows last.
         await settle(uow, [s.batch_id for s in written.values()], now)
+        # After the batch rows: the model's timings and rollup rows are shared by every
+        # writer, so they are locked last, just before commit, in one statement.
+        kept = [(s, o) for s, o in zip(chunk, outcomes, strict=True) if s.id in written]
         if since is not None and model is not None:
-            await uow.models.record_work(model.id, len(chunk), now - since, now)
-        # After the batch rows: the model's rollup rows are shared by every writer, so they
-        # are locked last, just before commit.
-        await record_statistics(
-            uow,
-            model,
-            [(s, o) for s, o in zip(chunk, outcomes, strict=True) if s.id in written],
-            now,
-        )
+            counted = statistics_of(model, kept, now)
+            await uow.models.record_work(model.id, len(chunk), now - since, now, tally=counted)
+        else:
+            await record_statistics(uow, model, kept, now)
         await uow.commit()
     return now
 

@@ -24,7 +24,7 @@ from domain.ports import Clock, ModelRuntime, ServingObserver, UnitOfWork, UnitO
 from domain.principal import Principal
 from domain.services.batcher import BatchPolicy, DynamicBatcher
 from domain.services.inference import Outcome, predict, result_of
-from domain.services.recording import record_statistics
+from domain.services.recording import record_statistics, statistics_of
 from domain.services.submissions import (
     MAX_IDEMPOTENCY_KEY,
     SubmissionRequest,
@@ -291,33 +291,35 @@ async def record_group(
     started: datetime,
     ended: datetime,
 ) -> list[Answer | Exception]:
-    """Write the group in one statement and its commit: its submissions (already finished),
-    results and events (see add_finished_runs). A call whose idempotency key was used
-    meanwhile (a concurrent call with the same key) is answered with the first submission.
-    Raises ModelChanged, writing nothing, when `model` is no longer as it was read."""
+    """Write the group with its statistics as one statement that commits on its own (no
+    transaction block: one round trip): its submissions (already finished), results,
+    events, assets and the model's rollup (see add_finished_runs). A call whose idempotency
+    key was used meanwhile (a concurrent call with the same key) is answered with the first
+    submission; the statement then counted none of the group, and the kept rows' tally is
+    added by a second statement. Raises ModelChanged, writing nothing, when `model` is no
+    longer as it was read."""
     finished = [
         _finished(c.submission, model, o, started, ended)
         for c, o in zip(calls, outcomes, strict=True)
     ]
     assets = {c.submission.id: c.asset_ids for c in calls if c.asset_ids}
+    ran = [(c.submission, o) for c, o in zip(calls, outcomes, strict=True)]
     async with uow() as writer:
-        inserted = await writer.submissions.add_finished_runs(finished, assets, model=model)
+        writer.autocommit()
+        inserted = await writer.submissions.add_finished_runs(
+            finished, assets, model=model, tally=statistics_of(model, ran, ended)
+        )
         if not inserted and not await _all_replays(writer, model, calls):
             raise ModelChanged(model.id)
-        await record_statistics(
-            writer,
-            model,
-            [
-                (c.submission, o)
-                for c, o in zip(calls, outcomes, strict=True)
-                if c.submission.id in inserted
-            ],
-            ended,
-        )
+        if inserted and len(inserted) < len(calls):
+            # Only a race of one key's calls gets here (a used key is found before the
+            # group): the kept rows' statistics, a moment after their work.
+            kept = [(s, o) for s, o in ran if s.id in inserted]
+            await record_statistics(writer, model, kept, ended)
         await writer.commit()
-    kept = [f for f in finished if f.submission.id in inserted]
+    kept_runs = [f for f in finished if f.submission.id in inserted]
     answers: dict[UUID, Answer | Exception] = {
-        f.submission.id: (f.submission, f.result) for f in kept
+        f.submission.id: (f.submission, f.result) for f in kept_runs
     }
     replays = [c.submission for c in calls if c.submission.id not in inserted]
     if replays:

@@ -129,6 +129,11 @@ async def test_killed_server_loses_and_duplicates_no_synchronous_prediction(
         stored = {str(k): (int(s), int(r)) for k, s, r in (await conn.execute(query)).all()}
     assert set(stored) == set(sent)
     assert Counter(stored.values()) == Counter({(1, 1): len(sent)})
+    # Each group's statistics were in its one statement: counted once, none lost.
+    counted = sa.text("SELECT span, sum(predictions) FROM model_stats GROUP BY span")
+    async with engine.connect() as conn:
+        spans = {int(span): int(total) for span, total in (await conn.execute(counted)).all()}
+    assert spans == {60: len(sent), 3600: len(sent)}
     with capsys.disabled():
         print(
             f"\n[runInference kill] answered before the kill: {len(answered)}; in flight:"

@@ -199,6 +199,27 @@ async def test_a_batch_is_tracked_in_input_order_and_completes_once(
     }
 
 
+async def test_a_worked_chunk_counts_in_the_models_statistics_with_its_timings(
+    api: Api, db: AsyncEngine, default_models: dict[str, str], runtimes: dict[str, ModelRuntime]
+) -> None:
+    await batch_inference(api, default_models["iris-species"], 5)
+
+    await work_off(db, runtimes)
+
+    stats, timings = tables.model_stats, tables.model_timings
+    async with db.connect() as conn:
+        spans = dict(
+            (
+                await conn.execute(
+                    sa.select(stats.c.span, sa.func.sum(stats.c.predictions)).group_by(stats.c.span)
+                )
+            ).all()
+        )
+        chunks = (await conn.execute(sa.select(timings.c.chunks))).scalars().all()
+    assert spans == {60: 5, 3600: 5}
+    assert chunks == [1.0]
+
+
 async def test_batches_are_the_viewers_newest_first_and_hidden_from_others(
     api: Api, default_models: dict[str, str]
 ) -> None:

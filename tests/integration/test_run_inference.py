@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -17,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from graph.ids import parse_id, to_global_id
-from persistence.tables import events, models, results, submission_assets, submissions
+from persistence.tables import (
+    events,
+    model_stats,
+    models,
+    results,
+    submission_assets,
+    submissions,
+)
 from server.bootstrap import build_app
 from server.settings import Settings
 from tests.factories import make_asset, make_user
@@ -65,9 +73,10 @@ async def grouping_client(
 
 
 @pytest.fixture
-def inserts() -> Iterator[Counter[tuple[str, ...]]]:
-    """Statements that INSERT, sent by any engine of this process while the test runs, by
-    the tables each inserts into (a WITH of several INSERTs names them all)."""
+def inserts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[tuple[str, ...]]]:
+    """Statements that INSERT, sent by any engine of this process while the test runs (through
+    SQLAlchemy or straight on asyncpg, see persistence/driver.py), by the tables each inserts
+    into (a WITH of several INSERTs names them all)."""
     seen: Counter[tuple[str, ...]] = Counter()
 
     def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
@@ -78,6 +87,13 @@ def inserts() -> Iterator[Counter[tuple[str, ...]]]:
         if tables:
             seen[tables] += 1
 
+    fetch = asyncpg.connection.Connection.fetch
+
+    async def fetched(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        count(None, None, query)
+        return await fetch(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetch", fetched)
     event.listen(Engine, "before_cursor_execute", count)
     yield seen
     event.remove(Engine, "before_cursor_execute", count)
@@ -141,8 +157,9 @@ async def test_a_group_of_concurrent_calls_is_written_with_one_statement(
     answers = [b["data"]["runInference"] for b in bodies]
     assert [a["submission"]["status"] for a in answers] == ["SUCCEEDED"] * GROUP
     assert len({a["submission"]["id"] for a in answers}) == GROUP
-    # One statement for the group, and the model's statistics: one upsert of this minute's rollup
-    assert inserts == Counter({("submissions", "results", "events"): 1, ("model_stats",): 1})
+    # One statement for the group and the model's statistics (this minute's rollup upsert)
+    assert inserts == Counter({("submissions", "results", "events", "model_stats"): 1})
+    assert await _counted(db) == (GROUP, GROUP)
     assert len(await _rows(db, sa.select(submissions.c.id))) == GROUP
     assert len(await _rows(db, sa.select(results.c.id))) == GROUP
     assert len(await _rows(db, sa.select(events.c.id))) == 4 * GROUP
@@ -178,6 +195,60 @@ async def test_concurrent_calls_with_one_idempotency_key_give_one_submission(
     assert len(await _rows(db, sa.select(submissions.c.id))) == 1
     assert len(await _rows(db, sa.select(results.c.id))) == 1
     assert len(await _rows(db, sa.select(events.c.id))) == 4  # the replays wrote none
+    assert await _counted(db) == (1, 1)  # nor did they count in the statistics
+
+
+async def _counted(db: AsyncEngine) -> tuple[int, int]:
+    """Predictions in the model's minute rows and in its hour rows (all shards)."""
+    spans = await _rows(
+        db,
+        sa.select(model_stats.c.span, sa.func.sum(model_stats.c.predictions))
+        .group_by(model_stats.c.span)
+        .order_by(model_stats.c.span),
+    )
+    by_span = {span: int(total) for span, total in spans}
+    return by_span.get(60, 0), by_span.get(3600, 0)
+
+
+@pytest.mark.parametrize("table", ["events", "model_stats"])
+async def test_a_group_whose_statement_fails_leaves_neither_work_nor_statistics(
+    db: AsyncEngine,
+    grouping_client: httpx.AsyncClient,
+    token: TokenFactory,
+    default_models: dict[str, str],
+    table: str,
+) -> None:
+    callers = [token(f"user{n}@example.com") for n in range(GROUP)]
+    for tok in callers:
+        await gql(grouping_client, "{ viewer { id } }", token=tok)
+    iris = default_models["iris-species"]
+    async with db.begin() as conn:  # a refusal inside the group's one statement, at its end
+        await conn.execute(sa.text(_REFUSE_FUNCTION))
+        await conn.execute(
+            sa.text(f"CREATE TRIGGER refuse BEFORE INSERT ON {table} EXECUTE FUNCTION refuse()")
+        )
+    try:
+        bodies = await asyncio.gather(*(gql(grouping_client, RUN, _run(iris), t) for t in callers))
+    finally:
+        async with db.begin() as conn:
+            await conn.execute(sa.text(f"DROP TRIGGER refuse ON {table}"))
+
+    assert all(body.get("errors") for body in bodies)
+    assert await _rows(db, sa.select(submissions.c.id)) == []
+    assert await _rows(db, sa.select(results.c.id)) == []
+    assert await _rows(db, sa.select(events.c.id)) == []
+    assert await _counted(db) == (0, 0)
+    # the same calls, once nothing refuses, are written whole with their statistics
+    bodies = await asyncio.gather(*(gql(grouping_client, RUN, _run(iris), t) for t in callers))
+    assert [b.get("errors") for b in bodies] == [None] * GROUP
+    assert len(await _rows(db, sa.select(submissions.c.id))) == GROUP
+    assert await _counted(db) == (GROUP, GROUP)
+
+
+_REFUSE_FUNCTION = """
+CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'refused by the test'; END $$
+"""
 
 
 async def test_a_retry_with_the_key_returns_the_first_submission_and_result(

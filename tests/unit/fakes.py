@@ -248,12 +248,22 @@ class FakeModelRepository:
     async def get_many(self, ids: Sequence[UUID]) -> list[Model | None]:
         return [self._data.models.get(i) for i in ids]
 
-    async def record_work(self, model_id: UUID, rows: int, took: timedelta, now: datetime) -> None:
+    async def record_work(
+        self,
+        model_id: UUID,
+        rows: int,
+        took: timedelta,
+        now: datetime,
+        *,
+        tally: Tally | None = None,
+    ) -> None:
         known = self._data.timings.get(model_id)
         seconds = took.total_seconds()
         self._data.timings[model_id] = (
             WorkTimings.of_chunk(rows, seconds) if known is None else known.add(rows, seconds)
         )
+        if tally is not None:
+            await FakeMonitoringRepository(self._data).add_tally(tally)
 
     async def list_active(self) -> list[Model]:
         active = [m for m in self._data.models.values() if m.is_active]
@@ -433,6 +443,7 @@ class FakeSubmissionRepository:
         asset_ids: Mapping[UUID, Sequence[UUID]],
         *,
         model: Model | None = None,
+        tally: Tally | None = None,
     ) -> set[UUID]:
         inserted: set[UUID] = set()
         if model is not None:
@@ -454,6 +465,8 @@ class FakeSubmissionRepository:
                 self._data.results[run.result.id] = run.result
             self._data.events.extend(run.events)
             inserted.add(submission.id)
+        if tally is not None and len(inserted) == len(runs):
+            await FakeMonitoringRepository(self._data).add_tally(tally)
         return inserted
 
     async def get_by_idempotency_keys(
@@ -681,6 +694,7 @@ class FakeUnitOfWork:
     def __init__(self, data: FakeData | None = None) -> None:
         self.data = data if data is not None else FakeData()
         self.commits = 0
+        self.autocommits = False
         self._snapshot: FakeData | None = None
         self.users = FakeUserRepository(self.data)
         self.assets = FakeAssetRepository(self.data)
@@ -715,9 +729,13 @@ class FakeUnitOfWork:
         if self._depth:
             self._depth -= 1
             return
-        if self._snapshot is not None:
+        if self._snapshot is not None and not self.autocommits:
             await self.rollback()
         self._snapshot = None
+
+    def autocommit(self) -> None:
+        """What each write did stays, whatever happens after it (statements commit alone)."""
+        self.autocommits = True
 
     async def commit(self) -> None:
         if self._snapshot is None:

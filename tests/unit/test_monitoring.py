@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime
 from uuid import uuid4
 
+from domain import tallies
 from domain.drift import DriftStatus, feature_drift, ks, psi
 from domain.models import Model
 from domain.monitoring import (
@@ -16,8 +17,8 @@ from domain.monitoring import (
     merged,
     percentile_ms,
     profile_from,
-    tally,
 )
+from domain.tallies import tally
 
 NOW = datetime(2026, 12, 5, 12, 30, 45, tzinfo=UTC)
 
@@ -131,3 +132,32 @@ def test_too_few_values_or_no_reference_is_insufficient_data() -> None:
     none = feature_drift("x", ["a", "b"], [300, 400], None, is_numeric=False)
     assert none.status is DriftStatus.INSUFFICIENT_DATA
     assert none.reference == ()
+
+
+def _random_observation(rng: random.Random) -> Observation:
+    anything: list[object] = [None, True, False, "red", "blue", "green", 3, -2.5, 1e9, {"a": 1}]
+    values = {
+        name: rng.choice([rng.uniform(-20, 20), rng.randint(-3, 12), *anything])
+        for name in ("x", "y", "colour", "note")
+        if rng.random() < 0.9
+    }
+    prediction = rng.choice([{"label": "a"}, {"label": "b"}, {"label": "c"}, {}, "a", None, 1])
+    failed = rng.random() < 0.2
+    return Observation(
+        values if rng.random() < 0.95 else [1, 2],  # a careless input: not an object
+        prediction,
+        failed,
+        rng.uniform(0, 60_000),
+        rng.uniform(0, 90_000),
+    )
+
+
+def test_the_row_loop_and_numpys_columns_count_alike() -> None:
+    layout = layout_of(_model())
+    plan = tallies._plan_of(layout)
+    rng = random.Random(27)
+    for size in (1, 2, 7, 64, 300):
+        seen = [_random_observation(rng) for _ in range(size)]
+        rows = tallies._counted_row_by_row(plan, layout.output_key, seen)
+        columns = tallies._counted_in_columns(plan, layout.output_key, seen)
+        assert columns == rows, size

@@ -16,6 +16,7 @@ import pytest
 from domain.errors import Conflict, InvalidInput
 from domain.events import Event, EventType
 from domain.models import JSONValue, Model, ModelFailure
+from domain.monitoring import Tally
 from domain.ports import ModelRuntime
 from domain.principal import Principal
 from domain.services.batcher import BatchPolicy
@@ -94,6 +95,8 @@ class Writes:
     data: FakeData
     group_writes: int = 0
     model_reads: int = 0
+    # Per group write: whether its unit of work commits each statement alone.
+    autocommitted: list[bool] = field(default_factory=list)
 
     def __call__(self) -> FakeUnitOfWork:
         uow = FakeUnitOfWork(self.data)
@@ -105,9 +108,11 @@ class Writes:
             asset_ids: Mapping[uuid.UUID, Sequence[uuid.UUID]],
             *,
             model: Model | None = None,
+            tally: Tally | None = None,
         ) -> set[uuid.UUID]:
             self.group_writes += 1
-            return await original(runs, asset_ids, model=model)
+            self.autocommitted.append(uow.autocommits)
+            return await original(runs, asset_ids, model=model, tally=tally)
 
         async def models_read(ids: Sequence[uuid.UUID]) -> list[Model | None]:
             self.model_reads += 1
@@ -265,6 +270,42 @@ async def test_concurrent_calls_with_one_key_give_one_submission() -> None:
     assert len(data.submissions) == 1
     assert len(data.results) == 1
     assert all(result is not None and result.prediction == {"y": 6} for _, result in answers)
+
+
+def counted(data: FakeData) -> tuple[int, int]:
+    """Predictions and failures in every rollup row."""
+    rows = data.tallies.values()
+    return sum(t.predictions for t in rows), sum(t.failures for t in rows)
+
+
+async def test_a_group_and_its_statistics_are_one_write_that_commits_alone() -> None:
+    data = FakeData()
+    model = add_model(data)
+    inference, writes = service(data, {"local": Runtime()})
+    who = principal()
+
+    await asyncio.gather(
+        *(inference.run(who, SubmissionRequest(model.id, {"x": x})) for x in (1, 13))
+    )
+
+    assert writes.group_writes == 1
+    assert writes.autocommitted == [True]
+    assert counted(data) == (1, 1)  # 13 fails, and counts as a failure
+
+
+async def test_a_group_with_a_replayed_key_counts_only_the_rows_it_wrote() -> None:
+    data = FakeData()
+    model = add_model(data)
+    inference, writes = service(data, {"local": Runtime()})
+    who = principal()
+    keyed = SubmissionRequest(model.id, {"x": 3}, idempotency_key="burst")
+    calls = [keyed, keyed, keyed, SubmissionRequest(model.id, {"x": 4})]
+
+    await asyncio.gather(*(inference.run(who, request) for request in calls))
+
+    assert writes.group_writes == 1  # one group: the key's first call and the plain call
+    assert len(data.submissions) == 2
+    assert counted(data) == (2, 0)
 
 
 async def test_the_observer_hears_wait_model_time_batch_size_and_latency() -> None:
