@@ -248,6 +248,25 @@ def _row_values(submission: Submission) -> dict[str, object]:
     }
 
 
+# add_many's columns: one array each, one INSERT ... SELECT FROM unnest for the whole batch.
+_SUBMISSION_NAMES = (
+    "id",
+    "owner_id",
+    "model_id",
+    "input",
+    "status",
+    "attempts",
+    "idempotency_key",
+    "available_at",
+    "created_at",
+    "updated_at",
+    "batch_id",
+    "callback_url",
+    "metadata",
+)
+_insert_submissions = unnest_insert(submissions, _SUBMISSION_NAMES)
+
+
 def _array(name: str, item: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
     return sa.bindparam(name, type_=postgresql.ARRAY(item))
 
@@ -419,7 +438,9 @@ class SqlSubmissionCommands:
         # Every item is due at once: created_at's offsets only keep the input order.
         due = min(s.created_at for s in batch)
         rows = [_row_values(s) | {"available_at": due} for s in batch]
-        await self._conn.execute(sa.insert(submissions), rows)
+        await self._conn.execute(
+            _insert_submissions, column_arrays(submissions, _SUBMISSION_NAMES, rows)
+        )
         self.has_enqueued = True
         return list(batch)
 

@@ -19,7 +19,7 @@ from domain.ports import Clock, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
 from domain.services.batch_settlement import settle
 from domain.submissions import Metadata, Result, Submission, SubmissionStatus
-from domain.validation import schema_errors
+from domain.validation import batch_schema_errors, schema_errors
 
 MAX_BATCH = 1000
 MAX_ASSETS = 20
@@ -163,9 +163,7 @@ async def create_batch(
         raise InvalidInput({"input.inputs": f"must hold 1 to {MAX_BATCH} items, got {len(inputs)}"})
     async with uow:
         model = await _active_model(uow, model_id, "input.modelId")
-        problems: dict[str, str] = {}
-        for n, item in enumerate(inputs):
-            problems.update(schema_errors(model.input_schema, item, f"input.inputs.{n}"))
+        problems = batch_schema_errors(model.input_schema, inputs, "input.inputs")
         if problems:
             raise InvalidInput(problems)
         batch = _new_batch(principal, model, len(inputs), callback_url, clock)
