@@ -263,6 +263,7 @@ _SUBMISSION_NAMES = (
     "batch_id",
     "callback_url",
     "metadata",
+    "lease_expires_at",
 )
 _insert_submissions = unnest_insert(submissions, _SUBMISSION_NAMES)
 
@@ -434,14 +435,24 @@ class SqlSubmissionCommands:
             )
         return _submission(row), True
 
-    async def add_many(self, batch: Sequence[Submission]) -> list[Submission]:
+    async def add_many(
+        self, batch: Sequence[Submission], lease_until: datetime | None = None
+    ) -> list[Submission]:
         # Every item is due at once: created_at's offsets only keep the input order.
         due = min(s.created_at for s in batch)
-        rows = [_row_values(s) | {"available_at": due} for s in batch]
+        rows = [
+            _row_values(s)
+            | {
+                "available_at": due,
+                "lease_expires_at": (lease_until if s.status is SubmissionStatus.RUNNING else None),
+            }
+            for s in batch
+        ]
         await self._conn.execute(
             _insert_submissions, column_arrays(submissions, _SUBMISSION_NAMES, rows)
         )
-        self.has_enqueued = True
+        # Rows claimed at accept are this process's already: no other worker is woken.
+        self.has_enqueued |= any(s.status is SubmissionStatus.PENDING for s in batch)
         return list(batch)
 
     async def save_state(
