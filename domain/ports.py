@@ -137,7 +137,12 @@ class SubmissionRepository(Protocol):
         """Insert; with an idempotency key already used by the owner, return that one, False."""
         ...
 
-    async def add_many(self, submissions: Sequence[Submission]) -> list[Submission]: ...
+    async def add_many(
+        self, submissions: Sequence[Submission], lease_until: datetime | None = None
+    ) -> list[Submission]:
+        """Store a batch; its RUNNING rows (claimed at accept) are leased until `lease_until`."""
+        ...
+
     async def save_state(
         self, submission: Submission, *, expected: SubmissionStatus
     ) -> Submission | None:
@@ -264,6 +269,11 @@ class UnitOfWork(Protocol):
     @property
     def model_alerts(self) -> ModelAlertRepository: ...
 
+    @property
+    def local_workers(self) -> LocalWorkers | None:
+        """This process's claim loops, when it runs any: work it commits can go to them."""
+        ...
+
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
         self,
@@ -280,6 +290,26 @@ class UnitOfWork(Protocol):
 
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
+
+
+class LocalWorkers(Protocol):
+    """The claim loops of the process that accepts a batch (claim at accept): a batch stored
+    already claimed by this process is handed to them in memory, with no claim statement.
+    A loop is offered work only while it idles, so the fair queue still serves everyone
+    else first whenever this process is busy."""
+
+    def reserve(self, runtime: str) -> timedelta | None:
+        """Hold an idle loop for work on `runtime`: the lease to write, or None (no loop idle
+        here, or that runtime is not served here)."""
+        ...
+
+    def hand(self, claimed: Sequence[Submission], started: datetime) -> None:
+        """Give the held loop what the committed transaction claimed (`started`: when)."""
+        ...
+
+    def release(self) -> None:
+        """Give the held loop back unused (the transaction did not commit)."""
+        ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -257,6 +257,26 @@ def _row_values(submission: Submission) -> dict[str, object]:
     }
 
 
+# add_many's columns: one array each, one INSERT ... SELECT FROM unnest for the whole batch.
+_SUBMISSION_NAMES = (
+    "id",
+    "owner_id",
+    "model_id",
+    "input",
+    "status",
+    "attempts",
+    "idempotency_key",
+    "available_at",
+    "created_at",
+    "updated_at",
+    "batch_id",
+    "callback_url",
+    "metadata",
+    "lease_expires_at",
+)
+_insert_submissions = unnest_insert(submissions, _SUBMISSION_NAMES)
+
+
 def _array(name: str, item: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
     return sa.bindparam(name, type_=postgresql.ARRAY(item))
 
@@ -441,12 +461,24 @@ class SqlSubmissionCommands:
             )
         return _submission(row), True
 
-    async def add_many(self, batch: Sequence[Submission]) -> list[Submission]:
+    async def add_many(
+        self, batch: Sequence[Submission], lease_until: datetime | None = None
+    ) -> list[Submission]:
         # Every item is due at once: created_at's offsets only keep the input order.
         due = min(s.created_at for s in batch)
-        rows = [_row_values(s) | {"available_at": due} for s in batch]
-        await self._conn.execute(sa.insert(submissions), rows)
-        self.has_enqueued = True
+        rows = [
+            _row_values(s)
+            | {
+                "available_at": due,
+                "lease_expires_at": (lease_until if s.status is SubmissionStatus.RUNNING else None),
+            }
+            for s in batch
+        ]
+        await self._conn.execute(
+            _insert_submissions, column_arrays(submissions, _SUBMISSION_NAMES, rows)
+        )
+        # Rows claimed at accept are this process's already: no other worker is woken.
+        self.has_enqueued |= any(s.status is SubmissionStatus.PENDING for s in batch)
         return list(batch)
 
     async def save_state(

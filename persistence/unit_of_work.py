@@ -9,6 +9,7 @@ from typing import ClassVar, Generic, Self, TypeVar, overload
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import Unavailable
+from domain.ports import LocalWorkers
 from persistence.accounts import SqlAccountRepository, SqlBlobDeletionRepository
 from persistence.api_keys import SqlApiKeyRepository
 from persistence.assets import SqlAssetRepository
@@ -87,8 +88,10 @@ class SqlUnitOfWork:
         *,
         read_only: bool = False,
         on_work_committed: Callable[[], None] | None = None,
+        local_workers: LocalWorkers | None = None,
     ) -> None:
         self._engine = engine
+        self._local_workers = local_workers
         self._on_events_committed = on_events_committed
         self._on_work_committed = on_work_committed
         self._read_only = read_only
@@ -150,6 +153,10 @@ class SqlUnitOfWork:
         # block met it (the caller answers UNAVAILABLE, not an internal error).
         if is_lost and not isinstance(exc, Unavailable):
             raise Unavailable() from exc
+
+    @property
+    def local_workers(self) -> LocalWorkers | None:
+        return None if self._read_only else self._local_workers
 
     @property
     def connection(self) -> AsyncConnection:

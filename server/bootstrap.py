@@ -432,7 +432,10 @@ def unit_of_work_factory(
 
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(
-            engine, on_events_committed=events_committed, on_work_committed=work_committed
+            engine,
+            on_events_committed=events_committed,
+            on_work_committed=work_committed,
+            local_workers=bell,
         )
 
     return uow, notifier

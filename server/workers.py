@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
@@ -29,10 +30,20 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 class WorkBell:
     """Wakes this process's claim loops: rung after a commit here that made work due, and
     by the work listener when another process NOTIFYs. Each loop has its own event, so a
-    ring reaches every loop whichever clears first."""
+    ring reaches every loop whichever clears first.
+
+    It is also where work claimed at accept (domain.ports.LocalWorkers) is handed to the
+    loops: a batch accepted here while a loop idles is stored already claimed by this
+    process and put in the inbox, which every loop empties before it claims. Only idle
+    loops are offered work, so a busy process leaves new batches to the fair queue."""
 
     def __init__(self) -> None:
         self._events: list[asyncio.Event] = []
+        self._runtimes: frozenset[str] = frozenset()
+        self._lease: timedelta | None = None
+        self._idle = 0
+        self._reserved = 0
+        self._inbox: deque[tuple[Sequence[Submission], datetime]] = deque()
 
     def subscribe(self) -> asyncio.Event:
         event = asyncio.Event()
@@ -42,6 +53,41 @@ class WorkBell:
     def ring(self) -> None:
         for event in self._events:
             event.set()
+
+    def serve(self, runtimes: Iterable[str], lease: timedelta | None) -> None:
+        """Offer claims at accept for these runtimes under `lease` (None: stop offering)."""
+        self._runtimes = frozenset(runtimes)
+        self._lease = lease
+
+    @contextlib.contextmanager
+    def idling(self) -> Iterator[None]:
+        """A loop waiting for work: while inside, it counts as one that can be held."""
+        self._idle += 1
+        try:
+            yield
+        finally:
+            self._idle -= 1
+
+    def reserve(self, runtime: str) -> timedelta | None:
+        lease = self._lease
+        if lease is None or runtime not in self._runtimes:
+            return None
+        if self._idle - self._reserved - len(self._inbox) <= 0:
+            return None
+        self._reserved += 1
+        return lease
+
+    def hand(self, claimed: Sequence[Submission], started: datetime) -> None:
+        self._reserved -= 1
+        self._inbox.append((claimed, started))
+        self.ring()
+
+    def release(self) -> None:
+        self._reserved -= 1
+
+    def take(self) -> tuple[Sequence[Submission], datetime] | None:
+        """The oldest work handed over and not yet taken by a loop, or None."""
+        return self._inbox.popleft() if self._inbox else None
 
 
 @dataclass
@@ -67,10 +113,18 @@ class SubmissionWorker:
     async def run(self, stop: asyncio.Event) -> None:
         wakes = [self.bell.subscribe() for _ in range(self.concurrency)]
         stopping = asyncio.create_task(self._ring_on(stop))
+        self.bell.serve(self.runtimes, timedelta(seconds=self.policy.lease_seconds))
         try:
             await asyncio.gather(*(self._loop(stop, wake) for wake in wakes))
         finally:
+            self.bell.serve((), None)
             stopping.cancel()
+            # Claimed at accept but never begun: PENDING again at once, not after the lease.
+            while (handed := self.bell.take()) is not None:
+                try:
+                    await asyncio.shield(inference.release(self.uow(), handed[0], clock=self.clock))
+                except Exception:
+                    logger.exception("giving back %d submissions failed", len(handed[0]))
 
     async def _ring_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -79,6 +133,10 @@ class SubmissionWorker:
     async def _loop(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         while not stop.is_set():
             wake.clear()  # before the claim: work committed from now on rings again
+            handed = self.bell.take()
+            if handed is not None:
+                await self._process(*handed)
+                continue
             try:
                 async with self._claiming:
                     started = self.clock()
@@ -88,7 +146,7 @@ class SubmissionWorker:
                 await _sleep_or_stop(stop, self.poll_seconds * 5)
                 continue
             if not claimed:
-                with contextlib.suppress(TimeoutError):
+                with self.bell.idling(), contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=self.poll_seconds)
                 continue
             await self._process(claimed, started)

@@ -372,5 +372,79 @@ async def test_a_worker_killed_while_writing_a_chunk_leaves_none_of_it(
     assert second.terminate(timeout=30) == 0, second.describe()
 
 
+async def claimed_when_accepted(engine: AsyncEngine, ids: list[UUID]) -> bool:
+    """Whether each submission's RUNNING event was written by the transaction that created
+    it (now() is the transaction's start): claimed at accept, not by a later claim."""
+    query = sa.text(
+        """
+        SELECT count(DISTINCT c.subject_id)
+        FROM events c JOIN events r ON r.subject_id = c.subject_id AND r.created_at = c.created_at
+        WHERE c.subject_id = ANY(:ids) AND c.type = 'SUBMISSION_CREATED'
+          AND r.type = 'SUBMISSION_UPDATED' AND r.payload->>'status' = 'RUNNING'
+        """
+    )
+    async with engine.connect() as conn:
+        return int((await conn.execute(query, {"ids": ids})).scalar_one()) == len(ids)
+
+
 async def _not_writing(engine: AsyncEngine) -> bool:
     return not await is_writing_results(engine)
+
+
+async def test_a_server_killed_with_a_batch_claimed_at_accept_loses_and_duplicates_nothing(
+    queue: Queue, launcher: Launcher, engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`assay serve` with idle in-process workers stores an accepted batch already claimed
+    (RUNNING under its lease) and runs it from memory; killed mid-batch, the lease hands what
+    it held to another worker, and nothing is lost or run twice."""
+    data_dir = launcher.new_data_dir("accepting")
+    server = launcher.serve(
+        data_dir=data_dir,
+        database_url=queue.database_url,
+        env={
+            "ASSAY_MODEL_DIR": str(queue.models),
+            "ASSAY_RUN_WORKERS": "true",
+            "ASSAY_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
+            "ASSAY_WORKER_BATCH_SIZE": "5",  # many chunks: a moment mid-batch to catch
+        },
+        healthy=False,
+    )
+    bearer = token(data_dir, "lin@example.com", public_url=server.base_url)
+    server.wait_healthy()
+    accepting = Queue(
+        server,
+        data_dir,
+        queue.database_url,
+        queue.models,
+        bearer,
+        model_id(server.base_url, bearer),
+    )
+    await asyncio.sleep(0.5)  # its claim loops found nothing and idle
+    ids = await enqueue(accepting, SUBMISSIONS, seed=4)  # the payload: as accepted, PENDING
+    assert await claimed_when_accepted(engine, ids), "not claimed at accept"
+
+    frozen = await freeze_mid_batch(server, engine, ids)
+    server.signal(signal.SIGKILL)
+    assert server.wait(timeout=10) == -signal.SIGKILL
+    at_kill = await rows(engine, ids)
+    held = {r.id for r in at_kill if r.status == "RUNNING"}
+    assert held, f"the killed server held nothing: {frozen}"
+    # With a 2 s lease on a loaded machine the server's own loops may have retaken some.
+    assert all(r.lease_expires_at is not None for r in at_kill if r.id in held)
+
+    second = start_worker(launcher, queue)
+    await wait_for(
+        lambda: _all_succeeded(engine, ids),
+        within=90,
+        interval=0.2,
+        message=f"all {SUBMISSIONS} SUCCEEDED after the second worker started",
+    )
+    after = await rows(engine, ids)
+    assert all(r.results == 1 for r in after), "a submission without exactly one result"
+    assert {r.id for r in after if r.attempts >= 2} >= held, "a held one was not retried"
+    with capsys.disabled():
+        print(
+            f"\n[killed after claim at accept] at kill: {dict(Counter(r.status for r in at_kill))};"
+            f" then all {SUBMISSIONS} once"
+        )
+    assert second.terminate(timeout=30) == 0, second.describe()

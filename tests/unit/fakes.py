@@ -21,7 +21,7 @@ from domain.model_alerts import AlertPolicy, ModelAlert
 from domain.models import Model, ModelDefinition
 from domain.monitoring import Profile, Tally
 from domain.pagination import Page, PageRequest, keyset_of
-from domain.ports import PresignedUpload, QueueStats
+from domain.ports import LocalWorkers, PresignedUpload, QueueStats
 from domain.principal import Identity
 from domain.quality import Feedback
 from domain.submissions import ClaimEnd, FinishedRun, Result, Submission, SubmissionStatus
@@ -349,10 +349,13 @@ class FakeSubmissionRepository:
             self._data.submission_assets[submission.id] = list(asset_ids)
         return submission, True
 
-    async def add_many(self, submissions: Sequence[Submission]) -> list[Submission]:
+    async def add_many(
+        self, submissions: Sequence[Submission], lease_until: datetime | None = None
+    ) -> list[Submission]:
         due = min(s.created_at for s in submissions)
         for s in submissions:
-            self._data.submissions[s.id] = QueueRow(s, due)
+            running = s.status is SubmissionStatus.RUNNING
+            self._data.submissions[s.id] = QueueRow(s, due, lease_until if running else None)
         return list(submissions)
 
     async def save_state(
@@ -711,6 +714,7 @@ class FakeUnitOfWork:
         self.monitoring = FakeMonitoringRepository(self.data)
         self.feedback = FakeFeedbackRepository(self.data)
         self.model_alerts = FakeModelAlertRepository(self.data)
+        self.local_workers: LocalWorkers | None = None
         self._depth = 0
 
     async def __aenter__(self) -> Self:

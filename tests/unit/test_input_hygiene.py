@@ -62,3 +62,22 @@ def test_clean_values_pass_and_deep_json_does_not_recurse() -> None:
 
     assert problems(RENAME, {"input": {"name": "Ada", "language": "en"}}) == {}
     assert "64 levels" in problems(BATCH, {"inputs": [deep]})["input.inputs.0"]
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ({"k\x00": 1.5}, "NUL"),
+        ({"k": "\udfff", "n": 1}, "surrogate"),
+        ({"a": 1.0, "k": -(2**64)}, "between"),
+        ({"k": float("nan")}, "finite"),
+        ({"k": 1.0, "s": "x" * 100}, "64 bytes"),
+        ({"k": True, "n": None, "s": "\x00"}, "NUL"),
+    ],
+)
+def test_a_flat_row_of_scalars_is_held_to_the_same_rule(value: object, why: str) -> None:
+    clean = {"a": 1.5, "b": 2, "c": "ok", "d": False, "e": None}
+    found = problems(BATCH, {"inputs": [clean] * 3 + [value]})
+
+    assert list(found) == ["input.inputs.3"]
+    assert why in found["input.inputs.3"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -382,3 +383,86 @@ def test_entity_cancel_and_retry_follow_the_state_machine() -> None:
         _entity(SubmissionStatus.SUCCEEDED).retried(later)
     assert _entity(SubmissionStatus.CANCELLED).is_finished
     assert not _entity(SubmissionStatus.RUNNING).is_finished
+
+
+class HeldLoop:
+    """A LocalWorkers with one idle loop (or none): records what it is handed."""
+
+    def __init__(self, *, is_idle: bool = True) -> None:
+        self.is_idle = is_idle
+        self.reserved = 0
+        self.handed: list[tuple[list[Submission], datetime]] = []
+
+    def reserve(self, runtime: str) -> timedelta | None:
+        if not self.is_idle or runtime != "local":
+            return None
+        self.reserved += 1
+        return timedelta(seconds=60)
+
+    def hand(self, claimed: Sequence[Submission], started: datetime) -> None:
+        self.reserved -= 1
+        self.handed.append((list(claimed), started))
+
+    def release(self) -> None:
+        self.reserved -= 1
+
+
+async def test_a_batch_accepted_by_an_idle_loop_is_stored_claimed_and_handed_over() -> None:
+    data, who, loop = FakeData(), principal(), HeldLoop()
+    model = add_model(data)
+    uow = FakeUnitOfWork(data)
+    uow.local_workers = loop
+
+    accepted = await submissions.create_batch(
+        uow, who, model.id, [{"x": 1}, {"x": 2}], clock=FakeClock(NOW)
+    )
+
+    assert {s.status for s in accepted} == {SubmissionStatus.PENDING}  # the payload's view
+    [(claimed, started)] = loop.handed
+    assert [s.id for s in claimed] == [s.id for s in accepted]
+    assert {(s.status, s.attempts) for s in claimed} == {(SubmissionStatus.RUNNING, 1)}
+    assert started == NOW + timedelta(microseconds=1)
+    for s in accepted:
+        row = data.submissions[s.id]
+        assert row.submission.status is SubmissionStatus.RUNNING
+        assert row.lease_expires_at == started + timedelta(seconds=60)
+    told = [(e.subject_id, e.type, e.payload["status"]) for e in data.events]
+    for s in accepted:  # each submission's PENDING, then its RUNNING, once each
+        assert [(t, status) for i, t, status in told if i == s.id] == [
+            (EventType.SUBMISSION_CREATED, "PENDING"),
+            (EventType.SUBMISSION_UPDATED, "RUNNING"),
+        ]
+    assert loop.reserved == 0
+
+
+async def test_a_batch_is_left_to_the_queue_when_no_loop_idles_or_the_runtime_is_elsewhere() -> (
+    None
+):
+    data, who = FakeData(), principal()
+    model = add_model(data)
+    elsewhere = replace(model, id=uuid.uuid4(), runtime="sagemaker")
+    data.models[elsewhere.id] = elsewhere
+    for loop, model_id in ((HeldLoop(is_idle=False), model.id), (HeldLoop(), elsewhere.id)):
+        uow = FakeUnitOfWork(data)
+        uow.local_workers = loop
+        accepted = await submissions.create_batch(uow, who, model_id, [{"x": 1}], clock=FakeClock())
+        assert loop.handed == []
+        assert data.submissions[accepted[0].id].submission.status is SubmissionStatus.PENDING
+        assert data.submissions[accepted[0].id].lease_expires_at is None
+
+
+async def test_a_batch_that_fails_to_commit_gives_its_held_loop_back() -> None:
+    data, who, loop = FakeData(), principal(), HeldLoop()
+    model = add_model(data)
+    uow = FakeUnitOfWork(data)
+    uow.local_workers = loop
+
+    async def refuse() -> None:
+        raise RuntimeError("the database went away")
+
+    uow.commit = refuse  # type: ignore[method-assign] # a commit that fails, for this test
+    with pytest.raises(RuntimeError):
+        await submissions.create_batch(uow, who, model.id, [{"x": 1}], clock=FakeClock())
+
+    assert (loop.reserved, loop.handed) == (0, [])
+    assert data.submissions == {}

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.services import submissions
 from domain.services.inference import WorkerPolicy
 from domain.submissions import SubmissionStatus
 from server.workers import SubmissionWorker, WorkBell
-from tests.unit.fakes import FakeClock, FakeData, uow_factory
+from tests.unit.fakes import FakeClock, FakeData, FakeUnitOfWork, uow_factory
 from tests.unit.test_inference_worker import ScriptedRuntime, queued
+from tests.unit.test_submission_services import add_model, principal
 
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = 3600.0  # a poll so slow that only a ring can have woken the worker within a test
 
 
@@ -77,3 +81,58 @@ async def test_one_ring_reaches_every_loop(loops: int) -> None:
     events[0].clear()  # one loop clearing its own wake leaves the others' alone
     bell.ring()
     assert all(e.is_set() for e in events)
+
+
+def test_the_bell_holds_only_idle_loops_of_a_served_runtime() -> None:
+    bell, lease = WorkBell(), timedelta(seconds=60)
+    assert bell.reserve("local") is None  # no worker serves here
+    bell.serve({"local"}, lease)
+    assert bell.reserve("local") is None  # no loop idles
+    with bell.idling():
+        assert bell.reserve("sagemaker") is None
+        assert bell.reserve("local") == lease
+        assert bell.reserve("local") is None  # the one idle loop is held
+        bell.release()
+        assert bell.reserve("local") == lease
+        bell.hand([], NOW)
+        assert bell.reserve("local") is None  # handed work not yet taken holds it still
+        assert bell.take() == ([], NOW)
+        assert bell.reserve("local") == lease
+    bell.serve((), None)
+    assert bell.reserve("local") is None
+
+
+async def test_a_batch_accepted_while_a_loop_idles_is_run_without_a_claim() -> None:
+    data, bell = FakeData(), WorkBell()
+    worker = worker_on(data, bell, poll_seconds=HOUR)
+    model = add_model(data)
+    async with running(worker):
+        await asyncio.sleep(0.05)  # every loop claimed nothing and idles
+        uow = FakeUnitOfWork(data)
+        uow.local_workers = bell
+        accepted = await submissions.create_batch(
+            uow, principal(), model.id, [{"x": 1}, {"x": 2}], clock=FakeClock()
+        )
+        # Leased for an hour of the worker's clock: no claim could take these rows.
+        await all_succeeded(data)
+    assert worker.processed == 2
+    for s in accepted:
+        statuses = [e.payload["status"] for e in data.events if e.subject_id == s.id]
+        assert statuses == ["PENDING", "RUNNING", "SUCCEEDED"]
+        assert data.submissions[s.id].submission.attempts == 1
+
+
+async def test_work_handed_to_a_stopping_worker_is_given_back_to_the_queue() -> None:
+    data, bell = FakeData(), WorkBell()
+    worker = worker_on(data, bell, poll_seconds=HOUR)
+    model = add_model(data)
+    stop = asyncio.Event()
+    uow = FakeUnitOfWork(data)
+    uow.local_workers = bell
+    bell.serve({"local"}, timedelta(seconds=60))
+    with bell.idling():  # a loop about to stop: it idles, then never takes the work
+        await submissions.create_batch(uow, principal(), model.id, [{"x": 1}], clock=FakeClock())
+    stop.set()
+    await worker.run(stop)
+    assert {r.submission.status for r in data.submissions.values()} == {SubmissionStatus.PENDING}
+    assert {r.submission.attempts for r in data.submissions.values()} == {0}
