@@ -34,10 +34,10 @@ from domain.submissions import Result, Submission
 from graph.execution.codegen import Build, Call, Constant, FieldCode, Values, builder
 from graph.execution.compiler import Compiler
 from graph.execution.context import Context
-from graph.execution.document_cache import LruCache
 from graph.execution.extension import KnownQuery
 from graph.execution.extension import _conditions as conditions_of
 from graph.execution.specs import Unsupported
+from graph.lru import LruCache
 from graph.protection.limits import measured_variables
 
 RUN_INFERENCE = "runInference"

@@ -23,7 +23,6 @@ resolver returns it instead of running again (RequestState.inference_answer).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -37,7 +36,6 @@ from strawberry.types.arguments import convert_arguments
 from domain.errors import DomainError
 from domain.principal import Principal
 from graph.errors import format_error, log_unexpected
-from graph.execution.context import Context
 from graph.execution.inference_plans import (
     RUN_INFERENCE,
     InferencePlan,
@@ -49,6 +47,7 @@ from graph.execution.specs import Fallback
 from graph.schema.submissions import RunInferenceInput, inference_request
 from graph.transport.http_errors import RETRY_AFTER_SECONDS, UNAVAILABLE
 from telemetry import metrics
+
 
 class InferenceLane:
     def __init__(
@@ -124,7 +123,7 @@ class InferenceLane:
         if refused is not None:  # the full path answers QUERY_TOO_COMPLEX or BAD_USER_INPUT
             is_input = (refused.extensions or {}).get("code") == "BAD_USER_INPUT"
             return _hand_on("input" if is_input else "limits")
-        charged = pipeline.charge(context, measure)
+        charged = await pipeline.charge(context, measure)
         if isinstance(charged, float):
             return _hand_on("rate_limit")  # the full path refuses it (nothing was taken)
 

@@ -135,9 +135,7 @@ class AssayGraphQL(GraphQL[Context, None]):
                 known,
                 deps.read_uow or deps.uow,
                 inference=(
-                    InferenceLane(schema, pipeline, inferences)
-                    if inferences is not None
-                    else None
+                    InferenceLane(schema, pipeline, inferences) if inferences is not None else None
                 ),
             )
             if known is not None
