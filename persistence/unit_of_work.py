@@ -15,6 +15,7 @@ from persistence.api_keys import SqlApiKeyRepository
 from persistence.assets import SqlAssetRepository
 from persistence.batches import SqlBatchRepository
 from persistence.callbacks import SqlCallbackRepository
+from persistence.database import read_connections
 from persistence.events import SqlEventRepository
 from persistence.feedback import SqlFeedbackRepository
 from persistence.model_alerts import SqlModelAlertRepository
@@ -106,7 +107,12 @@ class SqlUnitOfWork:
         return self
 
     async def _connect(self) -> AsyncConnection:
+        reads = read_connections(self._engine)
         try:
+            if reads is not None and self._read_only:
+                return await reads.take()
+            if reads is not None:
+                await reads.make_room()
             conn = await self._engine.connect()
             if self._read_only:
                 # Reads only: each statement on its own, no BEGIN/ROLLBACK round trips.
@@ -134,6 +140,10 @@ class SqlUnitOfWork:
             return
         for name in _Repository.names & self.__dict__.keys():
             del self.__dict__[name]  # they belong to the connection given back
+        reads = read_connections(self._engine) if self._read_only else None
+        if reads is not None and exc is None:
+            await reads.give_back(conn)  # kept for the next read, or closed if it failed
+            return
         is_lost = exc is not None and is_lost_connection(exc)
         try:
             try:

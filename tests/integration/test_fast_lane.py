@@ -15,14 +15,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import Pool
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.applications import Starlette
 
 from graph.ids import parse_id, to_global_id
 from graph.protection.persisted import document_hash
 from persistence.operations import SqlPersistedOperations
+from persistence.unit_of_work import SqlUnitOfWork
 from server.bootstrap import build_app
 from server.logging import JsonFormatter
 from server.settings import Settings
@@ -228,25 +227,27 @@ async def test_the_lane_adds_no_statement_and_logs_and_counts_like_the_pipeline(
 async def test_the_lane_signs_in_and_runs_the_plan_on_one_pooled_connection(
     client: httpx.AsyncClient,
     ann: Caller,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Counted where a unit of work takes its connection: read-only ones take a kept one
+    # (persistence.database.ReadConnections), which the pool's checkout event does not see.
     lookup, bearer, variables = ann.lookup, ann.bearer, ann.variables
-    checkouts: list[object] = []
+    connects: list[SqlUnitOfWork] = []
+    connect = SqlUnitOfWork._connect
 
-    def checked_out(connection: object, *_: object) -> None:
-        checkouts.append(connection)
+    async def counted(self: SqlUnitOfWork) -> AsyncConnection:
+        connects.append(self)
+        return await connect(self)
 
-    event.listen(Pool, "checkout", checked_out)
-    try:
-        _, pipeline = await post(client, bearer, lookup, variables)
-        pipeline_checkouts = len(checkouts)
-        checkouts.clear()
-        _, lane = await post(client, bearer, lookup, variables)
-    finally:
-        event.remove(Pool, "checkout", checked_out)
+    monkeypatch.setattr(SqlUnitOfWork, "_connect", counted)
+    _, pipeline = await post(client, bearer, lookup, variables)
+    pipeline_connects = len(connects)
+    connects.clear()
+    _, lane = await post(client, bearer, lookup, variables)
 
     assert (pipeline, lane) == (Counter({"unknown_document": 1}), Counter({"answered": 1}))
-    assert pipeline_checkouts >= 2  # the pipeline: one for the sign-in, one for the plan
-    assert len(checkouts) == 1
+    assert pipeline_connects >= 2  # the pipeline: one for the sign-in, one for the plan
+    assert len(connects) == 1
 
 
 async def test_a_fallback_is_tried_once_and_answered_by_the_reference_path(

@@ -1,0 +1,145 @@
+"""Read-only units of work keep their autocommit connections between uses
+(persistence.database.ReadConnections): no pool checkout per read, and never a dead one, a
+failed one, or one a writer waits for."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.errors import Unavailable
+from persistence.database import create_engine, read_connections
+from persistence.unit_of_work import SqlUnitOfWork
+
+
+async def _read_backend(engine: AsyncEngine) -> int:
+    async with SqlUnitOfWork(engine, read_only=True) as uow:
+        pid = await uow.connection.scalar(sa.text("select pg_backend_pid()"))
+    assert isinstance(pid, int)
+    return pid
+
+
+async def _is_connected(db: AsyncEngine, pid: int) -> bool:
+    async with db.connect() as conn:
+        found = await conn.scalar(
+            sa.text("select count(*) from pg_stat_activity where pid = :pid"), {"pid": pid}
+        )
+    return bool(found == 1)
+
+
+async def _terminate(db: AsyncEngine, pid: int) -> None:
+    async with db.connect() as conn:
+        await conn.execute(sa.text("select pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+        await conn.commit()
+    await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(
+        postgres_url, pool_size=2, max_overflow=0, pool_timeout_seconds=1.0
+    )  # keeps one: half the pool
+    yield engine
+    await engine.dispose()
+
+
+async def test_read_only_units_take_a_kept_connection_without_a_pool_checkout(
+    engine: AsyncEngine,
+) -> None:
+    checkouts: list[object] = []
+    event.listen(engine.sync_engine.pool, "checkout", lambda *args: checkouts.append(args))
+    pids = [await _read_backend(engine) for _ in range(3)]
+    assert len(set(pids)) == 1
+    assert len(checkouts) == 1  # the first read's; the next two took it from the kept ones
+    reads = read_connections(engine)
+    assert reads is not None
+    assert reads.kept == 1
+
+
+async def test_a_pool_of_one_keeps_nothing(postgres_url: str) -> None:
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    try:
+        assert read_connections(engine) is None
+        await _read_backend(engine)  # through the pool, as before
+    finally:
+        await engine.dispose()
+
+
+async def test_a_kept_connection_whose_backend_died_is_not_handed_out(
+    engine: AsyncEngine, db: AsyncEngine
+) -> None:
+    dead = await _read_backend(engine)
+    await _terminate(db, dead)
+    assert await _read_backend(engine) != dead
+
+
+async def test_a_kept_connection_idle_past_the_threshold_is_pinged_and_replaced_if_dead(
+    postgres_url: str, db: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(postgres_url, pool_size=2, max_overflow=0, ping_after_idle_seconds=0.1)
+    try:
+        dead = await _read_backend(engine)
+        await _terminate(db, dead)
+        # As if the driver had not yet seen the socket's end (the ping must find it out).
+        monkeypatch.setattr("asyncpg.connection.Connection.is_closed", lambda self: False)
+        await asyncio.sleep(0.15)
+        assert await _read_backend(engine) != dead
+    finally:
+        monkeypatch.undo()
+        await engine.dispose()
+
+
+async def test_a_read_that_lost_its_connection_does_not_keep_it(engine: AsyncEngine) -> None:
+    shutdown = "do $$ begin raise exception 'shutting down' using errcode = '57P01'; end $$"
+    first = await _read_backend(engine)
+    with pytest.raises(Unavailable):
+        async with SqlUnitOfWork(engine, read_only=True) as uow:
+            await uow.connection.execute(sa.text(shutdown))
+    reads = read_connections(engine)
+    assert reads is not None
+    assert reads.kept == 0
+    assert await _read_backend(engine) != first
+
+
+async def test_a_read_that_failed_gives_its_connection_back_to_the_pool(
+    engine: AsyncEngine,
+) -> None:
+    await _read_backend(engine)
+    with pytest.raises(sa.exc.DBAPIError):
+        async with SqlUnitOfWork(engine, read_only=True) as uow:
+            await uow.connection.execute(sa.text("select 1 / 0"))
+    reads = read_connections(engine)
+    assert reads is not None
+    assert reads.kept == 0
+    await _read_backend(engine)  # and reads go on
+
+
+async def test_a_writer_gets_a_kept_connection_back_when_the_pool_has_none_idle(
+    engine: AsyncEngine,
+) -> None:
+    # Two reads at once: one connection is kept, the other goes back to the pool.
+    await asyncio.gather(_read_backend(engine), _read_backend(engine))
+    reads = read_connections(engine)
+    assert reads is not None
+    assert reads.kept == 1
+    async with SqlUnitOfWork(engine) as first, SqlUnitOfWork(engine) as second:
+        # The second writer found the pool empty: the kept one went back (no 1 s timeout).
+        assert await first.connection.scalar(sa.text("select 1")) == 1
+        assert await second.connection.scalar(sa.text("select 1")) == 1
+    assert reads.kept == 0
+
+
+async def test_disposing_the_engine_closes_the_kept_connections(
+    postgres_url: str, db: AsyncEngine
+) -> None:
+    engine = create_engine(postgres_url, pool_size=2, max_overflow=0)
+    pid = await _read_backend(engine)
+    assert await _is_connected(db, pid)
+    await engine.dispose()
+    await asyncio.sleep(0.05)
+    assert not await _is_connected(db, pid)
