@@ -43,6 +43,8 @@ PING_AFTER_IDLE_SECONDS = 10.0
 _RETURNED_AT = "assay_returned_at"
 _READ_CONNECTIONS = "assay_read_connections"  # execution option: the engine's ReadConnections
 _KEPT_SINCE = "assay_kept_since"  # a kept read connection's last use, for the pool's ping
+_FIRST_KEPT = "assay_first_kept"  # when a connection was first kept: its age, for recycling
+POOL_RECYCLE_SECONDS = 1800
 
 
 def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
@@ -127,7 +129,7 @@ def create_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_recycle=1800,
+        pool_recycle=POOL_RECYCLE_SECONDS,
         pool_timeout=pool_timeout_seconds,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
@@ -170,15 +172,24 @@ class ReadConnections:
     A kept connection is still one of the pool's: the pool's bound on connections holds, and
     at most `capacity` (half the pool size) are kept. What the pool's checkout does is done
     here: one the driver saw closed is dropped, one idle for `ping_after_idle_seconds` is
-    pinged (and dropped if dead). One that failed is not kept (SQLAlchemy or persistence/
-    driver.py invalidated it). A writer that finds no idle connection in the pool gets one
-    kept here back there first (`make_room`), and disposing the engine closes them all.
+    pinged (and dropped if dead), one kept for longer than the pool's recycle age in all goes
+    back through the pool's checkout (which replaces it). One that failed is not kept
+    (SQLAlchemy or persistence/driver.py invalidated it). A writer that finds no idle
+    connection in the pool gets one kept here back there first (`make_room`), and disposing
+    the engine closes them all.
     """
 
-    def __init__(self, engine: AsyncEngine, capacity: int, ping_after_idle_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        capacity: int,
+        ping_after_idle_seconds: float,
+        recycle_seconds: float = POOL_RECYCLE_SECONDS,
+    ) -> None:
         self._engine = engine
         self.capacity = capacity
         self._ping_after = ping_after_idle_seconds
+        self.recycle_seconds = recycle_seconds
         self._kept: list[tuple[AsyncConnection, float]] = []  # newest last
         event.listen(engine.sync_engine, "engine_disposed", self._close_all)
 
@@ -200,13 +211,15 @@ class ReadConnections:
     async def give_back(self, conn: AsyncConnection) -> None:
         sync = conn.sync_connection
         driver = None if sync is None or conn.invalidated else sync.connection.driver_connection
-        if driver is None or driver.is_closed() or len(self._kept) >= self.capacity:
+        if sync is None or driver is None or driver.is_closed() or len(self._kept) >= self.capacity:
             await self._return(conn, time.monotonic())
             return
         if conn.in_transaction():
             # SQLAlchemy began its own (autocommit: no BEGIN was sent); ending it sends nothing.
             await conn.rollback()
-        self._kept.append((conn, time.monotonic()))
+        now = time.monotonic()
+        sync.connection.info.setdefault(_FIRST_KEPT, now)
+        self._kept.append((conn, now))
 
     async def make_room(self) -> None:
         """Give the longest-kept connection back to the pool when the pool has none idle."""
@@ -218,11 +231,16 @@ class ReadConnections:
     async def _is_alive(self, conn: AsyncConnection, kept_since: float) -> bool:
         sync = conn.sync_connection
         driver = None if sync is None or conn.invalidated else sync.connection.driver_connection
-        if driver is None or driver.is_closed():
+        if sync is None or driver is None or driver.is_closed():
             # The server ended it while it was kept (a restart): no request need meet it.
             await self._return(conn, kept_since)
             return False
-        if time.monotonic() - kept_since < self._ping_after:
+        now = time.monotonic()
+        if now - sync.connection.info.get(_FIRST_KEPT, now) >= self.recycle_seconds:
+            # Kept in steady use, it never meets the pool's recycling: hand it back there.
+            await self._return(conn, kept_since)
+            return False
+        if now - kept_since < self._ping_after:
             return True
         try:
             await driver.fetchrow(";")

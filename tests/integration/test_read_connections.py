@@ -143,3 +143,20 @@ async def test_disposing_the_engine_closes_the_kept_connections(
     await engine.dispose()
     await asyncio.sleep(0.05)
     assert not await _is_connected(db, pid)
+
+
+async def test_a_connection_kept_past_the_recycle_age_goes_back_through_the_pool(
+    engine: AsyncEngine,
+) -> None:
+    checkouts: list[object] = []
+    event.listen(engine.sync_engine.pool, "checkout", lambda *args: checkouts.append(args))
+    reads = read_connections(engine)
+    assert reads is not None
+    await _read_backend(engine)
+    await _read_backend(engine)
+    assert len(checkouts) == 1  # kept in steady use
+
+    reads.recycle_seconds = 0.0  # every kept one is now past its age
+    await _read_backend(engine)
+
+    assert len(checkouts) == 2  # the pool's checkout, which recycles what is past its age
