@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
+from graphql import DocumentNode, OperationDefinitionNode
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -32,3 +34,24 @@ class LruCache(Generic[K, V]):
         self._entries.move_to_end(key)
         while len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
+
+
+class ByText(Generic[V]):
+    """What the pipeline learned of a document text, by (query, operation name) as a request
+    sends them; a document with one operation is also found without a name. At most
+    `maxsize` keys, the least recently used going first."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._known: LruCache[tuple[str, str | None], V] = LruCache(maxsize)
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def get(self, query: str, operation_name: str | None) -> V | None:
+        return self._known.get((query, operation_name))
+
+    def put(self, query: str, operation_name: str | None, document: DocumentNode, value: V) -> None:
+        self._known.put((query, operation_name), value)
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) == 1:
+            self._known.put((query, None), value)

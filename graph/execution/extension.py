@@ -40,7 +40,7 @@ from graph.execution.context import Context
 from graph.execution.projection import ProjectionCompiler, ProjectionPlan
 from graph.execution.runner import execute, project
 from graph.execution.specs import Fallback, Run, Unsupported
-from graph.lru import LruCache
+from graph.lru import ByText, LruCache
 from graph.protection.input_hygiene import ArgumentSite, argument_sites
 from graph.protection.limits import OperationMeasure, measure_operation, measured_variables
 from telemetry import metrics
@@ -282,22 +282,19 @@ class KnownQueries:
     """
 
     def __init__(self, maxsize: int) -> None:
-        self._known: LruCache[tuple[str, str | None], KnownQuery] = LruCache(maxsize)
+        self._known: ByText[KnownQuery] = ByText(maxsize)
 
     def __len__(self) -> int:
         return len(self._known)
 
     def get(self, query: str, operation_name: str | None) -> KnownQuery | None:
-        return self._known.get((query, operation_name))
+        return self._known.get(query, operation_name)
 
     def remember(self, query: str, operation_name: str | None, document: DocumentNode) -> None:
-        if self._known.get((query, operation_name)) is not None:
+        if self._known.get(query, operation_name) is not None:
             return  # e.g. a GET of a known text: the pipeline answers those every time
         known = KnownQuery(document, operation_name, measured_variables(document))
-        self._known.put((query, operation_name), known)
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if len(operations) == 1:
-            self._known.put((query, None), known)
+        self._known.put(query, operation_name, document, known)
 
 
 class CompiledExecution(SchemaExtension):

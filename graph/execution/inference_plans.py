@@ -37,7 +37,7 @@ from graph.execution.context import Context
 from graph.execution.extension import KnownQuery
 from graph.execution.extension import _conditions as conditions_of
 from graph.execution.specs import Unsupported
-from graph.lru import LruCache
+from graph.lru import ByText
 from graph.protection.limits import measured_variables
 
 RUN_INFERENCE = "runInference"
@@ -189,21 +189,16 @@ class KnownInferences:
     sends them; a document with one operation is also known without a name."""
 
     def __init__(self, maxsize: int) -> None:
-        self._known: LruCache[tuple[str, str | None], KnownInference] = LruCache(maxsize)
+        self._known: ByText[KnownInference] = ByText(maxsize)
 
     def __len__(self) -> int:
         return len(self._known)
 
     def get(self, query: str, operation_name: str | None) -> KnownInference | None:
-        return self._known.get((query, operation_name))
+        return self._known.get(query, operation_name)
 
     def remember(self, query: str, operation_name: str | None, known: KnownInference) -> None:
-        self._known.put((query, operation_name), known)
-        operations = [
-            d for d in known.query.document.definitions if isinstance(d, OperationDefinitionNode)
-        ]
-        if len(operations) == 1:
-            self._known.put((query, None), known)
+        self._known.put(query, operation_name, known.query.document, known)
 
 
 class RememberInference(SchemaExtension):
