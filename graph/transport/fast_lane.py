@@ -39,8 +39,8 @@ from graph.execution.extension import KnownQueries, KnownQuery
 from graph.execution.pipeline import Pipeline
 from graph.execution.query_protection import COST_HEADER
 from graph.transport.inference_lane import InferenceLane
+from graph.transport.lanes import admitted, answered, hand_on
 from graph.transport.over_http import JSON, negotiate
-from telemetry import metrics
 
 _REQUEST_KEYS = frozenset({"query", "operationName", "variables", "extensions"})
 _APQ = frozenset({"persistedQuery"})
@@ -66,17 +66,17 @@ class FastLane:
         """The response, or None for the full pipeline (the body stays readable for it)."""
         headers = request.headers
         if headers.get(COST_HEADER) == "1":
-            return _hand_on("not_eligible")
+            return hand_on("not_eligible")
         media_type = negotiate(headers.get("accept"))
         if media_type is None or not _is_json(headers.get("content-type") or ""):
-            return _hand_on("not_eligible")
+            return hand_on("not_eligible")
         body = await request.body()  # kept on the request: the full pipeline reads it again
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return _hand_on("not_eligible")
+            return hand_on("not_eligible")
         if type(payload) is not dict or not payload.keys() <= _REQUEST_KEYS:
-            return _hand_on("not_eligible")
+            return hand_on("not_eligible")
         query = payload.get("query")
         operation_name = payload.get("operationName")
         variables = payload.get("variables")
@@ -87,7 +87,7 @@ class FastLane:
             or not (variables is None or type(variables) is dict)
             or not (extensions is None or (type(extensions) is dict and extensions.keys() <= _APQ))
         ):
-            return _hand_on("not_eligible")
+            return hand_on("not_eligible")
         known = None
         if query is not None and extensions is None:
             known = self.known.get(query, operation_name)
@@ -95,7 +95,7 @@ class FastLane:
                 lane = self.inference
                 if lane is not None and (run := lane.known.get(query, operation_name)):
                     return await lane.answer(request, run, query, variables, media_type)
-                return _hand_on("unknown_document")  # the common case, before any sign-in
+                return hand_on("unknown_document")  # the common case, before any sign-in
         # One connection for the sign-in and the plan (the unit of work is reentrant); it is
         # back in the pool before the full pipeline runs, when the request is handed on.
         reader = self.reads()
@@ -118,54 +118,41 @@ class FastLane:
         pipeline = self.pipeline
         principal_or_error = await pipeline.authenticate(request, reader)  # kept for the full path
         if not isinstance(principal_or_error, Principal):
-            return _hand_on("signed_out")
+            return hand_on("signed_out")
         resolved = await pipeline.resolve_document(
             query, extensions, principal_or_error, in_memory=True
         )
         if resolved is None or resolved.document is None:
-            return _hand_on("persisted_query")
+            return hand_on("persisted_query")
         if known is None:  # named by a persisted query: known by the text it resolved to?
             known = self.known.get(resolved.document, operation_name)
             if known is None:
-                return _hand_on("unknown_document")
+                return hand_on("unknown_document")
         query = resolved.document
         started = time.perf_counter()
         context = pipeline.context(request, None)
         context.read_uow = lambda: reader
-        measure = known.measure(self.schema, variables)
-        if measure is None:
-            return _hand_on("limits")
-        arguments = known.argument_sites(self.schema)
-        refused = pipeline.limits(
-            self.schema, known.document, known.operation_name, variables, measure, arguments
-        )
-        if refused is not None:  # the full path answers QUERY_TOO_COMPLEX or BAD_USER_INPUT
-            is_input = (refused.extensions or {}).get("code") == "BAD_USER_INPUT"
-            return _hand_on("input" if is_input else "limits")
-        charged = await pipeline.charge(context, measure)
-        if isinstance(charged, float):
-            return _hand_on("rate_limit")  # the full path refuses it (nothing was taken)
+        admission = await admitted(pipeline, self.schema, known, variables, context)
+        if isinstance(admission, str):
+            return hand_on(admission)
+        charged, _ = admission
 
         data = await pipeline.execute(
             context, self.schema, known.document, query, known.operation_name, variables
         )
         if data is None:  # tried once: the full path goes straight to the reference executor
             pipeline.refund(charged)  # and charges it again
-            return _hand_on("fallback")
+            return hand_on("fallback")
 
-        content = orjson.dumps({"data": data})
-        pipeline.record(
+        return answered(
+            pipeline,
             context,
+            orjson.dumps({"data": data}),
+            media_type,
             operation_name=known.operation_name,
             operation_type="query",
-            duration_seconds=time.perf_counter() - started,
-            errors=None,
+            started=started,
         )
-        metrics.labelled(metrics.FAST_LANE, "answered").inc()
-        response = Response(content, media_type=f"{media_type}; charset=utf-8")
-        for name, value in context.rate_limit_headers:  # after the body's, as the pipeline's
-            response.headers[name] = value
-        return response
 
 
 @functools.lru_cache(maxsize=64)
@@ -173,9 +160,3 @@ def _is_json(content_type: str) -> bool:
     """Strawberry's reading of a Content-Type, remembered: clients send a handful of
     spellings, and its parser (the email package's) costs ~2% of a point lookup."""
     return parse_content_type(content_type)[0] == JSON
-
-
-def _hand_on(reason: str) -> Response | None:
-    """None, for the full pipeline, counted by why."""
-    metrics.labelled(metrics.FAST_LANE, reason).inc()
-    return None

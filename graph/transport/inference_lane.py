@@ -46,7 +46,7 @@ from graph.execution.pipeline import Pipeline, RequestState
 from graph.execution.specs import Fallback
 from graph.schema.submissions import RunInferenceInput, inference_request
 from graph.transport.http_errors import RETRY_AFTER_SECONDS, UNAVAILABLE
-from telemetry import metrics
+from graph.transport.lanes import admitted, answered, hand_on
 
 
 class InferenceLane:
@@ -93,39 +93,26 @@ class InferenceLane:
         pipeline, schema = self.pipeline, self.gql_schema
         principal = await pipeline.authenticate(request)  # kept for the full path
         if not isinstance(principal, Principal):
-            return _hand_on("signed_out")
+            return hand_on("signed_out")
         resolved = await pipeline.resolve_document(query, None, principal, in_memory=True)
         if resolved is None or resolved.document is None:
-            return _hand_on("persisted_query")
+            return hand_on("persisted_query")
         started = time.perf_counter()
         context = pipeline.context(request, None)
         coerced = known.coerced(schema, variables)
         if coerced is None:
-            return _hand_on("variables")
+            return hand_on("variables")
         plan = known.plan(schema, coerced)
         if isinstance(plan, str):
-            return _hand_on("unsupported")
+            return hand_on("unsupported")
         given = self._input(plan, coerced)
         if given is None or context.inference is None:
-            return _hand_on("arguments")
+            return hand_on("arguments")
         document = known.query
-        measure = document.measure(schema, variables)
-        if measure is None:
-            return _hand_on("limits")
-        refused = pipeline.limits(
-            schema,
-            document.document,
-            document.operation_name,
-            variables,
-            measure,
-            document.argument_sites(schema),
-        )
-        if refused is not None:  # the full path answers QUERY_TOO_COMPLEX or BAD_USER_INPUT
-            is_input = (refused.extensions or {}).get("code") == "BAD_USER_INPUT"
-            return _hand_on("input" if is_input else "limits")
-        charged = await pipeline.charge(context, measure)
-        if isinstance(charged, float):
-            return _hand_on("rate_limit")  # the full path refuses it (nothing was taken)
+        admission = await admitted(pipeline, schema, document, variables, context)
+        if isinstance(admission, str):
+            return hand_on(admission)
+        charged, measure = admission
 
         errors: list[GraphQLError] | None = None
         status = 200
@@ -151,25 +138,19 @@ class InferenceLane:
                 # runs twice) and charges the request again, so this charge is given back.
                 pipeline.refund(charged)
                 RequestState.of(request).inference_answer = answer
-                return _hand_on("answer_fallback")
+                return hand_on("answer_fallback")
             content = orjson.dumps({"data": data})  # its failure is the view's, as there
-        pipeline.record(
+        response = answered(
+            pipeline,
             context,
+            content,
+            media_type,
             operation_name=document.operation_name,
             operation_type="mutation",
-            duration_seconds=time.perf_counter() - started,
+            started=started,
             errors=errors,
+            status=status,
         )
-        metrics.labelled(metrics.FAST_LANE, "answered").inc()
-        response = Response(content, status_code=status, media_type=f"{media_type}; charset=utf-8")
-        for name, value in context.rate_limit_headers:  # after the body's, as the pipeline's
-            response.headers[name] = value
         if status == 503:  # as the view's process_result: clients and proxies retry
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
-
-
-def _hand_on(reason: str) -> Response | None:
-    """None, for the full pipeline, counted by why."""
-    metrics.labelled(metrics.FAST_LANE, reason).inc()
-    return None
