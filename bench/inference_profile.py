@@ -27,7 +27,6 @@ import orjson
 
 from bench.inference import FEATURES, RUN_INFERENCE
 from persistence import migrate
-from persistence.database import create_engine
 from persistence.embedded import EmbeddedPostgres
 from server.bootstrap import build_app, local_issuer, register_models
 from server.settings import Settings
@@ -140,7 +139,7 @@ def main() -> None:
     postgres = EmbeddedPostgres(root / "pg")
     url = postgres.start()
     try:
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate.upgrade_url(url))
         settings = Settings(
             data_dir=root / "data",
             run_workers=False,
@@ -154,14 +153,6 @@ def main() -> None:
     finally:
         postgres.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-async def _migrate(url: str) -> None:
-    engine = create_engine(url, pool_size=1)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from persistence.database import create_engine
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # One advisory lock id for every process: concurrent starts migrate one at a time.
 MIGRATION_LOCK_ID = 0x61737361
@@ -38,6 +40,15 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as conn:
         await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
         await conn.run_sync(_upgrade, revision)
+
+
+async def upgrade_url(url: str, revision: str = "head") -> None:
+    """`upgrade` on an engine of one connection of its own, disposed after."""
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        await upgrade(engine, revision)
+    finally:
+        await engine.dispose()
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:

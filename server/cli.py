@@ -61,14 +61,6 @@ def _stop_serving(reason: str) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-async def _migrate(url: str) -> None:
-    engine = create_engine(url, pool_size=1, max_overflow=0)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-
-
 def _exit_on_sigterm() -> None:
     # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets
     # the `database` context stop the embedded PostgreSQL instead of dying with it running.
@@ -81,7 +73,7 @@ def _exit_on_sigterm() -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     _exit_on_sigterm()
     with database(settings, keep_running=True) as url:
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate.upgrade_url(url))
         register_models(settings, url)
         host, port = args.host or settings.host, args.port or settings.port
         run_workers = settings.run_workers and not args.no_workers
@@ -137,14 +129,14 @@ def http_bounds(settings: Settings) -> dict[str, Any]:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     _exit_on_sigterm()
     with database(settings) as url:
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate.upgrade_url(url))
         register_models(settings, url)
         asyncio.run(run_worker(settings, url, concurrency=args.concurrency))
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
     with database(settings) as url:
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate.upgrade_url(url))
         register_models(settings, url)
         created = asyncio.run(
             seed(
@@ -165,7 +157,7 @@ def _say(line: str) -> None:
 
 def cmd_migrate(_: argparse.Namespace, settings: Settings) -> None:
     with database(settings) as url:
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate.upgrade_url(url))
     print(f"database at revision {migrate.head_revision()}")
 
 
@@ -203,7 +195,7 @@ async def _register_trusted(url: str, documents: list[TrustedDocument]) -> None:
 def cmd_operations_add(args: argparse.Namespace, settings: Settings) -> None:
     found = _read_documents(args.files)  # all files parse, or nothing is registered
     with database(settings) as url:
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate.upgrade_url(url))
         asyncio.run(_register_trusted(url, [document for _, document in found]))
     for path, document in found:
         print(f"{document.sha256}  {document.operation_name or '<anonymous>'}  {path}")

@@ -25,19 +25,11 @@ def postgres_url() -> Iterator[str]:
     server = EmbeddedPostgres(root)
     url = server.start()
     try:
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate.upgrade_url(url))
         yield url
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-async def _migrate(url: str) -> None:
-    engine = create_engine(url, pool_size=1)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
 
 
 class StatementCounter:
