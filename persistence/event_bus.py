@@ -145,12 +145,18 @@ class EventListener:
         self.gap_timeout_seconds = 120.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.last_id = await latest_event_id(self._engine)
+        started = False
         while not stop.is_set():
             try:
+                if not started:
+                    self.last_id = await latest_event_id(self._engine)
+                    started = True
                 await self._listen(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                logger.warning("event listener lost its connection (%s); reconnecting", error)
+            except Exception as error:
+                # Whatever failed (the connection, the server, the pool empty past its
+                # timeout), the listener goes on: the next connect replays from last_id. One
+                # that ended would leave every subscriber of this process silent for good.
+                logger.warning("event listener failed (%r); reconnecting", error)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
 
@@ -236,8 +242,8 @@ class WorkListener:
         while not stop.is_set():
             try:
                 await self._listen(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                logger.warning("work listener lost its connection (%s); reconnecting", error)
+            except Exception as error:  # as the event listener's: never end while serving
+                logger.warning("work listener failed (%r); reconnecting", error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._check)
 

@@ -247,16 +247,35 @@ class Runnable(Protocol):
 
 
 class BackgroundTasks:
-    """Runs loops on the event loop; stops them gracefully, cancelling after a grace period."""
+    """Runs loops on the event loop; stops them gracefully, cancelling after a grace period.
+    A loop that fails while the process serves is logged and started again after
+    `restart_seconds`: each loop handles its own failures, and this is the net under a
+    failure one of them did not foresee (a loop that ended would stop its work for good)."""
 
-    def __init__(self, runnables: Sequence[Runnable], grace: float = 20.0) -> None:
+    def __init__(
+        self, runnables: Sequence[Runnable], grace: float = 20.0, restart_seconds: float = 1.0
+    ) -> None:
         self._runnables = runnables
         self._grace = grace
+        self._restart_seconds = restart_seconds
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(r.run(self._stop)) for r in self._runnables]
+        self._tasks = [asyncio.create_task(self._supervised(r)) for r in self._runnables]
+
+    async def _supervised(self, runnable: Runnable) -> None:
+        while True:
+            try:
+                await runnable.run(self._stop)
+                return
+            except Exception:
+                if self._stop.is_set():
+                    raise
+                logger.exception("background loop %r failed; starting it again", runnable)
+            await _sleep_or_stop(self._stop, self._restart_seconds)
+            if self._stop.is_set():
+                return
 
     async def stop(self) -> None:
         self._stop.set()

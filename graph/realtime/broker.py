@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
+from domain.errors import Unavailable
 from domain.events import Event
 
 MEMO_EVENTS = 1024
+# Before each read again of an event's subject that the database could not answer: a
+# subscription that ended on a moment's outage would miss every change after it.
+READ_RETRY_PAUSES = (0.1, 0.5, 1.0)
 T = TypeVar("T")
 
 
@@ -62,6 +66,7 @@ class EventBroker:
         self._subscribers: set[Subscriber] = set()
         self._connections: Counter[UUID] = Counter()
         self._loads: OrderedDict[int, asyncio.Future[Any] | _Loaded] = OrderedDict()
+        self.read_retry_pauses: Sequence[float] = READ_RETRY_PAUSES
 
     async def load_once(self, event_id: int, load: Callable[[], Awaitable[T]]) -> T:
         """The object an event is about, read once per event for all of this process's
@@ -72,7 +77,7 @@ class EventBroker:
         task would keep all of it alive after the message and the socket are gone."""
         memo = self._loads.get(event_id)
         if memo is None:
-            reading = asyncio.ensure_future(load())
+            reading = asyncio.ensure_future(self._retrying(load))
             memo = self._loads[event_id] = reading
             reading.add_done_callback(lambda done: self._settle(event_id, done))
             while len(self._loads) > MEMO_EVENTS:
@@ -80,6 +85,15 @@ class EventBroker:
         if isinstance(memo, _Loaded):
             return cast(T, memo.value)
         return cast(T, await asyncio.shield(memo))
+
+    async def _retrying(self, load: Callable[[], Awaitable[T]]) -> T:
+        """The read, tried again after each pause while the database is unavailable."""
+        for pause in self.read_retry_pauses:
+            try:
+                return await load()
+            except Unavailable:
+                await asyncio.sleep(pause)
+        return await load()
 
     def _settle(self, event_id: int, reading: asyncio.Future[Any]) -> None:
         if self._loads.get(event_id) is not reading:

@@ -16,6 +16,7 @@ from domain.events import Event, EventType, NewEvent, principal_revoked
 from domain.models import ModelDefinition
 from domain.principal import Principal
 from domain.services import owned, submissions
+from persistence.database import create_engine
 from persistence.event_bus import EventListener, OutboxNotifier, WorkListener
 from persistence.tables import events
 from server.bootstrap import unit_of_work_factory
@@ -219,3 +220,35 @@ def _now() -> datetime:
 
 def _principal(user_id: uuid.UUID) -> Principal:
     return Principal(user_id=user_id, subject="s", groups=(), is_admin=False)
+
+
+async def test_a_pool_with_no_free_connection_for_a_moment_does_not_end_the_listener(
+    postgres_url: str, db: AsyncEngine
+) -> None:
+    """Reading the events after a NOTIFY found the pool empty past its timeout (a busy CI
+    machine: sqlalchemy's TimeoutError, neither an OSError nor asyncpg's): the listener
+    must keep going and deliver what it missed once a connection is free, not end for good
+    and leave every subscriber of the process silent."""
+    tight = create_engine(postgres_url, pool_size=1, max_overflow=0, pool_timeout_seconds=0.2)
+    received = Received()
+    listener = EventListener(tight, received, poll_seconds=0.2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # connected and LISTENing
+        owner = await make_user(db)
+        async with tight.connect():  # the only pooled connection, held past the timeout
+            await _append(db, owner, 2)
+            OutboxNotifier(db).poke()
+            await asyncio.sleep(1.0)
+        assert not task.done(), task.exception()
+        await received.until(2, within=10.0)
+        await _append(db, owner, 1)
+        OutboxNotifier(db).poke()
+        await received.until(3, within=10.0)
+    finally:
+        stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await tight.dispose()

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from domain.errors import Unavailable
 from domain.events import Event, EventType
 from graph.realtime.broker import EventBroker, SlowConsumer
 
@@ -134,3 +135,30 @@ def _returns(value: str) -> Callable[[], Awaitable[str]]:
         return value
 
     return read
+
+
+async def test_a_read_the_database_could_not_answer_is_tried_again() -> None:
+    broker = EventBroker()
+    broker.read_retry_pauses = (0.0, 0.0)
+    attempts = 0
+
+    async def fails_once() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise Unavailable()
+        return "submission"
+
+    with broker.subscribe(lambda e: True):
+        assert await broker.load_once(7, fails_once) == "submission"
+    assert attempts == 2
+
+    async def never_answers() -> str:
+        nonlocal attempts
+        attempts += 1
+        raise Unavailable()
+
+    attempts = 0
+    with broker.subscribe(lambda e: True), pytest.raises(Unavailable):
+        await broker.load_once(8, never_answers)
+    assert attempts == 3  # once, then after each pause

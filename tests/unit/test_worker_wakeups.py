@@ -13,7 +13,7 @@ from domain.errors import Unavailable
 from domain.services import submissions
 from domain.services.inference import WorkerPolicy
 from domain.submissions import ClaimEnd, Result, Submission, SubmissionStatus
-from server.workers import SubmissionWorker, WorkBell
+from server.workers import BackgroundTasks, SubmissionWorker, WorkBell
 from tests.unit.fakes import FakeClock, FakeData, FakeUnitOfWork, uow_factory
 from tests.unit.test_inference_worker import ScriptedRuntime, queued
 from tests.unit.test_submission_services import add_model, principal
@@ -199,3 +199,25 @@ async def test_work_that_keeps_failing_to_record_fails_after_its_attempts() -> N
     assert failed.status is SubmissionStatus.FAILED
     assert failed.attempts == WorkerPolicy().max_attempts
     assert failed.error == "the server failed to record the outcome"
+
+
+async def test_a_background_loop_that_fails_is_started_again_until_the_stop() -> None:
+    class FailsTwice:
+        def __init__(self) -> None:
+            self.runs = 0
+            self.running = asyncio.Event()
+
+        async def run(self, stop: asyncio.Event) -> None:
+            self.runs += 1
+            if self.runs <= 2:
+                raise RuntimeError("a failure the loop did not foresee")
+            self.running.set()
+            await stop.wait()
+
+    loop = FailsTwice()
+    tasks = BackgroundTasks([loop], restart_seconds=0.01)
+    await tasks.start()
+    async with asyncio.timeout(10):  # a bound on a hang
+        await loop.running.wait()
+    await tasks.stop()
+    assert loop.runs == 3
