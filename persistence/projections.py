@@ -121,7 +121,11 @@ FILTERS: Mapping[str, _Filter] = {
     "created_after": _Filter("{c}.created_at > {v}", "timestamptz"),
     "created_before": _Filter("{c}.created_at < {v}", "timestamptz"),
     # One metadata pair (domain/submissions.py), as the repository's containment test.
-    "metadata": _Filter("{c}.metadata @> {v}::jsonb", "text", _metadata_json),
+    # ix_submissions_metadata holds only rows with metadata: its predicate, stated, lets the
+    # planner use it (no row holding the pair fails it).
+    "metadata": _Filter(
+        "({c}.metadata @> {v}::jsonb AND {c}.metadata <> '[]'::jsonb)", "text", _metadata_json
+    ),
     "is_active": _Filter("{c}.is_active = {v}", "boolean"),
     "email_contains": _Filter(
         "lower({c}.email) LIKE '%' || lower({v}) || '%' ESCAPE '/'",
