@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
 import asyncpg
 import httpx
 import orjson
@@ -44,9 +45,7 @@ async def _one(
     if "errors" in answer:
         raise RuntimeError(answer)
     ids = [s["id"] for s in answer["data"]["batchInference"]["submissions"]]
-    batch = await db.fetchval(
-        "SELECT batch_id FROM submissions ORDER BY created_at DESC LIMIT 1"
-    )
+    batch = await db.fetchval("SELECT batch_id FROM submissions ORDER BY created_at DESC LIMIT 1")
     while True:
         stored = await db.fetchval(
             "SELECT count(*) FROM results r JOIN submissions s ON s.id = r.submission_id "
@@ -93,7 +92,8 @@ async def _rounds(
                 profiler.disable()
                 stats = pstats.Stats(profiler)
                 stats.sort_stats("tottime").print_stats(30)
-                stats.sort_stats("cumulative").print_stats(r"wt-bulk-b1/(domain|graph|persistence|server)", 60)
+                ours = r"/(domain|graph|persistence|server)/"
+                stats.sort_stats("cumulative").print_stats(ours, 60)
     await db.close()
     medians = [statistics.median(column) * 1000 for column in zip(*figures, strict=True)]
     print(
