@@ -61,6 +61,14 @@ class SubmissionChange:
     result: Result | None = None
     announces_result: bool = False
 
+    def __post_init__(self) -> None:
+        result = self.result
+        if result is not None and (result.submission_id, result.owner_id) != (
+            self.submission.id,
+            self.submission.owner_id,
+        ):
+            raise ValueError("a change's result must be its submission's")
+
 
 def events_of(changes: Sequence[SubmissionChange]) -> list[NewEvent]:
     """The events the changes stand for, in order: each change's, then its result's."""
@@ -71,7 +79,7 @@ def events_of(changes: Sequence[SubmissionChange]) -> list[NewEvent]:
         told.append(NewEvent(change.kind, submission.owner_id, submission.id, payload))
         if change.announces_result and result is not None:
             created = result_payload(result)
-            told.append(NewEvent(EventType.RESULT_CREATED, result.owner_id, result.id, created))
+            told.append(NewEvent(EventType.RESULT_CREATED, submission.owner_id, result.id, created))
     return told
 
 

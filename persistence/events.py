@@ -27,39 +27,47 @@ def _id(type_name: str, column: str) -> str:
 # domain.event_payloads.events_of written by PostgreSQL from one array per field: no payload
 # dict or JSON text per event in Python. The prediction and confidence travel as the JSON
 # text orjson writes for them (as append would send them); the rest as plain values.
+def _quoted(text_sql: str) -> str:
+    """A JSON string of text that needs no escaping (an id, a status, a DateTime)."""
+    return f"'\"' || {text_sql} || '\"'"
+
+
 _RESULT_FIELDS = (
-    f"'resultId', {_id('Result', 'c.result_id')}, 'prediction', c.prediction::jsonb, "
-    "'confidence', c.confidence::jsonb, 'modelVersion', c.model_version"
+    """',"resultId":' || c.rid"""
+    """ || ',"prediction":' || c.prediction || ',"confidence":' || c.confidence"""
+    """ || ',"modelVersion":' || to_json(c.model_version)::text"""
 )
 _APPEND_CHANGES = sa.text(
     # Every piece interpolated is a literal of this module: no value reaches the text.
     f"""
 WITH c AS (
-  SELECT * FROM unnest(
+  SELECT u.*, {_quoted(_id("Submission", "u.id"))} AS sid,
+    {_quoted(_id("Result", "u.result_id"))} AS rid
+  FROM unnest(
     :types, :owner_ids, :ids, :statuses, :errors, :attempts, :updated, :batch_ids,
-    :result_ids, :result_owner_ids, :result_submission_ids, :predictions, :confidences,
-    :model_versions, :announces
-  ) WITH ORDINALITY AS c(
+    :result_ids, :predictions, :confidences, :model_versions, :announces
+  ) WITH ORDINALITY AS u(
     type, owner_id, id, status, error, attempts, updated_at, batch_id,
-    result_id, result_owner_id, result_submission_id, prediction, confidence,
-    model_version, announces, n
+    result_id, prediction, confidence, model_version, announces, n
   )
 )
 INSERT INTO events (type, owner_id, subject_id, payload)
-SELECT e.type, e.owner_id, e.subject_id, e.payload FROM (
+SELECT e.type, e.owner_id, e.subject_id, e.payload::jsonb FROM (
   SELECT c.n, 0 AS k, c.type, c.owner_id, c.id AS subject_id,
-    jsonb_build_object(
-      'submissionId', {_id("Submission", "c.id")}, 'status', c.status, 'error', c.error,
-      'attempts', c.attempts, 'updatedAt', {moment_sql("c.updated_at")})
-    || CASE WHEN c.batch_id IS NULL THEN '{{}}'::jsonb
-       ELSE jsonb_build_object('batchId', {_id("Batch", "c.batch_id")}) END
-    || CASE WHEN c.result_id IS NULL THEN '{{}}'::jsonb
-       ELSE jsonb_build_object({_RESULT_FIELDS}) END AS payload
+    '{{"submissionId":' || c.sid
+    || ',"status":' || {_quoted("c.status")}
+    || ',"error":' || coalesce(to_json(c.error)::text, 'null')
+    || ',"attempts":' || c.attempts
+    || ',"updatedAt":' || {_quoted(moment_sql("c.updated_at"))}
+    || CASE WHEN c.batch_id IS NULL THEN ''
+       ELSE ',"batchId":' || {_quoted(_id("Batch", "c.batch_id"))} END
+    || CASE WHEN c.result_id IS NULL THEN '' ELSE {_RESULT_FIELDS} END
+    || '}}' AS payload
   FROM c
   UNION ALL
-  SELECT c.n, 1, 'RESULT_CREATED', c.result_owner_id, c.result_id,
-    jsonb_build_object('submissionId', {_id("Submission", "c.result_submission_id")},
-      {_RESULT_FIELDS})
+  SELECT c.n, 1, 'RESULT_CREATED', c.owner_id, c.result_id,
+    '{{"submissionId":' || c.sid
+    || {_RESULT_FIELDS} || '}}'
   FROM c WHERE c.announces AND c.result_id IS NOT NULL
 ) e
 ORDER BY e.n, e.k
@@ -77,8 +85,6 @@ ORDER BY e.n, e.k
             ("updated", sa.DateTime(timezone=True)),
             ("batch_ids", sa.Uuid()),
             ("result_ids", sa.Uuid()),
-            ("result_owner_ids", sa.Uuid()),
-            ("result_submission_ids", sa.Uuid()),
             ("predictions", sa.Text()),
             ("confidences", sa.Text()),
             ("model_versions", sa.Text()),
@@ -132,8 +138,6 @@ def _change_arrays(changes: Sequence[SubmissionChange]) -> dict[str, list[Any]]:
         "updated": [s.updated_at for s in submissions],
         "batch_ids": [s.batch_id for s in submissions],
         "result_ids": [r and r.id for r in results],
-        "result_owner_ids": [r and r.owner_id for r in results],
-        "result_submission_ids": [r and r.submission_id for r in results],
         "predictions": [r and dumps(r.prediction).decode() for r in results],
         "confidences": [r and dumps(r.confidence).decode() for r in results],
         "model_versions": [r and r.model_version for r in results],

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.event_payloads import SubmissionChange, events_of
 from domain.events import EventType
+from domain.models import JSONValue
 from domain.submissions import Result, Submission, SubmissionStatus
 from persistence.tables import events
 from persistence.unit_of_work import SqlUnitOfWork
@@ -35,14 +36,14 @@ def _submission(owner: UUID, n: int, **changes: object) -> Submission:
     return Submission(**(values | changes))  # type: ignore[arg-type]  # a test's mixed values
 
 
-def _result(of: Submission, prediction: object, confidence: float | None) -> Result:
+def _result(of: Submission, prediction: JSONValue, confidence: float | None) -> Result:
     return Result(
         id=uuid.uuid4(),
         submission_id=of.id,
         owner_id=of.owner_id,
-        prediction=prediction,  # type: ignore[arg-type]  # JSON of every shape
+        prediction=prediction,
         confidence=confidence,
-        alternatives=[],
+        alternatives=(),
         model_version="1.0.0",
         processing_time_ms=3,
         created_at=of.updated_at,
@@ -67,7 +68,7 @@ def _changes(owner: UUID) -> list[SubmissionChange]:
         SubmissionChange(EventType.SUBMISSION_UPDATED, batched),
         SubmissionChange(EventType.SUBMISSION_FAILED, failed),
     ]
-    predictions: list[tuple[object, float | None]] = [
+    predictions: list[tuple[JSONValue, float | None]] = [
         ({"species": "setosa", "scores": [0.1, 1.0, 2]}, 0.9666666666666667),
         ("versicolor", 1.0),
         (152.25, None),
@@ -88,7 +89,7 @@ async def _stored(db: AsyncEngine) -> list[tuple[str, UUID, UUID, str]]:
         events.c.type, events.c.owner_id, events.c.subject_id, sa.cast(events.c.payload, sa.Text)
     ).order_by(events.c.id)
     async with db.connect() as conn:
-        return [tuple(row) for row in await conn.execute(statement)]  # type: ignore[misc]
+        return [(row[0], row[1], row[2], row[3]) for row in await conn.execute(statement)]
 
 
 async def test_payloads_written_in_sql_are_stored_as_the_domain_writes_them(
