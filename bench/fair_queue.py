@@ -23,7 +23,9 @@ QUEUE = """mutation W6Queue($input: BatchInferenceInput!) {
 RUN = """mutation W6Run($input: RunInferenceInput!) {
   runInference(input: $input) { submission { status } result { id } }
 }"""
-PENDING = "query W6Pending { submissions(first: 1, status: PENDING) { totalCount } }"
+# The backlog not yet worked: PENDING, or RUNNING (claimed, at accept or by a loop).
+PENDING = """query W6Pending { pending: submissions(first: 1, status: PENDING) { totalCount }
+  running: submissions(first: 1, status: RUNNING) { totalCount } }"""
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ async def _pending(client: httpx.AsyncClient, url: str, tokens: Sequence[str]) -
     total = 0
     for token in tokens:
         data = await _post(client, url, body(PENDING, "W6Pending"), token)
-        total += int(data["data"]["submissions"]["totalCount"])
+        total += sum(int(data["data"][status]["totalCount"]) for status in ("pending", "running"))
     return total
 
 

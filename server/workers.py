@@ -20,6 +20,9 @@ from domain.submissions import Submission
 from telemetry import metrics
 
 logger = logging.getLogger(__name__)
+# Before each try to give back a claim whose processing failed: the database may be the one
+# failing, for a moment.
+GIVE_BACK_PAUSES = (0.0, 0.5, 2.0)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -182,8 +185,25 @@ class SubmissionWorker:
             await asyncio.shield(inference.release(self.uow(), claimed, clock=self.clock))
             raise
         except Exception:
-            # The lease expires and another claim picks these up again.
             logger.exception("processing %d submissions failed", len(claimed))
+            await self._give_back(claimed, "the server failed to record the outcome")
+
+    async def _give_back(self, claimed: Sequence[Submission], reason: str) -> None:
+        """Due again at once (or FAILED once its attempts are spent) instead of held until the
+        lease ends; tried a few times, as the failure may be the database's. If it never
+        gets through, the lease is still the fallback."""
+        for pause in GIVE_BACK_PAUSES:
+            await asyncio.sleep(pause)
+            try:
+                await asyncio.shield(
+                    inference.give_back_failed(
+                        self.uow(), claimed, self.policy, reason, clock=self.clock
+                    )
+                )
+                return
+            except Exception:
+                logger.warning("giving back %d failed submissions failed", len(claimed))
+        logger.error("%d submissions wait for their lease to end", len(claimed))
 
 
 @dataclass

@@ -6,7 +6,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -209,6 +209,24 @@ async def process(
 async def queue_stats(uow: UnitOfWork, *, clock: Clock) -> QueueStats:
     async with uow:
         return await uow.submissions.queue_stats(clock())
+
+
+async def give_back_failed(
+    uow: UnitOfWork,
+    claimed: Sequence[Submission],
+    policy: WorkerPolicy,
+    reason: str,
+    *,
+    clock: Clock,
+) -> None:
+    """After the worker itself failed between a claim and its record (an exception, not a
+    model's answer): each submission of the claim not finished meanwhile is due again at
+    once, the attempt counted, or FAILED with `reason` once its attempts are spent. So a
+    passing failure (the database out of reach for a moment) costs a retry, not the lease,
+    and a lasting one cannot loop for ever. No model is credited or blamed for it."""
+    failure = ModelFailure(reason, is_transient=True)
+    at_once = replace(policy, backoff_base_seconds=0.0)
+    await record(uow, None, claimed, [failure] * len(claimed), at_once, clock=clock)
 
 
 async def release(uow: UnitOfWork, claimed: Sequence[Submission], *, clock: Clock) -> None:

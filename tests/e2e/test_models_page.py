@@ -24,7 +24,9 @@ pytestmark = pytest.mark.e2e
 
 BATCH = """mutation($m: ID!, $inputs: [JSON!]!) {
   batchInference(input: {modelId: $m, inputs: $inputs}) { submissions { id } } }"""
-DONE = "query { submissions(first: 1, status: PENDING) { totalCount } }"
+# Unfinished: PENDING, or RUNNING (a batch an idle worker claimed at accept is stored so).
+DONE = """query { pending: submissions(first: 1, status: PENDING) { totalCount }
+  running: submissions(first: 1, status: RUNNING) { totalCount } }"""
 DRIFTED = 300  # iris with petals far longer than any in its training data
 UI_TIMEOUT_MS = 20_000
 
@@ -59,7 +61,7 @@ async def server(
 
     async def worked_off() -> bool:
         data = await agql(launched.base_url, DONE, None, bearer)
-        return bool(data["submissions"]["totalCount"] == 0)
+        return bool(data["pending"]["totalCount"] == data["running"]["totalCount"] == 0)
 
     await wait_for(worked_off, 60)
     return launched

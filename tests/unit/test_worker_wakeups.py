@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.errors import Unavailable
 from domain.services import submissions
 from domain.services.inference import WorkerPolicy
-from domain.submissions import SubmissionStatus
+from domain.submissions import ClaimEnd, Result, Submission, SubmissionStatus
 from server.workers import SubmissionWorker, WorkBell
 from tests.unit.fakes import FakeClock, FakeData, FakeUnitOfWork, uow_factory
 from tests.unit.test_inference_worker import ScriptedRuntime, queued
@@ -174,3 +175,65 @@ async def test_a_batch_reserved_by_a_worker_that_stops_before_hand_over_is_given
     assert {r.submission.status for r in data.submissions.values()} == {SubmissionStatus.PENDING}
     assert {r.submission.attempts for r in data.submissions.values()} == {0}
     assert worker.processed == 0
+
+
+async def test_work_whose_record_failed_is_given_back_at_once_not_after_the_lease() -> None:
+    """The database failed between the claim and the record (it timed out a connect in CI):
+    the claim is given back at once, its attempt counted, and worked again; the worker's
+    clock never reaches the lease's end, so only the give-back can have freed the rows."""
+    data, bell = FakeData(), WorkBell()
+    failures = [Unavailable()]
+
+    def flaky() -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(data)
+        finish_many = uow.submissions.finish_many
+
+        async def finish_or_fail(ends: Sequence[ClaimEnd], now: datetime) -> list[Submission]:
+            if failures:
+                raise failures.pop()
+            return await finish_many(ends, now)
+
+        uow.submissions.finish_many = finish_or_fail  # type: ignore[method-assign]
+        return uow
+
+    worker = worker_on(data, bell, poll_seconds=0.05)
+    worker.uow = flaky
+    _, stored = await queued(data, 1, 2)
+    async with running(worker):
+        await all_succeeded(data)
+    assert failures == []
+    for s in stored:
+        statuses = [e.payload["status"] for e in data.events if e.subject_id == s.id]
+        assert statuses == ["PENDING", "RUNNING", "PENDING", "RUNNING", "SUCCEEDED"]
+        assert data.submissions[s.id].submission.attempts == 2
+
+
+async def test_work_that_keeps_failing_to_record_fails_after_its_attempts() -> None:
+    """A failure that is not the database's passing trouble ends the submission, FAILED
+    with a reason, after the policy's attempts: no endless loop of claims."""
+    data, bell = FakeData(), WorkBell()
+
+    def broken() -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(data)
+        add_many = uow.results.add_many
+
+        async def fail_with_results(results: Sequence[Result]) -> None:
+            if results:
+                raise RuntimeError("a bug in writing results")
+            await add_many(results)
+
+        uow.results.add_many = fail_with_results  # type: ignore[method-assign]
+        return uow
+
+    worker = worker_on(data, bell, poll_seconds=0.05)
+    worker.uow = broken
+    _, stored = await queued(data, 1)
+    async with running(worker):
+        for _ in range(1000):  # a bound on a hang (10 s)
+            if data.submissions[stored[0].id].submission.status is SubmissionStatus.FAILED:
+                break
+            await asyncio.sleep(0.01)
+    failed = data.submissions[stored[0].id].submission
+    assert failed.status is SubmissionStatus.FAILED
+    assert failed.attempts == WorkerPolicy().max_attempts
+    assert failed.error == "the server failed to record the outcome"
