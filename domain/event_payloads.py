@@ -7,10 +7,12 @@ row has moved on by the time the message is sent.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from domain.assets import Asset, AssetStatus
+from domain.events import EventType, NewEvent
 from domain.ids import to_global_id
 from domain.models import JSONValue
 from domain.submissions import Result, Submission, SubmissionStatus
@@ -46,6 +48,39 @@ def result_payload(result: Result) -> Payload:
     return {"submissionId": to_global_id("Submission", result.submission_id)} | result_fields(
         result
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionChange:
+    """One submission event whose payload the store may write itself (in bulk, in SQL):
+    `submission_payload(submission, result)` under `kind`, then, with `announces_result`,
+    the result's RESULT_CREATED. `events_of` is the meaning; a store must write the same."""
+
+    kind: EventType
+    submission: Submission
+    result: Result | None = None
+    announces_result: bool = False
+
+    def __post_init__(self) -> None:
+        result = self.result
+        if result is not None and (result.submission_id, result.owner_id) != (
+            self.submission.id,
+            self.submission.owner_id,
+        ):
+            raise ValueError("a change's result must be its submission's")
+
+
+def events_of(changes: Sequence[SubmissionChange]) -> list[NewEvent]:
+    """The events the changes stand for, in order: each change's, then its result's."""
+    told: list[NewEvent] = []
+    for change in changes:
+        submission, result = change.submission, change.result
+        payload = submission_payload(submission, result)
+        told.append(NewEvent(change.kind, submission.owner_id, submission.id, payload))
+        if change.announces_result and result is not None:
+            created = result_payload(result)
+            told.append(NewEvent(EventType.RESULT_CREATED, submission.owner_id, result.id, created))
+    return told
 
 
 def asset_payload(asset: Asset) -> Payload:

@@ -13,6 +13,7 @@ from domain.api_keys import ApiKeyRepository
 from domain.assets import Asset, AssetStatus
 from domain.batches import Batch, Throughput
 from domain.callbacks import CallbackDelivery, DueCallback
+from domain.event_payloads import SubmissionChange
 from domain.events import NewEvent
 from domain.history import SubmissionFilter
 from domain.models import JSONValue, Model, ModelDefinition
@@ -197,6 +198,11 @@ class ResultRepository(Protocol):
 class EventRepository(Protocol):
     async def append(self, events: Sequence[NewEvent]) -> None:
         """Add to the outbox in the current transaction; listeners hear of it after commit."""
+        ...
+
+    async def append_changes(self, changes: Sequence[SubmissionChange]) -> None:
+        """Append `event_payloads.events_of(changes)` as append would, in that order; the
+        store may build the payloads itself (a batch's thousands, without a dict each)."""
         ...
 
 

@@ -121,7 +121,11 @@ FILTERS: Mapping[str, _Filter] = {
     "created_after": _Filter("{c}.created_at > {v}", "timestamptz"),
     "created_before": _Filter("{c}.created_at < {v}", "timestamptz"),
     # One metadata pair (domain/submissions.py), as the repository's containment test.
-    "metadata": _Filter("{c}.metadata @> {v}::jsonb", "text", _metadata_json),
+    # ix_submissions_metadata holds only rows with metadata: its predicate, stated, lets the
+    # planner use it (no row holding the pair fails it).
+    "metadata": _Filter(
+        "({c}.metadata @> {v}::jsonb AND {c}.metadata <> '[]'::jsonb)", "text", _metadata_json
+    ),
     "is_active": _Filter("{c}.is_active = {v}", "boolean"),
     "email_contains": _Filter(
         "lower({c}.email) LIKE '%' || lower({v}) || '%' ESCAPE '/'",
@@ -158,13 +162,13 @@ def _literal(text: str) -> str:
     return f"'{text}'"
 
 
-def _base64url(text_sql: str) -> str:
+def base64url_sql(text_sql: str) -> str:
     # encode() breaks lines every 76 characters; translate drops them with the padding. The
     # text is ASCII without backslashes (a type name, a UUID, a DateTime): ::bytea keeps it.
     return f"translate(encode(({text_sql})::bytea, 'base64'), E'+/=\\n', '-_')"
 
 
-def _moment(expression: str) -> str:
+def moment_sql(expression: str) -> str:
     """datetime.isoformat() of the value in UTC: microseconds only when not zero."""
     text = f"to_char(({expression} AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
     return f"(replace({text}, '.000000', '') || '+00:00')"
@@ -269,7 +273,7 @@ class _Renderer:
         if isinstance(value, p.Attribute):
             return self.attribute(entity, alias, value)
         if isinstance(value, p.GlobalId):
-            return _base64url(f"{_literal(value.type_name)} || ':' || {alias}.id::text")
+            return base64url_sql(f"{_literal(value.type_name)} || ':' || {alias}.id::text")
         if isinstance(value, p.Cursor):
             return self.cursor(alias, name)
         if isinstance(value, p.Constant):
@@ -285,8 +289,8 @@ class _Renderer:
 
     def cursor(self, alias: str, entity: str) -> str:
         kind = _literal(CURSOR_KINDS[entity])
-        return _base64url(
-            f"{kind} || '|' || {_moment(f'{alias}.created_at')} || '|' || {alias}.id::text"
+        return base64url_sql(
+            f"{kind} || '|' || {moment_sql(f'{alias}.created_at')} || '|' || {alias}.id::text"
         )
 
     def attribute(self, entity: _Entity, alias: str, attribute: p.Attribute) -> str:
@@ -303,7 +307,7 @@ class _Renderer:
         elif kind is p.Kind.FLOAT:
             value = _float(f"{expression}::text")
         elif kind is p.Kind.MOMENT:
-            value = _moment(expression)
+            value = moment_sql(expression)
         elif kind is p.Kind.JSON and attribute.is_required:
             anomalies.append(f"jsonb_typeof({expression}) = 'null'")
         if not anomalies:

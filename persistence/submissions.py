@@ -193,9 +193,14 @@ def _filtered(shape: _Shape) -> list[sa.ColumnElement[bool]]:
             if before
             else []
         ),
-        # One pair: the GIN index ix_submissions_metadata answers the containment.
+        # One pair: the GIN index ix_submissions_metadata answers the containment. It holds
+        # only rows with metadata; stating its predicate (which no row holding the pair
+        # fails) lets the planner use it.
         *(
-            [submissions.c.metadata.contains(sa.bindparam("metadata", type_=JSONB))]
+            [
+                submissions.c.metadata.contains(sa.bindparam("metadata", type_=JSONB)),
+                submissions.c.metadata != sa.text("'[]'::jsonb"),
+            ]
             if by_metadata
             else []
         ),

@@ -128,6 +128,8 @@ submissions = sa.Table(
         "metadata",
         postgresql_using="gin",
         postgresql_ops={"metadata": "jsonb_path_ops"},
+        # Only rows with metadata (migration 0011): GIN would give each empty one an entry.
+        postgresql_where=sa.text("metadata <> '[]'::jsonb"),
     ),
     sa.Index(
         "uq_submissions_owner_idempotency_key",

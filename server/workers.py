@@ -47,6 +47,8 @@ class WorkBell:
         self._idle = 0
         self._reserved = 0
         self._inbox: deque[tuple[Sequence[Submission], datetime]] = deque()
+        self._settled = asyncio.Event()  # set while no loop is held for an accept in flight
+        self._settled.set()
 
     def subscribe(self) -> asyncio.Event:
         event = asyncio.Event()
@@ -78,15 +80,26 @@ class WorkBell:
         if self._idle - self._reserved - len(self._inbox) <= 0:
             return None
         self._reserved += 1
+        self._settled.clear()
         return lease
 
     def hand(self, claimed: Sequence[Submission], started: datetime) -> None:
-        self._reserved -= 1
         self._inbox.append((claimed, started))
+        self._unhold()
         self.ring()
 
     def release(self) -> None:
+        self._unhold()
+
+    def _unhold(self) -> None:
         self._reserved -= 1
+        if self._reserved == 0:
+            self._settled.set()
+
+    async def settled(self) -> None:
+        """Until every accept that held a loop has handed its work over or let the loop go
+        (after serve((), None) no new one can start)."""
+        await self._settled.wait()
 
     def take(self) -> tuple[Sequence[Submission], datetime] | None:
         """The oldest work handed over and not yet taken by a loop, or None."""
@@ -122,12 +135,19 @@ class SubmissionWorker:
         finally:
             self.bell.serve((), None)
             stopping.cancel()
-            # Claimed at accept but never begun: PENDING again at once, not after the lease.
-            while (handed := self.bell.take()) is not None:
-                try:
-                    await asyncio.shield(inference.release(self.uow(), handed[0], clock=self.clock))
-                except Exception:
-                    logger.exception("giving back %d submissions failed", len(handed[0]))
+            try:
+                # An accept still committing rows claimed for a loop hands them over soon.
+                await self.bell.settled()
+            finally:
+                await self._give_back_handed()
+
+    async def _give_back_handed(self) -> None:
+        """Claimed at accept but never begun: PENDING again at once, not after the lease."""
+        while (handed := self.bell.take()) is not None:
+            try:
+                await asyncio.shield(inference.release(self.uow(), handed[0], clock=self.clock))
+            except Exception:
+                logger.exception("giving back %d submissions failed", len(handed[0]))
 
     async def _ring_on(self, stop: asyncio.Event) -> None:
         await stop.wait()

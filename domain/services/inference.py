@@ -10,14 +10,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from domain.event_payloads import result_payload
-from domain.events import EventType, NewEvent
+from domain.event_payloads import SubmissionChange
+from domain.events import EventType
 from domain.ids import to_global_id
 from domain.models import Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWorkFactory
 from domain.services.batch_settlement import settle
 from domain.services.recording import record_statistics, statistics_of
-from domain.services.submissions import submission_event
 from domain.submissions import ClaimEnd, Prediction, Result, Submission, SubmissionStatus
 
 
@@ -55,8 +54,8 @@ async def claim(uow: UnitOfWork, policy: WorkerPolicy, *, clock: Clock) -> list[
         claimed = await uow.submissions.claim(
             policy.max_claim, now, now + timedelta(seconds=policy.lease_seconds)
         )
-        await uow.events.append(
-            [submission_event(EventType.SUBMISSION_UPDATED, s) for s in claimed]
+        await uow.events.append_changes(
+            [SubmissionChange(EventType.SUBMISSION_UPDATED, s) for s in claimed]
         )
         await uow.commit()
     return claimed
@@ -107,23 +106,18 @@ def _end(claimed: Submission, outcome: Outcome, policy: WorkerPolicy, now: datet
     return ClaimEnd(claimed, SubmissionStatus.FAILED, str(outcome))
 
 
-def _outcome_events(
+def _outcome_change(
     done: Submission, model: Model | None, outcome: Outcome, now: datetime
-) -> tuple[list[NewEvent], Result | None]:
-    """What one written end tells subscribers: the status (with the result), in order."""
+) -> SubmissionChange:
+    """What one written end tells subscribers: the status (with the result, then the
+    result's own RESULT_CREATED)."""
     if isinstance(outcome, Prediction):
         assert model is not None, "a prediction always comes from a model"
         result = result_of(done, model, outcome, now)
-        created = NewEvent(
-            type=EventType.RESULT_CREATED,
-            owner_id=done.owner_id,
-            subject_id=result.id,
-            payload=result_payload(result),
-        )
-        return [submission_event(EventType.SUBMISSION_SUCCEEDED, done, result), created], result
+        return SubmissionChange(EventType.SUBMISSION_SUCCEEDED, done, result, True)
     if done.status is SubmissionStatus.PENDING:
-        return [submission_event(EventType.SUBMISSION_UPDATED, done)], None
-    return [submission_event(EventType.SUBMISSION_FAILED, done)], None
+        return SubmissionChange(EventType.SUBMISSION_UPDATED, done)
+    return SubmissionChange(EventType.SUBMISSION_FAILED, done)
 
 
 async def record(
@@ -146,18 +140,14 @@ async def record(
     ends = [_end(s, o, policy, now) for s, o in zip(chunk, outcomes, strict=True)]
     async with uow:
         written = {s.id: s for s in await uow.submissions.finish_many(ends, now)}
-        results: list[Result] = []
-        events: list[NewEvent] = []
+        changes: list[SubmissionChange] = []
         for submission, outcome in zip(chunk, outcomes, strict=True):
             done = written.get(submission.id)
             if done is None:
                 continue  # the lease was lost and another worker owns the row now
-            told, result = _outcome_events(done, model, outcome, now)
-            events.extend(told)
-            if result is not None:
-                results.append(result)
-        await uow.results.add_many(results)
-        await uow.events.append(events)
+            changes.append(_outcome_change(done, model, outcome, now))
+        await uow.results.add_many([c.result for c in changes if c.result is not None])
+        await uow.events.append_changes(changes)
         # After every submission row is written: settling locks the batch rows last.
         await settle(uow, [s.batch_id for s in written.values()], now)
         # After the batch rows: the model's timings and rollup rows are shared by every

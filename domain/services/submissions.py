@@ -11,7 +11,7 @@ from uuid import UUID
 from domain.assets import AssetStatus
 from domain.batches import Batch, BatchCounts
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.event_payloads import submission_payload
+from domain.event_payloads import SubmissionChange, submission_payload
 from domain.events import EventType, NewEvent
 from domain.ids import to_global_id
 from domain.models import JSONValue, Model
@@ -204,10 +204,10 @@ async def _store_batch(
     """Write the batch and its submissions, claimed when `lease` is given, and commit;
     returns what was claimed (nothing without a lease)."""
     await uow.batches.add(batch)
-    created = [submission_event(EventType.SUBMISSION_CREATED, s) for s in accepted]
+    created = [SubmissionChange(EventType.SUBMISSION_CREATED, s) for s in accepted]
     if lease is None:
         await uow.submissions.add_many(accepted)
-        await uow.events.append(created)
+        await uow.events.append_changes(created)
         await uow.commit()
         return []
     now = max(clock(), accepted[-1].created_at)  # never before the last one's creation
@@ -216,8 +216,8 @@ async def _store_batch(
     ]
     await uow.submissions.add_many(claimed, lease_until=now + lease)
     # Each submission's PENDING before its RUNNING: the events' ids follow the list.
-    running = [submission_event(EventType.SUBMISSION_UPDATED, s) for s in claimed]
-    await uow.events.append(created + running)
+    running = [SubmissionChange(EventType.SUBMISSION_UPDATED, s) for s in claimed]
+    await uow.events.append_changes(created + running)
     await uow.commit()
     return claimed
 

@@ -15,6 +15,7 @@ from domain.api_keys import ApiKey
 from domain.assets import Asset, AssetStatus
 from domain.batches import Batch, WorkTimings
 from domain.callbacks import CallbackDelivery
+from domain.event_payloads import SubmissionChange, events_of
 from domain.events import NewEvent
 from domain.history import EVERY_SUBMISSION, SubmissionFilter
 from domain.model_alerts import AlertPolicy, ModelAlert
@@ -508,6 +509,9 @@ class FakeEventRepository:
 
     async def append(self, events: Sequence[NewEvent]) -> None:
         self._data.events.extend(events)
+
+    async def append_changes(self, changes: Sequence[SubmissionChange]) -> None:
+        self._data.events.extend(events_of(changes))
 
 
 class FakeWebhookRepository:

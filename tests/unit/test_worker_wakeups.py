@@ -139,6 +139,44 @@ async def test_work_handed_to_a_stopping_worker_is_given_back_to_the_queue() -> 
     assert {r.submission.attempts for r in data.submissions.values()} == {0}
 
 
+class SlowCommit(FakeUnitOfWork):
+    """A unit of work whose commit waits for a gate: the accept still in flight."""
+
+    def __init__(self, data: FakeData, gate: asyncio.Event, committing: asyncio.Event) -> None:
+        super().__init__(data)
+        self._gate, self._committing = gate, committing
+
+    async def commit(self) -> None:
+        self._committing.set()
+        await self._gate.wait()
+        await super().commit()
+
+
+async def test_a_batch_reserved_by_a_worker_that_stops_before_hand_over_is_given_back() -> None:
+    data, bell = FakeData(), WorkBell()
+    worker = worker_on(data, bell, poll_seconds=HOUR)
+    model = add_model(data)
+    gate, committing, stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    running_worker = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.05)  # every loop claimed nothing and idles
+    uow = SlowCommit(data, gate, committing)
+    uow.local_workers = bell
+    accepting = asyncio.create_task(
+        submissions.create_batch(uow, principal(), model.id, [{"x": 1}], clock=FakeClock())
+    )
+    await committing.wait()  # a loop is held and the claimed rows are being committed
+    stop.set()
+    await asyncio.sleep(0.05)  # the worker stops while the accept is still in flight
+    gate.set()
+    async with asyncio.timeout(10):
+        await accepting
+        await running_worker
+    # Handed over after the stop: PENDING again at once, not left to the lease.
+    assert {r.submission.status for r in data.submissions.values()} == {SubmissionStatus.PENDING}
+    assert {r.submission.attempts for r in data.submissions.values()} == {0}
+    assert worker.processed == 0
+
+
 async def test_work_whose_record_failed_is_given_back_at_once_not_after_the_lease() -> None:
     """The database failed between the claim and the record (it timed out a connect in CI):
     the claim is given back at once, its attempt counted, and worked again; the worker's
