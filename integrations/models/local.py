@@ -159,16 +159,19 @@ _Output = tuple[JSONValue, float | None, tuple[Alternative, ...]]
 def _classify(
     model: Model, estimator: Estimator, matrix: NDArray[np.float64], output_key: str
 ) -> list[_Output]:
+    """Each row's label, its probability and every label ranked (ties in the classes' order).
+    Ranked by numpy for all rows at once; a row costs only the objects it is answered with."""
     classifier: Classifier = estimator  # type: ignore[assignment]  # checked when loaded
     labels = [_plain(label) for label in classifier.classes_]
+    keys = [str(label) for label in labels]
+    probabilities = classifier.predict_proba(matrix)
+    rankings: list[list[int]] = np.argsort(-probabilities, axis=1, kind="stable").tolist()
     outputs: list[_Output] = []
-    for row in classifier.predict_proba(matrix):
-        ranked = sorted(zip(labels, (float(p) for p in row), strict=True), key=lambda lp: -lp[1])
-        top_label, top_probability = ranked[0]
-        probabilities = {str(label): p for label, p in zip(labels, row.tolist(), strict=True)}
-        prediction = {output_key: top_label, "probabilities": probabilities}
-        alternatives = tuple(Alternative(label, p) for label, p in ranked)
-        outputs.append((prediction, top_probability, alternatives))
+    for row, ranking in zip(probabilities.tolist(), rankings, strict=True):
+        top = ranking[0]
+        prediction = {output_key: labels[top], "probabilities": dict(zip(keys, row, strict=True))}
+        alternatives = tuple([Alternative(labels[i], row[i]) for i in ranking])
+        outputs.append((prediction, row[top], alternatives))
     return outputs
 
 

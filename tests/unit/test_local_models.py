@@ -7,12 +7,14 @@ from pathlib import Path
 from uuid import uuid4
 
 import jsonschema
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from domain.models import JSONValue, Model, ModelDefinition, ModelFailure
 from domain.monitoring import layout_of, shipped_profile
 from integrations.models.directory import ModelDirectory
-from integrations.models.local import RECENT_CALLS, LocalModelRuntime
+from integrations.models.local import RECENT_CALLS, LocalModelRuntime, _classify
 
 IRIS_KEYS = ("sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm")
 # Textbook samples: rows 1, 51 and 101 of Fisher's iris data.
@@ -34,6 +36,10 @@ def _model(definition: ModelDefinition) -> Model:
         runtime=definition.runtime,
         runtime_config=definition.runtime_config,
     )
+
+
+def _model_named(name: str) -> Model:
+    return Model(uuid4(), name, "1", "", {}, {}, "local")
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +233,31 @@ async def test_without_an_inline_budget_every_call_goes_to_the_pool(
         assert not runtime.runs_inline(iris, 1)
     finally:
         runtime.close()
+
+
+class _Tied:
+    """A classifier whose answers tie, in an order of classes that is not alphabetical."""
+
+    classes_ = np.array(["c", "a", "b"])
+
+    def predict(self, x: NDArray[np.float64], /) -> NDArray[np.generic]:
+        return np.array(["c"] * len(x))
+
+    def predict_proba(self, x: NDArray[np.float64], /) -> NDArray[np.float64]:
+        rows = [[0.25, 0.5, 0.25], [0.4, 0.2, 0.4], [1 / 3, 1 / 3, 1 / 3], [0.1, 0.3, 0.6]]
+        return np.array(rows[: len(x)])
+
+
+def test_every_row_ranks_its_labels_by_probability_with_ties_in_the_classes_order() -> None:
+    outputs = _classify(_model_named("tied"), _Tied(), np.zeros((4, 1)), "label")
+    ranked = [[(a.value, a.confidence) for a in alternatives] for _, _, alternatives in outputs]
+    assert ranked == [
+        [("a", 0.5), ("c", 0.25), ("b", 0.25)],
+        [("c", 0.4), ("b", 0.4), ("a", 0.2)],
+        [("c", 1 / 3), ("a", 1 / 3), ("b", 1 / 3)],
+        [("b", 0.6), ("a", 0.3), ("c", 0.1)],
+    ]
+    assert [(prediction, top) for prediction, top, _ in outputs][1] == (
+        {"label": "c", "probabilities": {"c": 0.4, "a": 0.2, "b": 0.4}},
+        0.4,
+    )
