@@ -32,6 +32,8 @@ EventHandler = Callable[[Sequence[Event]], Awaitable[None]]
 # "disconnected": not listening (events are replayed after reconnecting).
 ListenerState = Literal["caught_up", "pending", "disconnected"]
 StateObserver = Callable[[ListenerState], None]
+# Events a listener reads at once; a read that returns fewer is caught up.
+EVENTS_PER_READ = 500
 
 
 def _event(row: sa.Row[tuple[object, ...]]) -> Event:
@@ -46,7 +48,9 @@ def _event(row: sa.Row[tuple[object, ...]]) -> Event:
     )
 
 
-async def events_after(engine: AsyncEngine, last_id: int, limit: int = 500) -> list[Event]:
+async def events_after(
+    engine: AsyncEngine, last_id: int, limit: int = EVENTS_PER_READ
+) -> list[Event]:
     statement = sa.select(events).where(events.c.id > last_id).order_by(events.c.id).limit(limit)
     async with engine.connect() as conn:
         return [_event(row) for row in await conn.execute(statement)]
@@ -138,6 +142,7 @@ class EventListener:
         self._poll = poll_seconds
         self._wake = asyncio.Event()
         self.last_id = 0
+        self.events_per_read = EVENTS_PER_READ
         # Ids are taken at insert but become visible at commit, so a smaller id can appear
         # after a larger one. Skipped ids are re-read until they show up or age out (a
         # rolled-back insert leaves a permanent hole).
@@ -186,12 +191,16 @@ class EventListener:
     async def _drain(self) -> None:
         await self._fill_gaps()
         while True:
-            batch = await events_after(self._engine, self.last_id)
-            if not batch:
+            batch = await events_after(self._engine, self.last_id, self.events_per_read)
+            if batch:
+                self._note_gaps(batch)
+                await self._deliver(batch)
+                self.last_id = batch[-1].id
+            if len(batch) < self.events_per_read:
+                # Caught up as of this read. What commits after it is followed by its own
+                # NOTIFY (which sets _wake, so the loop drains again) or found by the poll:
+                # no second read to learn that nothing is left (one read a prediction at S2).
                 return
-            self._note_gaps(batch)
-            await self._deliver(batch)
-            self.last_id = batch[-1].id
 
     def _note_gaps(self, batch: Sequence[Event]) -> None:
         now = time.monotonic()

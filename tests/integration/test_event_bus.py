@@ -156,6 +156,39 @@ async def test_a_dropped_connection_reconnects_and_replays_what_it_missed(
     assert len({e.id for e in received.events}) == 5
 
 
+async def test_a_drain_reads_again_only_after_a_full_read(
+    db: AsyncEngine, listening: tuple[EventListener, Received]
+) -> None:
+    listener, received = listening
+    owner = await make_user(db)
+    notifier = OutboxNotifier(db)
+    reads: list[str] = []
+
+    def counted(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "FROM events" in statement and "max(" not in statement:
+            reads.append(statement)
+
+    sa.event.listen(db.sync_engine, "before_cursor_execute", counted)
+    try:
+        await _append(db, owner, 3)
+        notifier.poke()
+        await received.until(3)
+        await asyncio.sleep(0.3)  # a second read, if any, is done by now
+        assert len(reads) == 1  # three events, fewer than a read takes: caught up
+
+        reads.clear()
+        listener.events_per_read = 2
+        await _append(db, owner, 3)
+        notifier.poke()
+        await received.until(6)
+        await asyncio.sleep(0.3)
+        assert len(reads) == 2  # a full read (2), then the last one
+    finally:
+        sa.event.remove(db.sync_engine, "before_cursor_execute", counted)
+        await notifier.close()
+    assert [e.payload for e in received.events] == [{"n": n} for n in (0, 1, 2, 0, 1, 2)]
+
+
 async def test_an_id_committed_late_is_still_delivered(
     db: AsyncEngine, listening: tuple[EventListener, Received]
 ) -> None:
