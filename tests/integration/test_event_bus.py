@@ -16,7 +16,12 @@ from domain.events import Event, EventType, NewEvent, principal_revoked
 from domain.models import ModelDefinition
 from domain.principal import Principal
 from domain.services import owned, submissions
-from persistence.event_bus import EventListener, OutboxNotifier, WorkListener
+from persistence.event_bus import (
+    LISTENER_APPLICATION_NAME,
+    EventListener,
+    OutboxNotifier,
+    WorkListener,
+)
 from persistence.tables import events
 from server.bootstrap import unit_of_work_factory
 from server.workers import WorkBell
@@ -145,8 +150,9 @@ async def test_a_dropped_connection_reconnects_and_replays_what_it_missed(
         killed = await conn.execute(
             sa.text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
-            )
+                "WHERE application_name = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": LISTENER_APPLICATION_NAME},
         )
         assert killed.all(), "the listener's connection was not found"
     # Written while the listener is down, and never notified: the replay must find them.
@@ -162,31 +168,58 @@ async def test_a_drain_reads_again_only_after_a_full_read(
     listener, received = listening
     owner = await make_user(db)
     notifier = OutboxNotifier(db)
-    reads: list[str] = []
-
-    def counted(conn: object, cursor: object, statement: str, *rest: object) -> None:
-        if "FROM events" in statement and "max(" not in statement:
-            reads.append(statement)
-
-    sa.event.listen(db.sync_engine, "before_cursor_execute", counted)
     try:
+        reads = listener.reads
         await _append(db, owner, 3)
         notifier.poke()
         await received.until(3)
         await asyncio.sleep(0.3)  # a second read, if any, is done by now
-        assert len(reads) == 1  # three events, fewer than a read takes: caught up
+        assert listener.reads - reads == 1  # three events, fewer than a read takes
 
-        reads.clear()
+        reads = listener.reads
         listener.events_per_read = 2
         await _append(db, owner, 3)
         notifier.poke()
         await received.until(6)
         await asyncio.sleep(0.3)
-        assert len(reads) == 2  # a full read (2), then the last one
+        assert listener.reads - reads == 2  # a full read (2), then the last one
     finally:
-        sa.event.remove(db.sync_engine, "before_cursor_execute", counted)
         await notifier.close()
     assert [e.payload for e in received.events] == [{"n": n} for n in (0, 1, 2, 0, 1, 2)]
+
+
+async def test_the_listener_delivers_each_event_as_the_table_holds_it(
+    db: AsyncEngine, listening: tuple[EventListener, Received]
+) -> None:
+    _, received = listening
+    owner = await make_user(db)
+    notifier = OutboxNotifier(db)
+    payload = {"text": "é ✓", "n": 1.5, "nested": {"list": [1, None, True]}, "none": None}
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.insert(events).values(
+                type=EventType.RESULT_CREATED.value,
+                owner_id=owner,
+                subject_id=uuid.uuid4(),
+                payload=payload,
+            )
+        )
+    notifier.poke()
+    await received.until(1)
+    await notifier.close()
+    async with db.connect() as conn:
+        row = (await conn.execute(sa.select(events).order_by(events.c.id.desc()))).first()
+    assert row is not None
+    [event] = received.events
+    assert (event.id, event.type.value, event.owner_id, event.subject_id) == (
+        row.id,
+        row.type,
+        row.owner_id,
+        row.subject_id,
+    )
+    assert (event.payload, event.created_at) == (payload, row.created_at)
+    assert isinstance(event.owner_id, uuid.UUID)
+    assert event.created_at.tzinfo is not None
 
 
 async def test_an_id_committed_late_is_still_delivered(
