@@ -1,12 +1,14 @@
 """Where a runInference's CPU goes: cProfile over sequential calls, by library.
 
-`python -m bench.inference_profile [--calls N]`: an embedded PostgreSQL in a temporary
-directory, the composition root's app (default settings, limits raised), the default models,
-one signed-in caller sending bench/inference.py's RUN_INFERENCE through httpx's in-process
-ASGI transport: a warm-up, N calls timed, then N calls under cProfile. Prints the CPU per
-call (this process: the app and the client) and each
-library's share of it (own time, cProfile's tottime, a builtin's time counted to its
-caller's library), the client's (httpx) shown apart.
+`python -m bench.inference_profile [--calls N] [--callers C] [--top K]`: an embedded
+PostgreSQL in a temporary directory, the composition root's app (default settings, limits
+raised), the default models, C signed-in callers at once (1: one after the other; 8: S2's
+shape) sending bench/inference.py's RUN_INFERENCE through httpx's in-process ASGI transport:
+a warm-up, N calls timed, then N calls under cProfile. Prints the CPU per call (this
+process: the app and the client), the mean group the batcher formed (predict calls per
+call), each library's share of it (own time, cProfile's tottime, a builtin's time counted to
+its caller's library), the client's (httpx) shown apart, and with --top the K functions of
+most own time.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from persistence import migrate
 from persistence.embedded import EmbeddedPostgres
 from server.bootstrap import build_app, local_issuer, register_models
 from server.settings import Settings
+from telemetry import metrics
 
 GROUPS = (
     ("strawberry", "Strawberry"),
@@ -61,7 +64,13 @@ def group_of(filename: str) -> str:
     return f"stdlib {Path(filename).stem}"
 
 
-async def _calls(app: Any, bearer: str, model_id: str, calls: int) -> None:
+async def _calls(app: Any, bearer: str, model_id: str, calls: int, callers: int) -> None:
+    """`calls` calls, from `callers` concurrent callers (each one after the other)."""
+    shares = [calls // callers + (i < calls % callers) for i in range(callers)]
+    await asyncio.gather(*(_caller(app, bearer, model_id, n) for n in shares if n))
+
+
+async def _caller(app: Any, bearer: str, model_id: str, calls: int) -> None:
     body = orjson.dumps(
         {
             "query": RUN_INFERENCE,
@@ -80,24 +89,53 @@ async def _calls(app: Any, bearer: str, model_id: str, calls: int) -> None:
                 raise RuntimeError(answer)
 
 
-async def _profiled(settings: Settings, url: str, warmup: int, calls: int) -> None:
+def _groups() -> tuple[float, float]:
+    """(predict calls, inputs) the batcher has run in this process so far."""
+    count = total = 0.0
+    for metric in metrics.INFERENCE_BATCH_SIZE.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                count += sample.value
+            elif sample.name.endswith("_sum"):
+                total += sample.value
+    return count, total
+
+
+async def _profiled(
+    settings: Settings,
+    url: str,
+    warmup: int,
+    calls: int,
+    callers: int,
+    top: int,
+    save: Path | None,
+) -> None:
     app = build_app(settings, url)
     bearer = local_issuer(settings).issue(
         email="profile@example.com", name="profile", groups=[], subject="sub-profile"
     )
     async with app.router.lifespan_context(app):
         model_id = await _model_id(app, bearer)
-        await _calls(app, bearer, model_id, warmup)
-        started = time.process_time()
-        await _calls(app, bearer, model_id, calls)
-        plain = time.process_time() - started
+        await _calls(app, bearer, model_id, warmup, callers)
+        groups_before = _groups()
+        started, wall = time.process_time(), time.perf_counter()
+        await _calls(app, bearer, model_id, calls, callers)
+        plain, wall = time.process_time() - started, time.perf_counter() - wall
+        groups = _groups()
+        runs, inputs = (groups[0] - groups_before[0]), (groups[1] - groups_before[1])
         profile = cProfile.Profile(time.process_time)  # CPU, not the waits for PostgreSQL
         started = time.process_time()
         profile.enable()
-        await _calls(app, bearer, model_id, calls)
+        await _calls(app, bearer, model_id, calls, callers)
         profile.disable()
         cpu = time.process_time() - started
-    _report(profile, plain, cpu, calls)
+    print(
+        f"{callers} caller(s): {calls / wall:.0f} calls/s unprofiled; groups of "
+        f"{inputs / runs if runs else 0:.2f} inputs on average ({runs:.0f} predict calls)"
+    )
+    if save is not None:
+        profile.dump_stats(save)  # for pstats: callers, callees
+    _report(profile, plain, cpu, calls, top)
 
 
 async def _model_id(app: Any, bearer: str) -> str:
@@ -113,7 +151,7 @@ async def _model_id(app: Any, bearer: str) -> str:
     raise RuntimeError(response.text)
 
 
-def _report(profile: cProfile.Profile, plain: float, cpu: float, calls: int) -> None:
+def _report(profile: cProfile.Profile, plain: float, cpu: float, calls: int, top: int) -> None:
     stats: Any = getattr(pstats.Stats(profile), "stats")  # noqa: B009 - untyped; {(file, line, name): (cc, nc, tt, ct, callers)}
     shares: Counter[str] = Counter()
     for (filename, _, _), (_, _, own, _, callers) in stats.items():
@@ -128,13 +166,24 @@ def _report(profile: cProfile.Profile, plain: float, cpu: float, calls: int) -> 
     print(f"under cProfile {cpu / calls * 1000:.2f} ms a call; the shares of that:")
     for name, own in shares.most_common(16):
         print(f"{own / total:6.1%}  {name}")
+    if top:
+        print(f"the {top} functions of most own time (us a call, own / with callees):")
+        ranked = sorted(stats.items(), key=lambda item: -item[1][2])[:top]
+        for (filename, line, name), (_, _, own, cumulative, _) in ranked:
+            where = f"{group_of(filename)}:{Path(filename).name}:{line}"
+            print(f"{own / calls * 1e6:7.1f} {cumulative / calls * 1e6:8.1f}  {name} ({where})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--callers", type=int, default=1, help="concurrent callers (1)")
+    parser.add_argument("--top", type=int, default=0, help="list the K costliest functions")
+    parser.add_argument("--save", type=Path, help="write the profile there (pstats' format)")
     args = parser.parse_args()
+    if args.callers < 1:
+        parser.error("--callers must be at least 1")
     root = Path(tempfile.mkdtemp(prefix="assay-profile-"))
     postgres = EmbeddedPostgres(root / "pg")
     url = postgres.start()
@@ -149,7 +198,9 @@ def main() -> None:
             inference_rate_per_second=1e12,
         )
         register_models(settings, url)
-        asyncio.run(_profiled(settings, url, args.warmup, args.calls))
+        asyncio.run(
+            _profiled(settings, url, args.warmup, args.calls, args.callers, args.top, args.save)
+        )
     finally:
         postgres.stop()
         shutil.rmtree(root, ignore_errors=True)

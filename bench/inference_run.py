@@ -122,12 +122,36 @@ def settle(pids: Sequence[int], quiet: float = 0.5, timeout: float = QUIET_TIMEO
             return
 
 
+def groups_run(port: int) -> tuple[float, float] | None:
+    """(predict calls, inputs) Assay's batcher has run so far, from its /metrics; None when
+    it cannot be read."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5.0).text
+    except httpx.HTTPError:
+        return None
+    count = total = 0.0
+    for line in text.splitlines():
+        if line.startswith("assay_inference_batch_size_count"):
+            count += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("assay_inference_batch_size_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+    return count, total
+
+
 def fail_on_wrong(target: Target, workload: str, result: load.LoadResult) -> None:
     if result.wrong:
         raise RuntimeError(
             f"{workload} {target.name}: {result.wrong} wrong answers (a failed run, not a "
             f"figure): {list(result.wrong_examples)}"
         )
+
+
+def _mean_group(groups: Sequence[tuple[float, float] | None]) -> str:
+    """ ", groups of N on average" over the measured run, when Assay's /metrics told."""
+    if len(groups) != 2 or groups[0] is None or groups[1] is None:
+        return ""
+    runs, inputs = groups[1][0] - groups[0][0], groups[1][1] - groups[0][1]
+    return f", groups of {inputs / runs:.2f} on average ({runs:.0f})" if runs else ""
 
 
 class InferenceBench:
@@ -150,10 +174,12 @@ class InferenceBench:
         bodies = [target.wire.single(r) for r in self.s_rows]
         check = checker(target.wire.reader, [[e] for e in self.s_expected])
         marks: list[list[float]] = []
+        groups: list[tuple[float, float] | None] = []
 
         def mark() -> None:
             if target.has_work_after_answers:
                 settle(target.pids)
+                groups.append(groups_run(target.port))
             marks.append(cpu(target.pids))
 
         sequential = workload == "S1"
@@ -183,6 +209,7 @@ class InferenceBench:
         self.log(
             f"{workload} {target.name} round {turn}: {row.per_second:,.1f} pred/s, p50 "
             f"{row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms, CPU ms/pred {row.cpu_ms or 0:.2f}"
+            + _mean_group(groups)
         )
         return row
 

@@ -1,7 +1,10 @@
 """Dynamic batching: concurrent calls with one key run as one group, up to a size or a delay.
 
 With no delay (the default) the batcher is continuous: a group takes whatever queued while
-the previous group of its key ran, so a lone caller starts at once and waits on no timer.
+the previous group of its key ran, so a lone caller starts at once and waits on no timer. A
+caller that finds its key idle (no group running, nobody queued) runs its group of one on its
+own task: no task is made for it and no loop round passes between its arrival, its group and
+its answer; callers arriving meanwhile form the next group as they would behind any group.
 """
 
 from __future__ import annotations
@@ -78,29 +81,59 @@ class DynamicBatcher(Generic[C, I, A]):
         self._ticks = ticks
         self._lanes: dict[Hashable, _Lane[C, I, A]] = {}
         self._groups: set[asyncio.Task[None]] = set()
+        self._alone = 0  # lone callers running their group on their own task
+        self._none_alone = asyncio.Event()
+        self._none_alone.set()
 
     async def submit(self, key: Hashable, context: C, policy: BatchPolicy, item: I) -> A:
         """The item's answer once its group ran. Cancelling a caller still queued takes its
-        item out; one whose group already started is left to finish (its answer unread)."""
+        item out; one whose group already started is left to finish (its answer unread),
+        except a lone caller's own group of one, which stops with it (its one statement
+        commits whole or not at all, and nobody else waits on it)."""
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = _Lane(context, policy)
         lane.context, lane.policy = context, policy
         call: _Call[I, A] = _Call(item, self._ticks(), asyncio.get_running_loop().create_future())
+        if not lane.running and not lane.calls and policy.max_delay_seconds <= 0:
+            return await self._run_alone(key, lane, call)
         lane.calls.append(call)
         if len(lane.calls) >= policy.max_batch_size:
             lane.full.set()
         if lane.running < policy.groups_in_flight:
-            lane.running += 1
-            task = asyncio.create_task(self._drain(key, lane))
-            self._groups.add(task)
-            task.add_done_callback(self._groups.discard)
+            self._start_group(key, lane)
         return await call.answer
 
     async def drain(self) -> None:
         """Wait for every group started (at shutdown: answers already owed are written)."""
-        while self._groups:
-            await asyncio.gather(*self._groups, return_exceptions=True)
+        while self._groups or self._alone:
+            if self._groups:
+                await asyncio.gather(*self._groups, return_exceptions=True)
+            else:
+                await self._none_alone.wait()
+
+    def _start_group(self, key: Hashable, lane: _Lane[C, I, A]) -> None:
+        lane.running += 1
+        task = asyncio.create_task(self._drain(key, lane))
+        self._groups.add(task)
+        task.add_done_callback(self._groups.discard)
+
+    async def _run_alone(self, key: Hashable, lane: _Lane[C, I, A], call: _Call[I, A]) -> A:
+        lane.running += 1
+        self._alone += 1
+        self._none_alone.clear()
+        try:
+            await self._run(lane.context, [call])
+        finally:
+            lane.running -= 1
+            self._alone -= 1
+            if not self._alone:
+                self._none_alone.set()
+            if lane.calls and lane.running < lane.policy.groups_in_flight:
+                self._start_group(key, lane)  # those who came meanwhile, with no group to run them
+            elif not lane.running and not lane.calls and self._lanes.get(key) is lane:
+                del self._lanes[key]
+        return call.answer.result()
 
     async def _drain(self, key: Hashable, lane: _Lane[C, I, A]) -> None:
         try:

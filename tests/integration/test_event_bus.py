@@ -17,7 +17,12 @@ from domain.models import ModelDefinition
 from domain.principal import Principal
 from domain.services import owned, submissions
 from persistence.database import create_engine
-from persistence.event_bus import EventListener, OutboxNotifier, WorkListener
+from persistence.event_bus import (
+    LISTENER_APPLICATION_NAME,
+    EventListener,
+    OutboxNotifier,
+    WorkListener,
+)
 from persistence.tables import events
 from server.bootstrap import unit_of_work_factory
 from server.workers import WorkBell
@@ -146,8 +151,9 @@ async def test_a_dropped_connection_reconnects_and_replays_what_it_missed(
         killed = await conn.execute(
             sa.text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
-            )
+                "WHERE application_name = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": LISTENER_APPLICATION_NAME},
         )
         assert killed.all(), "the listener's connection was not found"
     # Written while the listener is down, and never notified: the replay must find them.
@@ -155,6 +161,66 @@ async def test_a_dropped_connection_reconnects_and_replays_what_it_missed(
     await received.until(5, within=10.0)
     assert [e.payload["n"] for e in received.events] == [0, 1, 0, 1, 2]
     assert len({e.id for e in received.events}) == 5
+
+
+async def test_a_drain_reads_again_only_after_a_full_read(
+    db: AsyncEngine, listening: tuple[EventListener, Received]
+) -> None:
+    listener, received = listening
+    owner = await make_user(db)
+    notifier = OutboxNotifier(db)
+    try:
+        reads = listener.reads
+        await _append(db, owner, 3)
+        notifier.poke()
+        await received.until(3)
+        await asyncio.sleep(0.3)  # a second read, if any, is done by now
+        assert listener.reads - reads == 1  # three events, fewer than a read takes
+
+        reads = listener.reads
+        listener.events_per_read = 2
+        await _append(db, owner, 3)
+        notifier.poke()
+        await received.until(6)
+        await asyncio.sleep(0.3)
+        assert listener.reads - reads == 2  # a full read (2), then the last one
+    finally:
+        await notifier.close()
+    assert [e.payload for e in received.events] == [{"n": n} for n in (0, 1, 2, 0, 1, 2)]
+
+
+async def test_the_listener_delivers_each_event_as_the_table_holds_it(
+    db: AsyncEngine, listening: tuple[EventListener, Received]
+) -> None:
+    _, received = listening
+    owner = await make_user(db)
+    notifier = OutboxNotifier(db)
+    payload = {"text": "é ✓", "n": 1.5, "nested": {"list": [1, None, True]}, "none": None}
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.insert(events).values(
+                type=EventType.RESULT_CREATED.value,
+                owner_id=owner,
+                subject_id=uuid.uuid4(),
+                payload=payload,
+            )
+        )
+    notifier.poke()
+    await received.until(1)
+    await notifier.close()
+    async with db.connect() as conn:
+        row = (await conn.execute(sa.select(events).order_by(events.c.id.desc()))).first()
+    assert row is not None
+    [event] = received.events
+    assert (event.id, event.type.value, event.owner_id, event.subject_id) == (
+        row.id,
+        row.type,
+        row.owner_id,
+        row.subject_id,
+    )
+    assert (event.payload, event.created_at) == (payload, row.created_at)
+    assert isinstance(event.owner_id, uuid.UUID)
+    assert event.created_at.tzinfo is not None
 
 
 async def test_an_id_committed_late_is_still_delivered(
@@ -225,27 +291,24 @@ def _principal(user_id: uuid.UUID) -> Principal:
 async def test_a_pool_with_no_free_connection_for_a_moment_does_not_end_the_listener(
     postgres_url: str, db: AsyncEngine
 ) -> None:
-    """Reading the events after a NOTIFY found the pool empty past its timeout (a busy CI
-    machine: sqlalchemy's TimeoutError, neither an OSError nor asyncpg's): the listener
-    must keep going and deliver what it missed once a connection is free, not end for good
-    and leave every subscriber of the process silent."""
+    """The listener's first read (the latest id, through the pool) found the pool empty past
+    its timeout (a busy CI machine: sqlalchemy's TimeoutError, neither an OSError nor
+    asyncpg's): it must try again and then deliver, not end for good and leave every
+    subscriber of the process silent. (Its drains read on its own LISTEN connection.)"""
     tight = create_engine(postgres_url, pool_size=1, max_overflow=0, pool_timeout_seconds=0.2)
     received = Received()
     listener = EventListener(tight, received, poll_seconds=0.2)
     stop = asyncio.Event()
-    task = asyncio.create_task(listener.run(stop))
+    owner = await make_user(db)
     try:
-        await asyncio.sleep(0.5)  # connected and LISTENing
-        owner = await make_user(db)
         async with tight.connect():  # the only pooled connection, held past the timeout
-            await _append(db, owner, 2)
-            OutboxNotifier(db).poke()
+            task = asyncio.create_task(listener.run(stop))
             await asyncio.sleep(1.0)
-        assert not task.done(), task.exception()
-        await received.until(2, within=10.0)
-        await _append(db, owner, 1)
+            assert not task.done(), task.exception()
+        await asyncio.sleep(1.5)  # tried again, connected and LISTENing
+        await _append(db, owner, 2)
         OutboxNotifier(db).poke()
-        await received.until(3, within=10.0)
+        await received.until(2, within=10.0)
     finally:
         stop.set()
         task.cancel()

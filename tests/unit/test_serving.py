@@ -130,9 +130,10 @@ def service(
     timeout: float = 30.0,
     watch: SubmissionWatch | None = None,
     observer: Observer | None = None,
+    batching: BatchPolicy | None = None,
 ) -> tuple[SynchronousInference, Writes]:
     writes = Writes(data)
-    policy = ServingPolicy(BatchPolicy(), timeout_seconds=timeout)
+    policy = ServingPolicy(batching or BatchPolicy(), timeout_seconds=timeout)
     inference = SynchronousInference(
         writes,
         runtimes,
@@ -144,6 +145,12 @@ def service(
     return inference, writes
 
 
+def arriving_together(calls: int) -> BatchPolicy:
+    """Batching that holds a group until `calls` callers are in it (a lone caller on an idle
+    key would otherwise run at once, alone): for tests of what a group of several does."""
+    return BatchPolicy(max_batch_size=calls, max_delay_seconds=5.0)
+
+
 def events_of(data: FakeData, subject: uuid.UUID) -> list[tuple[EventType, JSONValue]]:
     return [(e.type, e.payload.get("status")) for e in data.events if e.subject_id == subject]
 
@@ -151,7 +158,7 @@ def events_of(data: FakeData, subject: uuid.UUID) -> list[tuple[EventType, JSONV
 async def test_concurrent_calls_are_one_predict_call_and_one_group_write() -> None:
     data, runtime = FakeData(), Runtime()
     model = add_model(data)
-    inference, writes = service(data, {"local": runtime})
+    inference, writes = service(data, {"local": runtime}, batching=arriving_together(3))
     who = [principal() for _ in range(3)]
 
     answers = await asyncio.gather(
@@ -193,7 +200,7 @@ async def test_the_succeeded_event_carries_the_result() -> None:
 async def test_one_failing_input_fails_only_its_own_submission() -> None:
     data, runtime = FakeData(), Runtime()
     model = add_model(data)
-    inference, writes = service(data, {"local": runtime})
+    inference, writes = service(data, {"local": runtime}, batching=arriving_together(3))
 
     answers = await asyncio.gather(
         *(inference.run(principal(), SubmissionRequest(model.id, {"x": x})) for x in (1, 13, 99))
@@ -281,7 +288,7 @@ def counted(data: FakeData) -> tuple[int, int]:
 async def test_a_group_and_its_statistics_are_one_write_that_commits_alone() -> None:
     data = FakeData()
     model = add_model(data)
-    inference, writes = service(data, {"local": Runtime()})
+    inference, writes = service(data, {"local": Runtime()}, batching=arriving_together(2))
     who = principal()
 
     await asyncio.gather(
@@ -296,7 +303,7 @@ async def test_a_group_and_its_statistics_are_one_write_that_commits_alone() -> 
 async def test_a_group_with_a_replayed_key_counts_only_the_rows_it_wrote() -> None:
     data = FakeData()
     model = add_model(data)
-    inference, writes = service(data, {"local": Runtime()})
+    inference, writes = service(data, {"local": Runtime()}, batching=arriving_together(4))
     who = principal()
     keyed = SubmissionRequest(model.id, {"x": 3}, idempotency_key="burst")
     calls = [keyed, keyed, keyed, SubmissionRequest(model.id, {"x": 4})]
@@ -311,7 +318,9 @@ async def test_a_group_with_a_replayed_key_counts_only_the_rows_it_wrote() -> No
 async def test_the_observer_hears_wait_model_time_batch_size_and_latency() -> None:
     data, observer = FakeData(), Observer()
     model = add_model(data)
-    inference, _ = service(data, {"local": Runtime()}, observer=observer)
+    inference, _ = service(
+        data, {"local": Runtime()}, observer=observer, batching=arriving_together(2)
+    )
 
     await asyncio.gather(
         *(inference.run(principal(), SubmissionRequest(model.id, {"x": x})) for x in (1, 2))
