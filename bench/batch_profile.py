@@ -16,11 +16,8 @@ import argparse
 import asyncio
 import cProfile
 import pstats
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -28,10 +25,8 @@ import orjson
 
 from bench import procs
 from bench.inference import assay_batch_body, input_rows
-from bench.inference_profile import _model_id
-from persistence import migrate
-from persistence.embedded import EmbeddedPostgres
-from server.bootstrap import build_app, local_issuer, register_models
+from bench.inference_profile import _model_id, unlimited_cluster
+from server.bootstrap import build_app, local_issuer
 from server.settings import Settings
 
 
@@ -108,24 +103,8 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, default=1000)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="assay-batch-profile-"))
-    postgres = EmbeddedPostgres(root / "pg")
-    url = postgres.start()
-    try:
-        asyncio.run(migrate.upgrade_url(url))
-        settings = Settings(
-            data_dir=root / "data",
-            rate_limit_burst=1e12,
-            rate_limit_points_per_second=1e12,
-            inference_burst=1e12,
-            inference_rate_per_second=1e12,
-        )
-        register_models(settings, url)
-        pg_pid = int((root / "pg" / "postgres" / "postmaster.pid").read_text().split()[0])
+    with unlimited_cluster("assay-batch-profile-") as (settings, url, pg_pid):
         asyncio.run(_rounds(settings, url, pg_pid, args.rounds, args.inputs, args.profile))
-    finally:
-        postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

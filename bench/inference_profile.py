@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import pstats
 import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +176,31 @@ def _report(profile: cProfile.Profile, plain: float, cpu: float, calls: int, top
             print(f"{own / calls * 1e6:7.1f} {cumulative / calls * 1e6:8.1f}  {name} ({where})")
 
 
+@contextlib.contextmanager
+def unlimited_cluster(prefix: str, **overrides: Any) -> Iterator[tuple[Settings, str, int]]:
+    """A throwaway embedded PostgreSQL, migrated, the default models registered, and settings
+    whose per-caller limits refuse nothing: (settings, database URL, postmaster pid)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    postgres = EmbeddedPostgres(root / "pg")
+    url = postgres.start()
+    try:
+        asyncio.run(migrate.upgrade_url(url))
+        settings = Settings(
+            data_dir=root / "data",
+            rate_limit_burst=1e12,
+            rate_limit_points_per_second=1e12,
+            inference_burst=1e12,
+            inference_rate_per_second=1e12,
+            **overrides,
+        )
+        register_models(settings, url)
+        pid = int((root / "pg" / "postgres" / "postmaster.pid").read_text().split()[0])
+        yield settings, url, pid
+    finally:
+        postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000)
@@ -184,26 +211,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.callers < 1:
         parser.error("--callers must be at least 1")
-    root = Path(tempfile.mkdtemp(prefix="assay-profile-"))
-    postgres = EmbeddedPostgres(root / "pg")
-    url = postgres.start()
-    try:
-        asyncio.run(migrate.upgrade_url(url))
-        settings = Settings(
-            data_dir=root / "data",
-            run_workers=False,
-            rate_limit_burst=1e12,
-            rate_limit_points_per_second=1e12,
-            inference_burst=1e12,
-            inference_rate_per_second=1e12,
-        )
-        register_models(settings, url)
+    with unlimited_cluster("assay-profile-", run_workers=False) as (settings, url, _):
         asyncio.run(
             _profiled(settings, url, args.warmup, args.calls, args.callers, args.top, args.save)
         )
-    finally:
-        postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

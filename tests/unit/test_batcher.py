@@ -241,11 +241,13 @@ async def test_drain_waits_for_a_lone_callers_group() -> None:
     assert call.result() == 10
 
 
-async def test_drain_waits_for_the_groups_running() -> None:
+async def test_drain_waits_for_the_groups_queued_behind_a_running_one() -> None:
     handler = Handler()
     handler.gate.clear()
     batcher: DynamicBatcher[str, int, int] = DynamicBatcher(handler)
-    call = submit(batcher, 5)
+    first = submit(batcher, 5)
+    await settle()
+    queued = [submit(batcher, 6), submit(batcher, 7)]  # behind the lone caller's group
     await settle()
 
     draining = asyncio.create_task(batcher.drain())
@@ -254,8 +256,8 @@ async def test_drain_waits_for_the_groups_running() -> None:
     handler.gate.set()
     await draining
 
-    assert call.done()
-    assert call.result() == 10
+    assert [call.result() for call in (first, *queued)] == [10, 12, 14]
+    assert handler.groups == [[5], [6, 7]]
 
 
 async def test_time_in_the_queue_is_reported_per_call() -> None:
