@@ -23,6 +23,10 @@ from server.settings import load_settings
 # A body may take this long per byte on top of the read timeout: 64 KiB/s, slow but honest.
 MIN_BODY_BYTES_PER_SECOND = 64 * 1024
 _END_OF_HEADERS = b"\r\n\r\n"
+# After a refusal sent while the request is still arriving: how long what still comes is
+# read and dropped before the close. Closing with unread input resets the connection, and
+# the client loses the refusal it had not read yet (lingering close, as nginx does).
+LINGER_SECONDS = 2.0
 _REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large"}
 
 
@@ -77,10 +81,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._tail = b""  # the last bytes read, to find a header end split across reads
         self._reading_headers = True
         self._is_too_large = False
+        self._lingering = False  # a refusal was sent; what still comes is dropped
         self._deadline: asyncio.TimerHandle | None = None
         self._arm(_bounds()[1])  # a connection that never sends a request is closed too
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # after a refusal: read and dropped until the close
         # Counted before parsing, so headers that arrive in one read are held to the limit
         # as well as ones that trickle in (the parser would take 60 KB at once).
         if self._reading_headers:
@@ -116,14 +123,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to what the parser refused, in the error shape."""
-        self._disarm()
         if self._is_too_large:
             answer = shaped_answer(431, "request headers too large")
         else:
             answer = shaped_answer(400, "malformed HTTP request")
-        if not self.transport.is_closing():
-            self.transport.write(answer)
-            self.transport.close()
+        self._refuse(answer)
+
+    def _refuse(self, answer: bytes) -> None:
+        """Send `answer`, stop writing, drop what the client still sends for a moment (see
+        LINGER_SECONDS), then close."""
+        self._disarm()
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.write(answer)
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()  # sent once the answer is: the client reads it, then EOF
+        self._lingering = True
+        self._deadline = self.loop.call_later(LINGER_SECONDS, transport.close)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         if app is service_unavailable:
@@ -146,6 +165,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self._disarm()  # the WebSocket protocol takes over; it has its own init timeout
         super().handle_websocket_upgrade()
+
+    def eof_received(self) -> None:
+        if self._lingering:
+            self.transport.close()  # the client sent everything: nothing left to drop
+            return
+        super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -176,7 +201,4 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse_headers(self) -> None:
         self._reading_headers = False
-        self._disarm()
-        if not self.transport.is_closing():
-            self.transport.write(shaped_answer(431, "request headers too large"))
-            self.transport.close()
+        self._refuse(shaped_answer(431, "request headers too large"))

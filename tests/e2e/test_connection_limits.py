@@ -231,6 +231,23 @@ async def test_60_kb_of_headers_in_one_read_are_refused_with_431_in_the_error_sh
     assert _shaped_error(await _answer_to(server, request), 431) == "BAD_REQUEST"
 
 
+async def test_headers_far_past_the_limit_get_the_431_not_a_reset(server: AssayProcess) -> None:
+    """The refusal is sent while most of the request is still unread: closing at once would
+    reset the connection (unread input), and the client would lose the 431 before reading
+    it (CI saw an empty answer for 60 KB). The server stops writing, reads and drops what
+    is still coming for a moment, then closes."""
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (n, b"a" * 1000) for n in range(2000))
+    reader, writer = await _connect(server)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + filler + b"\r\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        answer = await _closed_within(reader, 10)
+    finally:
+        writer.close()
+    assert _shaped_error(answer, 431) == "BAD_REQUEST"
+
+
 async def test_60_kb_of_headers_in_a_later_request_on_the_connection_are_refused_too(
     server: AssayProcess,
 ) -> None:
