@@ -27,6 +27,8 @@ _END_OF_HEADERS = b"\r\n\r\n"
 # read and dropped before the close. Closing with unread input resets the connection, and
 # the client loses the refusal it had not read yet (lingering close, as nginx does).
 LINGER_SECONDS = 2.0
+# ... and at most this much of it: a client that keeps sending (a 10 MB header) is cut off.
+LINGER_BYTES = 1024 * 1024
 _REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large"}
 
 
@@ -82,12 +84,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = True
         self._is_too_large = False
         self._lingering = False  # a refusal was sent; what still comes is dropped
+        self._linger_bytes = LINGER_BYTES
         self._deadline: asyncio.TimerHandle | None = None
         self._arm(_bounds()[1])  # a connection that never sends a request is closed too
 
     def data_received(self, data: bytes) -> None:
-        if self._lingering:
-            return  # after a refusal: read and dropped until the close
+        if self._lingering:  # after a refusal: read and dropped until the close
+            self._linger_bytes -= len(data)
+            if self._linger_bytes < 0:
+                self.transport.close()
+            return
         # Counted before parsing, so headers that arrive in one read are held to the limit
         # as well as ones that trickle in (the parser would take 60 KB at once).
         if self._reading_headers:
@@ -131,7 +137,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, answer: bytes) -> None:
         """Send `answer`, stop writing, drop what the client still sends for a moment (see
-        LINGER_SECONDS), then close."""
+        LINGER_SECONDS and LINGER_BYTES), then close."""
         self._disarm()
         transport = self.transport
         if transport.is_closing():
