@@ -26,6 +26,7 @@ import orjson
 from bench import procs
 from bench.inference import assay_batch_body, input_rows
 from bench.inference_profile import _model_id, unlimited_cluster
+from server.app import tune_collector
 from server.bootstrap import build_app, local_issuer
 from server.settings import Settings
 
@@ -56,6 +57,7 @@ async def _rounds(
     settings: Settings, url: str, pg_pid: int, rounds: int, inputs: int, profile: bool
 ) -> None:
     app = build_app(settings, url)
+    tune_collector()  # as the served process does
     bearer = local_issuer(settings).issue(
         email="profile@example.com", name="profile", groups=[], subject="sub-profile"
     )

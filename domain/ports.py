@@ -16,7 +16,7 @@ from domain.callbacks import CallbackDelivery, DueCallback
 from domain.event_payloads import SubmissionChange
 from domain.events import NewEvent
 from domain.history import SubmissionFilter
-from domain.models import JSONValue, Model, ModelDefinition
+from domain.models import JSONValue, Model, ModelDefinition, ModelFailure
 from domain.monitoring import Tally
 from domain.monitoring_ports import (
     FeedbackRepository,
@@ -315,6 +315,19 @@ class LocalWorkers(Protocol):
 
     def release(self) -> None:
         """Give the held loop back unused (the transaction did not commit)."""
+        ...
+
+
+class BatchRunner(Protocol):
+    """Runs a batch just accepted in the process that accepted it, before anything is
+    stored (runInference's runtimes and checks), when its model answers quickly here."""
+
+    async def run_batch(
+        self, model: Model, batch: Sequence[Submission]
+    ) -> Sequence[Prediction | ModelFailure] | None:
+        """Each input's outcome, in order; None when the batch is better queued: no runtime
+        for the model here, the model not quick enough here for this many inputs, or a
+        passing failure (the workers retry it)."""
         ...
 
 

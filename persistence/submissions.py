@@ -251,6 +251,7 @@ def _row_values(submission: Submission) -> dict[str, object]:
         "model_id": submission.model_id,
         "input": submission.input,
         "status": submission.status.value,
+        "error": submission.error,
         "attempts": submission.attempts,
         "idempotency_key": submission.idempotency_key,
         "available_at": submission.created_at,
@@ -269,6 +270,7 @@ _SUBMISSION_NAMES = (
     "model_id",
     "input",
     "status",
+    "error",
     "attempts",
     "idempotency_key",
     "available_at",
@@ -626,7 +628,7 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
         `tally` is added only when every row was inserted)."""
         if not runs:
             return set()
-        rows = [_row_values(r.submission) | {"error": r.submission.error} for r in runs]
+        rows = [_row_values(r.submission) for r in runs]
         names = tuple(rows[0])
         written = [r.result for r in runs if r.result is not None]
         changes = [(r.submission.id, e) for r in runs for e in r.events]

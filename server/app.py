@@ -20,6 +20,12 @@ def create_app() -> Starlette:
     if database_url is None:
         raise RuntimeError("no DATABASE_URL: start the server with `assay serve`")
     app = build_app(settings, database_url)
+    tune_collector()
+    return app
+
+
+def tune_collector() -> None:
+    """Once the app is built (bench/batch_profile.py does it too, to measure what serves)."""
     # Start-up objects never die: keep them out of the cyclic collector's way.
     gc.collect()
     gc.freeze()
@@ -27,4 +33,3 @@ def create_app() -> Starlette:
     # at the default threshold (700) the collector scans them again and again (~25% of the
     # nested-list request's CPU, measured). Requests make little cyclic garbage.
     gc.set_threshold(*GC_THRESHOLDS)
-    return app

@@ -288,7 +288,12 @@ def serving_policy(settings: Settings) -> ServingPolicy:
         )
         for name, given in settings.inference_batching.items()
     }
-    return ServingPolicy(default, by_model, timeout_seconds=settings.run_inference_timeout_seconds)
+    return ServingPolicy(
+        default,
+        by_model,
+        timeout_seconds=settings.run_inference_timeout_seconds,
+        batch_inline_seconds=settings.inference_batch_inline_ms / 1000,
+    )
 
 
 def synchronous_inference(

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     inference_max_batch_size: int = Field(default=32, ge=1, le=1000)
     inference_max_delay_ms: float = Field(default=0.0, ge=0, le=1000)
     inference_groups_in_flight: int = Field(default=2, ge=1, le=64)
+    # batchInference of a local model, while a worker loop here idles: run before it is
+    # stored (stored finished) when the model answers it within this (0: always queued).
+    inference_batch_inline_ms: float = Field(default=100.0, ge=0, le=10_000)
     # Per model, by "name" or "name:version" (JSON): {"iris-species": {"max_batch_size": 64}}.
     inference_batching: dict[str, ModelBatching] = Field(default_factory=dict)
     sagemaker_region: str | None = None

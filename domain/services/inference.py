@@ -120,6 +120,19 @@ def _outcome_change(
     return SubmissionChange(EventType.SUBMISSION_FAILED, done)
 
 
+def finished_change(
+    running: Submission, model: Model, outcome: Prediction | ModelFailure, now: datetime
+) -> SubmissionChange:
+    """A submission run at once (never queued, so never retried) as its outcome ends it at
+    `now`, SUCCEEDED with its result or FAILED, with what that tells subscribers."""
+    if isinstance(outcome, ModelFailure):
+        status, error = SubmissionStatus.FAILED, str(outcome)
+        failed = replace(running, status=status, error=error, updated_at=now)
+        return SubmissionChange(EventType.SUBMISSION_FAILED, failed)
+    done = replace(running, status=SubmissionStatus.SUCCEEDED, updated_at=now)
+    return _outcome_change(done, model, outcome, now)
+
+
 async def record(
     uow: UnitOfWork,
     model: Model | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from domain.assets import AssetStatus
@@ -15,9 +15,11 @@ from domain.event_payloads import SubmissionChange, submission_payload
 from domain.events import EventType, NewEvent
 from domain.ids import to_global_id
 from domain.models import JSONValue, Model
-from domain.ports import Clock, UnitOfWork
+from domain.ports import BatchRunner, Clock, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
 from domain.services.batch_settlement import settle
+from domain.services.inference import Outcome, finished_change
+from domain.services.recording import statistics_of
 from domain.submissions import Metadata, Result, Submission, SubmissionStatus
 from domain.validation import batch_schema_errors, schema_errors
 
@@ -156,12 +158,17 @@ async def create_batch(
     clock: Clock,
     callback_url: str | None = None,
     metadata: Metadata = (),
+    runner: BatchRunner | None = None,
 ) -> list[Submission]:
     """Validate every input first; store all in one transaction, in input order, with the
     batch row that tracks them (each submission's batch_id names it). When this process has
-    an idle claim loop for the model's runtime, the batch is stored already claimed by it
-    (RUNNING under a lease, after its PENDING event) and handed over after commit: no claim
-    statement, no wait for a wake-up. Returns the submissions as accepted (PENDING)."""
+    an idle claim loop for the model's runtime, the batch is this process's: `runner` runs
+    it at once when the model answers quickly here, and it is stored finished (each
+    submission's PENDING, RUNNING and final events, its result, the batch completed);
+    otherwise it is stored already claimed (RUNNING under a lease, after its PENDING event)
+    and handed to the loop after commit: no claim statement, no wait for a wake-up. Either
+    way, what is accepted commits whole or not at all. Returns the submissions as accepted
+    (PENDING)."""
     if not 1 <= len(inputs) <= MAX_BATCH:
         raise InvalidInput({"input.inputs": f"must hold 1 to {MAX_BATCH} items, got {len(inputs)}"})
     async with uow:
@@ -183,15 +190,59 @@ async def create_batch(
         ]
         workers = uow.local_workers
         lease = None if workers is None else workers.reserve(model.runtime)
+        claimed: list[Submission] = []
         try:
-            claimed = await _store_batch(uow, batch, accepted, lease, clock)
+            outcomes = None
+            if lease is not None and runner is not None:
+                started = max(clock(), accepted[-1].created_at)
+                outcomes = await runner.run_batch(model, accepted)
+            if outcomes is not None:
+                await _store_finished(uow, batch, model, accepted, outcomes, started, clock)
+            else:
+                claimed = await _store_batch(uow, batch, accepted, lease, clock)
         except BaseException:
             if workers is not None and lease is not None:
                 workers.release()
             raise
+        if workers is not None and lease is not None and not claimed:
+            workers.release()  # it ran at once: the loop held for it is free again
     if workers is not None and claimed:
         workers.hand(claimed, claimed[0].updated_at)
     return accepted
+
+
+async def _store_finished(
+    uow: UnitOfWork,
+    batch: Batch,
+    model: Model,
+    accepted: list[Submission],
+    outcomes: Sequence[Outcome],
+    started: datetime,
+    clock: Clock,
+) -> None:
+    """Write a batch that ran before it was stored, and commit: the batch, each submission
+    as its outcome ended it with its result, its PENDING, RUNNING and final events (as a
+    queued one has them, in that order), the batch completed, the model's timings and
+    statistics."""
+    ended = max(clock(), started)
+    running = [
+        replace(s, status=SubmissionStatus.RUNNING, attempts=1, updated_at=started)
+        for s in accepted
+    ]
+    finals = [finished_change(s, model, o, ended) for s, o in zip(running, outcomes, strict=True)]
+    await uow.batches.add(batch)
+    await uow.submissions.add_many([c.submission for c in finals])
+    await uow.results.add_many([c.result for c in finals if c.result is not None])
+    await uow.events.append_changes(
+        [SubmissionChange(EventType.SUBMISSION_CREATED, s) for s in accepted]
+        + [SubmissionChange(EventType.SUBMISSION_UPDATED, s) for s in running]
+        + finals
+    )
+    await settle(uow, [batch.id], ended)
+    ran = list(zip(accepted, outcomes, strict=True))
+    tally = statistics_of(model, ran, ended)
+    await uow.models.record_work(model.id, len(accepted), ended - started, ended, tally=tally)
+    await uow.commit()
 
 
 async def _store_batch(

@@ -259,6 +259,7 @@ class BatchMutations:
             clock=ctx.clock,
             callback_url=input.callback_url,
             metadata=labels,
+            runner=ctx.inference,
         )
         assert stored[0].batch_id is not None, "create_batch always makes a batch"
         batch = await load_batch(info, stored[0].batch_id)

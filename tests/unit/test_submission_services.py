@@ -15,11 +15,11 @@ from domain.assets import Asset, AssetStatus
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.events import EventType
 from domain.ids import to_global_id
-from domain.models import Model
+from domain.models import Model, ModelFailure
 from domain.principal import Principal
 from domain.services import submissions
 from domain.services.submissions import SubmissionRequest
-from domain.submissions import Submission, SubmissionStatus
+from domain.submissions import Prediction, Submission, SubmissionStatus
 from tests.unit.fakes import FakeClock, FakeData, FakeUnitOfWork
 
 SCHEMA: dict[str, Any] = {
@@ -466,3 +466,96 @@ async def test_a_batch_that_fails_to_commit_gives_its_held_loop_back() -> None:
 
     assert (loop.reserved, loop.handed) == (0, [])
     assert data.submissions == {}
+
+
+class Runner:
+    """A BatchRunner: x > 100 fails for good, else y = 2x; or None for every batch."""
+
+    def __init__(self, *, runs: bool = True) -> None:
+        self.runs = runs
+        self.calls: list[int] = []
+
+    async def run_batch(
+        self, model: Model, batch: Sequence[Submission]
+    ) -> list[Prediction | ModelFailure] | None:
+        self.calls.append(len(batch))
+        if not self.runs:
+            return None
+        return [
+            ModelFailure("too big", is_transient=False)
+            if s.input["x"] > 100
+            else Prediction({"y": s.input["x"] * 2}, 0.5, (), 1)
+            for s in batch
+        ]
+
+
+async def test_a_batch_run_at_accept_is_stored_finished_as_a_queued_one_ends() -> None:
+    data, who, loop, runner = FakeData(), principal(), HeldLoop(), Runner()
+    model = add_model(data)
+    uow = FakeUnitOfWork(data)
+    uow.local_workers = loop
+
+    accepted = await submissions.create_batch(
+        uow, who, model.id, [{"x": 1}, {"x": 200}], clock=FakeClock(NOW), runner=runner
+    )
+
+    assert runner.calls == [2]
+    assert {s.status for s in accepted} == {SubmissionStatus.PENDING}  # the payload's view
+    assert (loop.handed, loop.reserved) == ([], 0)  # the held loop is free again
+    done, failed = (data.submissions[s.id].submission for s in accepted)
+    assert (done.status, done.attempts, done.error) == (SubmissionStatus.SUCCEEDED, 1, None)
+    assert (failed.status, failed.attempts) == (SubmissionStatus.FAILED, 1)
+    assert "too big" in str(failed.error)
+    assert [r.prediction for r in data.results.values() if r.submission_id == done.id] == [{"y": 2}]
+    told = [(e.subject_id, e.type, e.payload.get("status")) for e in data.events]
+    ends = {done.id: EventType.SUBMISSION_SUCCEEDED, failed.id: EventType.SUBMISSION_FAILED}
+    for s in accepted:  # each submission's statuses once and in order, as a queued one's
+        assert [(t, status) for i, t, status in told if i == s.id] == [
+            (EventType.SUBMISSION_CREATED, "PENDING"),
+            (EventType.SUBMISSION_UPDATED, "RUNNING"),
+            (ends[s.id], ends[s.id].value.removeprefix("SUBMISSION_")),
+        ]
+    [result] = [r for r in data.results.values() if r.submission_id == done.id]
+    assert [t for i, t, _ in told if i == result.id] == [EventType.RESULT_CREATED]
+    [batch] = data.batches.values()
+    assert [t for i, t, _ in told if i == batch.id] == [EventType.BATCH_COMPLETED]
+    assert model.id in data.timings  # the model's throughput learned from the run
+
+
+async def test_a_batch_not_run_at_accept_is_claimed_and_one_without_an_idle_loop_is_queued() -> (
+    None
+):
+    data, who = FakeData(), principal()
+    model = add_model(data)
+    declines, busy_runner = Runner(runs=False), Runner()
+    for loop, runner in ((HeldLoop(), declines), (HeldLoop(is_idle=False), busy_runner)):
+        uow = FakeUnitOfWork(data)
+        uow.local_workers = loop
+        [accepted] = await submissions.create_batch(
+            uow, who, model.id, [{"x": 1}], clock=FakeClock(NOW), runner=runner
+        )
+        expected = SubmissionStatus.RUNNING if loop.is_idle else SubmissionStatus.PENDING
+        assert data.submissions[accepted.id].submission.status is expected
+        assert len(loop.handed) == (1 if loop.is_idle else 0)
+        assert loop.reserved == 0
+    assert (declines.calls, busy_runner.calls) == ([1], [])  # a busy process runs nothing
+    assert data.results == {}
+
+
+async def test_a_batch_run_at_accept_that_fails_to_commit_stores_nothing() -> None:
+    data, who, loop = FakeData(), principal(), HeldLoop()
+    model = add_model(data)
+    uow = FakeUnitOfWork(data)
+    uow.local_workers = loop
+
+    async def refuse() -> None:
+        raise RuntimeError("the database went away")
+
+    uow.commit = refuse  # type: ignore[method-assign] # a commit that fails, for this test
+    with pytest.raises(RuntimeError):
+        await submissions.create_batch(
+            uow, who, model.id, [{"x": 1}], clock=FakeClock(), runner=Runner()
+        )
+
+    assert (loop.reserved, loop.handed) == (0, [])
+    assert (data.submissions, data.results, data.events) == ({}, {}, [])
