@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -309,8 +309,15 @@ class LocalWorkers(Protocol):
         here, or that runtime is not served here)."""
         ...
 
-    def hand(self, claimed: Sequence[Submission], started: datetime) -> None:
-        """Give the held loop what the committed transaction claimed (`started`: when)."""
+    def hand(
+        self,
+        claimed: Sequence[Submission],
+        started: datetime,
+        running: Awaitable[Sequence[Prediction | ModelFailure]] | None = None,
+    ) -> None:
+        """Give the held loop what the committed transaction claimed (`started`: when);
+        `running`: the claim's run, already begun (BatchRunner), to record instead of
+        running it again."""
         ...
 
     def release(self) -> None:
@@ -319,15 +326,17 @@ class LocalWorkers(Protocol):
 
 
 class BatchRunner(Protocol):
-    """Runs a batch just accepted in the process that accepted it, before anything is
-    stored (runInference's runtimes and checks), when its model answers quickly here."""
+    """Runs a batch just accepted in the process that accepted it (runInference's runtimes
+    and checks), while the accept waits up to `inline_seconds` for it."""
 
-    async def run_batch(
+    @property
+    def inline_seconds(self) -> float: ...
+
+    def start_batch(
         self, model: Model, batch: Sequence[Submission]
-    ) -> Sequence[Prediction | ModelFailure] | None:
-        """Each input's outcome, in order; None when the batch is better queued: no runtime
-        for the model here, the model not quick enough here for this many inputs, or a
-        passing failure (the workers retry it)."""
+    ) -> Awaitable[Sequence[Prediction | ModelFailure]] | None:
+        """The batch's run, begun now: each input's outcome, in order; None when it is not
+        run here (no runtime for the model here, or turned off)."""
         ...
 
 

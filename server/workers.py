@@ -13,7 +13,7 @@ from typing import Protocol
 
 from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
 from domain.services import accounts, assets, callbacks, inference, model_alerts, webhooks
-from domain.services.inference import WorkerPolicy
+from domain.services.inference import Outcome, WorkerPolicy
 from domain.services.model_alerts import AlertSettings
 from domain.services.model_health import model_health
 from domain.submissions import Submission
@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 # Before each try to give back a claim whose processing failed: the database may be the one
 # failing, for a moment.
 GIVE_BACK_PAUSES = (0.0, 0.5, 2.0)
+
+
+# Work claimed at accept: the claim, when, and its run if the accept began one.
+Handed = tuple[Sequence[Submission], datetime, Awaitable[Sequence[Outcome]] | None]
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -46,7 +50,7 @@ class WorkBell:
         self._lease: timedelta | None = None
         self._idle = 0
         self._reserved = 0
-        self._inbox: deque[tuple[Sequence[Submission], datetime]] = deque()
+        self._inbox: deque[Handed] = deque()
         self._settled = asyncio.Event()  # set while no loop is held for an accept in flight
         self._settled.set()
 
@@ -83,8 +87,13 @@ class WorkBell:
         self._settled.clear()
         return lease
 
-    def hand(self, claimed: Sequence[Submission], started: datetime) -> None:
-        self._inbox.append((claimed, started))
+    def hand(
+        self,
+        claimed: Sequence[Submission],
+        started: datetime,
+        running: Awaitable[Sequence[Outcome]] | None = None,
+    ) -> None:
+        self._inbox.append((claimed, started, running))
         self._unhold()
         self.ring()
 
@@ -101,7 +110,7 @@ class WorkBell:
         (after serve((), None) no new one can start)."""
         await self._settled.wait()
 
-    def take(self) -> tuple[Sequence[Submission], datetime] | None:
+    def take(self) -> Handed | None:
         """The oldest work handed over and not yet taken by a loop, or None."""
         return self._inbox.popleft() if self._inbox else None
 
@@ -174,10 +183,21 @@ class SubmissionWorker:
                 continue
             await self._process(claimed, started)
 
-    async def _process(self, claimed: Sequence[Submission], started: datetime) -> None:
+    async def _process(
+        self,
+        claimed: Sequence[Submission],
+        started: datetime,
+        running: Awaitable[Sequence[Outcome]] | None = None,
+    ) -> None:
         try:
             await inference.process(
-                self.uow, self.runtimes, claimed, self.policy, clock=self.clock, started=started
+                self.uow,
+                self.runtimes,
+                claimed,
+                self.policy,
+                clock=self.clock,
+                started=started,
+                running=running,
             )
             self.processed += len(claimed)
         except asyncio.CancelledError:

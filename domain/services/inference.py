@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -187,17 +187,25 @@ async def process(
     *,
     clock: Clock,
     started: datetime | None = None,
+    running: Awaitable[Sequence[Outcome]] | None = None,
 ) -> None:
     """Run the claim grouped by model, each group in chunks of the model's batch size: one
     `predict` and one write per chunk. `started` is when the claim began (its time counts
     towards the first chunk's). Chunks not begun once half the lease has passed are given
-    back, so a slow model's last chunks are not run after another worker took them over."""
+    back, so a slow model's last chunks are not run after another worker took them over.
+    `running`: the claim's outcomes, being computed already (a batch whose run began at
+    accept), recorded as one chunk instead of a predict."""
     by_model: dict[UUID, list[Submission]] = defaultdict(list)
     for submission in claimed:
         by_model[submission.model_id].append(submission)
     async with uow() as reader:
         models = await reader.models.get_many(list(by_model))
     since = started or clock()
+    if running is not None and len(models) == 1 and models[0] is not None:
+        # A batch (one model) whose model is still there: else its run is not recorded.
+        ran = list(await running)
+        await record(uow(), models[0], claimed, ran, policy, clock=clock, since=since)
+        return
     give_back_at = since + timedelta(seconds=policy.lease_seconds / 2)
     work = [
         (model_id, model, chunk)

@@ -48,7 +48,6 @@ MAX_BATCH_DELAY_KEY = "max_batch_delay_ms"
 # Runs of a call whose cached model turned out stale at the write (registered again).
 _ATTEMPTS = 3
 _MAX_CACHED_MODELS = 1_000
-_RELEARN_SECONDS = 30.0
 
 
 class ModelChanged(Exception):
@@ -62,8 +61,9 @@ class ServingPolicy:
     # Per model, by "name:version" or "name"; these win over the model's runtime_config.
     by_model: Mapping[str, BatchPolicy] = field(default_factory=dict)
     timeout_seconds: float = 30.0
-    # batchInference of a model this process runs: run before it is stored when the model
-    # is expected (or, the first time, turns out) to answer the batch within this; 0: never.
+    # batchInference of a model this process runs, while a worker loop here idles: the
+    # accept waits this long for the batch's run (stored finished), else the loop takes the
+    # run over; 0: never run at accept.
     batch_inline_seconds: float = 0.1
 
     def for_model(self, model: Model) -> BatchPolicy:
@@ -117,8 +117,6 @@ class SynchronousInference:
         # Active models as last read: a plain call reads nothing before its group's write,
         # which inserts nothing unless the model is still as read (ModelChanged otherwise).
         self._models: dict[UUID, Model] = {}
-        # Seconds per input of each model's last batch run here (run_batch), and when.
-        self._batch_speed: dict[tuple[UUID, datetime | None], tuple[float, float]] = {}
 
     async def run(self, principal: Principal, request: SubmissionRequest) -> Answer:
         """The submission finished (or, past the timeout, as it is) with its result."""
@@ -151,40 +149,28 @@ class SynchronousInference:
             self._observer.answered(model.name, model.version, self._ticks() - arrived)
         return answer
 
-    async def run_batch(
+    @property
+    def inline_seconds(self) -> float:
+        """domain.ports.BatchRunner: how long an accept waits for its batch's run."""
+        return self._policy.batch_inline_seconds
+
+    def start_batch(
         self, model: Model, batch: Sequence[Submission]
-    ) -> Sequence[Outcome] | None:
-        """domain.ports.BatchRunner: the outcomes, checked as a group's are, or None. A batch
-        is given `batch_inline_seconds` (past them its call still finishes in its thread,
-        unused, and the workers run the batch); the model's time per input in its last batch
-        here then decides whether the next one is tried, for _RELEARN_SECONDS (a slow call,
-        a cold start or a busy moment, is not held against the model for ever)."""
-        budget = self._policy.batch_inline_seconds
-        if budget <= 0 or not batch or model.runtime not in self._runtimes:
+    ) -> asyncio.Future[list[Outcome]] | None:
+        """domain.ports.BatchRunner: the batch's run as a group's (timeout, failures found
+        input by input, answers checked), begun now, or None."""
+        if self._policy.batch_inline_seconds <= 0 or model.runtime not in self._runtimes:
             return None
-        key = (model.id, model.updated_at)
         started = self._ticks()
-        per_input, learned_at = self._batch_speed.get(key, (0.0, -math.inf))
-        if per_input * len(batch) > budget and started - learned_at < _RELEARN_SECONDS:
-            return None
-
-        def learned(_: object) -> None:
-            if len(self._batch_speed) >= _MAX_CACHED_MODELS:
-                self._batch_speed.clear()
-            now = self._ticks()
-            self._batch_speed[key] = ((now - started) / len(batch), now)
-
         running = asyncio.ensure_future(self._predict(model, batch))
-        running.add_done_callback(learned)
-        try:
-            outcomes = await asyncio.wait_for(asyncio.shield(running), budget)
-        except TimeoutError:
-            return None
         if self._observer is not None:
-            self._observer.ran(model.name, model.version, len(batch), self._ticks() - started)
-        if any(isinstance(o, ModelFailure) and o.is_transient for o in outcomes):
-            return None
-        return outcomes
+            observer = self._observer
+
+            def ran(_: object) -> None:
+                observer.ran(model.name, model.version, len(batch), self._ticks() - started)
+
+            running.add_done_callback(ran)
+        return running
 
     async def drain(self) -> None:
         """At shutdown: finish the groups already running, so their callers get answers."""

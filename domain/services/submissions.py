@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -14,7 +15,7 @@ from domain.errors import Conflict, InvalidInput, NotFound
 from domain.event_payloads import SubmissionChange, submission_payload
 from domain.events import EventType, NewEvent
 from domain.ids import to_global_id
-from domain.models import JSONValue, Model
+from domain.models import JSONValue, Model, ModelFailure
 from domain.ports import BatchRunner, Clock, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
 from domain.services.batch_settlement import settle
@@ -162,13 +163,14 @@ async def create_batch(
 ) -> list[Submission]:
     """Validate every input first; store all in one transaction, in input order, with the
     batch row that tracks them (each submission's batch_id names it). When this process has
-    an idle claim loop for the model's runtime, the batch is this process's: `runner` runs
-    it at once when the model answers quickly here, and it is stored finished (each
-    submission's PENDING, RUNNING and final events, its result, the batch completed);
-    otherwise it is stored already claimed (RUNNING under a lease, after its PENDING event)
-    and handed to the loop after commit: no claim statement, no wait for a wake-up. Either
-    way, what is accepted commits whole or not at all. Returns the submissions as accepted
-    (PENDING)."""
+    an idle claim loop for the model's runtime, the batch is this process's: `runner` begins
+    its run at once, and when the run ends within the runner's `inline_seconds` the batch
+    is stored finished (each submission's PENDING, RUNNING and final events, its result,
+    the batch completed). Otherwise it is stored already claimed (RUNNING under a lease,
+    after its PENDING event) and handed to the loop after commit, with the run if one was
+    begun (the loop records it; a passing failure is retried as any): no claim statement,
+    no wait for a wake-up. Either way, what is accepted commits whole or not at all.
+    Returns the submissions as accepted (PENDING)."""
     if not 1 <= len(inputs) <= MAX_BATCH:
         raise InvalidInput({"input.inputs": f"must hold 1 to {MAX_BATCH} items, got {len(inputs)}"})
     async with uow:
@@ -191,12 +193,15 @@ async def create_batch(
         workers = uow.local_workers
         lease = None if workers is None else workers.reserve(model.runtime)
         claimed: list[Submission] = []
+        running: asyncio.Future[Sequence[Outcome]] | None = None
         try:
+            started = max(clock(), accepted[-1].created_at)
+            begun = None if lease is None or runner is None else runner.start_batch(model, accepted)
             outcomes = None
-            if lease is not None and runner is not None:
-                started = max(clock(), accepted[-1].created_at)
-                outcomes = await runner.run_batch(model, accepted)
-            if outcomes is not None:
+            if begun is not None and runner is not None:
+                running = asyncio.ensure_future(begun)
+                outcomes = await _within(running, runner.inline_seconds)
+            if outcomes is not None and not any(_is_passing(o) for o in outcomes):
                 await _store_finished(uow, batch, model, accepted, outcomes, started, clock)
             else:
                 claimed = await _store_batch(uow, batch, accepted, lease, clock)
@@ -207,8 +212,22 @@ async def create_batch(
         if workers is not None and lease is not None and not claimed:
             workers.release()  # it ran at once: the loop held for it is free again
     if workers is not None and claimed:
-        workers.hand(claimed, claimed[0].updated_at)
+        workers.hand(claimed, claimed[0].updated_at, running)
     return accepted
+
+
+async def _within(
+    running: asyncio.Future[Sequence[Outcome]], seconds: float
+) -> Sequence[Outcome] | None:
+    """The run's outcomes if it ends within `seconds`, else None (it goes on)."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(running), seconds)
+    except TimeoutError:
+        return None
+
+
+def _is_passing(outcome: Outcome) -> bool:
+    return isinstance(outcome, ModelFailure) and outcome.is_transient
 
 
 async def _store_finished(

@@ -251,3 +251,28 @@ async def test_chunks_not_begun_by_half_the_lease_are_given_back_not_run_late() 
     given_back = [s for s in after if s.status is SubmissionStatus.PENDING]
     assert len(given_back) == 15
     assert all(s.attempts == 0 for s in given_back)
+
+
+async def test_a_claim_handed_with_its_run_is_recorded_without_running_again() -> None:
+    data, runtime = FakeData(), ScriptedRuntime()
+    _, stored = await queued(data, 1, 2)
+    claimed = await inference.claim(FakeUnitOfWork(data), POLICY, clock=FakeClock())
+
+    async def begun_at_accept() -> list[Prediction | ModelFailure]:
+        answered = Prediction({"double": 2}, 0.9, (), 1)
+        return [answered, ModelFailure("busy", is_transient=True)]
+
+    await inference.process(
+        uow_factory(data),
+        {"local": runtime},
+        claimed,
+        POLICY,
+        clock=FakeClock(),
+        running=begun_at_accept(),
+    )
+
+    assert runtime.calls == []
+    done, again = (status_of(data, s) for s in stored)
+    assert done.status is SubmissionStatus.SUCCEEDED
+    assert [r.prediction for r in data.results.values()] == [{"double": 2}]
+    assert (again.status, again.attempts, again.error) == (SubmissionStatus.PENDING, 1, "busy")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -133,7 +132,6 @@ def service(
     observer: Observer | None = None,
     batching: BatchPolicy | None = None,
     batch_inline: float = 0.1,
-    ticks: Callable[[], float] = time.perf_counter,
 ) -> tuple[SynchronousInference, Writes]:
     writes = Writes(data)
     policy = ServingPolicy(
@@ -146,7 +144,6 @@ def service(
         clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
         watch=watch or SubmissionWatch(),
         observer=observer,
-        ticks=ticks,
     )
     return inference, writes
 
@@ -477,12 +474,12 @@ def pending(model: Model, *inputs: float) -> list[Submission]:
 async def test_a_batch_runs_here_with_each_input_checked_as_a_groups() -> None:
     data, runtime, observer = FakeData(), Runtime(), Observer()
     model = add_model(data)
-    inference, writes = service(data, {"local": runtime}, observer=observer)
+    inference, writes = service(data, {"local": runtime}, observer=observer, batch_inline=0.25)
 
-    outcomes = await inference.run_batch(model, pending(model, 1, 13, 99))
+    running = inference.start_batch(model, pending(model, 1, 13, 99))
 
-    assert outcomes is not None
-    first, unlucky, not_finite = outcomes
+    assert running is not None
+    first, unlucky, not_finite = await running
     assert isinstance(first, Prediction)
     assert first.prediction == {"y": 2}
     assert isinstance(unlucky, ModelFailure)
@@ -491,42 +488,15 @@ async def test_a_batch_runs_here_with_each_input_checked_as_a_groups() -> None:
     assert "not finite" in str(not_finite)
     assert ("ran", "m", "1", 3) in observer.seen
     assert writes.group_writes == 0  # the caller (create_batch) writes the batch
+    assert inference.inline_seconds == 0.25
 
 
-async def test_a_batch_is_left_to_the_workers_when_it_should_not_run_here() -> None:
+async def test_a_batch_is_not_run_here_without_its_runtime_or_when_turned_off() -> None:
     data, runtime = FakeData(), Runtime()
     model, remote = add_model(data), add_model(data, runtime="sagemaker")
     inference, _ = service(data, {"local": runtime})
     never, _ = service(data, {"local": runtime}, batch_inline=0)
 
-    class Passing:
-        async def predict(self, model: Model, inputs: Sequence[JSONValue]) -> list[Prediction]:
-            raise ModelFailure("throttled", is_transient=True)
-
-    passing, _ = service(data, {"local": Passing()})
-
-    assert await inference.run_batch(remote, pending(remote, 1)) is None  # no runtime here
-    assert await never.run_batch(model, pending(model, 1)) is None  # turned off
+    assert inference.start_batch(remote, pending(remote, 1)) is None  # no runtime here
+    assert never.start_batch(model, pending(model, 1)) is None  # turned off
     assert runtime.calls == []
-    assert await passing.run_batch(model, pending(model, 1)) is None  # the workers retry it
-
-
-async def test_a_model_slower_than_the_budget_is_queued_for_a_while() -> None:
-    data, runtime, now = FakeData(), Runtime(), [0.0]
-    model = add_model(data)
-    inference, _ = service(data, {"local": runtime}, batch_inline=0.05, ticks=lambda: now[0])
-    runtime.gate.clear()  # the model does not answer within the budget
-
-    assert await inference.run_batch(model, pending(model, 1, 2)) is None
-    now[0] = 3.0  # it answers 3 s after it began: 1.5 s an input
-    runtime.gate.set()
-    await asyncio.sleep(0.01)  # its thread's call finishes, unused
-    assert await inference.run_batch(model, pending(model, 1)) is None
-    assert len(runtime.calls) == 1  # not tried again: 1.5 s for one input is over 0.05 s
-    now[0] = 34.0  # until 30 s after it was learned
-    assert await inference.run_batch(model, pending(model, 1)) is not None
-    assert len(runtime.calls) == 2
-
-    quick, _ = service(data, {"local": runtime}, ticks=lambda: now[0])
-    assert await quick.run_batch(model, pending(model, 1)) is not None
-    assert await quick.run_batch(model, pending(model, *range(1000))) is not None  # 0 s each

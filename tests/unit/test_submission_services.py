@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -391,7 +392,9 @@ class HeldLoop:
     def __init__(self, *, is_idle: bool = True) -> None:
         self.is_idle = is_idle
         self.reserved = 0
-        self.handed: list[tuple[list[Submission], datetime]] = []
+        self.handed: list[
+            tuple[list[Submission], datetime, Awaitable[Sequence[Prediction | ModelFailure]] | None]
+        ] = []
 
     def reserve(self, runtime: str) -> timedelta | None:
         if not self.is_idle or runtime != "local":
@@ -399,9 +402,14 @@ class HeldLoop:
         self.reserved += 1
         return timedelta(seconds=60)
 
-    def hand(self, claimed: Sequence[Submission], started: datetime) -> None:
+    def hand(
+        self,
+        claimed: Sequence[Submission],
+        started: datetime,
+        running: Awaitable[Sequence[Prediction | ModelFailure]] | None = None,
+    ) -> None:
         self.reserved -= 1
-        self.handed.append((list(claimed), started))
+        self.handed.append((list(claimed), started, running))
 
     def release(self) -> None:
         self.reserved -= 1
@@ -418,7 +426,7 @@ async def test_a_batch_accepted_by_an_idle_loop_is_stored_claimed_and_handed_ove
     )
 
     assert {s.status for s in accepted} == {SubmissionStatus.PENDING}  # the payload's view
-    [(claimed, started)] = loop.handed
+    [(claimed, started, _)] = loop.handed
     assert [s.id for s in claimed] == [s.id for s in accepted]
     assert {(s.status, s.attempts) for s in claimed} == {(SubmissionStatus.RUNNING, 1)}
     assert started == NOW + timedelta(microseconds=1)
@@ -469,24 +477,35 @@ async def test_a_batch_that_fails_to_commit_gives_its_held_loop_back() -> None:
 
 
 class Runner:
-    """A BatchRunner: x > 100 fails for good, else y = 2x; or None for every batch."""
+    """A BatchRunner: x > 100 fails for good, x == 7 fails for now, else y = 2x; it runs
+    nothing with `runs` off, and its runs end only once `gate` is set."""
 
-    def __init__(self, *, runs: bool = True) -> None:
+    def __init__(self, *, runs: bool = True, inline_seconds: float = 1.0) -> None:
         self.runs = runs
+        self.inline_seconds = inline_seconds
         self.calls: list[int] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
 
-    async def run_batch(
+    def start_batch(
         self, model: Model, batch: Sequence[Submission]
-    ) -> list[Prediction | ModelFailure] | None:
-        self.calls.append(len(batch))
+    ) -> asyncio.Future[list[Prediction | ModelFailure]] | None:
         if not self.runs:
             return None
-        return [
-            ModelFailure("too big", is_transient=False)
-            if s.input["x"] > 100
-            else Prediction({"y": s.input["x"] * 2}, 0.5, (), 1)
-            for s in batch
-        ]
+        self.calls.append(len(batch))
+        return asyncio.ensure_future(self._run(batch))
+
+    async def _run(self, batch: Sequence[Submission]) -> list[Prediction | ModelFailure]:
+        await self.gate.wait()
+        return [_outcome(s.input["x"]) for s in batch]
+
+
+def _outcome(x: float) -> Prediction | ModelFailure:
+    if x > 100:
+        return ModelFailure("too big", is_transient=False)
+    if x == 7:
+        return ModelFailure("busy", is_transient=True)
+    return Prediction({"y": x * 2}, 0.5, (), 1)
 
 
 async def test_a_batch_run_at_accept_is_stored_finished_as_a_queued_one_ends() -> None:
@@ -522,9 +541,7 @@ async def test_a_batch_run_at_accept_is_stored_finished_as_a_queued_one_ends() -
     assert model.id in data.timings  # the model's throughput learned from the run
 
 
-async def test_a_batch_not_run_at_accept_is_claimed_and_one_without_an_idle_loop_is_queued() -> (
-    None
-):
+async def test_a_batch_not_run_here_is_claimed_and_one_without_an_idle_loop_is_queued() -> None:
     data, who = FakeData(), principal()
     model = add_model(data)
     declines, busy_runner = Runner(runs=False), Runner()
@@ -536,10 +553,34 @@ async def test_a_batch_not_run_at_accept_is_claimed_and_one_without_an_idle_loop
         )
         expected = SubmissionStatus.RUNNING if loop.is_idle else SubmissionStatus.PENDING
         assert data.submissions[accepted.id].submission.status is expected
-        assert len(loop.handed) == (1 if loop.is_idle else 0)
+        assert [run for _, _, run in loop.handed] == ([None] if loop.is_idle else [])
         assert loop.reserved == 0
-    assert (declines.calls, busy_runner.calls) == ([1], [])  # a busy process runs nothing
+    assert busy_runner.calls == []  # a busy process runs nothing at accept
     assert data.results == {}
+
+
+async def test_a_run_past_the_wait_or_with_a_passing_failure_goes_to_the_loop() -> None:
+    data, who = FakeData(), principal()
+    model = add_model(data)
+    slow, passing = Runner(inline_seconds=0.01), Runner()
+    slow.gate.clear()
+    for runner, inputs in ((slow, [{"x": 1}]), (passing, [{"x": 1}, {"x": 7}])):
+        loop = HeldLoop()
+        uow = FakeUnitOfWork(data)
+        uow.local_workers = loop
+        accepted = await submissions.create_batch(
+            uow, who, model.id, inputs, clock=FakeClock(NOW), runner=runner
+        )
+        [(claimed, _, running)] = loop.handed  # stored claimed, handed with its run
+        assert [s.id for s in claimed] == [s.id for s in accepted]
+        assert {data.submissions[s.id].submission.status for s in accepted} == {
+            SubmissionStatus.RUNNING
+        }
+        assert running is not None
+        slow.gate.set()
+        assert [type(o) for o in await running] == [type(_outcome(i["x"])) for i in inputs]
+    assert data.results == {}
+    assert (slow.calls, passing.calls) == ([1], [2])  # each run begun once
 
 
 async def test_a_batch_run_at_accept_that_fails_to_commit_stores_nothing() -> None:

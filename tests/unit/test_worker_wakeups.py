@@ -97,7 +97,7 @@ def test_the_bell_holds_only_idle_loops_of_a_served_runtime() -> None:
         assert bell.reserve("local") == lease
         bell.hand([], NOW)
         assert bell.reserve("local") is None  # handed work not yet taken holds it still
-        assert bell.take() == ([], NOW)
+        assert bell.take() == ([], NOW, None)
         assert bell.reserve("local") == lease
     bell.serve((), None)
     assert bell.reserve("local") is None
