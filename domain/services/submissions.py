@@ -195,16 +195,15 @@ async def create_batch(
         claimed: list[Submission] = []
         running: asyncio.Future[Sequence[Outcome]] | None = None
         try:
-            started = max(clock(), accepted[-1].created_at)
+            started = max(clock(), accepted[-1].created_at)  # never before the last creation
             begun = None if lease is None or runner is None else runner.start_batch(model, accepted)
-            outcomes = None
-            if begun is not None and runner is not None:
-                running = asyncio.ensure_future(begun)
-                outcomes = await _within(running, runner.inline_seconds)
-            if outcomes is not None and not any(_is_passing(o) for o in outcomes):
-                await _store_finished(uow, batch, model, accepted, outcomes, started, clock)
+            if begun is None or lease is None or runner is None:
+                claimed = await _store_batch(uow, batch, accepted, lease, started)
             else:
-                claimed = await _store_batch(uow, batch, accepted, lease, clock)
+                running = asyncio.ensure_future(begun)
+                wait = runner.inline_seconds
+                run = _Run(batch, model, accepted, started, _claimed(accepted, started))
+                claimed = await _store_run(uow, run, running, wait, lease, clock)
         except BaseException:
             if workers is not None and lease is not None:
                 workers.release()
@@ -212,8 +211,77 @@ async def create_batch(
         if workers is not None and lease is not None and not claimed:
             workers.release()  # it ran at once: the loop held for it is free again
     if workers is not None and claimed:
-        workers.hand(claimed, claimed[0].updated_at, running)
+        workers.hand(claimed, started, running)
     return accepted
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """A batch being stored while its run goes on: accepted, RUNNING from `started`."""
+
+    batch: Batch
+    model: Model
+    accepted: list[Submission]
+    started: datetime
+    running: list[Submission]
+
+
+def _claimed(accepted: list[Submission], started: datetime) -> list[Submission]:
+    return [
+        replace(s, status=SubmissionStatus.RUNNING, attempts=1, updated_at=started)
+        for s in accepted
+    ]
+
+
+def _began(accepted: list[Submission], running: list[Submission]) -> list[SubmissionChange]:
+    """Each submission's PENDING, then each one's RUNNING: the events' ids follow the list."""
+    return [SubmissionChange(EventType.SUBMISSION_CREATED, s) for s in accepted] + [
+        SubmissionChange(EventType.SUBMISSION_UPDATED, s) for s in running
+    ]
+
+
+async def _store_run(
+    uow: UnitOfWork,
+    run: _Run,
+    running: asyncio.Future[Sequence[Outcome]],
+    wait: float,
+    lease: timedelta,
+    clock: Clock,
+) -> list[Submission]:
+    """Write the batch while its run goes on, and commit. What does not depend on the run
+    (the batch row, each submission's PENDING and RUNNING events) is written while the
+    model works, and the run's ends are made ready while that statement executes. Run
+    within `wait` with no passing failure: stored finished (each submission as its outcome
+    ended it, its result, its final event, the batch completed, the model's timings and
+    statistics); returns nothing. Otherwise stored claimed under `lease` for the loop;
+    returns the claim."""
+    await uow.batches.add(run.batch)
+    told = asyncio.ensure_future(uow.events.append_changes(_began(run.accepted, run.running)))
+    try:
+        outcomes = await _within(running, wait)
+        ended = max(clock(), run.started)
+        finals = None
+        if outcomes is not None and not any(_is_passing(o) for o in outcomes):
+            finals = [
+                finished_change(s, run.model, o, ended)
+                for s, o in zip(run.running, outcomes, strict=True)
+            ]
+    finally:
+        await told
+    if outcomes is None or finals is None:
+        await uow.submissions.add_many(run.running, lease_until=run.started + lease)
+        await uow.commit()
+        return run.running
+    await uow.submissions.add_many([c.submission for c in finals])
+    await uow.results.add_many([c.result for c in finals if c.result is not None])
+    await uow.events.append_changes(finals)
+    await settle(uow, [run.batch.id], ended)
+    ran = list(zip(run.accepted, outcomes, strict=True))
+    tally = statistics_of(run.model, ran, ended)
+    took = ended - run.started
+    await uow.models.record_work(run.model.id, len(ran), took, ended, tally=tally)
+    await uow.commit()
+    return []
 
 
 async def _within(
@@ -230,64 +298,26 @@ def _is_passing(outcome: Outcome) -> bool:
     return isinstance(outcome, ModelFailure) and outcome.is_transient
 
 
-async def _store_finished(
-    uow: UnitOfWork,
-    batch: Batch,
-    model: Model,
-    accepted: list[Submission],
-    outcomes: Sequence[Outcome],
-    started: datetime,
-    clock: Clock,
-) -> None:
-    """Write a batch that ran before it was stored, and commit: the batch, each submission
-    as its outcome ended it with its result, its PENDING, RUNNING and final events (as a
-    queued one has them, in that order), the batch completed, the model's timings and
-    statistics."""
-    ended = max(clock(), started)
-    running = [
-        replace(s, status=SubmissionStatus.RUNNING, attempts=1, updated_at=started)
-        for s in accepted
-    ]
-    finals = [finished_change(s, model, o, ended) for s, o in zip(running, outcomes, strict=True)]
-    await uow.batches.add(batch)
-    await uow.submissions.add_many([c.submission for c in finals])
-    await uow.results.add_many([c.result for c in finals if c.result is not None])
-    await uow.events.append_changes(
-        [SubmissionChange(EventType.SUBMISSION_CREATED, s) for s in accepted]
-        + [SubmissionChange(EventType.SUBMISSION_UPDATED, s) for s in running]
-        + finals
-    )
-    await settle(uow, [batch.id], ended)
-    ran = list(zip(accepted, outcomes, strict=True))
-    tally = statistics_of(model, ran, ended)
-    await uow.models.record_work(model.id, len(accepted), ended - started, ended, tally=tally)
-    await uow.commit()
-
-
 async def _store_batch(
     uow: UnitOfWork,
     batch: Batch,
     accepted: list[Submission],
     lease: timedelta | None,
-    clock: Clock,
+    started: datetime,
 ) -> list[Submission]:
-    """Write the batch and its submissions, claimed when `lease` is given, and commit;
-    returns what was claimed (nothing without a lease)."""
+    """Write the batch and its submissions, claimed from `started` when `lease` is given,
+    and commit; returns what was claimed (nothing without a lease)."""
     await uow.batches.add(batch)
-    created = [SubmissionChange(EventType.SUBMISSION_CREATED, s) for s in accepted]
     if lease is None:
         await uow.submissions.add_many(accepted)
-        await uow.events.append_changes(created)
+        await uow.events.append_changes(
+            [SubmissionChange(EventType.SUBMISSION_CREATED, s) for s in accepted]
+        )
         await uow.commit()
         return []
-    now = max(clock(), accepted[-1].created_at)  # never before the last one's creation
-    claimed = [
-        replace(s, status=SubmissionStatus.RUNNING, attempts=1, updated_at=now) for s in accepted
-    ]
-    await uow.submissions.add_many(claimed, lease_until=now + lease)
-    # Each submission's PENDING before its RUNNING: the events' ids follow the list.
-    running = [SubmissionChange(EventType.SUBMISSION_UPDATED, s) for s in claimed]
-    await uow.events.append_changes(created + running)
+    claimed = _claimed(accepted, started)
+    await uow.submissions.add_many(claimed, lease_until=started + lease)
+    await uow.events.append_changes(_began(accepted, claimed))
     await uow.commit()
     return claimed
 
