@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
@@ -262,12 +262,21 @@ def _replayed(
 
 
 def _is_finite(value: JSONValue) -> bool:
+    """No NaN or infinity anywhere in it (a call per container, not per number)."""
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, dict):
-        return all(_is_finite(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return all(_is_finite(v) for v in value)
+        items: Iterable[JSONValue] = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return True
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if not _is_finite(item):
+            return False
     return True
 
 
@@ -275,8 +284,12 @@ def _finite(outcome: Outcome) -> Outcome:
     """NaN or infinity cannot be stored as JSON nor sent as a GraphQL Float: that input fails."""
     if isinstance(outcome, ModelFailure):
         return outcome
-    numbers = [outcome.prediction, outcome.confidence, [a.confidence for a in outcome.alternatives]]
-    if _is_finite(numbers) and all(_is_finite(a.value) for a in outcome.alternatives):
+    confidence = outcome.confidence
+    if (
+        (confidence is None or math.isfinite(confidence))
+        and _is_finite(outcome.prediction)
+        and all(math.isfinite(a.confidence) and _is_finite(a.value) for a in outcome.alternatives)
+    ):
         return outcome
     return ModelFailure("the model answered with a number that is not finite", is_transient=False)
 
