@@ -108,7 +108,12 @@ async def _app(settings: Settings, postgres_url: str, **overrides: Any) -> Async
 
 
 def _lane_settings(compiled: bool) -> dict[str, Any]:
-    return {"compiled_execution": compiled, "rate_limit_burst": 1e12, "inference_burst": 1e12}
+    return {
+        "compiled_execution": compiled,
+        "rate_limit_burst": 1e12,
+        "inference_burst": 1e12,
+        "webhook_allow_private_networks": True,  # callbacks to 127.0.0.1 are accepted
+    }
 
 
 @pytest.fixture(scope="module")
@@ -303,6 +308,36 @@ async def test_a_bad_input_among_good_ones_is_named_by_its_index(apps: Apps) -> 
     named = error["extensions"]["fields"]
     assert named
     assert all(path.startswith("input.inputs.3") for path in named), named
+
+
+async def test_a_callback_url_with_a_secret_is_checked_as_on_the_full_path(apps: Apps) -> None:
+    rotated, _ = await post(
+        apps.full, apps.bearer, {"query": "mutation { rotateCallbackSecret { secret } }"}
+    )
+    assert rotated.json()["data"]["rotateCallbackSecret"]["secret"]
+    iris, document = apps.models["iris-species"], fresh(EVERYTHING)
+    cases = [
+        Case("accepted", document, batch_input(iris, callbackUrl="http://127.0.0.1:9/hook")),
+        Case("not http", document, batch_input(iris, callbackUrl="ftp://x")),
+        # Past the string bound: the input hygiene rule refuses it, on the full path.
+        Case(
+            "too long",
+            document,
+            batch_input(iris, callbackUrl="https://a.b/" + "x" * 2048),
+            is_served=False,
+        ),
+    ]
+    await learn(apps, cases)
+    answers = []
+    for case in cases:
+        lane, _, counted = await compare(apps, case)
+        outcome = "answered" if case.is_served else "input"
+        assert counted == Counter({outcome: 1}), case.label
+        answers.append(lane.json())
+    accepted, *refused = answers
+    assert accepted["data"]["queued"]["batch"]["callbackUrl"] == "http://127.0.0.1:9/hook"
+    for answer in refused:
+        assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 # ------------------------------------------------------------------ the rate limit
