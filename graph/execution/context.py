@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from domain.api_keys import ApiKeySecrets
+from domain.batches import Batch
 from domain.errors import DomainError, Unauthenticated
 from domain.ports import BlobStore, Clock, UnitOfWorkFactory
 from domain.principal import Principal
@@ -79,6 +80,8 @@ class Context:
     compiled_declined: bool = False  # the fast lane tried the compiled path; it fell back
     # runInference's answer, made by the inference lane, for the resolver to return as is
     inference_answer: tuple[Submission, Result | None] | None = None
+    # batchInference's answer, made by the batch lane, for the resolver to return as is
+    batch_answer: tuple[list[Submission], Batch | None] | None = None
     sign_ins: SignInCache | None = None  # this process's cached sign-ins
     api_key_secrets: ApiKeySecrets | None = None  # makes and digests API key secrets
     inference: SynchronousInference | None = None  # runInference's use case (batcher)

@@ -238,6 +238,10 @@ class CompiledPlans:
 
 
 MAX_MEASURES_PER_QUERY = 64
+# A measurement is remembered only under a key this small: a batchInference's inputs (up to
+# the request's size, and new with every batch) would fill the memo with megabytes per text
+# and hit nothing; measuring again costs ~0.2 ms.
+MAX_MEASURE_KEY_BYTES = 4096
 Arguments = tuple[OperationDefinitionNode | None, tuple[ArgumentSite, ...]]
 
 
@@ -267,7 +271,11 @@ class KnownQuery:
         measure = self.measures.get(key)
         if measure is None:
             measure = measure_operation(schema, self.document, self.operation_name, variables)
-            if measure is not None and len(self.measures) < MAX_MEASURES_PER_QUERY:
+            if (
+                measure is not None
+                and len(self.measures) < MAX_MEASURES_PER_QUERY
+                and len(key) <= MAX_MEASURE_KEY_BYTES
+            ):
                 self.measures[key] = measure
         return measure
 

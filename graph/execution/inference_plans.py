@@ -7,13 +7,15 @@ payload, the submission or the result (with `__typename`, aliases, fragments and
 @skip/@include, collected by graphql-core as the reference executor collects them). A later
 POST of that text is answered by graph/transport/inference_lane.py, which coerces its
 variables, calls the resolver's use case and writes the answer with the plan's builder.
+The same machinery, with another compiler, knows batchInference texts
+(graph/execution/batch_plans.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from graphql import (
     FieldNode,
@@ -45,23 +47,40 @@ PAYLOAD = "RunInferencePayload"
 MAX_PLANS_PER_DOCUMENT = 32  # one per combination of @skip/@include variable values
 
 Answer = tuple[Submission, Result | None]
+A = TypeVar("A")  # what the use case answers: runInference's Answer, batchInference's
 
 
 @dataclass(frozen=True, eq=False)
-class InferencePlan:
-    """One runInference operation, for one set of @skip/@include values."""
+class InferencePlan(Generic[A]):
+    """One runInference (or batchInference) operation, for one set of @skip/@include values."""
 
     key: str  # the response key (alias or name)
     field_nodes: tuple[FieldNode, ...]  # where an error of the field is located
     gql_field: GraphQLField
-    write: Callable[[Answer], dict[str, Any]]  # the response's data
+    write: Callable[[A], dict[str, Any]]  # the response's data
+    # Whether the answer must hold what the use case does not return (batchInference: the
+    # batch, read only then).
+    reads_more: bool = False
+
+
+# A compiler's entry: the plan of an operation for these variables, or Unsupported.
+Compile = Callable[
+    [GraphQLSchema, dict[str, FragmentDetails], VariableValues, OperationDefinitionNode],
+    InferencePlan[A],
+]
 
 
 class InferenceCompiler(Compiler):
     """The payload's selection, through the batched compiler's own field builders: values
     only, so a selection that would need a load (a relation, a connection) is Unsupported."""
 
-    def inference_plan(self) -> InferencePlan:
+    root = RUN_INFERENCE  # the one root field it serves
+
+    def inference_plan(self) -> InferencePlan[Answer]:
+        return self.root_plan(lambda answer, build: build(answer, []))
+
+    def root_plan(self, write: Callable[[A, Build], dict[str, Any]]) -> InferencePlan[A]:
+        """The operation's plan: `write` runs the root's builder on an answer."""
         mutation = self.schema.mutation_type
         if mutation is None:
             raise Unsupported("operation")
@@ -74,7 +93,7 @@ class InferenceCompiler(Compiler):
             name = details[0].node.name.value
             if name == "__typename":
                 roots.append((key, Constant(mutation.name)))
-            elif name == RUN_INFERENCE and found is None:
+            elif name == self.root and found is None:
                 found = key, details
                 roots.append((key, Call(self._payload(mutation, details))))
             else:
@@ -83,8 +102,8 @@ class InferenceCompiler(Compiler):
             raise Unsupported("root_fields")
         build = builder(roots)
         nodes = tuple(detail.node for detail in found[1])
-        gql_field = mutation.fields[RUN_INFERENCE]
-        return InferencePlan(found[0], nodes, gql_field, lambda answer: build(answer, []))
+        gql_field = mutation.fields[self.root]
+        return InferencePlan(found[0], nodes, gql_field, lambda answer: write(answer, build))
 
     def _payload(self, mutation: GraphQLObjectType, details: FieldDetailsList) -> Build:
         payload = self._object_type(mutation.fields[RUN_INFERENCE].type)
@@ -114,15 +133,26 @@ def _part(index: int, build: Build) -> Callable[[Answer, Values], Any]:
     return write
 
 
+def compile_inference(
+    schema: GraphQLSchema,
+    fragments: dict[str, FragmentDetails],
+    variables: VariableValues,
+    operation: OperationDefinitionNode,
+) -> InferencePlan[Answer]:
+    return InferenceCompiler(schema, fragments, variables, operation).inference_plan()
+
+
 @dataclass(eq=False)
-class KnownInference:
-    """A runInference text the full pipeline accepted: its measure and its plans."""
+class KnownInference(Generic[A]):
+    """A runInference (or batchInference) text the full pipeline accepted: its measure and
+    its plans."""
 
     query: KnownQuery  # the document, its measurements and argument sites
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDetails]
     conditions: tuple[str, ...]  # variables that @skip/@include read
-    plans: dict[tuple[Any, ...], InferencePlan | str] = field(default_factory=dict)
+    compile: Compile[A]
+    plans: dict[tuple[Any, ...], InferencePlan[A] | str] = field(default_factory=dict)
 
     def coerced(
         self, schema: GraphQLSchema, variables: dict[str, Any] | None
@@ -134,14 +164,13 @@ class KnownInference:
         )
         return None if isinstance(coerced, list) else coerced
 
-    def plan(self, schema: GraphQLSchema, variables: VariableValues) -> InferencePlan | str:
+    def plan(self, schema: GraphQLSchema, variables: VariableValues) -> InferencePlan[A] | str:
         """The plan for these @skip/@include values, or why there is none."""
         condition = tuple(variables.coerced.get(name) for name in self.conditions)
         plan = self.plans.get(condition)
         if plan is None:
             try:
-                compiler = InferenceCompiler(schema, self.fragments, variables, self.operation)
-                plan = compiler.inference_plan()
+                plan = self.compile(schema, self.fragments, variables, self.operation)
             except Unsupported as unsupported:
                 plan = unsupported.reason
             if len(self.plans) < MAX_PLANS_PER_DOCUMENT:
@@ -154,7 +183,8 @@ def known_inference(
     document: DocumentNode,
     operation_name: str | None,
     variables: dict[str, Any] | None,
-) -> KnownInference | None:
+    compile: Compile[A],
+) -> KnownInference[A] | None:
     """The document as the lane knows it, when its operation is one the lane can serve with
     these variables; None otherwise."""
     operation = get_operation_ast(document, operation_name)
@@ -175,38 +205,40 @@ def known_inference(
     except Unsupported:
         return None
     name = operation.name.value if operation.name else operation_name
-    known = KnownInference(
-        KnownQuery(document, name, measured_variables(document)), operation, fragments, conditions
-    )
+    query = KnownQuery(document, name, measured_variables(document))
+    known = KnownInference(query, operation, fragments, conditions, compile)
     coerced = known.coerced(schema, variables)
     if coerced is None or isinstance(known.plan(schema, coerced), str):
         return None
     return known
 
 
-class KnownInferences:
-    """runInference texts the full pipeline accepted, by (query, operation name) as a request
-    sends them; a document with one operation is also known without a name."""
+class KnownInferences(Generic[A]):
+    """runInference (or batchInference) texts the full pipeline accepted, by (query, operation
+    name) as a request sends them; a document with one operation is also known without a name."""
 
     def __init__(self, maxsize: int) -> None:
-        self._known: ByText[KnownInference] = ByText(maxsize)
+        self._known: ByText[KnownInference[A]] = ByText(maxsize)
 
     def __len__(self) -> int:
         return len(self._known)
 
-    def get(self, query: str, operation_name: str | None) -> KnownInference | None:
+    def get(self, query: str, operation_name: str | None) -> KnownInference[A] | None:
         return self._known.get(query, operation_name)
 
-    def remember(self, query: str, operation_name: str | None, known: KnownInference) -> None:
+    def remember(self, query: str, operation_name: str | None, known: KnownInference[A]) -> None:
         self._known.put(query, operation_name, known.query.document, known)
 
 
-class RememberInference(SchemaExtension):
-    """On the full path: a runInference text that passed parsing, validation and the limits
-    (nothing refused it before execution) is remembered for the lane."""
+class RememberInference(SchemaExtension, Generic[A]):
+    """On the full path: a text whose one root field is `root` (runInference, or
+    batchInference) that passed parsing, validation and the limits (nothing refused it
+    before execution) is remembered for its lane, when `compile` serves it."""
 
-    def __init__(self, known: KnownInferences) -> None:
+    def __init__(self, known: KnownInferences[A], root: str, compile: Compile[A]) -> None:
         self.known = known
+        self.root = root
+        self.compile = compile
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
@@ -215,7 +247,7 @@ class RememberInference(SchemaExtension):
             and context.graphql_document is not None
             and context.query is not None
             and isinstance(context.context, Context)
-            and RUN_INFERENCE in context.query  # other mutations: not even parsed for it
+            and self.root in context.query  # other mutations: not even parsed for it
             and context.operation_type is StrawberryOperationType.MUTATION
             and self.known.get(context.query, context.operation_name) is None
         ):
@@ -224,6 +256,7 @@ class RememberInference(SchemaExtension):
                 context.graphql_document,
                 context.operation_name,
                 context.variables,
+                self.compile,
             )
             if found is not None:
                 self.known.remember(context.query, context.operation_name, found)

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 
+from domain.batches import Batch
 from domain.errors import DomainError, Unauthenticated
 from domain.ports import UnitOfWork
 from domain.principal import Principal
@@ -61,6 +62,8 @@ class RequestState:
     sub_response: Response | None = None  # the full path's response under construction
     # runInference's answer when the lane ran it but cannot write it: the full path writes it
     inference_answer: tuple[Submission, Result | None] | None = None
+    # batchInference's answer when the batch lane queued it but cannot write it
+    batch_answer: tuple[list[Submission], Batch | None] | None = None
 
     @classmethod
     def of(cls, request: Request | WebSocket) -> RequestState:
@@ -130,6 +133,7 @@ class Pipeline:
             compiled_declined=state.compiled_declined,
         )
         context.inference_answer = state.inference_answer  # the inference lane ran it
+        context.batch_answer = state.batch_answer  # the batch lane queued it
         return context
 
     def charge_refusal(self, request: HTTPConnection) -> None:

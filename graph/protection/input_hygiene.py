@@ -25,6 +25,7 @@ from graphql import (
     GraphQLArgument,
     GraphQLInputObjectType,
     GraphQLInputType,
+    GraphQLNonNull,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -82,13 +83,18 @@ def _json_items(value: object) -> Iterator[tuple[object, int]]:
             pending.extend((inner, depth + 1) for inner in item)
 
 
+def _is_clean(text: str) -> bool:
+    """text_problem(text) is None; an ASCII text (most keys) without encoding it."""
+    return "\x00" not in text and (text.isascii() or text_problem(text) is None)
+
+
 def _is_plain_flat(value: object) -> bool:
     """Whether `value` is an object of clean scalars: a batch's typical row, checked in one
     loop. False sends it to the full walk, which names its problem (if it has one)."""
     if type(value) is not dict:
         return False
     for key, item in value.items():
-        if type(key) is not str or text_problem(key) is not None:
+        if type(key) is not str or not _is_clean(key):
             return False
         kind = type(item)
         if kind is float:
@@ -98,7 +104,7 @@ def _is_plain_flat(value: object) -> bool:
             if abs(item) > MAX_JSON_INTEGER:
                 return False
         elif kind is str:
-            if text_problem(item) is not None:
+            if not _is_clean(item):
                 return False
         elif kind is not bool and item is not None:
             return False
@@ -144,7 +150,9 @@ class _Walk:
         nullable = get_nullable_type(type_)
         if is_list_type(nullable):
             item_type = nullable.of_type
-            if isinstance(value, list):
+            if isinstance(value, list) and _is_json(item_type):
+                self.json_items(value, path)  # batchInference's inputs: one loop
+            elif isinstance(value, list):
                 for index, item in enumerate(value):
                     self.value(item, item_type, f"{path}.{index}")
             else:  # a single value coerced into a list of one
@@ -158,12 +166,30 @@ class _Walk:
                         self.value(item, field.type, f"{path}.{key}")
             return
         problem = None
-        if isinstance(nullable, GraphQLNamedType) and nullable.name == JSON_SCALAR:
+        if _is_json(nullable):
             problem = json_problem(value, self.bounds)
         elif isinstance(value, str):
             problem = _string_problem(value, self.bounds)
         if problem is not None:
             self.problems.setdefault(path, problem)
+
+    def json_items(self, values: list[object], path: str) -> None:
+        """value() of each item of a list of JSON values, without its per-item dispatch."""
+        bounds, problems = self.bounds, self.problems
+        for index, item in enumerate(values):
+            if len(problems) >= MAX_PROBLEMS:
+                return
+            if item is not None and item is not Undefined:
+                problem = json_problem(item, bounds)
+                if problem is not None:
+                    problems.setdefault(f"{path}.{index}", problem)
+
+
+def _is_json(type_: object) -> bool:
+    """Whether `type_` is the JSON scalar, required or not."""
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    return isinstance(type_, GraphQLNamedType) and type_.name == JSON_SCALAR
 
 
 def _fields(

@@ -17,6 +17,7 @@ from domain.services import callbacks, submissions
 from domain.services.submissions import SubmissionRequest
 from domain.submissions import Submission, SubmissionStatus
 from graph.execution import loads
+from graph.execution.context import Context
 from graph.execution.declarations import (
     Entity,
     ReferenceOnly,
@@ -295,10 +296,9 @@ def inference_request(input: RunInferenceInput) -> SubmissionRequest:
     )
 
 
-async def check_callback(info: AppInfo, url: str | None) -> None:
+async def check_callback(ctx: Context, url: str | None) -> None:
     if url is None:
         return
-    ctx = info.context
     if ctx.webhooks is None:
         raise RuntimeError("webhooks are not configured: AppDependencies.webhooks is missing")
     await callbacks.check_callback_url(
@@ -323,7 +323,7 @@ class SubmissionMutations:
         request = _request(
             input.model_id, input.input, input.asset_ids, input.idempotency_key, input.metadata
         )
-        await check_callback(info, input.callback_url)
+        await check_callback(info.context, input.callback_url)
         request = replace(request, callback_url=input.callback_url)
         submission = await submissions.create_submission(
             ctx.uow(), ctx.principal, request, clock=ctx.clock

@@ -38,6 +38,7 @@ from domain.principal import Principal
 from graph.execution.extension import KnownQueries, KnownQuery
 from graph.execution.pipeline import Pipeline
 from graph.execution.query_protection import COST_HEADER
+from graph.transport.batch_lane import BatchLane
 from graph.transport.inference_lane import InferenceLane
 from graph.transport.lanes import admitted, answered, hand_on
 from graph.transport.over_http import JSON, negotiate
@@ -55,12 +56,14 @@ class FastLane:
         reads: UnitOfWorkFactory,
         *,
         inference: InferenceLane | None = None,
+        batch: BatchLane | None = None,
     ) -> None:
         self.schema = schema
         self.pipeline = pipeline
         self.known = known
         self.reads = reads
         self.inference = inference  # known runInference texts (graph/transport/inference_lane.py)
+        self.batch = batch  # known batchInference texts (graph/transport/batch_lane.py)
 
     async def answer(self, request: Request) -> Response | None:
         """The response, or None for the full pipeline (the body stays readable for it)."""
@@ -95,6 +98,9 @@ class FastLane:
                 lane = self.inference
                 if lane is not None and (run := lane.known.get(query, operation_name)):
                     return await lane.answer(request, run, query, variables, media_type)
+                batch = self.batch
+                if batch is not None and (queue := batch.known.get(query, operation_name)):
+                    return await batch.answer(request, queue, query, variables, media_type)
                 return hand_on("unknown_document")  # the common case, before any sign-in
         # One connection for the sign-in and the plan (the unit of work is reentrant); it is
         # back in the pool before the full pipeline runs, when the request is handed on.

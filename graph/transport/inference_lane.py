@@ -18,12 +18,15 @@ with its path, code and request id, the inference budget given back as QueryProt
 it back), and an unexpected one is logged and masked as there. An answer the plan cannot
 write (a value outside GraphQL's types) goes to the full path with the request, whose
 resolver returns it instead of running again (RequestState.inference_answer).
+
+`MutationLane` is all of that but the argument and the use case; `InferenceLane` is
+runInference's, and graph/transport/batch_lane.py's `BatchLane` batchInference's.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from graphql import GraphQLError, located_error
@@ -36,8 +39,10 @@ from strawberry.types.arguments import convert_arguments
 from domain.errors import DomainError
 from domain.principal import Principal
 from graph.errors import format_error, log_unexpected
+from graph.execution.context import Context
 from graph.execution.inference_plans import (
     RUN_INFERENCE,
+    Answer,
     InferencePlan,
     KnownInference,
     KnownInferences,
@@ -68,27 +73,49 @@ def _plain_input(given: object) -> RunInferenceInput | None:
     )
 
 
-class InferenceLane:
-    def __init__(
-        self,
-        schema: Schema,
-        pipeline: Pipeline,
-        known: KnownInferences,
-    ) -> None:
+A = TypeVar("A")  # what the use case answers
+Arg = TypeVar("Arg")  # the resolver's `input` argument
+
+
+class MutationLane(Generic[A, Arg]):
+    """A lane for one mutation root field: the pipeline's steps around its use case."""
+
+    root: str  # the mutation's root field
+    input_type: type[Arg]  # its `input` argument's Strawberry input class
+
+    def __init__(self, schema: Schema, pipeline: Pipeline, known: KnownInferences[A]) -> None:
         self.schema = schema
         self.gql_schema = schema._schema
         self.pipeline = pipeline
         self.known = known
-        self.field = schema.get_field_for_type(field_name=RUN_INFERENCE, type_name="Mutation")
+        self.field = schema.get_field_for_type(field_name=self.root, type_name="Mutation")
 
-    def _input(self, plan: InferencePlan, variables: VariableValues) -> RunInferenceInput | None:
+    def _plain_input(self, given: object) -> Arg | None:
+        """The argument built directly, when convert_arguments would give the same; else None."""
+        return None
+
+    def _ready(self, context: Context) -> bool:
+        """Whether the context has what the use case needs (else the full path answers)."""
+        return True
+
+    async def _run(
+        self, context: Context, principal: Principal, given: Arg, plan: InferencePlan[A]
+    ) -> A:
+        """The resolver's use case, and what else the plan writes from."""
+        raise NotImplementedError
+
+    def _keep(self, request: Request, answer: A) -> None:
+        """Give the full path an answer the plan could not write (its resolver returns it)."""
+        raise NotImplementedError
+
+    def _input(self, plan: InferencePlan[A], variables: VariableValues) -> Arg | None:
         """The argument as the resolver receives it, or None (the full path answers)."""
         field = self.field
         if field is None or field.extensions:
             return None
         try:
             raw = get_argument_values(plan.gql_field, plan.field_nodes[0], variables)
-            plain = _plain_input(raw.get("input"))
+            plain = self._plain_input(raw.get("input"))
             if plain is not None:
                 return plain
             converter = self.schema.schema_converter
@@ -101,12 +128,12 @@ class InferenceLane:
         except Exception:
             return None
         given = kwargs.get("input")
-        return given if isinstance(given, RunInferenceInput) else None
+        return given if isinstance(given, self.input_type) else None
 
     async def answer(
         self,
         request: Request,
-        known: KnownInference,
+        known: KnownInference[A],
         query: str,
         variables: dict[str, Any] | None,
         media_type: str,
@@ -128,7 +155,7 @@ class InferenceLane:
         if isinstance(plan, str):
             return hand_on("unsupported")
         given = self._input(plan, coerced)
-        if given is None or context.inference is None:
+        if given is None or not self._ready(context):
             return hand_on("arguments")
         document = known.query
         admission = await admitted(pipeline, schema, document, variables, context)
@@ -139,7 +166,7 @@ class InferenceLane:
         errors: list[GraphQLError] | None = None
         status = 200
         try:
-            answer = await context.inference.run(principal, inference_request(given))
+            answer = await self._run(context, principal, given, plan)
         except Exception as raised:
             error = located_error(raised, list(plan.field_nodes), [plan.key])
             log_unexpected([error], context.request_id)
@@ -159,7 +186,7 @@ class InferenceLane:
                 # path. The full path writes this answer (the resolver returns it, nothing
                 # runs twice) and charges the request again, so this charge is given back.
                 pipeline.refund(charged)
-                RequestState.of(request).inference_answer = answer
+                self._keep(request, answer)
                 return hand_on("answer_fallback")
             content = orjson.dumps({"data": data})  # its failure is the view's, as there
         response = answered(
@@ -176,3 +203,27 @@ class InferenceLane:
         if status == 503:  # as the view's process_result: clients and proxies retry
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+
+class InferenceLane(MutationLane[Answer, RunInferenceInput]):
+    root = RUN_INFERENCE
+    input_type = RunInferenceInput
+
+    def _plain_input(self, given: object) -> RunInferenceInput | None:
+        return _plain_input(given)
+
+    def _ready(self, context: Context) -> bool:
+        return context.inference is not None
+
+    async def _run(
+        self,
+        context: Context,
+        principal: Principal,
+        given: RunInferenceInput,
+        plan: InferencePlan[Answer],
+    ) -> Answer:
+        assert context.inference is not None  # _ready
+        return await context.inference.run(principal, inference_request(given))
+
+    def _keep(self, request: Request, answer: Answer) -> None:
+        RequestState.of(request).inference_answer = answer

@@ -28,10 +28,17 @@ from domain.errors import DomainError, Unauthenticated, Unavailable
 from domain.principal import Principal
 from graph.dependencies import AppDependencies
 from graph.errors import INTERNAL_MESSAGE, AssayGraphQLError, format_error
+from graph.execution.batch_plans import BATCH_INFERENCE, BatchAnswer, compile_batch
 from graph.execution.context import Context
 from graph.execution.document_cache import CachedDocuments, DocumentCache
 from graph.execution.extension import CompiledExecution, CompiledPlans, KnownQueries
-from graph.execution.inference_plans import KnownInferences, RememberInference
+from graph.execution.inference_plans import (
+    RUN_INFERENCE,
+    Answer,
+    KnownInferences,
+    RememberInference,
+    compile_inference,
+)
 from graph.execution.pipeline import OperationRecord, Pipeline, RequestState
 from graph.execution.query_protection import query_protection, rate_limit_key, rate_limited_error
 from graph.protection.authentication import Authenticator
@@ -39,6 +46,7 @@ from graph.protection.operation_choice import OneOperationOrName
 from graph.protection.persisted import PersistedQueries
 from graph.realtime.sockets import EvictableSend
 from graph.schema.record import build_schema
+from graph.transport.batch_lane import BatchLane
 from graph.transport.body_limit import BodyTooLarge
 from graph.transport.fast_lane import FastLane
 from graph.transport.graphiql import graphiql_response, is_own_host
@@ -111,9 +119,16 @@ class AssayGraphQL(GraphQL[Context, None]):
         # Last: after the limits' on_execute.
         extensions.append(lambda: CompiledExecution(pipeline, known))
         # runInference texts the pipeline accepted, for graph/transport/inference_lane.py.
-        inferences = KnownInferences(deps.compiled_plan_cache_size) if known is not None else None
-        if inferences is not None:
-            extensions.append(lambda: RememberInference(inferences))
+        # batchInference texts likewise, for graph/transport/batch_lane.py.
+        inferences: KnownInferences[Answer] | None = None
+        batches: KnownInferences[BatchAnswer] | None = None
+        if known is not None:
+            inferences = KnownInferences(deps.compiled_plan_cache_size)
+            batches = KnownInferences(deps.compiled_plan_cache_size)
+            extensions.append(
+                lambda: RememberInference(inferences, RUN_INFERENCE, compile_inference)
+            )
+            extensions.append(lambda: RememberInference(batches, BATCH_INFERENCE, compile_batch))
         limits = deps.limits
         schema = build_schema(
             extensions,
@@ -134,11 +149,10 @@ class AssayGraphQL(GraphQL[Context, None]):
                 pipeline,
                 known,
                 deps.read_uow or deps.uow,
-                inference=(
-                    InferenceLane(schema, pipeline, inferences) if inferences is not None else None
-                ),
+                inference=InferenceLane(schema, pipeline, inferences),
+                batch=BatchLane(schema, pipeline, batches),
             )
-            if known is not None
+            if known is not None and inferences is not None and batches is not None
             else None
         )
 

@@ -174,3 +174,26 @@ async def test_a_run_inference_takes_the_same_steps_on_the_full_path_and_the_lan
     assert full == fast == [step for step in STEPS if step != "execute"]
     assert first == second
     assert first["data"]["runInference"]["submission"]["status"] == "SUCCEEDED"
+
+
+BATCH = """mutation Queue($input: BatchInferenceInput!) {
+  batchInference(input: $input) { submissions { status } batch { size } }
+}"""
+
+
+async def test_a_batch_inference_takes_the_same_steps_on_the_full_path_and_the_lane(
+    app: Starlette, client: httpx.AsyncClient, token: TokenFactory, default_models: dict[str, str]
+) -> None:
+    pipeline, bearer = pipeline_of(app), token("rhea@example.com")
+    query = f"# {uuid.uuid4()}\n{BATCH}"
+    inputs = [IRIS_INPUT, IRIS_INPUT]
+    variables = {"input": {"modelId": default_models["iris-species"], "inputs": inputs}}
+
+    full, full_lane, first = await steps_of(client, pipeline, bearer, query, variables=variables)
+    fast, fast_lane, second = await steps_of(client, pipeline, bearer, query, variables=variables)
+
+    assert full_lane == Counter({"unknown_document": 1})
+    assert fast_lane == Counter({"answered": 1})
+    assert full == fast == [step for step in STEPS if step != "execute"]
+    assert first == second
+    assert first["data"]["batchInference"]["batch"]["size"] == 2

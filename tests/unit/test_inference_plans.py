@@ -9,7 +9,12 @@ from graphql import parse
 
 from domain.ids import to_global_id
 from domain.submissions import SubmissionStatus
-from graph.execution.inference_plans import InferencePlan, known_inference
+from graph.execution.inference_plans import (
+    Answer,
+    InferencePlan,
+    compile_inference,
+    known_inference,
+)
 from graph.schema.record import schema
 from tests.unit.test_realtime import a_result, a_submission
 
@@ -18,9 +23,9 @@ VARIABLES = {"input": {"modelId": "TW9kZWw6MQ", "input": {"x": 1}}}
 HEAD = "mutation($input: RunInferenceInput!, $on: Boolean = true)"
 
 
-def plan_of(text: str, variables: dict[str, Any] | None = None) -> InferencePlan | None:
+def plan_of(text: str, variables: dict[str, Any] | None = None) -> InferencePlan[Answer] | None:
     given = VARIABLES if variables is None else variables
-    known = known_inference(GQL, parse(text), None, given)
+    known = known_inference(GQL, parse(text), None, given, compile_inference)
     if known is None:
         return None
     coerced = known.coerced(GQL, given)

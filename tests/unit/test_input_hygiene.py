@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from graphql import OperationDefinitionNode, parse
 
-from graph.protection.input_hygiene import InputBounds, input_problems
+from graph.protection.input_hygiene import MAX_PROBLEMS, InputBounds, input_problems
 from graph.schema.record import schema
 
 BOUNDS = InputBounds(max_string_bytes=16, max_json_bytes=64)
@@ -73,6 +73,8 @@ def test_clean_values_pass_and_deep_json_does_not_recurse() -> None:
         ({"k": float("nan")}, "finite"),
         ({"k": 1.0, "s": "x" * 100}, "64 bytes"),
         ({"k": True, "n": None, "s": "\x00"}, "NUL"),
+        ({"\udfff": 1.0}, "surrogate"),
+        ({"clé": "\udfff"}, "surrogate"),
     ],
 )
 def test_a_flat_row_of_scalars_is_held_to_the_same_rule(value: object, why: str) -> None:
@@ -81,3 +83,11 @@ def test_a_flat_row_of_scalars_is_held_to_the_same_rule(value: object, why: str)
 
     assert list(found) == ["input.inputs.3"]
     assert why in found["input.inputs.3"]
+
+
+def test_a_list_of_json_values_names_at_most_the_bound_of_problems() -> None:
+    clean = {"clé": "été", "n": 1}
+    found = problems(BATCH, {"inputs": [clean, None, *[{"k": "\x00"}] * 50]})
+
+    assert len(found) == MAX_PROBLEMS
+    assert list(found)[:2] == ["input.inputs.2", "input.inputs.3"]

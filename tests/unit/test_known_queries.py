@@ -6,7 +6,7 @@ from typing import Any
 
 from graphql import parse
 
-from graph.execution.extension import KnownQueries
+from graph.execution.extension import MAX_MEASURE_KEY_BYTES, KnownQueries
 from graph.protection.limits import measure_operation, measured_variables
 from graph.schema.record import schema
 
@@ -49,6 +49,25 @@ def test_a_known_query_measures_as_measure_operation_for_each_value_it_reads() -
     assert len(entry.measures) == 4
     known.remember(PAGES, "Pages", parse(PAGES))  # the pipeline answering it again (a GET)
     assert known.get(PAGES, "Pages") is entry  # kept, with what it measured
+
+
+def test_a_measurement_of_large_values_is_made_each_time_and_not_kept() -> None:
+    text = "mutation($in: BatchInferenceInput!) { batchInference(input: $in) { batch { id } } }"
+    known = KnownQueries(10)
+    document = parse(text)
+    known.remember(text, None, document)
+    entry = known.get(text, None)
+    assert entry is not None
+    graphql_schema = schema._schema
+    row = {"sepal_length_cm": 5.1, "sepal_width_cm": 3.5}
+    for count in (1, 1000, 999):
+        variables = {"in": {"modelId": "m", "inputs": [row] * count}}
+        expected = measure_operation(graphql_schema, document, None, variables)
+        assert entry.measure(graphql_schema, variables) == expected
+        assert expected is not None
+        assert expected.inference_requests == count
+    assert all(len(key) <= MAX_MEASURE_KEY_BYTES for key in entry.measures)
+    assert len(entry.measures) == 1  # the one small batch
 
 
 def test_a_document_of_one_operation_is_also_known_without_its_name() -> None:
