@@ -158,11 +158,12 @@ class SynchronousInference:
         self, model: Model, batch: Sequence[Submission]
     ) -> asyncio.Future[list[Outcome]] | None:
         """domain.ports.BatchRunner: the batch's run as a group's (timeout, failures found
-        input by input, answers checked), begun now, or None."""
+        input by input, answers checked, the model's max_batch_size kept), begun now, or
+        None."""
         if self._policy.batch_inline_seconds <= 0 or model.runtime not in self._runtimes:
             return None
         started = self._ticks()
-        running = asyncio.ensure_future(self._predict(model, batch))
+        running = asyncio.ensure_future(self._predict_in_chunks(model, batch))
         if self._observer is not None:
             observer = self._observer
 
@@ -221,6 +222,17 @@ class SynchronousInference:
         if self._observer is not None:
             self._observer.ran(model.name, model.version, len(calls), self._ticks() - started)
         return await record_group(self._uow, model, calls, outcomes, started_at, self._clock())
+
+    async def _predict_in_chunks(self, model: Model, batch: Sequence[Submission]) -> list[Outcome]:
+        """One call per `max_batch_size` inputs when the model declares it (what its runtime
+        can take at once), else one call."""
+        size = model.runtime_config.get(MAX_BATCH_SIZE_KEY)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            size = len(batch)
+        outcomes: list[Outcome] = []
+        for start in range(0, len(batch), size):
+            outcomes += await self._predict(model, batch[start : start + size])
+        return outcomes
 
     async def _predict(self, model: Model, batch: Sequence[Submission]) -> list[Outcome]:
         timeout = self._policy.timeout_seconds

@@ -500,3 +500,18 @@ async def test_a_batch_is_not_run_here_without_its_runtime_or_when_turned_off() 
     assert inference.start_batch(remote, pending(remote, 1)) is None  # no runtime here
     assert never.start_batch(model, pending(model, 1)) is None  # turned off
     assert runtime.calls == []
+
+
+async def test_a_batch_run_here_keeps_the_models_own_batch_size() -> None:
+    data, runtime = FakeData(), Runtime()
+    model = add_model(data, max_batch_size=2)
+    inference, _ = service(data, {"local": runtime})
+
+    running = inference.start_batch(model, pending(model, 1, 2, 3, 4, 5))
+
+    assert running is not None
+    outcomes = await running
+    assert [len(call) for call in runtime.calls] == [2, 2, 1]
+    assert [o.prediction for o in outcomes if isinstance(o, Prediction)] == [
+        {"y": 2 * x} for x in (1, 2, 3, 4, 5)
+    ]
