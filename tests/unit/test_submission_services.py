@@ -459,23 +459,6 @@ async def test_a_batch_is_left_to_the_queue_when_no_loop_idles_or_the_runtime_is
         assert data.submissions[accepted[0].id].lease_expires_at is None
 
 
-async def test_a_batch_that_fails_to_commit_gives_its_held_loop_back() -> None:
-    data, who, loop = FakeData(), principal(), HeldLoop()
-    model = add_model(data)
-    uow = FakeUnitOfWork(data)
-    uow.local_workers = loop
-
-    async def refuse() -> None:
-        raise RuntimeError("the database went away")
-
-    uow.commit = refuse  # type: ignore[method-assign] # a commit that fails, for this test
-    with pytest.raises(RuntimeError):
-        await submissions.create_batch(uow, who, model.id, [{"x": 1}], clock=FakeClock())
-
-    assert (loop.reserved, loop.handed) == (0, [])
-    assert data.submissions == {}
-
-
 class Runner:
     """A BatchRunner: x > 100 fails for good, x == 7 fails for now, else y = 2x; it runs
     nothing with `runs` off, and its runs end only once `gate` is set."""
@@ -583,7 +566,10 @@ async def test_a_run_past_the_wait_or_with_a_passing_failure_goes_to_the_loop() 
     assert (slow.calls, passing.calls) == ([1], [2])  # each run begun once
 
 
-async def test_a_batch_run_at_accept_that_fails_to_commit_stores_nothing() -> None:
+@pytest.mark.parametrize("runner", [None, Runner()], ids=["claimed", "run at accept"])
+async def test_a_batch_that_fails_to_commit_stores_nothing_and_frees_its_loop(
+    runner: Runner | None,
+) -> None:
     data, who, loop = FakeData(), principal(), HeldLoop()
     model = add_model(data)
     uow = FakeUnitOfWork(data)
@@ -595,7 +581,7 @@ async def test_a_batch_run_at_accept_that_fails_to_commit_stores_nothing() -> No
     uow.commit = refuse  # type: ignore[method-assign] # a commit that fails, for this test
     with pytest.raises(RuntimeError):
         await submissions.create_batch(
-            uow, who, model.id, [{"x": 1}], clock=FakeClock(), runner=Runner()
+            uow, who, model.id, [{"x": 1}], clock=FakeClock(), runner=runner
         )
 
     assert (loop.reserved, loop.handed) == (0, [])
