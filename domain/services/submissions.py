@@ -196,14 +196,11 @@ async def create_batch(
         running: asyncio.Future[Sequence[Outcome]] | None = None
         try:
             started = max(clock(), accepted[-1].created_at)  # never before the last creation
-            begun = None if lease is None or runner is None else runner.start_batch(model, accepted)
-            if begun is None or lease is None or runner is None:
+            if lease is None or runner is None:
                 claimed = await _store_batch(uow, batch, accepted, lease, started)
             else:
-                running = asyncio.ensure_future(begun)
-                wait = runner.inline_seconds
                 run = _Run(batch, model, accepted, started, _claimed(accepted, started))
-                claimed = await _store_run(uow, run, running, wait, lease, clock)
+                claimed, running = await _store_run(uow, run, runner, lease, clock)
         except BaseException:
             if workers is not None and lease is not None:
                 workers.release()
@@ -241,26 +238,27 @@ def _began(accepted: list[Submission], running: list[Submission]) -> list[Submis
 
 
 async def _store_run(
-    uow: UnitOfWork,
-    run: _Run,
-    running: asyncio.Future[Sequence[Outcome]],
-    wait: float,
-    lease: timedelta,
-    clock: Clock,
-) -> list[Submission]:
-    """Write the batch while its run goes on, and commit. What does not depend on the run
-    (the batch row, each submission's PENDING and RUNNING events) is written while the
-    model works, and the run's ends are made ready while that statement executes. Run
-    within `wait` with no passing failure: stored finished (each submission as its outcome
-    ended it, its result, its final event, the batch completed, the model's timings and
-    statistics); returns nothing. Otherwise stored claimed under `lease` for the loop;
-    returns the claim."""
+    uow: UnitOfWork, run: _Run, runner: BatchRunner, lease: timedelta, clock: Clock
+) -> tuple[list[Submission], asyncio.Future[Sequence[Outcome]] | None]:
+    """Write the batch while `runner` runs it, and commit. What does not depend on the run
+    (the batch row, each submission's PENDING and RUNNING events) is sent first; the run
+    begins while PostgreSQL writes that (the model's thread has the interpreter to itself
+    meanwhile), and its ends are made ready while that statement executes. A run within
+    the runner's `inline_seconds` with no passing failure: stored finished (each submission
+    as its outcome ended it, its result, its final event, the batch completed, the model's
+    timings and statistics), nothing to hand over. Otherwise (or not run here) stored
+    claimed under `lease` for the loop: returns the claim and the run, if begun."""
     await uow.batches.add(run.batch)
     told = asyncio.ensure_future(uow.events.append_changes(_began(run.accepted, run.running)))
+    running: asyncio.Future[Sequence[Outcome]] | None = None
+    outcomes, finals = None, None
     try:
-        outcomes = await _within(running, wait)
+        await asyncio.sleep(0)  # the statement goes out
+        begun = runner.start_batch(run.model, run.accepted)
+        if begun is not None:
+            running = asyncio.ensure_future(begun)
+            outcomes = await _within(running, runner.inline_seconds)
         ended = max(clock(), run.started)
-        finals = None
         if outcomes is not None and not any(_is_passing(o) for o in outcomes):
             finals = [
                 finished_change(s, run.model, o, ended)
@@ -271,7 +269,7 @@ async def _store_run(
     if outcomes is None or finals is None:
         await uow.submissions.add_many(run.running, lease_until=run.started + lease)
         await uow.commit()
-        return run.running
+        return run.running, running
     await uow.submissions.add_many([c.submission for c in finals])
     await uow.results.add_many([c.result for c in finals if c.result is not None])
     await uow.events.append_changes(finals)
@@ -281,7 +279,7 @@ async def _store_run(
     took = ended - run.started
     await uow.models.record_work(run.model.id, len(ran), took, ended, tally=tally)
     await uow.commit()
-    return []
+    return [], running
 
 
 async def _within(
