@@ -199,3 +199,7 @@ async def default_models(
     """Register the default models on the emptied database; model name -> global id."""
     registered = await owned.register_models(SqlUnitOfWork(db), model_definitions)
     return {m.name: to_global_id("Model", m.id) for m in registered}
+
+
+# The fast lanes' differential pair (tests/integration/lanes.py), offered to every module.
+from tests.integration.lanes import apps, full_app, lane_app  # noqa: E402, F401

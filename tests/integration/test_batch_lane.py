@@ -10,17 +10,12 @@ first appearance. No workers run: every batch stays PENDING, on both apps alike.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Final
 
-import httpx
-import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,9 +26,17 @@ from domain.submissions import Submission
 from persistence.tables import submissions
 from server.settings import Settings
 from tests.integration import differential as d
-from tests.integration.bootstrapped import BASE_URL, variant
 from tests.integration.conftest import IRIS_INPUT, TokenFactory
-from tests.integration.test_inference_lane import headers_of, lane_counts
+from tests.integration.lanes import (
+    Apps,
+    Case,
+    budget_apps,
+    compare,
+    fresh,
+    headers_of,
+    pair,
+    post,
+)
 
 OWNER: Final = "bea@example.com"
 BUDGET: Final = 5  # inputs, in the rate-limited pair
@@ -98,128 +101,7 @@ def literal(model_id: str) -> str:
     return f"mutation {{ batchInference(input: {argument}) {{ submissions {{ id status }} }} }}"
 
 
-# ------------------------------------------------------------------ fixtures
-
-
-async def _app(settings: Settings, postgres_url: str, **overrides: Any) -> AsyncIterator[Starlette]:
-    app = d.build_frozen_app(variant(settings, **overrides), postgres_url)
-    async for running in d.running(app):
-        yield running
-
-
-def _lane_settings(compiled: bool) -> dict[str, Any]:
-    return {
-        "compiled_execution": compiled,
-        "rate_limit_burst": 1e12,
-        "inference_burst": 1e12,
-        "webhook_allow_private_networks": True,  # callbacks to 127.0.0.1 are accepted
-    }
-
-
-@pytest.fixture(scope="module")
-async def lane_app(settings: Settings, postgres_url: str) -> AsyncIterator[Starlette]:
-    async for app in _app(settings, postgres_url, **_lane_settings(True)):
-        yield app
-
-
-@pytest.fixture(scope="module")
-async def full_app(settings: Settings, postgres_url: str) -> AsyncIterator[Starlette]:
-    async for app in _app(settings, postgres_url, **_lane_settings(False)):
-        yield app
-
-
-@dataclass
-class Apps:
-    lane: httpx.AsyncClient
-    full: httpx.AsyncClient
-    bearer: str
-    models: dict[str, str]
-
-
-@pytest.fixture
-async def apps(
-    lane_app: Starlette,
-    full_app: Starlette,
-    db: AsyncEngine,
-    default_models: dict[str, str],
-    token: TokenFactory,
-) -> AsyncIterator[Apps]:
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=lane_app), base_url=BASE_URL) as lane,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=full_app), base_url=BASE_URL) as full,
-    ):
-        yield Apps(lane, full, token(OWNER), default_models)
-
-
 # ------------------------------------------------------------------ exchanges
-
-
-async def post(
-    client: httpx.AsyncClient, bearer: str | None, body: Mapping[str, Any]
-) -> tuple[httpx.Response, Counter[str]]:
-    headers = {"Content-Type": "application/json", "X-Request-ID": "batch-lane"}
-    if bearer is not None:
-        headers["Authorization"] = f"Bearer {bearer}"
-    before = lane_counts()
-    response = await client.post("/graphql", content=orjson.dumps(body), headers=headers)
-    return response, lane_counts() - before
-
-
-_STRING: Final = re.compile(rb'"([A-Za-z0-9_-]{40,})"')
-
-
-def normalised(content: bytes) -> bytes:
-    """The body with each new Submission and Batch id numbered by first appearance: all that
-    differs between two apps' answers (their clocks are frozen)."""
-    seen: dict[bytes, int] = {}
-
-    def number(match: re.Match[bytes]) -> bytes:
-        text = match.group(1)
-        try:
-            decoded = base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4)).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return match.group(0)
-        kind, _, rest = decoded.partition(":")
-        if kind not in ("Submission", "Batch") or len(rest) != 36:
-            return match.group(0)
-        return b'"%s#%d"' % (kind.encode(), seen.setdefault(text, len(seen)))
-
-    return _STRING.sub(number, content)
-
-
-@dataclass(frozen=True)
-class Case:
-    label: str
-    query: str
-    variables: dict[str, Any] | None = None
-    operation_name: str | None = None
-    is_served: bool = True  # by the lane, once learned
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"query": self.query}
-        if self.variables is not None:
-            body["variables"] = self.variables
-        if self.operation_name is not None:
-            body["operationName"] = self.operation_name
-        return body
-
-
-async def compare(apps: Apps, case: Case) -> tuple[httpx.Response, httpx.Response, Counter[str]]:
-    """The case sent to the lane app, then to the full app; both answers and the lane's count."""
-    lane, counted = await post(apps.lane, apps.bearer, case.body())
-    full, _ = await post(apps.full, apps.bearer, case.body())
-    assert (lane.status_code, headers_of(lane)) == (full.status_code, headers_of(full)), case
-    assert normalised(lane.content) == normalised(full.content), (
-        case.label,
-        lane.content[:2000],
-        full.content[:2000],
-    )
-    return lane, full, counted
-
-
-def fresh(document: str) -> str:
-    """A text neither app has seen: each test learns its own documents."""
-    return f"# {uuid.uuid4()}\n{document}"
 
 
 def batch_input(model_id: str, inputs: Sequence[Any] | Any = None, **extra: Any) -> dict[str, Any]:
@@ -344,36 +226,22 @@ async def test_a_callback_url_with_a_secret_is_checked_as_on_the_full_path(apps:
 
 
 @pytest.fixture(scope="module")
-async def budget_lane_app(settings: Settings, postgres_url: str) -> AsyncIterator[Starlette]:
-    limits = {"inference_burst": BUDGET, "inference_rate_per_second": 1e-6}
-    async for app in _app(settings, postgres_url, compiled_execution=True, **limits):
-        yield app
-
-
-@pytest.fixture(scope="module")
-async def budget_full_app(settings: Settings, postgres_url: str) -> AsyncIterator[Starlette]:
-    limits = {"inference_burst": BUDGET, "inference_rate_per_second": 1e-6}
-    async for app in _app(settings, postgres_url, compiled_execution=False, **limits):
-        yield app
+async def budget_pair(
+    settings: Settings, postgres_url: str
+) -> AsyncIterator[tuple[Starlette, Starlette]]:
+    async for both in budget_apps(settings, postgres_url, BUDGET):
+        yield both
 
 
 async def test_the_inference_budget_is_charged_per_input_and_given_back_as_on_the_full_path(
-    budget_lane_app: Starlette,
-    budget_full_app: Starlette,
+    budget_pair: tuple[Starlette, Starlette],
     db: AsyncEngine,
     default_models: dict[str, str],
     token: TokenFactory,
 ) -> None:
     iris, document = default_models["iris-species"], fresh(NESTED)
-    async with (
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=budget_lane_app), base_url=BASE_URL
-        ) as lane,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=budget_full_app), base_url=BASE_URL
-        ) as full,
-    ):
-        apps = Apps(lane, full, token(OWNER), default_models)
+    async with pair(*budget_pair, token(OWNER), default_models) as apps:
+        lane, full = apps.lane, apps.full
         refused = Case("refused: given back", document, batch_input(iris, [*GOOD[:2], {}]))
         await learn(apps, [refused])  # three inputs charged, and given back
         await post(full, apps.bearer, refused.body())

@@ -29,6 +29,7 @@ from telemetry import metrics
 from tests.factories import make_model, make_result, make_submission, make_user
 from tests.integration.bootstrapped import BASE_URL, variant
 from tests.integration.conftest import StatementCounter, TokenFactory, only_error
+from tests.integration.lanes import lane_counts
 
 LOOKUP = """
 query Lookup($id: ID!) {
@@ -90,17 +91,6 @@ async def client(lane_app: Starlette, db: AsyncEngine) -> AsyncIterator[httpx.As
         transport=httpx.ASGITransport(app=lane_app), base_url=BASE_URL
     ) as http:
         yield http
-
-
-def lane_counts() -> Counter[str]:
-    return Counter(
-        {
-            sample.labels["outcome"]: int(sample.value)
-            for family in metrics.FAST_LANE.collect()
-            for sample in family.samples
-            if sample.name.endswith("_total")
-        }
-    )
 
 
 def path_counts() -> Counter[tuple[str, str]]:

@@ -10,17 +10,12 @@ cannot serve still get the full path's answer.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Final
 
-import httpx
-import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,10 +26,18 @@ from domain.services.submissions import SubmissionRequest
 from domain.submissions import Result, Submission
 from persistence.tables import submissions
 from server.settings import Settings
-from telemetry import metrics
 from tests.integration import differential as d
-from tests.integration.bootstrapped import BASE_URL, variant
 from tests.integration.conftest import IRIS_INPUT, TokenFactory
+from tests.integration.lanes import (
+    Apps,
+    Case,
+    budget_apps,
+    compare,
+    fresh,
+    headers_of,
+    pair,
+    post,
+)
 from tests.integration.test_pipeline import view_of
 
 OWNER: Final = "ivy@example.com"
@@ -93,150 +96,7 @@ def literal(model_id: str, value: Mapping[str, float] | None = None) -> str:
     return f"mutation {{ runInference(input: {argument}) {selection} }}"
 
 
-# ------------------------------------------------------------------ fixtures
-
-
-async def _app(settings: Settings, postgres_url: str, **overrides: Any) -> AsyncIterator[Starlette]:
-    app = d.build_frozen_app(variant(settings, **overrides), postgres_url)
-    async for running in d.running(app):
-        yield running
-
-
-def _lane_settings(compiled: bool) -> dict[str, Any]:
-    return {"compiled_execution": compiled, "rate_limit_burst": 1e12}
-
-
-@pytest.fixture(scope="module")
-async def lane_app(settings: Settings, postgres_url: str) -> AsyncIterator[Starlette]:
-    async for app in _app(settings, postgres_url, **_lane_settings(True)):
-        yield app
-
-
-@pytest.fixture(scope="module")
-async def full_app(settings: Settings, postgres_url: str) -> AsyncIterator[Starlette]:
-    async for app in _app(settings, postgres_url, **_lane_settings(False)):
-        yield app
-
-
-@dataclass
-class Apps:
-    lane: httpx.AsyncClient
-    full: httpx.AsyncClient
-    bearer: str
-    models: dict[str, str]
-
-
-@pytest.fixture
-async def apps(
-    lane_app: Starlette,
-    full_app: Starlette,
-    db: AsyncEngine,
-    default_models: dict[str, str],
-    token: TokenFactory,
-) -> AsyncIterator[Apps]:
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=lane_app), base_url=BASE_URL) as lane,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=full_app), base_url=BASE_URL) as full,
-    ):
-        yield Apps(lane, full, token(OWNER), default_models)
-
-
 # ------------------------------------------------------------------ exchanges
-
-
-def lane_counts() -> Counter[str]:
-    return Counter(
-        {
-            sample.labels["outcome"]: int(sample.value)
-            for family in metrics.FAST_LANE.collect()
-            for sample in family.samples
-            if sample.name.endswith("_total")
-        }
-    )
-
-
-async def post(
-    client: httpx.AsyncClient, bearer: str | None, body: Mapping[str, Any], accept: str | None
-) -> tuple[httpx.Response, Counter[str]]:
-    headers = {"Content-Type": "application/json", "X-Request-ID": "inference-lane"}
-    if bearer is not None:
-        headers["Authorization"] = f"Bearer {bearer}"
-    if accept is not None:
-        headers["Accept"] = accept
-    before = lane_counts()
-    response = await client.post("/graphql", content=orjson.dumps(body), headers=headers)
-    return response, lane_counts() - before
-
-
-_STRING: Final = re.compile(rb'"([A-Za-z0-9_-]{40,})"')
-_TIMINGS: Final = re.compile(rb'"(processingTimeMs|took)":\d+')
-_RATE: Final = re.compile(r"=\d+")
-
-
-def normalised(content: bytes) -> bytes:
-    """The body with each new Submission and Result id numbered by first appearance, and
-    the model's measured time zeroed: all that differs between two apps' runs."""
-    seen: dict[bytes, int] = {}
-
-    def number(match: re.Match[bytes]) -> bytes:
-        text = match.group(1)
-        try:
-            decoded = base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4)).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return match.group(0)
-        kind, _, rest = decoded.partition(":")
-        if kind not in ("Submission", "Result") or len(rest) != 36:
-            return match.group(0)
-        return b'"%s#%d"' % (kind.encode(), seen.setdefault(text, len(seen)))
-
-    return _TIMINGS.sub(rb'"\1":0', _STRING.sub(number, content))
-
-
-def headers_of(response: httpx.Response) -> list[tuple[str, str]]:
-    """All headers, in order, but what is left of the RateLimit budget (it changes)."""
-    return [
-        (name, _RATE.sub("=N", value) if name == "ratelimit" else value)
-        for name, value in response.headers.multi_items()
-        if name != "content-length"
-    ]
-
-
-@dataclass(frozen=True)
-class Case:
-    label: str
-    query: str
-    variables: dict[str, Any] | None = None
-    operation_name: str | None = None
-    accept: str | None = None
-    signed_in: bool = True
-    is_served: bool = True  # by the lane, once learned
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"query": self.query}
-        if self.variables is not None:
-            body["variables"] = self.variables
-        if self.operation_name is not None:
-            body["operationName"] = self.operation_name
-        return body
-
-
-async def compare(apps: Apps, case: Case) -> tuple[httpx.Response, httpx.Response, Counter[str]]:
-    """The case sent to the lane app, then to the full app; both answers and the lane's count."""
-    bearer = apps.bearer if case.signed_in else None
-    lane, counted = await post(apps.lane, bearer, case.body(), case.accept)
-    full, _ = await post(apps.full, bearer, case.body(), case.accept)
-    assert (lane.status_code, headers_of(lane)) == (full.status_code, headers_of(full)), case
-    assert normalised(lane.content) == normalised(full.content), (
-        case.label,
-        lane.content,
-        full.content,
-    )
-    return lane, full, counted
-
-
-def fresh(document: str) -> str:
-    """A text neither app has seen: each test learns its own documents."""
-    return f"# {uuid.uuid4()}\n{document}"
 
 
 def run_input(model_id: str, value: Any = None, **extra: Any) -> dict[str, Any]:
@@ -333,34 +193,22 @@ async def test_a_replayed_idempotency_key_is_answered_with_the_first_submission(
 
 
 @pytest.fixture(scope="module")
-async def budget_lane_app(settings: Settings, postgres_url: str) -> AsyncIterator[Starlette]:
-    limits = {"inference_burst": BUDGET, "inference_rate_per_second": 1e-6}
-    async for app in _app(settings, postgres_url, compiled_execution=True, **limits):
-        yield app
-
-
-@pytest.fixture(scope="module")
-async def budget_full_app(settings: Settings, postgres_url: str) -> AsyncIterator[Starlette]:
-    limits = {"inference_burst": BUDGET, "inference_rate_per_second": 1e-6}
-    async for app in _app(settings, postgres_url, compiled_execution=False, **limits):
-        yield app
+async def budget_pair(
+    settings: Settings, postgres_url: str
+) -> AsyncIterator[tuple[Starlette, Starlette]]:
+    async for both in budget_apps(settings, postgres_url, BUDGET):
+        yield both
 
 
 async def test_the_inference_budget_is_charged_and_given_back_as_on_the_full_path(
-    budget_lane_app: Starlette,
-    budget_full_app: Starlette,
+    budget_pair: tuple[Starlette, Starlette],
     db: AsyncEngine,
     default_models: dict[str, str],
     token: TokenFactory,
 ) -> None:
     iris, document = default_models["iris-species"], fresh(PLAIN)
-    lane_transport = httpx.ASGITransport(app=budget_lane_app)
-    full_transport = httpx.ASGITransport(app=budget_full_app)
-    async with (
-        httpx.AsyncClient(transport=lane_transport, base_url=BASE_URL) as lane,
-        httpx.AsyncClient(transport=full_transport, base_url=BASE_URL) as full,
-    ):
-        apps = Apps(lane, full, token(OWNER), default_models)
+    async with pair(*budget_pair, token(OWNER), default_models) as apps:
+        lane, full = apps.lane, apps.full
         await post(lane, apps.bearer, {"query": document, "variables": run_input(iris)}, None)
         await post(full, apps.bearer, {"query": document, "variables": run_input(iris)}, None)
         refused = Case("refused input: given back", document, run_input(iris, {}))
