@@ -120,6 +120,12 @@ def _outcome_change(
     return SubmissionChange(EventType.SUBMISSION_FAILED, done)
 
 
+def run_from(submission: Submission, started: datetime) -> Submission:
+    """A submission just accepted, RUNNING from `started` (its first attempt), as the
+    process that accepted it runs it at once."""
+    return replace(submission, status=SubmissionStatus.RUNNING, attempts=1, updated_at=started)
+
+
 def finished_change(
     running: Submission, model: Model, outcome: Prediction | ModelFailure, now: datetime
 ) -> SubmissionChange:

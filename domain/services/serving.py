@@ -17,13 +17,13 @@ from datetime import datetime
 from uuid import UUID
 
 from domain.errors import Conflict, InvalidInput
-from domain.event_payloads import result_payload
-from domain.events import EventType, NewEvent
+from domain.event_payloads import SubmissionChange, events_of
+from domain.events import EventType
 from domain.models import JSONValue, Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, ServingObserver, UnitOfWork, UnitOfWorkFactory
 from domain.principal import Principal
 from domain.services.batcher import BatchPolicy, DynamicBatcher
-from domain.services.inference import Outcome, predict, result_of
+from domain.services.inference import Outcome, finished_change, predict, run_from
 from domain.services.recording import record_statistics, statistics_of
 from domain.services.submissions import (
     MAX_IDEMPOTENCY_KEY,
@@ -32,10 +32,9 @@ from domain.services.submissions import (
     _check_assets,
     _new_submission,
     create_submission,
-    submission_event,
 )
 from domain.services.waiting import SubmissionWatch, wait_until_finished
-from domain.submissions import FinishedRun, Result, Submission, SubmissionStatus
+from domain.submissions import FinishedRun, Result, Submission
 from domain.validation import schema_errors
 
 logger = logging.getLogger(__name__)
@@ -310,29 +309,14 @@ def _finished(
     submission: Submission, model: Model, outcome: Outcome, started: datetime, ended: datetime
 ) -> FinishedRun:
     """The submission as it ends, with the events a queued one would have had, in order."""
-    running = replace(submission, status=SubmissionStatus.RUNNING, attempts=1, updated_at=started)
-    events = [
-        submission_event(EventType.SUBMISSION_CREATED, submission),
-        submission_event(EventType.SUBMISSION_UPDATED, running),
+    running = run_from(submission, started)
+    end = finished_change(running, model, outcome, ended)
+    changes = [
+        SubmissionChange(EventType.SUBMISSION_CREATED, submission),
+        SubmissionChange(EventType.SUBMISSION_UPDATED, running),
+        end,
     ]
-    if isinstance(outcome, ModelFailure):
-        failed = replace(
-            running, status=SubmissionStatus.FAILED, error=str(outcome), updated_at=ended
-        )
-        events.append(submission_event(EventType.SUBMISSION_FAILED, failed))
-        return FinishedRun(failed, None, events)
-    done = replace(running, status=SubmissionStatus.SUCCEEDED, updated_at=ended)
-    result = result_of(done, model, outcome, done.updated_at)
-    events += [
-        submission_event(EventType.SUBMISSION_SUCCEEDED, done, result),
-        NewEvent(
-            type=EventType.RESULT_CREATED,
-            owner_id=done.owner_id,
-            subject_id=result.id,
-            payload=result_payload(result),
-        ),
-    ]
-    return FinishedRun(done, result, events)
+    return FinishedRun(end.submission, end.result, events_of(changes))
 
 
 async def record_group(

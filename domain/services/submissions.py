@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -19,7 +19,7 @@ from domain.models import JSONValue, Model, ModelFailure
 from domain.ports import BatchRunner, Clock, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
 from domain.services.batch_settlement import settle
-from domain.services.inference import Outcome, finished_change
+from domain.services.inference import Outcome, finished_change, run_from
 from domain.services.recording import statistics_of
 from domain.submissions import Metadata, Result, Submission, SubmissionStatus
 from domain.validation import batch_schema_errors, schema_errors
@@ -196,10 +196,12 @@ async def create_batch(
         running: asyncio.Future[Sequence[Outcome]] | None = None
         try:
             started = max(clock(), accepted[-1].created_at)  # never before the last creation
-            if lease is None or runner is None:
-                claimed = await _store_batch(uow, batch, accepted, lease, started)
+            if lease is None:
+                await _store_queued(uow, batch, accepted)
             else:
-                run = _Run(batch, model, accepted, started, _claimed(accepted, started))
+                run = _Run(
+                    batch, model, accepted, started, [run_from(s, started) for s in accepted]
+                )
                 claimed, running = await _store_run(uow, run, runner, lease, clock)
         except BaseException:
             if workers is not None and lease is not None:
@@ -220,14 +222,7 @@ class _Run:
     model: Model
     accepted: list[Submission]
     started: datetime
-    running: list[Submission]
-
-
-def _claimed(accepted: list[Submission], started: datetime) -> list[Submission]:
-    return [
-        replace(s, status=SubmissionStatus.RUNNING, attempts=1, updated_at=started)
-        for s in accepted
-    ]
+    claimed: list[Submission]  # each RUNNING from `started`, this process's
 
 
 def _began(accepted: list[Submission], running: list[Submission]) -> list[SubmissionChange]:
@@ -238,38 +233,39 @@ def _began(accepted: list[Submission], running: list[Submission]) -> list[Submis
 
 
 async def _store_run(
-    uow: UnitOfWork, run: _Run, runner: BatchRunner, lease: timedelta, clock: Clock
+    uow: UnitOfWork, run: _Run, runner: BatchRunner | None, lease: timedelta, clock: Clock
 ) -> tuple[list[Submission], asyncio.Future[Sequence[Outcome]] | None]:
-    """Write the batch while `runner` runs it, and commit. What does not depend on the run
-    (the batch row, each submission's PENDING and RUNNING events) is sent first; the run
-    begins while PostgreSQL writes that (the model's thread has the interpreter to itself
-    meanwhile), and its ends are made ready while that statement executes. A run within
-    the runner's `inline_seconds` with no passing failure: stored finished (each submission
-    as its outcome ended it, its result, its final event, the batch completed, the model's
-    timings and statistics), nothing to hand over. Otherwise (or not run here) stored
-    claimed under `lease` for the loop: returns the claim and the run, if begun."""
+    """Write a batch this process's held loop takes, while `runner` runs it, and commit.
+    What does not depend on the run (the batch row, each submission's PENDING and RUNNING
+    events) is sent first; the run begins while PostgreSQL writes that (the model's thread
+    has the interpreter to itself meanwhile), and its ends are made ready while that
+    statement executes. A run within the runner's `inline_seconds` with no passing failure:
+    stored finished (each submission as its outcome ended it, its result, its final event,
+    the batch completed, the model's timings and statistics), nothing to hand over.
+    Otherwise (or not run here) stored claimed under `lease` for the loop: returns the
+    claim and the run, if begun."""
     await uow.batches.add(run.batch)
-    told = asyncio.ensure_future(uow.events.append_changes(_began(run.accepted, run.running)))
+    told = asyncio.ensure_future(uow.events.append_changes(_began(run.accepted, run.claimed)))
     running: asyncio.Future[Sequence[Outcome]] | None = None
     outcomes, finals = None, None
     try:
         await asyncio.sleep(0)  # the statement goes out
-        begun = runner.start_batch(run.model, run.accepted)
-        if begun is not None:
+        begun = None if runner is None else runner.start_batch(run.model, run.accepted)
+        if begun is not None and runner is not None:
             running = asyncio.ensure_future(begun)
             outcomes = await _within(running, runner.inline_seconds)
         ended = max(clock(), run.started)
         if outcomes is not None and not any(_is_passing(o) for o in outcomes):
             finals = [
                 finished_change(s, run.model, o, ended)
-                for s, o in zip(run.running, outcomes, strict=True)
+                for s, o in zip(run.claimed, outcomes, strict=True)
             ]
     finally:
         await told
     if outcomes is None or finals is None:
-        await uow.submissions.add_many(run.running, lease_until=run.started + lease)
+        await uow.submissions.add_many(run.claimed, lease_until=run.started + lease)
         await uow.commit()
-        return run.running, running
+        return run.claimed, running
     await uow.submissions.add_many([c.submission for c in finals])
     await uow.results.add_many([c.result for c in finals if c.result is not None])
     await uow.events.append_changes(finals)
@@ -296,28 +292,14 @@ def _is_passing(outcome: Outcome) -> bool:
     return isinstance(outcome, ModelFailure) and outcome.is_transient
 
 
-async def _store_batch(
-    uow: UnitOfWork,
-    batch: Batch,
-    accepted: list[Submission],
-    lease: timedelta | None,
-    started: datetime,
-) -> list[Submission]:
-    """Write the batch and its submissions, claimed from `started` when `lease` is given,
-    and commit; returns what was claimed (nothing without a lease)."""
+async def _store_queued(uow: UnitOfWork, batch: Batch, accepted: list[Submission]) -> None:
+    """Write the batch and its PENDING submissions for the queue, and commit."""
     await uow.batches.add(batch)
-    if lease is None:
-        await uow.submissions.add_many(accepted)
-        await uow.events.append_changes(
-            [SubmissionChange(EventType.SUBMISSION_CREATED, s) for s in accepted]
-        )
-        await uow.commit()
-        return []
-    claimed = _claimed(accepted, started)
-    await uow.submissions.add_many(claimed, lease_until=started + lease)
-    await uow.events.append_changes(_began(accepted, claimed))
+    await uow.submissions.add_many(accepted)
+    await uow.events.append_changes(
+        [SubmissionChange(EventType.SUBMISSION_CREATED, s) for s in accepted]
+    )
     await uow.commit()
-    return claimed
 
 
 async def _change(
