@@ -3,74 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.event_payloads import SubmissionChange
 from domain.events import EventType, NewEvent
-from persistence.bulk import dumps, recordset_insert, recordset_values
-from persistence.projections import base64url_sql, moment_sql
+from domain.ids import to_global_id
+from domain.submissions import Result
+from persistence.bulk import recordset_insert, recordset_values
 from persistence.tables import events
 
 _COLUMNS = ("type", "owner_id", "subject_id", "payload")
 _insert = recordset_insert(events, _COLUMNS)
 
-
-def _id(type_name: str, column: str) -> str:
-    return base64url_sql(f"'{type_name}:' || {column}::text")
-
-
-# domain.event_payloads.events_of written by PostgreSQL from the changes' JSON rows: no
-# payload dict or JSON text per event in Python. The prediction and confidence are copied
-# into the payload as orjson wrote them (as append would send them).
-def _quoted(text_sql: str) -> str:
-    """A JSON string of text that needs no escaping (an id, a status, a DateTime)."""
-    return f"'\"' || {text_sql} || '\"'"
-
-
-_RESULT_FIELDS = (
-    """',"resultId":' || c.rid"""
-    """ || ',"prediction":' || c.prediction || ',"confidence":' || c.confidence"""
-    """ || ',"modelVersion":' || to_json(c.model_version)::text"""
-)
-_APPEND_CHANGES = sa.text(
-    # Every piece interpolated is a literal of this module: no value reaches the text.
-    f"""
-WITH c AS (
-  SELECT u.n, u.type, u.owner_id, u.id, u.status, u.error, u.attempts, u.updated_at,
-    u.batch_id, u.result_id, u.model_version, u.announces,
-    coalesce(u.prediction::text, 'null') AS prediction,
-    coalesce(u.confidence::text, 'null') AS confidence,
-    {_quoted(_id("Submission", "u.id"))} AS sid,
-    {_quoted(_id("Result", "u.result_id"))} AS rid
-  FROM json_to_recordset(CAST(:changes AS json)) AS u(
-    n integer, type text, owner_id uuid, id uuid, status text, error text, attempts integer,
-    updated_at timestamptz, batch_id uuid, result_id uuid, prediction json, confidence json,
-    model_version text, announces boolean
-  )
-)
+# A batch's thousands of events as four arrays: a JSON document of rows with nested payloads
+# cost PostgreSQL 2-3x as much to read (json_to_recordset writes each payload back to text
+# before parsing it as jsonb). Ids are taken in the arrays' order.
+_APPEND_TEXTS = sa.text(
+    """
 INSERT INTO events (type, owner_id, subject_id, payload)
-SELECT e.type, e.owner_id, e.subject_id, e.payload::jsonb FROM (
-  SELECT c.n, 0 AS k, c.type, c.owner_id, c.id AS subject_id,
-    '{{"submissionId":' || c.sid
-    || ',"status":' || {_quoted("c.status")}
-    || ',"error":' || coalesce(to_json(c.error)::text, 'null')
-    || ',"attempts":' || c.attempts
-    || ',"updatedAt":' || {_quoted(moment_sql("c.updated_at"))}
-    || CASE WHEN c.batch_id IS NULL THEN ''
-       ELSE ',"batchId":' || {_quoted(_id("Batch", "c.batch_id"))} END
-    || CASE WHEN c.result_id IS NULL THEN '' ELSE {_RESULT_FIELDS} END
-    || '}}' AS payload
-  FROM c
-  UNION ALL
-  SELECT c.n, 1, 'RESULT_CREATED', c.owner_id, c.result_id,
-    '{{"submissionId":' || c.sid
-    || {_RESULT_FIELDS} || '}}'
-  FROM c WHERE c.announces AND c.result_id IS NOT NULL
-) e
-ORDER BY e.n, e.k
-"""  # noqa: S608
+SELECT u.type, u.owner_id, u.subject_id, u.payload::jsonb
+FROM unnest(
+  CAST(:types AS text[]), CAST(:owners AS uuid[]), CAST(:subjects AS uuid[]),
+  CAST(:payloads AS text[])
+) WITH ORDINALITY AS u(type, owner_id, subject_id, payload, n)
+ORDER BY u.n
+"""
 )
 
 
@@ -100,33 +63,79 @@ class SqlEventRepository:
     async def append_changes(self, changes: Sequence[SubmissionChange]) -> None:
         if not changes:
             return
-        await self._conn.execute(_APPEND_CHANGES, {"changes": _change_rows(changes)})
+        columns = event_columns(changes)
+        await self._conn.execute(
+            _APPEND_TEXTS,
+            {
+                "types": columns.types,
+                "owners": columns.owners,
+                "subjects": columns.subjects,
+                "payloads": columns.payloads,
+            },
+        )
         self.appended = True
 
 
-def _change_rows(changes: Sequence[SubmissionChange]) -> str:
-    """The changes as one JSON array (see bulk.py), each with its place in the list; the
-    prediction and confidence as the JSON values they are (the statement writes them into
-    the payload as orjson wrote them)."""
-    rows = []
-    for n, change in enumerate(changes):
+@dataclass(slots=True)
+class EventColumns:
+    """Events as columns: each one's type, owner, subject and payload's JSON text."""
+
+    types: list[str] = field(default_factory=list)
+    owners: list[UUID] = field(default_factory=list)
+    subjects: list[UUID] = field(default_factory=list)
+    payloads: list[str] = field(default_factory=list)
+
+
+def event_columns(changes: Sequence[SubmissionChange]) -> EventColumns:
+    """`event_payloads.events_of(changes)`, each payload as the text orjson writes of it,
+    built from pieces: a global id or a time's text once per value, one small orjson call
+    per JSON value, no dict per payload (4,000 events: ~10 ms against ~25-35 ms through
+    events_of; tests/unit/test_event_texts.py holds them identical)."""
+    out = EventColumns()
+    ids: dict[tuple[str, UUID], str] = {}
+    moments: dict[datetime, str] = {}
+
+    def global_id(type_name: str, ident: UUID) -> str:
+        found = ids.get((type_name, ident))
+        if found is None:
+            found = ids[type_name, ident] = to_global_id(type_name, ident)
+        return found
+
+    for change in changes:
         submission, result = change.submission, change.result
-        row: dict[str, object] = {
-            "n": n,
-            "type": change.kind.value,
-            "owner_id": submission.owner_id,
-            "id": submission.id,
-            "status": submission.status.value,
-            "error": submission.error,
-            "attempts": submission.attempts,
-            "updated_at": submission.updated_at,
-            "batch_id": submission.batch_id,
-            "announces": change.announces_result,
-        }
-        if result is not None:
-            row["result_id"] = result.id
-            row["prediction"] = result.prediction
-            row["confidence"] = result.confidence
-            row["model_version"] = result.model_version
-        rows.append(row)
-    return dumps(rows)
+        sid = global_id("Submission", submission.id)
+        at = moments.get(submission.updated_at)
+        if at is None:
+            at = moments[submission.updated_at] = submission.updated_at.isoformat()
+        error = "null" if submission.error is None else _json(submission.error)
+        text = (
+            f'{{"submissionId":"{sid}","status":"{submission.status.value}","error":{error}'
+            f',"attempts":{submission.attempts},"updatedAt":"{at}"'
+        )
+        if submission.batch_id is not None:
+            text += f',"batchId":"{global_id("Batch", submission.batch_id)}"'
+        fields = "" if result is None else _result_fields(result)
+        out.types.append(change.kind.value)
+        out.owners.append(submission.owner_id)
+        out.subjects.append(submission.id)
+        out.payloads.append(f"{text}{fields}}}")
+        if change.announces_result and result is not None:
+            out.types.append(EventType.RESULT_CREATED.value)
+            out.owners.append(submission.owner_id)
+            out.subjects.append(result.id)
+            out.payloads.append(f'{{"submissionId":"{sid}"{fields}}}')
+    return out
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _result_fields(result: Result) -> str:
+    """event_payloads.result_fields as the text after a payload's first members."""
+    return (
+        f',"resultId":"{to_global_id("Result", result.id)}"'
+        f',"prediction":{_json(result.prediction)}'
+        f',"confidence":{_json(result.confidence)}'
+        f',"modelVersion":{_json(result.model_version)}'
+    )
