@@ -86,6 +86,27 @@ class Submission:
     def is_finished(self) -> bool:
         return self.status in FINISHED
 
+    def moved(
+        self, status: SubmissionStatus, error: str | None, attempts: int, updated_at: datetime
+    ) -> Submission:
+        """This submission in another state: dataclasses.replace without its look at every
+        field (a third of the cost; a batch moves thousands)."""
+        return Submission(
+            id=self.id,
+            owner_id=self.owner_id,
+            model_id=self.model_id,
+            input=self.input,
+            status=status,
+            error=error,
+            attempts=attempts,
+            idempotency_key=self.idempotency_key,
+            created_at=self.created_at,
+            updated_at=updated_at,
+            batch_id=self.batch_id,
+            callback_url=self.callback_url,
+            metadata=self.metadata,
+        )
+
     def cancelled(self, now: datetime) -> Submission:
         if self.status is not SubmissionStatus.PENDING:
             raise Conflict(f"only a PENDING submission can be cancelled; this one is {self.status}")

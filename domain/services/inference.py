@@ -123,7 +123,7 @@ def _outcome_change(
 def run_from(submission: Submission, started: datetime) -> Submission:
     """A submission just accepted, RUNNING from `started` (its first attempt), as the
     process that accepted it runs it at once."""
-    return replace(submission, status=SubmissionStatus.RUNNING, attempts=1, updated_at=started)
+    return submission.moved(SubmissionStatus.RUNNING, submission.error, 1, started)
 
 
 def finished_change(
@@ -132,10 +132,9 @@ def finished_change(
     """A submission run at once (never queued, so never retried) as its outcome ends it at
     `now`, SUCCEEDED with its result or FAILED, with what that tells subscribers."""
     if isinstance(outcome, ModelFailure):
-        status, error = SubmissionStatus.FAILED, str(outcome)
-        failed = replace(running, status=status, error=error, updated_at=now)
+        failed = running.moved(SubmissionStatus.FAILED, str(outcome), running.attempts, now)
         return SubmissionChange(EventType.SUBMISSION_FAILED, failed)
-    done = replace(running, status=SubmissionStatus.SUCCEEDED, updated_at=now)
+    done = running.moved(SubmissionStatus.SUCCEEDED, running.error, running.attempts, now)
     return _outcome_change(done, model, outcome, now)
 
 

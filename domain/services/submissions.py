@@ -120,6 +120,37 @@ def _new_batch(
     )
 
 
+def _batch_submissions(
+    principal: Principal,
+    batch: Batch,
+    inputs: Sequence[JSONValue],
+    metadata: Metadata,
+    now: datetime,
+) -> list[Submission]:
+    """Each input's submission, PENDING, as _new_submission makes one (created_at a
+    microsecond apart from `now` on, in input order), with one reading of the clock."""
+    status = SubmissionStatus.PENDING
+    return [
+        Submission(
+            id=uuid.uuid4(),
+            owner_id=principal.user_id,
+            model_id=batch.model_id,
+            input=item,
+            status=status,
+            error=None,
+            attempts=0,
+            idempotency_key=None,
+            created_at=at,
+            updated_at=at,
+            batch_id=batch.id,
+            callback_url=None,
+            metadata=metadata,
+        )
+        for n, item in enumerate(inputs)
+        for at in (now + timedelta(microseconds=n),)
+    ]
+
+
 async def create_submission(
     uow: UnitOfWork, principal: Principal, request: SubmissionRequest, *, clock: Clock
 ) -> Submission:
@@ -179,17 +210,7 @@ async def create_batch(
         if problems:
             raise InvalidInput(problems)
         batch = _new_batch(principal, model, len(inputs), callback_url, clock)
-        accepted = [
-            _new_submission(
-                principal,
-                model,
-                SubmissionRequest(model.id, item, metadata=metadata),
-                clock,
-                n,
-                batch.id,
-            )
-            for n, item in enumerate(inputs)
-        ]
+        accepted = _batch_submissions(principal, batch, inputs, metadata, batch.created_at)
         workers = uow.local_workers
         lease = None if workers is None else workers.reserve(model.runtime)
         claimed: list[Submission] = []
