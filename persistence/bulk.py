@@ -9,10 +9,17 @@ per column, as before, cost asyncpg two or three `collections.abc` checks per el
 
 A JSON null read into a jsonb column is SQL NULL; every jsonb column written in bulk is NOT
 NULL, so such a NULL can only be the JSON value null, and is written as that.
+
+`shared_insert` sends only what differs: a column whose rows all hold one value is bound once
+beside the document (a batch's owner, model, batch, times and most statuses), so its rows
+carry five keys, not fifteen: less JSON to write and for PostgreSQL to read (1,000
+submissions: 26 -> 22 ms).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -68,3 +75,59 @@ def _uuid_text(value: object) -> str:
     if isinstance(value, UUID):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def shared_insert(
+    table: sa.Table, names: Sequence[str], rows: Sequence[Mapping[str, object]]
+) -> tuple[sa.Insert, dict[str, object]]:
+    """The INSERT of `rows` (one or more, each with every name as a key) and its bound
+    values: the columns whose values differ as JSON rows (the first name always), each other
+    column once, as `k_<name>`."""
+    shared: dict[str, object] = {}
+    for name in names[1:]:
+        first = rows[0][name]
+        same = _same_json if _is_json(table.c[name]) else _same
+        if all(same(row[name], first) for row in rows):
+            shared[name] = first
+    differing = [name for name in names if name not in shared]
+    values: dict[str, object] = {
+        f"k_{name}": _bound(table.c[name], v) for name, v in shared.items()
+    }
+    values |= recordset_values([{name: row[name] for name in differing} for row in rows])
+    return _shared_statement(table, tuple(names), frozenset(shared)), values
+
+
+@functools.cache
+def _shared_statement(table: sa.Table, names: tuple[str, ...], shared: frozenset[str]) -> sa.Insert:
+    differing = [name for name in names if name not in shared]
+    read = dict(zip(differing, recordset_rows(table, differing).selected_columns, strict=True))
+    picked = [_shared_value(table.c[name]) if name in shared else read[name] for name in names]
+    return sa.insert(table).from_select(list(names), sa.select(*picked))
+
+
+def _shared_value(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    if _is_json(column):  # as its JSON text, as in the rows
+        return sa.cast(sa.bindparam(f"k_{column.name}", type_=sa.Text()), column.type)
+    return sa.cast(sa.bindparam(f"k_{column.name}", type_=column.type), column.type)
+
+
+def _bound(column: sa.Column[Any], value: object) -> object:
+    return dumps(value) if _is_json(column) else value
+
+
+def _same_json(value: object, first: object) -> bool:
+    """Whether `value` is written as the JSON text `first` is ({"a": 1} and {"a": 1.0} are
+    equal in Python, not as text)."""
+    return value is first or dumps(value) == dumps(first)
+
+
+def _same(value: object, first: object) -> bool:
+    """Whether `value` is written as `first` is: 1, 1.0 and True differ, as do 0.0 and -0.0."""
+    if value is first:
+        return True
+    if type(value) is not type(first) or value != first:
+        return False
+    return not isinstance(value, float) or math.copysign(1.0, value) == math.copysign(
+        1.0,
+        first,  # type: ignore[arg-type]  # a float as well: the types are the same
+    )

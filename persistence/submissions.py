@@ -43,7 +43,7 @@ from persistence.batching import (
     pages_statement,
     rows_for_keys,
 )
-from persistence.bulk import recordset_insert, recordset_rows, recordset_values
+from persistence.bulk import recordset_rows, recordset_values, shared_insert
 from persistence.driver import fetch, reusable
 from persistence.monitoring import tally_upsert, tally_values
 from persistence.tables import (
@@ -263,7 +263,7 @@ def _row_values(submission: Submission) -> dict[str, object]:
     }
 
 
-# add_many's columns: one array each, one INSERT ... SELECT FROM unnest for the whole batch.
+# add_many's columns, in one INSERT for the whole batch (bulk.shared_insert).
 _SUBMISSION_NAMES = (
     "id",
     "owner_id",
@@ -281,7 +281,6 @@ _SUBMISSION_NAMES = (
     "metadata",
     "lease_expires_at",
 )
-_insert_submissions = recordset_insert(submissions, _SUBMISSION_NAMES)
 
 
 def _array(name: str, item: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
@@ -481,7 +480,7 @@ class SqlSubmissionCommands:
             }
             for s in batch
         ]
-        await self._conn.execute(_insert_submissions, recordset_values(rows))
+        await self._conn.execute(*shared_insert(submissions, _SUBMISSION_NAMES, rows))
         # Rows claimed at accept are this process's already: no other worker is woken.
         self.has_enqueued |= any(s.status is SubmissionStatus.PENDING for s in batch)
         return list(batch)
@@ -700,7 +699,7 @@ class SqlResultRepository:
         if not batch:
             return
         rows = [_result_row(r) for r in batch]
-        await self._conn.execute(_insert_results, recordset_values(rows))
+        await self._conn.execute(*shared_insert(results, _RESULT_NAMES, rows))
 
 
 _RESULT_NAMES = (
@@ -713,7 +712,6 @@ _RESULT_NAMES = (
     "processing_time_ms",
     "created_at",
 )
-_insert_results = recordset_insert(results, _RESULT_NAMES)
 
 
 def _result_row(result: Result) -> dict[str, object]:
