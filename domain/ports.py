@@ -144,6 +144,13 @@ class SubmissionRepository(Protocol):
         """Store a batch; its RUNNING rows (claimed at accept) are leased until `lease_until`."""
         ...
 
+    async def add_finished(self, changes: Sequence[SubmissionChange]) -> None:
+        """Store submissions run before they were stored, as the changes end them: each
+        submission, its result, then `event_payloads.events_of(changes)` in that order (as
+        add_many, ResultRepository.add_many and EventRepository.append_changes would; a
+        store may make each statement ready while the one before is written)."""
+        ...
+
     async def save_state(
         self, submission: Submission, *, expected: SubmissionStatus
     ) -> Submission | None:

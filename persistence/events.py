@@ -63,17 +63,20 @@ class SqlEventRepository:
     async def append_changes(self, changes: Sequence[SubmissionChange]) -> None:
         if not changes:
             return
-        columns = event_columns(changes)
-        await self._conn.execute(
-            _APPEND_TEXTS,
-            {
-                "types": columns.types,
-                "owners": columns.owners,
-                "subjects": columns.subjects,
-                "payloads": columns.payloads,
-            },
-        )
+        await self._conn.execute(*change_events(changes))
         self.appended = True
+
+
+def change_events(changes: Sequence[SubmissionChange]) -> tuple[sa.TextClause, dict[str, object]]:
+    """The INSERT of `events_of(changes)` and its bound values (see _APPEND_TEXTS)."""
+    columns = event_columns(changes)
+    values: dict[str, object] = {
+        "types": columns.types,
+        "owners": columns.owners,
+        "subjects": columns.subjects,
+        "payloads": columns.payloads,
+    }
+    return _APPEND_TEXTS, values
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.event_payloads import SubmissionChange
 from domain.history import EVERY_SUBMISSION, SubmissionFilter
 from domain.models import Model
 from domain.monitoring import Tally
@@ -43,8 +44,9 @@ from persistence.batching import (
     pages_statement,
     rows_for_keys,
 )
-from persistence.bulk import recordset_rows, recordset_values, shared_insert
+from persistence.bulk import Statement, in_order, recordset_rows, recordset_values, shared_insert
 from persistence.driver import fetch, reusable
+from persistence.events import change_events
 from persistence.monitoring import tally_upsert, tally_values
 from persistence.tables import (
     events,
@@ -242,6 +244,22 @@ _results_by_submission = reusable(
         results.c.submission_id, results.c.created_at, results.c.id
     )
 )
+
+
+def _submission_rows(
+    batch: Sequence[Submission], lease_until: datetime | None = None
+) -> list[dict[str, object]]:
+    """add_many's rows: every item due at once (created_at's offsets only keep the input
+    order), a RUNNING one (claimed at accept) leased until `lease_until`."""
+    due = min(s.created_at for s in batch)
+    return [
+        _row_values(s)
+        | {
+            "available_at": due,
+            "lease_expires_at": (lease_until if s.status is SubmissionStatus.RUNNING else None),
+        }
+        for s in batch
+    ]
 
 
 def _row_values(submission: Submission) -> dict[str, object]:
@@ -470,20 +488,27 @@ class SqlSubmissionCommands:
     async def add_many(
         self, batch: Sequence[Submission], lease_until: datetime | None = None
     ) -> list[Submission]:
-        # Every item is due at once: created_at's offsets only keep the input order.
-        due = min(s.created_at for s in batch)
-        rows = [
-            _row_values(s)
-            | {
-                "available_at": due,
-                "lease_expires_at": (lease_until if s.status is SubmissionStatus.RUNNING else None),
-            }
-            for s in batch
-        ]
+        rows = _submission_rows(batch, lease_until)
         await self._conn.execute(*shared_insert(submissions, _SUBMISSION_NAMES, rows))
         # Rows claimed at accept are this process's already: no other worker is woken.
         self.has_enqueued |= any(s.status is SubmissionStatus.PENDING for s in batch)
         return list(batch)
+
+    async def add_finished(self, changes: Sequence[SubmissionChange]) -> None:
+        """Three INSERTs in order (submissions, results, events), each made while the one
+        before is written (bulk.in_order): a batch's result rows and 2,000 event payloads
+        are ready by the time its submissions are in."""
+        if not changes:
+            return
+        done = [c.submission for c in changes]
+        results_of = [c.result for c in changes if c.result is not None]
+        statements: list[Callable[[], Statement]] = [
+            lambda: shared_insert(submissions, _SUBMISSION_NAMES, _submission_rows(done)),
+            lambda: shared_insert(results, _RESULT_NAMES, list(map(_result_row, results_of))),
+            lambda: change_events(changes),
+        ]
+        await in_order(self._conn, statements if results_of else statements[::2])
+        self.has_events = True
 
     async def save_state(
         self, submission: Submission, *, expected: SubmissionStatus

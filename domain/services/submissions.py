@@ -287,9 +287,7 @@ async def _store_run(
         await uow.submissions.add_many(run.claimed, lease_until=run.started + lease)
         await uow.commit()
         return run.claimed, running
-    await uow.submissions.add_many([c.submission for c in finals])
-    await uow.results.add_many([c.result for c in finals if c.result is not None])
-    await uow.events.append_changes(finals)
+    await uow.submissions.add_finished(finals)
     await settle(uow, [run.batch.id], ended)
     ran = list(zip(run.accepted, outcomes, strict=True))
     tally = statistics_of(run.model, ran, ended)

@@ -1,18 +1,22 @@
-"""persistence.bulk.shared_insert against PostgreSQL: a column's value bound once only when
-every row would have written it the same, so each row reads back as it was given."""
+"""persistence.bulk against PostgreSQL: shared_insert binds a column's value once only when
+every row would have written it the same, so each row reads back as it was given; in_order
+runs statements one after another."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from persistence.bulk import shared_insert
+from persistence.bulk import Statement, in_order, shared_insert
 
 _rows = sa.Table(
     "bulk_rows",
@@ -81,3 +85,36 @@ async def test_one_row_is_written_whole(db: AsyncEngine) -> None:
     given = [_row(count=7, note="x", body=[1, "two", None])]
     _, stored = await _round_trip(db, given)
     assert tuple(stored[0][1:]) == (7, 0.5, "x", _AT, '[1, "two", null]')
+
+
+_LOG = sa.table("in_order_log", sa.column("n", sa.Integer))
+
+
+def _logged(n: int) -> Callable[[], Statement]:
+    return lambda: (sa.insert(_LOG), {"n": n})
+
+
+async def _logged_rows(conn: AsyncConnection) -> list[int]:
+    return list((await conn.execute(sa.text("SELECT n FROM in_order_log ORDER BY k"))).scalars())
+
+
+async def test_statements_in_order_run_one_after_another(db: AsyncEngine) -> None:
+    async with db.connect() as conn:
+        await conn.execute(sa.text("CREATE TEMP TABLE in_order_log (k serial, n integer)"))
+        await in_order(conn, [_logged(n) for n in range(5)])
+        assert await _logged_rows(conn) == [0, 1, 2, 3, 4]
+        await conn.rollback()
+
+
+async def test_a_statement_that_cannot_be_made_stops_the_rest(db: AsyncEngine) -> None:
+    def broken() -> Statement:
+        raise ValueError("no rows")
+
+    async with db.connect() as conn:
+        await conn.execute(sa.text("CREATE TEMP TABLE in_order_log (k serial, n integer)"))
+        with pytest.raises(ValueError, match="no rows"):
+            await in_order(conn, [_logged(0), broken, _logged(2)])
+        # The statement in flight had ended when the error came out.
+        assert not [t for t in asyncio.all_tasks() if "execute" in repr(t) and not t.done()]
+        assert await _logged_rows(conn) == [0]
+        await conn.rollback()

@@ -359,6 +359,13 @@ class FakeSubmissionRepository:
             self._data.submissions[s.id] = QueueRow(s, due, lease_until if running else None)
         return list(submissions)
 
+    async def add_finished(self, changes: Sequence[SubmissionChange]) -> None:
+        await self.add_many([c.submission for c in changes])
+        for change in changes:
+            if change.result is not None:
+                self._data.results[change.result.id] = change.result
+        self._data.events.extend(events_of(changes))
+
     async def save_state(
         self, submission: Submission, *, expected: SubmissionStatus
     ) -> Submission | None:
