@@ -262,7 +262,8 @@ async def _store_run(
     has the interpreter to itself meanwhile), and its ends are made ready while that
     statement executes. A run within the runner's `inline_seconds` with no passing failure:
     stored finished (each submission as its outcome ended it, its result, its final event,
-    the batch completed, the model's timings and statistics), nothing to hand over.
+    the batch completed, the model's timings and statistics, those made while PostgreSQL
+    writes the rest), nothing to hand over.
     Otherwise (or not run here) stored claimed under `lease` for the loop: returns the
     claim and the run, if begun."""
     await uow.batches.add(run.batch)
@@ -287,10 +288,14 @@ async def _store_run(
         await uow.submissions.add_many(run.claimed, lease_until=run.started + lease)
         await uow.commit()
         return run.claimed, running
-    await uow.submissions.add_finished(finals)
-    await settle(uow, [run.batch.id], ended)
     ran = list(zip(run.accepted, outcomes, strict=True))
-    tally = statistics_of(run.model, ran, ended)
+    storing = asyncio.ensure_future(uow.submissions.add_finished(finals))
+    try:
+        await asyncio.sleep(0)  # the first statement goes out
+        tally = statistics_of(run.model, ran, ended)  # made while PostgreSQL writes
+    finally:
+        await storing
+    await settle(uow, [run.batch.id], ended)
     took = ended - run.started
     await uow.models.record_work(run.model.id, len(ran), took, ended, tally=tally)
     await uow.commit()
