@@ -153,6 +153,7 @@ class SqlBatchRepository(SqlBatchReads):
                 callback_url=batch.callback_url,
                 created_at=batch.created_at,
                 updated_at=batch.updated_at,
+                completed_at=batch.completed_at,  # a batch run at accept is stored completed
             )
         )
 

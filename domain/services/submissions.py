@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -18,7 +18,7 @@ from domain.ids import to_global_id
 from domain.models import JSONValue, Model, ModelFailure
 from domain.ports import BatchRunner, Clock, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
-from domain.services.batch_settlement import settle
+from domain.services.batch_settlement import batch_event, settle
 from domain.services.inference import Outcome, finished_change, run_from
 from domain.services.recording import statistics_of
 from domain.submissions import Metadata, Result, Submission, SubmissionStatus
@@ -257,16 +257,15 @@ async def _store_run(
     uow: UnitOfWork, run: _Run, runner: BatchRunner | None, lease: timedelta, clock: Clock
 ) -> tuple[list[Submission], asyncio.Future[Sequence[Outcome]] | None]:
     """Write a batch this process's held loop takes, while `runner` runs it, and commit.
-    What does not depend on the run (the batch row, each submission's PENDING and RUNNING
-    events) is sent first; the run begins while PostgreSQL writes that (the model's thread
-    has the interpreter to itself meanwhile), and its ends are made ready while that
-    statement executes. A run within the runner's `inline_seconds` with no passing failure:
-    stored finished (each submission as its outcome ended it, its result, its final event,
-    the batch completed, the model's timings and statistics, those made while PostgreSQL
-    writes the rest), nothing to hand over.
+    What does not depend on the run (each submission's PENDING and RUNNING events) is sent
+    first; the run begins while PostgreSQL writes that (the model's thread has the
+    interpreter to itself meanwhile), and its ends are made ready while that statement
+    executes. A run within the runner's `inline_seconds` with no passing failure: stored
+    finished (the batch completed, as settle would find it, with its BATCH_COMPLETED; each
+    submission as its outcome ended it, its result, its final event; the model's timings
+    and statistics, those made while PostgreSQL writes the rest), nothing to hand over.
     Otherwise (or not run here) stored claimed under `lease` for the loop: returns the
     claim and the run, if begun."""
-    await uow.batches.add(run.batch)
     told = asyncio.ensure_future(uow.events.append_changes(_began(run.accepted, run.claimed)))
     running: asyncio.Future[Sequence[Outcome]] | None = None
     outcomes, finals = None, None
@@ -285,9 +284,12 @@ async def _store_run(
     finally:
         await told
     if outcomes is None or finals is None:
+        await uow.batches.add(run.batch)
         await uow.submissions.add_many(run.claimed, lease_until=run.started + lease)
         await uow.commit()
         return run.claimed, running
+    completed = _completed(run.batch, finals, ended)
+    await uow.batches.add(completed)
     ran = list(zip(run.accepted, outcomes, strict=True))
     storing = asyncio.ensure_future(uow.submissions.add_finished(finals))
     try:
@@ -295,11 +297,22 @@ async def _store_run(
         tally = statistics_of(run.model, ran, ended)  # made while PostgreSQL writes
     finally:
         await storing
-    await settle(uow, [run.batch.id], ended)
+    await uow.events.append([batch_event(EventType.BATCH_COMPLETED, completed)])
     took = ended - run.started
     await uow.models.record_work(run.model.id, len(ran), took, ended, tally=tally)
     await uow.commit()
     return [], running
+
+
+def _completed(batch: Batch, finals: Sequence[SubmissionChange], ended: datetime) -> Batch:
+    """The batch as settle would find it once its every submission ended as `finals` did,
+    in the transaction that stores it: completed at `ended`, counted from the ends."""
+    statuses = [c.submission.status for c in finals]
+    counts = BatchCounts(
+        succeeded=statuses.count(SubmissionStatus.SUCCEEDED),
+        failed=statuses.count(SubmissionStatus.FAILED),
+    )
+    return replace(batch, updated_at=ended, completed_at=ended, counts=counts)
 
 
 async def _within(

@@ -15,8 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from domain.batches import BatchStatus, batch_payload
 from graph.ids import required_id
 from persistence.tables import batches, events, results, submissions
+from persistence.unit_of_work import SqlUnitOfWork
 from server.settings import Settings
 from tests.integration.bootstrapped import BASE_URL, running_app
 from tests.integration.conftest import IRIS_INPUT, JSONDict, TokenFactory, gql
@@ -98,3 +100,11 @@ async def test_a_batch_run_at_accept_is_finished_and_recorded_when_answered(
     announced = [p["submissionId"] for _, t, p in told if t == "RESULT_CREATED"]
     assert {s["id"] for s in answered} <= set(announced)
     assert finished is not None
+    # Completed once, its event after its submissions', as settle would have written it.
+    async with SqlUnitOfWork(db) as uow:
+        [batch] = await uow.batches.get_many([batch_id])
+    assert batch is not None
+    assert batch.status is BatchStatus.COMPLETED
+    completions = [(n, p) for n, (s, _, p) in enumerate(told) if s == batch_id]
+    assert [p for _, p in completions] == [batch_payload(batch)]
+    assert completions[0][0] > max(n for n, (s, _, _) in enumerate(told) if s in ids)
