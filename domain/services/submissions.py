@@ -76,29 +76,45 @@ async def _check_assets(
 
 
 def _new_submission(
-    principal: Principal,
-    model: Model,
-    request: SubmissionRequest,
-    clock: Clock,
-    offset: int = 0,
-    batch_id: UUID | None = None,
+    principal: Principal, model: Model, request: SubmissionRequest, clock: Clock
 ) -> Submission:
-    # Offsets keep a batch's input order in (created_at, id) keyset order.
-    now = clock() + timedelta(microseconds=offset)
+    return _pending(
+        principal.user_id,
+        model.id,
+        request.input,
+        clock(),
+        idempotency_key=request.idempotency_key,
+        callback_url=request.callback_url,
+        metadata=request.metadata,
+    )
+
+
+def _pending(
+    owner_id: UUID,
+    model_id: UUID,
+    value: JSONValue,
+    at: datetime,
+    *,
+    idempotency_key: str | None = None,
+    batch_id: UUID | None = None,
+    callback_url: str | None = None,
+    metadata: Metadata = (),
+) -> Submission:
+    """A submission just accepted, created at `at`."""
     return Submission(
         id=uuid.uuid4(),
-        owner_id=principal.user_id,
-        model_id=model.id,
-        input=request.input,
+        owner_id=owner_id,
+        model_id=model_id,
+        input=value,
         status=SubmissionStatus.PENDING,
         error=None,
         attempts=0,
-        idempotency_key=request.idempotency_key,
-        created_at=now,
-        updated_at=now,
+        idempotency_key=idempotency_key,
+        created_at=at,
+        updated_at=at,
         batch_id=batch_id,
-        callback_url=request.callback_url,
-        metadata=request.metadata,
+        callback_url=callback_url,
+        metadata=metadata,
     )
 
 
@@ -127,27 +143,19 @@ def _batch_submissions(
     metadata: Metadata,
     now: datetime,
 ) -> list[Submission]:
-    """Each input's submission, PENDING, as _new_submission makes one (created_at a
-    microsecond apart from `now` on, in input order), with one reading of the clock."""
-    status = SubmissionStatus.PENDING
+    """Each input's submission, PENDING, created a microsecond apart from `now` on: the
+    offsets keep a batch's input order in (created_at, id) keyset order."""
+    owner_id, model_id = principal.user_id, batch.model_id
     return [
-        Submission(
-            id=uuid.uuid4(),
-            owner_id=principal.user_id,
-            model_id=batch.model_id,
-            input=item,
-            status=status,
-            error=None,
-            attempts=0,
-            idempotency_key=None,
-            created_at=at,
-            updated_at=at,
+        _pending(
+            owner_id,
+            model_id,
+            item,
+            now + timedelta(microseconds=n),
             batch_id=batch.id,
-            callback_url=None,
             metadata=metadata,
         )
         for n, item in enumerate(inputs)
-        for at in (now + timedelta(microseconds=n),)
     ]
 
 
