@@ -99,7 +99,7 @@ def shared_insert(
     return _shared_statement(table, tuple(names), frozenset(shared)), values
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # a shape per set of shared columns: a few per table
 def _shared_statement(table: sa.Table, names: tuple[str, ...], shared: frozenset[str]) -> sa.Insert:
     differing = [name for name in names if name not in shared]
     read = dict(zip(differing, recordset_rows(table, differing).selected_columns, strict=True))

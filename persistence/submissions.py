@@ -503,11 +503,14 @@ class SqlSubmissionCommands:
         done = [c.submission for c in changes]
         results_of = [c.result for c in changes if c.result is not None]
         statements: list[Callable[[], Statement]] = [
-            lambda: shared_insert(submissions, _SUBMISSION_NAMES, _submission_rows(done)),
-            lambda: shared_insert(results, _RESULT_NAMES, list(map(_result_row, results_of))),
-            lambda: change_events(changes),
+            lambda: shared_insert(submissions, _SUBMISSION_NAMES, _submission_rows(done))
         ]
-        await in_order(self._conn, statements if results_of else statements[::2])
+        if results_of:  # none when every run failed
+            statements.append(
+                lambda: shared_insert(results, _RESULT_NAMES, list(map(_result_row, results_of)))
+            )
+        statements.append(lambda: change_events(changes))
+        await in_order(self._conn, statements)
         self.has_events = True
 
     async def save_state(
