@@ -303,6 +303,8 @@ def record_model_health(
 
 def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
     if value is None:
+        # The remembered child goes too: set again later, a removed child is never shown.
+        _children.pop((id(gauge), labels), None)
         with contextlib.suppress(KeyError):
             gauge.remove(*labels)
     else:

@@ -312,3 +312,24 @@ async def test_each_models_health_reaches_the_prometheus_gauges(trained: Trained
     assert 'assay_model_error_rate{model="iris-species",version="1.0.0"} 0.25' in text
     assert 'assay_model_latency_p95_seconds{kind="model",model="iris-species"' in text
     assert 'kind="end_to_end",model="iris-species"' not in text
+
+
+def test_a_gauge_removed_for_want_of_a_reading_shows_again_once_set() -> None:
+    # A model without traffic for a while loses its p95 (removed), then gets traffic again.
+    def record(p95: float | None) -> str:
+        metrics.record_model_health(
+            "comeback",
+            "1",
+            predictions_per_second=1.0,
+            error_rate=0.0,
+            p95_seconds={"model": p95},
+            drift_level=-1,
+            worst_psi=None,
+            accuracy=None,
+        )
+        return metrics.render()[0].decode()
+
+    line = 'assay_model_latency_p95_seconds{kind="model",model="comeback",version="1"}'
+    assert f"{line} 0.5" in record(0.5)
+    assert line not in record(None)
+    assert f"{line} 0.25" in record(0.25)
