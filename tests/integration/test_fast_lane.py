@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.applications import Starlette
@@ -27,9 +26,9 @@ from server.logging import JsonFormatter
 from server.settings import Settings
 from telemetry import metrics
 from tests.factories import make_model, make_result, make_submission, make_user
+from tests.integration import lanes
 from tests.integration.bootstrapped import BASE_URL, variant
 from tests.integration.conftest import StatementCounter, TokenFactory, only_error
-from tests.integration.lanes import lane_counts
 
 LOOKUP = """
 query Lookup($id: ID!) {
@@ -114,15 +113,8 @@ async def post(
     **extra: Any,
 ) -> tuple[httpx.Response, Counter[str]]:
     """One POST; the response and what the fast lane counted meanwhile."""
-    headers = {"Content-Type": "application/json", "X-Request-ID": "lane"}
-    if bearer is not None:
-        headers["Authorization"] = f"Bearer {bearer}"
-    if accept is not None:
-        headers["Accept"] = accept
-    body = orjson.dumps({"query": query, "variables": variables, **extra})
-    before = lane_counts()
-    response = await client.post("/graphql", content=body, headers=headers)
-    return response, lane_counts() - before
+    body = {"query": query, "variables": variables, **extra}
+    return await lanes.post(client, bearer, body, accept)
 
 
 def same(a: httpx.Response, b: httpx.Response) -> None:

@@ -25,10 +25,10 @@ from graph.protection.limits import measure_operation
 from graph.transport.view import AssayGraphQL
 from server.bootstrap import build_app
 from server.settings import Settings
-from telemetry import metrics
 from tests.factories import make_model, make_submission, make_user
 from tests.integration.bootstrapped import BASE_URL, variant
 from tests.integration.conftest import IRIS_INPUT, TokenFactory
+from tests.integration.lanes import lane_counts
 
 VIEWER = "query Me { viewer { id email submissions(first: 2) { totalCount } } }"
 LOOKUP = "query Lookup($id: ID!) { submission(id: $id) { id status owner { id } } }"
@@ -62,24 +62,13 @@ async def client(app: Starlette, db: AsyncEngine) -> AsyncIterator[httpx.AsyncCl
         yield http
 
 
-def lane_outcomes() -> Counter[str]:
-    return Counter(
-        {
-            sample.labels["outcome"]: int(sample.value)
-            for family in metrics.FAST_LANE.collect()
-            for sample in family.samples
-            if sample.name.endswith("_total")
-        }
-    )
-
-
 async def steps_of(
     client: httpx.AsyncClient, pipeline: Pipeline, bearer: str, query: str, **extra: Any
 ) -> tuple[list[str], Counter[str], dict[str, Any]]:
     """The pipeline steps one POST took, what the fast lane counted, and the body."""
     steps: list[str] = []
     pipeline.on_step = steps.append
-    before = lane_outcomes()
+    before = lane_counts()
     try:
         response = await client.post(
             "/graphql",
@@ -89,7 +78,7 @@ async def steps_of(
     finally:
         pipeline.on_step = None
     body: dict[str, Any] = response.json()
-    return steps, lane_outcomes() - before, body
+    return steps, lane_counts() - before, body
 
 
 async def test_the_full_path_and_the_fast_lane_take_every_step_in_the_same_order(
