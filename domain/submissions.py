@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
@@ -110,14 +110,12 @@ class Submission:
     def cancelled(self, now: datetime) -> Submission:
         if self.status is not SubmissionStatus.PENDING:
             raise Conflict(f"only a PENDING submission can be cancelled; this one is {self.status}")
-        return replace(self, status=SubmissionStatus.CANCELLED, updated_at=now)
+        return self.moved(SubmissionStatus.CANCELLED, self.error, self.attempts, now)
 
     def retried(self, now: datetime) -> Submission:
         if self.status is not SubmissionStatus.FAILED:
             raise Conflict(f"only a FAILED submission can be retried; this one is {self.status}")
-        return replace(
-            self, status=SubmissionStatus.PENDING, error=None, attempts=0, updated_at=now
-        )
+        return self.moved(SubmissionStatus.PENDING, None, 0, now)
 
 
 @dataclass(frozen=True, slots=True)
