@@ -1,7 +1,8 @@
 """Bulk inserts: many rows in one INSERT ... SELECT FROM json_to_recordset(rows), executed once.
 
 asyncpg's executemany runs the statement once per row on the server, so a chunk's thousand
-results and two thousand events are sent as one parameter instead: the rows as one JSON
+submissions and results are sent as one parameter instead (events go as four arrays of
+their own: persistence/events.py): the rows as one JSON
 array of objects, written by orjson in a single call (UUIDs, times, numbers and nested JSON
 values natively) and read by PostgreSQL with the columns' own types. One array parameter
 per column, as before, cost asyncpg two or three `collections.abc` checks per element (a
@@ -35,14 +36,8 @@ def _is_json(column: sa.Column[Any]) -> bool:
     return isinstance(column.type, postgresql.JSONB)
 
 
-def recordset_insert(table: sa.Table, names: Sequence[str]) -> sa.Insert:
-    """INSERT INTO table (names) SELECT FROM the JSON rows bound as `v_rows` (see
-    recordset_values)."""
-    return sa.insert(table).from_select(list(names), recordset_rows(table, names))
-
-
 def recordset_rows(table: sa.Table, names: Sequence[str], prefix: str = "v_") -> sa.Select[Any]:
-    """The rows of recordset_insert's SELECT, to narrow with a WHERE or insert otherwise; the
+    """The rows of an INSERT ... SELECT FROM json_to_recordset, to narrow with a WHERE; the
     JSON bound as `<prefix>rows` (two tables' rows in one statement need two)."""
     columns = [table.c[name] for name in names]
     typed = [sa.column(c.name, c.type) for c in columns]
@@ -62,7 +57,7 @@ def recordset_rows(table: sa.Table, names: Sequence[str], prefix: str = "v_") ->
 
 
 def recordset_values(rows: Sequence[Mapping[str, object]], prefix: str = "v_") -> dict[str, str]:
-    """The bound value of recordset_insert (or recordset_rows) for `rows`: each row's keys
+    """The bound value of recordset_rows for `rows`: each row's keys
     name its columns (a key no column is named for is ignored)."""
     return {f"{prefix}rows": dumps(rows)}
 

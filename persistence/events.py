@@ -15,11 +15,6 @@ from domain.event_payloads import SubmissionChange
 from domain.events import EventType, NewEvent
 from domain.ids import to_global_id
 from domain.submissions import Result
-from persistence.bulk import recordset_insert, recordset_values
-from persistence.tables import events
-
-_COLUMNS = ("type", "owner_id", "subject_id", "payload")
-_insert = recordset_insert(events, _COLUMNS)
 
 # A batch's thousands of events as four arrays: a JSON document of rows with nested payloads
 # cost PostgreSQL 2-3x as much to read (json_to_recordset writes each payload back to text
@@ -46,17 +41,14 @@ class SqlEventRepository:
     async def append(self, new_events: Sequence[NewEvent]) -> None:
         if not new_events:
             return
-        rows = [
-            {
-                "type": e.type.value,
-                "owner_id": e.owner_id,
-                "subject_id": e.subject_id,
-                "payload": e.payload,
-            }
-            for e in new_events
-        ]
-        # One statement whatever the count; ids are taken in the list's order.
-        await self._conn.execute(_insert, recordset_values(rows))
+        # The statement append_changes sends: one whatever the count, ids in the list's order.
+        values: dict[str, object] = {
+            "types": [e.type.value for e in new_events],
+            "owners": [e.owner_id for e in new_events],
+            "subjects": [e.subject_id for e in new_events],
+            "payloads": [orjson.dumps(e.payload).decode() for e in new_events],
+        }
+        await self._conn.execute(_APPEND_TEXTS, values)
         self.appended = True
         self.revokes |= any(e.type is EventType.PRINCIPAL_REVOKED for e in new_events)
 
