@@ -19,6 +19,7 @@ from domain.services import owned, submissions
 from persistence.database import create_engine
 from persistence.event_bus import (
     LISTENER_APPLICATION_NAME,
+    NOTIFIER_APPLICATION_NAME,
     EventListener,
     OutboxNotifier,
     WorkListener,
@@ -139,14 +140,76 @@ async def test_many_pokes_coalesce_into_few_notifies(db: AsyncEngine) -> None:
         assert 1 <= len(heard) <= 3
 
 
+async def _notifier_backends(db: AsyncEngine) -> list[int]:
+    async with db.connect() as conn:
+        found = await conn.execute(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": NOTIFIER_APPLICATION_NAME},
+        )
+        return [row.pid for row in found]
+
+
+async def test_the_notifier_hints_every_channel_of_a_tick_on_one_connection_it_closes(
+    db: AsyncEngine,
+) -> None:
+    heard: list[tuple[str, str]] = []
+    notifier = OutboxNotifier(db, tick_seconds=0.05)
+    async with db.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        for channel in ("assay_events", "assay_work"):
+            await driver.add_listener(channel, lambda *args: heard.append((args[2], args[3])))
+        notifier.poke(is_plain=True)
+        notifier.poke("assay_work")
+        await asyncio.sleep(0.3)
+        assert sorted(heard) == [("assay_events", "plain"), ("assay_work", "")]
+        assert len(await _notifier_backends(db)) == 1
+        for _ in range(3):  # later ticks reuse it
+            notifier.poke()
+            await asyncio.sleep(0.1)
+        assert len(await _notifier_backends(db)) == 1
+        assert [c for c, _ in heard].count("assay_events") == 4
+        await notifier.close()
+    assert await _notifier_backends(db) == []
+
+
+async def test_the_notifier_connects_again_after_its_connection_dropped(
+    db: AsyncEngine, listening: tuple[EventListener, Received]
+) -> None:
+    _, received = listening
+    owner = await make_user(db)
+    notifier = OutboxNotifier(db, tick_seconds=0.05)
+    try:
+        await _append(db, owner, 1)
+        notifier.poke()
+        await received.until(1)
+        [pid] = await _notifier_backends(db)
+        async with db.begin() as conn:
+            await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await asyncio.sleep(0.2)
+        # Whether this one is sent on the dead connection (lost, logged) or asyncpg had seen
+        # the drop already (a new one at once), a later hint is heard.
+        notifier.poke()
+        await asyncio.sleep(0.3)
+        await _append(db, owner, 1)
+        notifier.poke()
+        await received.until(2, within=5.0)  # the listener polls only every 30 s
+        assert len(await _notifier_backends(db)) == 1
+    finally:
+        await notifier.close()
+
+
 async def test_a_dropped_connection_reconnects_and_replays_what_it_missed(
     db: AsyncEngine, listening: tuple[EventListener, Received]
 ) -> None:
     _, received = listening
     owner = await make_user(db)
     await _append(db, owner, 2)
-    OutboxNotifier(db).poke()
+    notifier = OutboxNotifier(db)
+    notifier.poke()
     await received.until(2)
+    await notifier.close()
     async with db.begin() as conn:
         killed = await conn.execute(
             sa.text(
@@ -307,8 +370,10 @@ async def test_a_pool_with_no_free_connection_for_a_moment_does_not_end_the_list
             assert not task.done(), task.exception()
         await asyncio.sleep(1.5)  # tried again, connected and LISTENing
         await _append(db, owner, 2)
-        OutboxNotifier(db).poke()
+        notifier = OutboxNotifier(db)
+        notifier.poke()
         await received.until(2, within=10.0)
+        await notifier.close()
     finally:
         stop.set()
         task.cancel()
