@@ -36,7 +36,28 @@ class Outcome(Claimed, Protocol):
     def next_attempt_at(self) -> datetime | None: ...
 
 
-def due(table: sa.Table, now: datetime) -> list[sa.ColumnElement[bool]]:
+# A claim's statement is built once (per queue) with these bound; see claim_values.
+NOW = "now"
+LEASE_UNTIL = "lease_until"
+CLAIM_LIMIT = "claim_limit"
+_moment = sa.DateTime(timezone=True)
+
+
+def claim_parameters() -> tuple[sa.BindParameter[datetime], sa.BindParameter[datetime], Any]:
+    """(now, lease_until, limit) as bound parameters, for a claim built once."""
+    return (
+        sa.bindparam(NOW, type_=_moment),
+        sa.bindparam(LEASE_UNTIL, type_=_moment),
+        sa.bindparam(CLAIM_LIMIT, type_=sa.Integer),
+    )
+
+
+def claim_values(limit: int, now: datetime, lease_until: datetime) -> dict[str, object]:
+    """The values of claim_parameters."""
+    return {NOW: now, LEASE_UNTIL: lease_until, CLAIM_LIMIT: limit}
+
+
+def due(table: sa.Table, now: Any) -> list[sa.ColumnElement[bool]]:
     """Retryable, due, and not under a live lease."""
     return [
         table.c.status.in_(RETRYABLE),
@@ -58,8 +79,8 @@ def occurred_at(table: sa.Table, events: sa.Table) -> sa.Label[datetime]:
 def claim(
     table: sa.Table,
     candidates: sa.ScalarSelect[Any],
-    now: datetime,
-    lease_until: datetime,
+    now: Any,
+    lease_until: Any,
     *returning: sa.ColumnElement[Any],
 ) -> sa.Update:
     """Take the candidates (selected FOR UPDATE SKIP LOCKED) under a lease, counting the attempt."""

@@ -360,6 +360,38 @@ _release_many = (
 
 
 @functools.cache
+def _claim() -> sa.Update:
+    """Up to claim_limit due submissions in turns across owners, RUNNING under a lease until
+    lease_until; built once (bound as now, lease_until and claim_limit): building it per
+    claim cost ~1 ms of CPU, and idle workers claim five times a second each."""
+    now = sa.bindparam("now", type_=_moment)
+    due = sa.or_(
+        sa.and_(
+            submissions.c.status == SubmissionStatus.PENDING.value,
+            submissions.c.available_at <= now,
+        ),
+        sa.and_(
+            submissions.c.status == SubmissionStatus.RUNNING.value,
+            submissions.c.lease_expires_at < now,
+        ),
+    )
+    order = (submissions.c.available_at, submissions.c.created_at)
+    limit = sa.bindparam("claim_limit", type_=sa.Integer)
+    candidates = in_turns(submissions, submissions.c.owner_id, order, [due], limit)
+    return (
+        sa.update(submissions)
+        .where(submissions.c.id.in_(candidates))
+        .values(
+            status=SubmissionStatus.RUNNING.value,
+            attempts=submissions.c.attempts + 1,
+            lease_expires_at=sa.bindparam("lease_until", type_=_moment),
+            updated_at=now,
+        )
+        .returning(*_SUBMISSION_COLUMNS)
+    )
+
+
+@functools.cache
 def _insert_finished(names: tuple[str, ...], *, if_model_current: bool) -> sa.Insert:
     """A group's submissions from one array per column (see bulk.py), leaving out each whose
     idempotency key was used; with `if_model_current`, none at all unless the model is still
@@ -536,30 +568,8 @@ class SqlSubmissionCommands:
         return _submission(row)
 
     async def claim(self, limit: int, now: datetime, lease_until: datetime) -> list[Submission]:
-        due = sa.or_(
-            sa.and_(
-                submissions.c.status == SubmissionStatus.PENDING.value,
-                submissions.c.available_at <= now,
-            ),
-            sa.and_(
-                submissions.c.status == SubmissionStatus.RUNNING.value,
-                submissions.c.lease_expires_at < now,
-            ),
-        )
-        order = (submissions.c.available_at, submissions.c.created_at)
-        candidates = in_turns(submissions, submissions.c.owner_id, order, [due], limit)
-        statement = (
-            sa.update(submissions)
-            .where(submissions.c.id.in_(candidates))
-            .values(
-                status=SubmissionStatus.RUNNING.value,
-                attempts=submissions.c.attempts + 1,
-                lease_expires_at=lease_until,
-                updated_at=now,
-            )
-            .returning(*_SUBMISSION_COLUMNS)
-        )
-        rows = await self._conn.execute(statement)
+        values = {"now": now, "lease_until": lease_until, "claim_limit": limit}
+        rows = await self._conn.execute(_claim(), values)
         return sorted((_submission(r) for r in rows), key=lambda s: (s.created_at, s.id))
 
     async def finish_many(self, ends: Sequence[ClaimEnd], now: datetime) -> list[Submission]:

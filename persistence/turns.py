@@ -23,11 +23,12 @@ def in_turns(
     owner: sa.ColumnElement[Any],
     order: Sequence[sa.ColumnElement[Any]],
     where: Sequence[sa.ColumnElement[bool]],
-    limit: int,
+    limit: int | sa.ColumnElement[int],
     source: sa.FromClause | None = None,
 ) -> sa.ScalarSelect[UUID]:
     """Ids of up to `limit` due rows of `table` (filtered by `where` over `source`, the table
-    or a join of it), ranked by turn per owner, then by `order` and id."""
+    or a join of it), ranked by turn per owner, then by `order` and id. `limit` may be a
+    bound parameter, for a statement built once."""
     rows = table if source is None else source
     keys = [column.label(f"key_{i}") for i, column in enumerate(order)]
     turn = sa.func.row_number().over(partition_by=owner, order_by=(*order, table.c.id))
