@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -38,7 +39,10 @@ _ADD_TALLY = """
 INSERT INTO model_stats AS old
   (model_id, span, minute, shard, predictions, failures, model_ms, end_to_end_ms, output,
    features)
-VALUES ($1, 60, $2, $10, $4, $5, $6, $7, $8, $9), ($1, 3600, $3, $10, $4, $5, $6, $7, $8, $9)
+VALUES ($1, 60, $2, $10, $4, $5, $6::text::bigint[], $7::text::bigint[], $8::text::bigint[],
+        $9::text::bigint[]),
+       ($1, 3600, $3, $10, $4, $5, $6::text::bigint[], $7::text::bigint[], $8::text::bigint[],
+        $9::text::bigint[])
 ON CONFLICT (model_id, span, minute, shard) DO UPDATE SET
   predictions = old.predictions + excluded.predictions,
   failures = old.failures + excluded.failures,
@@ -60,7 +64,7 @@ def tally_upsert(counted_if: sa.ColumnElement[bool] | None = None) -> sa.Insert:
         sa.bindparam("s_shard", type_=sa.SmallInteger),
         sa.bindparam("s_predictions", type_=sa.BigInteger),
         sa.bindparam("s_failures", type_=sa.BigInteger),
-        *(sa.bindparam(f"s_{name}", type_=counts) for name in _ARRAYS),
+        *(sa.cast(sa.bindparam(f"s_{name}", type_=sa.Text), counts) for name in _ARRAYS),
     ]
     spans = []
     for span, start in ((MINUTE, "s_minute"), (HOUR, "s_hour")):
@@ -93,11 +97,18 @@ def tally_values(tally: Tally) -> dict[str, object]:
         "s_shard": next(_next_shard) % SHARDS,
         "s_predictions": tally.predictions,
         "s_failures": tally.failures,
-        "s_model_ms": list(tally.model_ms),
-        "s_end_to_end_ms": list(tally.end_to_end_ms),
-        "s_output": list(tally.output),
-        "s_features": list(tally.features),
+        "s_model_ms": counts_text(tally.model_ms),
+        "s_end_to_end_ms": counts_text(tally.end_to_end_ms),
+        "s_output": counts_text(tally.output),
+        "s_features": counts_text(tally.features),
     }
+
+
+def counts_text(counts: Sequence[int]) -> str:
+    """A count array as PostgreSQL's text form, which the statements cast to bigint[]: as a
+    list, asyncpg checks each of a tally's ~170 counts for nesting through collections.abc
+    (the upsert alone, 1,000 calls: 167-179 -> 133-139 us of the caller's CPU a call)."""
+    return "{" + ",".join(map(str, counts)) + "}"
 
 
 _MINUTES = (
@@ -183,10 +194,10 @@ class SqlMonitoringRepository:
             hour_of(tally.minute),
             tally.predictions,
             tally.failures,
-            list(tally.model_ms),
-            list(tally.end_to_end_ms),
-            list(tally.output),
-            list(tally.features),
+            counts_text(tally.model_ms),
+            counts_text(tally.end_to_end_ms),
+            counts_text(tally.output),
+            counts_text(tally.features),
             next(_next_shard) % SHARDS,
         )
         await self._conn.exec_driver_sql(_ADD_TALLY, arguments)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.drift import DriftStatus
@@ -151,3 +152,44 @@ async def test_concurrent_writers_of_one_minute_take_different_rows_that_read_as
         rows = await uow.monitoring.window_rows(model, MINUTE, MINUTE + timedelta(minutes=1))
         assert len(rows) == SHARDS
         assert sum(r.predictions for r in rows) == SHARDS
+
+
+def _added(a: list[int | None] | None, b: list[int | None] | None) -> list[int]:
+    """The element-wise sum, the shorter array (or a NULL one, or a NULL count) as zeros."""
+    a, b = a or [], b or []
+    return [
+        (a[i] if i < len(a) and a[i] is not None else 0)
+        + (b[i] if i < len(b) and b[i] is not None else 0)
+        for i in range(max(len(a), len(b)))
+    ]
+
+
+async def test_assay_add_counts_sums_element_wise_whatever_the_arrays(db: AsyncEngine) -> None:
+    # Migration 0013 rewrote it to add only a delta's non-zero counts: the sums must be the
+    # former form's for every pair, including the arrays it takes the general path for.
+    pairs: list[tuple[list[int | None] | None, list[int | None] | None]] = [
+        ([0, 0, 0], [0, 0, 0]),
+        ([1, 2, 3], [0, 5, 0]),
+        ([4, 0], [0, 0, 0, 7]),  # the delta longer: padded with zeros
+        ([4, 0, 9, 1], [2]),  # the delta shorter
+        ([], [0, 0, 3]),
+        ([5, 6], []),
+        (None, [1, 0, 2]),
+        ([1, 0, 2], None),
+        (None, None),
+        ([1, None, 3], [0, 0, 0]),  # a NULL count: the general path, as zero
+        ([1, 2], [None, 4]),
+        ([2**40, 1], [2**40, 0]),
+        ([-3, 3], [3, -3]),
+    ]
+    async with db.connect() as conn:
+        for a, b in pairs:
+            found = await conn.execute(
+                sa.text("SELECT assay_add_counts(CAST(:a AS bigint[]), CAST(:b AS bigint[]))"),
+                {"a": a, "b": b},
+            )
+            assert found.scalar_one() == _added(a, b), (a, b)
+        shifted = await conn.execute(
+            sa.text("SELECT assay_add_counts('[0:2]={1,2,3}'::bigint[], '{0,1}'::bigint[])")
+        )
+        assert shifted.scalar_one() == [1, 3, 3]  # by position, whatever the lower bound
