@@ -162,7 +162,8 @@ def without_driver_reads(engine: AsyncEngine) -> None:
 
 
 class ReadConnections:
-    """Autocommit connections kept checked out between read-only units of work.
+    """Autocommit connections kept checked out between read-only units of work (and
+    autocommit ones: runInference's group writes, one statement each).
 
     Taking a connection from SQLAlchemy's pool and giving it back costs ~45 us of CPU (the
     Connection object, checkout and checkin with their events, the autocommit level set and

@@ -62,7 +62,10 @@ class SqlUnitOfWork:
     Entering it again while it is entered shares the connection and the transaction: the
     compiled query path runs several read use cases on one connection that way. Only the
     outermost exit rolls back and returns the connection. A read-only unit of work runs its
-    statements in autocommit mode and refuses to commit.
+    statements in autocommit mode and refuses to commit. An `autocommit` one runs each
+    statement as its own transaction from the start (for a use case that writes one
+    statement, atomic on its own: runInference's group). Both take a connection kept between
+    units of work (persistence.database.ReadConnections) rather than the pool's.
     """
 
     users = _Repository(SqlUserRepository)
@@ -88,6 +91,7 @@ class SqlUnitOfWork:
         on_events_committed: Callable[[bool], None] | None = None,
         *,
         read_only: bool = False,
+        autocommit: bool = False,
         on_work_committed: Callable[[], None] | None = None,
         local_workers: LocalWorkers | None = None,
     ) -> None:
@@ -96,6 +100,8 @@ class SqlUnitOfWork:
         self._on_events_committed = on_events_committed
         self._on_work_committed = on_work_committed
         self._read_only = read_only
+        # Autocommit connections are kept for these (see the class's docstring).
+        self._kept = read_only or autocommit
         self._conn: AsyncConnection | None = None
         self._depth = 0
 
@@ -109,13 +115,13 @@ class SqlUnitOfWork:
     async def _connect(self) -> AsyncConnection:
         reads = read_connections(self._engine)
         try:
-            if reads is not None and self._read_only:
+            if reads is not None and self._kept:
                 return await reads.take()
             if reads is not None:
                 await reads.make_room()
             conn = await self._engine.connect()
-            if self._read_only:
-                # Reads only: each statement on its own, no BEGIN/ROLLBACK round trips.
+            if self._kept:
+                # Each statement on its own, no BEGIN/ROLLBACK round trips.
                 _autocommit(conn)
             # Otherwise the first statement begins the transaction (SQLAlchemy's autobegin;
             # asyncpg's adapter sends BEGIN with it either way), so autocommit() may still
@@ -140,7 +146,7 @@ class SqlUnitOfWork:
             return
         for name in _Repository.names & self.__dict__.keys():
             del self.__dict__[name]  # they belong to the connection given back
-        reads = read_connections(self._engine) if self._read_only else None
+        reads = read_connections(self._engine) if self._kept else None
         if reads is not None and exc is None:
             await reads.give_back(conn)  # kept for the next read, or closed if it failed
             return

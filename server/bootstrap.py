@@ -302,6 +302,7 @@ def synchronous_inference(
     reads: UnitOfWorkFactory,
     runtimes: Mapping[str, ModelRuntime],
     watch: SubmissionWatch,
+    group_writes: UnitOfWorkFactory | None = None,
 ) -> SynchronousInference:
     return SynchronousInference(
         uow,
@@ -310,6 +311,7 @@ def synchronous_inference(
         clock=utc_now,
         watch=watch,
         reads=reads,
+        group_writes=group_writes,
         observer=metrics.ServingMetrics(),
     )
 
@@ -421,11 +423,17 @@ def read_unit_of_work_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
 
 
 def unit_of_work_factory(
-    engine: AsyncEngine, bell: WorkBell | None = None
+    engine: AsyncEngine,
+    bell: WorkBell | None = None,
+    *,
+    autocommit: bool = False,
+    notifier: OutboxNotifier | None = None,
 ) -> tuple[UnitOfWorkFactory, OutboxNotifier]:
     """Units of work that signal listeners after committing events, and workers after
-    committing work: this process's through `bell` at once, every process's by NOTIFY."""
-    notifier = OutboxNotifier(engine)
+    committing work: this process's through `bell` at once, every process's by NOTIFY
+    (through `notifier`, a new one if None). `autocommit`: each statement its own
+    transaction, on a kept connection (SqlUnitOfWork's)."""
+    notifier = notifier or OutboxNotifier(engine)
 
     def work_committed() -> None:
         if bell is not None:
@@ -439,6 +447,7 @@ def unit_of_work_factory(
         return SqlUnitOfWork(
             engine,
             on_events_committed=events_committed,
+            autocommit=autocommit,
             on_work_committed=work_committed,
             local_workers=bell,
         )
@@ -591,7 +600,8 @@ def build_app(
         else BackgroundTasks(always)
     )
     reads = read_unit_of_work_factory(engine)
-    inference = synchronous_inference(settings, uow, reads, runtimes, watch)
+    group_writes, _ = unit_of_work_factory(engine, bell, autocommit=True, notifier=notifier)
+    inference = synchronous_inference(settings, uow, reads, runtimes, watch, group_writes)
     jwks: Any = issuer.jwks if issuer is not None else None
     verifier = build_verifier(settings, issuer)
     deps = AppDependencies(

@@ -99,11 +99,15 @@ class SynchronousInference:
         clock: Clock,
         watch: SubmissionWatch,
         reads: UnitOfWorkFactory | None = None,
+        group_writes: UnitOfWorkFactory | None = None,
         observer: ServingObserver | None = None,
         ticks: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """`group_writes`: units of work for a group's one-statement write, autocommit from
+        the start (else `uow`'s, which the write puts in autocommit)."""
         self._uow = uow
         self._reads = reads or uow
+        self._group_writes = group_writes or uow
         self._runtimes = runtimes
         self._policy = policy
         self._clock = clock
@@ -220,7 +224,9 @@ class SynchronousInference:
         outcomes = await self._predict(model, [c.submission for c in calls])
         if self._observer is not None:
             self._observer.ran(model.name, model.version, len(calls), self._ticks() - started)
-        return await record_group(self._uow, model, calls, outcomes, started_at, self._clock())
+        return await record_group(
+            self._group_writes, model, calls, outcomes, started_at, self._clock()
+        )
 
     async def _predict_in_chunks(self, model: Model, batch: Sequence[Submission]) -> list[Outcome]:
         """One call per `max_batch_size` inputs when the model declares it (what its runtime

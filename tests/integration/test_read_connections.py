@@ -160,3 +160,37 @@ async def test_a_connection_kept_past_the_recycle_age_goes_back_through_the_pool
     await _read_backend(engine)
 
     assert len(checkouts) == 2  # the pool's checkout, which recycles what is past its age
+
+
+async def test_an_autocommit_unit_writes_on_a_kept_connection_each_statement_on_its_own(
+    engine: AsyncEngine, db: AsyncEngine
+) -> None:
+    # runInference's group writes: one statement each, no pool checkout, no BEGIN/COMMIT.
+    checkouts: list[object] = []
+    event.listen(engine.sync_engine.pool, "checkout", lambda *args: checkouts.append(args))
+    told: list[bool] = []
+    reader = await _read_backend(engine)
+    async with SqlUnitOfWork(engine, told.append, autocommit=True) as uow:
+        pid = await uow.connection.scalar(sa.text("select pg_backend_pid()"))
+        await uow.connection.execute(sa.text("create table kept_write (n int)"))
+        await uow.connection.execute(sa.text("insert into kept_write values (1)"))
+        taken = len(checkouts)
+        async with db.connect() as other:  # committed as it ran, before any commit()
+            assert await other.scalar(sa.text("select count(*) from kept_write")) == 1
+        uow.events.appended = True
+        await uow.commit()  # only tells the listeners
+    assert (pid, taken, told) == (reader, 1, [False])
+    assert await _read_backend(engine) == pid  # given back to the kept ones
+    async with db.begin() as conn:
+        await conn.execute(sa.text("drop table kept_write"))
+
+
+async def test_an_autocommit_unit_that_failed_gives_its_connection_to_the_pool(
+    engine: AsyncEngine,
+) -> None:
+    with pytest.raises(sa.exc.ProgrammingError):
+        async with SqlUnitOfWork(engine, autocommit=True) as uow:
+            await uow.connection.execute(sa.text("select * from no_such_table"))
+    reads = read_connections(engine)
+    assert reads is not None
+    assert reads.kept == 0
