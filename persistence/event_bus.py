@@ -104,8 +104,8 @@ class OutboxNotifier:
     from its own tiny statement after the writer committed keeps writers independent. The
     statement goes on a connection of the notifier's own (asyncpg itself, opened at the
     first poke, closed by `close` or after a failure): no pool checkout, SQLAlchemy
-    execution and transaction round trips per hint, which cost ~3% of the API process's
-    CPU at S2's rate of one hint per tick.
+    execution and transaction round trips per hint, which cost ~1.2 ms of CPU a hint
+    (~0.3 ms now), about 5% of the API process's core at S2's ~46 hints a second.
     """
 
     def __init__(self, engine: AsyncEngine, tick_seconds: float = 0.01) -> None:
