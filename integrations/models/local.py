@@ -16,7 +16,6 @@ from typing import Protocol, TypedDict
 
 import joblib  # type: ignore[import-untyped]  # joblib ships no type hints
 import numpy as np
-import sklearn  # type: ignore[import-untyped]  # scikit-learn ships no type hints
 from numpy.typing import NDArray
 
 from domain.models import JSONValue, Model, ModelFailure
@@ -116,7 +115,11 @@ class LocalModelRuntime:
         matrix = _matrix(model, spec.features, inputs)
         # _matrix let only finite numbers in: scikit-learn's own check of every value again
         # was ~10% of a small call (on the loop or a pool thread: the setting is per thread).
-        with sklearn.config_context(assume_finite=True):
+        # Imported here, where a model runs, not at start-up: a process that serves no
+        # prediction never loads scikit-learn (~70 MB).
+        from sklearn import config_context  # type: ignore[import-untyped]  # no type hints
+
+        with config_context(assume_finite=True):
             if spec.task == "classification":
                 outputs = _classify(model, estimator, matrix, spec.output_key)
             else:
