@@ -112,18 +112,7 @@ def _queue_callbacks() -> tuple[sa.Insert, sa.Insert]:
             batches.c.callback_url.is_not(None),
         )
     )
-    columns = [
-        "owner_id",
-        "subject_id",
-        "url",
-        "event_id",
-        "event_type",
-        "payload",
-        "status",
-        "next_attempt_at",
-        "created_at",
-        "updated_at",
-    ]
+    columns = ["owner_id", "subject_id", "url", *queue.QUEUED_COLUMNS]
     first, second = (
         insert(_deliveries)
         .from_select(columns, matching)

@@ -36,6 +36,19 @@ class Outcome(Claimed, Protocol):
     def next_attempt_at(self) -> datetime | None: ...
 
 
+# The columns an INSERT ... SELECT of new deliveries fills after its queue's own (the
+# endpoint, or the owner, subject and URL): the event, its payload, PENDING, and the time
+# (next attempt, created, updated).
+QUEUED_COLUMNS = (
+    "event_id",
+    "event_type",
+    "payload",
+    "status",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+)
+
 # A claim's statement is built once (per queue) with these bound; see claim_values.
 NOW = "now"
 LEASE_UNTIL = "lease_until"

@@ -298,19 +298,9 @@ def _insert_deliveries() -> sa.Insert:
             events.c.type == sa.any_(_endpoints.c.events),
         )
     )
-    columns = [
-        "endpoint_id",
-        "event_id",
-        "event_type",
-        "payload",
-        "status",
-        "next_attempt_at",
-        "created_at",
-        "updated_at",
-    ]
     return (
         insert(_deliveries)
-        .from_select(columns, matching)
+        .from_select(["endpoint_id", *queue.QUEUED_COLUMNS], matching)
         .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
     )
 

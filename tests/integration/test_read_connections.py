@@ -106,12 +106,14 @@ async def test_a_read_that_lost_its_connection_does_not_keep_it(engine: AsyncEng
     assert await _read_backend(engine) != first
 
 
-async def test_a_read_that_failed_gives_its_connection_back_to_the_pool(
-    engine: AsyncEngine,
+@pytest.mark.parametrize("read_only", [True, False])
+async def test_a_unit_that_failed_gives_its_kept_connection_back_to_the_pool(
+    engine: AsyncEngine, read_only: bool
 ) -> None:
+    # A read-only unit of work, or an autocommit one: both take the kept connections.
     await _read_backend(engine)
     with pytest.raises(sa.exc.DBAPIError):
-        async with SqlUnitOfWork(engine, read_only=True) as uow:
+        async with SqlUnitOfWork(engine, read_only=read_only, autocommit=not read_only) as uow:
             await uow.connection.execute(sa.text("select 1 / 0"))
     reads = read_connections(engine)
     assert reads is not None
@@ -183,14 +185,3 @@ async def test_an_autocommit_unit_writes_on_a_kept_connection_each_statement_on_
     assert await _read_backend(engine) == pid  # given back to the kept ones
     async with db.begin() as conn:
         await conn.execute(sa.text("drop table kept_write"))
-
-
-async def test_an_autocommit_unit_that_failed_gives_its_connection_to_the_pool(
-    engine: AsyncEngine,
-) -> None:
-    with pytest.raises(sa.exc.ProgrammingError):
-        async with SqlUnitOfWork(engine, autocommit=True) as uow:
-            await uow.connection.execute(sa.text("select * from no_such_table"))
-    reads = read_connections(engine)
-    assert reads is not None
-    assert reads.kept == 0
