@@ -156,12 +156,13 @@ async def test_concurrent_writers_of_one_minute_take_different_rows_that_read_as
 
 def _added(a: list[int | None] | None, b: list[int | None] | None) -> list[int]:
     """The element-wise sum, the shorter array (or a NULL one, or a NULL count) as zeros."""
+
+    def at(values: list[int | None], i: int) -> int:
+        value = values[i] if i < len(values) else None
+        return 0 if value is None else value
+
     a, b = a or [], b or []
-    return [
-        (a[i] if i < len(a) and a[i] is not None else 0)
-        + (b[i] if i < len(b) and b[i] is not None else 0)
-        for i in range(max(len(a), len(b)))
-    ]
+    return [at(a, i) + at(b, i) for i in range(max(len(a), len(b)))]
 
 
 async def test_assay_add_counts_sums_element_wise_whatever_the_arrays(db: AsyncEngine) -> None:
