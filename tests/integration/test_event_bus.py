@@ -140,19 +140,21 @@ async def test_many_pokes_coalesce_into_few_notifies(db: AsyncEngine) -> None:
         assert 1 <= len(heard) <= 3
 
 
-async def _notifier_backends(db: AsyncEngine) -> list[int]:
+async def _notifier_backends(db: AsyncEngine) -> set[int]:
+    """Every notifier's backend on the server (other tests' apps may have left theirs)."""
     async with db.connect() as conn:
         found = await conn.execute(
             sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
             {"name": NOTIFIER_APPLICATION_NAME},
         )
-        return [row.pid for row in found]
+        return {row.pid for row in found}
 
 
 async def test_the_notifier_hints_every_channel_of_a_tick_on_one_connection_it_closes(
     db: AsyncEngine,
 ) -> None:
     heard: list[tuple[str, str]] = []
+    others = await _notifier_backends(db)
     notifier = OutboxNotifier(db, tick_seconds=0.05)
     async with db.connect() as conn:
         raw = await conn.get_raw_connection()
@@ -164,14 +166,15 @@ async def test_the_notifier_hints_every_channel_of_a_tick_on_one_connection_it_c
         notifier.poke("assay_work")
         await asyncio.sleep(0.3)
         assert sorted(heard) == [("assay_events", "plain"), ("assay_work", "")]
-        assert len(await _notifier_backends(db)) == 1
+        ours = await _notifier_backends(db) - others
+        assert len(ours) == 1
         for _ in range(3):  # later ticks reuse it
             notifier.poke()
             await asyncio.sleep(0.1)
-        assert len(await _notifier_backends(db)) == 1
+        assert await _notifier_backends(db) - others == ours
         assert [c for c, _ in heard].count("assay_events") == 4
         await notifier.close()
-    assert await _notifier_backends(db) == []
+    assert not await _notifier_backends(db) & ours
 
 
 async def test_the_notifier_connects_again_after_its_connection_dropped(
@@ -179,12 +182,13 @@ async def test_the_notifier_connects_again_after_its_connection_dropped(
 ) -> None:
     _, received = listening
     owner = await make_user(db)
+    others = await _notifier_backends(db)
     notifier = OutboxNotifier(db, tick_seconds=0.05)
     try:
         await _append(db, owner, 1)
         notifier.poke()
         await received.until(1)
-        [pid] = await _notifier_backends(db)
+        [pid] = await _notifier_backends(db) - others
         async with db.begin() as conn:
             await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         await asyncio.sleep(0.2)
@@ -195,7 +199,8 @@ async def test_the_notifier_connects_again_after_its_connection_dropped(
         await _append(db, owner, 1)
         notifier.poke()
         await received.until(2, within=5.0)  # the listener polls only every 30 s
-        assert len(await _notifier_backends(db)) == 1
+        [again] = await _notifier_backends(db) - others
+        assert again != pid
     finally:
         await notifier.close()
 
