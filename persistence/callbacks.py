@@ -25,7 +25,7 @@ from persistence.tables import (
     events,
     submissions,
 )
-from persistence.turns import in_turns
+from persistence.turns import claim_parameters, claim_values, in_turns
 
 _SUBMISSION_EVENTS = (
     EventType.SUBMISSION_SUCCEEDED.value,
@@ -134,9 +134,9 @@ async def queue_callbacks(conn: AsyncConnection, after: int, upto: int, now: dat
 @functools.cache
 def _claim() -> sa.Update:
     """Due callbacks in turns across owners, under a lease, each with its owner's secret;
-    built once (bound as queue.claim_parameters): building it per claim cost ~1 ms of CPU,
-    twice a second while idle."""
-    now, lease_until, limit = queue.claim_parameters()
+    built once (bound as persistence.turns.claim_parameters): building it per claim cost
+    ~1 ms of CPU, twice a second while idle."""
+    now, lease_until, limit = claim_parameters()
     ready = queue.due(_deliveries, now)
     candidates = in_turns(_deliveries, _deliveries.c.owner_id, _ORDER, ready, limit)
     secret = (
@@ -175,7 +175,7 @@ class SqlCallbackRepository:
         return [_delivery(row) for row in await self._conn.execute(statement)]
 
     async def claim(self, limit: int, now: datetime, lease_until: datetime) -> list[DueCallback]:
-        values = queue.claim_values(limit, now, lease_until)
+        values = claim_values(limit, now, lease_until)
         rows = (await self._conn.execute(_claim(), values)).all()
         due = [DueCallback(_delivery(row), row.secret, row.occurred_at) for row in rows]
         return sorted(due, key=lambda d: (d.delivery.next_attempt_at or now, d.delivery.id))

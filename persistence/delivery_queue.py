@@ -49,26 +49,6 @@ QUEUED_COLUMNS = (
     "updated_at",
 )
 
-# A claim's statement is built once (per queue) with these bound; see claim_values.
-NOW = "now"
-LEASE_UNTIL = "lease_until"
-CLAIM_LIMIT = "claim_limit"
-_moment = sa.DateTime(timezone=True)
-
-
-def claim_parameters() -> tuple[sa.BindParameter[datetime], sa.BindParameter[datetime], Any]:
-    """(now, lease_until, limit) as bound parameters, for a claim built once."""
-    return (
-        sa.bindparam(NOW, type_=_moment),
-        sa.bindparam(LEASE_UNTIL, type_=_moment),
-        sa.bindparam(CLAIM_LIMIT, type_=sa.Integer),
-    )
-
-
-def claim_values(limit: int, now: datetime, lease_until: datetime) -> dict[str, object]:
-    """The values of claim_parameters."""
-    return {NOW: now, LEASE_UNTIL: lease_until, CLAIM_LIMIT: limit}
-
 
 def due(table: sa.Table, now: Any) -> list[sa.ColumnElement[bool]]:
     """Retryable, due, and not under a live lease."""

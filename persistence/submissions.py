@@ -56,7 +56,7 @@ from persistence.tables import (
     submission_assets,
     submissions,
 )
-from persistence.turns import in_turns
+from persistence.turns import claim_parameters, claim_values, in_turns
 
 # The columns _submission reads, in the order it unpacks them: not the claim's
 # available_at and lease_expires_at.
@@ -361,10 +361,10 @@ _release_many = (
 
 @functools.cache
 def _claim() -> sa.Update:
-    """Up to claim_limit due submissions in turns across owners, RUNNING under a lease until
-    lease_until; built once (bound as now, lease_until and claim_limit): building it per
-    claim cost ~1 ms of CPU, and idle workers claim five times a second each."""
-    now = sa.bindparam("now", type_=_moment)
+    """Up to `limit` due submissions in turns across owners, RUNNING under a lease; built
+    once (bound as persistence.turns.claim_parameters): building it per claim cost ~1 ms of
+    CPU, and idle workers claim five times a second each."""
+    now, lease_until, limit = claim_parameters()
     due = sa.or_(
         sa.and_(
             submissions.c.status == SubmissionStatus.PENDING.value,
@@ -376,7 +376,6 @@ def _claim() -> sa.Update:
         ),
     )
     order = (submissions.c.available_at, submissions.c.created_at)
-    limit = sa.bindparam("claim_limit", type_=sa.Integer)
     candidates = in_turns(submissions, submissions.c.owner_id, order, [due], limit)
     return (
         sa.update(submissions)
@@ -384,7 +383,7 @@ def _claim() -> sa.Update:
         .values(
             status=SubmissionStatus.RUNNING.value,
             attempts=submissions.c.attempts + 1,
-            lease_expires_at=sa.bindparam("lease_until", type_=_moment),
+            lease_expires_at=lease_until,
             updated_at=now,
         )
         .returning(*_SUBMISSION_COLUMNS)
@@ -568,8 +567,7 @@ class SqlSubmissionCommands:
         return _submission(row)
 
     async def claim(self, limit: int, now: datetime, lease_until: datetime) -> list[Submission]:
-        values = {"now": now, "lease_until": lease_until, "claim_limit": limit}
-        rows = await self._conn.execute(_claim(), values)
+        rows = await self._conn.execute(_claim(), claim_values(limit, now, lease_until))
         return sorted((_submission(r) for r in rows), key=lambda s: (s.created_at, s.id))
 
     async def finish_many(self, ends: Sequence[ClaimEnd], now: datetime) -> list[Submission]:

@@ -10,12 +10,31 @@ concurrent workers never wait on each other nor claim a row another has just tak
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 
 LOOKAHEAD = 4  # candidates ranked per row claimed: room for rows other workers hold
+
+# A queue's claim is built once, with its time, lease end and size bound: see claim_values.
+_NOW, _LEASE_UNTIL, _LIMIT = "now", "lease_until", "claim_limit"
+_moment = sa.DateTime(timezone=True)
+
+
+def claim_parameters() -> tuple[sa.BindParameter[datetime], sa.BindParameter[datetime], Any]:
+    """(now, lease_until, limit) as bound parameters, for a claim statement built once."""
+    return (
+        sa.bindparam(_NOW, type_=_moment),
+        sa.bindparam(_LEASE_UNTIL, type_=_moment),
+        sa.bindparam(_LIMIT, type_=sa.Integer),
+    )
+
+
+def claim_values(limit: int, now: datetime, lease_until: datetime) -> dict[str, object]:
+    """The values of claim_parameters."""
+    return {_NOW: now, _LEASE_UNTIL: lease_until, _LIMIT: limit}
 
 
 def in_turns(

@@ -37,7 +37,7 @@ from persistence.tables import (
     webhook_delivery_attempts,
     webhook_endpoints,
 )
-from persistence.turns import in_turns
+from persistence.turns import claim_parameters, claim_values, in_turns
 
 FAN_OUT_CURSOR = "webhooks"
 _endpoints, _deliveries = webhook_endpoints, webhook_deliveries
@@ -260,13 +260,13 @@ _ADVANCE_CURSOR = (
 
 @functools.cache
 def _events_to_fan_out() -> sa.Select[tuple[int, bool]]:
-    """Up to fan_out_limit event ids after `after`, each with whether it is older than
+    """Up to fan_out_limit event ids after AFTER, each with whether it is older than
     gap_grace (bound)."""
     grace = sa.bindparam("gap_grace", type_=sa.Interval)
     settled = events.c.created_at < sa.func.now() - grace
     return (
         sa.select(events.c.id, settled.label("is_settled"))
-        .where(events.c.id > sa.bindparam("after", type_=sa.BigInteger))
+        .where(events.c.id > sa.bindparam(AFTER, type_=sa.BigInteger))
         .order_by(events.c.id)
         .limit(sa.bindparam("fan_out_limit", type_=sa.Integer))
     )
@@ -308,9 +308,9 @@ def _insert_deliveries() -> sa.Insert:
 @functools.cache
 def _claim_deliveries() -> sa.Update:
     """Due deliveries of active endpoints in turns across owners, under a lease; built once
-    (bound as queue.claim_parameters): building it per claim cost ~1 ms of CPU, twice a
+    (bound as persistence.turns.claim_parameters): building it per claim cost ~1 ms of CPU, twice a
     second while idle."""
-    now, lease_until, limit = queue.claim_parameters()
+    now, lease_until, limit = claim_parameters()
     with_endpoint = _deliveries.join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id)
     ready = [*queue.due(_deliveries, now), _endpoints.c.is_active]
     candidates = in_turns(_deliveries, _endpoints.c.owner_id, _ORDER, ready, limit, with_endpoint)
@@ -330,7 +330,7 @@ class SqlWebhookDispatch:
 
     async def fan_out(self, limit: int, now: datetime, gap_grace: timedelta) -> int:
         cursor = await self._locked_cursor()
-        read = {"after": cursor, "gap_grace": gap_grace, "fan_out_limit": limit}
+        read = {AFTER: cursor, "gap_grace": gap_grace, "fan_out_limit": limit}
         batch = (await self._conn.execute(_events_to_fan_out(), read)).all()
         if not batch:
             return 0
@@ -346,7 +346,7 @@ class SqlWebhookDispatch:
     async def claim_deliveries(
         self, limit: int, now: datetime, lease_until: datetime
     ) -> list[DueDelivery]:
-        statement, values = _claim_deliveries(), queue.claim_values(limit, now, lease_until)
+        statement, values = _claim_deliveries(), claim_values(limit, now, lease_until)
         rows = (await self._conn.execute(statement, values)).all()
         if not rows:
             return []
