@@ -9,6 +9,8 @@ from __future__ import annotations
 import binascii
 from uuid import UUID
 
+from uuid_utils.compat import uuid7
+
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
@@ -16,6 +18,18 @@ def b64encode_text(text: str) -> str:
     # binascii + bytes.translate: a third faster than base64.urlsafe_b64encode, same output.
     encoded = binascii.b2a_base64(text.encode(), newline=False)
     return encoded.translate(_URLSAFE).rstrip(b"=").decode()
+
+
+def new_id() -> UUID:
+    """A new row's id: a UUIDv7 (RFC 9562), its first 48 bits the time in milliseconds and
+    each one greater than the one before in this process.
+
+    Random (v4) ids scatter a batch's 1,000 rows over every leaf of each index they lead
+    (the primary keys, results' submission_id), and that cost grows with the table; ids in
+    time order are added at the right edge (docs/performance.md, "Ids in time order").
+    An id shows when its row was made, which createdAt shows anyway.
+    """
+    return uuid7()
 
 
 def to_global_id(type_name: str, ident: UUID) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from uuid import UUID
 
 from domain.api_keys import ApiKey, ApiKeySecrets, checked_request, key_revoked
 from domain.errors import Forbidden, NotFound, Unauthenticated
+from domain.ids import new_id
 from domain.ports import Clock, UnitOfWork
 from domain.principal import Principal, require_owner
 
@@ -27,7 +27,7 @@ async def create_api_key(
     secret = secrets.new_secret()
     now = clock()
     key = ApiKey(
-        id=uuid.uuid4(),
+        id=new_id(),
         owner_id=principal.user_id,
         name=name,
         prefix=secrets.display_prefix(secret),

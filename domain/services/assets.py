@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -12,6 +11,7 @@ from domain.assets import Asset, AssetStatus
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.event_payloads import asset_payload
 from domain.events import EventType, NewEvent
+from domain.ids import new_id
 from domain.ports import BlobStore, Clock, PresignedUpload, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
 
@@ -85,7 +85,7 @@ async def request_upload(
 ) -> tuple[Asset, PresignedUpload]:
     _validate(policy, file_name, content_type, size_bytes)
     now = clock()
-    asset_id = uuid.uuid4()
+    asset_id = new_id()
     asset = Asset(
         id=asset_id,
         owner_id=principal.user_id,

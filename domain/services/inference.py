@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -12,7 +11,7 @@ from uuid import UUID
 
 from domain.event_payloads import SubmissionChange
 from domain.events import EventType
-from domain.ids import to_global_id
+from domain.ids import new_id, to_global_id
 from domain.models import Model, ModelFailure
 from domain.ports import Clock, ModelRuntime, QueueStats, UnitOfWork, UnitOfWorkFactory
 from domain.services.batch_settlement import settle
@@ -85,7 +84,7 @@ def result_of(
 ) -> Result:
     """The result a prediction makes for its submission, recorded at `now`."""
     return Result(
-        id=uuid.uuid4(),
+        id=new_id(),
         submission_id=submission.id,
         owner_id=submission.owner_id,
         prediction=prediction.prediction,

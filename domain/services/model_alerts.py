@@ -19,7 +19,7 @@ from uuid import UUID
 from domain.drift import PSI_DRIFT, PSI_WARNING, DriftStatus
 from domain.errors import InvalidInput, NotFound
 from domain.events import EventType, NewEvent
-from domain.ids import to_global_id
+from domain.ids import new_id, to_global_id
 from domain.model_alerts import AlertKind, AlertPolicy, ModelAlert, Reading, changes
 from domain.models import Model
 from domain.monitoring import layout_of
@@ -179,7 +179,7 @@ async def _record_changes(
     async with uow:
         latest = await uow.model_alerts.latest(model.id)
         alerts = [
-            ModelAlert(uuid.uuid4(), model.id, r.kind, state, round(r.value, 6), r.threshold, now)
+            ModelAlert(new_id(), model.id, r.kind, state, round(r.value, 6), r.threshold, now)
             for r, state in changes(readings, latest)
         ]
         if not alerts:

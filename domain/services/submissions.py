@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -14,7 +13,7 @@ from domain.batches import Batch, BatchCounts
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.event_payloads import SubmissionChange, submission_payload
 from domain.events import EventType, NewEvent
-from domain.ids import to_global_id
+from domain.ids import new_id, to_global_id
 from domain.models import JSONValue, Model, ModelFailure
 from domain.ports import BatchRunner, Clock, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
@@ -102,7 +101,7 @@ def _pending(
 ) -> Submission:
     """A submission just accepted, created at `at`."""
     return Submission(
-        id=uuid.uuid4(),
+        id=new_id(),
         owner_id=owner_id,
         model_id=model_id,
         input=value,
@@ -123,7 +122,7 @@ def _new_batch(
 ) -> Batch:
     now = clock()
     return Batch(
-        id=uuid.uuid4(),
+        id=new_id(),
         owner_id=principal.user_id,
         model_id=model.id,
         size=size,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from uuid import UUID
 from domain.callbacks import CallbackDelivery
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events import EventType
+from domain.ids import new_id
 from domain.pagination import Page, PageRequest
 from domain.ports import Clock, UnitOfWork, UrlGuard, WebhookSender
 from domain.principal import Principal
@@ -111,7 +111,7 @@ async def create_endpoint(
     await _validate(guard, url, events, description)
     now = clock()
     endpoint = WebhookEndpoint(
-        id=uuid.uuid4(),
+        id=new_id(),
         owner_id=principal.user_id,
         url=url,
         events=_distinct(events),
@@ -343,7 +343,7 @@ async def record_attempt(
 
     def attempt(updated: WebhookDelivery) -> DeliveryAttempt:
         return DeliveryAttempt(
-            id=uuid.uuid4(),
+            id=new_id(),
             delivery_id=delivery.id,
             attempt=delivery.attempts,
             status_code=outcome.status_code,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from uuid import UUID
 import pytest
 
 from domain.errors import InvalidInput
+from domain.ids import new_id
 from domain.pagination import DEFAULT_PAGE_SIZE, Keyset, Page, PageRequest, keyset_of
 from graph.ids import from_cursor, from_global_id, parse_id, to_cursor, to_global_id
 
@@ -25,6 +27,16 @@ class Item:
 
 def b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def test_new_ids_are_version_7_in_time_order_and_each_greater_than_the_last() -> None:
+    before = int(datetime.now(UTC).timestamp() * 1000)
+    ids = [new_id() for _ in range(10_000)]  # many within one millisecond
+    after = int(datetime.now(UTC).timestamp() * 1000)
+    assert all(isinstance(i, UUID) and i.version == 7 for i in ids)
+    assert all(a < b for a, b in itertools.pairwise(ids))
+    assert len(set(ids)) == len(ids)
+    assert before <= ids[0].int >> 80 <= ids[-1].int >> 80 <= after
 
 
 def test_page_request_defaults_to_the_default_size() -> None:
