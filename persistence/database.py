@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import Any
 
 import orjson
 from sqlalchemy import event, exc
@@ -44,7 +44,6 @@ _RETURNED_AT = "assay_returned_at"
 _READ_CONNECTIONS = "assay_read_connections"  # execution option: the engine's ReadConnections
 _KEPT_SINCE = "assay_kept_since"  # a kept read connection's last use, for the pool's ping
 _FIRST_KEPT = "assay_first_kept"  # when a connection was first kept: its age, for recycling
-_PING_FAILED: Final = "ping failed"  # ReadConnections._is_alive: a ping went unanswered
 POOL_RECYCLE_SECONDS = 1800
 
 
@@ -174,9 +173,7 @@ class ReadConnections:
     A kept connection is still one of the pool's: the pool's bound on connections holds, and
     at most `capacity` (half the pool size) are kept. What the pool's checkout does is done
     here: one the driver saw closed is dropped, one idle for `ping_after_idle_seconds` is
-    pinged (and dropped if dead; after a ping that went unanswered, as a frozen server's
-    does only at the command timeout, the rest go back to the pool unpinged rather than cost
-    the request a timeout each), one kept for longer than the pool's recycle age in all goes
+    pinged (and dropped if dead), one kept for longer than the pool's recycle age in all goes
     back through the pool's checkout (which replaces it). One that failed is not kept
     (SQLAlchemy or persistence/driver.py invalidated it). A writer that finds no idle
     connection in the pool gets one kept here back there first (`make_room`), and disposing
@@ -204,14 +201,8 @@ class ReadConnections:
     async def take(self) -> AsyncConnection:
         while self._kept:
             conn, kept_since = self._kept.pop()
-            alive = await self._is_alive(conn, kept_since)
-            if alive is True:
+            if await self._is_alive(conn, kept_since):
                 return conn
-            if alive == _PING_FAILED:
-                # A frozen server makes each ping wait out the command timeout: one is
-                # enough. The others go back to the pool unpinged; its checkout decides.
-                while self._kept:
-                    await self._return(*self._kept.pop())
         conn = await self._engine.connect()
         # asyncpg's adapter only records the level (no I/O): no greenlet hand-off needed.
         assert conn.sync_connection is not None
@@ -238,9 +229,7 @@ class ReadConnections:
             conn, kept_since = self._kept.pop(0)
             await self._return(conn, kept_since)
 
-    async def _is_alive(
-        self, conn: AsyncConnection, kept_since: float
-    ) -> bool | Literal["ping failed"]:
+    async def _is_alive(self, conn: AsyncConnection, kept_since: float) -> bool:
         sync = conn.sync_connection
         driver = None if sync is None or conn.invalidated else sync.connection.driver_connection
         if sync is None or driver is None or driver.is_closed():
@@ -259,7 +248,7 @@ class ReadConnections:
         except Exception as error:
             await conn.invalidate(error)
             await self._return(conn, kept_since)
-            return _PING_FAILED
+            return False
         return True
 
     @staticmethod
