@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final, Literal
 
 import orjson
 from sqlalchemy import event, exc
@@ -44,6 +44,7 @@ _RETURNED_AT = "assay_returned_at"
 _READ_CONNECTIONS = "assay_read_connections"  # execution option: the engine's ReadConnections
 _KEPT_SINCE = "assay_kept_since"  # a kept read connection's last use, for the pool's ping
 _FIRST_KEPT = "assay_first_kept"  # when a connection was first kept: its age, for recycling
+_PING_FAILED: Final = "ping failed"  # ReadConnections._is_alive: a ping went unanswered
 POOL_RECYCLE_SECONDS = 1800
 
 
@@ -173,7 +174,9 @@ class ReadConnections:
     A kept connection is still one of the pool's: the pool's bound on connections holds, and
     at most `capacity` (half the pool size) are kept. What the pool's checkout does is done
     here: one the driver saw closed is dropped, one idle for `ping_after_idle_seconds` is
-    pinged (and dropped if dead), one kept for longer than the pool's recycle age in all goes
+    pinged (and dropped if dead; after a ping that went unanswered, as a frozen server's
+    does only at the command timeout, the rest go back to the pool unpinged rather than cost
+    the request a timeout each), one kept for longer than the pool's recycle age in all goes
     back through the pool's checkout (which replaces it). One that failed is not kept
     (SQLAlchemy or persistence/driver.py invalidated it). A writer that finds no idle
     connection in the pool gets one kept here back there first (`make_room`), and disposing
@@ -201,8 +204,14 @@ class ReadConnections:
     async def take(self) -> AsyncConnection:
         while self._kept:
             conn, kept_since = self._kept.pop()
-            if await self._is_alive(conn, kept_since):
+            alive = await self._is_alive(conn, kept_since)
+            if alive is True:
                 return conn
+            if alive == _PING_FAILED:
+                # A frozen server makes each ping wait out the command timeout: one is
+                # enough. The others go back to the pool unpinged; its checkout decides.
+                while self._kept:
+                    await self._return(*self._kept.pop())
         conn = await self._engine.connect()
         # asyncpg's adapter only records the level (no I/O): no greenlet hand-off needed.
         assert conn.sync_connection is not None
@@ -229,7 +238,9 @@ class ReadConnections:
             conn, kept_since = self._kept.pop(0)
             await self._return(conn, kept_since)
 
-    async def _is_alive(self, conn: AsyncConnection, kept_since: float) -> bool:
+    async def _is_alive(
+        self, conn: AsyncConnection, kept_since: float
+    ) -> bool | Literal["ping failed"]:
         sync = conn.sync_connection
         driver = None if sync is None or conn.invalidated else sync.connection.driver_connection
         if sync is None or driver is None or driver.is_closed():
@@ -248,7 +259,7 @@ class ReadConnections:
         except Exception as error:
             await conn.invalidate(error)
             await self._return(conn, kept_since)
-            return False
+            return _PING_FAILED
         return True
 
     @staticmethod

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -185,3 +187,40 @@ async def test_an_autocommit_unit_writes_on_a_kept_connection_each_statement_on_
     assert await _read_backend(engine) == pid  # given back to the kept ones
     async with db.begin() as conn:
         await conn.execute(sa.text("drop table kept_write"))
+
+
+async def test_a_frozen_server_costs_a_take_one_ping_of_the_kept_not_one_each(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each ping of a frozen server waits out the command timeout: after one failed, the
+    other kept connections go back to the pool unpinged (a request met four 2 s pings in a
+    row in tests/e2e/test_database_restart.py)."""
+    engine = create_engine(postgres_url, pool_size=8, max_overflow=0, ping_after_idle_seconds=0.1)
+    reads = read_connections(engine)
+    assert reads is not None
+    try:
+        held = [await reads.take() for _ in range(4)]
+        for conn in held:
+            await reads.give_back(conn)
+        assert reads.kept == 4
+        await asyncio.sleep(0.15)  # idle past the threshold: each would need a ping
+        pinged: list[object] = []
+        fetchrow = asyncpg.connection.Connection.fetchrow
+
+        async def frozen(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> object:
+            if query == ";":
+                pinged.append(self)
+                await asyncio.sleep(0.05)
+                raise TimeoutError  # what command_timeout raises on a frozen server
+            return await fetchrow(self, query, *args, **kw)
+
+        monkeypatch.setattr(asyncpg.connection.Connection, "fetchrow", frozen)
+        conn = await reads.take()
+        monkeypatch.undo()
+        await reads.give_back(conn)
+        # One kept connection's ping, and at most the pool's own one at its checkout.
+        assert len(pinged) <= 2
+        assert reads.kept <= 1
+    finally:
+        monkeypatch.undo()
+        await engine.dispose()
