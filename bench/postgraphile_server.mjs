@@ -10,6 +10,7 @@ import { postgraphile } from "postgraphile";
 import { makePgService } from "postgraphile/adaptors/pg";
 import { grafserv } from "postgraphile/grafserv/node";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
+import { jsonPgSmartTags } from "postgraphile/utils";
 
 const [port, connectionString] = process.argv.slice(2);
 let statements = 0;
@@ -20,8 +21,26 @@ pg.Client.prototype.query = function countedQuery(...args) {
   return query.apply(this, args);
 };
 
+// PostGraphile finds relations in foreign-key constraints. Assay's database checks a
+// submission's owner and model with a statement trigger instead (migration 0014), so the two
+// relations PostGraphile used to infer (User.submissionsByOwnerId, Submission.modelByModelId)
+// are declared here as smart tags: the same schema, and the same SQL, as before.
+const references = jsonPgSmartTags({
+  version: 1,
+  config: {
+    class: {
+      submissions: {
+        tags: {
+          foreignKey: ["(owner_id) references users (id)", "(model_id) references models (id)"],
+        },
+      },
+    },
+  },
+});
+
 const preset = {
   extends: [PostGraphileAmberPreset],
+  plugins: [references],
   pgServices: [makePgService({ connectionString, schemas: ["public"], poolConfig: { max: 10 } })],
   grafserv: { graphqlPath: "/graphql", graphiql: false, watch: false },
   grafast: { explain: false },
