@@ -56,9 +56,7 @@ async def _count(conn: AsyncConnection) -> int:
     return int((await conn.execute(sa.select(sa.func.count()).select_from(submissions))).one()[0])
 
 
-async def test_rows_with_existing_owners_and_models_are_inserted_in_one_statement(
-    db: AsyncEngine,
-) -> None:
+async def test_rows_with_existing_owners_and_models_are_inserted(db: AsyncEngine) -> None:
     async with db.begin() as conn:
         user, model = await _parents(conn)
         other_user, other_model = await _parents(conn)

@@ -16,12 +16,12 @@ depends_on = None
 
 # A foreign key checks each inserted row on its own (a lookup in the parent, which it locks
 # FOR KEY SHARE): a 1,000-input batch ran 2,000 of them for the owner and the model, about a
-# third of its submissions' INSERT (53 -> 30 ms in B1 on this machine). The same rule, held
-# another way:
+# third of its submissions' INSERT (55-71 -> 39-48 ms in B1's timeline; docs/performance.md).
+# The same rule, held another way:
 # - inserted rows: one set-based check per statement, over the distinct owners and models
 #   of the rows it inserted (a transition table), raising the error a foreign key raises;
 # - the parents: users and models are never deleted (an erased account keeps its emptied
-#   row; a model is deactivated) and their ids never change. Triggers make that a rule, so no
+#   row; a model is set inactive) and their ids never change. Triggers make that a rule, so no
 #   check can be overtaken by a delete, which is what the foreign key's lock was for;
 # - a submission's owner and model are never changed (erasure deletes the row).
 # Batches and results keep their foreign keys: a batch is deleted (erasure) while its owner
