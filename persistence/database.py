@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import event, exc
@@ -44,7 +44,10 @@ _RETURNED_AT = "assay_returned_at"
 _READ_CONNECTIONS = "assay_read_connections"  # execution option: the engine's ReadConnections
 _KEPT_SINCE = "assay_kept_since"  # a kept read connection's last use, for the pool's ping
 _FIRST_KEPT = "assay_first_kept"  # when a connection was first kept: its age, for recycling
-_PING_FAILED: Final = "ping failed"  # ReadConnections._is_alive: a ping went unanswered
+# What ReadConnections._check found of a kept connection: usable as it is, or given back to
+# the pool (the server closed it, or it is due for recycling), or given back after its ping
+# went unanswered.
+_Check = Literal["usable", "returned", "unanswered"]
 POOL_RECYCLE_SECONDS = 1800
 
 
@@ -204,10 +207,10 @@ class ReadConnections:
     async def take(self) -> AsyncConnection:
         while self._kept:
             conn, kept_since = self._kept.pop()
-            alive = await self._is_alive(conn, kept_since)
-            if alive is True:
+            check = await self._check(conn, kept_since)
+            if check == "usable":
                 return conn
-            if alive == _PING_FAILED:
+            if check == "unanswered":
                 # A frozen server makes each ping wait out the command timeout: one is
                 # enough. The others go back to the pool unpinged; its checkout decides.
                 while self._kept:
@@ -238,29 +241,27 @@ class ReadConnections:
             conn, kept_since = self._kept.pop(0)
             await self._return(conn, kept_since)
 
-    async def _is_alive(
-        self, conn: AsyncConnection, kept_since: float
-    ) -> bool | Literal["ping failed"]:
+    async def _check(self, conn: AsyncConnection, kept_since: float) -> _Check:
         sync = conn.sync_connection
         driver = None if sync is None or conn.invalidated else sync.connection.driver_connection
         if sync is None or driver is None or driver.is_closed():
             # The server ended it while it was kept (a restart): no request need meet it.
             await self._return(conn, kept_since)
-            return False
+            return "returned"
         now = time.monotonic()
         if now - sync.connection.info.get(_FIRST_KEPT, now) >= self.recycle_seconds:
             # Kept in steady use, it never meets the pool's recycling: hand it back there.
             await self._return(conn, kept_since)
-            return False
+            return "returned"
         if now - kept_since < self._ping_after:
-            return True
+            return "usable"
         try:
             await driver.fetchrow(";")
         except Exception as error:
             await conn.invalidate(error)
             await self._return(conn, kept_since)
-            return _PING_FAILED
-        return True
+            return "unanswered"
+        return "usable"
 
     @staticmethod
     async def _return(conn: AsyncConnection, kept_since: float) -> None:
