@@ -34,8 +34,9 @@ from persistence.webhooks import FAN_OUT_CURSOR
 
 # Every column that holds a user's id, in the order erasure deletes their rows: submissions
 # before their batches, assets after the submissions that use them, callbacks before the
-# events they point at. Rows hanging off these go with them (ON DELETE CASCADE): results and
-# submission_assets with submissions, deliveries and their attempts with endpoints.
+# events they point at. Rows hanging off these go with them: results with submissions (a
+# statement trigger, migration 0015), submission_assets with submissions and deliveries and
+# their attempts with endpoints (ON DELETE CASCADE).
 # tests/unit/test_erasure_coverage.py fails when a table with a user reference is missing.
 ERASED_REFERENCES: tuple[tuple[sa.Table, str], ...] = (
     (submissions, "owner_id"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.event_payloads import SubmissionChange
 from domain.history import EVERY_SUBMISSION, SubmissionFilter
+from domain.ids import new_id
 from domain.models import Model
 from domain.monitoring import Tally
 from domain.pagination import Page, PageRequest
@@ -30,6 +32,7 @@ from domain.submissions import (
     Submission,
     SubmissionStatus,
 )
+from persistence.alongside import ResultsAlongside
 from persistence.batching import (
     NO_PARAMETERS,
     Parameters,
@@ -485,6 +488,9 @@ class SqlSubmissionCommands:
     has_enqueued: bool
     # Whether it appended events (add_finished_runs): the unit of work signals them too.
     has_events: bool
+    # Where a batch's results may be written alongside this transaction: set by the unit of
+    # work (persistence/alongside.py); None writes them in it.
+    alongside: ResultsAlongside | None
 
     async def add(
         self, submission: Submission, asset_ids: Sequence[UUID]
@@ -526,23 +532,31 @@ class SqlSubmissionCommands:
         return list(batch)
 
     async def add_finished(self, changes: Sequence[SubmissionChange]) -> None:
-        """Three INSERTs in order (submissions, results, events), each made while the one
-        before is written (bulk.in_order): a batch's result rows and 2,000 event payloads
-        are ready by the time its submissions are in."""
+        """Three INSERTs (submissions, results, events), each made while the one before is
+        written (bulk.in_order): a batch's result rows and 2,000 event payloads are ready by
+        the time its submissions are in. The results go on a connection of their own when
+        the unit of work has one to spare (persistence/alongside.py): written while the
+        submissions and events are, on another core."""
         if not changes:
             return
         done = [c.submission for c in changes]
-        results_of = [c.result for c in changes if c.result is not None]
+        written = [c.result for c in changes if c.result is not None]
         statements: list[Callable[[], Statement]] = [
             lambda: shared_insert(submissions, _SUBMISSION_NAMES, _submission_rows(done))
         ]
-        if results_of:  # none when every run failed
-            statements.append(
-                lambda: shared_insert(results, _RESULT_NAMES, list(map(_result_row, results_of)))
-            )
+        if written and not await self._results_alongside(written):
+            statements.append(lambda: _results_insert(written))
         statements.append(lambda: change_events(changes))
         await in_order(self._conn, statements)
         self.has_events = True
+
+    async def _results_alongside(self, written: Sequence[Result]) -> bool:
+        alongside = self.alongside
+        named = [r.submission_id for r in written]
+        if alongside is None or not alongside.start(new_id(), named, _results_insert(written)):
+            return False
+        await asyncio.sleep(0)  # its connection taken and its first statement sent
+        return True
 
     async def save_state(
         self, submission: Submission, *, expected: SubmissionStatus
@@ -617,6 +631,7 @@ class SqlSubmissionRepository(SqlSubmissionCommands):
         self._conn = conn
         self.has_enqueued = False
         self.has_events = False
+        self.alongside = None
 
     async def get_many(self, ids: Sequence[UUID]) -> list[Submission | None]:
         return await rows_for_keys(self._conn, _submissions_by_id, ids, _submission)
@@ -734,8 +749,7 @@ class SqlResultRepository:
         """One INSERT for the whole group (see bulk.py)."""
         if not batch:
             return
-        rows = [_result_row(r) for r in batch]
-        await self._conn.execute(*shared_insert(results, _RESULT_NAMES, rows))
+        await self._conn.execute(*_results_insert(batch))
 
 
 _RESULT_NAMES = (
@@ -748,6 +762,11 @@ _RESULT_NAMES = (
     "processing_time_ms",
     "created_at",
 )
+
+
+def _results_insert(written: Sequence[Result]) -> Statement:
+    """One INSERT of `written` (see bulk.py)."""
+    return shared_insert(results, _RESULT_NAMES, list(map(_result_row, written)))
 
 
 def _result_row(result: Result) -> dict[str, object]:

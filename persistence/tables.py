@@ -212,12 +212,10 @@ results = sa.Table(
     "results",
     metadata,
     _uuid_pk(),
-    sa.Column(
-        "submission_id",
-        sa.Uuid,
-        sa.ForeignKey("submissions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    # A submission's id, checked once per INSERT statement by a trigger, not by a foreign
+    # key: a batch's results may commit before their submissions (migration 0015,
+    # persistence/alongside.py); deleting submissions deletes their results.
+    sa.Column("submission_id", sa.Uuid, nullable=False),
     sa.Column("prediction", JSONB, nullable=False),
     sa.Column("confidence", sa.Float),
     sa.Column("alternatives", JSONB, nullable=False, server_default="[]"),
@@ -228,6 +226,18 @@ results = sa.Table(
     ),
     sa.CheckConstraint("processing_time_ms >= 0", name="processing_time_non_negative"),
     sa.Index("ix_results_submission_created", "submission_id", "created_at", "id"),
+)
+
+# Results written alongside a batch's transaction and not confirmed by it yet: the batch's
+# id, and the submissions those results name (persistence/alongside.py, migration 0015).
+unconfirmed_results = sa.Table(
+    "unconfirmed_results",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("submission_ids", ARRAY(sa.Uuid), nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 webhook_endpoints = sa.Table(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from domain.errors import Unavailable
 from domain.ports import LocalWorkers
 from persistence.accounts import SqlAccountRepository, SqlBlobDeletionRepository
+from persistence.alongside import ResultsAlongside
 from persistence.api_keys import SqlApiKeyRepository
 from persistence.assets import SqlAssetRepository
 from persistence.batches import SqlBatchRepository
@@ -39,6 +40,9 @@ class _Repository(Generic[R]):
     def __init__(self, factory: Callable[[AsyncConnection], R]) -> None:
         self.factory = factory
 
+    def make(self, unit: SqlUnitOfWork) -> R:
+        return self.factory(unit.connection)
+
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         _Repository.names.add(name)
@@ -51,8 +55,17 @@ class _Repository(Generic[R]):
         if unit is None:
             return self
         # Kept in the instance, which a non-data descriptor lets win until exit removes it.
-        repository: R = self.factory(unit.connection)
+        repository: R = self.make(unit)
         unit.__dict__[self.name] = repository
+        return repository
+
+
+class _Submissions(_Repository[SqlSubmissionRepository]):
+    """Submissions, which may write a batch's results alongside (persistence/alongside.py)."""
+
+    def make(self, unit: SqlUnitOfWork) -> SqlSubmissionRepository:
+        repository = super().make(unit)
+        repository.alongside = unit.results_alongside()
         return repository
 
 
@@ -71,7 +84,7 @@ class SqlUnitOfWork:
     users = _Repository(SqlUserRepository)
     assets = _Repository(SqlAssetRepository)
     models = _Repository(SqlModelRepository)
-    submissions = _Repository(SqlSubmissionRepository)
+    submissions = _Submissions(SqlSubmissionRepository)
     results = _Repository(SqlResultRepository)
     events = _Repository(SqlEventRepository)
     webhooks = _Repository(SqlWebhookRepository)
@@ -104,6 +117,7 @@ class SqlUnitOfWork:
         self._kept = read_only or autocommit
         self._conn: AsyncConnection | None = None
         self._depth = 0
+        self._alongside: ResultsAlongside | None = None
 
     async def __aenter__(self) -> Self:
         if self._conn is not None:
@@ -144,6 +158,7 @@ class SqlUnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        alongside, self._alongside = self._alongside, None
         for name in _Repository.names & self.__dict__.keys():
             del self.__dict__[name]  # they belong to the connection given back
         reads = read_connections(self._engine) if self._kept else None
@@ -165,10 +180,24 @@ class SqlUnitOfWork:
             # A dead connection needs no rollback: what was not committed is gone with it.
             if not is_lost_connection(error):
                 raise
+        finally:
+            if alongside is not None and alongside.pending:
+                # Not committed: what was written alongside goes (after the rollback, which
+                # frees the row its confirmation locked).
+                await alongside.undo()
         # One place turns a lost database into the domain's error, whatever statement of the
         # block met it (the caller answers UNAVAILABLE, not an internal error).
         if is_lost and not isinstance(exc, Unavailable):
             raise Unavailable() from exc
+
+    def results_alongside(self) -> ResultsAlongside | None:
+        """Where this transaction's results may be written alongside it (None for a unit
+        of work that writes no transaction of its own: read-only or autocommit)."""
+        if self._kept:
+            return None
+        if self._alongside is None:
+            self._alongside = ResultsAlongside(self._engine)
+        return self._alongside
 
     @property
     def local_workers(self) -> LocalWorkers | None:
@@ -191,7 +220,12 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         if self._read_only:
             raise RuntimeError("a read-only unit of work cannot commit")
+        alongside = self._alongside
+        if alongside is not None and alongside.pending:
+            await alongside.confirm(self.connection)
         await self.connection.commit()
+        if alongside is not None:
+            alongside.committed()
         # Only a repository this transaction used can have queued work (see _Repository).
         submissions: SqlSubmissionRepository | None = self.__dict__.get("submissions")
         appended = submissions is not None and submissions.has_events

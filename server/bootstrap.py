@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -63,6 +64,7 @@ from integrations.models.local import LocalModelRuntime
 from integrations.models.sagemaker import SageMakerRuntime
 from integrations.webhooks import DnsUrlGuard, HttpWebhookSender
 from persistence import migrate
+from persistence.alongside import undo_unconfirmed
 from persistence.budgets import SqlBudgetStore
 from persistence.database import create_engine
 from persistence.event_bus import (
@@ -80,6 +82,7 @@ from server.tracing import TracingHandles, configure_tracing
 from server.webhook_dispatcher import WebhookDispatcher, lease_seconds_for
 from server.workers import (
     BackgroundTasks,
+    Periodic,
     Runnable,
     SubmissionWorker,
     WorkBell,
@@ -355,6 +358,8 @@ def background_tasks(
             worker,
             upload_sweeper(uow, blobs, utc_now),
             blob_deleter(uow, blobs, utc_now),
+            # A batch's results written alongside and never confirmed (a process died).
+            Periodic("unconfirmed-results", partial(undo_unconfirmed, engine), interval=60.0),
             asset_retention(uow, settings.asset_retention_days, utc_now),
             model_monitor(
                 uow, AlertSettings(monitoring_policy(settings), settings.admin_group), utc_now
