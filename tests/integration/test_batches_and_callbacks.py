@@ -347,9 +347,7 @@ async def test_estimates_hold_for_batches_of_10_to_1000_however_long_the_model_s
     finished: 31-34x too late for 10 inputs.) Compared with recorded durations, not timed
     here, so the busy machine's swings do not decide."""
     iris = default_models["iris-species"]
-    taken: dict[int, list[float]] = {10: [], 100: [], 1000: []}
-    for size in (10, 1000, 100) * 3:
-        taken[size].append(await _time_taken(api, db, runtimes, iris, size))
+    taken = await _steady_timings(api, db, runtimes, iris)
     asked = utc_now() + timedelta(minutes=4)
     report = []
     for size, durations in taken.items():
@@ -369,6 +367,33 @@ async def test_estimates_hold_for_batches_of_10_to_1000_however_long_the_model_s
         assert typical / 2 - ESTIMATE_SLACK <= predicted <= typical * 2 + ESTIMATE_SLACK, report
         await work_off(db, runtimes)
     print("; ".join(report))
+
+
+# A run this many times slower than another of its size was the machine stalling (seen in CI:
+# one 10-input batch 0.43 s against ~8 ms), not the model.
+STALL = 5.0
+
+
+async def _steady_timings(
+    api: Api, db: AsyncEngine, runtimes: dict[str, ModelRuntime], model: str
+) -> dict[int, list[float]]:
+    """Three batches of each size worked off, as the model's timings record them. When a run
+    stalled, every timing it recorded is forgotten (the row removed) and the runs made again,
+    at most twice more: a stall pulls the fitted rate for every size, and the estimates would
+    then be compared with the other sizes' undisturbed runs."""
+    model_id = parse_id(model, "Model")
+    for _ in range(3):
+        taken: dict[int, list[float]] = {10: [], 100: [], 1000: []}
+        for size in (10, 1000, 100) * 3:
+            taken[size].append(await _time_taken(api, db, runtimes, model, size))
+        stalled = [d for d in taken.values() if max(d) > STALL * min(d) + ESTIMATE_SLACK]
+        if not stalled:
+            return taken
+        print(f"a run stalled ({stalled}): measured again")
+        async with db.begin() as conn:
+            timings = tables.model_timings
+            await conn.execute(sa.delete(timings).where(timings.c.model_id == model_id))
+    return taken
 
 
 async def _time_taken(
