@@ -11,7 +11,7 @@ returns. They are written on a second connection while the batch's transaction w
 rest:
 
 1. `start`: if the pool has a connection idle (else the caller writes them in its own
-   transaction), a task inserts an unconfirmed_results row (the batch's id and its
+   transaction), a task inserts an unconfirmed_results row (a key of its own and the
    submissions' ids: what an undo needs) and the results, and commits.
 2. `confirm`, in the batch's transaction just before its COMMIT: waits for 1 (its failure
    fails the batch) and deletes that row, which commits with the batch. No row found: an undo
@@ -65,9 +65,9 @@ class ResultsAlongside:
         self._confirmed: list[tuple[UUID, list[UUID], asyncio.Future[None]]] = []
 
     def start(self, key: UUID, named: Sequence[UUID], insert: Statement) -> bool:
-        """Begin `insert` (the INSERT of results naming the submissions `named`, of the
-        batch `key`) on a connection of its own; False, with nothing begun, when the pool
-        has no connection idle: the caller writes them itself."""
+        """Begin `insert` (the INSERT of results naming the submissions `named`), under
+        `key`, on a connection of its own; False, with nothing begun, when the pool has no
+        connection idle: the caller writes them itself."""
         pool = self._engine.sync_engine.pool
         if not named or not isinstance(pool, QueuePool) or pool.checkedin() == 0:
             return False
@@ -132,7 +132,7 @@ class ResultsAlongside:
                     await conn.commit()
             except Exception:
                 logger.warning(
-                    "undoing the results of batch %s failed; they are undone within %s",
+                    "undoing the results written alongside as %s failed; undone within %s",
                     key,
                     UNCONFIRMED_AFTER,
                     exc_info=True,
