@@ -22,8 +22,9 @@ pg.Client.prototype.query = function countedQuery(...args) {
 };
 
 // PostGraphile finds relations in foreign-key constraints. Assay's database checks a
-// submission's owner and model with a statement trigger instead (migration 0014), so the two
-// relations PostGraphile used to infer (User.submissionsByOwnerId, Submission.modelByModelId)
+// submission's owner and model (migration 0014) and a result's submission (0015) with
+// statement triggers instead, so the relations PostGraphile used to infer
+// (User.submissionsByOwnerId, Submission.modelByModelId, Submission.resultsBySubmissionId)
 // are declared here as smart tags: the same schema, and the same SQL, as before.
 const references = jsonPgSmartTags({
   version: 1,
@@ -33,6 +34,9 @@ const references = jsonPgSmartTags({
         tags: {
           foreignKey: ["(owner_id) references users (id)", "(model_id) references models (id)"],
         },
+      },
+      results: {
+        tags: { foreignKey: ["(submission_id) references submissions (id)"] },
       },
     },
   },
