@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence import migrate
@@ -55,10 +56,29 @@ async def engine(postgres_url: str, statements: StatementCounter) -> AsyncIterat
 @pytest.fixture
 async def db(engine: AsyncEngine) -> AsyncEngine:
     """The engine on an empty database."""
-    names = ", ".join(table.name for table in metadata.sorted_tables)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await empty_tables(engine)
     return engine
+
+
+async def empty_tables(engine: AsyncEngine, tries: int = 5) -> None:
+    """TRUNCATE every table. A server of an e2e module may still be writing (its workers, its
+    loops): its transaction and the TRUNCATE can take their locks in orders that deadlock, and
+    PostgreSQL then ends one of them (seen in CI: the TRUNCATE, holding events and waiting
+    for outbox_cursors, against the webhook fan-out, holding its cursor's row and reading
+    events). The TRUNCATE is tried again then."""
+    names = ", ".join(table.name for table in metadata.sorted_tables)
+    for attempt in range(1, tries + 1):
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != DEADLOCK_DETECTED or attempt == tries:
+                raise
+            await asyncio.sleep(0.05 * attempt)
+
+
+DEADLOCK_DETECTED = "40P01"
 
 
 class _Collected(logging.Handler):

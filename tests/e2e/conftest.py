@@ -25,10 +25,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from persistence.tables import metadata
+from tests.conftest import empty_tables
 
 T = TypeVar("T")
 
@@ -484,9 +483,7 @@ async def wait_for(
 
 async def truncate_all(engine: AsyncEngine) -> None:
     """Empty every table, as the `db` fixture does, for module-scoped fixtures."""
-    names = ", ".join(table.name for table in metadata.sorted_tables)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await empty_tables(engine)
 
 
 def model_id(base_url: str, bearer: str, name: str = "iris-species") -> str:

@@ -5,7 +5,6 @@ nothing of it is readable, and the undo every serving process runs removes its r
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from graph.ids import parse_id
 from persistence.alongside import undo_unconfirmed
 from tests.e2e.conftest import Launcher, agql, model_id, token, truncate_all, wait_for
+from tests.e2e.test_inference_e2e import iris_inputs
 
 pytestmark = pytest.mark.e2e
 
@@ -28,19 +28,6 @@ mutation Batch($input: BatchInferenceInput!) {
 }
 """
 INPUTS = 300
-
-
-def _inputs(seed: int, count: int) -> list[dict[str, float]]:
-    rng = random.Random(seed)
-    return [
-        {
-            "sepal_length_cm": round(rng.uniform(4.3, 7.9), 1),
-            "sepal_width_cm": round(rng.uniform(2.0, 4.4), 1),
-            "petal_length_cm": round(rng.uniform(1.0, 6.9), 1),
-            "petal_width_cm": round(rng.uniform(0.1, 2.5), 1),
-        }
-        for _ in range(count)
-    ]
 
 
 async def _scalar(engine: AsyncEngine, query: str, **values: Any) -> Any:
@@ -71,7 +58,10 @@ async def test_a_server_killed_between_a_batchs_two_commits_leaves_nothing_of_it
 
     # A first batch: stored whole, and the model's timings row exists for the lock below.
     first = await agql(
-        server.base_url, BATCH, {"input": {"modelId": iris, "inputs": _inputs(1, 50)}}, bearer
+        server.base_url,
+        BATCH,
+        {"input": {"modelId": iris, "inputs": iris_inputs(50, seed=1)}},
+        bearer,
     )
     kept = [parse_id(s["id"], "Submission") for s in first["batchInference"]["submissions"]]
 
@@ -97,7 +87,9 @@ async def test_a_server_killed_between_a_batchs_two_commits_leaves_nothing_of_it
                     f"{server.base_url}/graphql",
                     json={
                         "query": BATCH,
-                        "variables": {"input": {"modelId": iris, "inputs": _inputs(2, INPUTS)}},
+                        "variables": {
+                            "input": {"modelId": iris, "inputs": iris_inputs(INPUTS, seed=2)}
+                        },
                     },
                     headers={"Authorization": f"Bearer {bearer}"},
                 )

@@ -6,7 +6,6 @@ the process that wrote them died; results named by no stored submission are refu
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import timedelta
 from uuid import UUID
 
@@ -20,18 +19,7 @@ from persistence.alongside import NotConfirmed, undo_unconfirmed
 from persistence.database import create_engine
 from persistence.tables import results, submissions, unconfirmed_results
 from persistence.unit_of_work import SqlUnitOfWork
-from tests.event_changes import varied_changes
-from tests.factories import make_model, make_user
-
-
-async def _finished(db: AsyncEngine) -> list[SubmissionChange]:
-    """varied_changes' finished ones, of a model and owner the database holds."""
-    owner, model = await make_user(db), await make_model(db)
-    return [
-        replace(c, submission=replace(c.submission, model_id=model, batch_id=None))
-        for c in varied_changes(owner)
-        if c.submission.is_finished
-    ]
+from tests.integration.test_finished_rows import _finished
 
 
 def _result_ids(changes: list[SubmissionChange]) -> set[UUID]:
