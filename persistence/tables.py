@@ -228,8 +228,8 @@ results = sa.Table(
     sa.Index("ix_results_submission_created", "submission_id", "created_at", "id"),
 )
 
-# Results written alongside a batch's transaction and not confirmed by it yet: the batch's
-# id, and the submissions those results name (persistence/alongside.py, migration 0015).
+# Results written alongside a batch's transaction and not confirmed by it yet: a key of its
+# own, and the submissions those results name (persistence/alongside.py, migration 0015).
 unconfirmed_results = sa.Table(
     "unconfirmed_results",
     metadata,
