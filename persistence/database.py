@@ -103,6 +103,23 @@ def _invalidate_when_lost(engine: AsyncEngine) -> None:
             context.is_disconnect = True
 
 
+def _drop_invalidated_at_once(engine: AsyncEngine) -> None:
+    """An invalidated connection is dropped (its socket closed), not closed politely.
+
+    Only a connection found broken is invalidated: one the server closed, or one whose
+    statement went unanswered until the command timeout. SQLAlchemy's asyncpg adapter closes
+    it politely first (asyncpg's close, waiting up to 2 s for the timed-out statement's
+    cancel request and the server's goodbye), which a frozen server never answers: every
+    request that met one waited the command timeout and then that again. The server ends the
+    session when it sees the socket closed, as it would after the goodbye."""
+
+    def terminate(dbapi_connection: Any) -> None:
+        dbapi_connection._terminate_force_close()
+
+    # The dialect's hook for an invalidated connection (default: dbapi_connection.terminate()).
+    setattr(engine.sync_engine.dialect, "do_terminate", terminate)  # noqa: B010
+
+
 def create_engine(
     url: str,
     *,
@@ -141,6 +158,7 @@ def create_engine(
     )
     _ping_when_idle(engine, ping_after_idle_seconds)
     _invalidate_when_lost(engine)
+    _drop_invalidated_at_once(engine)
     if pool_size // 2 > 0:
         reads = ReadConnections(engine, pool_size // 2, ping_after_idle_seconds)
         engine.update_execution_options(**{_READ_CONNECTIONS: reads})
