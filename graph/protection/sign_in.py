@@ -167,8 +167,10 @@ async def revoking(
     """Around a use case that revokes `ids` (and records PRINCIPAL_REVOKED): once it succeeds,
     drop them here at once, then wait (bounded) until this process's listener has delivered
     the revocation. Every process is told by the same notification, and from its arrival
-    theirs answer nothing from cache, so when the caller hears back the next request
-    anywhere signs in against the database."""
+    theirs answer nothing from cache: when the caller hears back, the next request here signs
+    in against the database, and one elsewhere does once that process has read the
+    notification (on its own connection, usually before the caller hears back; not
+    guaranteed to be)."""
     if cache is None:
         yield
         return
