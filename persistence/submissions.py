@@ -488,9 +488,10 @@ class SqlSubmissionCommands:
     has_enqueued: bool
     # Whether it appended events (add_finished_runs): the unit of work signals them too.
     has_events: bool
-    # Where a batch's results may be written alongside this transaction: set by the unit of
-    # work (persistence/alongside.py); None writes them in it.
-    alongside: ResultsAlongside | None
+    # Where a batch's results may be written alongside this transaction, asked for only when
+    # a batch has results: set by the unit of work (persistence/alongside.py); None, or an
+    # answer of None, writes them in it.
+    alongside: Callable[[], ResultsAlongside | None] | None
 
     async def add(
         self, submission: Submission, asset_ids: Sequence[UUID]
@@ -551,9 +552,11 @@ class SqlSubmissionCommands:
         self.has_events = True
 
     async def _results_alongside(self, written: Sequence[Result]) -> bool:
-        alongside = self.alongside
+        alongside = None if self.alongside is None else self.alongside()
+        if alongside is None:
+            return False
         named = [r.submission_id for r in written]
-        if alongside is None or not alongside.start(new_id(), named, _results_insert(written)):
+        if not alongside.start(new_id(), named, _results_insert(written)):
             return False
         await asyncio.sleep(0)  # its connection taken and its first statement sent
         return True

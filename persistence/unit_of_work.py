@@ -65,7 +65,7 @@ class _Submissions(_Repository[SqlSubmissionRepository]):
 
     def make(self, unit: SqlUnitOfWork) -> SqlSubmissionRepository:
         repository = super().make(unit)
-        repository.alongside = unit.results_alongside()
+        repository.alongside = unit.results_alongside  # made when a batch first asks
         return repository
 
 
