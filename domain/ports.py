@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 from uuid import UUID
 
 from domain.api_keys import ApiKeyRepository
@@ -364,6 +364,16 @@ class ModelRuntime(Protocol):
 
     async def predict(self, model: Model, inputs: Sequence[JSONValue]) -> list[Prediction]:
         """One Prediction per input, in order; raise ModelFailure for a failed call."""
+        ...
+
+
+@runtime_checkable
+class LoadsAhead(Protocol):
+    """A runtime that can make a model ready before its first prediction (a local artifact
+    loaded into memory); one that cannot (a remote endpoint) does not implement it."""
+
+    async def load(self, model: Model) -> None:
+        """Make `model` ready to predict; raise ModelFailure when it cannot be."""
         ...
 
 

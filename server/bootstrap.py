@@ -82,6 +82,7 @@ from server.tracing import TracingHandles, configure_tracing
 from server.webhook_dispatcher import WebhookDispatcher, lease_seconds_for
 from server.workers import (
     BackgroundTasks,
+    ModelLoader,
     Periodic,
     Runnable,
     SubmissionWorker,
@@ -341,9 +342,14 @@ def background_tasks(
 ) -> BackgroundTasks:
     """The inference workers (woken by `bell`, which a WorkListener on `engine` rings for
     other processes' commits), the dispatchers and the periodic jobs."""
+    loaders: list[Runnable] = []
+    if runtimes is None:  # a process of its own (assay worker, seed): its models load ahead
+        runtimes = build_runtimes(settings)
+        if settings.preload_models:
+            loaders.append(ModelLoader(uow, runtimes))
     worker = SubmissionWorker(
         uow=uow,
-        runtimes=build_runtimes(settings) if runtimes is None else runtimes,
+        runtimes=runtimes,
         policy=worker_policy(settings),
         clock=utc_now,
         poll_seconds=settings.worker_poll_seconds,
@@ -366,6 +372,7 @@ def background_tasks(
             ),
             *dispatcher.runnables(settings.webhook_poll_seconds),
             *callback_sender.runnables(settings.webhook_poll_seconds),
+            *loaders,
             *extra,
         ]
     )
@@ -595,6 +602,8 @@ def build_app(
         always.append(settler)
     # One set of runtimes (loaded models, inference threads) for the worker and runInference.
     runtimes = build_runtimes(settings)
+    if settings.preload_models:  # the runtimes themselves: a traced one only predicts
+        always.append(ModelLoader(uow, runtimes))
     if tracing is not None:
         runtimes = tracing.traced_runtimes(runtimes)
     tasks = (

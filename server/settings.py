@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     reference_predictions: int = Field(default=1000, ge=100, le=1_000_000)
 
     run_workers: bool = True
+    # Load the active local models at start (in the background), not at their first call.
+    preload_models: bool = True
     model_dir: Path | None = None
     run_inference_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     max_attempts: int = Field(default=3, ge=1, le=20)

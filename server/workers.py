@@ -11,8 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from domain.errors import DomainError
 from domain.ports import BlobStore, Clock, ModelRuntime, UnitOfWorkFactory
-from domain.services import accounts, assets, callbacks, inference, model_alerts, webhooks
+from domain.services import (
+    accounts,
+    assets,
+    callbacks,
+    inference,
+    model_alerts,
+    serving,
+    webhooks,
+)
 from domain.services.inference import Outcome, WorkerPolicy
 from domain.services.model_alerts import AlertSettings
 from domain.services.model_health import model_health
@@ -280,6 +289,26 @@ def metrics_sampler(uow: UnitOfWorkFactory, clock: Clock, interval: float = 10.0
         metrics.record_callback_deliveries({str(k): v for k, v in sent.items()})
 
     return Periodic("metrics-sampler", sample, interval=interval)
+
+
+@dataclass
+class ModelLoader:
+    """Once, at start: the active models whose runtime can load ahead are loaded
+    (serving.load_ahead), so that no caller's first prediction waits for an artifact. The
+    process serves meanwhile; a prediction that comes first loads its model itself, as
+    without this. A database not reachable yet leaves every model to its first prediction."""
+
+    uow: UnitOfWorkFactory
+    runtimes: Mapping[str, ModelRuntime]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            loaded = await serving.load_ahead(self.uow(), self.runtimes, stop)
+        except DomainError as error:  # UNAVAILABLE: the first predictions load them
+            logger.warning("models not loaded ahead: %s", error)
+            return
+        for model in loaded:
+            logger.info("model %s %s loaded", model.name, model.version)
 
 
 class Runnable(Protocol):

@@ -97,6 +97,13 @@ class LocalModelRuntime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._predict, model, list(inputs))
 
+    async def load(self, model: Model) -> None:
+        """Load the model's artifact now (in the pool), so its first prediction does not:
+        unpickling a scikit-learn model imports scikit-learn and takes ~1.3 s here. Raises
+        ModelFailure as a prediction would (unreadable, not this task's model)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._estimator, model, _Spec.of(model))
+
     def runs_inline(self, model: Model, rows: int) -> bool:
         """Whether a call of `rows` inputs runs on the event loop (see __init__)."""
         recent = self._recent.get((model.name, model.version))
