@@ -144,11 +144,16 @@ class SubmissionRepository(Protocol):
         """Store a batch; its RUNNING rows (claimed at accept) are leased until `lease_until`."""
         ...
 
-    async def add_finished(self, changes: Sequence[SubmissionChange]) -> None:
+    async def add_finished(
+        self,
+        changes: Sequence[SubmissionChange],
+        meanwhile: Callable[[], object] | None = None,
+    ) -> None:
         """Store submissions run before they were stored, as the changes end them: each
         submission, its result, then `event_payloads.events_of(changes)` in that order (as
         add_many, ResultRepository.add_many and EventRepository.append_changes would; a
-        store may make each statement ready while the one before is written)."""
+        store may make each statement ready while the one before is written). `meanwhile`
+        is called once, while the store writes (the caller's own work, done beside it)."""
         ...
 
     async def save_state(

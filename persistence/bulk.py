@@ -133,15 +133,21 @@ def _same(value: object, first: object) -> bool:
 Statement = tuple[sa.Executable, Mapping[str, object]]
 
 
-async def in_order(conn: AsyncConnection, statements: Iterable[Callable[[], Statement]]) -> None:
+async def in_order(
+    conn: AsyncConnection, statements: Iterable[Callable[[], Statement | None]]
+) -> None:
     """Execute the statements one after another on `conn`, each made (its rows turned into
     parameters) while PostgreSQL executes the one before: one statement on the connection
-    at a time, and the Python work beside it rather than between. If making one fails, the
-    statement in flight has ended when the error comes out."""
+    at a time, and the Python work beside it rather than between. A step that makes None
+    is work of its own done there, beside the statement in flight. If making one fails,
+    the statement in flight has ended when the error comes out."""
     pending: asyncio.Future[Any] | None = None
     try:
         for make in statements:
-            statement, values = make()
+            made = make()
+            if made is None:
+                continue
+            statement, values = made
             if pending is not None:
                 await pending
             pending = asyncio.ensure_future(conn.execute(statement, values))

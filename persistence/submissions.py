@@ -532,34 +532,44 @@ class SqlSubmissionCommands:
         self.has_enqueued |= any(s.status is SubmissionStatus.PENDING for s in batch)
         return list(batch)
 
-    async def add_finished(self, changes: Sequence[SubmissionChange]) -> None:
+    async def add_finished(
+        self,
+        changes: Sequence[SubmissionChange],
+        meanwhile: Callable[[], object] | None = None,
+    ) -> None:
         """Three INSERTs (submissions, results, events), each made while the one before is
-        written (bulk.in_order): a batch's result rows and 2,000 event payloads are ready by
-        the time its submissions are in. The results go on a connection of their own when
+        written (bulk.in_order). The results go first, on a connection of their own, when
         the unit of work has one to spare (persistence/alongside.py): written while the
-        submissions and events are, on another core."""
+        submissions and events are, on another core. `meanwhile` and the 2,000 event
+        payloads are made while PostgreSQL writes the submissions."""
         if not changes:
             return
         done = [c.submission for c in changes]
         written = [c.result for c in changes if c.result is not None]
-        statements: list[Callable[[], Statement]] = [
+        beside = bool(written) and self._results_alongside(written)
+        if beside:
+            await asyncio.sleep(0)  # its connection taken and its first statement sent
+
+        def meanwhile_step() -> None:
+            if meanwhile is not None:
+                meanwhile()
+
+        statements: list[Callable[[], Statement | None]] = [
             lambda: shared_insert(submissions, _SUBMISSION_NAMES, _submission_rows(done))
         ]
-        if written and not await self._results_alongside(written):
+        if written and not beside:
             statements.append(lambda: _results_insert(written))
-        statements.append(lambda: change_events(changes))
+        statements += [meanwhile_step, lambda: change_events(changes)]
         await in_order(self._conn, statements)
         self.has_events = True
 
-    async def _results_alongside(self, written: Sequence[Result]) -> bool:
+    def _results_alongside(self, written: Sequence[Result]) -> bool:
+        """Whether the results were begun on a connection of their own."""
         alongside = None if self.alongside is None else self.alongside()
         if alongside is None:
             return False
         named = [r.submission_id for r in written]
-        if not alongside.start(new_id(), named, _results_insert(written)):
-            return False
-        await asyncio.sleep(0)  # its connection taken and its first statement sent
-        return True
+        return alongside.start(new_id(), named, _results_insert(written))
 
     async def save_state(
         self, submission: Submission, *, expected: SubmissionStatus

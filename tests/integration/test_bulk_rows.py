@@ -118,3 +118,23 @@ async def test_a_statement_that_cannot_be_made_stops_the_rest(db: AsyncEngine) -
         assert not [t for t in asyncio.all_tasks() if "execute" in repr(t) and not t.done()]
         assert await _logged_rows(conn) == [0]
         await conn.rollback()
+
+
+async def test_a_step_that_makes_no_statement_runs_beside_the_one_in_flight(
+    db: AsyncEngine,
+) -> None:
+    seen: list[bool] = []
+
+    def beside() -> None:
+        in_flight = [t for t in asyncio.all_tasks() if "execute" in repr(t) and not t.done()]
+        seen.append(bool(in_flight))
+
+    def slow() -> Statement:
+        return sa.text("INSERT INTO in_order_log (n) SELECT 1 FROM pg_sleep(0.2)"), {}
+
+    async with db.connect() as conn:
+        await conn.execute(sa.text("CREATE TEMP TABLE in_order_log (k serial, n integer)"))
+        await in_order(conn, [slow, beside, _logged(2)])
+        assert seen == [True], "made after the statement before it had ended"
+        assert await _logged_rows(conn) == [1, 2]
+        await conn.rollback()

@@ -359,7 +359,13 @@ class FakeSubmissionRepository:
             self._data.submissions[s.id] = QueueRow(s, due, lease_until if running else None)
         return list(submissions)
 
-    async def add_finished(self, changes: Sequence[SubmissionChange]) -> None:
+    async def add_finished(
+        self,
+        changes: Sequence[SubmissionChange],
+        meanwhile: Callable[[], object] | None = None,
+    ) -> None:
+        if meanwhile is not None:
+            meanwhile()
         await self.add_many([c.submission for c in changes])
         for change in changes:
             if change.result is not None:
