@@ -1,13 +1,14 @@
 """A loopback TCP proxy in front of PostgreSQL that can stop answering, as a server stopped
 with SIGSTOP does: connections stay open, what the client sends is taken and kept, nothing
-comes back. Its own test server only, never the session's shared one."""
+comes back. Only the connections made through it stop: the server behind it goes on serving
+everyone else (the session's shared one included)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from sqlalchemy.engine import make_url
 
@@ -22,6 +23,8 @@ class Link:
 
 
 class FrozenProxy:
+    """The proxy's state: its address and its connections (see `frozen_proxy`)."""
+
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         socket_dir = parsed.query.get("host")
@@ -30,42 +33,23 @@ class FrozenProxy:
         self._socket = f"{socket_dir}/.s.PGSQL.{port}" if isinstance(socket_dir, str) else None
         self._target = (parsed.host or "127.0.0.1", port)
         self._url = parsed.difference_update_query(["host", "port"])
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+        self.tasks: set[asyncio.Task[None]] = set()
         self.frozen = False
         self.links: list[Link] = []
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "not started"
-        port = self._server.sockets[0].getsockname()[1]
-        return self._url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+        return self._url.set(host="127.0.0.1", port=self.port).render_as_string(hide_password=False)
 
     def freeze(self) -> None:
         self.frozen = True
 
-    async def __aenter__(self) -> FrozenProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         link = Link()
         self.links.append(link)
         if self.frozen:  # a connection made while frozen: taken, never answered
-            await self._hold(reader, link)
+            await self._pipe(reader, None, link)
             writer.close()
             return
         if self._socket is not None:
@@ -73,7 +57,7 @@ class FrozenProxy:
         else:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         down = asyncio.ensure_future(self._pipe(upstream_reader, writer, None))
-        self._tasks.add(down)
+        self.tasks.add(down)
         try:
             await self._pipe(reader, upstream_writer, link)
         finally:
@@ -82,13 +66,13 @@ class FrozenProxy:
             writer.close()
 
     async def _pipe(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, link: Link | None
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter | None, link: Link | None
     ) -> None:
         """Forward until frozen; then the client's bytes are kept (link) or the server's
         dropped, and the connection stays open until the client closes it."""
         with contextlib.suppress(ConnectionError):
             while chunk := await source.read(65536):
-                if self.frozen:
+                if self.frozen or sink is None:
                     if link is not None:
                         link.held += chunk
                     continue
@@ -97,8 +81,18 @@ class FrozenProxy:
         if link is not None:
             link.closed_by_client.set()
 
-    async def _hold(self, reader: asyncio.StreamReader, link: Link) -> None:
-        with contextlib.suppress(ConnectionError):
-            while chunk := await reader.read(65536):
-                link.held += chunk
-        link.closed_by_client.set()
+
+@contextlib.asynccontextmanager
+async def frozen_proxy(url: str) -> AsyncIterator[FrozenProxy]:
+    """A proxy on a loopback port in front of the server at `url`, until the block ends."""
+    proxy = FrozenProxy(url)
+    server = await asyncio.start_server(proxy.accept, "127.0.0.1", 0)
+    proxy.port = server.sockets[0].getsockname()[1]
+    try:
+        yield proxy
+    finally:
+        server.close()
+        for task in proxy.tasks:
+            task.cancel()
+        await asyncio.gather(*proxy.tasks, return_exceptions=True)
+        await server.wait_closed()

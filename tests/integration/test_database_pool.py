@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.database import create_engine
 from persistence.outages import is_lost_connection
-from tests.frozen_proxy import FrozenProxy
+from tests.frozen_proxy import frozen_proxy
 
 
 async def _backend_of(engine: AsyncEngine) -> int:
@@ -104,7 +104,7 @@ async def test_a_connection_the_server_stopped_answering_is_dropped_without_wait
         await close(self, **options)
 
     monkeypatch.setattr(asyncpg.Connection, "close", polite)
-    async with FrozenProxy(postgres_url) as proxy:
+    async with frozen_proxy(postgres_url) as proxy:
         engine = create_engine(proxy.url, pool_size=1, max_overflow=0, command_timeout_seconds=0.3)
         try:
             async with engine.connect() as conn:
