@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, Self, TypeVar, runtime_checkable
 from uuid import UUID
 
 from domain.api_keys import ApiKeyRepository
@@ -43,6 +43,8 @@ from domain.webhooks import (
     WebhookEndpoint,
     WebhookMessage,
 )
+
+Made = TypeVar("Made")  # what add_finished's `meanwhile` makes
 
 Clock = Callable[[], datetime]
 
@@ -147,13 +149,13 @@ class SubmissionRepository(Protocol):
     async def add_finished(
         self,
         changes: Sequence[SubmissionChange],
-        meanwhile: Callable[[], object] | None = None,
-    ) -> None:
+        meanwhile: Callable[[], Made] | None = None,
+    ) -> Made | None:
         """Store submissions run before they were stored, as the changes end them: each
         submission, its result, then `event_payloads.events_of(changes)` in that order (as
         add_many, ResultRepository.add_many and EventRepository.append_changes would; a
         store may make each statement ready while the one before is written). `meanwhile`
-        is called once, while the store writes (the caller's own work, done beside it)."""
+        (the caller's own work) is called once while the store writes; returns its value."""
         ...
 
     async def save_state(

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
@@ -60,6 +60,8 @@ from persistence.tables import (
     submissions,
 )
 from persistence.turns import claim_parameters, claim_values, in_turns
+
+Made = TypeVar("Made")  # what add_finished's `meanwhile` makes
 
 # The columns _submission reads, in the order it unpacks them: not the claim's
 # available_at and lease_expires_at.
@@ -535,24 +537,26 @@ class SqlSubmissionCommands:
     async def add_finished(
         self,
         changes: Sequence[SubmissionChange],
-        meanwhile: Callable[[], object] | None = None,
-    ) -> None:
+        meanwhile: Callable[[], Made] | None = None,
+    ) -> Made | None:
         """Three INSERTs (submissions, results, events), each made while the one before is
         written (bulk.in_order). The results go first, on a connection of their own, when
         the unit of work has one to spare (persistence/alongside.py): written while the
         submissions and events are, on another core. `meanwhile` and the 2,000 event
-        payloads are made while PostgreSQL writes the submissions."""
+        payloads are made while PostgreSQL writes the submissions; returns what `meanwhile`
+        made."""
         if not changes:
-            return
+            return None if meanwhile is None else meanwhile()
         done = [c.submission for c in changes]
         written = [c.result for c in changes if c.result is not None]
         beside = bool(written) and self._results_alongside(written)
         if beside:
             await asyncio.sleep(0)  # its connection taken and its first statement sent
+        made: list[Made] = []
 
         def meanwhile_step() -> None:
             if meanwhile is not None:
-                meanwhile()
+                made.append(meanwhile())
 
         statements: list[Callable[[], Statement | None]] = [
             lambda: shared_insert(submissions, _SUBMISSION_NAMES, _submission_rows(done))
@@ -562,6 +566,7 @@ class SqlSubmissionCommands:
         statements += [meanwhile_step, lambda: change_events(changes)]
         await in_order(self._conn, statements)
         self.has_events = True
+        return made[0] if made else None
 
     def _results_alongside(self, written: Sequence[Result]) -> bool:
         """Whether the results were begun on a connection of their own."""

@@ -15,7 +15,6 @@ from domain.event_payloads import SubmissionChange, submission_payload
 from domain.events import EventType, NewEvent
 from domain.ids import new_id, to_global_id
 from domain.models import JSONValue, Model, ModelFailure
-from domain.monitoring import Tally
 from domain.ports import BatchRunner, Clock, UnitOfWork
 from domain.principal import Principal, require_owner, visible_only
 from domain.services.batch_settlement import batch_event, settle
@@ -299,12 +298,10 @@ async def _store_run(
     completed = _completed(run.batch, finals, ended)
     await uow.batches.add(completed)
     ran = list(zip(run.accepted, outcomes, strict=True))
-    tallied: list[Tally | None] = []
     # The statistics are made while PostgreSQL writes the submissions.
-    await uow.submissions.add_finished(
-        finals, meanwhile=lambda: tallied.append(statistics_of(run.model, ran, ended))
+    tally = await uow.submissions.add_finished(
+        finals, meanwhile=lambda: statistics_of(run.model, ran, ended)
     )
-    (tally,) = tallied  # called once, as the port promises
     await uow.events.append([batch_event(EventType.BATCH_COMPLETED, completed)])
     took = ended - run.started
     await uow.models.record_work(run.model.id, len(ran), took, ended, tally=tally)

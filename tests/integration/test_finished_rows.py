@@ -54,12 +54,18 @@ async def test_finished_runs_are_stored_with_their_results_and_events(
     if failed_only:
         changes = [c for c in changes if c.submission.status is SubmissionStatus.FAILED]
     calls: list[int] = []
+
+    def meanwhile() -> str:
+        calls.append(1)
+        return "made"
+
     async with SqlUnitOfWork(db) as uow:
-        await uow.submissions.add_finished(changes, meanwhile=lambda: calls.append(1))
+        made = await uow.submissions.add_finished(changes, meanwhile=meanwhile)
         await uow.commit()
     statuses, written, told = await _stored(db)
 
     assert calls == [1], "the caller's work is done once, beside the writes"
+    assert made == "made"
     assert statuses == {c.submission.id: c.submission.status.value for c in changes}
     assert written == {c.result.id for c in changes if c.result is not None}
     assert bool(written) is not failed_only

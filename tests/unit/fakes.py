@@ -43,6 +43,7 @@ from tests.unit.monitoring_fakes import (
 )
 
 T = TypeVar("T", User, Asset, Submission, WebhookDelivery)
+Made = TypeVar("Made")  # what add_finished's `meanwhile` makes
 
 
 class FakeClock:
@@ -362,15 +363,15 @@ class FakeSubmissionRepository:
     async def add_finished(
         self,
         changes: Sequence[SubmissionChange],
-        meanwhile: Callable[[], object] | None = None,
-    ) -> None:
-        if meanwhile is not None:
-            meanwhile()
+        meanwhile: Callable[[], Made] | None = None,
+    ) -> Made | None:
+        made = None if meanwhile is None else meanwhile()
         await self.add_many([c.submission for c in changes])
         for change in changes:
             if change.result is not None:
                 self._data.results[change.result.id] = change.result
         self._data.events.extend(events_of(changes))
+        return made
 
     async def save_state(
         self, submission: Submission, *, expected: SubmissionStatus
