@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.callbacks import CallbackDelivery, DueCallback
@@ -27,11 +27,10 @@ from persistence.tables import (
 )
 from persistence.turns import claim_parameters, claim_values, in_turns
 
-_SUBMISSION_EVENTS = (
-    EventType.SUBMISSION_SUCCEEDED.value,
-    EventType.SUBMISSION_FAILED.value,
-    EventType.SUBMISSION_UPDATED.value,  # CANCELLED
-)
+# Each of these finishes its submission; SUBMISSION_UPDATED does only as CANCELLED (it also
+# tells RUNNING and a retry), so only its payload is looked into: a json payload is parsed
+# for that (persistence/tables.py), and a batch's run writes a thousand of each.
+_FINISHING_EVENTS = (EventType.SUBMISSION_SUCCEEDED.value, EventType.SUBMISSION_FAILED.value)
 _deliveries = callback_deliveries
 _ORDER = (_deliveries.c.next_attempt_at,)
 
@@ -67,6 +66,13 @@ def event_range() -> list[sa.ColumnElement[bool]]:
     ]
 
 
+def sequenced_payload() -> sa.ColumnElement[Any]:
+    """An event's payload as a delivery's: jsonb (the events' own is json), with the event's
+    id as its "sequence"."""
+    sequence = sa.func.jsonb_build_object("sequence", events.c.id)
+    return sa.cast(events.c.payload, JSONB).op("||", return_type=JSONB)(sequence)
+
+
 def _queued(url: sa.ColumnElement[str], kind: sa.ColumnElement[str]) -> list[sa.ColumnElement[Any]]:
     stamp = sa.bindparam(NOW, type_=sa.DateTime(timezone=True))
     return [
@@ -75,7 +81,7 @@ def _queued(url: sa.ColumnElement[str], kind: sa.ColumnElement[str]) -> list[sa.
         url,
         events.c.id,
         kind,
-        events.c.payload.op("||")(sa.func.jsonb_build_object("sequence", events.c.id)),
+        sequenced_payload(),
         sa.literal(DeliveryStatus.PENDING.value),
         stamp,
         stamp,
@@ -98,8 +104,13 @@ def _queue_callbacks() -> tuple[sa.Insert, sa.Insert]:
         .select_from(events.join(submissions, submissions.c.id == events.c.subject_id))
         .where(
             *event_range(),
-            events.c.type.in_(_SUBMISSION_EVENTS),
-            events.c.payload["status"].astext.in_(finished),
+            sa.or_(
+                events.c.type.in_(_FINISHING_EVENTS),
+                sa.and_(
+                    events.c.type == EventType.SUBMISSION_UPDATED.value,
+                    events.c.payload["status"].astext.in_(finished),
+                ),
+            ),
             submissions.c.callback_url.is_not(None),
         )
     )

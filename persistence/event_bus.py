@@ -72,14 +72,14 @@ def _event_of(row: asyncpg.Record) -> Event:
 
 
 async def listening_connection(dsn: str) -> asyncpg.Connection:
-    """A connection of the listener's own whose jsonb values decode as SQLAlchemy's do here
-    (orjson, persistence/database.py)."""
+    """A connection of the listener's own whose json values (the events' payloads) decode as
+    SQLAlchemy's do here (orjson, persistence/database.py)."""
     conn = await asyncpg.connect(
         dsn, server_settings={"application_name": LISTENER_APPLICATION_NAME}
     )
     try:
         await conn.set_type_codec(
-            "jsonb", schema="pg_catalog", encoder=str, decoder=orjson.loads, format="text"
+            "json", schema="pg_catalog", encoder=str, decoder=orjson.loads, format="text"
         )
     except BaseException:
         await conn.close()

@@ -22,7 +22,7 @@ from domain.submissions import Result
 _APPEND_TEXTS = sa.text(
     """
 INSERT INTO events (type, owner_id, subject_id, payload)
-SELECT u.type, u.owner_id, u.subject_id, u.payload::jsonb
+SELECT u.type, u.owner_id, u.subject_id, u.payload::json
 FROM unnest(
   CAST(:types AS text[]), CAST(:owners AS uuid[]), CAST(:subjects AS uuid[]),
   CAST(:payloads AS text[])

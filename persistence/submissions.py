@@ -13,7 +13,7 @@ from uuid import UUID
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSON, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.event_payloads import SubmissionChange
@@ -439,7 +439,7 @@ def _events_of(kept: sa.CTE) -> sa.Insert:
         .render_derived(name="e")
     )
     picked = sa.select(
-        rows.c.type, rows.c.owner_id, rows.c.subject_id, sa.cast(rows.c.payload, JSONB)
+        rows.c.type, rows.c.owner_id, rows.c.subject_id, sa.cast(rows.c.payload, JSON)
     )
     kept_rows = picked.where(rows.c.submission_id.in_(sa.select(kept.c.id))).order_by(
         rows.c.position

@@ -29,7 +29,14 @@ from persistence.batching import (
     page_per_parent,
     rows_in_key_order,
 )
-from persistence.callbacks import AFTER, NOW, UPTO, event_range, queue_callbacks
+from persistence.callbacks import (
+    AFTER,
+    NOW,
+    UPTO,
+    event_range,
+    queue_callbacks,
+    sequenced_payload,
+)
 from persistence.tables import (
     events,
     outbox_cursors,
@@ -284,7 +291,7 @@ def _insert_deliveries() -> sa.Insert:
             events.c.type,
             # The event id orders one object's deliveries; retries and concurrent sends
             # may deliver them out of order, so receivers compare it.
-            events.c.payload.op("||")(sa.func.jsonb_build_object("sequence", events.c.id)),
+            sequenced_payload(),
             sa.literal(DeliveryStatus.PENDING.value),
             stamp,
             stamp,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -44,3 +45,14 @@ async def test_payloads_written_by_the_store_are_stored_as_the_domain_writes_the
     assert [(e.type.value, e.owner_id, e.subject_id) for e in expected] == [
         row[:3] for row in by_store
     ]
+
+
+async def test_payloads_are_kept_as_the_text_written(db: AsyncEngine) -> None:
+    """json, not jsonb (migration 0016): PostgreSQL keeps each payload's text, as orjson
+    wrote it, where jsonb would have parsed it and printed it back (keys reordered, spaces)."""
+    changes = varied_changes(await make_user(db))
+    async with SqlUnitOfWork(db) as uow:
+        await uow.events.append_changes(changes)
+        await uow.commit()
+    stored = [row[3] for row in await _stored(db)]
+    assert stored == [orjson.dumps(e.payload).decode() for e in events_of(changes)]
