@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 from uuid import UUID
 
+import orjson
 from uuid_utils.compat import uuid7
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -33,7 +34,18 @@ def new_id() -> UUID:
 
 
 def to_global_id(type_name: str, ident: UUID) -> str:
-    return b64encode_text(f"{type_name}:{ident}")
+    # A UUID's text from orjson (in C) rather than UUID.__str__ (in Python): 1.5 -> 0.65 us a
+    # global id, thousands of which a batch emits. Ids of other types (asyncpg's own UUID
+    # class, which orjson does not write) take str().
+    prefix = _PREFIXES.get(type_name)
+    if prefix is None:
+        prefix = _PREFIXES[type_name] = f"{type_name}:".encode()
+    text = orjson.dumps(ident)[1:-1] if type(ident) is UUID else str(ident).encode()
+    encoded = binascii.b2a_base64(prefix + text, newline=False)
+    return encoded.translate(_URLSAFE).rstrip(b"=").decode()
+
+
+_PREFIXES: dict[str, bytes] = {}
 
 
 # A keyset cursor names its list's kind of object (graph/ids.py), so one from another kind

@@ -231,3 +231,16 @@ def test_a_cursor_of_another_kind_of_list_is_invalid_input_naming_the_argument()
         from_cursor(cursor, "Submission", "before")
 
     assert list(raised.value.fields) == ["before"]
+
+
+class _DriverUUID(UUID):
+    """A UUID subclass, as asyncpg's own is: orjson does not write it, str() does."""
+
+
+@pytest.mark.parametrize("type_name", ["User", "Submission", "Result", "Batch", "WebhookDelivery"])
+def test_a_global_id_is_the_type_and_the_uuid_text_in_base64url(type_name: str) -> None:
+    for ident in (new_id(), uuid.uuid4(), UUID(int=0), UUID(int=2**128 - 1)):
+        expected = b64(f"{type_name}:{ident}")
+        assert to_global_id(type_name, ident) == expected
+        assert to_global_id(type_name, _DriverUUID(int=ident.int)) == expected
+        assert from_global_id(expected) == (type_name, ident)
