@@ -3,6 +3,7 @@ predict_proba, the arithmetic and the tables, the peers' pinned settings, the op
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import orjson
 import pytest
 from graphql import build_schema, parse, validate
 
-from bench import inference, inference_report, load, peers, run
+from bench import inference, inference_report, inference_run, load, peers, run
 from bench.inference import Oracle, Probabilities, Row
 from bench.inference_report import InferenceRow, best, every_round, summary
 from bench.report import Report, markdown, to_json
@@ -298,3 +299,17 @@ def test_options_run_the_inference_workloads_and_peers_by_default() -> None:
 def test_options_ask_for_compressed_answers_only_when_told() -> None:
     assert run.parse_options([]).accept_encoding is None
     assert run.parse_options(["--accept-encoding", "br, gzip"]).accept_encoding == "br, gzip"
+
+
+def test_the_collector_is_paused_in_a_timed_window_and_restored_after() -> None:
+    assert gc.isenabled()
+    with inference_run.collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with inference_run.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()
