@@ -147,7 +147,8 @@ NOTES = (
     "per prediction sent. Peak RSS: the process tree's; PostgreSQL's is its processes' RSS "
     "added up, so its shared buffers count once in each process that touched them. B1: from "
     "sending until every result is there (Assay: stored, counted in the database; peers: the "
-    "answer). Every answer of every server matched predict_proba (a wrong one fails the run)."
+    "answer), each server's first batch (its warm-up) not timed. Every answer of every "
+    "server matched predict_proba (a wrong one fails the run)."
     " load avg: the machine's 1-minute load average when the turn began."
 )
 

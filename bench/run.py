@@ -824,7 +824,9 @@ class Bench:
             f"{MODEL_NAME} ({model.name}, scikit-learn {sklearn_version}); assay serve on its "
             f"default settings with the per-caller limits raised; {o.rounds} rounds; S1 "
             f"{o.sequential} sequential; S2, S3 warm-up {o.warmup}s then {o.duration}s; B1 "
-            f"{o.batch_size} inputs; PostgreSQL CPU "
+            f"{o.batch_size} inputs"
+            + (", after one untimed batch per server" if o.warmup > 0 else "")
+            + "; PostgreSQL CPU "
             + ("counted" if db_pid is not None else "not counted (DATABASE_URL)")
         )
         bench.run(targets, self.url)

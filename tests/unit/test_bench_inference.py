@@ -313,3 +313,31 @@ def test_the_collector_is_paused_in_a_timed_window_and_restored_after() -> None:
         assert not gc.isenabled()  # left as it was found
     finally:
         gc.enable()
+
+
+class _Turns(inference_run.InferenceBench):
+    """Records the B1 turns run() asks for instead of sending them."""
+
+    def __init__(self, warmup: float) -> None:
+        options = inference_run.InferenceOptions(("B1",), (), 2, 10, 5, warmup, 1.0)
+        super().__init__(options, ORACLE, "model", lambda _: None)
+        self.turns: list[tuple[str, int]] = []
+
+    def batch(self, target: inference_run.Target, database_url: str, turn: int) -> InferenceRow:
+        self.turns.append((target.name, turn))
+        return _row("B1", target.name, turn, 0.1)
+
+
+@pytest.mark.parametrize(("warmup", "first"), [(2.0, [("assay", 0), ("peer", 0)]), (0.0, [])])
+def test_b1_warms_each_server_up_once_and_times_only_the_rounds(
+    warmup: float, first: list[tuple[str, int]]
+) -> None:
+    wire = inference.litserve_protocol()
+    targets = [
+        inference_run.Target("assay", 1, wire, None, 1),
+        inference_run.Target("peer", 2, wire, None, 2),
+    ]
+    bench = _Turns(warmup)
+    bench.run(targets, "postgresql://unused")
+    assert bench.turns == [*first, ("assay", 1), ("peer", 1), ("peer", 2), ("assay", 2)]
+    assert [(r.server, r.round) for r in bench.rows] == bench.turns[len(first) :]
