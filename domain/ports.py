@@ -219,6 +219,13 @@ class EventRepository(Protocol):
         store may build the payloads itself (a batch's thousands, without a dict each)."""
         ...
 
+    async def append_began(self, accepted: Sequence[Submission], started: datetime) -> None:
+        """Append what append_changes(services.inference.began_changes(accepted, started))
+        would: each submission's SUBMISSION_CREATED as accepted, then each one's
+        SUBMISSION_UPDATED as RUNNING from `started`. The store may write them without the
+        RUNNING copies and the changes (a batch's 2,000 events, made before its run)."""
+        ...
+
 
 class AccountRepository(Protocol):
     async def erase(self, user_id: UUID, now: datetime) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.event_payloads import SubmissionChange
 from domain.events import EventType, NewEvent
 from domain.ids import to_global_id
-from domain.submissions import Result
+from domain.submissions import Result, Submission
 
 # A batch's thousands of events as four arrays: a JSON document of rows with nested payloads
 # cost PostgreSQL 2-3x as much to read (json_to_recordset writes each payload back to text
@@ -58,17 +58,16 @@ class SqlEventRepository:
         await self._conn.execute(*change_events(changes))
         self.appended = True
 
+    async def append_began(self, accepted: Sequence[Submission], started: datetime) -> None:
+        if not accepted:
+            return
+        await self._conn.execute(_APPEND_TEXTS, began_columns(accepted, started).values())
+        self.appended = True
+
 
 def change_events(changes: Sequence[SubmissionChange]) -> tuple[sa.TextClause, dict[str, object]]:
     """The INSERT of `events_of(changes)` and its bound values (see _APPEND_TEXTS)."""
-    columns = event_columns(changes)
-    values: dict[str, object] = {
-        "types": columns.types,
-        "owners": columns.owners,
-        "subjects": columns.subjects,
-        "payloads": columns.payloads,
-    }
-    return _APPEND_TEXTS, values
+    return _APPEND_TEXTS, event_columns(changes).values()
 
 
 @dataclass(slots=True)
@@ -79,6 +78,15 @@ class EventColumns:
     owners: list[UUID] = field(default_factory=list)
     subjects: list[UUID] = field(default_factory=list)
     payloads: list[str] = field(default_factory=list)
+
+    def values(self) -> dict[str, object]:
+        """_APPEND_TEXTS's bound values."""
+        return {
+            "types": self.types,
+            "owners": self.owners,
+            "subjects": self.subjects,
+            "payloads": self.payloads,
+        }
 
 
 def event_columns(changes: Sequence[SubmissionChange]) -> EventColumns:
@@ -120,6 +128,45 @@ def event_columns(changes: Sequence[SubmissionChange]) -> EventColumns:
             out.subjects.append(result.id)
             out.payloads.append(f'{{"submissionId":"{sid}"{fields}}}')
     return out
+
+
+def began_columns(accepted: Sequence[Submission], started: datetime) -> EventColumns:
+    """event_columns(inference.began_changes(accepted, started)) without the RUNNING copies
+    and the changes: a submission's two payloads share its global id and batch id's text
+    (2,000 events: ~5 ms against ~15-18 ms that way; tests/unit/test_event_texts.py holds
+    them identical)."""
+    pending: list[str] = []
+    running: list[str] = []
+    batch_ids: dict[UUID, str] = {}
+    since = started.isoformat()
+    for submission in accepted:
+        sid = to_global_id("Submission", submission.id)
+        batch_id, tail = submission.batch_id, "}"
+        if batch_id is not None:
+            batch = batch_ids.get(batch_id)
+            if batch is None:
+                batch = batch_ids[batch_id] = to_global_id("Batch", batch_id)
+            tail = f',"batchId":"{batch}"}}'
+        error = "null" if submission.error is None else _json(submission.error)
+        pending.append(
+            f'{{"submissionId":"{sid}","status":"{submission.status.value}","error":{error}'
+            f',"attempts":{submission.attempts},"updatedAt":"{submission.updated_at.isoformat()}"'
+            f"{tail}"
+        )
+        running.append(
+            f'{{"submissionId":"{sid}","status":"RUNNING","error":{error},"attempts":1'
+            f',"updatedAt":"{since}"{tail}'
+        )
+    owners = [s.owner_id for s in accepted]
+    subjects = [s.id for s in accepted]
+    count = len(accepted)
+    return EventColumns(
+        types=[EventType.SUBMISSION_CREATED.value] * count
+        + [EventType.SUBMISSION_UPDATED.value] * count,
+        owners=owners + owners,
+        subjects=subjects + subjects,
+        payloads=pending + running,
+    )
 
 
 def _json(value: object) -> str:

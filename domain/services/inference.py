@@ -125,6 +125,14 @@ def run_from(submission: Submission, started: datetime) -> Submission:
     return submission.moved(SubmissionStatus.RUNNING, submission.error, 1, started)
 
 
+def began_changes(accepted: Sequence[Submission], started: datetime) -> list[SubmissionChange]:
+    """Each submission's PENDING (as accepted), then each one's RUNNING from `started`, as the
+    process that accepted them runs them at once: the events' ids follow the list."""
+    return [SubmissionChange(EventType.SUBMISSION_CREATED, s) for s in accepted] + [
+        SubmissionChange(EventType.SUBMISSION_UPDATED, run_from(s, started)) for s in accepted
+    ]
+
+
 def finished_change(
     running: Submission, model: Model, outcome: Prediction | ModelFailure, now: datetime
 ) -> SubmissionChange:

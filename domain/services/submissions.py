@@ -253,13 +253,6 @@ class _Run:
     claimed: list[Submission]  # each RUNNING from `started`, this process's
 
 
-def _began(accepted: list[Submission], running: list[Submission]) -> list[SubmissionChange]:
-    """Each submission's PENDING, then each one's RUNNING: the events' ids follow the list."""
-    return [SubmissionChange(EventType.SUBMISSION_CREATED, s) for s in accepted] + [
-        SubmissionChange(EventType.SUBMISSION_UPDATED, s) for s in running
-    ]
-
-
 async def _store_run(
     uow: UnitOfWork, run: _Run, runner: BatchRunner | None, lease: timedelta, clock: Clock
 ) -> tuple[list[Submission], asyncio.Future[Sequence[Outcome]] | None]:
@@ -273,7 +266,7 @@ async def _store_run(
     and statistics, those made while PostgreSQL writes the rest), nothing to hand over.
     Otherwise (or not run here) stored claimed under `lease` for the loop: returns the
     claim and the run, if begun."""
-    told = asyncio.ensure_future(uow.events.append_changes(_began(run.accepted, run.claimed)))
+    told = asyncio.ensure_future(uow.events.append_began(run.accepted, run.started))
     running: asyncio.Future[Sequence[Outcome]] | None = None
     outcomes, finals = None, None
     try:

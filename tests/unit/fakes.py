@@ -25,6 +25,7 @@ from domain.pagination import Page, PageRequest, keyset_of
 from domain.ports import LocalWorkers, PresignedUpload, QueueStats
 from domain.principal import Identity
 from domain.quality import Feedback
+from domain.services.inference import began_changes
 from domain.submissions import ClaimEnd, FinishedRun, Result, Submission, SubmissionStatus
 from domain.users import User, UserFilter
 from domain.webhooks import (
@@ -526,6 +527,9 @@ class FakeEventRepository:
 
     async def append_changes(self, changes: Sequence[SubmissionChange]) -> None:
         self._data.events.extend(events_of(changes))
+
+    async def append_began(self, accepted: Sequence[Submission], started: datetime) -> None:
+        await self.append_changes(began_changes(accepted, started))
 
 
 class FakeWebhookRepository:

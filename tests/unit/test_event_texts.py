@@ -6,11 +6,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from domain.event_payloads import SubmissionChange, events_of
-from persistence.events import event_columns
+from domain.services.inference import began_changes
+from domain.submissions import SubmissionStatus
+from persistence.events import began_columns, event_columns
 from tests.event_changes import varied_changes
 
 
@@ -39,3 +42,27 @@ def test_a_value_met_again_is_written_as_the_first_time() -> None:
     same_moment = replace(second, submission=replace(second.submission, id=uuid.uuid4()))
     changes = [first, again, second, same_moment]
     assert event_columns(changes).payloads == [p for *_, p in _by_domain(changes)]
+
+
+def test_a_batch_begun_is_written_as_its_changes_would_be() -> None:
+    # Accepted submissions with a batch or none, an error to escape, one microsecond apart,
+    # and a start time without microseconds (isoformat drops them).
+    owner, batch = uuid.uuid4(), uuid.uuid4()
+    at = datetime(2026, 12, 6, 1, 2, 3, 456789, tzinfo=UTC)
+    accepted = [
+        replace(c.submission, id=uuid.uuid4(), status=SubmissionStatus.PENDING, attempts=0)
+        for c in varied_changes(owner)
+    ]
+    accepted = [
+        replace(
+            s, batch_id=batch if n % 3 else s.batch_id, updated_at=at + timedelta(microseconds=n)
+        )
+        for n, s in enumerate(accepted)
+    ]
+    started = datetime(2026, 12, 6, 1, 2, 4, tzinfo=UTC)
+    columns = began_columns(accepted, started)
+    stored = list(
+        zip(columns.types, columns.owners, columns.subjects, columns.payloads, strict=True)
+    )
+    assert stored == _by_domain(began_changes(accepted, started))
+    assert began_columns([], started).values() == event_columns([]).values()
