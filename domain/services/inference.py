@@ -134,14 +134,16 @@ def began_changes(accepted: Sequence[Submission], started: datetime) -> list[Sub
 
 
 def finished_change(
-    running: Submission, model: Model, outcome: Prediction | ModelFailure, now: datetime
+    accepted: Submission, model: Model, outcome: Prediction | ModelFailure, now: datetime
 ) -> SubmissionChange:
-    """A submission run at once (never queued, so never retried) as its outcome ends it at
-    `now`, SUCCEEDED with its result or FAILED, with what that tells subscribers."""
+    """A submission run at once as accepted (never queued, so never retried: run_from's one
+    attempt) as its outcome ends it at `now`, SUCCEEDED with its result or FAILED, with what
+    that tells subscribers. Made from the accepted submission, not its RUNNING copy: a
+    batch ends a thousand."""
     if isinstance(outcome, ModelFailure):
-        failed = running.moved(SubmissionStatus.FAILED, str(outcome), running.attempts, now)
+        failed = accepted.moved(SubmissionStatus.FAILED, str(outcome), 1, now)
         return SubmissionChange(EventType.SUBMISSION_FAILED, failed)
-    done = running.moved(SubmissionStatus.SUCCEEDED, running.error, running.attempts, now)
+    done = accepted.moved(SubmissionStatus.SUCCEEDED, accepted.error, 1, now)
     return _outcome_change(done, model, outcome, now)
 
 

@@ -323,7 +323,7 @@ def _finished(
 ) -> FinishedRun:
     """The submission as it ends, with the events a queued one would have had, in order."""
     running = run_from(submission, started)
-    end = finished_change(running, model, outcome, ended)
+    end = finished_change(submission, model, outcome, ended)
     changes = [
         SubmissionChange(EventType.SUBMISSION_CREATED, submission),
         SubmissionChange(EventType.SUBMISSION_UPDATED, running),

@@ -227,9 +227,7 @@ async def create_batch(
             if lease is None:
                 await _store_queued(uow, batch, accepted)
             else:
-                run = _Run(
-                    batch, model, accepted, started, [run_from(s, started) for s in accepted]
-                )
+                run = _Run(batch, model, accepted, started)
                 claimed, running = await _store_run(uow, run, runner, lease, clock)
         except BaseException:
             if workers is not None and lease is not None:
@@ -250,7 +248,11 @@ class _Run:
     model: Model
     accepted: list[Submission]
     started: datetime
-    claimed: list[Submission]  # each RUNNING from `started`, this process's
+
+    def claimed(self) -> list[Submission]:
+        """Each RUNNING from `started`, this process's: what is stored when the run does
+        not end within the runner's inline_seconds."""
+        return [run_from(s, self.started) for s in self.accepted]
 
 
 async def _store_run(
@@ -279,15 +281,16 @@ async def _store_run(
         if outcomes is not None and not any(_is_passing(o) for o in outcomes):
             finals = [
                 finished_change(s, run.model, o, ended)
-                for s, o in zip(run.claimed, outcomes, strict=True)
+                for s, o in zip(run.accepted, outcomes, strict=True)
             ]
     finally:
         await told
     if outcomes is None or finals is None:
         await uow.batches.add(run.batch)
-        await uow.submissions.add_many(run.claimed, lease_until=run.started + lease)
+        claimed = run.claimed()
+        await uow.submissions.add_many(claimed, lease_until=run.started + lease)
         await uow.commit()
-        return run.claimed, running
+        return claimed, running
     completed = _completed(run.batch, finals, ended)
     await uow.batches.add(completed)
     ran = list(zip(run.accepted, outcomes, strict=True))
