@@ -73,14 +73,16 @@ def _event_of(row: asyncpg.Record) -> Event:
 
 async def listening_connection(dsn: str) -> asyncpg.Connection:
     """A connection of the listener's own whose json values (the events' payloads) decode as
-    SQLAlchemy's do here (orjson, persistence/database.py)."""
+    SQLAlchemy's do here (orjson, persistence/database.py); jsonb too, as the payloads were
+    before migration 0016 (new code may run before the migration does)."""
     conn = await asyncpg.connect(
         dsn, server_settings={"application_name": LISTENER_APPLICATION_NAME}
     )
     try:
-        await conn.set_type_codec(
-            "json", schema="pg_catalog", encoder=str, decoder=orjson.loads, format="text"
-        )
+        for name in ("json", "jsonb"):
+            await conn.set_type_codec(
+                name, schema="pg_catalog", encoder=str, decoder=orjson.loads, format="text"
+            )
     except BaseException:
         await conn.close()
         raise

@@ -291,6 +291,36 @@ async def test_the_listener_delivers_each_event_as_the_table_holds_it(
     assert event.created_at.tzinfo is not None
 
 
+async def test_payloads_stored_as_jsonb_as_before_migration_0016_are_delivered_decoded(
+    db: AsyncEngine, listening: tuple[EventListener, Received]
+) -> None:
+    # New code may run before the migration that makes the column json does.
+    _, received = listening
+    owner = await make_user(db)
+    notifier = OutboxNotifier(db)
+    payload = {"text": "é ✓", "n": 1.5}
+    async with db.begin() as conn:
+        await conn.execute(sa.text("ALTER TABLE events ALTER payload TYPE jsonb"))
+    try:
+        await _append(db, owner, 1)
+        async with db.begin() as conn:
+            await conn.execute(
+                sa.insert(events).values(
+                    type=EventType.RESULT_CREATED.value,
+                    owner_id=owner,
+                    subject_id=uuid.uuid4(),
+                    payload=payload,
+                )
+            )
+        notifier.poke()
+        await received.until(2)
+    finally:
+        await notifier.close()
+        async with db.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE events ALTER payload TYPE json"))
+    assert [e.payload for e in received.events] == [{"n": 0}, payload]
+
+
 async def test_an_id_committed_late_is_still_delivered(
     db: AsyncEngine, listening: tuple[EventListener, Received]
 ) -> None:

@@ -20,7 +20,9 @@ def upgrade() -> None:
     # Python); jsonb parsed each into its binary form at INSERT (about 45% of an event row's
     # cost: 4,000 of them for a 1,000-input batch) and printed it back as text at every read.
     # json keeps the checked text. The webhooks' and callbacks' fan-out cast it to jsonb.
-    # Rewrites the table (an ACCESS EXCLUSIVE lock while it runs).
+    # Rewrites the table (an ACCESS EXCLUSIVE lock while it runs: writers of events wait).
+    # Either code runs against either type: PostgreSQL casts json and jsonb into each other
+    # on assignment, and the listener decodes both.
     op.execute("ALTER TABLE events ALTER COLUMN payload TYPE json USING payload::json")
 
 
