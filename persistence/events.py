@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.event_payloads import SubmissionChange
 from domain.events import EventType, NewEvent
 from domain.ids import to_global_id
-from domain.submissions import Result, Submission
+from domain.submissions import Result, Submission, SubmissionStatus
 
 # A batch's thousands of events as four arrays: a JSON document of rows with nested payloads
 # cost PostgreSQL 2-3x as much to read (json_to_recordset writes each payload back to text
@@ -110,11 +110,7 @@ def event_columns(changes: Sequence[SubmissionChange]) -> EventColumns:
         at = moments.get(submission.updated_at)
         if at is None:
             at = moments[submission.updated_at] = submission.updated_at.isoformat()
-        error = "null" if submission.error is None else _json(submission.error)
-        text = (
-            f'{{"submissionId":"{sid}","status":"{submission.status.value}","error":{error}'
-            f',"attempts":{submission.attempts},"updatedAt":"{at}"'
-        )
+        text = _head(sid, submission.status.value, submission.error, submission.attempts, at)
         if submission.batch_id is not None:
             text += f',"batchId":"{global_id("Batch", submission.batch_id)}"'
         fields = "" if result is None else _result_fields(result)
@@ -147,16 +143,9 @@ def began_columns(accepted: Sequence[Submission], started: datetime) -> EventCol
             if batch is None:
                 batch = batch_ids[batch_id] = to_global_id("Batch", batch_id)
             tail = f',"batchId":"{batch}"}}'
-        error = "null" if submission.error is None else _json(submission.error)
-        pending.append(
-            f'{{"submissionId":"{sid}","status":"{submission.status.value}","error":{error}'
-            f',"attempts":{submission.attempts},"updatedAt":"{submission.updated_at.isoformat()}"'
-            f"{tail}"
-        )
-        running.append(
-            f'{{"submissionId":"{sid}","status":"RUNNING","error":{error},"attempts":1'
-            f',"updatedAt":"{since}"{tail}'
-        )
+        at, error = submission.updated_at.isoformat(), submission.error
+        pending.append(_head(sid, submission.status.value, error, submission.attempts, at) + tail)
+        running.append(_head(sid, SubmissionStatus.RUNNING.value, error, 1, since) + tail)
     owners = [s.owner_id for s in accepted]
     subjects = [s.id for s in accepted]
     count = len(accepted)
@@ -166,6 +155,16 @@ def began_columns(accepted: Sequence[Submission], started: datetime) -> EventCol
         owners=owners + owners,
         subjects=subjects + subjects,
         payloads=pending + running,
+    )
+
+
+def _head(sid: str, status: str, error: str | None, attempts: int, at: str) -> str:
+    """A submission payload's text up to its batch and result (event_payloads'
+    submission_payload): what every submission event's starts with."""
+    written = "null" if error is None else _json(error)
+    return (
+        f'{{"submissionId":"{sid}","status":"{status}","error":{written}'
+        f',"attempts":{attempts},"updatedAt":"{at}"'
     )
 
 
