@@ -298,27 +298,17 @@ async def test_payloads_stored_as_jsonb_as_before_migration_0016_are_delivered_d
     _, received = listening
     owner = await make_user(db)
     notifier = OutboxNotifier(db)
-    payload = {"text": "é ✓", "n": 1.5}
     async with db.begin() as conn:
         await conn.execute(sa.text("ALTER TABLE events ALTER payload TYPE jsonb"))
     try:
-        await _append(db, owner, 1)
-        async with db.begin() as conn:
-            await conn.execute(
-                sa.insert(events).values(
-                    type=EventType.RESULT_CREATED.value,
-                    owner_id=owner,
-                    subject_id=uuid.uuid4(),
-                    payload=payload,
-                )
-            )
+        await _append(db, owner, 2)
         notifier.poke()
         await received.until(2)
     finally:
         await notifier.close()
         async with db.begin() as conn:
             await conn.execute(sa.text("ALTER TABLE events ALTER payload TYPE json"))
-    assert [e.payload for e in received.events] == [{"n": 0}, payload]
+    assert [e.payload for e in received.events] == [{"n": 0}, {"n": 1}]
 
 
 async def test_an_id_committed_late_is_still_delivered(
