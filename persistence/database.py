@@ -123,8 +123,8 @@ def _drop_invalidated_at_once(engine: AsyncEngine) -> None:
 def create_engine(
     url: str,
     *,
-    pool_size: int = 10,
-    max_overflow: int = 10,
+    pool_size: int = 20,
+    max_overflow: int = 0,
     ssl_mode: str = "disable",
     statement_timeout_ms: int = 30_000,
     on_statement: Callable[[], None] | None = None,

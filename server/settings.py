@@ -74,8 +74,11 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "ASSAY_DATABASE_URL")
     )
     database_secret: str | None = None
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # A fixed pool: SQLAlchemy closes an overflow connection given back while pool_size sit
+    # in the pool, so under more requests than connections (10 + 10 overflow, 32 callers)
+    # ~20 connections a second were opened and closed, each a new backend (W2 0.5x).
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
     db_ssl_mode: DatabaseSslMode = DatabaseSslMode.DISABLE
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     # Together under 2 s: a request meets an outage with UNAVAILABLE, not a hang.
