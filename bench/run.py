@@ -493,6 +493,12 @@ class Bench:
             f"p99 {row.p99_ms:.1f} ms, SQL/req {row.sql_per_request:.2f}, "
             f"CPU ms/req {'-' if cpu is None else f'{cpu:.2f}'}, {_paths(window)}"
         )
+        if row.errors:
+            log(
+                f"{workload.name} {server.name} c={connections}: {result.errors} failed "
+                f"requests {list(result.error_examples)}, {window.graphql_errors} answers "
+                "with GraphQL errors (the server's count)"
+            )
         return row
 
     def sql_per_request(
