@@ -53,6 +53,22 @@ def is_lost_connection(error: BaseException) -> bool:
     )
 
 
+# No connection came free within the pool timeout: the database may answer, but every
+# connection is in use (more requests than connections, or statements slow to end).
+BUSY = (
+    "every database connection stayed in use past the pool timeout (the server is busy, or "
+    "the database slow to answer); retry shortly"
+)
+
+
+def unavailable(error: BaseException) -> Unavailable:
+    """The domain's error for an outage met while connecting: the pool's timeout says it
+    was busy, not that the database is down."""
+    if any(isinstance(e, exc.TimeoutError) for e in _chain(error)):
+        return Unavailable(BUSY)
+    return Unavailable()
+
+
 def is_unreachable(error: BaseException) -> bool:
     """Connecting failed because the server cannot be reached (or went away meanwhile)."""
     return is_lost_connection(error) or any(isinstance(e, _UNREACHABLE) for e in _chain(error))

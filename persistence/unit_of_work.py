@@ -22,7 +22,7 @@ from persistence.feedback import SqlFeedbackRepository
 from persistence.model_alerts import SqlModelAlertRepository
 from persistence.models import SqlModelRepository
 from persistence.monitoring import SqlMonitoringRepository
-from persistence.outages import is_lost_connection, is_unreachable
+from persistence.outages import is_lost_connection, is_unreachable, unavailable
 from persistence.projections import SqlProjectionReader
 from persistence.submissions import SqlResultRepository, SqlSubmissionRepository
 from persistence.users import SqlUserRepository
@@ -142,7 +142,7 @@ class SqlUnitOfWork:
             # be chosen until then.
         except Exception as error:
             if is_unreachable(error):
-                raise Unavailable() from error
+                raise unavailable(error) from error
             raise
         return conn
 
@@ -187,8 +187,8 @@ class SqlUnitOfWork:
                 await alongside.undo()
         # One place turns a lost database into the domain's error, whatever statement of the
         # block met it (the caller answers UNAVAILABLE, not an internal error).
-        if is_lost and not isinstance(exc, Unavailable):
-            raise Unavailable() from exc
+        if is_lost and exc is not None and not isinstance(exc, Unavailable):
+            raise unavailable(exc) from exc
 
     def results_alongside(self) -> ResultsAlongside | None:
         """Where this transaction's results may be written alongside it (None for a unit

@@ -224,3 +224,21 @@ async def test_a_frozen_server_costs_a_take_one_ping_of_the_kept_not_one_each(
     finally:
         monkeypatch.undo()
         await engine.dispose()
+
+
+async def test_no_connection_free_within_the_pool_timeout_says_busy_not_down(
+    postgres_url: str,
+) -> None:
+    """Every connection in use past the pool timeout: UNAVAILABLE that says so (it said "the
+    database is unavailable" while the database answered every statement)."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0, pool_timeout_seconds=0.2)
+    try:
+        async with SqlUnitOfWork(engine) as holder:
+            assert await holder.connection.scalar(sa.text("select 1")) == 1
+            for read_only in (True, False):
+                with pytest.raises(Unavailable, match="stayed in use past the pool timeout"):
+                    async with SqlUnitOfWork(engine, read_only=read_only):
+                        pass
+        assert await _read_backend(engine) > 0  # free again: reads go on
+    finally:
+        await engine.dispose()
