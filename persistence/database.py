@@ -200,8 +200,9 @@ class ReadConnections:
     the request a timeout each), one kept for longer than the pool's recycle age in all goes
     back through the pool's checkout (which replaces it). One that failed is not kept
     (SQLAlchemy or persistence/driver.py invalidated it). A writer that finds no idle
-    connection in the pool gets one kept here back there first (`make_room`), and disposing
-    the engine closes them all.
+    connection in the pool gets one kept here back there first (`make_room`); while any unit
+    of work waits in the pool's checkout, connections given back (and those kept) go to the
+    pool, so the one waiting longest gets the next, and disposing the engine closes them all.
     """
 
     def __init__(
@@ -216,6 +217,10 @@ class ReadConnections:
         self._ping_after = ping_after_idle_seconds
         self.recycle_seconds = recycle_seconds
         self._kept: list[tuple[AsyncConnection, float]] = []  # newest last
+        # Units of work waiting in the pool's checkout (`checkout`): while any wait, a read's
+        # connection goes back to the pool, to the longest waiter, rather than being kept
+        # for whichever read comes next.
+        self._waiting = 0
         event.listen(engine.sync_engine, "engine_disposed", self._close_all)
 
     @property
@@ -223,6 +228,10 @@ class ReadConnections:
         return len(self._kept)
 
     async def take(self) -> AsyncConnection:
+        if self._waiting:
+            # Others came first and wait in the pool: the kept ones go to them.
+            while self._kept:
+                await self._return(*self._kept.pop(0))
         while self._kept:
             conn, kept_since = self._kept.pop()
             check = await self._check(conn, kept_since)
@@ -233,16 +242,33 @@ class ReadConnections:
                 # enough. The others go back to the pool unpinged; its checkout decides.
                 while self._kept:
                     await self._return(*self._kept.pop())
-        conn = await self._engine.connect()
+        conn = await self.checkout()
         # asyncpg's adapter only records the level (no I/O): no greenlet hand-off needed.
         assert conn.sync_connection is not None
         conn.sync_connection.execution_options(isolation_level="AUTOCOMMIT")
         return conn
 
+    async def checkout(self) -> AsyncConnection:
+        """A connection from the pool, waiting for one (up to its timeout) when none is idle.
+        Kept connections served whoever came next, so under more units of work than
+        connections one waiting in the pool could starve past its timeout while reads that
+        came after it went on; now a connection given back while any wait goes to them."""
+        self._waiting += 1
+        try:
+            return await self._engine.connect()
+        finally:
+            self._waiting -= 1
+
     async def give_back(self, conn: AsyncConnection) -> None:
         sync = conn.sync_connection
         driver = None if sync is None or conn.invalidated else sync.connection.driver_connection
-        if sync is None or driver is None or driver.is_closed() or len(self._kept) >= self.capacity:
+        if (
+            sync is None
+            or driver is None
+            or driver.is_closed()
+            or len(self._kept) >= self.capacity
+            or self._waiting
+        ):
             await self._return(conn, time.monotonic())
             return
         if conn.in_transaction():

@@ -133,7 +133,7 @@ class SqlUnitOfWork:
                 return await reads.take()
             if reads is not None:
                 await reads.make_room()
-            conn = await self._engine.connect()
+            conn = await (self._engine.connect() if reads is None else reads.checkout())
             if self._kept:
                 # Each statement on its own, no BEGIN/ROLLBACK round trips.
                 _autocommit(conn)
