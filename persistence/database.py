@@ -151,6 +151,11 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=POOL_RECYCLE_SECONDS,
+        # The connection given back last goes out first: after a burst opened them all, a
+        # steady flow reuses a few, whose prepared statements are warm; first-in-first-out
+        # handed each unit of work the one idle longest (B1 after S3, in-process: medians
+        # 160-196 -> 122-140 ms). Idle ones stay idle, and the recycle age ends them.
+        pool_use_lifo=True,
         pool_timeout=pool_timeout_seconds,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,

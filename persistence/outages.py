@@ -62,8 +62,8 @@ BUSY = (
 
 
 def unavailable(error: BaseException) -> Unavailable:
-    """The domain's error for an outage met while connecting: the pool's timeout says it
-    was busy, not that the database is down."""
+    """The domain's error for a database lost or out of reach (see is_unreachable): after
+    the pool's timeout, it says every connection was busy, not that the database is down."""
     if any(isinstance(e, exc.TimeoutError) for e in _chain(error)):
         return Unavailable(BUSY)
     return Unavailable()

@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     database_secret: str | None = None
     # A fixed pool: SQLAlchemy closes an overflow connection given back while pool_size sit
     # in the pool, so under more requests than connections (10 + 10 overflow, 32 callers)
-    # ~20 connections a second were opened and closed, each a new backend (W2 0.5x).
+    # ~20 connections a second were opened and closed, each a new backend: W2 at 32 callers
+    # ran at half its rate at 8 (docs/performance.md, session 18).
     db_pool_size: int = Field(default=20, ge=1, le=200)
     db_max_overflow: int = Field(default=0, ge=0, le=200)
     db_ssl_mode: DatabaseSslMode = DatabaseSslMode.DISABLE

@@ -156,3 +156,31 @@ async def test_under_more_requests_than_connections_the_pool_keeps_its_connectio
         assert len(opened) <= bound
     finally:
         await engine.dispose()
+
+
+async def test_after_a_burst_a_steady_flow_reuses_the_connection_given_back_last(
+    postgres_url: str,
+) -> None:
+    """A burst opens every connection; afterwards one unit of work at a time gets the one
+    given back last (its statements already prepared), not each in turn (first in, first
+    out: each unit of work met a connection that had not prepared its statements)."""
+    engine = create_engine(postgres_url, pool_size=4, max_overflow=0)
+    held = asyncio.Semaphore(0)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("select 1"))
+            held.release()
+            await release.wait()
+
+    try:
+        burst = [asyncio.create_task(hold()) for _ in range(4)]
+        for _ in burst:
+            await held.acquire()
+        release.set()
+        await asyncio.gather(*burst)
+        backends = {await _backend_of(engine) for _ in range(6)}
+        assert len(backends) == 1
+    finally:
+        await engine.dispose()
