@@ -245,8 +245,11 @@ class ReadConnections:
             if check == "unanswered":
                 # A frozen server makes each ping wait out the command timeout: one is
                 # enough. The others go back to the pool unpinged; its checkout decides.
+                # The dead one goes last: the pool hands out the one given back last, and
+                # this one connects anew rather than being pinged.
                 while self._kept:
                     await self._return(*self._kept.pop())
+                await self._return(conn, kept_since)
         conn = await self.checkout()
         # asyncpg's adapter only records the level (no I/O): no greenlet hand-off needed.
         assert conn.sync_connection is not None
@@ -308,8 +311,7 @@ class ReadConnections:
             await driver.fetchrow(";")
         except Exception as error:
             await conn.invalidate(error)
-            await self._return(conn, kept_since)
-            return "unanswered"
+            return "unanswered"  # take() gives it back
         return "usable"
 
     @staticmethod
